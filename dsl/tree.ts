@@ -1,0 +1,29 @@
+// Trees: nested records whose leaves are tensors, host arrays or shapes. Flattened paths ("enc.0.w") name graph inputs.
+export type Tree<L> = L | { readonly [key: string]: Tree<L> };
+
+export const flatten = <L>(tree: Tree<L>, isLeaf: (x: unknown) => x is L, prefix = ''): [string, L][] => {
+  if (isLeaf(tree)) return [[prefix, tree]];
+  const out: [string, L][] = [];
+  for (const [k, v] of Object.entries(tree as Record<string, Tree<L>>)) {
+    if (k.includes('.')) throw new Error(`tree key '${k}' contains '.', which separates path segments`);
+    out.push(...flatten(v, isLeaf, prefix ? `${prefix}.${k}` : k));
+  }
+  return out;
+};
+
+export const unflatten = <L>(entries: Iterable<readonly [string, L]>): Tree<L> => {
+  const root: Record<string, unknown> = {};
+  for (const [path, leaf] of entries) {
+    const keys = path.split('.');
+    let node = root;
+    keys.slice(0, -1).forEach((k) => {
+      node[k] ??= {};
+      node = node[k] as Record<string, unknown>;
+    });
+    node[keys[keys.length - 1]] = leaf;
+  }
+  return root as Tree<L>;
+};
+
+export const mapTree = <A, B>(tree: Tree<A>, isLeaf: (x: unknown) => x is A, f: (leaf: A, path: string) => B): Tree<B> =>
+  unflatten(flatten(tree, isLeaf).map(([p, l]) => [p, f(l, p)] as const));
