@@ -12,10 +12,8 @@ export const liveNodes = (graph: Graph, outputIds: readonly number[]): Set<numbe
   return live;
 };
 
-export const evaluate = (graph: Graph, inputs: Readonly<Record<string, NDArray>>, only?: readonly string[]): Record<string, NDArray> => {
-  const outputs = only ? graph.outputs.filter((o) => only.includes(o.name)) : graph.outputs;
-  if (only) for (const name of only) if (!outputs.some((o) => o.name === name)) throw new Error(`evaluate: no output named '${name}'; outputs: ${graph.outputs.map((o) => o.name).join(', ')}`);
-  const live = liveNodes(graph, outputs.map((o) => o.id));
+/** Values of every live node, by node id. */
+export const evaluateNodes = (graph: Graph, inputs: Readonly<Record<string, NDArray>>, live: ReadonlySet<number>): Map<number, NDArray> => {
   const values = new Map<number, NDArray>();
   for (const n of graph.nodes) {
     if (!live.has(n.id)) continue;
@@ -31,5 +29,13 @@ export const evaluate = (graph: Graph, inputs: Readonly<Record<string, NDArray>>
     const data = (primitives[n.op].eval as (a: readonly NDArray[], attrs: unknown, s: readonly number[]) => Float64Array)(args, n.attrs, n.shape);
     values.set(n.id, { shape: n.shape, data });
   }
+  return values;
+};
+
+/** Evaluates the graph's outputs (or only those named) in float64. */
+export const evaluate = (graph: Graph, inputs: Readonly<Record<string, NDArray>>, only?: readonly string[]): Record<string, NDArray> => {
+  const outputs = only ? graph.outputs.filter((o) => only.includes(o.name)) : graph.outputs;
+  if (only) for (const name of only) if (!outputs.some((o) => o.name === name)) throw new Error(`evaluate: no output named '${name}'; outputs: ${graph.outputs.map((o) => o.name).join(', ')}`);
+  const values = evaluateNodes(graph, inputs, liveNodes(graph, outputs.map((o) => o.id)));
   return Object.fromEntries(outputs.map((o) => [o.name, values.get(o.id)!]));
 };

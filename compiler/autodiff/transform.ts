@@ -32,7 +32,7 @@ export const resolveWrt = (graph: Graph, wrt: readonly string[]): NodeOf<'input'
 };
 
 /** Nodes whose value depends differentiably on one of `sources`. */
-const activeNodes = (graph: Graph, sources: readonly Node[]): Set<number> => {
+export const activeNodes = (graph: Graph, sources: readonly Node[]): Set<number> => {
   const active = new Set(sources.map((n) => n.id));
   for (const n of graph.nodes) if (!blocksGradient.has(n.op) && n.inputs.some((i) => active.has(i))) active.add(n.id);
   return active;
