@@ -17,16 +17,16 @@ const fail = (g: GraphBuilder, op: string, detail: string): never => {
 // ---- constants --------------------------------------------------------------------------------------------
 
 /** A constant tensor from flat row-major values. */
-export const constant = <S extends Shape>(values: ArrayLike<number>, shape: S): Tensor<S> => {
+export const constant = <const S extends Shape>(values: ArrayLike<number>, shape: S): Tensor<S> => {
   const g = builderFor('constant', []);
   return emit<S>(g, 'constant', [], { value: Float64Array.from(values) }, shape);
 };
 
 export const scalar = (v: number, g: GraphBuilder = builderFor('scalar', [])): Tensor<[]> => emit<[]>(g, 'constant', [], { value: Float64Array.of(v) }, []);
 
-export const full = <S extends Shape>(shape: S, v: number): Tensor<S> => broadcastTo(scalar(v), shape);
-export const zeros = <S extends Shape>(shape: S): Tensor<S> => full(shape, 0);
-export const ones = <S extends Shape>(shape: S): Tensor<S> => full(shape, 1);
+export const full = <const S extends Shape>(shape: S, v: number): Tensor<S> => broadcastTo(scalar(v), shape);
+export const zeros = <const S extends Shape>(shape: S): Tensor<S> => full(shape, 0);
+export const ones = <const S extends Shape>(shape: S): Tensor<S> => full(shape, 1);
 
 const lift = (g: GraphBuilder, x: Operand): Tensor => (x instanceof Tensor ? x : scalar(x, g));
 
@@ -86,9 +86,13 @@ export const eq = binaryOp('eq');
 export const ne = binaryOp('ne');
 
 /** `a` where `cond` is non-zero, else `b`, with broadcasting of all three. */
-export const where = (cond: Operand, a: Operand, b: Operand): Tensor => {
+export const where = <C extends Operand, A extends Operand, B extends Operand>(
+  cond: C,
+  a: A & BroadcastCheck<ShapeOf<C>, ShapeOf<A>>,
+  b: B & BroadcastCheck<Broadcast<ShapeOf<C>, ShapeOf<A>>, ShapeOf<B>>,
+): Tensor<Broadcast<Broadcast<ShapeOf<C>, ShapeOf<A>>, ShapeOf<B>>> => {
   const g = builderFor('where', [cond, a, b]);
-  return emit(g, 'where', broadcastAll('where', g, [lift(g, cond), lift(g, a), lift(g, b)]), {});
+  return emit(g, 'where', broadcastAll('where', g, [lift(g, cond), lift(g, a as Operand), lift(g, b as Operand)]), {});
 };
 
 export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> => emit<S>(x.graph, 'stopGradient', [x], {});
@@ -123,8 +127,11 @@ export const max = reduceOp('reduceMax', 'max');
 
 // ---- layout -----------------------------------------------------------------------------------------------
 
+/** A reshape target with its inferred -1 dimension typed as `number`. */
+export type Inferred<S extends Shape> = { -readonly [K in keyof S]: S[K] extends -1 ? number : S[K] };
+
 /** Reshape; one dimension may be -1 and is inferred. */
-export const reshape = <const S extends Shape>(x: Tensor, shape: S): Tensor<S> => {
+export const reshape = <const S extends Shape>(x: Tensor, shape: S): Tensor<Inferred<S>> => {
   const known = shape.filter((d) => d !== -1);
   const inferred = shape.length - known.length;
   let target: Shape = shape;
@@ -133,8 +140,8 @@ export const reshape = <const S extends Shape>(x: Tensor, shape: S): Tensor<S> =
     if (k === 0 || size(x.shape) % k !== 0) fail(x.graph, 'reshape', `cannot reshape ${fmt(x.shape)} to ${fmt(shape)}`);
     target = shape.map((d) => (d === -1 ? size(x.shape) / k : d));
   } else if (inferred > 1) fail(x.graph, 'reshape', `only one dimension may be -1 in ${fmt(shape)}`);
-  if (target.length === x.rank && target.every((d, i) => d === x.shape[i])) return x as unknown as Tensor<S>;
-  return emit<S>(x.graph, 'reshape', [x], {}, target);
+  if (target.length === x.rank && target.every((d, i) => d === x.shape[i])) return x as unknown as Tensor<Inferred<S>>;
+  return emit<Inferred<S>>(x.graph, 'reshape', [x], {}, target);
 };
 
 export const broadcastTo = <const S extends Shape>(x: Tensor, shape: S): Tensor<S> => {
@@ -229,7 +236,7 @@ export interface RandomOptions {
   /** distinguishes independent draws in one graph (e.g. the noise and the timestep) */
   stream: number;
   /** a scalar tensor (e.g. the training step) or a number; a new counter gives fresh noise */
-  counter?: Tensor<[]> | number;
+  counter?: Tensor<readonly []> | number;
 }
 
 const randomOp = (dist: RandomDist) => <const S extends Shape>(shape: S, { seed, stream, counter = 0 }: RandomOptions): Tensor<S> => {

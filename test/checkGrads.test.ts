@@ -8,6 +8,7 @@ import { checkGrads } from '../compiler/check/checkGrads.ts';
 import { evaluate } from '../compiler/interpret.ts';
 import type { NDArray } from '../compiler/primitives/types.ts';
 import * as op from '../dsl/ops.ts';
+import type { Tensor } from '../dsl/tensor.ts';
 import { call, trace } from '../dsl/trace.ts';
 
 const arr = (shape: number[], f: (i: number) => number): NDArray => ({ shape, data: Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)) });
@@ -24,7 +25,7 @@ test('a correct model passes at orders 1 and 2, scalar and non-scalar outputs', 
   // f64 central differences with eps = 1e-6 agree to ~1e-8 on a smooth function; rtol 1e-5 leaves margin
   assert.ok(vector.worst.relErr < 1e-7, `rel err ${vector.worst.relErr}`);
 });
-type op_T = ReturnType<typeof op.scalar>;
+type op_T = Tensor;
 
 test('a wrong vjp rule is caught and the primitive named, with the call site', () => {
   const saved = vjpRules.sin;

@@ -3,14 +3,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { vjpRules } from '../compiler/autodiff/rules.ts';
-import { primitiveCases } from '../compiler/check/primitiveCases.ts';
-import { runSuite } from '../compiler/check/suite.ts';
+import { runSuite, suiteNames } from '../compiler/check/suite.ts';
 import * as op from '../dsl/ops.ts';
 
 const runs = 30; // per primitive in `npm test`; `fusediff gradcheck --runs 100` runs the full count
 const seed = 20261125;
 
-for (const name of [...Object.keys(primitiveCases), 'stopGradient']) {
+for (const name of suiteNames()) {
   test(`property: ${name} gradient matches finite differences`, () => {
     const [r] = runSuite({ runs, seed, only: [name] }).primitives;
     assert.ok(r.ok, `${name}: ${r.counterexample}`);

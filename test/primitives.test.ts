@@ -290,11 +290,8 @@ test('matmul: 2-D by hand, batched with broadcast batch dims against triple loop
   assertArray(run1(({ a, b }) => op.matmul(a, b), { a, b }), outShape, want);
 });
 
-// BUG (compiler/primitives/matmul.ts, `if (av === 0) continue;` in eval): skipping zero entries of `a` drops
-// IEEE propagation, so 0 * Infinity and 0 * NaN contribute 0 instead of NaN. The interpreter is the oracle that
-// compiled kernels are checked against; a kernel computing the plain sum would be flagged wrong. Proposed fix:
-// delete the shortcut (or keep it only when the whole b row is finite). Marked todo until fixed.
-test('matmul propagates NaN/Infinity like the plain sum of products', { todo: 'matmul eval skips a[i,k] === 0 (see comment)' }, () => {
+// Regression: the interpreter once skipped a[i,k] === 0, so 0 * Inf and 0 * NaN vanished from the oracle.
+test('matmul propagates NaN/Infinity like the plain sum of products', () => {
   const got = run1(({ a, b }) => op.matmul(a, b), { a: nd([1, 2], [0, 1]), b: nd([2, 2], [Infinity, NaN, 2, 3]) });
   // 0*Inf + 1*2 = NaN, 0*NaN + 1*3 = NaN
   assert.ok(got.data.every(Number.isNaN), `got [${[...got.data]}]`);
@@ -440,13 +437,9 @@ test('random normal: mean 0 and variance 1 within 5 standard errors, KS test, in
   }
 });
 
-// BUG (compiler/primitives/random.ts, `uniformAt`): the comment says "24 random bits: exact in float32", but
-// ((h >>> 8) + 0.5) / 2^24 = (2k+1) / 2^25 needs 25 significant bits for k >= 2^23, i.e. every value >= 0.5 is
-// rounded by an f32 device, which then disagrees with this oracle, and the largest value 1 - 2^-25 rounds
-// to exactly 1.0 in f32 (breaking the open interval: floor(u * T) indexes past the end, log(1 - u) = -inf).
-// Proposed fix: use 23 bits, ((h >>> 9) + 0.5) / 2^23 = (2k+1) / 2^24, exact in f32 and still in
-// [2^-24, 1 - 2^-24]. Marked todo until fixed.
-test('random uniform values are exactly representable in float32', { todo: 'uniformAt uses 25 significant bits (see comment)' }, () => {
+// Regression: uniforms once used 25 significant bits, so f32 devices rounded half of them and the largest
+// became exactly 1.0. (k + 0.5) / 2^23 has 24 bits: exact in f32 and strictly inside (0, 1).
+test('random uniform values are exactly representable in float32', () => {
   const u = draw('uniform', [N], { seed: 99, stream: 0, counter: 0 });
   const inexact = u.filter((v) => Math.fround(v) !== v).length;
   assert.equal(inexact, 0, `${inexact} of ${N} uniforms change when rounded to f32`);
@@ -465,16 +458,9 @@ test('random uniform values are exactly representable in float32', { todo: 'unif
   assert.ok(top < 1 && Math.fround(top) < 1, `largest uniform ${top} is ${Math.fround(top)} in f32`);
 });
 
-// BUG (compiler/primitives/random.ts, `randomKey` + `uniformAt`): element i of a draw is hash32(key + i), and
-// keys are (pseudo-)random 32-bit numbers, so the draws of two counters (or streams) whose keys are d < n apart
-// are the same sequence shifted by d: draw(c')[i] === draw(c)[i + d]. Over a training run this is certain:
-// already among steps 0..1999 at seed 1234 (draws of 1000), steps 1229/1837, 849/1239 and 482/557 overlap as
-// shifted copies (key gaps 444, 237, 900); with T steps of n values this is expected once T^2 n ~ 2^32. Proposed fix: let
-// the index enter the hash non-additively, e.g. uniformAt = hash32((hash32((key + i) >>> 0) ^ key) >>> 0) (one
-// more hash; keys k and k + d then give unrelated sequences), and the same for normalAt's two uniforms
-// (checked outside the repo: with that change and the 23-bit fix below, this detector finds no copies).
-// Marked todo until fixed.
-test('random: draws for different counters are not shifted copies of each other', { todo: 'hash32(key + i) makes nearby keys shifted copies (see comment)' }, () => {
+// Regression: element i was once hash32(key + i), so two counters whose keys were d apart drew the same
+// sequence shifted by d (found among steps 0..1999 at seed 1234). The index now enters through its own hash.
+test('random: draws for different counters are not shifted copies of each other', () => {
   const n = 1000, steps = 2000;
   const g = trace(({ step }) => op.uniform([n], { seed: 1234, stream: 0, counter: step as Tensor<[]> }), { step: [] });
   // value -> where it was seen; two draws that share >= 10 values at one constant shift are copies (by chance,

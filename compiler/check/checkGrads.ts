@@ -11,6 +11,7 @@ import type { NDArray } from '../primitives/types.ts';
 import { size } from '../shape.ts';
 import * as op from '../../dsl/ops.ts';
 import { Tensor } from '../../dsl/tensor.ts';
+import type { ParamTensors } from '../../dsl/params.ts';
 import { call, isNDArray, isTensor, specOf, trace, type Spec, type TensorsOf, type TensorTree } from '../../dsl/trace.ts';
 import { flatten, unflatten, type Tree } from '../../dsl/tree.ts';
 
@@ -153,9 +154,9 @@ const singleNodeGraph = (node: Node, graph: Graph): Graph => {
  * Checks reverse-mode gradients of `f` at `args` against central finite differences (float64 interpreter).
  * Returns a report; `ok` is false when any directional derivative differs by more than atol + rtol * |value|.
  */
-export const checkGrads = <const Sp extends Record<string, Spec>>(
-  f: (args: TensorsOf<Sp>) => Tensor,
-  args: Tree<NDArray>,
+export const checkGrads = <A extends { readonly [name: string]: Tree<NDArray> }>(
+  f: (args: ParamTensors<A>) => Tensor,
+  args: A,
   options: CheckGradsOptions = {},
 ): GradCheckReport => {
   const { order, eps, atol, rtol, directions, seed } = { ...defaults, ...options };

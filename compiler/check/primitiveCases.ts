@@ -3,13 +3,12 @@
 import fc from 'fast-check';
 import * as op from '../../dsl/ops.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
-import type { Tree } from '../../dsl/tree.ts';
 import type { NDArray } from '../primitives/types.ts';
 import { arrayArb, awayFromKinks, awayFromZero, broadcastPartner, dim, positive, shapeArb, valuesArb } from './arbitraries.ts';
 
 export interface PrimitiveCase {
   readonly fn: (args: Record<string, Tensor>) => Tensor;
-  readonly args: Tree<NDArray>;
+  readonly args: Readonly<Record<string, NDArray>>;
   /** arguments to differentiate (default all) */
   readonly wrt?: readonly string[];
   /** a readable description of the drawn attributes, for counterexamples */

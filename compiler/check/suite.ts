@@ -1,5 +1,6 @@
 // The property-based gradient suite behind `fusediff gradcheck` and the tests: every primitive's vjp against
-// finite differences (orders 1 and 2), random composite graphs with shrinking, and the stopGradient laws.
+// finite differences (orders 1 and 2), the composites, random composite graphs with shrinking, and the
+// stopGradient and frozen-network laws.
 import fc from 'fast-check';
 import * as op from '../../dsl/ops.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
@@ -8,6 +9,7 @@ import { grad, gradName } from '../autodiff/transform.ts';
 import { evaluate } from '../interpret.ts';
 import { checkGrads, type GradCheckReport } from './checkGrads.ts';
 import { describeProgram, graphCaseArb, poolShape, runProgram, type GraphCase } from './graphArbitrary.ts';
+import { compositeCases, frozenCaseArb, frozenLaw } from './compositeCases.ts';
 import { primitiveCases, type PrimitiveCase } from './primitiveCases.ts';
 
 export interface PrimitiveResult {
@@ -18,6 +20,8 @@ export interface PrimitiveResult {
   /** the shrunk failing case, when not ok */
   counterexample?: string;
 }
+
+export const suiteNames = (): string[] => [...Object.keys(primitiveCases), ...Object.keys(compositeCases), 'stopGradient', 'frozen'];
 
 export interface SuiteReport {
   seed: number;
@@ -81,12 +85,15 @@ const stopGradientLaws = (c: GraphCase) => {
 
 export const runSuite = ({ runs, seed, only, onResult }: SuiteOptions): SuiteReport => {
   const start = performance.now();
-  const names = [...Object.keys(primitiveCases), 'stopGradient'].filter((n) => !only || only.includes(n));
+  const cases = { ...primitiveCases, ...compositeCases };
+  const names = suiteNames().filter((n) => !only || only.includes(n));
   const primitives = names.map((name) => {
     const r =
       name === 'stopGradient'
         ? runProperty(name, graphCaseArb(4), runs, seed, stopGradientLaws, (c) => describeProgram(c.program))
-        : runProperty(name, primitiveCases[name], runs, seed, checkCase, (c) => c.describe);
+        : name === 'frozen'
+          ? runProperty(name, frozenCaseArb, runs, seed, frozenLaw, (c) => `widths [${c.widths}], seed ${c.seed}, x [${c.x.shape}]`)
+          : runProperty(name, cases[name], runs, seed, checkCase, (c) => c.describe);
     onResult?.(r);
     return r;
   });

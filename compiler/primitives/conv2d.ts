@@ -5,7 +5,7 @@ import type { PrimitiveImpl } from './types.ts';
 export const conv2d: PrimitiveImpl<'conv2d'> = {
   shape: ([x, w], { stride, padding }) => {
     if (x.length !== 4 || w.length !== 4) throw new ShapeError('conv2d', `expects NCHW input and OIHW weights, got ${fmt(x)} and ${fmt(w)}`);
-    if (x[1] !== w[1]) throw new ShapeError('conv2d', `input has ${x[1]} channels but weights ${fmt(w)} expect ${w[1]}`);
+    if (x[1] !== w[1]) throw new ShapeError('conv2d', `input ${fmt(x)} has ${x[1]} channels but weights ${fmt(w)} expect ${w[1]}`);
     if (!stride.every((s) => Number.isInteger(s) && s >= 1)) throw new ShapeError('conv2d', `stride must be positive integers, got [${stride.join(',')}]`);
     if (!padding.every((p) => Number.isInteger(p) && p >= 0)) throw new ShapeError('conv2d', `padding must be non-negative integers, got [${padding.join(',')}]`);
     const hp = x[2] + padding[0] + padding[1];

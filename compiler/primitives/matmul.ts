@@ -19,7 +19,6 @@ export const matmul: PrimitiveImpl<'matmul'> = {
       for (let i = 0; i < M; i++)
         for (let k = 0; k < K; k++) {
           const av = a.data[t * M * K + i * K + k];
-          if (av === 0) continue;
           const bo = t * K * N + k * N;
           const oo = t * M * N + i * N;
           for (let j = 0; j < N; j++) out[oo + j] += av * b.data[bo + j];

@@ -14,11 +14,15 @@ export const hash32 = (x: number): number => {
   return x >>> 0;
 };
 
+// Elements hash (key ^ hash(i)), not (key + i): with a sum, two keys d apart would give the same sequence
+// shifted by d; with an xor of a bijective hash, keys collide only at isolated elements.
+const bitsAt = (key: number, i: number): number => hash32((key ^ hash32(i >>> 0)) >>> 0);
+
 export const randomKey = (seed: number, stream: number, counter: number): number =>
   hash32((hash32((seed ^ hash32(stream >>> 0)) >>> 0) + (counter >>> 0)) >>> 0);
 
-/** Uniform in the open interval (0, 1) with 24 random bits: exact in float32. */
-export const uniformAt = (key: number, i: number): number => ((hash32((key + i) >>> 0) >>> 8) + 0.5) / 16777216;
+/** Uniform in the open interval (0, 1) from 23 random bits: (k + 0.5) / 2^23 has 24 significant bits, so it is exact in float32. */
+export const uniformAt = (key: number, i: number): number => ((bitsAt(key, i) >>> 9) + 0.5) / 8388608;
 
 /** Standard normal by Box-Muller from the uniforms at 2i and 2i+1. */
 export const normalAt = (key: number, i: number): number =>
