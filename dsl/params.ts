@@ -1,6 +1,6 @@
 // Parameter trees: host float64 arrays in nested records, deterministic seeded init, and the bridges between a
 // tree and a trace (input specs, evaluate bindings, frozen constants).
-import { hash32, normalAt, randomKey, uniformAt } from '../compiler/primitives/random.ts';
+import { normalAt, randomKey, uniformAt } from '../compiler/primitives/rng.ts';
 import type { NDArray } from '../compiler/primitives/types.ts';
 import { fmt, size } from '../compiler/shape.ts';
 import * as op from './ops.ts';
@@ -57,11 +57,21 @@ export const initUniform = (shape: Shape, low: number, high: number, seed: numbe
   return a;
 };
 
+/** Host-only 32-bit integer mix ("lowbias32", C. Wellons) for deriving seeds; device noise uses rng.ts. */
+const mix32 = (x: number): number => {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0;
+};
+
 /** A child seed for a tree path: FNV-1a of the path mixed into the parent seed, so every parameter draws its own values. */
 export const seedFor = (seed: number, path: string): number => {
   let h = 0x811c9dc5;
   for (let i = 0; i < path.length; i++) h = Math.imul(h ^ path.charCodeAt(i), 0x01000193) >>> 0;
-  return hash32((hash32(seed >>> 0) ^ h) >>> 0);
+  return mix32((mix32(seed >>> 0) ^ h) >>> 0);
 };
 
 // ---- trees ------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import type { Graph } from '../compiler/ir.ts';
 import { evaluate } from '../compiler/interpret.ts';
 import { primitives, type NDArray } from '../compiler/primitives/index.ts';
-import { hash32, uniformAt } from '../compiler/primitives/random.ts';
+import { bits24, randomKey, uniformAt } from '../compiler/primitives/rng.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace, type TensorTree } from '../dsl/trace.ts';
@@ -438,27 +438,25 @@ test('random normal: mean 0 and variance 1 within 5 standard errors, KS test, in
 });
 
 // Regression: uniforms once used 25 significant bits, so f32 devices rounded half of them and the largest
-// became exactly 1.0. (k + 0.5) / 2^23 has 24 bits: exact in f32 and strictly inside (0, 1).
-test('random uniform values are exactly representable in float32', () => {
-  const u = draw('uniform', [N], { seed: 99, stream: 0, counter: 0 });
-  const inexact = u.filter((v) => Math.fround(v) !== v).length;
-  assert.equal(inexact, 0, `${inexact} of ${N} uniforms change when rounded to f32`);
-  // The largest value: pick the index whose hash is all ones via the inverse of lowbias32 (checked to invert
-  // hash32 first), so the real uniformAt is exercised; in f32 it must stay below 1.
-  const unhash = (x: number) => {
-    x ^= x >>> 16;
-    x = Math.imul(x, 0x43021123);
-    x ^= (x >>> 15) ^ (x >>> 30);
-    x = Math.imul(x, 0x1d69e2a5);
-    x ^= x >>> 16;
-    return x >>> 0;
-  };
-  assert.equal(hash32(unhash(0xffffffff)), 0xffffffff);
-  const top = uniformAt(0, unhash(0xffffffff));
-  assert.ok(top < 1 && Math.fround(top) < 1, `largest uniform ${top} is ${Math.fround(top)} in f32`);
+// became exactly 1.0. Now every intermediate is an integer below 2^24 and a uniform is (k + 0.5) / 2^23.
+test('random: every uniform is exact in float32 and strictly inside (0, 1); the generator stays in 24 bits', () => {
+  const key = randomKey(99, 0, 7);
+  let inexact = 0, outside = 0, wide = 0;
+  for (let i = 0; i < 1 << 20; i++) {
+    const b = bits24(key, i);
+    if (!(Number.isInteger(b) && b >= 0 && b < 1 << 24)) wide++;
+    const u = uniformAt(key, i);
+    if (Math.fround(u) !== u) inexact++;
+    if (!(u > 0 && Math.fround(u) < 1)) outside++;
+  }
+  assert.equal(wide, 0, `${wide} draws left the 24-bit integer range`);
+  assert.equal(inexact, 0, `${inexact} uniforms change when rounded to f32`);
+  assert.equal(outside, 0, `${outside} uniforms outside (0, 1) in f32`);
+  // the extremes of the formula: k = 0 and k = 2^23 - 1 stay inside (0, 1) in f32
+  assert.ok(Math.fround(0.5 / 8388608) > 0 && Math.fround((8388607 + 0.5) / 8388608) < 1);
 });
 
-// Regression: element i was once hash32(key + i), so two counters whose keys were d apart drew the same
+// Regression: element i was once hash(key + i), so two counters whose keys were d apart drew the same
 // sequence shifted by d (found among steps 0..1999 at seed 1234). The index now enters through its own hash.
 test('random: draws for different counters are not shifted copies of each other', () => {
   const n = 1000, steps = 2000;

@@ -6,7 +6,7 @@ import { GraphBuilder } from '../builder.ts';
 import { activeNodes, grad, gradName, resolveWrt } from '../autodiff/transform.ts';
 import type { Graph, Node } from '../ir.ts';
 import { evaluate, evaluateNodes, liveNodes } from '../interpret.ts';
-import { normalAt, randomKey } from '../primitives/random.ts';
+import { normalAt, randomKey } from '../primitives/rng.ts';
 import type { NDArray } from '../primitives/types.ts';
 import { size } from '../shape.ts';
 import * as op from '../../dsl/ops.ts';
