@@ -1,0 +1,57 @@
+// A small statement emitter with block scopes: values computed inside a loop body are memoised only there.
+export class Emitter {
+  private readonly lines: string[] = [];
+  private readonly scopes: Map<string, string>[] = [new Map()];
+  private next = 0;
+
+  /** Emits `const vN = expr;` once per key in the visible scopes and returns the variable. */
+  memo(key: string, make: () => string): string {
+    for (let s = this.scopes.length - 1; s >= 0; s--) {
+      const hit = this.scopes[s].get(key);
+      if (hit) return hit;
+    }
+    const expr = make();
+    const name = this.let(expr);
+    this.scopes[this.scopes.length - 1].set(key, name);
+    return name;
+  }
+
+  /** A fresh constant; plain identifiers and literals are returned as they are. */
+  let(expr: string): string {
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr) || /^-?[0-9.]+(e[-+]?[0-9]+)?$/.test(expr)) return expr;
+    const name = `v${this.next++}`;
+    this.line(`const ${name} = ${expr};`);
+    return name;
+  }
+
+  fresh(prefix: string): string {
+    return `${prefix}${this.next++}`;
+  }
+
+  line(text: string): void {
+    this.lines.push(`${'  '.repeat(this.scopes.length)}${text}`);
+  }
+
+  open(header: string): void {
+    this.line(`${header} {`);
+    this.scopes.push(new Map());
+  }
+
+  close(): void {
+    this.scopes.pop();
+    this.line('}');
+  }
+
+  text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+/** A float literal that gpu.js types as a float (always with a decimal point or exponent). */
+export const lit = (v: number): string => {
+  if (Number.isNaN(v)) return '(0.0 / 0.0)';
+  if (v === Infinity) return '3.4028234663852886e38';
+  if (v === -Infinity) return '-3.4028234663852886e38';
+  const s = String(v);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+};

@@ -1,0 +1,161 @@
+// fuse: Graph -> Kernel[]. Decides which nodes get a buffer ("materialised"); every other node is computed
+// inline, inside the kernel of each materialised node that reads it. One kernel computes one materialised
+// node, one output element per thread. Rules:
+//  - graph inputs, non-splat constants and graph outputs have buffers; splat constants become literals;
+//  - reductions, matmul and conv2d ("cores", each a loop) have buffers, except a core whose only use is an
+//    elementwise chain over the same elements: it is computed in the kernel of that chain (the epilogue);
+//  - a kernel holds at most one core, so an expensive producer is never recomputed inside a loop;
+//  - matmul/conv2d operands are buffers or pure views of buffers: inlining arithmetic into their loops would
+//    repeat it for every output column;
+//  - an elementwise node read by several kernels is inlined into each while cheap, else materialised;
+//  - kernels are capped in size (deep backward chains would otherwise build huge shaders).
+import type { Graph, Node } from '../ir.ts';
+import { isBinary, isCompare, isUnary } from '../ir.ts';
+import { size, type Shape } from '../shape.ts';
+import { splatValue } from './simplify.ts';
+
+export interface Kernel {
+  /** the materialised node this kernel writes */
+  readonly root: number;
+  /** the reduction, matmul or conv2d computed in this kernel's loop, if any */
+  readonly core?: number;
+  /** every node computed inline by this kernel (root and core included) */
+  readonly fused: readonly number[];
+  /** materialised nodes whose buffers it reads */
+  readonly reads: readonly number[];
+  readonly shape: Shape;
+}
+
+export interface FusedProgram {
+  readonly graph: Graph;
+  /** nodes with a buffer: inputs, constants, and kernel outputs */
+  readonly materialized: ReadonlySet<number>;
+  /** in execution (topological) order */
+  readonly kernels: readonly Kernel[];
+}
+
+export type FusionMode = 'fused' | 'unfused';
+
+const CORE = new Set(['sum', 'reduceMax', 'matmul', 'conv2d']);
+const VIEW = new Set(['reshape', 'broadcast', 'permute', 'slice', 'pad', 'concat', 'flip']);
+const isElementwise = (n: Node) => isUnary(n.op) || isBinary(n.op) || isCompare(n.op) || n.op === 'where' || n.op === 'stopGradient';
+const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'pow']);
+
+/** Maximum inlined nodes per kernel before a shared subexpression is given a buffer. */
+const KERNEL_CAP = 48;
+/** An elementwise node read by several kernels is recomputed while its inlined cost stays below this. */
+const SHARE_COST = 6;
+
+export const isSplat = (g: Graph, id: number): boolean => {
+  const n = g.nodes[id];
+  if (n.op === 'constant') return splatValue(n) !== undefined && (n.shape.length === 0 || size(n.shape) === 1);
+  return n.op === 'broadcast' && isSplat(g, n.inputs[0]);
+};
+
+export const usersOf = (g: Graph): number[][] => {
+  const users: number[][] = g.nodes.map(() => []);
+  for (const n of g.nodes) for (const i of n.inputs) users[i].push(n.id);
+  return users;
+};
+
+export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => {
+  const nodes = graph.nodes;
+  const users = usersOf(graph);
+  const outputs = new Set(graph.outputs.map((o) => o.id));
+  const M = new Set<number>();
+  const live = new Set<number>();
+  for (let k = nodes.length - 1; k >= 0; k--) if (outputs.has(k) || users[k].some((u) => live.has(u))) live.add(k);
+
+  for (const n of nodes) {
+    if (!live.has(n.id) && n.op !== 'input') continue;
+    if (n.op === 'input' || outputs.has(n.id)) M.add(n.id);
+    else if (n.op === 'constant') {
+      if (!isSplat(graph, n.id)) M.add(n.id);
+    } else if (mode === 'unfused') {
+      if (!isSplat(graph, n.id)) M.add(n.id);
+    } else if (CORE.has(n.op)) M.add(n.id);
+  }
+
+  if (mode === 'fused') {
+    // operands of matmul/conv2d: buffers, or views of buffers
+    for (const n of nodes) {
+      if (!live.has(n.id) || (n.op !== 'matmul' && n.op !== 'conv2d')) continue;
+      for (let x of n.inputs) {
+        while (VIEW.has(nodes[x].op) && nodes[x].op !== 'concat' && nodes[x].op !== 'pad' && !M.has(x)) x = nodes[x].inputs[0];
+        if (!isSplat(graph, x)) M.add(x);
+      }
+    }
+    // shared, costly elementwise nodes
+    const cost = new Map<number, number>();
+    for (const n of nodes) {
+      if (!live.has(n.id)) continue;
+      const own = TRANSCENDENTAL.has(n.op) ? 4 : n.op === 'random' ? 12 : VIEW.has(n.op) || n.op === 'constant' || n.op === 'input' ? 0 : 1;
+      cost.set(n.id, own + n.inputs.reduce((a, i) => a + (M.has(i) ? 0 : (cost.get(i) ?? 0)), 0));
+      if (!M.has(n.id) && (isElementwise(n) || n.op === 'random' || VIEW.has(n.op)) && users[n.id].filter((u) => live.has(u)).length > 1 && cost.get(n.id)! > SHARE_COST)
+        M.add(n.id);
+    }
+    // epilogues: a core read only through same-element ops (elementwise, reshape) by a single kernel is
+    // computed in that kernel's loop instead of getting a buffer
+    const identityOp = (u: Node, c: Node) => (isElementwise(u) || u.op === 'reshape') && size(u.shape) === size(c.shape);
+    for (const c of nodes) {
+      if (!live.has(c.id) || !CORE.has(c.op) || outputs.has(c.id)) continue;
+      const roots = new Set<number>();
+      let ok = true;
+      const stack = [c.id];
+      const seen = new Set<number>();
+      while (stack.length && ok) {
+        const x = stack.pop()!;
+        for (const u of users[x]) {
+          if (!live.has(u) || seen.has(u)) continue;
+          seen.add(u);
+          if (!identityOp(nodes[u], c)) ok = false;
+          else if (M.has(u)) roots.add(u);
+          else stack.push(u);
+        }
+      }
+      if (!ok || roots.size !== 1) continue;
+      M.delete(c.id);
+      const [root] = roots;
+      if (CORE.has(nodes[root].op) || coresOf(root).length > 1) M.add(c.id);
+    }
+    // cap kernel sizes
+    for (let changed = true; changed; ) {
+      changed = false;
+      for (const r of [...M]) {
+        const inl = inlined(r);
+        if (inl.length <= KERNEL_CAP) continue;
+        const victim = inl.filter((i) => i !== r && !CORE.has(nodes[i].op)).sort((a, b) => users[b].length - users[a].length || b - a)[0];
+        if (victim === undefined) continue;
+        M.add(victim);
+        changed = true;
+      }
+    }
+  }
+
+  function inlined(root: number): number[] {
+    const out: number[] = [];
+    const seen = new Set<number>();
+    const visit = (id: number, isRoot: boolean) => {
+      if (seen.has(id) || (!isRoot && M.has(id))) return;
+      seen.add(id);
+      out.push(id);
+      for (const i of nodes[id].inputs) visit(i, false);
+    };
+    visit(root, true);
+    return out;
+  }
+  function coresOf(root: number): number[] {
+    return inlined(root).filter((i) => CORE.has(nodes[i].op));
+  }
+
+  const kernels: Kernel[] = [];
+  for (const n of nodes) {
+    if (!M.has(n.id) || n.op === 'input' || n.op === 'constant') continue;
+    const fused = inlined(n.id);
+    const reads = new Set<number>();
+    for (const f of fused) for (const i of nodes[f].inputs) if (M.has(i) && !fused.includes(i)) reads.add(i);
+    const cores = fused.filter((i) => CORE.has(nodes[i].op));
+    kernels.push({ root: n.id, core: cores[0], fused, reads: [...reads].sort((a, b) => a - b), shape: n.shape });
+  }
+  return { graph, materialized: M, kernels };
+};

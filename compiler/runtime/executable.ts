@@ -1,0 +1,152 @@
+// compile: Graph -> Executable. simplify -> fuse -> schedule -> codegen -> gpu.js kernels, run in order.
+// On GL backends results stay in textures between kernels (pipeline mode); only requested outputs are read back.
+import type { IKernelRunShortcut, Texture } from 'gpu.js';
+import type { Graph } from '../ir.ts';
+import { fuse, type FusedProgram, type FusionMode } from '../passes/fuse.ts';
+import { simplify } from '../passes/simplify.ts';
+import type { NDArray } from '../primitives/types.ts';
+import { planMemory, type BufferPlan } from '../schedule.ts';
+import { fmt, sameShape, size, type Shape } from '../shape.ts';
+import { generateKernel, type KernelSource } from '../codegen/kernelSource.ts';
+import { gpuFor, isGL, resolveBackend, type BackendName, type BackendRequest } from './backends.ts';
+
+export interface CompileOptions {
+  backend?: BackendRequest;
+  /** 'unfused' runs one kernel per primitive: the baseline fusion is measured against */
+  fusion?: FusionMode;
+  /** after every kernel, read its output back and stop at the first non-finite value (slow; for debugging) */
+  checkNaN?: boolean;
+}
+
+/** A device buffer: a typed array (cpu, webasm) or a texture (GL backends). */
+export type DeviceBuffer = Float32Array | Texture;
+
+export interface CompiledKernel {
+  readonly index: number;
+  readonly root: number;
+  readonly name: string;
+  readonly shape: Shape;
+  readonly fusedOps: readonly string[];
+  readonly source: KernelSource;
+}
+
+export interface Executable {
+  readonly backend: BackendName;
+  readonly backendReason: string;
+  readonly program: FusedProgram;
+  readonly kernels: readonly CompiledKernel[];
+  readonly memory: BufferPlan;
+  /** input name -> shape */
+  readonly inputs: ReadonlyMap<string, Shape>;
+  /** Runs the plan; inputs may be host arrays or device buffers from an earlier run; returns device buffers. */
+  runDevice(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Record<string, DeviceBuffer>;
+  /** Runs and reads the outputs back to the host. */
+  run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
+  /** Reads one device buffer back as float32 values. */
+  read(buffer: DeviceBuffer, shape: Shape): Float32Array;
+}
+
+export class NonFiniteError extends Error {
+  constructor(readonly kernel: CompiledKernel, readonly index: number, readonly value: number) {
+    super(`kernel ${kernel.index} (${kernel.name}, output ${fmt(kernel.shape)}, fusing ${kernel.fusedOps.join(' ')}) produced ${value} at element ${index}`);
+    this.name = 'NonFiniteError';
+  }
+}
+
+const kernelCache = new Map<string, IKernelRunShortcut>();
+
+/** gpu.js specialises a kernel to its argument sizes, so the cache key holds them with the source. */
+const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes: readonly number[]): IKernelRunShortcut => {
+  const key = `${backend}|${n}|${argSizes}|${src.source}`;
+  let k = kernelCache.get(key);
+  if (!k) {
+    k = gpuFor(backend).createKernel(src.source as never, {
+      output: [n],
+      precision: 'single',
+      tactic: 'precision',
+      pipeline: isGL(backend),
+      immutable: false,
+      loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
+    } as never);
+    kernelCache.set(key, k);
+  }
+  return k;
+};
+
+/** Number of kernels created so far in this process (the kernel cache): a recompile per step shows here. */
+export const compiledKernelCount = (): number => kernelCache.size;
+
+const toFloat32 = (v: NDArray | ArrayLike<number>): Float32Array =>
+  v instanceof Float32Array ? v : Float32Array.from('data' in (v as NDArray) ? (v as NDArray).data : (v as ArrayLike<number>));
+
+export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
+  const { name: backend, reason } = resolveBackend(options.backend);
+  const program = fuse(simplify(graph), options.fusion ?? 'fused');
+  const g = program.graph;
+  const kernels: CompiledKernel[] = program.kernels.map((k, index) => {
+    const ops = k.fused.map((id) => g.nodes[id].op).reverse();
+    return { index, root: k.root, name: `k${index}_${g.nodes[k.root].op}`, shape: k.shape, fusedOps: ops, source: generateKernel(program, k) };
+  });
+  const runners = kernels.map((k) => makeKernel(backend, k.source, Math.max(1, size(k.shape)), k.source.args.map((id) => size(g.nodes[id].shape))));
+  const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
+  const constants = new Map<number, Float32Array>();
+  for (const n of g.nodes) if (n.op === 'constant' && program.materialized.has(n.id)) constants.set(n.id, Float32Array.from(n.attrs.value));
+  const gl = isGL(backend);
+
+  const read = (buffer: DeviceBuffer, shape: Shape): Float32Array => {
+    if (buffer instanceof Float32Array) return buffer;
+    const arr = (buffer as Texture).toArray() as unknown as Float32Array;
+    return arr.length === size(shape) ? arr : arr.subarray(0, size(shape));
+  };
+
+  const runDevice: Executable['runDevice'] = (given) => {
+    const values = new Map<number, DeviceBuffer>();
+    for (const n of g.nodes) {
+      if (n.op !== 'input') continue;
+      const v = given[n.attrs.name];
+      if (v === undefined) throw new Error(`run: missing input '${n.attrs.name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
+      if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
+        throw new Error(`run: input '${n.attrs.name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
+      if (!gl || v instanceof Float32Array || !isTexture(v)) {
+        const arr = isTexture(v) ? (v as DeviceBuffer) : toFloat32(v as NDArray);
+        if (arr instanceof Float32Array && arr.length !== size(n.shape))
+          throw new Error(`run: input '${n.attrs.name}' has ${arr.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
+        values.set(n.id, arr);
+      } else values.set(n.id, v as Texture);
+    }
+    for (const [id, c] of constants) values.set(id, c);
+    kernels.forEach((k, i) => {
+      const args = k.source.args.map((id) => values.get(id)!);
+      const out = runners[i](...(args as never[])) as unknown as DeviceBuffer;
+      values.set(k.root, out);
+      if (options.checkNaN) {
+        const data = read(out, k.shape);
+        const bad = data.findIndex((x) => !Number.isFinite(x));
+        if (bad >= 0) throw new NonFiniteError(k, bad, data[bad]);
+      }
+    });
+    return Object.fromEntries(g.outputs.map((o) => [o.name, values.get(o.id)!]));
+  };
+
+  return {
+    backend,
+    backendReason: reason,
+    program,
+    kernels,
+    memory: planMemory(program),
+    inputs,
+    runDevice,
+    read,
+    run: (given, only) => {
+      const out = runDevice(given);
+      return Object.fromEntries(
+        g.outputs.filter((o) => !only || only.includes(o.name)).map((o) => {
+          const shape = g.nodes[o.id].shape;
+          return [o.name, { shape, data: Float64Array.from(read(out[o.name], shape)) }];
+        }),
+      );
+    },
+  };
+};
+
+const isTexture = (v: unknown): boolean => typeof v === 'object' && v !== null && typeof (v as Texture).toArray === 'function' && !(v instanceof Float32Array);
