@@ -2,7 +2,7 @@
 // Graphs are data; every pass (autodiff, interpretation, later fusion) is a function of a Graph.
 import type { Shape } from './shape.ts';
 
-export const unaryOps = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'abs'] as const;
+export const unaryOps = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'relu', 'abs', 'floor'] as const;
 export const binaryOps = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min'] as const;
 export const compareOps = ['lt', 'le', 'gt', 'ge', 'eq', 'ne'] as const;
 export const reduceOps = ['sum', 'reduceMax'] as const;

@@ -45,6 +45,8 @@ export const tanh = unaryOp('tanh');
 export const sigmoid = unaryOp('sigmoid');
 export const relu = unaryOp('relu');
 export const abs = unaryOp('abs');
+/** Rounds down; its gradient is zero (e.g. for discrete timesteps drawn from a uniform). */
+export const floor = unaryOp('floor');
 
 /** Broadcasts every operand to their common numpy shape (an explicit `broadcast` node for each that needs one). */
 const broadcastAll = (op: string, g: GraphBuilder, xs: readonly Tensor[]): Tensor[] => {

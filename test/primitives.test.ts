@@ -73,6 +73,7 @@ test('unary ops match Math on positive and negative inputs', () => {
     sigmoid: (v) => 1 / (1 + Math.exp(-v)),
     relu: (v) => Math.max(v, 0),
     abs: Math.abs,
+    floor: Math.floor,
   };
   for (const [name, f] of Object.entries(want)) {
     const got = run1(({ x }) => (op as unknown as Record<string, (t: Tensor) => Tensor>)[name](x), { x });

@@ -39,6 +39,7 @@ export const vjpRules: { [K in OpName]: VjpRule<K> } = {
   constant: nonDiff,
   random: nonDiff,
   stopGradient: nonDiff,
+  floor: nonDiff, // piecewise constant: zero almost everywhere
   lt: nonDiff,
   le: nonDiff,
   gt: nonDiff,

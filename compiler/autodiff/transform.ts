@@ -13,7 +13,7 @@ export const gradName = (name: string): string => `grad.${name}`;
 /** The name of the cotangent input fed for output `name` by `vjp`. */
 export const cotangentName = (name: string): string => `ct.${name}`;
 
-const blocksGradient = new Set<OpName>(['stopGradient', 'random', 'constant', 'input', 'lt', 'le', 'gt', 'ge', 'eq', 'ne']);
+const blocksGradient = new Set<OpName>(['stopGradient', 'random', 'constant', 'input', 'floor', 'lt', 'le', 'gt', 'ge', 'eq', 'ne']);
 
 /**
  * Resolves `wrt` (input names, or prefixes of tree paths such as 'params') to input nodes.

@@ -61,6 +61,8 @@ export const primitiveCases: Record<string, fc.Arbitrary<PrimitiveCase>> = {
   sigmoid: unaryCase(op.sigmoid, (a) => ({ shape: a.shape, data: a.data.map((v) => 4 * v) })),
   relu: unaryCase(op.relu, awayFromKinks),
   abs: unaryCase(op.abs, awayFromKinks),
+  // piecewise constant: away from integers both sides agree that the gradient is zero
+  floor: unaryCase((x) => op.add(op.floor(x), op.mul(x, x)), (a) => ({ shape: a.shape, data: a.data.map((v) => Math.round(v) + 0.5 + 0.8 * (v - Math.round(v))) })),
 
   add: binaryCase(op.add),
   sub: binaryCase(op.sub),

@@ -92,6 +92,7 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
       case 'sigmoid': return `(1.0 / (1.0 + Math.exp(-${at(0)})))`;
       case 'relu': return `Math.max(${at(0)}, 0.0)`;
       case 'abs': return `Math.abs(${at(0)})`;
+      case 'floor': return `Math.floor(${at(0)})`;
       case 'add': return `(${at(0)} + ${at(1)})`;
       case 'sub': return `(${at(0)} - ${at(1)})`;
       case 'mul': return `(${at(0)} * ${at(1)})`;

@@ -16,6 +16,7 @@ export const unaryFns: Record<UnaryOp, (x: number) => number> = {
   sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
   relu: (x) => (x > 0 ? x : 0),
   abs: Math.abs,
+  floor: Math.floor,
 };
 
 export const binaryFns: Record<BinaryOp | CompareOp, (a: number, b: number) => number> = {

@@ -1,0 +1,105 @@
+// compileStep: one compiled plan for forward + backward + optimizer update. Parameters and optimizer state stay
+// on the device between steps (the plan's outputs become the next step's inputs); only the loss is read back.
+import { valueAndGrad, gradName } from '../autodiff/transform.ts';
+import type { NDArray } from '../primitives/types.ts';
+import { fmt, size } from '../shape.ts';
+import type { Optimizer } from '../../dsl/optim.ts';
+import { paramSpec, type Params, type ParamTensors } from '../../dsl/params.ts';
+import type { Shape } from '../../dsl/shapeTypes.ts';
+import type { Tensor } from '../../dsl/tensor.ts';
+import { call, isTensor, trace, type Spec } from '../../dsl/trace.ts';
+import { flatten, unflatten } from '../../dsl/tree.ts';
+import { isNDArray } from '../../dsl/trace.ts';
+import { compile, type CompileOptions, type DeviceBuffer, type Executable } from './executable.ts';
+
+/** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
+export type StepArgs<D extends Record<string, Shape>> = { params: ParamTensors<Params>; step: Tensor } & { [K in keyof D]: Tensor };
+
+export interface StepOptions<D extends Record<string, Shape>> extends CompileOptions {
+  params: Params;
+  optimizer: Optimizer;
+  /** shapes of the per-step data inputs */
+  data: D;
+  /** the counter of the first step (default 1); a resumed run passes its next step */
+  startStep?: number;
+}
+
+export interface TrainStep {
+  readonly executable: Executable;
+  /** the next step's counter */
+  readonly step: number;
+  /** Runs one step on the device and returns the loss (the only readback). */
+  run(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): number;
+  /** Reads the parameters back to the host. */
+  params(): Params;
+  /** Reads the optimizer state back to the host. */
+  state(): Params;
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly loss: number) {
+    super(`step ${step}: the loss is ${loss}; rerun with { checkNaN: true } to name the first kernel that produced a non-finite value`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+const RESERVED = ['params', 'state', 'step'];
+
+export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepArgs<D>) => Tensor, options: StepOptions<D>): TrainStep => {
+  const { params, optimizer, data } = options;
+  for (const k of Object.keys(data)) if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
+  const pSpec = paramSpec(params) as Spec;
+  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
+  const vg = valueAndGrad(lossGraph, ['params']);
+  const state0 = optimizer.init(params);
+  const stepGraph = trace(
+    (a) => {
+      const args = a as unknown as { params: ParamTensors<Params>; state: ParamTensors<Params>; step: Tensor };
+      const flatIn = Object.fromEntries(flatten(a as never, isTensor).filter(([n]) => !n.startsWith('state.') && n !== 'state'));
+      const outs = call(vg, flatIn);
+      const grads = unflatten(flatten(args.params as never, isTensor).map(([p]) => [p, outs[gradName(`params.${p}`)]] as const)) as ParamTensors<Params>;
+      const next = optimizer.update(args.params, grads, args.state ?? ({} as ParamTensors<Params>), args.step);
+      return { loss: outs[vg.outputs[0].name], params: next.params, state: next.state } as never;
+    },
+    { params: pSpec, state: paramSpec(state0) as Spec, step: [], ...data } as Record<string, Spec>,
+  );
+  const executable = compile(stepGraph, options);
+
+  // device-resident state: parameter and optimizer buffers by input name
+  const resident = new Map<string, DeviceBuffer>();
+  for (const [p, v] of flatten(params, isNDArray)) resident.set(`params.${p}`, Float32Array.from(v.data));
+  for (const [p, v] of flatten(state0, isNDArray)) resident.set(`state.${p}`, Float32Array.from(v.data));
+  let step = options.startStep ?? 1;
+  const shapes = executable.inputs;
+
+  const readTree = (prefix: string): Params =>
+    unflatten(
+      [...resident].filter(([n]) => n.startsWith(`${prefix}.`)).map(([n, buf]) => {
+        const shape = shapes.get(n)!;
+        return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(executable.read(buf, shape)) }] as const;
+      }),
+    ) as Params;
+
+  return {
+    executable,
+    get step() {
+      return step;
+    },
+    run(batch) {
+      for (const k of Object.keys(data)) {
+        const v = batch[k];
+        if (v === undefined) throw new Error(`step: missing data input '${k}' of shape ${fmt(data[k])}`);
+        const n = 'data' in (v as NDArray) ? (v as NDArray).data.length : (v as ArrayLike<number>).length;
+        if (n !== size(data[k])) throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
+      }
+      const out = executable.runDevice({ ...Object.fromEntries(resident), ...batch, step: Float32Array.of(step) });
+      const value = executable.read(out.loss, [])[0];
+      if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
+      for (const name of Object.keys(out)) if (name !== 'loss') resident.set(name, out[name]);
+      step++;
+      return value;
+    },
+    params: () => readTree('params'),
+    state: () => readTree('state'),
+  };
+};
