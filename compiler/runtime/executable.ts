@@ -16,6 +16,8 @@ export interface CompileOptions {
   fusion?: FusionMode;
   /** after every kernel, read its output back and stop at the first non-finite value (slow; for debugging) */
   checkNaN?: boolean;
+  /** accumulate wall time per kernel in `Executable.profile` (GL backends queue work, so only totals are exact there) */
+  profile?: boolean;
 }
 
 /** A device buffer: a typed array (cpu, webasm) or a texture (GL backends). */
@@ -42,6 +44,8 @@ export interface Executable {
   runDevice(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Record<string, DeviceBuffer>;
   /** Runs and reads the outputs back to the host. */
   run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
+  /** milliseconds spent in each kernel call, summed over runs (with `profile: true`) */
+  readonly profile: Float64Array;
   /** Reads one device buffer back as float32 values. */
   read(buffer: DeviceBuffer, shape: Shape): Float32Array;
 }
@@ -92,6 +96,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   const constants = new Map<number, Float32Array>();
   for (const n of g.nodes) if (n.op === 'constant' && program.materialized.has(n.id)) constants.set(n.id, Float32Array.from(n.attrs.value));
   const gl = isGL(backend);
+  const profile = new Float64Array(kernels.length);
 
   const read = (buffer: DeviceBuffer, shape: Shape): Float32Array => {
     if (buffer instanceof Float32Array) return buffer;
@@ -117,7 +122,9 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     for (const [id, c] of constants) values.set(id, c);
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
+      const start = options.profile ? performance.now() : 0;
       const out = runners[i](...(args as never[])) as unknown as DeviceBuffer;
+      if (options.profile) profile[i] += performance.now() - start;
       values.set(k.root, out);
       if (options.checkNaN) {
         const data = read(out, k.shape);
@@ -135,6 +142,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     kernels,
     memory: planMemory(program),
     inputs,
+    profile,
     runDevice,
     read,
     run: (given, only) => {
