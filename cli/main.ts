@@ -2,6 +2,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
+import { examples, inspect, printInspect } from './inspect.ts';
+import type { BackendRequest } from '../compiler/runtime/backends.ts';
 
 const integer = (name: string) => (v: string) => {
   const n = Number(v);
@@ -28,6 +30,19 @@ program
   .option('--steps <n>', 'gradient steps', integer('--steps'), 200)
   .action((o: { steps: number }) => {
     process.exitCode = demo(o);
+  });
+
+program
+  .command('inspect')
+  .description(`show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')})`)
+  .argument('<example>', 'example name')
+  .option('--json', 'print one JSON report', false)
+  .option('--source', 'print each kernel\'s generated source', false)
+  .option('--backend <name>', 'cpu, webasm, headlessgl, webgl2 or auto', 'auto')
+  .action((name: string, o: { json: boolean; source: boolean; backend: BackendRequest }) => {
+    const r = inspect(name, o.backend);
+    if (o.json) console.log(JSON.stringify(r));
+    else printInspect(r, o.source);
   });
 
 await program.parseAsync(process.argv);
