@@ -1,0 +1,31 @@
+// fusediff's matmul row: one n x n x n f32 matmul compiled to a single kernel on a given backend.
+import type { BackendName } from '../../compiler/runtime/backends.ts';
+import { compile, type Executable } from '../../compiler/runtime/executable.ts';
+import * as op from '../../dsl/ops.ts';
+import { trace } from '../../dsl/trace.ts';
+import type { MatmulPeer } from '../peers/types.ts';
+
+export class FusediffMatmul implements MatmulPeer {
+  readonly system = 'fusediff';
+  backend: string;
+  private exe?: Executable;
+  private a?: Float32Array;
+  private b?: Float32Array;
+
+  constructor(private readonly requested: BackendName) {
+    this.backend = requested;
+  }
+
+  async setup(n: number): Promise<void> {
+    this.exe = compile(trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }), { backend: this.requested });
+    this.a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    this.b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+  }
+
+  async run(): Promise<void> {
+    const out = this.exe!.runDevice({ a: this.a!, b: this.b! }).out;
+    this.exe!.read(out, []); // synchronise (GL backends queue work until read)
+  }
+
+  async dispose(): Promise<void> {}
+}
