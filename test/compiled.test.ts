@@ -77,3 +77,17 @@ for (const backend of backends) {
     assert.ok(Math.abs(got - ref) < 1e-3 * ref, `sum ${got} vs ${ref}`);
   });
 }
+
+for (const backend of backends) {
+  test(`${backend}: the RNG draws the interpreter's uniforms bit for bit, and its normals within f32 error`, () => {
+    const g = trace(({ step }) => ({ u: op.uniform([4096], { seed: 9, stream: 3, counter: step }), n: op.normal([4096], { seed: 9, stream: 4, counter: step }) }), { step: [] });
+    const args = { step: { shape: [], data: Float64Array.of(12345) } };
+    const ref = evaluate(g, args);
+    const got = compile(g, { backend }).run(args);
+    const mismatches = ref.u.data.filter((v, i) => Math.fround(v) !== got.u.data[i]).length;
+    assert.equal(mismatches, 0, `${mismatches} of 4096 uniforms differ`);
+    // Box-Muller's log/sqrt/cos run in f32 on the device (GL's exp/log are within a few ulp): 1e-5 absolute
+    const worst = ref.n.data.reduce((m, v, i) => Math.max(m, Math.abs(v - got.n.data[i])), 0);
+    assert.ok(worst < 1e-5, `normals differ by up to ${worst}`);
+  });
+}

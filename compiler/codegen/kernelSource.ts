@@ -4,7 +4,7 @@
 // by gpu.js's loopMaxIterations). All arithmetic, index arithmetic included, is in floats: integer division
 // is floor((a + 0.5) / b), which stays exact under GPUs' approximate division for indices below 2^21.
 import type { Graph, Node, NodeOf } from '../ir.ts';
-import { randomBase } from '../primitives/rng.ts';
+import { randomBase, rngEntryPoint } from '../primitives/rng.ts';
 import { strides, type Shape } from '../shape.ts';
 import type { FusedProgram, Kernel } from '../passes/fuse.ts';
 import { isSplat } from '../passes/fuse.ts';
@@ -109,8 +109,7 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
       case 'where': return `(${at(0)} !== 0.0 ? ${at(1)} : ${at(2)})`;
       case 'random': {
         usesRng = true;
-        const key = e.memo(`rngkey|${n.id}`, () => `rngKey(${lit(randomBase(n.attrs.seed, n.attrs.stream))}, ${at(0, { flat: '0.0' })})`);
-        return `${n.attrs.dist === 'normal' ? 'rngNormal' : 'rngUniform'}(${key}, ${flatOf(idx, n.shape)})`;
+        return `${rngEntryPoint}(${lit(randomBase(n.attrs.seed, n.attrs.stream))}, ${at(0, { flat: '0.0' })}, ${flatOf(idx, n.shape)}, ${n.attrs.dist === 'normal' ? '1.0' : '0.0'})`;
       }
       case 'reshape':
         return at(0, { flat: flatOf(idx, n.shape) });

@@ -59,7 +59,14 @@ export const rngFunctionSources: readonly string[] = [
   `function rngKey(base, counter) {
     return rngBits(base, counter - Math.floor(counter / 16777216.0) * 16777216.0);
   }`,
+  `function rngDraw(base, counter, i, normal) {
+    const key = rngKey(base, counter);
+    return normal > 0.5 ? rngNormal(key, i) : rngUniform(key, i);
+  }`,
 ];
+
+/** The one function kernels call: element i of a uniform (normal = 0) or normal (normal = 1) draw. */
+export const rngEntryPoint = 'rngDraw';
 
 type Fns = {
   rngBits: (key: number, i: number) => number;

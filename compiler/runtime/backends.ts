@@ -1,6 +1,6 @@
 // The gpu.js backends fusediff can run on, how to tell which are available, and `auto`'s choice.
 import { GPU } from 'gpu.js';
-import { rngFunctionSources } from '../primitives/rng.ts';
+import { rngEntryPoint, rngFunctionSources } from '../primitives/rng.ts';
 
 export const backendNames = ['headlessgl', 'webgl2', 'webasm', 'cpu'] as const;
 export type BackendName = (typeof backendNames)[number];
@@ -45,6 +45,13 @@ export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend =>
   return { name: req, reason: 'requested' };
 };
 
+/** The RNG's JS helper source as GLSL: every value is a float, Math.f is the built-in f. */
+export const toGLSL = (src: string): string =>
+  src
+    .replace(/function (\w+)\(([^)]*)\)/, (_, name: string, params: string) => `float ${name}(${params.split(',').map((p) => `float ${p.trim()}`).join(', ')})`)
+    .replace(/\b(const|let) /g, 'float ')
+    .replace(/Math\.(\w+)/g, '$1');
+
 const instances = new Map<BackendName, GPU>();
 
 /** One gpu.js instance per backend, with the RNG helpers added once. */
@@ -52,7 +59,10 @@ export const gpuFor = (b: BackendName): GPU => {
   let gpu = instances.get(b);
   if (!gpu) {
     gpu = new GPU({ mode: b === 'webgl2' ? 'webgl2' : b });
-    for (const src of rngFunctionSources) gpu.addFunction(src as never);
+    // On GL the helpers go in as GLSL, in dependency order (gpu.js's own translation emits callers before
+    // callees, which GLSL rejects); the GLSL is a mechanical rewrite of the same source text.
+    if (isGL(b)) gpu.addNativeFunction(rngEntryPoint, rngFunctionSources.map(toGLSL).join('\n'));
+    else for (const src of rngFunctionSources) gpu.addFunction(src as never);
     instances.set(b, gpu);
   }
   return gpu;

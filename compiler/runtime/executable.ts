@@ -58,10 +58,17 @@ export class NonFiniteError extends Error {
 }
 
 const kernelCache = new Map<string, IKernelRunShortcut>();
+let nextPlanId = 0;
 
-/** gpu.js specialises a kernel to its argument sizes, so the cache key holds them with the source. */
-const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes: readonly number[]): IKernelRunShortcut => {
-  const key = `${backend}|${n}|${argSizes}|${src.source}`;
+/**
+ * gpu.js specialises a kernel to its argument sizes, so the cache key holds them with the source. On GL a
+ * mutable kernel returns the same texture every call and overwrites it, which is right for intermediates
+ * (consumed within the run) but not for outputs that outlive the run (parameters, optimizer state, results):
+ * those kernels are immutable, return a fresh texture per call, and their old textures are deleted by the owner.
+ */
+const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes: readonly number[], immutable: boolean, owner: string): IKernelRunShortcut => {
+  // a GL kernel owns its output texture, so on GL each plan position gets its own instance
+  const key = `${isGL(backend) ? owner : ''}|${backend}|${n}|${argSizes}|${immutable}|${src.source}`;
   let k = kernelCache.get(key);
   if (!k) {
     k = gpuFor(backend).createKernel(src.source as never, {
@@ -69,7 +76,7 @@ const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes
       precision: 'single',
       tactic: 'precision',
       pipeline: isGL(backend),
-      immutable: false,
+      immutable,
       loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
     } as never);
     kernelCache.set(key, k);
@@ -91,7 +98,11 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     const ops = k.fused.map((id) => g.nodes[id].op).reverse();
     return { index, root: k.root, name: `k${index}_${g.nodes[k.root].op}`, shape: k.shape, fusedOps: ops, source: generateKernel(program, k) };
   });
-  const runners = kernels.map((k) => makeKernel(backend, k.source, Math.max(1, size(k.shape)), k.source.args.map((id) => size(g.nodes[id].shape))));
+  const outputIds = new Set(g.outputs.map((o) => o.id));
+  const planId = nextPlanId++;
+  const runners = kernels.map((k) =>
+    makeKernel(backend, k.source, Math.max(1, size(k.shape)), k.source.args.map((id) => size(g.nodes[id].shape)), isGL(backend) && outputIds.has(k.root), `${planId}:${k.index}`),
+  );
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
   const constants = new Map<number, Float32Array>();
   for (const n of g.nodes) if (n.op === 'constant' && program.materialized.has(n.id)) constants.set(n.id, Float32Array.from(n.attrs.value));
@@ -123,7 +134,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
       const start = options.profile ? performance.now() : 0;
-      const out = runners[i](...(args as never[])) as unknown as DeviceBuffer;
+      const out = guard(k, backend, () => runners[i](...(args as never[])) as unknown as DeviceBuffer);
       if (options.profile) profile[i] += performance.now() - start;
       values.set(k.root, out);
       if (options.checkNaN) {
@@ -147,14 +158,37 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     read,
     run: (given, only) => {
       const out = runDevice(given);
-      return Object.fromEntries(
+      const result = Object.fromEntries(
         g.outputs.filter((o) => !only || only.includes(o.name)).map((o) => {
           const shape = g.nodes[o.id].shape;
           return [o.name, { shape, data: Float64Array.from(read(out[o.name], shape)) }];
         }),
       );
+      for (const b of new Set(Object.values(out))) release(b);
+      return result;
     },
   };
+};
+
+export class BackendError extends Error {
+  constructor(readonly kernel: CompiledKernel, readonly backend: BackendName, readonly cause: unknown) {
+    super(`backend ${backend} cannot run kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, output [${kernel.shape.join(',')}]): ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`);
+    this.name = 'BackendError';
+  }
+}
+
+/** Runs one kernel call; a failure of the backend (shader compile, texture size, wasm trap) names the kernel's ops. */
+export const guard = <T>(kernel: CompiledKernel, backend: BackendName, call: () => T): T => {
+  try {
+    return call();
+  } catch (e) {
+    throw new BackendError(kernel, backend, e);
+  }
+};
+
+/** Frees a texture returned by an immutable kernel (a no-op for typed arrays, which the GC frees). */
+export const release = (b: DeviceBuffer): void => {
+  if (!(b instanceof Float32Array) && isTexture(b)) (b as Texture).delete();
 };
 
 const isTexture = (v: unknown): boolean => typeof v === 'object' && v !== null && typeof (v as Texture).toArray === 'function' && !(v instanceof Float32Array);

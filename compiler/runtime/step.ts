@@ -10,7 +10,7 @@ import type { Tensor } from '../../dsl/tensor.ts';
 import { call, isTensor, trace, type Spec } from '../../dsl/trace.ts';
 import { flatten, unflatten } from '../../dsl/tree.ts';
 import { isNDArray } from '../../dsl/trace.ts';
-import { compile, type CompileOptions, type DeviceBuffer, type Executable } from './executable.ts';
+import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from './executable.ts';
 
 /** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
 export type StepArgs<D extends Record<string, Shape>> = { params: ParamTensors<Params>; step: Tensor } & { [K in keyof D]: Tensor };
@@ -34,6 +34,8 @@ export interface TrainStep {
   params(): Params;
   /** Reads the optimizer state back to the host. */
   state(): Params;
+  /** Device buffers (parameters, optimizer state) this step holds between runs. */
+  liveBuffers(): number;
 }
 
 export class NonFiniteLossError extends Error {
@@ -95,11 +97,19 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       const out = executable.runDevice({ ...Object.fromEntries(resident), ...batch, step: Float32Array.of(step) });
       const value = executable.read(out.loss, [])[0];
       if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
-      for (const name of Object.keys(out)) if (name !== 'loss') resident.set(name, out[name]);
+      const kept = new Set(Object.entries(out).filter(([n]) => n !== 'loss').map(([, b]) => b));
+      for (const [name, buf] of Object.entries(out)) {
+        if (name === 'loss') continue;
+        const old = resident.get(name);
+        resident.set(name, buf);
+        if (old && !kept.has(old) && ![...resident.values()].includes(old)) release(old);
+      }
+      if (!kept.has(out.loss)) release(out.loss);
       step++;
       return value;
     },
     params: () => readTree('params'),
+    liveBuffers: () => new Set(resident.values()).size,
     state: () => readTree('state'),
   };
 };
