@@ -171,7 +171,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
 };
 
 export class BackendError extends Error {
-  constructor(readonly kernel: CompiledKernel, readonly backend: BackendName, readonly cause: unknown) {
+  constructor(readonly kernel: CompiledKernel, readonly backend: BackendName, override readonly cause: unknown) {
     super(`backend ${backend} cannot run kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, output [${kernel.shape.join(',')}]): ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`);
     this.name = 'BackendError';
   }
