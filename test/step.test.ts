@@ -69,3 +69,20 @@ test('a non-finite loss is reported with its step and the update is not applied'
   assert.throws(() => s.run({ x }), (e: unknown) => e instanceof NonFiniteLossError && e.step === 1 && /step 1: the loss is -Infinity/.test(e.message));
   assert.deepEqual([...(s.params() as P).l1.w.data], [...before.l1.w.data]);
 });
+
+test('checkNaN names the first kernel that produced a non-finite value', async () => {
+  const { compile, NonFiniteError } = await import('../compiler/runtime/executable.ts');
+  const { trace } = await import('../dsl/trace.ts');
+  const g = trace(({ x, w }) => op.sum(op.exp(op.log(op.matmul(x, w)))), { x: [4, 3], w: [3, 2] });
+  const exe = compile(g, { backend: 'cpu', checkNaN: true });
+  const x = { shape: [4, 3], data: Float64Array.from({ length: 12 }, (_, i) => i - 6) };
+  const w = { shape: [3, 2], data: Float64Array.of(1, 1, 1, 1, 1, 1) };
+  assert.throws(() => exe.run({ x, w }), (e: unknown) => {
+    if (!(e instanceof NonFiniteError)) return false;
+    // the matmul kernel (finite) runs first; the reduction kernel with log and exp inlined makes the NaN
+    assert.equal(e.kernel.index, 1);
+    assert.deepEqual(e.kernel.fusedOps, ['log', 'exp', 'sum', 'reshape']);
+    assert.match(e.message, /^kernel 1 \(k1_reshape, output \[\], fusing log exp sum reshape\) produced NaN at element 0$/);
+    return true;
+  });
+});
