@@ -86,3 +86,12 @@ test('checkNaN names the first kernel that produced a non-finite value', async (
     return true;
   });
 });
+
+test('runAsync (webasm worker threads) takes exactly the same steps as run', async () => {
+  const { shutdownBackends } = await import('../compiler/runtime/backends.ts');
+  const mk = () => compileStep(loss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: 'webasm' });
+  const a = mk(), b = mk();
+  for (let i = 0; i < 5; i++) assert.equal(await a.runAsync({ x, y }), b.run({ x, y }));
+  assert.deepEqual([...(a.params() as P).l1.w.data], [...(b.params() as P).l1.w.data]);
+  await shutdownBackends();
+});

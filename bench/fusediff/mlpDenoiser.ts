@@ -77,7 +77,7 @@ export class FusediffMlp implements PeerSystem {
   }
 
   async step(): Promise<void> {
-    this.last = this.train!.run({ x0: this.x0 });
+    this.last = await this.train!.runAsync({ x0: this.x0 });
   }
 
   async loss(): Promise<number> {

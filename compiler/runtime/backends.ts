@@ -54,6 +54,12 @@ export const toGLSL = (src: string): string =>
 
 const instances = new Map<BackendName, GPU>();
 
+/** Destroys the gpu.js instances (and webasm's worker pool, which would otherwise keep the process alive). */
+export const shutdownBackends = async (): Promise<void> => {
+  for (const gpu of instances.values()) await gpu.destroy();
+  instances.clear();
+};
+
 /** One gpu.js instance per backend, with the RNG helpers added once. */
 export const gpuFor = (b: BackendName): GPU => {
   let gpu = instances.get(b);

@@ -42,6 +42,11 @@ export interface Executable {
   readonly inputs: ReadonlyMap<string, Shape>;
   /** Runs the plan; inputs may be host arrays or device buffers from an earlier run; returns device buffers. */
   runDevice(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Record<string, DeviceBuffer>;
+  /**
+   * Like runDevice, awaiting each kernel: on webasm, kernels of 4096 or more elements then split across
+   * gpu.js's worker pool (threads over shared wasm memory); other backends run as in runDevice.
+   */
+  runDeviceAsync(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Promise<Record<string, DeviceBuffer>>;
   /** Runs and reads the outputs back to the host. */
   run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
   /** milliseconds spent in each kernel call, summed over runs (with `profile: true`) */
@@ -66,9 +71,9 @@ let nextPlanId = 0;
  * (consumed within the run) but not for outputs that outlive the run (parameters, optimizer state, results):
  * those kernels are immutable, return a fresh texture per call, and their old textures are deleted by the owner.
  */
-const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes: readonly number[], immutable: boolean, owner: string): IKernelRunShortcut => {
+const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes: readonly number[], immutable: boolean, owner: string, asyncMode = false): IKernelRunShortcut => {
   // a GL kernel owns its output texture, so on GL each plan position gets its own instance
-  const key = `${isGL(backend) ? owner : ''}|${backend}|${n}|${argSizes}|${immutable}|${src.source}`;
+  const key = `${isGL(backend) ? owner : ''}|${backend}|${n}|${argSizes}|${immutable}|${asyncMode}|${src.source}`;
   let k = kernelCache.get(key);
   if (!k) {
     k = gpuFor(backend).createKernel(src.source as never, {
@@ -77,6 +82,7 @@ const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes
       tactic: 'precision',
       pipeline: isGL(backend),
       immutable,
+      asyncMode,
       loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
     } as never);
     kernelCache.set(key, k);
@@ -115,7 +121,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return arr.length === size(shape) ? arr : arr.subarray(0, size(shape));
   };
 
-  const runDevice: Executable['runDevice'] = (given) => {
+  const bindInputs = (given: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Map<number, DeviceBuffer> => {
     const values = new Map<number, DeviceBuffer>();
     for (const n of g.nodes) {
       if (n.op !== 'input') continue;
@@ -123,27 +129,56 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       if (v === undefined) throw new Error(`run: missing input '${n.attrs.name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
       if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
         throw new Error(`run: input '${n.attrs.name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
-      if (!gl || v instanceof Float32Array || !isTexture(v)) {
-        const arr = isTexture(v) ? (v as DeviceBuffer) : toFloat32(v as NDArray);
-        if (arr instanceof Float32Array && arr.length !== size(n.shape))
-          throw new Error(`run: input '${n.attrs.name}' has ${arr.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
-        values.set(n.id, arr);
-      } else values.set(n.id, v as Texture);
+      const arr = isTexture(v) ? (v as DeviceBuffer) : toFloat32(v as NDArray);
+      if (arr instanceof Float32Array && arr.length !== size(n.shape))
+        throw new Error(`run: input '${n.attrs.name}' has ${arr.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
+      values.set(n.id, arr);
     }
     for (const [id, c] of constants) values.set(id, c);
+    return values;
+  };
+
+  const afterKernel = (k: CompiledKernel, out: DeviceBuffer, values: Map<number, DeviceBuffer>) => {
+    values.set(k.root, out);
+    if (options.checkNaN) {
+      const data = read(out, k.shape);
+      const bad = data.findIndex((x) => !Number.isFinite(x));
+      if (bad >= 0) throw new NonFiniteError(k, bad, data[bad]);
+    }
+  };
+
+  const outputsOf = (values: Map<number, DeviceBuffer>) => Object.fromEntries(g.outputs.map((o) => [o.name, values.get(o.id)!]));
+
+  const runDevice: Executable['runDevice'] = (given) => {
+    const values = bindInputs(given);
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
       const start = options.profile ? performance.now() : 0;
       const out = guard(k, backend, () => runners[i](...(args as never[])) as unknown as DeviceBuffer);
       if (options.profile) profile[i] += performance.now() - start;
-      values.set(k.root, out);
-      if (options.checkNaN) {
-        const data = read(out, k.shape);
-        const bad = data.findIndex((x) => !Number.isFinite(x));
-        if (bad >= 0) throw new NonFiniteError(k, bad, data[bad]);
-      }
+      afterKernel(k, out, values);
     });
-    return Object.fromEntries(g.outputs.map((o) => [o.name, values.get(o.id)!]));
+    return outputsOf(values);
+  };
+
+  let asyncRunners: IKernelRunShortcut[] | undefined;
+  const runDeviceAsync: Executable['runDeviceAsync'] = async (given) => {
+    if (backend !== 'webasm') return runDevice(given);
+    asyncRunners ??= kernels.map((k) => makeKernel(backend, k.source, Math.max(1, size(k.shape)), k.source.args.map((id) => size(g.nodes[id].shape)), false, '', true));
+    const values = bindInputs(given);
+    for (const k of kernels) {
+      const args = k.source.args.map((id) => values.get(id)!);
+      const start = options.profile ? performance.now() : 0;
+      let out: DeviceBuffer;
+      try {
+        out = (await (asyncRunners[k.index](...(args as never[])) as unknown as Promise<DeviceBuffer>)) as DeviceBuffer;
+      } catch (e) {
+        throw new BackendError(k, backend, e);
+      }
+      if (options.profile) profile[k.index] += performance.now() - start;
+      afterKernel(k, out, values);
+    }
+    return outputsOf(values);
   };
 
   return {
@@ -155,6 +190,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     inputs,
     profile,
     runDevice,
+    runDeviceAsync,
     read,
     run: (given, only) => {
       const out = runDevice(given);

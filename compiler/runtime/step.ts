@@ -30,6 +30,8 @@ export interface TrainStep {
   readonly step: number;
   /** Runs one step on the device and returns the loss (the only readback). */
   run(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): number;
+  /** The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
+  runAsync(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number>;
   /** Reads the parameters back to the host. */
   params(): Params;
   /** Reads the optimizer state back to the host. */
@@ -82,31 +84,42 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       }),
     ) as Params;
 
+  const inputsFor = (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>) => {
+    for (const k of Object.keys(data)) {
+      const v = batch[k];
+      if (v === undefined) throw new Error(`step: missing data input '${k}' of shape ${fmt(data[k])}`);
+      const n = 'data' in (v as NDArray) ? (v as NDArray).data.length : (v as ArrayLike<number>).length;
+      if (n !== size(data[k])) throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
+    }
+    return { ...Object.fromEntries(resident), ...batch, step: Float32Array.of(step) };
+  };
+
+  /** Reads the loss; when finite, adopts the new state (freeing replaced textures) and advances the counter. */
+  const commit = (out: Record<string, DeviceBuffer>): number => {
+    const value = executable.read(out.loss, [])[0];
+    if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
+    const kept = new Set(Object.entries(out).filter(([n]) => n !== 'loss').map(([, b]) => b));
+    for (const [name, buf] of Object.entries(out)) {
+      if (name === 'loss') continue;
+      const old = resident.get(name);
+      resident.set(name, buf);
+      if (old && !kept.has(old) && ![...resident.values()].includes(old)) release(old);
+    }
+    if (!kept.has(out.loss)) release(out.loss);
+    step++;
+    return value;
+  };
+
   return {
     executable,
     get step() {
       return step;
     },
     run(batch) {
-      for (const k of Object.keys(data)) {
-        const v = batch[k];
-        if (v === undefined) throw new Error(`step: missing data input '${k}' of shape ${fmt(data[k])}`);
-        const n = 'data' in (v as NDArray) ? (v as NDArray).data.length : (v as ArrayLike<number>).length;
-        if (n !== size(data[k])) throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
-      }
-      const out = executable.runDevice({ ...Object.fromEntries(resident), ...batch, step: Float32Array.of(step) });
-      const value = executable.read(out.loss, [])[0];
-      if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
-      const kept = new Set(Object.entries(out).filter(([n]) => n !== 'loss').map(([, b]) => b));
-      for (const [name, buf] of Object.entries(out)) {
-        if (name === 'loss') continue;
-        const old = resident.get(name);
-        resident.set(name, buf);
-        if (old && !kept.has(old) && ![...resident.values()].includes(old)) release(old);
-      }
-      if (!kept.has(out.loss)) release(out.loss);
-      step++;
-      return value;
+      return commit(executable.runDevice(inputsFor(batch)));
+    },
+    async runAsync(batch) {
+      return commit(await executable.runDeviceAsync(inputsFor(batch)));
     },
     params: () => readTree('params'),
     liveBuffers: () => new Set(resident.values()).size,
