@@ -1,0 +1,87 @@
+// The self-perceptual objective (PAPER.md, stage 2): a frozen copy f* of the stage-1 model is the perceptual
+// network. Both the real x0 and the online prediction's x0_hat are re-noised at a fresh t', and the loss is the
+// distance between f*'s middle-block features of the two. Gradient semantics (pinned by test/objectives.test.ts):
+//  - f*'s parameters are graph constants (frozen): they get no gradient and are not inputs at all;
+//  - the predicted branch flows THROUGH f* back to x0_hat and on to theta (no stop-gradient around the call);
+//  - the real branch is a constant target (stop-gradient; it does not depend on theta anyway).
+import * as op from '../dsl/ops.ts';
+import { frozen, type Params, type ParamTensors } from '../dsl/params.ts';
+import type { Tensor } from '../dsl/tensor.ts';
+import { assertSameSignature, signatureOf, type Denoiser } from '../models/denoiser.ts';
+import { fromPrediction, type Prediction } from '../models/parameterization.ts';
+import { sampleTimesteps, type Schedule } from '../models/schedule.ts';
+import { coefficients, noise, streams } from './noising.ts';
+import type { Objective, ObjectiveArgs } from './types.ts';
+
+export interface SelfPerceptualOptions {
+  model: Denoiser;
+  /** the stage-1 weights: the frozen copy f* (host arrays, embedded as constants) */
+  frozenParams: Params;
+  schedule: Schedule;
+  prediction: Prediction;
+  /** the feature layer of f*: 'mid' (the paper's choice), any layer name of the model, or 'all' (sum over layers) */
+  layer?: string;
+  /** how t' is drawn: 'uniform' (the paper's best) or 'same' (t' = t, under which the loss is identically zero) */
+  tPrime?: 'uniform' | 'same';
+  distance?: 'mse' | 'mae';
+  seed?: number;
+  /** for the negative test only: wraps the whole frozen call in a stop-gradient (the classic bug) */
+  stopGradientThroughFrozen?: boolean;
+}
+
+/** f*'s features of the real and the predicted branch at t', one pair per feature layer. */
+export interface PerceptualFeatures {
+  readonly layers: readonly string[];
+  readonly real: readonly Tensor[];
+  readonly predicted: readonly Tensor[];
+}
+
+const checkOptions = (o: SelfPerceptualOptions): readonly string[] => {
+  const { model, layer = 'mid' } = o;
+  assertSameSignature(model, signatureOf(model.config, o.frozenParams), ['online', 'frozen']);
+  const layers = layer === 'all' ? model.layers : [layer];
+  for (const l of layers) if (!model.layers.includes(l)) throw new Error(`selfPerceptual: the model has no layer '${l}'; its layers are: ${model.layers.join(', ')}, or 'all'`);
+  return layers;
+};
+
+/** Steps 1-6 of the method up to the features (no stop-gradient applied yet: the objective decides). */
+export const selfPerceptualFeatures = (o: SelfPerceptualOptions) => {
+  const layers = checkOptions(o);
+  const { model, schedule, prediction, tPrime = 'uniform', seed = 0 } = o;
+  return ({ params, x0, c, step }: ObjectiveArgs): PerceptualFeatures => {
+    const n = noise(schedule, x0, step, seed);
+    const pred = model.apply(params, n.xt, n.t, c);
+    const { x0: x0Hat, eps: epsHat } = fromPrediction(prediction, pred, n.xt, n.alpha, n.sigma);
+    const t2 = tPrime === 'same' ? n.t : sampleTimesteps(schedule, x0.shape[0], { seed, stream: streams.tPrime, counter: step as Tensor<readonly []> });
+    const { alpha, sigma } = coefficients(schedule, t2, x0.rank);
+    const real = op.add(op.mul(alpha, x0), op.mul(sigma, n.eps));
+    const predicted = op.add(op.mul(alpha, x0Hat), op.mul(sigma, epsHat));
+    const fStar = frozen(o.frozenParams) as ParamTensors<Params>;
+    return {
+      layers,
+      real: layers.map((l) => model.apply(fStar, real, t2, c, { until: l })),
+      predicted: layers.map((l) => model.apply(fStar, predicted, t2, c, { until: l })),
+    };
+  };
+};
+
+/** mean |d|^2 (or |d|) over all elements. */
+export const featureDistance = (a: Tensor, b: Tensor, distance: 'mse' | 'mae'): Tensor => {
+  const d = op.sub(a, b);
+  const size = d.shape.reduce((x, y) => x * y, 1);
+  return op.div(op.sum(distance === 'mse' ? op.mul(d, d) : op.abs(d)), size);
+};
+
+export const selfPerceptualObjective = (o: SelfPerceptualOptions): Objective => {
+  const features = selfPerceptualFeatures(o);
+  const distance = o.distance ?? 'mse';
+  return (args) => {
+    const f = features(args);
+    return f.layers
+      .map((_, i) => {
+        const predicted = o.stopGradientThroughFrozen ? op.stopGradient(f.predicted[i]) : f.predicted[i];
+        return featureDistance(predicted, op.stopGradient(f.real[i]), distance);
+      })
+      .reduce((a, b) => op.add(a, b));
+  };
+};
