@@ -9,6 +9,7 @@ import { Bench } from 'tinybench';
 import { availableBackends, type BackendName } from '../compiler/runtime/backends.ts';
 import { FusediffMlp, compileReferenceStep } from './fusediff/mlpDenoiser.ts';
 import { FusediffMatmul } from './fusediff/matmul.ts';
+import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
 import { PEER_IDS, matmulPeer, mlpPeer } from './peers/index.ts';
 import type { MatmulPeer, PeerSystem } from './peers/types.ts';
 import { BATCH, MATMUL_SIZES, matmulFlops } from './peers/workload.ts';
@@ -75,6 +76,18 @@ const plan = compileReferenceStep(backends[0]).executable;
 const memory = { backend: plan.backend, plannedBytes: plan.memory.plannedBytes, naiveBytes: plan.memory.naiveBytes, buffers: plan.memory.buffers, kernels: plan.kernels.length };
 console.log(`\nmemory plan of the reference step: ${(memory.plannedBytes / 1e6).toFixed(2)} MB in ${memory.buffers} buffers vs ${(memory.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`);
 
+// ---- 4. self-perceptual step cost ----------------------------------------------------------------------------
+const spOverMse: Record<string, number> = {};
+const spDetail: { model: string; backend: string; batch: number; mseMs: number; spMs: number; mseKernels: number; spKernels: number }[] = [];
+for (const c of spCostCases) {
+  const { mse, sp, batch } = spCostSteps(c, backends.includes('webasm') ? 'webasm' : backends[0]);
+  const mseMs = await timeTask(`mse ${c.name}`, async () => void (await mse.runAsync(batch)), async () => {});
+  const spMs = await timeTask(`sp ${c.name}`, async () => void (await sp.runAsync(batch)), async () => {});
+  spOverMse[`spOverMse${c.name}`] = spMs / mseMs;
+  spDetail.push({ model: c.name, backend: mse.executable.backend, batch: c.batch, mseMs, spMs, mseKernels: mse.executable.kernels.length, spKernels: sp.executable.kernels.length });
+  console.log(`SP / MSE step cost, ${c.name} (batch ${c.batch}, ${mse.executable.backend}): ${(spMs / mseMs).toFixed(2)}x  (${mseMs.toFixed(1)} ms vs ${spMs.toFixed(1)} ms; ${mse.executable.kernels.length} vs ${sp.executable.kernels.length} kernels)`);
+}
+
 const result = {
   machine,
   workload: `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, SiLU, batch ${BATCH}, MSE on eps, Adam (bench/peers/workload.ts)`,
@@ -82,6 +95,8 @@ const result = {
   rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, msPerStep, noise }) => ({ system, backend, samplesPerSec, ratioToBestPeer, msPerStep, noise })),
   matmul,
   memory,
+  ...spOverMse,
+  spCost: spDetail,
 };
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const path = new URL(`./results/${quick ? 'quick' : 'latest'}.json`, import.meta.url);
