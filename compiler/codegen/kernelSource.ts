@@ -222,6 +222,12 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
     switch (n.op) {
       case 'stopGradient':
         return src;
+      case 'reshape': {
+        // a reshape of a contiguous view is contiguous in the new shape
+        const inShape = nodes[n.inputs[0]].shape;
+        const contiguous = strides(inShape).every((s, d) => inShape[d] === 1 || src.strides[d] === s);
+        return contiguous ? { buf: src.buf, offset: src.offset, strides: strides(n.shape) } : undefined;
+      }
       case 'permute':
         return { ...src, strides: n.attrs.perm.map((p) => src.strides[p]) };
       case 'broadcast': {
@@ -231,6 +237,12 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
       }
       case 'slice':
         return { buf: src.buf, offset: src.offset + n.attrs.start.reduce((a, s, d) => a + s * src.strides[d], 0), strides: src.strides.map((s, d) => s * n.attrs.step[d]) };
+      case 'flip':
+        return {
+          buf: src.buf,
+          offset: src.offset + n.attrs.axes.reduce((a, d) => a + (n.shape[d] - 1) * src.strides[d], 0),
+          strides: src.strides.map((s, d) => (n.attrs.axes.includes(d) ? -s : s)),
+        };
       default:
         return undefined;
     }
@@ -274,22 +286,43 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
     return acc;
   };
 
+  /**
+   * conv2d as nested literal-bound loops over input channel, kernel row and kernel column (no index division per
+   * iteration); the row and column bounds checks of the padding are hoisted to their loops, and operands that are
+   * affine views of buffers are read through precomputed offsets.
+   */
   const conv = (n: NodeOf<'conv2d'>, idx: Index): string => {
     const [, C, H, W] = nodes[n.inputs[0]].shape;
     const [, , KH, KW] = nodes[n.inputs[1]].shape;
     const [sh, sw] = n.attrs.stride;
     const [pt, , pl] = n.attrs.padding;
     const [bn, o, p, q] = multiOf(idx, n.shape);
+    const fx = affine(n.inputs[0]);
+    const fw = affine(n.inputs[1]);
     const acc = e.fresh('acc');
     e.line(`let ${acc} = 0.0;`);
-    const r = e.fresh('r');
-    e.open(`for (let ${r} = 0; ${r} < ${C * KH * KW}; ${r}++)`);
-    const [c, i, j] = multiOf({ flat: e.let(`(${r} * 1.0)`) }, [C, KH, KW]);
-    const y = e.let(`(${mulc(p, sh)} + ${i} - ${lit(pt)})`);
-    const x = e.let(`(${mulc(q, sw)} + ${j} - ${lit(pl)})`);
-    const xv = value(n.inputs[0], { multi: [bn, c, e.let(clamp(y, H - 1)), e.let(clamp(x, W - 1))] });
-    const wv = value(n.inputs[1], { multi: [o, c, i, j] });
-    e.line(`${acc} = ${acc} + ((${y} >= 0.0 && ${y} <= ${lit(H - 1)} && ${x} >= 0.0 && ${x} <= ${lit(W - 1)}) ? ${xv} * ${wv} : 0.0);`);
+    const [c, i, j] = [e.fresh('c'), e.fresh('i'), e.fresh('j')];
+    const y0 = e.let(`(${mulc(p, sh)} - ${lit(pt)})`);
+    const x0 = e.let(`(${mulc(q, sw)} - ${lit(pl)})`);
+    const xBase = fx ? e.let(affineBase(fx, [bn, '0.0', '0.0', '0.0'])) : '';
+    const wBase = fw ? e.let(affineBase(fw, [o, '0.0', '0.0', '0.0'])) : '';
+    e.open(`for (let ${c} = 0; ${c} < ${C}; ${c}++)`);
+    const cf = e.let(`(${c} * 1.0)`);
+    e.open(`for (let ${i} = 0; ${i} < ${KH}; ${i}++)`);
+    const y = e.let(`(${y0} + ${i})`);
+    const yOk = e.let(`(${y} >= 0.0 && ${y} <= ${lit(H - 1)} ? 1.0 : 0.0)`);
+    const yc = e.let(`Math.min(Math.max(${y}, 0.0), ${lit(H - 1)})`);
+    const xRow = fx ? e.let(`(${xBase} + ${mulc(cf, fx.strides[1])} + ${mulc(yc, fx.strides[2])})`) : '';
+    const wRow = fw ? e.let(`(${wBase} + ${mulc(cf, fw.strides[1])} + ${mulc(`(${i} * 1.0)`, fw.strides[2])})`) : '';
+    e.open(`for (let ${j} = 0; ${j} < ${KW}; ${j}++)`);
+    const jf = e.let(`(${j} * 1.0)`);
+    const x = e.let(`(${x0} + ${jf})`);
+    const xc = e.let(`Math.min(Math.max(${x}, 0.0), ${lit(W - 1)})`);
+    const xv = fx ? `${argName(fx.buf)}[${xRow} + ${mulc(xc, fx.strides[3])}]` : value(n.inputs[0], { multi: [bn, cf, yc, xc] });
+    const wv = fw ? `${argName(fw.buf)}[${wRow} + ${mulc(jf, fw.strides[3])}]` : value(n.inputs[1], { multi: [o, cf, e.let(`(${i} * 1.0)`), jf] });
+    e.line(`${acc} = ${acc} + ((${yOk} > 0.5 && ${x} >= 0.0 && ${x} <= ${lit(W - 1)}) ? ${xv} * ${wv} : 0.0);`);
+    e.close();
+    e.close();
     e.close();
     return acc;
   };

@@ -80,6 +80,14 @@ export const simplify = (graph: Graph): Graph => {
       }
       case 'permute':
         return n.attrs.perm.every((p, i) => p === i) ? ins[0] : undefined;
+      case 'conv2d': {
+        // conv2d(pad(x)) with plain spatial zero padding is conv2d(x) with more padding: the loop then reads x
+        // directly (an affine buffer) instead of a masked pad view (the shape of every stride-1 input gradient)
+        if (a.op !== 'pad' || a.attrs.interior.some((v) => v !== 0) || [0, 1].some((d) => a.attrs.lo[d] !== 0 || a.attrs.hi[d] !== 0)) return undefined;
+        const [pt, pb, pl, pr] = n.attrs.padding;
+        const padding = [pt + a.attrs.lo[2], pb + a.attrs.hi[2], pl + a.attrs.lo[3], pr + a.attrs.hi[3]] as const;
+        return emit({ ...n, attrs: { stride: n.attrs.stride, padding } } as Node, [a.inputs[0], ins[1]]);
+      }
       default:
         return undefined;
     }
