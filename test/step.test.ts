@@ -95,3 +95,18 @@ test('runAsync (webasm worker threads) takes exactly the same steps as run', asy
   assert.deepEqual([...(a.params() as P).l1.w.data], [...(b.params() as P).l1.w.data]);
   await shutdownBackends();
 });
+
+test('EMA of the parameters is updated inside the compiled step: ema_t = d ema_{t-1} + (1 - d) params_t', () => {
+  const d = 0.9;
+  const s = compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, backend: 'cpu', emaDecay: d });
+  let ema = Float64Array.from(params0.l1.w.data);
+  for (let t = 0; t < 5; t++) {
+    s.run({ x, y });
+    const p = (s.params() as P).l1.w.data;
+    ema = ema.map((e, i) => d * e + (1 - d) * p[i]);
+  }
+  const got = (s.ema() as P).l1.w.data;
+  // f32 on the device vs this f64 recurrence: 5 steps of a convex combination, well under 1e-6
+  got.forEach((v, i) => assert.ok(Math.abs(v - ema[i]) < 1e-6, `ema[${i}] ${v} vs ${ema[i]}`));
+  assert.throws(() => compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, emaDecay: 1 }), /emaDecay must be in \[0, 1\)/);
+});

@@ -10,6 +10,7 @@ import type { Tensor } from '../../dsl/tensor.ts';
 import { call, isTensor, trace, type Spec } from '../../dsl/trace.ts';
 import { flatten, unflatten } from '../../dsl/tree.ts';
 import { isNDArray } from '../../dsl/trace.ts';
+import * as op from '../../dsl/ops.ts';
 import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from './executable.ts';
 
 /** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
@@ -22,6 +23,10 @@ export interface StepOptions<D extends Record<string, Shape>> extends CompileOpt
   data: D;
   /** the counter of the first step (default 1); a resumed run passes its next step */
   startStep?: number;
+  /** keep an exponential moving average of the parameters, updated in the same plan: ema = d ema + (1 - d) params */
+  emaDecay?: number;
+  /** optimizer state and EMA to resume from (default: the optimizer's init and a copy of params) */
+  initialState?: { state?: Params; ema?: Params };
 }
 
 export interface TrainStep {
@@ -36,6 +41,8 @@ export interface TrainStep {
   params(): Params;
   /** Reads the optimizer state back to the host. */
   state(): Params;
+  /** Reads the parameters' EMA back to the host (with `emaDecay`). */
+  ema(): Params;
   /** Device buffers (parameters, optimizer state) this step holds between runs. */
   liveBuffers(): number;
 }
@@ -47,7 +54,7 @@ export class NonFiniteLossError extends Error {
   }
 }
 
-const RESERVED = ['params', 'state', 'step'];
+const RESERVED = ['params', 'state', 'ema', 'step'];
 
 export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepArgs<D>) => Tensor, options: StepOptions<D>): TrainStep => {
   const { params, optimizer, data } = options;
@@ -55,17 +62,25 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
   const pSpec = paramSpec(params) as Spec;
   const lossGraph = trace((a) => loss(a as unknown as StepArgs<D>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
   const vg = valueAndGrad(lossGraph, ['params']);
-  const state0 = optimizer.init(params);
+  const state0 = options.initialState?.state ?? optimizer.init(params);
+  const decay = options.emaDecay;
+  if (decay !== undefined && !(decay >= 0 && decay < 1)) throw new Error(`compileStep: emaDecay must be in [0, 1), got ${decay}`);
+  const ema0 = decay === undefined ? undefined : (options.initialState?.ema ?? params);
   const stepGraph = trace(
     (a) => {
-      const args = a as unknown as { params: ParamTensors<Params>; state: ParamTensors<Params>; step: Tensor };
-      const flatIn = Object.fromEntries(flatten(a as never, isTensor).filter(([n]) => !n.startsWith('state.') && n !== 'state'));
+      const args = a as unknown as { params: ParamTensors<Params>; state: ParamTensors<Params>; ema?: ParamTensors<Params>; step: Tensor };
+      const flatIn = Object.fromEntries(flatten(a as never, isTensor).filter(([n]) => !/^(state|ema)(\.|$)/.test(n)));
       const outs = call(vg, flatIn);
       const grads = unflatten(flatten(args.params as never, isTensor).map(([p]) => [p, outs[gradName(`params.${p}`)]] as const)) as ParamTensors<Params>;
       const next = optimizer.update(args.params, grads, args.state ?? ({} as ParamTensors<Params>), args.step);
-      return { loss: outs[vg.outputs[0].name], params: next.params, state: next.state } as never;
+      const result: Record<string, unknown> = { loss: outs[vg.outputs[0].name], params: next.params, state: next.state };
+      if (args.ema && decay !== undefined) {
+        const fresh = new Map(flatten(next.params as never, isTensor));
+        result.ema = unflatten(flatten(args.ema as never, isTensor).map(([p, e]) => [p, op.add(op.mul(e, decay), op.mul(fresh.get(p)!, 1 - decay))] as const));
+      }
+      return result as never;
     },
-    { params: pSpec, state: paramSpec(state0) as Spec, step: [], ...data } as Record<string, Spec>,
+    { params: pSpec, state: paramSpec(state0) as Spec, ...(ema0 ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>,
   );
   const executable = compile(stepGraph, options);
 
@@ -73,6 +88,7 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
   const resident = new Map<string, DeviceBuffer>();
   for (const [p, v] of flatten(params, isNDArray)) resident.set(`params.${p}`, Float32Array.from(v.data));
   for (const [p, v] of flatten(state0, isNDArray)) resident.set(`state.${p}`, Float32Array.from(v.data));
+  if (ema0) for (const [p, v] of flatten(ema0, isNDArray)) resident.set(`ema.${p}`, Float32Array.from(v.data));
   let step = options.startStep ?? 1;
   const shapes = executable.inputs;
 
@@ -124,5 +140,9 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
     params: () => readTree('params'),
     liveBuffers: () => new Set(resident.values()).size,
     state: () => readTree('state'),
+    ema: () => {
+      if (!ema0) throw new Error('step: no EMA is kept; compile with { emaDecay }');
+      return readTree('ema');
+    },
   };
 };
