@@ -23,7 +23,7 @@ export class FusediffMatmul implements MatmulPeer {
   }
 
   async run(): Promise<void> {
-    const out = this.exe!.runDevice({ a: this.a!, b: this.b! }).out;
+    const out = (await this.exe!.runDeviceAsync({ a: this.a!, b: this.b! })).out; // webasm: worker threads
     this.exe!.read(out, []); // synchronise (GL backends queue work until read)
   }
 
