@@ -91,3 +91,24 @@ for (const backend of backends) {
     assert.ok(worst < 1e-5, `normals differ by up to ${worst}`);
   });
 }
+
+for (const backend of backends.filter((b) => b !== 'webasm')) {
+  test(`${backend}: outputs of one shape are written by one multi-output kernel (gpu.js kernel map), with the same values`, () => {
+    // an Adam-like update: m', v' and p' share the elementwise iteration space
+    const g = trace(({ p, m, v, g: gr }) => {
+      const m2 = op.add(op.mul(m, 0.9), op.mul(gr, 0.1));
+      const v2 = op.add(op.mul(v, 0.99), op.mul(op.mul(gr, gr), 0.01));
+      return { p: op.sub(p, op.div(m2, op.add(op.sqrt(v2), 1e-8))), m: m2, v: v2 };
+    }, { p: [64], m: [64], v: [64], g: [64] });
+    const args = Object.fromEntries(['p', 'm', 'v', 'g'].map((k, j) => [k, { shape: [64], data: Float64Array.from({ length: 64 }, (_, i) => Math.fround(Math.sin(i + j) * (k === 'v' ? 0.5 : 1) + (k === 'v' ? 0.6 : 0))) }]));
+    const multi = compile(g, { backend });
+    const single = compile(g, { backend, multiOutput: false });
+    assert.equal(multi.kernels.length, 1);
+    assert.deepEqual([...(multi.kernels[0].extraOutputs ?? [])].length, 2);
+    assert.equal(single.kernels.length, 3);
+    const a = multi.run(args), b = single.run(args), ref = evaluate(g, args);
+    // not bitwise: gpu.js's cpu backend keeps intermediates in f64 inside a kernel, so m' read from an f32 buffer
+    // (single) and m' used in-register (multi) differ in the last bits; both must match the interpreter
+    for (const k of ['p', 'm', 'v']) ref[k].data.forEach((r, i) => assert.ok(Math.abs(a[k].data[i] - r) <= tol(r) && Math.abs(b[k].data[i] - r) <= tol(r), `${k}[${i}]`));
+  });
+}

@@ -18,6 +18,8 @@ export interface KernelSource {
   readonly args: readonly number[];
   /** whether the RNG helper functions must be added */
   readonly usesRng: boolean;
+  /** gpu.js sub-kernel sources for the extra outputs (keep0 writes extraOutputs[0], ...) */
+  readonly subKernels: readonly string[];
 }
 
 /** An index into a tensor: its flat offset, or its per-axis coordinates (expressions). */
@@ -30,6 +32,7 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   const { graph, materialized } = prog;
   const nodes = graph.nodes;
   const e = new Emitter();
+  const extras = kernel.extraOutputs ?? [];
   const args: number[] = [];
   let usesRng = false;
 
@@ -65,7 +68,7 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   const value = (id: number, idx: Index): string => {
     const n = nodes[id];
     if (isSplat(graph, id)) return lit(splatOf(graph, id));
-    if (materialized.has(id) && id !== kernel.root) return e.memo(`read|${id}|${keyOf(idx)}`, () => `${argName(id)}[${flatOf(idx, n.shape)}]`);
+    if (materialized.has(id) && id !== kernel.root && !extras.includes(id)) return e.memo(`read|${id}|${keyOf(idx)}`, () => `${argName(id)}[${flatOf(idx, n.shape)}]`);
     return e.memo(`${id}|${keyOf(idx)}`, () => compute(n, idx));
   };
 
@@ -216,7 +219,7 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   const affine = (id: number): { buf: number; offset: number; strides: number[] } | undefined => {
     const n = nodes[id];
     if (isSplat(graph, id)) return undefined;
-    if ((materialized.has(id) && id !== kernel.root) || n.op === 'input') return { buf: id, offset: 0, strides: strides(n.shape) };
+    if ((materialized.has(id) && id !== kernel.root && !extras.includes(id)) || n.op === 'input') return { buf: id, offset: 0, strides: strides(n.shape) };
     const src = n.inputs.length ? affine(n.inputs[0]) : undefined;
     if (!src) return undefined;
     switch (n.op) {
@@ -328,10 +331,12 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   };
 
   e.line('const t = this.thread.x * 1.0;');
+  extras.forEach((id, j) => e.line(`keep${j}(${value(id, { flat: 't' })});`));
   const out = compute(nodes[kernel.root], { flat: 't' });
   e.line(`return ${out};`);
   const params = args.map((_, i) => `b${i}`).join(', ');
-  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], usesRng };
+  const subKernels = extras.map((_, j) => `function keep${j}(v) { return v; }`);
+  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], usesRng, subKernels };
 };
 
 export const splatOf = (g: Graph, id: number): number => {

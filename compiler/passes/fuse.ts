@@ -24,6 +24,8 @@ export interface Kernel {
   /** materialised nodes whose buffers it reads */
   readonly reads: readonly number[];
   readonly shape: Shape;
+  /** further materialised nodes this kernel also writes (a multi-output kernel, gpu.js's kernel map) */
+  readonly extraOutputs?: readonly number[];
 }
 
 export interface FusedProgram {
@@ -158,4 +160,48 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
     kernels.push({ root: n.id, core: cores[0], fused, reads: [...reads].sort((a, b) => a - b), shape: n.shape });
   }
   return { graph, materialized: M, kernels };
+};
+
+/**
+ * Multi-output kernels, for backends with gpu.js kernel maps: a loop-free kernel S whose output has K's shape and
+ * is read by a later kernel K only elementwise (same element, e.g. Adam's m' and v' read by the p' update) is
+ * computed inside K, which then writes both. S's other readers must run after K. One level: a kernel that
+ * absorbs others is not itself absorbed.
+ */
+export const mergeOutputs = (prog: FusedProgram): FusedProgram => {
+  const { graph, kernels } = prog;
+  const nodes = graph.nodes;
+  const users = usersOf(graph);
+  const index = new Map(kernels.map((k, i) => [k.root, i]));
+  const absorbed = new Set<number>(); // kernel indices merged into another
+  const absorbers = new Set<number>();
+  const extras = new Map<number, number[]>(); // absorber index -> absorbed kernel indices
+  kernels.forEach((k, ki) => {
+    if (absorbed.has(ki)) return;
+    for (const s of k.reads) {
+      const si = index.get(s);
+      if (si === undefined || absorbed.has(si) || absorbers.has(si) || si >= ki) continue;
+      const S = kernels[si];
+      if (S.core !== undefined || S.shape.length !== k.shape.length || S.shape.some((d, i) => d !== k.shape[i])) continue;
+      const inK = new Set(k.fused);
+      const elementwiseInK = users[s].filter((u) => inK.has(u)).every((u) => isElementwise(nodes[u]) && nodes[u].shape.every((d, i) => d === S.shape[i]));
+      const othersLater = kernels.every((kk, i) => i === ki || !kk.reads.includes(s) || i > ki);
+      if (!elementwiseInK || !othersLater) continue;
+      absorbed.add(si);
+      absorbers.add(ki);
+      extras.set(ki, [...(extras.get(ki) ?? []), si]);
+    }
+  });
+  if (!absorbed.size) return prog;
+  const merged: Kernel[] = [];
+  kernels.forEach((k, ki) => {
+    if (absorbed.has(ki)) return;
+    const ex = (extras.get(ki) ?? []).map((i) => kernels[i]);
+    if (!ex.length) return merged.push(k);
+    const outs = new Set([k.root, ...ex.map((e) => e.root)]);
+    const fused = [...new Set([...k.fused, ...ex.flatMap((e) => e.fused)])];
+    const reads = [...new Set([...k.reads, ...ex.flatMap((e) => e.reads)])].filter((r) => !outs.has(r)).sort((a, b) => a - b);
+    merged.push({ ...k, fused, reads, extraOutputs: ex.map((e) => e.root) });
+  });
+  return { ...prog, kernels: merged };
 };

@@ -2,7 +2,7 @@
 // On GL backends results stay in textures between kernels (pipeline mode); only requested outputs are read back.
 import type { IKernelRunShortcut, Texture } from 'gpu.js';
 import type { Graph } from '../ir.ts';
-import { fuse, type FusedProgram, type FusionMode } from '../passes/fuse.ts';
+import { fuse, mergeOutputs, type FusedProgram, type FusionMode } from '../passes/fuse.ts';
 import { simplify } from '../passes/simplify.ts';
 import type { NDArray } from '../primitives/types.ts';
 import { planMemory, type BufferPlan } from '../schedule.ts';
@@ -16,6 +16,11 @@ export interface CompileOptions {
   fusion?: FusionMode;
   /** after every kernel, read its output back and stop at the first non-finite value (slow; for debugging) */
   checkNaN?: boolean;
+  /**
+   * write outputs of the same shape from one kernel (gpu.js kernel maps) where the backend has them: GL and cpu;
+   * gpu.js's webasm would run such a kernel on its cpu fallback, so there the default is off
+   */
+  multiOutput?: boolean;
   /** accumulate wall time per kernel in `Executable.profile` (GL backends queue work, so only totals are exact there) */
   profile?: boolean;
 }
@@ -26,6 +31,8 @@ export type DeviceBuffer = Float32Array | Texture;
 export interface CompiledKernel {
   readonly index: number;
   readonly root: number;
+  /** further nodes written by this (multi-output) kernel */
+  readonly extraOutputs?: readonly number[];
   readonly name: string;
   readonly shape: Shape;
   readonly fusedOps: readonly string[];
@@ -76,7 +83,7 @@ const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes
   const key = `${isGL(backend) ? owner : ''}|${backend}|${n}|${argSizes}|${immutable}|${asyncMode}|${src.source}`;
   let k = kernelCache.get(key);
   if (!k) {
-    k = gpuFor(backend).createKernel(src.source as never, {
+    const settings = {
       output: [n],
       precision: 'single',
       tactic: 'precision',
@@ -84,7 +91,9 @@ const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes
       immutable,
       asyncMode,
       loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
-    } as never);
+    } as never;
+    const gpu = gpuFor(backend);
+    k = src.subKernels.length ? (gpu.createKernelMap([...src.subKernels] as never, src.source as never, settings) as unknown as IKernelRunShortcut) : gpu.createKernel(src.source as never, settings);
     kernelCache.set(key, k);
   }
   return k;
@@ -98,16 +107,25 @@ const toFloat32 = (v: NDArray | ArrayLike<number>): Float32Array =>
 
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
   const { name: backend, reason } = resolveBackend(options.backend);
-  const program = fuse(simplify(graph), options.fusion ?? 'fused');
+  const fused = fuse(simplify(graph), options.fusion ?? 'fused');
+  const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
+  const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;
   const kernels: CompiledKernel[] = program.kernels.map((k, index) => {
     const ops = k.fused.map((id) => g.nodes[id].op).reverse();
-    return { index, root: k.root, name: `k${index}_${g.nodes[k.root].op}`, shape: k.shape, fusedOps: ops, source: generateKernel(program, k) };
+    return { index, root: k.root, extraOutputs: k.extraOutputs ?? [], name: `k${index}_${g.nodes[k.root].op}`, shape: k.shape, fusedOps: ops, source: generateKernel(program, k) };
   });
   const outputIds = new Set(g.outputs.map((o) => o.id));
   const planId = nextPlanId++;
   const runners = kernels.map((k) =>
-    makeKernel(backend, k.source, Math.max(1, size(k.shape)), k.source.args.map((id) => size(g.nodes[id].shape)), isGL(backend) && outputIds.has(k.root), `${planId}:${k.index}`),
+    makeKernel(
+      backend,
+      k.source,
+      Math.max(1, size(k.shape)),
+      k.source.args.map((id) => size(g.nodes[id].shape)),
+      isGL(backend) && [k.root, ...(k.extraOutputs ?? [])].some((id) => outputIds.has(id)),
+      `${planId}:${k.index}`,
+    ),
   );
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
   const constants = new Map<number, Float32Array>();
@@ -138,8 +156,12 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return values;
   };
 
-  const afterKernel = (k: CompiledKernel, out: DeviceBuffer, values: Map<number, DeviceBuffer>) => {
+  const afterKernel = (k: CompiledKernel, result: DeviceBuffer, values: Map<number, DeviceBuffer>) => {
+    // a kernel map returns { result, 0: first extra output, 1: ... }
+    const mapped = k.extraOutputs?.length ? (result as unknown as Record<string, DeviceBuffer>) : undefined;
+    const out = mapped ? mapped.result : result;
     values.set(k.root, out);
+    k.extraOutputs?.forEach((id, j) => values.set(id, mapped![j]));
     if (options.checkNaN) {
       const data = read(out, k.shape);
       const bad = data.findIndex((x) => !Number.isFinite(x));
