@@ -103,7 +103,7 @@ export const demo = ({ steps }: { steps: number }): number => {
   console.log(`4. fit       Adam, ${steps} steps in ${secs.toFixed(1)} s on the interpreter: loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`);
 
   // 5. the same step compiled into fused gpu.js kernels, state on the device
-  const compiled = compileStep(({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s, batch), { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend: 'auto' });
+  const compiled = compileStep(({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s as fd.Tensor<readonly []>, batch), { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend: 'auto' });
   const exe = compiled.executable;
   const t1 = performance.now();
   let c0 = NaN, cl: number[] = [];
