@@ -6,10 +6,10 @@ import type { BackendRequest } from '../../compiler/runtime/backends.ts';
 import { compileStep, type TrainStep } from '../../compiler/runtime/step.ts';
 import type { FusionMode } from '../../compiler/passes/fuse.ts';
 import * as c from '../../dsl/composites.ts';
-import * as nn from '../../dsl/nn.ts';
 import { adam } from '../../dsl/optim.ts';
 import * as op from '../../dsl/ops.ts';
-import type { Params, ParamTensors } from '../../dsl/params.ts';
+import { bindInputs, paramSpec, type Params, type ParamTensors } from '../../dsl/params.ts';
+import { createDenoiser } from '../../models/denoiser.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { trace } from '../../dsl/trace.ts';
 import type { PeerSystem } from '../peers/types.ts';
@@ -17,23 +17,17 @@ import * as W from '../peers/workload.ts';
 
 type Layer = { w: { shape: number[]; data: Float64Array }; b: { shape: number[]; data: Float64Array } };
 
-/** The workload's initial parameters as a fusediff tree { l0: { w, b }, ... } (same [in, out] layout). */
-export const workloadParams = (): Params =>
-  Object.fromEntries(
-    W.initParams().map((l, i): [string, Layer] => [`l${i}`, { w: { shape: [l.inDim, l.outDim], data: Float64Array.from(l.w) }, b: { shape: [l.outDim], data: Float64Array.from(l.b) } }]),
-  );
+/** The project's MLP denoiser; its default configuration is the workload's 66 -> 256 -> 256 -> 256 -> 2. */
+export const workloadModel = createDenoiser({ kind: 'mlp', dim: W.POINT_DIM, hidden: W.HIDDEN, depth: W.LAYER_SIZES.length - 2, timeDim: W.EMB_DIM });
 
-/** The denoiser: [x_t, emb(t)] -> 3 x (linear, SiLU) -> linear. */
-export const denoise = (p: ParamTensors<Params>, xt: Tensor, t: Tensor): Tensor => {
-  const layers = p as unknown as Record<string, ParamTensors<nn.LinearParams>>;
-  let h = op.concat([xt, c.timestepEmbedding(op.reshape(t, [W.BATCH]), W.EMB_DIM)], 1);
-  const n = W.LAYER_SIZES.length - 1;
-  for (let i = 0; i < n; i++) {
-    h = nn.linear.apply(layers[`l${i}`], h);
-    if (i < n - 1) h = c.silu(h);
-  }
-  return h;
+/** The workload's initial parameters in the model's tree ({ hidden: { hidden0, ... }, out }, same [in, out] layout). */
+export const workloadParams = (): Params => {
+  const layers = W.initParams().map((l): Layer => ({ w: { shape: [l.inDim, l.outDim], data: Float64Array.from(l.w) }, b: { shape: [l.outDim], data: Float64Array.from(l.b) } }));
+  const hidden = Object.fromEntries(layers.slice(0, -1).map((l, i) => [`hidden${i}`, l]));
+  return { hidden, out: layers[layers.length - 1] };
 };
+
+const denoise = (p: ParamTensors<Params>, xt: Tensor, t: Tensor): Tensor => workloadModel.apply(p as unknown as Parameters<typeof workloadModel.apply>[0], xt, op.reshape(t, [W.BATCH]));
 
 const lossOf = (p: ParamTensors<Params>, x0: Tensor, eps: Tensor, t: Tensor): Tensor => {
   const ang = op.mul(t, Math.PI / 2 / W.T_STEPS);
@@ -88,15 +82,14 @@ export class FusediffMlp implements PeerSystem {
     const params = this.train!.params();
     this.evalExe ??= compile(
       trace(({ params: p, x0, eps: e, t: tt }) => lossOf(p as ParamTensors<Params>, x0, e, tt), {
-        params: Object.fromEntries(Object.keys(params).map((k) => [k, { w: [W.LAYER_SIZES[+k.slice(1)], W.LAYER_SIZES[+k.slice(1) + 1]], b: [W.LAYER_SIZES[+k.slice(1) + 1]] }])),
+        params: paramSpec(params),
         x0: [W.BATCH, W.POINT_DIM],
         eps: [W.BATCH, W.POINT_DIM],
         t: [W.BATCH, 1],
       }),
       { backend: this.train!.executable.backend, fusion: this.fusion },
     );
-    const flat = Object.fromEntries(Object.entries(params).flatMap(([k, l]) => Object.entries(l as Record<string, { data: Float64Array }>).map(([n, a]) => [`params.${k}.${n}`, a.data])));
-    return this.evalExe.run({ ...flat, x0: this.x0, eps, t: Float32Array.from(t) }).out.data[0];
+    return this.evalExe.run({ ...bindInputs({ params }), x0: this.x0, eps, t: Float32Array.from(t) }).out.data[0];
   }
 
   async dispose(): Promise<void> {}
