@@ -22,7 +22,7 @@ test('an unknown backend lists the valid ones; an unavailable one lists the avai
 
 test('a kernel the backend cannot run is reported with its ops and the backend', async () => {
   const { guard, BackendError } = await import('../compiler/runtime/executable.ts');
-  const kernel = { index: 3, root: 7, name: 'k3_matmul', shape: [4, 4], fusedOps: ['matmul', 'add', 'tanh'], source: { source: '', args: [], usesRng: false, subKernels: [] } };
+  const kernel = { index: 3, root: 7, name: 'k3_matmul', shape: [4, 4], fusedOps: ['matmul', 'add', 'tanh'], source: { source: '', args: [], subKernels: [] } };
   assert.throws(
     () => guard(kernel, 'headlessgl', () => { throw new Error('Error compiling fragment shader: ERROR: 0:1: syntax error'); }),
     (e: unknown) => e instanceof BackendError && /backend headlessgl cannot run kernel 3 \(k3_matmul: matmul add tanh, output \[4,4\]\): Error compiling fragment shader/.test((e as Error).message),

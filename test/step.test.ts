@@ -110,3 +110,12 @@ test('EMA of the parameters is updated inside the compiled step: ema_t = d ema_{
   got.forEach((v, i) => assert.ok(Math.abs(v - ema[i]) < 1e-6, `ema[${i}] ${v} vs ${ema[i]}`));
   assert.throws(() => compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, emaDecay: 1 }), /emaDecay must be in \[0, 1\)/);
 });
+
+test('steps after the first create no kernels (no recompile on the hot path)', async () => {
+  const { compiledKernelCount } = await import('../compiler/runtime/executable.ts');
+  const s = compileStep(loss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: 'cpu' });
+  s.run({ x, y });
+  const after1 = compiledKernelCount();
+  for (let i = 0; i < 5; i++) s.run({ x, y });
+  assert.equal(compiledKernelCount(), after1);
+});

@@ -16,8 +16,6 @@ export interface KernelSource {
   readonly source: string;
   /** node ids of the buffers passed as arguments b0, b1, ... */
   readonly args: readonly number[];
-  /** whether the RNG helper functions must be added */
-  readonly usesRng: boolean;
   /** gpu.js sub-kernel sources for the extra outputs (keep0 writes extraOutputs[0], ...) */
   readonly subKernels: readonly string[];
 }
@@ -34,7 +32,6 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   const e = new Emitter();
   const extras = kernel.extraOutputs ?? [];
   const args: number[] = [];
-  let usesRng = false;
 
   const argName = (id: number) => {
     let k = args.indexOf(id);
@@ -111,7 +108,6 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
       case 'ne': return `(${at(0)} !== ${at(1)} ? 1.0 : 0.0)`;
       case 'where': return `(${at(0)} !== 0.0 ? ${at(1)} : ${at(2)})`;
       case 'random': {
-        usesRng = true;
         return `${rngEntryPoint}(${lit(randomBase(n.attrs.seed, n.attrs.stream))}, ${at(0, { flat: '0.0' })}, ${flatOf(idx, n.shape)}, ${n.attrs.dist === 'normal' ? '1.0' : '0.0'})`;
       }
       case 'reshape':
@@ -336,7 +332,7 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   e.line(`return ${out};`);
   const params = args.map((_, i) => `b${i}`).join(', ');
   const subKernels = extras.map((_, j) => `function keep${j}(v) { return v; }`);
-  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], usesRng, subKernels };
+  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], subKernels };
 };
 
 export const splatOf = (g: Graph, id: number): number => {
