@@ -44,7 +44,8 @@ test('classifier: a few Adam steps on a few hundred images lower the loss; featu
   assert.deepEqual(feats.shape, [5, 64]);
 });
 
-test('committed checkpoint: matching signature, >= 95% on the first 500 held-out images', { skip: !existsSync(CKPT) && 'no committed checkpoint' }, async () => {
+test('committed checkpoint: matching signature, >= 95% on the first 500 held-out images', async () => {
+  assert.ok(existsSync(CKPT), `the evaluation classifier's checkpoint ${CKPT} is committed (see checkpoints/README.md)`);
   const ckpt = loadCheckpoint(CKPT, { expectSignature: classifier.signature });
   assert.equal(ckpt.signature, classifier.signature);
   assert.equal(ckpt.schedule, 'none');
