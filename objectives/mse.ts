@@ -1,5 +1,6 @@
 // The diffusion MSE objective (stage 1): || f_theta(x_t, t, c) - target ||^2 with target eps, v or x0, with
 // optional min-SNR weighting (Hang et al. 2023) and condition dropout for CFG.
+import { oneHot } from '../dsl/composites.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import type { Denoiser } from '../models/denoiser.ts';
@@ -30,8 +31,7 @@ const minSnrWeight = (schedule: Schedule, t: Tensor, prediction: Prediction, gam
     const m = Math.min(v, gamma);
     return prediction === 'eps' ? (v > 0 ? m / v : 0) : prediction === 'v' ? m / (v + 1) : m;
   });
-  const oneHotT = op.eq(op.reshape(op.sub(t, 1), [t.shape[0], 1]), op.constant(Float64Array.from({ length: schedule.T }, (_, i) => i), [schedule.T]));
-  return op.reshape(op.matmul(oneHotT, op.constant(w, [schedule.T, 1])), [t.shape[0]]);
+  return op.reshape(op.matmul(oneHot(op.sub(t, 1), schedule.T), op.constant(w, [schedule.T, 1])), [t.shape[0]]);
 };
 
 export const mseObjective = ({ model, schedule, prediction, minSnrGamma, condDropout = 0, seed = 0 }: MseOptions): Objective => ({ params, x0, c, step }) => {

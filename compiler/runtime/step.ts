@@ -7,9 +7,8 @@ import type { Optimizer } from '../../dsl/optim.ts';
 import { paramSpec, type Params, type ParamTensors } from '../../dsl/params.ts';
 import type { Shape } from '../../dsl/shapeTypes.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
-import { call, isTensor, trace, type Spec } from '../../dsl/trace.ts';
+import { call, isNDArray, isTensor, trace, type Spec } from '../../dsl/trace.ts';
 import { flatten, unflatten } from '../../dsl/tree.ts';
-import { isNDArray } from '../../dsl/trace.ts';
 import * as op from '../../dsl/ops.ts';
 import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from './executable.ts';
 
