@@ -182,6 +182,18 @@ const checkJson = (v: unknown, path: string, seen: Set<object>): void => {
   seen.delete(v);
 };
 
+/**
+ * Signatures are `<config>|<name=shape>;...`; the parameter list is a record, so its order carries no meaning
+ * (older checkpoints list parameters in init order, newer ones sorted): compare them as sets.
+ */
+export const sameSignature = (a: string, b: string): boolean => {
+  const canon = (s: string) => {
+    const i = s.indexOf('|');
+    return i < 0 ? s : `${s.slice(0, i)}|${s.slice(i + 1).split(';').sort().join(';')}`;
+  };
+  return a === b || canon(a) === canon(b);
+};
+
 // ---- encode / decode ------------------------------------------------------------------------------------------
 
 /** The safetensors bytes of a checkpoint (what saveCheckpoint writes). */
@@ -214,7 +226,7 @@ export const decodeCheckpoint = <C = Record<string, unknown>>(bytes: Uint8Array,
     throw new CheckpointError(`${source}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message})`);
   }
   const meta = decodeOrThrow(CheckpointMetadata, json, 'metadata', (m) => new CheckpointError(`${source}: invalid checkpoint metadata:\n${m}`));
-  if (opts.expectSignature !== undefined && meta.signature !== opts.expectSignature) throw new SignatureMismatchError(source, meta.signature, opts.expectSignature);
+  if (opts.expectSignature !== undefined && !sameSignature(meta.signature, opts.expectSignature)) throw new SignatureMismatchError(source, meta.signature, opts.expectSignature);
   const config = opts.configCodec
     ? decodeOrThrow(opts.configCodec, meta.config, 'metadata.config', (m) => new CheckpointError(`${source}: invalid config in checkpoint metadata:\n${m}`))
     : (meta.config as C);

@@ -3,7 +3,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
 import { examples, inspect, printInspect } from './inspect.ts';
-import type { BackendRequest } from '../compiler/runtime/backends.ts';
+import { shutdownBackends, type BackendRequest } from '../compiler/runtime/backends.ts';
+import { backendOption, withRunOptions } from './options.ts';
+import { experimentCommand, type ExperimentFlags } from './experiment.ts';
+import { finetuneCommand, trainCommand, type FinetuneFlags, type TrainFlags } from './train.ts';
 
 const integer = (name: string) => (v: string) => {
   const n = Number(v);
@@ -45,4 +48,56 @@ program
     else printInspect(r, o.source);
   });
 
-await program.parseAsync(process.argv);
+withRunOptions(
+  program
+    .command('train')
+    .description('stage 1: train a diffusion model with the MSE objective; writes <out>/checkpoint.safetensors, config.json, losses.json'),
+)
+  .option('--out <dir>', 'run directory (default out/<dataset>-mse)')
+  .option('--resume', 'continue from <out>/checkpoint.safetensors exactly where it stopped', false)
+  .option('--quiet', 'no progress bar', false)
+  .action(async (o: TrainFlags) => {
+    process.exitCode = await trainCommand(o);
+  });
+
+withRunOptions(
+  program
+    .command('finetune')
+    .description('stage 2: fine-tune a stage-1 checkpoint, by default with the self-perceptual objective (the frozen copy is made from the checkpoint)'),
+)
+  .requiredOption('--from <checkpoint>', 'the stage-1 checkpoint (its config is the base of this run)')
+  .option('--objective <name>', 'sp or mse (objective.kind)', 'sp')
+  .option('--layer <name>', "SP feature layer of the frozen copy: 'mid', another layer name, or 'all' (objective.layer)")
+  .option('--t-prime <mode>', "SP t': 'uniform' or 'same' (objective.tPrime)")
+  .option('--distance <d>', 'SP feature distance: mse or mae (objective.distance)')
+  .option('--out <dir>', 'run directory (default out/<dataset>-<objective>)')
+  .option('--resume', 'continue from <out>/checkpoint.safetensors exactly where it stopped', false)
+  .option('--quiet', 'no progress bar', false)
+  .action(async (o: FinetuneFlags) => {
+    process.exitCode = await finetuneCommand(o);
+  });
+
+program
+  .command('experiment')
+  .description('the whole pipeline: stage 1 (committed checkpoint or trained), SP fine-tunes, sampling with and without CFG, evaluation, report')
+  .argument('[spec]', 'experiment spec JSON (default: the embedded default that npm start runs)')
+  .option('--out <dir>', 'output directory (default out/<experiment name>)')
+  .option('--train-stage1', 'train stage 1 even where a committed checkpoint exists', false)
+  .option('--quiet', 'no progress bars', false)
+  .addOption(backendOption())
+  .action(async (spec: string | undefined, o: ExperimentFlags) => {
+    process.exitCode = await experimentCommand(spec, o);
+  });
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if ((e as { code?: string }).code?.startsWith('commander.')) process.exitCode = (e as { exitCode?: number }).exitCode ?? 1;
+  else {
+    console.error(`fusediff: ${(e as Error).name}: ${(e as Error).message}`);
+    process.exitCode = 1;
+  }
+}
+await shutdownBackends();
+process.exit(process.exitCode ?? 0);

@@ -113,7 +113,8 @@ export const signatureOf = (config: DenoiserConfig, params: Params): string => {
     .filter(([k, v]) => k !== 'kind' && v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  const shapes = flattenParams(params).map(([p, a]) => `${p}=${fmtShape(a.shape)}`);
+  // sorted: a parameter tree is a record, so a checkpoint's (name-sorted) tree must sign like a fresh init
+  const shapes = flattenParams(params).map(([p, a]) => `${p}=${fmtShape(a.shape)}`).sort();
   return `${[config.kind, ...entries].join(';')}|${shapes.join(';')}`;
 };
 

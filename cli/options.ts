@@ -1,0 +1,80 @@
+// Options shared by the commands that run a config: config file, --set overrides and the common shortcuts.
+import fs from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { backendNames } from '../compiler/runtime/backends.ts';
+import { ConfigError, resolveConfig, type Json, type RunConfig } from '../train/config.ts';
+
+export interface RunFlags {
+  config?: string;
+  set?: string[];
+  dataset?: string;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  backend?: string;
+}
+
+const number = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
+  return n;
+};
+
+export const backendOption = () => new Option('--backend <name>', `compute backend: ${[...backendNames, 'auto'].join(', ')}`);
+
+/** Adds --config, --set and the shortcuts for the config's most used fields. */
+export const withRunOptions = (cmd: Command): Command =>
+  cmd
+    .option('--config <file>', 'JSON run config (validated; every field optional, see docs/CONFIG.md)')
+    .option('--set <path=value...>', 'override any config field, e.g. --set train.lr=0.001 model.hidden=256 (values are JSON)')
+    .option('--dataset <name>', 'data set (config data.name)')
+    .option('--steps <n>', 'training steps (train.steps)', number('--steps'))
+    .option('--batch-size <n>', 'batch size (train.batchSize)', number('--batch-size'))
+    .option('--lr <x>', 'learning rate (train.lr)', number('--lr'))
+    .option('--seed <n>', 'seed of init, batches and noise (train.seed)', number('--seed'))
+    .addOption(backendOption());
+
+const parseSet = (s: string): [string, Json] => {
+  const i = s.indexOf('=');
+  if (i <= 0) throw new ConfigError(`--set ${s}: expected path=value, e.g. train.lr=0.001`);
+  const raw = s.slice(i + 1);
+  let v: Json;
+  try {
+    v = JSON.parse(raw) as Json;
+  } catch {
+    v = raw; // a bare word is a string: --set data.name=mnist16
+  }
+  return [s.slice(0, i), v];
+};
+
+/** Flags -> dotted overrides; explicit flags win over --set. */
+export const overridesOf = (f: RunFlags, extra: Record<string, Json> = {}): Record<string, Json> => {
+  const o: Record<string, Json> = Object.fromEntries((f.set ?? []).map(parseSet));
+  const put = (k: string, v: Json | undefined) => v !== undefined && (o[k] = v);
+  put('data.name', f.dataset);
+  put('train.steps', f.steps);
+  put('train.batchSize', f.batchSize);
+  put('train.lr', f.lr);
+  put('train.seed', f.seed);
+  put('backend', f.backend);
+  for (const [k, v] of Object.entries(extra)) put(k, v);
+  return o;
+};
+
+export const readJsonFile = (path: string): unknown => {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read config ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+};
+
+export const configFrom = (f: RunFlags, extra: Record<string, Json> = {}, base?: RunConfig, fallbackDataset = 'mnist16'): RunConfig =>
+  resolveConfig(f.config ? { json: readJsonFile(f.config), path: f.config } : undefined, overridesOf(f, extra), fallbackDataset, base);

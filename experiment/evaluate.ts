@@ -1,0 +1,111 @@
+// Metrics of a set of samples against the data. MNIST: the committed classifier's penultimate features give the
+// Frechet distance to the held-out split (FD-MNIST), its probabilities the inception score, its predictions the
+// per-class coverage (and, for class-conditional samples, how often the intended digit came out). 2-D mixtures:
+// the exact mean log-likelihood under the true density, the share of samples off the data, and mode coverage.
+import { loadCheckpoint } from '../checkpoint/checkpoint.ts';
+import type { NDArray } from '../compiler/primitives/types.ts';
+import type { BackendRequest } from '../compiler/runtime/backends.ts';
+import type { Params } from '../dsl/params.ts';
+import { areaResample } from '../data/mnist.ts';
+import { classifier, ClassifierRunner } from '../eval/classifier.ts';
+import { argmaxRows, classCoverage, frechetDistance, inceptionScore } from '../eval/metrics.ts';
+import { mnistSplit, type RunSetup } from '../train/setup.ts';
+
+export const CLASSIFIER_CHECKPOINT = new URL('../checkpoints/classifier-mnist16.safetensors', import.meta.url).pathname;
+
+export interface ImageMetrics {
+  kind: 'image';
+  /** FD-MNIST: Frechet distance between sample and held-out features (lower is better) */
+  fd: number;
+  /** FD of as many real training digits as there are samples: what a perfect model would score at this count */
+  fdReal: number;
+  /** classifier inception score in [1, 10] (higher: confident and diverse) */
+  is: number;
+  /** share of the 10 digits with at least half their fair share of samples */
+  coverage: number;
+  /** share of samples predicted as each digit */
+  classShares: number[];
+  /** conditional samples: share classified as the digit they were conditioned on */
+  accuracy?: number;
+}
+
+export interface PointMetrics {
+  kind: 'points';
+  /** mean log-likelihood of the samples under the true density (higher is better) */
+  logLikelihood: number;
+  /** the same for as many true samples: the value a perfect model would get */
+  logLikelihoodReal: number;
+  /** share of samples off the data (farther than 3 sigma from every mode, or outside the support) */
+  offData: number;
+  offDataReal: number;
+  /** share of modes holding at least a quarter of their true mass */
+  modeCoverage: number;
+}
+
+export type Metrics = ImageMetrics | PointMetrics;
+
+let classifierParams: Params | undefined;
+const runners = new Map<string, ClassifierRunner>();
+const testFeatures = new Map<string, NDArray>();
+
+const runnerFor = (backend: BackendRequest): ClassifierRunner => {
+  classifierParams ??= loadCheckpoint(CLASSIFIER_CHECKPOINT, { expectSignature: classifier.signature }).params;
+  let r = runners.get(backend);
+  if (!r) runners.set(backend, (r = new ClassifierRunner(classifierParams, 250, backend)));
+  return r;
+};
+
+/** The classifier reads 16x16 digits: 28x28 samples are area-averaged down first, as the data set does. */
+const as16 = (images: NDArray): NDArray => (images.shape[2] === 16 ? images : areaResample(images, 16, 16));
+
+const softmaxRows = (logits: NDArray): NDArray => {
+  const [N, K] = logits.shape;
+  const out = new Float64Array(N * K);
+  for (let n = 0; n < N; n++) {
+    const row = logits.data.subarray(n * K, (n + 1) * K);
+    const mx = Math.max(...row);
+    let z = 0;
+    for (let k = 0; k < K; k++) z += out[n * K + k] = Math.exp(row[k] - mx);
+    for (let k = 0; k < K; k++) out[n * K + k] /= z;
+  }
+  return { shape: [N, K], data: out };
+};
+
+const firstN = (x: NDArray, n: number): NDArray => {
+  const per = x.data.length / x.shape[0];
+  return { shape: [n, ...x.shape.slice(1)], data: x.data.slice(0, n * per) };
+};
+
+export const evaluateSamples = async (s: RunSetup, samples: NDArray, classes: ArrayLike<number> | undefined, backend: BackendRequest): Promise<Metrics> => {
+  const N = samples.shape[0];
+  if (s.dataset.kind === 'points') {
+    const m = s.dataset.mixture;
+    const real = m.sample(N, 987_654);
+    return {
+      kind: 'points',
+      logLikelihood: m.meanLogLikelihood(samples),
+      logLikelihoodReal: m.meanLogLikelihood(real),
+      offData: m.offDataShare(samples),
+      offDataReal: m.offDataShare(real),
+      modeCoverage: m.modeCoverage(samples),
+    };
+  }
+  const runner = runnerFor(backend);
+  const key = `${s.dataset.name}/${s.config.data.testFraction}/${s.config.data.splitSeed}/${backend}`;
+  let test = testFeatures.get(key);
+  if (!test) testFeatures.set(key, (test = (await runner.run(as16(mnistSplit(s, 'test').images))).features));
+  const out = await runner.run(as16(samples));
+  const train = mnistSplit(s, 'train');
+  const realFeatures = (await runner.run(as16(firstN(train.images, Math.min(N, train.images.shape[0]))))).features;
+  const predicted = argmaxRows(out.logits);
+  const cov = classes ? classCoverage(predicted, 10, { intended: classes }) : classCoverage(predicted, 10);
+  return {
+    kind: 'image',
+    fd: frechetDistance(out.features, test),
+    fdReal: frechetDistance(realFeatures, test),
+    is: inceptionScore(softmaxRows(out.logits)).mean,
+    coverage: cov.coverage,
+    classShares: cov.shares,
+    accuracy: cov.accuracy,
+  };
+};

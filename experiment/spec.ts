@@ -1,0 +1,66 @@
+// An experiment: per data set, a stage-1 model (a committed checkpoint, or trained here), any number of fine-tunes
+// from it, and the rows to sample and evaluate. JSON, validated with io-ts; `npm start` runs the embedded default.
+import * as t from 'io-ts';
+import { decodeOrThrow } from '../checkpoint/ioReport.ts';
+import { ConfigError } from '../train/config.ts';
+
+const Overrides = t.record(t.string, t.unknown, 'config overrides { "dotted.path": value }');
+const PositiveInt = new t.Type<number, number, unknown>('positive integer', (u): u is number => typeof u === 'number' && Number.isSafeInteger(u) && u > 0, (u, c) => (typeof u === 'number' && Number.isSafeInteger(u) && u > 0 ? t.success(u) : t.failure(u, c)), (a) => a);
+
+export const FinetuneSpec = t.type({ name: t.string, set: Overrides }, 'fine-tune { name, set }');
+export const RowSpec = t.type({ name: t.string, model: t.string, cfg: t.number }, 'row { name, model ("stage1" or a fine-tune name), cfg }');
+
+export const DatasetSpec = t.type(
+  {
+    dataset: t.string,
+    /** the committed stage-1 checkpoint to load; when absent (or with --train-stage1) stage 1 is trained with `stage1Set` */
+    stage1Checkpoint: t.union([t.string, t.null]),
+    stage1Set: Overrides,
+    finetunes: t.array(FinetuneSpec),
+    /** sample.* overrides (count, steps, seed, ...) */
+    sampleSet: Overrides,
+    rows: t.array(RowSpec),
+  },
+  'dataset experiment',
+);
+
+export const ExperimentSpec = t.type({ name: t.string, backend: t.string, datasets: t.array(DatasetSpec), seed: t.union([PositiveInt, t.literal(0)]) }, 'experiment');
+export type ExperimentSpec = t.TypeOf<typeof ExperimentSpec>;
+export type DatasetSpec = t.TypeOf<typeof DatasetSpec>;
+
+export const decodeSpec = (json: unknown, source: string): ExperimentSpec => decodeOrThrow(ExperimentSpec, json, 'experiment', (m) => new ConfigError(`${source} is not a valid experiment:\n${m}`));
+
+const mainRows = (cfg: number) => [
+  { name: 'MSE', model: 'stage1', cfg: 1 },
+  { name: `MSE+CFG ${cfg}`, model: 'stage1', cfg },
+  { name: 'SP', model: 'SP', cfg: 1 },
+  { name: `SP+CFG ${cfg}`, model: 'SP', cfg },
+];
+
+/**
+ * `npm start`: 8 Gaussians and class-conditional MNIST-16, stage 1 loaded from checkpoints/ (made by the commands in
+ * checkpoints/README.md), a short SP fine-tune, four rows each. Sized to finish within 10 minutes on 2 CPU cores.
+ */
+export const defaultSpec: ExperimentSpec = {
+  name: 'default',
+  backend: 'auto',
+  seed: 0,
+  datasets: [
+    {
+      dataset: 'eightGaussians',
+      stage1Checkpoint: 'checkpoints/stage1-eightGaussians.safetensors',
+      stage1Set: {},
+      finetunes: [{ name: 'SP', set: { 'train.steps': 400 } }],
+      sampleSet: { 'sample.count': 2000 },
+      rows: mainRows(3),
+    },
+    {
+      dataset: 'mnist16',
+      stage1Checkpoint: 'checkpoints/stage1-mnist16.safetensors',
+      stage1Set: {},
+      finetunes: [{ name: 'SP', set: { 'train.steps': 200, 'train.batchSize': 64 } }],
+      sampleSet: { 'sample.count': 500 },
+      rows: mainRows(3),
+    },
+  ],
+};
