@@ -1,5 +1,6 @@
 // `fusediff demo` (what `npm start` runs until the training pipeline exists): a small denoiser written in the
 // DSL is traced, differentiated, gradient-checked and fitted on the float64 interpreter, printing each stage.
+import type { BackendRequest } from '../compiler/runtime/backends.ts';
 import { grad, gradName, valueAndGrad } from '../compiler/autodiff/transform.ts';
 import { checkGrads } from '../compiler/check/checkGrads.ts';
 import { evaluate } from '../compiler/interpret.ts';
@@ -56,7 +57,7 @@ const opCounts = (g: Graph) => {
   return [...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
 };
 
-export const demo = ({ steps }: { steps: number }): number => {
+export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: BackendRequest }): number => {
   const batch = 128;
   const params = initDenoiser(0);
   const data = eightGaussians(batch, 1);
@@ -103,7 +104,7 @@ export const demo = ({ steps }: { steps: number }): number => {
   console.log(`4. fit       Adam, ${steps} steps in ${secs.toFixed(1)} s on the interpreter: loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`);
 
   // 5. the same step compiled into fused gpu.js kernels, state on the device
-  const compiled = compileStep(({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s as fd.Tensor<readonly []>, batch), { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend: 'auto' });
+  const compiled = compileStep(({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s as fd.Tensor<readonly []>, batch), { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend });
   const exe = compiled.executable;
   const t1 = performance.now();
   let c0 = NaN, cl: number[] = [];

@@ -1,5 +1,8 @@
 // The `fusediff` command line.
+import { spawnSync } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
+import { evalCommand, sampleCommand, type SampleFlags } from './sample.ts';
+import { trainClassifierCommand, type TrainClassifierFlags } from './trainClassifier.ts';
 import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
 import { examples, inspect, printInspect } from './inspect.ts';
@@ -18,7 +21,7 @@ const program = new Command('fusediff').description('typed tensor functions, rev
 
 program
   .command('gradcheck')
-  .description('run the property-based gradient suite: every primitive and random graphs against finite differences')
+  .description('run the property-based gradient suite on the float64 interpreter (no compiler backend): every primitive and random graphs against finite differences')
   .option('--json', 'print one JSON report', false)
   .option('--runs <n>', 'random cases per primitive', integer('--runs'), 100)
   .option('--seed <s>', 'fast-check seed', integer('--seed'), 1)
@@ -31,7 +34,8 @@ program
   .command('demo')
   .description('trace a small denoiser, take its gradient, check it and fit it for a few steps on the interpreter')
   .option('--steps <n>', 'gradient steps', integer('--steps'), 200)
-  .action((o: { steps: number }) => {
+  .addOption(backendOption().default('auto'))
+  .action((o: { steps: number; backend: BackendRequest }) => {
     process.exitCode = demo(o);
   });
 
@@ -87,6 +91,66 @@ program
   .addOption(backendOption())
   .action(async (spec: string | undefined, o: ExperimentFlags) => {
     process.exitCode = await experimentCommand(spec, o);
+  });
+
+const cfgList = (v: string) => {
+  const xs = v.split(',').map(Number);
+  if (xs.some((x) => !(x > 0))) throw new InvalidArgumentError(`--cfg must be positive numbers separated by commas, got '${v}'`);
+  return xs;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
+  return n;
+};
+const samplingOptions = (cmd: Command) =>
+  cmd
+    .requiredOption('--checkpoint <file>', 'a checkpoint written by train or finetune')
+    .option('--cfg <scales>', 'guidance scales, comma separated (1 = none)', cfgList, [1])
+    .option('--count <n>', 'samples per scale (sample.count)', num('--count'))
+    .option('--steps <n>', 'denoising steps (sample.steps)', num('--steps'))
+    .option('--sampler <name>', 'ddim or ddpm (sample.sampler)')
+    .option('--seed <n>', 'sampling seed (sample.seed)', num('--seed'))
+    .option('--weights <which>', 'ema or params (sample.weights)')
+    .addOption(backendOption())
+    .option('--quiet', 'no progress bars', false);
+
+samplingOptions(program.command('sample').description('draw samples from a checkpoint: a PNG grid (MNIST) or scatter plot (2-D) and a samples .safetensors per scale'))
+  .option('--out <dir>', 'output directory (default <checkpoint dir>/samples)')
+  .action(async (o: SampleFlags) => {
+    process.exitCode = await sampleCommand(o);
+  });
+
+samplingOptions(program.command('eval').description('sample and evaluate a checkpoint: FD-MNIST, IS, class coverage (MNIST) or log-likelihood, off-data share, mode coverage (2-D)'))
+  .option('--out <dir>', 'output directory (default <checkpoint dir>/eval)')
+  .action(async (o: SampleFlags) => {
+    process.exitCode = await evalCommand(o);
+  });
+
+program
+  .command('train-classifier')
+  .description('train the MNIST-16 evaluation classifier (FD-MNIST features, IS, coverage) with the DSL and compiler; saved only at --min-accuracy')
+  .option('--epochs <n>', 'epochs over the 8,000 training digits', num('--epochs'), 20)
+  .option('--batch-size <n>', 'batch size', num('--batch-size'), 64)
+  .option('--lr <x>', 'Adam learning rate', num('--lr'), 0.003)
+  .option('--seed <n>', 'init and batch seed', num('--seed'), 0)
+  .option('--max-steps <n>', 'stop after this many steps (smoke runs)', num('--max-steps'))
+  .option('--min-accuracy <x>', 'save only at this held-out accuracy or above', num('--min-accuracy'), 0.97)
+  .option('--out <file>', 'checkpoint file', 'checkpoints/classifier-mnist16.safetensors')
+  .addOption(backendOption().default('webasm'))
+  .action(async (o: TrainClassifierFlags) => {
+    process.exitCode = await trainClassifierCommand(o);
+  });
+
+program
+  .command('bench')
+  .description('the benchmarks (tinybench): fusediff on every available backend side by side with TF.js and jax-js; writes bench/results/latest.json')
+  .option('--quick', 'fewer iterations', false)
+  .option('--no-peers', 'skip TF.js and jax-js')
+  .action((o: { quick: boolean; peers: boolean }) => {
+    const args = ['scripts/with-display.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...(o.quick ? ['--quick'] : []), ...(o.peers ? [] : ['--no-peers'])];
+    const r = spawnSync('sh', args, { stdio: 'inherit', cwd: new URL('..', import.meta.url).pathname });
+    process.exitCode = r.status ?? 1;
   });
 
 program.exitOverride();

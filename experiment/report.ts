@@ -51,7 +51,7 @@ export const reportMarkdown = (r: ExperimentReport): string => {
 
 export const writeReport = (dir: string, r: ExperimentReport): void => {
   const enc = (s: string) => new TextEncoder().encode(s);
-  writeFileAtomic(path.join(dir, 'report.json'), enc(`${JSON.stringify(r, null, 2)}\n`));
+  writeFileAtomic(path.join(dir, 'report.json'), enc(`${JSON.stringify(r, (k, v) => (k === 'samples' || k === 'classes' ? undefined : v), 2)}\n`));
   writeFileAtomic(path.join(dir, 'report.md'), enc(reportMarkdown(r)));
 };
 

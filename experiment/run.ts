@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint } from '../checkpoint/checkpoint.ts';
+import type { NDArray } from '../compiler/primitives/types.ts';
 import { resolveBackend } from '../compiler/runtime/backends.ts';
 import type { Json, RunConfig } from '../train/config.ts';
 import { resolveConfig } from '../train/config.ts';
@@ -36,6 +37,9 @@ export interface RowReport {
   picture: string;
   sampleSeconds: number;
   backend: string;
+  /** the samples themselves (not written to report.json) */
+  samples?: NDArray;
+  classes?: Int32Array;
 }
 
 export interface DatasetReport {
@@ -87,19 +91,25 @@ const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opt
   for (const row of spec.rows) {
     const m = models.get(row.model);
     if (!m) throw new Error(`experiment row '${row.name}': no model '${row.model}'; models: ${[...models.keys()].join(', ')}`);
-    const config = resolveConfig(undefined, { ...(spec.sampleSet as Record<string, Json>), backend: e.backend }, spec.dataset, m.config);
-    const setup = setupRun(config);
-    const ck = loadCheckpoint(m.checkpoint, { expectSignature: setup.model.signature, configCodec: StoredConfig });
-    const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
-    const bar = opts.quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
-    const s = drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend }, (done) => bar?.update(done));
-    bar?.stop();
-    const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
-    const picture = `${spec.dataset}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
-    samplePicture(setup, s.samples, path.join(dir, '..', picture));
-    rows.push({ dataset: spec.dataset, name: row.name, model: row.model, cfgScale: row.cfg, metrics, picture, sampleSeconds: s.seconds, backend: s.backend });
+    rows.push(await sampleRow(m, row, { ...(spec.sampleSet as Record<string, Json>), backend: e.backend }, path.join(dir, '..'), opts.quiet));
   }
   return { dataset: spec.dataset, models: [...models.values()], rows };
+};
+
+/** Samples one row from a model's checkpoint, evaluates it and draws its picture into `pictureDir`. */
+export const sampleRow = async (m: Pick<ModelReport, 'checkpoint' | 'config'>, row: { name: string; model: string; cfg: number }, overrides: Record<string, Json>, pictureDir: string, quiet = false): Promise<RowReport> => {
+  const config = resolveConfig(undefined, overrides, m.config.data.name, m.config);
+  const setup = setupRun(config);
+  const ck = loadCheckpoint(m.checkpoint, { expectSignature: setup.model.signature, configCodec: StoredConfig });
+  const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
+  const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
+  const s = drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend }, (done) => bar?.update(done));
+  bar?.stop();
+  const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
+  const picture = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
+  fs.mkdirSync(pictureDir, { recursive: true });
+  samplePicture(setup, s.samples, path.join(pictureDir, picture));
+  return { dataset: config.data.name, name: row.name, model: row.model, cfgScale: row.cfg, metrics, picture, sampleSeconds: s.seconds, backend: s.backend, samples: s.samples, classes: s.classes };
 };
 
 export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: { trainStage1?: boolean; quiet?: boolean; command?: string } = {}): Promise<ExperimentReport> => {
