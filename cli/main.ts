@@ -106,7 +106,7 @@ const num = (name: string) => (v: string) => {
 const samplingOptions = (cmd: Command) =>
   cmd
     .requiredOption('--checkpoint <file>', 'a checkpoint written by train or finetune')
-    .option('--cfg <scales>', 'guidance scales, comma separated (1 = none)', cfgList, [1])
+    .option('--cfg <scales>', "guidance scales, comma separated (1 = none); default the run config's sample.cfgScales", cfgList)
     .option('--count <n>', 'samples per scale (sample.count)', num('--count'))
     .option('--steps <n>', 'denoising steps (sample.steps)', num('--steps'))
     .option('--sampler <name>', 'ddim or ddpm (sample.sampler)')

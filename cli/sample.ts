@@ -11,7 +11,8 @@ import { StoredConfig } from '../train/trainer.ts';
 
 export interface SampleFlags {
   checkpoint: string;
-  cfg: number[];
+  /** guidance scales; default the config's sample.cfgScales (just 1 for an unconditional model) */
+  cfg?: number[];
   count?: number;
   steps?: number;
   sampler?: string;
@@ -38,7 +39,9 @@ const rowsOf = async (f: SampleFlags, dir: string): Promise<RowReport[]> => {
   const ck = loadCheckpoint(f.checkpoint, { configCodec: StoredConfig });
   const m = { checkpoint: f.checkpoint, config: ck.config.run };
   const rows: RowReport[] = [];
-  for (const cfg of f.cfg) rows.push(await sampleRow(m, { name: cfg === 1 ? 'no CFG' : `CFG ${cfg}`, model: path.basename(f.checkpoint), cfg }, overridesOf(f), dir, f.quiet));
+  const run = ck.config.run;
+  const scales = f.cfg ?? (run.data.conditional ? run.sample.cfgScales : [1]);
+  for (const cfg of scales) rows.push(await sampleRow(m, { name: cfg === 1 ? 'no CFG' : `CFG ${cfg}`, model: path.basename(f.checkpoint), cfg }, overridesOf(f), dir, f.quiet));
   return rows;
 };
 

@@ -54,7 +54,18 @@ export const UnetModelConfig = closed(
   { kind: t.literal('unet'), baseChannels: PositiveInt, channelMults: t.array(PositiveInt), numResBlocks: PositiveInt, groups: PositiveInt, embDim: PositiveInt },
   'unet model config',
 );
-export const ModelConfig = t.union([MlpModelConfig, UnetModelConfig], 'model config (kind "mlp" | "unet")');
+/** Dispatches on `kind`, so errors name the chosen kind's fields (a plain union reports every member's failures). */
+export const ModelConfig = new t.Type<t.TypeOf<typeof MlpModelConfig> | t.TypeOf<typeof UnetModelConfig>, unknown, unknown>(
+  'model config',
+  (u): u is t.TypeOf<typeof MlpModelConfig> | t.TypeOf<typeof UnetModelConfig> => MlpModelConfig.is(u) || UnetModelConfig.is(u),
+  (u, c) => {
+    const kind = typeof u === 'object' && u !== null ? (u as { kind?: unknown }).kind : undefined;
+    if (kind === 'mlp') return MlpModelConfig.validate(u, c);
+    if (kind === 'unet') return UnetModelConfig.validate(u, c);
+    return t.failure(u, c, `config.model.kind: expected "mlp" | "unet", got ${JSON.stringify(kind) ?? 'undefined (missing)'}`);
+  },
+  (a) => a,
+);
 
 export const ScheduleConfig = closed({ kind: keyof(['cosine', 'linear', 'scaledLinear'], 'schedule'), T: PositiveInt, zeroTerminalSnr: t.boolean }, 'schedule config');
 

@@ -128,6 +128,8 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
     done = k;
     losses.push(loss);
     o.onStep?.({ step: k, loss, total: c.train.steps, startStep: start.step });
+    // let signal handlers (Ctrl-C) and timers run: kernels may complete synchronously, leaving no other gap
+    await new Promise((r) => setImmediate(r));
     if (o.stopper?.stop) {
       interrupted = true;
       break;
