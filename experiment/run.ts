@@ -97,13 +97,13 @@ const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opt
 };
 
 /** Samples one row from a model's checkpoint, evaluates it and draws its picture into `pictureDir`. */
-export const sampleRow = async (m: Pick<ModelReport, 'checkpoint' | 'config'>, row: { name: string; model: string; cfg: number }, overrides: Record<string, Json>, pictureDir: string, quiet = false): Promise<RowReport> => {
+export const sampleRow = async (m: Pick<ModelReport, 'checkpoint' | 'config'>, row: { name: string; model: string; cfg: number; unconditional?: boolean }, overrides: Record<string, Json>, pictureDir: string, quiet = false): Promise<RowReport> => {
   const config = resolveConfig(undefined, overrides, m.config.data.name, m.config);
   const setup = setupRun(config);
   const ck = loadCheckpoint(m.checkpoint, { expectSignature: setup.model.signature, configCodec: StoredConfig });
   const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
-  const s = drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend }, (done) => bar?.update(done));
+  const s = drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional }, (done) => bar?.update(done));
   bar?.stop();
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
   const picture = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;

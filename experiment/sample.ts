@@ -16,6 +16,8 @@ export interface SampleOptions {
   steps: number;
   eta: number;
   backend: RunConfig['backend'];
+  /** a conditional model sampled with the null class only: the unconditional model CFG training also learns */
+  unconditional?: boolean;
 }
 
 export interface Samples {
@@ -45,6 +47,7 @@ export const balancedClasses = (s: RunSetup, count: number): Int32Array => {
 
 export const drawSamples = (s: RunSetup, o: SampleOptions, onBatch?: (done: number, total: number) => void): Samples => {
   const conditional = s.numClasses !== undefined;
+  if (o.unconditional && (!conditional || o.cfgScale !== 1)) throw new Error('sample: unconditional rows need a conditional (CFG-trained) model and cfgScale 1');
   if (!conditional && o.cfgScale !== 1) throw new Error(`sample: cfgScale ${o.cfgScale} needs a class-conditional model; this run's model is unconditional (data.conditional false)`);
   const B = Math.min(o.batchSize, o.count);
   const sampler = createSampler({
@@ -65,7 +68,7 @@ export const drawSamples = (s: RunSetup, o: SampleOptions, onBatch?: (done: numb
   });
   const per = s.model.dataShape.reduce((a, b) => a * b, 1);
   const data = new Float64Array(o.count * per);
-  const classes = conditional ? balancedClasses(s, o.count) : undefined;
+  const classes = !conditional ? undefined : o.unconditional ? new Int32Array(o.count).fill(s.numClasses!) : balancedClasses(s, o.count);
   const t0 = performance.now();
   let backend = '';
   for (let start = 0, draw = 0; start < o.count; start += B, draw++) {
@@ -76,5 +79,5 @@ export const drawSamples = (s: RunSetup, o: SampleOptions, onBatch?: (done: numb
     data.set(r.data.subarray(0, n * per), start * per);
     onBatch?.(start + n, o.count);
   }
-  return { samples: toData(s, { shape: [o.count, ...s.model.dataShape], data }), classes, seconds: (performance.now() - t0) / 1000, backend };
+  return { samples: toData(s, { shape: [o.count, ...s.model.dataShape], data }), classes: o.unconditional ? undefined : classes, seconds: (performance.now() - t0) / 1000, backend };
 };

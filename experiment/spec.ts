@@ -8,7 +8,10 @@ const Overrides = t.record(t.string, t.unknown, 'config overrides { "dotted.path
 const PositiveInt = new t.Type<number, number, unknown>('positive integer', (u): u is number => typeof u === 'number' && Number.isSafeInteger(u) && u > 0, (u, c) => (typeof u === 'number' && Number.isSafeInteger(u) && u > 0 ? t.success(u) : t.failure(u, c)), (a) => a);
 
 export const FinetuneSpec = t.type({ name: t.string, set: Overrides }, 'fine-tune { name, set }');
-export const RowSpec = t.type({ name: t.string, model: t.string, cfg: t.number }, 'row { name, model ("stage1" or a fine-tune name), cfg }');
+export const RowSpec = t.intersection(
+  [t.type({ name: t.string, model: t.string, cfg: t.number }), t.partial({ unconditional: t.boolean })],
+  'row { name, model ("stage1" or a fine-tune name), cfg, unconditional? }',
+);
 
 export const DatasetSpec = t.type(
   {
