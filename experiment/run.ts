@@ -103,7 +103,7 @@ export const sampleRow = async (m: Pick<ModelReport, 'checkpoint' | 'config'>, r
   const ck = loadCheckpoint(m.checkpoint, { expectSignature: setup.model.signature, configCodec: StoredConfig });
   const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
-  const s = drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional }, (done) => bar?.update(done));
+  const s = await drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional }, (done) => bar?.update(done));
   bar?.stop();
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
   const picture = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;

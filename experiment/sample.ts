@@ -45,7 +45,7 @@ export const balancedClasses = (s: RunSetup, count: number): Int32Array => {
   });
 };
 
-export const drawSamples = (s: RunSetup, o: SampleOptions, onBatch?: (done: number, total: number) => void): Samples => {
+export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done: number, total: number) => void): Promise<Samples> => {
   const conditional = s.numClasses !== undefined;
   if (o.unconditional && (!conditional || o.cfgScale !== 1)) throw new Error('sample: unconditional rows need a conditional (CFG-trained) model and cfgScale 1');
   if (!conditional && o.cfgScale !== 1) throw new Error(`sample: cfgScale ${o.cfgScale} needs a class-conditional model; this run's model is unconditional (data.conditional false)`);
@@ -74,7 +74,7 @@ export const drawSamples = (s: RunSetup, o: SampleOptions, onBatch?: (done: numb
   for (let start = 0, draw = 0; start < o.count; start += B, draw++) {
     const n = Math.min(B, o.count - start);
     const cls = classes && Array.from({ length: B }, (_, i) => classes[start + Math.min(i, n - 1)]);
-    const r = sampler.sample({ classes: cls, draw });
+    const r = await sampler.sampleAsync({ classes: cls, draw });
     backend = r.backend;
     data.set(r.data.subarray(0, n * per), start * per);
     onBatch?.(start + n, o.count);

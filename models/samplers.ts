@@ -173,22 +173,26 @@ interface Runner {
   readonly backend: string;
   readonly executable?: Executable;
   run(inputs: Record<string, NDArray | DeviceBuffer>): DeviceBuffer | NDArray;
+  runAsync(inputs: Record<string, NDArray | DeviceBuffer>): Promise<DeviceBuffer | NDArray>;
   read(v: DeviceBuffer | NDArray): NDArray;
   free(v: DeviceBuffer | NDArray): void;
 }
 
+/** The step's x output; the other outputs (x0) are released at once. */
+const keepX = (out: Record<string, DeviceBuffer>): DeviceBuffer => {
+  for (const [k, b] of Object.entries(out)) if (k !== 'x') release(b);
+  return out.x;
+};
+
 const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: readonly number[]): Runner => {
   if (backend === 'interpret')
-    return { backend, run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, read: (v) => v as NDArray, free: () => {} };
+    return { backend, run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, read: (v) => v as NDArray, free: () => {} };
   const exe = compile(graph, { backend });
   return {
     backend: exe.backend,
     executable: exe,
-    run: (i) => {
-      const out = exe.runDevice(i as never);
-      for (const [k, b] of Object.entries(out)) if (k !== 'x') release(b);
-      return out.x;
-    },
+    run: (i) => keepX(exe.runDevice(i as never)),
+    runAsync: async (i) => keepX(await exe.runDeviceAsync(i as never)),
     read: (v) => ({ shape: [...shape], data: Float64Array.from(exe.read(v as DeviceBuffer, shape)) }),
     free: (v) => release(v as DeviceBuffer),
   };
@@ -201,9 +205,19 @@ export interface Sampler {
   readonly backend: string;
   /**
    * One batch of samples. `draw` selects independent noise under the same seed (counter = draw * (steps + 1) +
-   * step, so one compiled plan serves many batches); `classes` [B] are class ids, required with guidance.
+   * step, so one compiled plan serves many batches); `classes` [B] are class ids, required with guidance;
+   * `params` replaces the options' parameters for this batch (same paths and shapes; e.g. weights still training),
+   * without recompiling.
    */
-  sample(opts?: { classes?: ArrayLike<number>; draw?: number }): SampleResult;
+  sample(opts?: SampleCallOptions): SampleResult;
+  /** The same batch, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
+  sampleAsync(opts?: SampleCallOptions): Promise<SampleResult>;
+}
+
+export interface SampleCallOptions {
+  classes?: ArrayLike<number>;
+  draw?: number;
+  params?: Params;
 }
 
 /** Compiles the step once per (unconditional | conditional) use; the seed is a random-primitive attribute, so a new seed is a new plan. */
@@ -216,6 +230,14 @@ export const createSampler = (o: SamplerOptions): Sampler => {
   const vec = (v: ArrayLike<number>): NDArray => ({ shape: [v.length], data: Float64Array.from(v) });
   const scalar = (v: number): NDArray => ({ shape: [], data: Float64Array.of(v) });
   const paramInputs = Object.fromEntries(flattenParams(o.params ?? {}).map(([p, v]) => [`params.${p}`, v]));
+  const paramInputsFor = (p: Params): Record<string, NDArray> => {
+    const given = Object.fromEntries(flattenParams(p).map(([n, v]) => [`params.${n}`, v]));
+    for (const [n, v] of Object.entries(paramInputs))
+      if (!given[n] || given[n].shape.join(',') !== v.shape.join(','))
+        throw new Error(`sampler: params must have the paths and shapes the sampler was created with; '${n}' is [${v.shape.join(',')}] there, ${given[n] ? `[${given[n].shape.join(',')}]` : 'missing'} here`);
+    if (Object.keys(given).length !== Object.keys(paramInputs).length) throw new Error(`sampler: params has ${Object.keys(given).length} arrays, the sampler was created with ${Object.keys(paramInputs).length}`);
+    return given;
+  };
   const runners = new Map<boolean, Runner>();
   const stepRunner = (conditional: boolean) => {
     let r = runners.get(conditional);
@@ -234,27 +256,42 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     get backend() {
       return stepRunner(guided).backend;
     },
-    sample({ classes, draw = 0 } = {}) {
-      if (guided && !classes) throw new Error(`sampler: cfgScale ${o.cfgScale} needs classes [${B}] for the conditional branch`);
-      if (classes && classes.length !== B) throw new Error(`sampler: classes has ${classes.length} ids, the batch is ${B}`);
-      const conditional = classes !== undefined;
-      const step = stepRunner(conditional);
-      const base = draw * (plan.length + 1);
-      let x = noiseRunner().run({ counter: scalar(base) });
-      const t = new Float64Array(B);
-      for (const [i, k] of plan.entries()) {
-        const inputs: Record<string, NDArray | DeviceBuffer> = { ...paramInputs, x, t: vec(t.fill(k.t)), counter: scalar(base + i + 1) };
-        for (const name of ['alpha', 'sigma', 'cX0', 'cEps', 'cXt', 'cNoise'] as const) inputs[name] = scalar(k[name]);
-        if (conditional) inputs.c = vec(classes);
-        const next = step.run(inputs);
-        step.free(x);
-        x = next;
-      }
-      const out = step.read(x);
-      step.free(x);
-      return { ...out, backend: step.backend, timesteps: plan.map((k) => k.t) };
+    sample(opts = {}) {
+      const loop = chain(opts);
+      let r = loop.next();
+      while (!r.done) r = loop.next(r.value.runner.run(r.value.inputs) as DeviceBuffer);
+      return r.value;
+    },
+    async sampleAsync(opts = {}) {
+      const loop = chain(opts);
+      let r = loop.next();
+      while (!r.done) r = loop.next(await r.value.runner.runAsync(r.value.inputs));
+      return r.value;
     },
   };
+
+  /** The denoising chain as a generator of step inputs, so one loop serves the sync and the async driver. */
+  function* chain({ classes, draw = 0, params }: SampleCallOptions): Generator<{ runner: Runner; inputs: Record<string, NDArray | DeviceBuffer> }, SampleResult, DeviceBuffer | NDArray> {
+    const weights = params === undefined ? paramInputs : paramInputsFor(params);
+    if (guided && !classes) throw new Error(`sampler: cfgScale ${o.cfgScale} needs classes [${B}] for the conditional branch`);
+    if (classes && classes.length !== B) throw new Error(`sampler: classes has ${classes.length} ids, the batch is ${B}`);
+    const conditional = classes !== undefined;
+    const step = stepRunner(conditional);
+    const base = draw * (plan.length + 1);
+    let x = yield { runner: noiseRunner(), inputs: { counter: scalar(base) } };
+    const t = new Float64Array(B);
+    for (const [i, k] of plan.entries()) {
+      const inputs: Record<string, NDArray | DeviceBuffer> = { ...weights, x, t: vec(t.fill(k.t)), counter: scalar(base + i + 1) };
+      for (const name of ['alpha', 'sigma', 'cX0', 'cEps', 'cXt', 'cNoise'] as const) inputs[name] = scalar(k[name]);
+      if (conditional) inputs.c = vec(classes);
+      const next = yield { runner: step, inputs };
+      step.free(x);
+      x = next;
+    }
+    const out = step.read(x);
+    step.free(x);
+    return { ...out, backend: step.backend, timesteps: plan.map((k) => k.t) };
+  }
 };
 
 /** One batch of samples: createSampler(options).sample(options). */

@@ -90,3 +90,14 @@ test('MNIST evaluation: held-out-like real digits score near the real-data floor
   assert.ok(r.fd < 2 * r.fdReal + 1, `FD real ${r.fd} vs floor ${r.fdReal}`);
   assert.ok(z.fd > 10 * r.fd, `FD of noise ${z.fd} vs real ${r.fd}`);
 });
+
+test('sampleAsync (webasm worker threads) draws exactly what sample draws', async () => {
+  const { createSampler, denoiserPredict } = await import('../models/samplers.ts');
+  const s = setupRun(resolveConfig(undefined, { 'model.hidden': 16, 'model.depth': 2, backend: 'webasm' }, 'eightGaussians'));
+  const sampler = createSampler({ predict: denoiserPredict(s.model), shape: [64, 2], schedule: s.schedule, prediction: 'v', sampler: 'ddim', steps: 8, seed: 3, backend: 'webasm', params: s.model.init(1), nullClass: s.numClasses, cfgScale: 2 });
+  const classes = Array.from({ length: 64 }, (_, i) => i % 8);
+  const a = sampler.sample({ classes, draw: 2 });
+  const b = await sampler.sampleAsync({ classes, draw: 2 });
+  assert.deepEqual(b.data, a.data);
+  assert.ok(a.data.some((v) => v !== 0) && a.data.every(Number.isFinite));
+});

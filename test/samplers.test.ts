@@ -287,3 +287,17 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
   const warm = evaluate(trace(({ s }) => emaDecayAt(s, 0.999), { s: [] }), { s: { shape: [], data: Float64Array.of(5) } }).out.data[0];
   assert.equal(warm, 6 / 15);
 });
+
+test("sample({ params }) runs the compiled plan with other weights: equal to a sampler made with them; other shapes are refused", async () => {
+  const { createDenoiser } = await import('../models/denoiser.ts');
+  const { denoiserPredict } = await import('../models/samplers.ts');
+  const model = createDenoiser({ kind: 'mlp', dim: 2, hidden: 8, depth: 1, timeDim: 4 });
+  const [a, b] = [model.init(1), model.init(2)];
+  const opts = { predict: denoiserPredict(model), shape: [16, 2], schedule: cosineSchedule(100), prediction: 'v', sampler: 'ddim', steps: 5, seed: 3, backend: 'cpu' } as const;
+  const fromA = createSampler({ ...opts, params: a });
+  const withB = fromA.sample({ params: b });
+  assert.deepEqual(withB.data, createSampler({ ...opts, params: b }).sample().data);
+  assert.notDeepEqual(withB.data, fromA.sample().data);
+  const other = createDenoiser({ kind: 'mlp', dim: 2, hidden: 4, depth: 1, timeDim: 4 }).init(1);
+  assert.throws(() => fromA.sample({ params: other }), /sampler: params must have the paths and shapes the sampler was created with; 'params\.hidden\.hidden0\.w' is \[6,8\] there, \[6,4\] here/);
+});
