@@ -19,7 +19,7 @@ export const rowsTable = (rows: RowReport[], pictures = false): string => {
       return `| ${r.name} | ${r.cfgScale} | ${f(m.logLikelihood)} | ${pct(m.offData)} | ${pct(m.modeCoverage)}${pic(r)} |`;
     });
     const ref = `| *true samples* | - | ${f(real.logLikelihoodReal)} | ${pct(real.offDataReal)} | 100.0%${pictures ? ' | ' : ''} |`;
-    return [`| row | CFG | log-likelihood (higher better) | off data (lower better) | mode coverage${head} |`, `|---|---|---|---|---${pictures ? '|---' : ''}|`, ...lines, ref].join('\n');
+    return [`| row | CFG | mean log-likelihood (true samples: the reference) | off data (lower better) | mode coverage${head} |`, `|---|---|---|---|---${pictures ? '|---' : ''}|`, ...lines, ref].join('\n');
   }
   const real = rows[0].metrics;
   const lines = rows.map((r) => {
