@@ -48,19 +48,15 @@ const parseSet = (s: string): [string, Json] => {
   return [s.slice(0, i), v];
 };
 
+/** Dotted config paths -> flag values, leaving out the flags not given. */
+export const definedOverrides = (pairs: Record<string, Json | undefined>): Record<string, Json> =>
+  Object.fromEntries(Object.entries(pairs).filter((e): e is [string, Json] => e[1] !== undefined));
+
 /** Flags -> dotted overrides; explicit flags win over --set. */
-export const overridesOf = (f: RunFlags, extra: Record<string, Json> = {}): Record<string, Json> => {
-  const o: Record<string, Json> = Object.fromEntries((f.set ?? []).map(parseSet));
-  const put = (k: string, v: Json | undefined) => v !== undefined && (o[k] = v);
-  put('data.name', f.dataset);
-  put('train.steps', f.steps);
-  put('train.batchSize', f.batchSize);
-  put('train.lr', f.lr);
-  put('train.seed', f.seed);
-  put('backend', f.backend);
-  for (const [k, v] of Object.entries(extra)) put(k, v);
-  return o;
-};
+export const overridesOf = (f: RunFlags, extra: Record<string, Json | undefined> = {}): Record<string, Json> => ({
+  ...Object.fromEntries((f.set ?? []).map(parseSet)),
+  ...definedOverrides({ 'data.name': f.dataset, 'train.steps': f.steps, 'train.batchSize': f.batchSize, 'train.lr': f.lr, 'train.seed': f.seed, backend: f.backend, ...extra }),
+});
 
 export const readJsonFile = (path: string): unknown => {
   let text: string;
@@ -76,5 +72,5 @@ export const readJsonFile = (path: string): unknown => {
   }
 };
 
-export const configFrom = (f: RunFlags, extra: Record<string, Json> = {}, base?: RunConfig, fallbackDataset = 'mnist16'): RunConfig =>
+export const configFrom = (f: RunFlags, extra: Record<string, Json | undefined> = {}, base?: RunConfig, fallbackDataset = 'mnist16'): RunConfig =>
   resolveConfig(f.config ? { json: readJsonFile(f.config), path: f.config } : undefined, overridesOf(f, extra), fallbackDataset, base);

@@ -7,6 +7,7 @@ import { resolveBackend } from '../compiler/runtime/backends.ts';
 import { sampleRow, type ExperimentReport, type RowReport } from '../experiment/run.ts';
 import { printComparison, writeReport } from '../experiment/report.ts';
 import type { Json } from '../train/config.ts';
+import { definedOverrides } from './options.ts';
 import { StoredConfig } from '../train/trainer.ts';
 
 export interface SampleFlags {
@@ -23,17 +24,8 @@ export interface SampleFlags {
   quiet: boolean;
 }
 
-const overridesOf = (f: SampleFlags): Record<string, Json> => {
-  const o: Record<string, Json> = {};
-  const put = (k: string, v: Json | undefined) => v !== undefined && (o[k] = v);
-  put('sample.count', f.count);
-  put('sample.steps', f.steps);
-  put('sample.sampler', f.sampler);
-  put('sample.seed', f.seed);
-  put('sample.weights', f.weights);
-  put('backend', f.backend);
-  return o;
-};
+const overridesOf = (f: SampleFlags): Record<string, Json> =>
+  definedOverrides({ 'sample.count': f.count, 'sample.steps': f.steps, 'sample.sampler': f.sampler, 'sample.seed': f.seed, 'sample.weights': f.weights, backend: f.backend });
 
 const rowsOf = async (f: SampleFlags, dir: string): Promise<RowReport[]> => {
   const ck = loadCheckpoint(f.checkpoint, { configCodec: StoredConfig });

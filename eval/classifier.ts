@@ -4,6 +4,7 @@
 //
 //   x [N,1,16,16] -> conv3x3(1->c1, pad 1) -> relu -> avgpool2 -> conv3x3(c1->c2, pad 1) -> relu -> avgpool2
 //     -> flatten [N, c2*4*4] -> linear(hidden) -> relu  ('features')  -> linear(10)  ('logits')
+import { argmaxRows } from './metrics.ts';
 import { compileStep } from '../compiler/runtime/step.ts';
 import { compile, type Executable } from '../compiler/runtime/executable.ts';
 import type { BackendRequest } from '../compiler/runtime/backends.ts';
@@ -185,17 +186,6 @@ export class ClassifierRunner {
   }
 }
 
-const argmaxRows = (a: NDArray): Int32Array => {
-  const [N, K] = a.shape;
-  const out = new Int32Array(N);
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let k = 1; k < K; k++) if (a.data[n * K + k] > a.data[n * K + best]) best = k;
-    out[n] = best;
-  }
-  return out;
-};
-
 /** Predicted classes of images [N,1,16,16]. */
 export const classifierPredict = async (params: Params, images: NDArray, backend: BackendRequest = 'webasm'): Promise<Int32Array> =>
   argmaxRows((await new ClassifierRunner(params, 250, backend).run(images)).logits);
@@ -216,8 +206,11 @@ export const classifierFeatures = async (params: Params, images: NDArray, backen
   (await new ClassifierRunner(params, 250, backend).run(images)).features;
 
 /** Class probabilities [N,10] (softmax of the logits, on the host), for the inception score and coverage. */
-export const classifierProbs = async (params: Params, images: NDArray, backend: BackendRequest = 'webasm'): Promise<NDArray> => {
-  const { logits } = await new ClassifierRunner(params, 250, backend).run(images);
+export const classifierProbs = async (params: Params, images: NDArray, backend: BackendRequest = 'webasm'): Promise<NDArray> =>
+  softmaxRows((await new ClassifierRunner(params, 250, backend).run(images)).logits);
+
+/** Row-wise softmax of logits [N, K] on the host, in float64. */
+export const softmaxRows = (logits: NDArray): NDArray => {
   const [N, K] = logits.shape;
   const out = new Float64Array(N * K);
   for (let n = 0; n < N; n++) {

@@ -7,7 +7,7 @@ import type { NDArray } from '../compiler/primitives/types.ts';
 import type { BackendRequest } from '../compiler/runtime/backends.ts';
 import type { Params } from '../dsl/params.ts';
 import { areaResample } from '../data/mnist.ts';
-import { classifier, ClassifierRunner } from '../eval/classifier.ts';
+import { classifier, ClassifierRunner, softmaxRows } from '../eval/classifier.ts';
 import { argmaxRows, classCoverage, frechetDistance, inceptionScore } from '../eval/metrics.ts';
 import { mnistSplit, type RunSetup } from '../train/setup.ts';
 
@@ -57,19 +57,6 @@ const runnerFor = (backend: BackendRequest): ClassifierRunner => {
 
 /** The classifier reads 16x16 digits: 28x28 samples are area-averaged down first, as the data set does. */
 const as16 = (images: NDArray): NDArray => (images.shape[2] === 16 ? images : areaResample(images, 16, 16));
-
-const softmaxRows = (logits: NDArray): NDArray => {
-  const [N, K] = logits.shape;
-  const out = new Float64Array(N * K);
-  for (let n = 0; n < N; n++) {
-    const row = logits.data.subarray(n * K, (n + 1) * K);
-    const mx = Math.max(...row);
-    let z = 0;
-    for (let k = 0; k < K; k++) z += out[n * K + k] = Math.exp(row[k] - mx);
-    for (let k = 0; k < K; k++) out[n * K + k] /= z;
-  }
-  return { shape: [N, K], data: out };
-};
 
 const firstN = (x: NDArray, n: number): NDArray => {
   const per = x.data.length / x.shape[0];
