@@ -16,7 +16,10 @@ import { BATCH, MATMUL_SIZES, matmulFlops } from './peers/workload.ts';
 
 const quick = process.argv.includes('--quick');
 const skipPeers = process.argv.includes('--no-peers');
-const backends = availableBackends().filter((b): b is BackendName => b !== 'webgl2');
+// --backend B restricts our rows to one backend (default: every backend available here but webgl2, browser-only)
+const only = process.argv.includes('--backend') ? process.argv[process.argv.indexOf('--backend') + 1] : undefined;
+const backends = availableBackends().filter((b): b is BackendName => b !== 'webgl2' && (only === undefined || only === 'auto' || b === only));
+if (backends.length === 0) throw new Error(`bench: backend '${only}' is not available here; available: ${availableBackends().join(', ')}`);
 const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, os: `${os.type()} ${os.release()}` };
 console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
 console.log(`fusediff backends available here: ${backends.join(', ')}\n`);

@@ -144,11 +144,12 @@ program
 
 program
   .command('bench')
-  .description('the benchmarks (tinybench): fusediff on every available backend side by side with TF.js and jax-js; writes bench/results/latest.json')
+  .description('the benchmarks (tinybench): fusediff on every available backend (or --backend) side by side with TF.js and jax-js; writes bench/results/latest.json')
   .option('--quick', 'fewer iterations', false)
   .option('--no-peers', 'skip TF.js and jax-js')
-  .action((o: { quick: boolean; peers: boolean }) => {
-    const args = ['scripts/with-display.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...(o.quick ? ['--quick'] : []), ...(o.peers ? [] : ['--no-peers'])];
+  .addOption(backendOption().default('auto'))
+  .action((o: { quick: boolean; peers: boolean; backend: string }) => {
+    const args = ['scripts/with-display.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...(o.quick ? ['--quick'] : []), ...(o.peers ? [] : ['--no-peers']), '--backend', o.backend];
     const r = spawnSync('sh', args, { stdio: 'inherit', cwd: new URL('..', import.meta.url).pathname });
     process.exitCode = r.status ?? 1;
   });
