@@ -1,0 +1,97 @@
+// Random graphs compiled for WebGL2 in headless Chromium against the float64 interpreter in Node: fast-check's
+// random programs (compiler/check/graphArbitrary.ts) and their gradients are traced, compiled and run in the page
+// (test/browser/graphs-entry.ts); Node evaluates the same graphs on the interpreter. Tolerance as in
+// test/compiled.test.ts: |webgl2 - f64| <= 1e-4 (1 + |f64|), both sides seeing the inputs rounded to f32.
+// Without Chromium the tests are skipped locally and FAIL in CI (CI=true).
+import assert from 'node:assert/strict';
+import { after, before, test, type TestContext } from 'node:test';
+import fc from 'fast-check';
+import type { Page } from 'playwright-core';
+import { valueAndGrad } from '../compiler/autodiff/transform.ts';
+import { describeProgram, graphCaseArb, poolShape, runProgram } from '../compiler/check/graphArbitrary.ts';
+import { evaluate } from '../compiler/interpret.ts';
+import type { NDArray } from '../compiler/primitives/types.ts';
+import * as op from '../dsl/ops.ts';
+import type { Tensor } from '../dsl/tensor.ts';
+import { trace } from '../dsl/trace.ts';
+import { serve, type Playground } from '../web/server.ts';
+import { browserTestOptions, launch, type Browser } from './browser/chromium.ts';
+import type { GraphsApi, WireArray } from './browser/graphs-entry.ts';
+
+const options = browserTestOptions();
+const tol = (ref: number) => 1e-4 * (1 + Math.abs(ref));
+let server: Playground | undefined;
+let browser: Browser | undefined;
+let page: Page;
+
+before(async () => {
+  if (options.skip) return;
+  server = await serve({
+    port: 0,
+    entries: { '/graphs.js': 'test/browser/graphs-entry.ts' },
+    pages: { '/': '<!doctype html><meta charset="utf-8"><title>fusediff graphs</title><script type="module" src="/graphs.js"></script>' },
+  });
+  browser = await launch();
+  page = await browser.context.newPage();
+  await page.goto(server.url);
+  await page.waitForFunction(() => (window as unknown as { fusediffGraphs?: unknown }).fusediffGraphs !== undefined, null, { timeout: 30_000 });
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+const inPage = <K extends keyof GraphsApi>(name: K, ...args: Parameters<Extract<GraphsApi[K], (...a: never[]) => unknown>>) =>
+  page.evaluate(
+    ([n, a]) => {
+      const api = (window as unknown as { fusediffGraphs: Record<string, unknown> }).fusediffGraphs;
+      const f = api[n as string];
+      return (typeof f === 'function' ? (f as (...x: unknown[]) => unknown)(...(a as unknown[])) : f) as never;
+    },
+    [name, args] as const,
+  ) as Promise<ReturnType<Extract<GraphsApi[K], (...a: never[]) => unknown>>>;
+
+test('WebGL2 is available in the page (not a silent fallback)', options, async () => {
+  assert.equal(await page.evaluate(() => (window as unknown as { fusediffGraphs: GraphsApi }).fusediffGraphs.webgl2), true);
+});
+
+test('webgl2: random graphs and their gradients match the float64 interpreter', options, async (t: TestContext) => {
+  let cases = 0, kernels = 0, worst = 0, worstAt = '';
+  const t0 = performance.now();
+  await fc.assert(
+    fc.asyncProperty(graphCaseArb(6), async (c) => {
+      const args = Object.fromEntries(Object.entries(c.args).map(([k, v]) => [k, { shape: [...v.shape], data: Array.from(v.data, Math.fround) }])) as Record<string, WireArray>;
+      const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
+      const graph = valueAndGrad(trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec), Object.keys(args));
+      const ref = evaluate(graph, Object.fromEntries(Object.entries(args).map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) } satisfies NDArray])));
+      const got = await inPage('run', c.program, args);
+      assert.equal(got.backend, 'webgl2');
+      cases++;
+      kernels += got.kernels;
+      for (const [name, r] of Object.entries(ref)) {
+        const g = got.outputs[name];
+        assert.ok(g, `the page returned no output '${name}'`);
+        for (let i = 0; i < r.data.length; i++) {
+          const err = Math.abs(g.data[i] - r.data[i]);
+          if (err / (1 + Math.abs(r.data[i])) > worst) [worst, worstAt] = [err / (1 + Math.abs(r.data[i])), `${name}[${i}] in ${describeProgram(c.program).replaceAll('\n', '; ')}`];
+          if (!(err <= tol(r.data[i]))) throw new Error(`${name}[${i}]: webgl2 ${g.data[i]}, interpreter ${r.data[i]}\n${describeProgram(c.program)}`);
+        }
+      }
+    }),
+    { numRuns: 25, seed: 7 },
+  );
+  const report = await inPage('kernels');
+  t.diagnostic(`${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`);
+  assert.ok(report.kernels > 0 && report.webgl2Kernels === report.kernels, `every kernel ran in a WebGL2 context: ${JSON.stringify(report)}`);
+  assert.equal(report.cpuFallbacks, 0, 'no kernel fell back to the CPU');
+});
+
+test('webgl2: the counter-based RNG gives the interpreter\'s uniforms bit for bit', options, async () => {
+  const n = 4096;
+  const got = await inPage('uniforms', n, 1234, 5, 77);
+  const ref = evaluate(trace(() => op.uniform([n], { seed: 1234, stream: 5, counter: 77 }), {}), {}).out.data;
+  assert.equal(got.backend, 'webgl2');
+  const differ = ref.findIndex((v, i) => v !== got.data[i]);
+  assert.equal(differ, -1, `uniform ${differ}: webgl2 ${got.data[differ]}, interpreter ${ref[differ]}`);
+});

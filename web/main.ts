@@ -1,0 +1,366 @@
+// The playground page: controls, the training loop (chunks of steps between frames, so the page stays
+// responsive), live plots, and checkpoints in and out. All computation is in web/session.ts and the library.
+import type { BackendName } from '../compiler/runtime/backends.ts';
+import { drawLoss, drawScatter, type ScatterLayer } from './plots.ts';
+import { defaultRun, isMixtureName, type ObjectiveKind, type PageRun } from './runConfig.ts';
+import { backendLabels, browserBackends, kernelReport, Session, SP_LR_FACTOR, webglRenderer, type KernelReport } from './session.ts';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page: no element #${id}`);
+  return el as T;
+};
+const ui = {
+  banner: $('banner'),
+  dataset: $<HTMLSelectElement>('dataset'),
+  hidden: $<HTMLSelectElement>('hidden'),
+  conditional: $<HTMLInputElement>('conditional'),
+  modelNote: $('modelNote'),
+  objectiveWarning: $('objectiveWarning'),
+  backend: $<HTMLSelectElement>('backend'),
+  train: $<HTMLButtonElement>('train'),
+  reset: $<HTMLButtonElement>('reset'),
+  count: $<HTMLSelectElement>('count'),
+  steps: $<HTMLSelectElement>('steps'),
+  cfg: $<HTMLSelectElement>('cfg'),
+  weights: $<HTMLSelectElement>('weights'),
+  cfgNote: $('cfgNote'),
+  sample: $<HTMLButtonElement>('sample'),
+  download: $<HTMLButtonElement>('download'),
+  drop: $('drop'),
+  file: $<HTMLInputElement>('file'),
+  step: $('stStep'),
+  rate: $('stRate'),
+  loss: $('stLoss'),
+  objective: $('stObjective'),
+  backendStat: $('stBackend'),
+  lossCanvas: $<HTMLCanvasElement>('loss'),
+  scatter: $<HTMLCanvasElement>('scatter'),
+  sampleCaption: $('sampleCaption'),
+  metrics: $('metrics'),
+  message: $('message'),
+  about: $('about'),
+};
+const objectiveRadios = [...document.querySelectorAll<HTMLInputElement>('input[name="objective"]')];
+
+// ---- state ----------------------------------------------------------------------------------------------------
+
+const params = new URLSearchParams(location.search);
+const initialBackend = (browserBackends as readonly string[]).includes(params.get('backend') ?? '') ? (params.get('backend') as BackendName) : 'webgl2';
+const renderer = webglRenderer();
+let session = new Session(runFromControls(), initialBackend);
+let running = false;
+let sampling = false;
+let lastError: string | undefined;
+let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0 };
+/** (steps, training ms) over recent chunks, for steps/s */
+let rateWindow: { n: number; ms: number }[] = [];
+let sinceSample = { steps: 0, ms: 0 };
+let sampleMs = 0;
+let sampleEvents = 0;
+
+function runFromControls(): PageRun {
+  const name = isMixtureName(ui.dataset.value) ? ui.dataset.value : 'eightGaussians';
+  const run = defaultRun(name);
+  run.model.hidden = Number(ui.hidden.value);
+  run.data.conditional = ui.conditional.checked;
+  return run;
+}
+
+// ---- rendering ------------------------------------------------------------------------------------------------
+
+const showMessage = (kind: 'info' | 'error', text: string) => {
+  ui.message.hidden = false;
+  ui.message.className = `message ${kind}`;
+  ui.message.textContent = text;
+};
+const clearMessage = () => {
+  ui.message.hidden = true;
+  ui.message.textContent = '';
+};
+
+const renderBanner = () => {
+  const b = session.backend;
+  const running = session.runningBackend;
+  const fallback = session.runtimeFallback ?? b.fallback;
+  const software = /swiftshader|llvmpipe|software/i.test(renderer ?? '');
+  const gpu = running === 'webgl2' ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}` : '';
+  const k = kernels.kernels ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}` : '';
+  ui.banner.className = `banner ${fallback || kernels.cpuFallbacks ? 'warn' : 'ok'}`;
+  ui.banner.innerHTML = '';
+  const head = document.createElement('span');
+  head.textContent = fallback ? `⚠ ${fallback}` : `Running on ${backendLabels[running]}${gpu}`;
+  const small = document.createElement('small');
+  small.textContent = fallback ? `Backend: ${backendLabels[running]}${k}` : `backend: ${running}${k}`;
+  ui.banner.append(head, small);
+  ui.banner.dataset.backend = running;
+  ui.backendStat.textContent = running;
+};
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+const renderStats = () => {
+  ui.step.textContent = String(session.step);
+  const tot = rateWindow.reduce((a, r) => ({ n: a.n + r.n, ms: a.ms + r.ms }), { n: 0, ms: 0 });
+  ui.rate.textContent = tot.ms > 0 ? (tot.n / (tot.ms / 1000)).toFixed(1) : '–';
+  const recent = session.losses.slice(-20).filter((p) => p.objective === session.objective).map((p) => p.loss);
+  ui.loss.textContent = recent.length ? mean(recent).toPrecision(3) : '–';
+  ui.objective.textContent = session.objective === 'sp' ? 'SP' : 'MSE';
+  ui.objective.style.color = session.objective === 'sp' ? 'var(--sp)' : 'var(--accent)';
+};
+
+const referencePoints = new Map<string, ScatterLayer>();
+let plotsDrawnAt = 0;
+
+const renderPlots = () => {
+  plotsDrawnAt = performance.now();
+  drawLoss(ui.lossCanvas, session.losses);
+  const m = session.mixture;
+  let reference = referencePoints.get(m.name);
+  if (!reference) referencePoints.set(m.name, (reference = { points: m.sample(2000, 12345), style: 'reference' }));
+  const layers: ScatterLayer[] = [reference];
+  const s = session.samples;
+  if (session.objective === 'sp' && session.beforeSp && s && s !== session.beforeSp) layers.push({ points: session.beforeSp.x, style: 'ghost' });
+  if (s) layers.push({ points: s.x, classes: s.classes, style: 'samples' });
+  drawScatter(ui.scatter, m.bounds, layers);
+  if (s) {
+    ui.sampleCaption.textContent = `${s.x.shape[0]} points at step ${s.step} (${s.objective === 'sp' ? 'SP' : 'MSE'}), DDIM ${s.steps}${s.cfgScale !== 1 ? `, CFG ${s.cfgScale}` : ''}${s.weights === 'ema' ? ', EMA' : ''}, ${(s.ms / 1000).toFixed(1)} s on ${s.backend}`;
+    const ll = Number.isFinite(s.logLikelihood) ? s.logLikelihood.toFixed(2) : s.logLikelihood === -Infinity ? '−∞ (some off the support)' : 'n/a';
+    ui.metrics.innerHTML = `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> · modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
+      (session.objective === 'sp' && session.beforeSp ? ` <span class="muted">(rings: the last MSE samples, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>` : '');
+  } else {
+    ui.sampleCaption.textContent = 'light grey: the data set';
+    ui.metrics.textContent = '';
+  }
+};
+
+const renderControls = () => {
+  const conditional = session.numClasses !== undefined;
+  ui.cfg.disabled = !conditional;
+  ui.cfgNote.textContent = conditional
+    ? `Samples cycle through the ${session.numClasses} classes (mixture modes); CFG mixes the class-conditional and the unconditional (null-class) predictions.`
+    : 'CFG needs a class-conditional model: tick "Condition on the mixture mode". (SP needs no classes.)';
+  ui.modelNote.textContent = `MLP ${session.run.model.hidden}×${session.run.model.depth}, ${session.run.prediction}-prediction, ${session.schedule.name}; batch ${session.run.train.batchSize}, Adam lr ${session.run.train.lr} (SP fine-tuning: ${+(session.run.train.lr * SP_LR_FACTOR).toPrecision(3)}), EMA ${session.run.train.emaDecay}.`;
+  const warning = session.objective === 'sp' ? session.objectiveWarning : undefined;
+  ui.objectiveWarning.hidden = !warning;
+  ui.objectiveWarning.textContent = warning ?? '';
+  for (const r of objectiveRadios) r.checked = r.value === session.objective;
+  ui.dataset.value = session.run.data.name;
+  ui.conditional.checked = session.run.data.conditional;
+  if (![...ui.hidden.options].some((o) => o.value === String(session.run.model.hidden))) ui.hidden.add(new Option(String(session.run.model.hidden), String(session.run.model.hidden)));
+  ui.hidden.value = String(session.run.model.hidden);
+  ui.backend.value = session.backend.requested;
+  ui.train.textContent = running ? 'Pause' : session.step > 0 ? 'Resume' : 'Train';
+  ui.train.classList.toggle('running', running);
+  ui.sample.disabled = sampling;
+};
+
+const refreshKernels = () => {
+  kernels = kernelReport(session.runningBackend);
+};
+
+/** Redraws everything; while training, the canvases at most every 300 ms (drawing competes with the kernels). */
+const render = ({ plots = true } = {}) => {
+  refreshKernels();
+  renderBanner();
+  renderStats();
+  if (plots || performance.now() - plotsDrawnAt > 300) renderPlots();
+  renderControls();
+};
+
+// ---- training loop --------------------------------------------------------------------------------------------
+
+const nextFrame = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+const fail = (e: unknown) => {
+  running = false;
+  lastError = e instanceof Error ? e.message : String(e);
+  showMessage('error', `Training stopped: ${lastError}`);
+  console.error(e);
+};
+
+const doSample = async () => {
+  if (sampling) return;
+  sampling = true;
+  renderControls();
+  await nextFrame();
+  try {
+    const s = session.sample({ count: Number(ui.count.value), steps: Number(ui.steps.value), cfgScale: ui.cfg.disabled ? 1 : Number(ui.cfg.value), weights: ui.weights.value === 'ema' ? 'ema' : 'params' });
+    sampleMs = s.ms;
+    sampleEvents++;
+    sinceSample = { steps: 0, ms: 0 };
+    if (!s.x.data.every(Number.isFinite)) showMessage('error', 'The samples contain non-finite values: the model has diverged (try Reset).');
+  } catch (e) {
+    lastError = e instanceof Error ? e.message : String(e);
+    showMessage('error', `Sampling failed: ${lastError}`);
+    console.error(e);
+  } finally {
+    sampling = false;
+    render();
+  }
+};
+
+/** Trains in chunks of about 100 ms, redraws, and samples when enough training time has passed since the last sample. */
+const loop = async () => {
+  while (running) {
+    const t0 = performance.now();
+    let n = 0;
+    try {
+      do {
+        session.trainStep();
+        n++;
+      } while (running && performance.now() - t0 < 100);
+    } catch (e) {
+      fail(e);
+      break;
+    }
+    const ms = performance.now() - t0;
+    rateWindow = [...rateWindow, { n, ms }].slice(-30);
+    sinceSample = { steps: sinceSample.steps + n, ms: sinceSample.ms + ms };
+    // a sample costs about sampleMs: keep sampling under a sixth of the time, at most every 3 s and 25 steps
+    if (sinceSample.steps >= 25 && sinceSample.ms >= Math.max(3000, 5 * sampleMs)) await doSample();
+    render({ plots: false });
+    await nextFrame();
+  }
+  render();
+};
+
+const start = () => {
+  if (running) return;
+  clearMessage();
+  running = true;
+  rateWindow = [];
+  render();
+  void loop();
+};
+
+/** Stops after the chunk in flight and samples with the final weights (doSample marks itself busy at once). */
+const pause = async () => {
+  if (!running) return;
+  running = false;
+  await doSample();
+};
+
+/** Applies a change that needs a new session state, pausing the loop around it. */
+const change = async (f: () => void) => {
+  const was = running;
+  running = false;
+  await nextFrame();
+  try {
+    f();
+  } catch (e) {
+    showMessage('error', e instanceof Error ? e.message : String(e));
+  }
+  rateWindow = [];
+  sinceSample = { steps: 0, ms: 0 };
+  render();
+  if (was) start();
+};
+
+// ---- controls -------------------------------------------------------------------------------------------------
+
+ui.train.addEventListener('click', () => (running ? void pause() : start()));
+ui.reset.addEventListener('click', () => void change(() => {
+  const backend = session.backend.requested;
+  session = new Session(runFromControls(), backend);
+  clearMessage();
+}));
+for (const el of [ui.dataset, ui.hidden, ui.conditional])
+  el.addEventListener('change', () => void change(() => {
+    session = new Session(runFromControls(), session.backend.requested);
+    clearMessage();
+  }));
+for (const r of objectiveRadios)
+  r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
+ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendName)));
+ui.sample.addEventListener('click', () => void doSample());
+for (const el of [ui.count, ui.steps, ui.cfg, ui.weights]) el.addEventListener('change', () => { if (!running && session.samples) void doSample(); });
+
+ui.download.addEventListener('click', async () => {
+  const was = running;
+  running = false;
+  await nextFrame();
+  try {
+    const bytes = session.checkpointBytes();
+    const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = session.checkpointName;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    showMessage('info', `Saved ${session.checkpointName} (${(bytes.length / 1024).toFixed(0)} KiB): weights, Adam state, EMA and the run config. fusediff's CLI and any safetensors reader load it.`);
+  } catch (e) {
+    showMessage('error', `Could not save the checkpoint: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (was) start();
+});
+
+const loadFile = async (file: File) => {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  await change(() => {
+    const r = session.load(bytes, file.name);
+    showMessage(r.ok ? 'info' : 'error', r.message);
+  });
+  if (session.step > 0 && !session.samples) void doSample();
+};
+ui.file.addEventListener('change', () => {
+  const f = ui.file.files?.[0];
+  if (f) void loadFile(f);
+  ui.file.value = '';
+});
+for (const target of [ui.drop, document.body]) {
+  target.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    ui.drop.classList.add('over');
+  });
+  target.addEventListener('dragleave', () => ui.drop.classList.remove('over'));
+  target.addEventListener('drop', (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    ui.drop.classList.remove('over');
+    const f = (e as DragEvent).dataTransfer?.files?.[0];
+    if (f) void loadFile(f);
+  });
+}
+window.addEventListener('resize', () => renderPlots());
+
+// ---- what tests (and the curious) can read --------------------------------------------------------------------
+
+const state = () => ({
+  ready: true,
+  running,
+  sampling,
+  requestedBackend: session.backend.requested,
+  backend: session.runningBackend,
+  fallback: session.runtimeFallback ?? session.backend.fallback ?? null,
+  renderer: renderer ?? null,
+  kernels,
+  step: session.step,
+  objective: session.objective,
+  losses: session.losses.map((p) => p.loss),
+  lossObjectives: session.losses.map((p) => p.objective),
+  signature: session.signature,
+  run: session.run,
+  sampleEvents,
+  samples: session.samples && {
+    count: session.samples.x.shape[0],
+    finite: session.samples.x.data.every(Number.isFinite),
+    step: session.samples.step,
+    objective: session.samples.objective,
+    backend: session.samples.backend,
+    logLikelihood: session.samples.logLikelihood,
+    offData: session.samples.offData,
+    coverage: session.samples.coverage,
+  },
+  stepsPerSecond: Number(ui.rate.textContent) || null,
+  message: ui.message.hidden ? null : ui.message.textContent,
+  banner: ui.banner.textContent,
+  lastError: lastError ?? null,
+});
+(window as unknown as { fusediffPlayground: { state: typeof state } }).fusediffPlayground = { state };
+
+declare const __FUSEDIFF_VERSION__: string;
+ui.about.textContent = `fusediff ${typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ : ''} · kernels compiled by fusediff into gpu.js · the same library code as in Node`;
+render();

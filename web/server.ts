@@ -1,0 +1,59 @@
+// The playground's server: bundles the browser entry (web/bundle.ts) and serves it with the page's static files
+// over node:http on localhost. Nothing is fetched from anywhere else: the page is self-contained.
+import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { bundle } from './bundle.ts';
+
+const types: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml' };
+
+export interface ServeOptions {
+  /** 0 picks a free port */
+  port?: number;
+  host?: string;
+  /** URL path -> entry module to bundle (default: /main.js -> web/main.ts) */
+  entries?: Record<string, string>;
+  /** URL path -> HTML text served as is (default: / -> web/index.html) */
+  pages?: Record<string, string>;
+  minify?: boolean;
+}
+
+export interface Playground {
+  readonly url: string;
+  readonly server: Server;
+  close(): Promise<void>;
+}
+
+const staticFile = (name: string) => readFileSync(new URL(name, import.meta.url));
+
+/** Bundles every entry, then listens; resolves once the server accepts connections. */
+export const serve = async ({ port = 8080, host = '127.0.0.1', entries = { '/main.js': 'web/main.ts' }, pages, minify = false }: ServeOptions = {}): Promise<Playground> => {
+  const files = new Map<string, { type: string; body: Buffer | string }>();
+  for (const [path, entry] of Object.entries(entries)) files.set(path, { type: types['.js'], body: await bundle({ entry, minify }) });
+  for (const [path, html] of Object.entries(pages ?? { '/': staticFile('./index.html').toString('utf8') })) files.set(path, { type: types['.html'], body: html });
+  files.set('/style.css', { type: types['.css'], body: staticFile('./style.css') });
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const file = files.get(path === '/index.html' ? '/' : path);
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (!file) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : file.body);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}/`,
+    server,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+};

@@ -1,0 +1,394 @@
+// One playground session, without the DOM: the run, its model and schedule, the compiled training step on the
+// chosen backend (parameters, Adam state and EMA stay on the device), the loss history, sampling, and checkpoints
+// in and out. The page (web/main.ts) drives it; everything here is the library's ordinary API.
+import type { NDArray } from '../compiler/primitives/types.ts';
+import { gpuFor, isAvailable, isGL, type BackendName } from '../compiler/runtime/backends.ts';
+import { BackendError } from '../compiler/runtime/executable.ts';
+import { compileStep, type TrainStep } from '../compiler/runtime/step.ts';
+import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../checkpoint/checkpoint.ts';
+import { adam } from '../dsl/optim.ts';
+import { flattenParams, mapParams, type Params } from '../dsl/params.ts';
+import type { Mixture2D } from '../data/mixtures.ts';
+import { signatureDiff, signatureOf, type Denoiser } from '../models/denoiser.ts';
+import { createSampler, denoiserPredict, type Sampler } from '../models/samplers.ts';
+import type { Schedule } from '../models/schedule.ts';
+import { dropCondition, mseObjective, selfPerceptualObjective, type Objective } from '../objectives/index.ts';
+import { buildModel, buildSchedule, mixtureOf, numClassesOf, runFromConfig, type ObjectiveKind, type PageRun } from './runConfig.ts';
+
+declare const __FUSEDIFF_VERSION__: string;
+const VERSION = typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ : 'unknown';
+
+/**
+ * SP fine-tuning uses a tenth of the pretraining learning rate: a fresh Adam at the full rate moves every weight by
+ * about lr per step whatever the gradient's scale, which first undoes much of what MSE learned (measured on
+ * 8 Gaussians after 300 MSE steps: log-likelihood -1.19 -> -3.56 after 40 SP steps at 3e-3, -> -0.79 at 3e-4).
+ */
+export const SP_LR_FACTOR = 0.1;
+
+export const backendLabels: Record<BackendName, string> = { webgl2: 'WebGL2', webasm: 'WebAssembly', cpu: 'CPU (JavaScript)', headlessgl: 'headless-gl' };
+export const browserBackends: readonly BackendName[] = ['webgl2', 'webasm', 'cpu'];
+
+export interface BackendChoice {
+  readonly requested: BackendName;
+  readonly name: BackendName;
+  /** why the requested backend is not the one running (absent when it is) */
+  readonly fallback?: string;
+}
+
+/** The requested backend if this browser has it, else the next one of webgl2 > webasm > cpu, saying why. */
+export const chooseBackend = (requested: BackendName): BackendChoice => {
+  if (isAvailable(requested)) return { requested, name: requested };
+  const name = browserBackends.find((b) => b !== requested && isAvailable(b)) ?? 'cpu';
+  const why = requested === 'webgl2' ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)' : 'this browser does not support it';
+  return { requested, name, fallback: `${backendLabels[requested]} is not available: ${why}. Training runs on ${backendLabels[name]} instead, which is much slower for wide models.` };
+};
+
+/** The GPU renderer string WebGL reports (e.g. "ANGLE (..., SwiftShader driver)"), or undefined. */
+export const webglRenderer = (): string | undefined => {
+  try {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    if (!gl) return undefined;
+    const ext = gl.getExtension('WEBGL_debug_renderer_info');
+    return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  } catch {
+    return undefined;
+  }
+};
+
+/** What gpu.js actually built on a backend: its kernels, how many run in a WebGL2 context, how many fell back to CPU. */
+export interface KernelReport {
+  readonly kernels: number;
+  readonly webgl2Kernels: number;
+  readonly cpuFallbacks: number;
+}
+
+export const kernelReport = (b: BackendName): KernelReport => {
+  const kernels = (gpuFor(b) as unknown as { kernels: { fallbackRequested?: boolean; context?: unknown }[] }).kernels ?? [];
+  const gl2 = typeof WebGL2RenderingContext === 'function';
+  return {
+    kernels: kernels.length,
+    webgl2Kernels: kernels.filter((k) => gl2 && k.context instanceof WebGL2RenderingContext && !k.fallbackRequested).length,
+    cpuFallbacks: kernels.filter((k) => k.fallbackRequested).length,
+  };
+};
+
+export interface LossPoint {
+  readonly step: number;
+  readonly loss: number;
+  readonly objective: ObjectiveKind;
+}
+
+export interface SampleSet {
+  readonly x: NDArray;
+  /** class id per sample (conditional models), for colouring */
+  readonly classes?: Float64Array;
+  readonly step: number;
+  readonly objective: ObjectiveKind;
+  readonly cfgScale: number;
+  readonly steps: number;
+  readonly weights: 'ema' | 'params';
+  readonly ms: number;
+  readonly backend: string;
+  readonly logLikelihood: number;
+  readonly offData: number;
+  readonly coverage: number;
+}
+
+export interface LoadResult {
+  readonly ok: boolean;
+  readonly message: string;
+}
+
+const copy = (p: Params): Params => mapParams(p, (a) => ({ shape: [...a.shape], data: Float64Array.from(a.data) }));
+const isEmpty = (p: Params): boolean => flattenParams(p).length === 0;
+const sameShapes = (a: Params, b: Params): boolean => {
+  const fa = flattenParams(a), fb = new Map(flattenParams(b));
+  return fa.length === fb.size && fa.every(([n, v]) => fb.get(n)?.shape.join(',') === v.shape.join(','));
+};
+
+export class Session {
+  run: PageRun;
+  model!: Denoiser;
+  schedule!: Schedule;
+  mixture!: Mixture2D;
+  backend: BackendChoice;
+  /** the objective being trained: 'sp' fine-tunes from `frozen`, a copy of the weights when it was chosen */
+  objective: ObjectiveKind = 'mse';
+  frozen?: Params;
+  /** completed steps, over both stages */
+  step = 0;
+  losses: LossPoint[] = [];
+  /** the last MSE-stage samples, kept when SP starts so the page can show what SP changed */
+  beforeSp?: SampleSet;
+  samples?: SampleSet;
+  private params!: Params;
+  private state?: Params;
+  private ema!: Params;
+  private trainer?: TrainStep;
+  private samplers = new Map<string, Sampler>();
+  /** set when a backend failed at run time and the session moved to another one */
+  runtimeFallback?: string;
+
+  constructor(run: PageRun, backend: BackendName) {
+    this.run = run;
+    this.backend = chooseBackend(backend);
+    this.rebuild(run);
+  }
+
+  get numClasses(): number | undefined {
+    return numClassesOf(this.run);
+  }
+
+  get signature(): string {
+    return this.model.signature;
+  }
+
+  /** The compiled step's backend once a step has run, else the chosen one. */
+  get runningBackend(): BackendName {
+    return this.trainer?.executable.backend ?? this.backend.name;
+  }
+
+  /** A fresh model for `run` (new data set, size or conditioning): weights from init, history cleared. */
+  rebuild(run: PageRun, weights?: { params: Params; state?: Params; ema?: Params; step: number }): void {
+    this.run = run;
+    this.model = buildModel(run);
+    this.schedule = buildSchedule(run.schedule);
+    this.mixture = mixtureOf(run);
+    this.params = weights ? copy(weights.params) : this.model.init(run.train.seed);
+    this.ema = weights?.ema && !isEmpty(weights.ema) ? copy(weights.ema) : copy(this.params);
+    this.state = weights?.state && !isEmpty(weights.state) && sameShapes(weights.state, adam({ lr: 1 }).init(this.params)) ? copy(weights.state) : undefined;
+    this.step = weights?.step ?? 0;
+    this.objective = 'mse';
+    this.frozen = undefined;
+    this.trainer = undefined;
+    this.samplers.clear();
+    this.losses = [];
+    this.samples = undefined;
+    this.beforeSp = undefined;
+  }
+
+  /** Reads parameters, optimizer state and EMA back from the device (the trainer keeps them there). */
+  sync(): void {
+    if (!this.trainer) return;
+    this.params = this.trainer.params();
+    this.state = this.trainer.state();
+    this.ema = this.trainer.ema();
+  }
+
+  setBackend(requested: BackendName): void {
+    this.sync();
+    this.trainer = undefined;
+    this.samplers.clear();
+    this.runtimeFallback = undefined;
+    this.backend = chooseBackend(requested);
+  }
+
+  /**
+   * MSE (stage 1) or SP fine-tuning (stage 2). Choosing SP freezes a copy of the weights (`run.train.initFrom`:
+   * the current ones by default, or the EMA) as f*; the online model starts from them with a fresh Adam state.
+   */
+  setObjective(kind: ObjectiveKind): void {
+    if (kind === this.objective) return;
+    this.sync();
+    this.trainer = undefined;
+    if (kind === 'sp') {
+      const start = copy(this.run.train.initFrom === 'ema' ? this.ema : this.params);
+      this.frozen = start;
+      this.params = copy(start);
+      this.ema = copy(start);
+      this.beforeSp = this.samples;
+    } else this.frozen = undefined;
+    this.state = undefined;
+    this.objective = kind;
+  }
+
+  /** A warning for combinations that are known to go wrong (shown next to the objective). */
+  get objectiveWarning(): string | undefined {
+    const alphaT = this.schedule.alpha[this.schedule.T - 1];
+    if (this.run.prediction === 'eps' && alphaT < 1e-3)
+      return `This model predicts eps on a schedule with alpha_T = ${alphaT.toExponential(1)}: x0_hat = (x_t - sigma eps_hat) / alpha amplifies its error up to ${Math.round(1 / alphaT)}x near t = T, which the SP objective re-noises, so SP fine-tuning can diverge. v-prediction (the page's default) does not have this problem.`;
+    return undefined;
+  }
+
+  private objectiveFn(): Objective {
+    const { run, model, schedule } = this;
+    const o = run.objective;
+    const seed = run.train.seed;
+    const common = { model, schedule, prediction: run.prediction, seed };
+    const K = this.numClasses;
+    const dropout = K === undefined ? 0 : o.condDropout;
+    if (this.objective === 'mse') return mseObjective({ ...common, minSnrGamma: o.minSnrGamma || undefined, condDropout: dropout });
+    const sp = selfPerceptualObjective({ ...common, frozenParams: this.frozen!, layer: o.layer, tPrime: o.tPrime, distance: o.distance });
+    // keep the null class trained while fine-tuning, as the CLI does, so the SP model can still be guided
+    return dropout === 0 ? sp : (args) => sp({ ...args, c: args.c && dropCondition(args.c, dropout, K!, args.step, seed + 7) });
+  }
+
+  /** Adam's learning rate for the current objective: SP fine-tunes at a tenth of the pretraining rate. */
+  get lr(): number {
+    return this.objective === 'sp' ? this.run.train.lr * SP_LR_FACTOR : this.run.train.lr;
+  }
+
+  private compileTrainer(): TrainStep {
+    const B = this.run.train.batchSize;
+    const objective = this.objectiveFn();
+    const data = this.numClasses === undefined ? { x0: [B, 2] } : { x0: [B, 2], c: [B] };
+    return compileStep(({ params, step, x0, c }) => objective({ params, x0, c, step }), {
+      params: this.params,
+      optimizer: adam({ lr: this.lr, weightDecay: this.run.train.weightDecay }),
+      data: data as Record<string, number[]>,
+      backend: this.backend.name,
+      emaDecay: this.run.train.emaDecay,
+      startStep: this.step + 1,
+      initialState: { state: this.state, ema: this.ema },
+    });
+  }
+
+  /** The batch of a step, as the CLI draws it: fresh points keyed by (seed, step); class = mixture mode, or null when off the data. */
+  batch(step: number): Record<string, NDArray> {
+    const B = this.run.train.batchSize;
+    const x0 = this.mixture.sample(B, (this.run.train.seed * 1_000_003 + step) % 2 ** 31);
+    const K = this.numClasses;
+    if (K === undefined) return { x0 };
+    const c = Float64Array.from({ length: B }, (_, i) => {
+      const k = this.mixture.assign(x0.data[2 * i], x0.data[2 * i + 1]);
+      return k < 0 ? K : k;
+    });
+    return { x0, c: { shape: [B], data: c } };
+  }
+
+  /**
+   * One training step on the device; returns the loss. A backend that fails to run a kernel (e.g. a shader that
+   * does not compile) is left for the next one, with the reason in `runtimeFallback`.
+   */
+  trainStep(): number {
+    if (!this.trainer) this.trainer = this.compileTrainer();
+    let loss: number;
+    try {
+      loss = this.trainer.run(this.batch(this.step + 1));
+    } catch (e) {
+      if (!(e instanceof BackendError) || !isGL(this.backend.name)) throw e;
+      const failed = this.backend.name;
+      try {
+        this.sync(); // keep the steps already taken, if the failed backend can still be read
+      } catch {
+        // it cannot: continue from the last weights read back
+      }
+      this.trainer = undefined;
+      this.samplers.clear();
+      const next = browserBackends.find((b) => b !== failed && isAvailable(b)) ?? 'cpu';
+      this.backend = { requested: this.backend.requested, name: next };
+      this.runtimeFallback = `${backendLabels[failed]} failed to run the training step (${e.message}); training runs on ${backendLabels[next]} instead.`;
+      this.trainer = this.compileTrainer();
+      loss = this.trainer.run(this.batch(this.step + 1));
+    }
+    this.step++;
+    this.losses.push({ step: this.step, loss, objective: this.objective });
+    return loss;
+  }
+
+  /** Samples with the current or the EMA weights; the same noise every time, so the picture changes only with the model. */
+  sample({ count, steps, cfgScale, weights: which = this.run.sample.weights }: { count: number; steps: number; cfgScale: number; weights?: 'ema' | 'params' }): SampleSet {
+    this.sync();
+    const weights = which === 'ema' ? this.ema : this.params;
+    const K = this.numClasses;
+    const guided = K !== undefined && cfgScale !== 1;
+    const key = `${count}|${steps}|${guided ? cfgScale : 1}|${this.backend.name}`;
+    let sampler = this.samplers.get(key);
+    if (!sampler) {
+      sampler = createSampler({
+        predict: denoiserPredict(this.model),
+        shape: [count, 2],
+        schedule: this.schedule,
+        prediction: this.run.prediction,
+        sampler: 'ddim',
+        steps,
+        seed: this.run.sample.seed,
+        backend: this.backend.name,
+        params: weights,
+        nullClass: K,
+        hasNullClass: K !== undefined && this.run.objective.condDropout > 0,
+        cfgScale: guided ? cfgScale : 1,
+      });
+      this.samplers.set(key, sampler);
+    }
+    const classes = K === undefined ? undefined : Float64Array.from({ length: count }, (_, i) => i % K);
+    const t0 = performance.now();
+    const x = sampler.sample({ classes, params: weights });
+    const ms = performance.now() - t0;
+    const finite = x.data.every(Number.isFinite);
+    this.samples = {
+      x,
+      classes,
+      step: this.step,
+      objective: this.objective,
+      cfgScale: guided ? cfgScale : 1,
+      steps,
+      weights: which,
+      ms,
+      backend: x.backend,
+      logLikelihood: finite ? this.mixture.meanLogLikelihood(x) : NaN,
+      offData: finite ? this.mixture.offDataShare(x) : NaN,
+      coverage: finite ? this.mixture.modeCoverage(x) : NaN,
+    };
+    return this.samples;
+  }
+
+  /** The session as a checkpoint: weights, Adam state, EMA and the run config (the CLI's shape, under `run`). */
+  checkpointBytes(): Uint8Array {
+    this.sync();
+    const run: PageRun = { ...this.run, objective: { ...this.run.objective, kind: this.objective }, train: { ...this.run.train, lr: this.lr }, backend: this.backend.name };
+    return encodeCheckpoint({
+      params: this.params,
+      state: this.state ?? {},
+      ema: this.ema,
+      config: { run, origin: 'fusediff playground' },
+      step: this.step,
+      rngCounter: this.step + 1,
+      schedule: this.schedule.name,
+      signature: this.model.signature,
+      version: VERSION,
+    });
+  }
+
+  get checkpointName(): string {
+    return `fusediff-${this.run.data.name}-${this.objective}-step${this.step}.safetensors`;
+  }
+
+  /**
+   * Loads a checkpoint. One whose metadata describes a 2-D MLP run (the CLI's `config.run`) replaces the model
+   * with that one; any other must have this model's signature. Nothing changes unless the whole file checks out.
+   */
+  load(bytes: Uint8Array, name: string): LoadResult {
+    let found;
+    try {
+      found = decodeCheckpoint(bytes, name);
+    } catch (e) {
+      return { ok: false, message: `Could not read ${name}: ${(e as Error).message}` };
+    }
+    const described = runFromConfig(found.config);
+    const model = described.ok ? buildModel(described.run) : this.model;
+    try {
+      // the library's own check: the file's signature against the model that will receive it
+      decodeCheckpoint(bytes, name, { expectSignature: model.signature });
+    } catch (e) {
+      if (!(e instanceof SignatureMismatchError)) return { ok: false, message: `Could not load ${name}: ${(e as Error).message}` };
+      const diff = signatureDiff(e.found, e.expected, ['file', described.ok ? 'its config' : 'page']);
+      const why = described.ok
+        ? `its signature does not match the model its own config describes`
+        : `it is a checkpoint of another model (${described.why}), and its signature differs from this page's model`;
+      return {
+        ok: false,
+        message: `${name} was not loaded: ${why}.\nDiffers in: ${diff.join('; ')}\nCheckpoint signature: ${e.found}\n${described.ok ? 'Config' : 'Page'} model signature: ${e.expected}\nNothing was changed.`,
+      };
+    }
+    if (signatureOf(model.config, found.params) !== model.signature)
+      return { ok: false, message: `${name} was not loaded: its tensors do not have the shapes its signature names (${signatureDiff(signatureOf(model.config, found.params), model.signature, ['tensors', 'signature']).join('; ')}). Nothing was changed.` };
+    const ema = !isEmpty(found.ema) && signatureOf(model.config, found.ema) === model.signature ? found.ema : undefined;
+    this.rebuild(described.ok ? { ...described.run, objective: { ...described.run.objective, kind: 'mse' } } : this.run, { params: found.params, state: found.state, ema, step: found.step });
+    const stage = described.ok && described.run.objective.kind === 'sp' ? ' It was fine-tuned with SP; its frozen copy is not in the file, so choosing SP here freezes these weights.' : '';
+    return {
+      ok: true,
+      message: `Loaded ${name}: ${this.run.data.name}, MLP ${this.run.model.hidden}x${this.run.model.depth}${this.numClasses ? `, ${this.numClasses} classes` : ''}, ${this.run.prediction}-prediction, step ${found.step}${ema ? ', with EMA' : ''} (written by fusediff ${found.version}).${stage}`,
+    };
+  }
+}
