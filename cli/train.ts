@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.ts';
-import type { RunConfig } from '../train/config.ts';
+import { finetuneBase, type RunConfig } from '../train/config.ts';
 import { StoredConfig, train, type TrainResult } from '../train/trainer.ts';
 import { configFrom, type RunFlags } from './options.ts';
 import { progressBar } from './progress.ts';
@@ -75,8 +75,7 @@ export interface FinetuneFlags extends TrainFlags {
 export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
   // the stage-1 run's config is the base: same data, model and schedule; the objective and training knobs change
   const stage1 = loadCheckpoint(f.from, { configCodec: StoredConfig }).config.run;
-  const base: RunConfig = { ...stage1, train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 } };
-  const config = configFrom(f, { 'objective.kind': f.objective ?? 'sp', 'objective.layer': f.layer, 'objective.tPrime': f.tPrime, 'objective.distance': f.distance }, base);
+  const config = configFrom(f, { 'objective.kind': f.objective ?? 'sp', 'objective.layer': f.layer, 'objective.tPrime': f.tPrime, 'objective.distance': f.distance }, finetuneBase(stage1));
   const dir = runDir(f.out, `${config.data.name}-${config.objective.kind}`);
   const r = await runTraining(config, dir, { resume: f.resume, from: f.from, quiet: f.quiet, label: `finetune (${config.objective.kind})` });
   return r.interrupted ? 130 : 0;

@@ -6,7 +6,7 @@ import { loadCheckpoint } from '../checkpoint/checkpoint.ts';
 import type { NDArray } from '../compiler/primitives/types.ts';
 import { resolveBackend } from '../compiler/runtime/backends.ts';
 import type { Json, RunConfig } from '../train/config.ts';
-import { resolveConfig } from '../train/config.ts';
+import { finetuneBase, resolveConfig } from '../train/config.ts';
 import { setupRun } from '../train/setup.ts';
 import { StoredConfig } from '../train/trainer.ts';
 import { runTraining } from '../cli/train.ts';
@@ -79,9 +79,7 @@ const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opt
   models.set('stage1', stage1);
   // ---- fine-tunes from stage 1
   for (const f of spec.finetunes) {
-    const s1 = stage1.config;
-    const base: RunConfig = { ...s1, train: { ...s1.train, steps: 500, lr: s1.train.lr / 10, checkpointEvery: 100 } };
-    const config = resolveConfig(undefined, { 'objective.kind': 'sp', ...(f.set as Record<string, Json>), backend: e.backend }, spec.dataset, base);
+    const config = resolveConfig(undefined, { 'objective.kind': 'sp', ...(f.set as Record<string, Json>), backend: e.backend }, spec.dataset, finetuneBase(stage1.config));
     log(`fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, t' ${config.objective.tPrime}, ${config.objective.distance}, ${config.train.steps} steps`);
     const r = await runTraining(config, path.join(dir, f.name.replace(/[^\w.-]+/g, '_')), { from: stage1.checkpoint, quiet: opts.quiet, label: `fine-tune ${f.name}` });
     models.set(f.name, { name: f.name, checkpoint: r.checkpoint, source: 'trained', steps: r.step, seconds: r.seconds, lossFirst: mean(r.losses.slice(0, 20)), lossLast: mean(r.losses.slice(-20)), config });

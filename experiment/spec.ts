@@ -5,7 +5,6 @@ import { decodeOrThrow } from '../checkpoint/ioReport.ts';
 import { ConfigError } from '../train/config.ts';
 
 const Overrides = t.record(t.string, t.unknown, 'config overrides { "dotted.path": value }');
-const PositiveInt = new t.Type<number, number, unknown>('positive integer', (u): u is number => typeof u === 'number' && Number.isSafeInteger(u) && u > 0, (u, c) => (typeof u === 'number' && Number.isSafeInteger(u) && u > 0 ? t.success(u) : t.failure(u, c)), (a) => a);
 
 export const FinetuneSpec = t.type({ name: t.string, set: Overrides }, 'fine-tune { name, set }');
 export const RowSpec = t.intersection(
@@ -27,7 +26,8 @@ export const DatasetSpec = t.type(
   'dataset experiment',
 );
 
-export const ExperimentSpec = t.type({ name: t.string, backend: t.string, datasets: t.array(DatasetSpec), seed: t.union([PositiveInt, t.literal(0)]) }, 'experiment');
+/** Seeds live where they act: train.seed in stage1Set / a fine-tune's set, sample.seed in sampleSet. */
+export const ExperimentSpec = t.type({ name: t.string, backend: t.string, datasets: t.array(DatasetSpec) }, 'experiment');
 export type ExperimentSpec = t.TypeOf<typeof ExperimentSpec>;
 export type DatasetSpec = t.TypeOf<typeof DatasetSpec>;
 
@@ -47,7 +47,6 @@ const mainRows = (cfg: number) => [
 export const defaultSpec: ExperimentSpec = {
   name: 'default',
   backend: 'auto',
-  seed: 0,
   datasets: [
     {
       dataset: 'eightGaussians',

@@ -19,7 +19,6 @@ test('a tiny experiment: stage 1 trained, SP fine-tune, rows sampled and evaluat
       {
         name: 'tiny',
         backend: 'webasm',
-        seed: 0,
         datasets: [
           {
             dataset: 'eightGaussians',

@@ -171,6 +171,12 @@ export const setPath = (obj: Record<string, unknown>, path: string, value: Json)
 export const decodeConfig = (value: unknown, source = 'config'): RunConfig =>
   decodeOrThrow(RunConfig, value, 'config', (msg) => new ConfigError(`${source} is not a valid run config:\n${msg}`));
 
+/**
+ * The base config of a fine-tune of a stage-1 run: the same data, model and schedule; 500 steps at a tenth of the
+ * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps.
+ */
+export const finetuneBase = (stage1: RunConfig): RunConfig => ({ ...stage1, train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 } });
+
 /** A model section of `kind` with that kind's defaults (switching kind must not drag the other kind's fields along). */
 const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] =>
   kind === 'unet' && fallback.kind !== 'unet'
