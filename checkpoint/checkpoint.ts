@@ -300,14 +300,16 @@ export const saveCheckpoint = <C>(path: string, ckpt: CheckpointInput<C>, opts: 
  * metadata that fails the io-ts codec (naming the path and expected type), SignatureMismatchError when
  * `expectSignature` is given and differs. Never writes.
  */
-export const loadCheckpoint = <C = Record<string, unknown>>(path: string, opts: LoadOptions<C> = {}): Checkpoint<C> => {
-  let bytes: Uint8Array;
+export const loadCheckpoint = <C = Record<string, unknown>>(path: string, opts: LoadOptions<C> = {}): Checkpoint<C> =>
+  decodeCheckpoint(readCheckpointFile(path), path, opts);
+
+/** A checkpoint file's bytes (for callers that also hash them); an unreadable file is a CheckpointError naming it. */
+export const readCheckpointFile = (path: string): Uint8Array => {
   try {
-    bytes = fs.readFileSync(path);
+    return fs.readFileSync(path);
   } catch (e) {
     throw new CheckpointError(`could not read checkpoint ${path}: ${(e as Error).message}`, { cause: e });
   }
-  return decodeCheckpoint(bytes, path, opts);
 };
 
 export { SafetensorsError };

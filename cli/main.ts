@@ -7,7 +7,7 @@ import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
 import { examples, inspect, printInspect } from './inspect.ts';
 import { shutdownBackends, type BackendRequest } from '../compiler/runtime/backends.ts';
-import { backendOption, withRunOptions } from './options.ts';
+import { backendOption, number, withRunOptions } from './options.ts';
 import { experimentCommand, type ExperimentFlags } from './experiment.ts';
 import { finetuneCommand, trainCommand, type FinetuneFlags, type TrainFlags } from './train.ts';
 
@@ -98,19 +98,14 @@ const cfgList = (v: string) => {
   if (xs.some((x) => !(x > 0))) throw new InvalidArgumentError(`--cfg must be positive numbers separated by commas, got '${v}'`);
   return xs;
 };
-const num = (name: string) => (v: string) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
-  return n;
-};
 const samplingOptions = (cmd: Command) =>
   cmd
     .requiredOption('--checkpoint <file>', 'a checkpoint written by train or finetune')
     .option('--cfg <scales>', "guidance scales, comma separated (1 = none); default the run config's sample.cfgScales", cfgList)
-    .option('--count <n>', 'samples per scale (sample.count)', num('--count'))
-    .option('--steps <n>', 'denoising steps (sample.steps)', num('--steps'))
+    .option('--count <n>', 'samples per scale (sample.count)', number('--count'))
+    .option('--steps <n>', 'denoising steps (sample.steps)', number('--steps'))
     .option('--sampler <name>', 'ddim or ddpm (sample.sampler)')
-    .option('--seed <n>', 'sampling seed (sample.seed)', num('--seed'))
+    .option('--seed <n>', 'sampling seed (sample.seed)', number('--seed'))
     .option('--weights <which>', 'ema or params (sample.weights)')
     .addOption(backendOption())
     .option('--quiet', 'no progress bars', false);
@@ -130,12 +125,12 @@ samplingOptions(program.command('eval').description('sample and evaluate a check
 program
   .command('train-classifier')
   .description('train the MNIST-16 evaluation classifier (FD-MNIST features, IS, coverage) with the DSL and compiler; saved only at --min-accuracy')
-  .option('--epochs <n>', 'epochs over the 8,000 training digits', num('--epochs'), 20)
-  .option('--batch-size <n>', 'batch size', num('--batch-size'), 64)
-  .option('--lr <x>', 'Adam learning rate', num('--lr'), 0.003)
-  .option('--seed <n>', 'init and batch seed', num('--seed'), 0)
-  .option('--max-steps <n>', 'stop after this many steps (smoke runs)', num('--max-steps'))
-  .option('--min-accuracy <x>', 'save only at this held-out accuracy or above', num('--min-accuracy'), 0.97)
+  .option('--epochs <n>', 'epochs over the 8,000 training digits', number('--epochs'), 20)
+  .option('--batch-size <n>', 'batch size', number('--batch-size'), 64)
+  .option('--lr <x>', 'Adam learning rate', number('--lr'), 0.003)
+  .option('--seed <n>', 'init and batch seed', number('--seed'), 0)
+  .option('--max-steps <n>', 'stop after this many steps (smoke runs)', number('--max-steps'))
+  .option('--min-accuracy <x>', 'save only at this held-out accuracy or above', number('--min-accuracy'), 0.97)
   .option('--out <file>', 'checkpoint file', 'checkpoints/classifier-mnist16.safetensors')
   .addOption(backendOption().default('webasm'))
   .action(async (o: TrainClassifierFlags) => {

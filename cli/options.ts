@@ -15,7 +15,8 @@ export interface RunFlags {
   backend?: string;
 }
 
-const number = (name: string) => (v: string) => {
+/** A commander parser for a finite number; the error names the flag. */
+export const number = (name: string) => (v: string) => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
   return n;

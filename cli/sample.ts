@@ -1,14 +1,13 @@
 // `fusediff sample` (pictures and a samples file from a checkpoint) and `fusediff eval` (metrics at one or more
 // guidance scales, with a report).
 import path from 'node:path';
-import { loadCheckpoint, writeFileAtomic } from '../checkpoint/checkpoint.ts';
+import { writeFileAtomic } from '../checkpoint/checkpoint.ts';
 import { encodeSafetensors } from '../checkpoint/safetensors.ts';
 import { resolveBackend } from '../compiler/runtime/backends.ts';
-import { sampleRow, type ExperimentReport, type RowReport } from '../experiment/run.ts';
+import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiment/run.ts';
 import { printComparison, writeReport } from '../experiment/report.ts';
-import type { Json } from '../train/config.ts';
+import type { Json, RunConfig } from '../train/config.ts';
 import { definedOverrides } from './options.ts';
-import { StoredConfig } from '../train/trainer.ts';
 
 export interface SampleFlags {
   checkpoint: string;
@@ -27,20 +26,19 @@ export interface SampleFlags {
 const overridesOf = (f: SampleFlags): Record<string, Json> =>
   definedOverrides({ 'sample.count': f.count, 'sample.steps': f.steps, 'sample.sampler': f.sampler, 'sample.seed': f.seed, 'sample.weights': f.weights, backend: f.backend });
 
-const rowsOf = async (f: SampleFlags, dir: string): Promise<RowReport[]> => {
-  const ck = loadCheckpoint(f.checkpoint, { configCodec: StoredConfig });
-  const m = { checkpoint: f.checkpoint, config: ck.config.run };
+const rowsOf = async (f: SampleFlags, dir: string): Promise<{ rows: RowReport[]; run: RunConfig }> => {
+  const ck = loadModel(f.checkpoint);
   const rows: RowReport[] = [];
   const run = ck.config.run;
   const scales = f.cfg ?? (run.data.conditional ? run.sample.cfgScales : [1]);
-  for (const cfg of scales) rows.push(await sampleRow(m, { name: cfg === 1 ? 'no CFG' : `CFG ${cfg}`, model: path.basename(f.checkpoint), cfg }, overridesOf(f), dir, f.quiet));
-  return rows;
+  for (const cfg of scales) rows.push(await sampleRow(ck, { name: cfg === 1 ? 'no CFG' : `CFG ${cfg}`, model: path.basename(f.checkpoint), cfg }, overridesOf(f), dir, f.quiet));
+  return { rows, run };
 };
 
 /** Writes <out>/<dataset>-<row>.png and <out>/samples-cfg<w>.safetensors (tensors `samples`, and `classes` when conditional). */
 export const sampleCommand = async (f: SampleFlags): Promise<number> => {
   const dir = path.resolve(f.out ?? path.join(path.dirname(f.checkpoint), 'samples'));
-  for (const r of await rowsOf(f, dir)) {
+  for (const r of (await rowsOf(f, dir)).rows) {
     const tensors: Record<string, { shape: number[]; data: Float64Array }> = { samples: { shape: [...r.samples!.shape], data: r.samples!.data } };
     if (r.classes) tensors.classes = { shape: [r.classes.length], data: Float64Array.from(r.classes) };
     const file = path.join(dir, `samples-cfg${r.cfgScale}.safetensors`);
@@ -54,8 +52,8 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
 export const evalCommand = async (f: SampleFlags): Promise<number> => {
   const dir = path.resolve(f.out ?? path.join(path.dirname(f.checkpoint), 'eval'));
   const t0 = performance.now();
-  const rows = await rowsOf(f, dir);
-  const resolved = resolveBackend((f.backend ?? loadCheckpoint(f.checkpoint, { configCodec: StoredConfig }).config.run.backend) as never);
+  const { rows, run } = await rowsOf(f, dir);
+  const resolved = resolveBackend((f.backend ?? run.backend) as never);
   const report: ExperimentReport = {
     name: `eval ${f.checkpoint}`,
     backend: resolved.name,

@@ -8,7 +8,7 @@ import type { BackendRequest } from '../compiler/runtime/backends.ts';
 import type { Params } from '../dsl/params.ts';
 import { areaResample } from '../data/mnist.ts';
 import { classifier, ClassifierRunner, softmaxRows } from '../eval/classifier.ts';
-import { argmaxRows, classCoverage, frechetDistance, inceptionScore } from '../eval/metrics.ts';
+import { argmaxRows, classCoverage, frechetFromStats, gaussianStats, inceptionScore, type GaussianStats } from '../eval/metrics.ts';
 import { mnistSplit, type RunSetup } from '../train/setup.ts';
 
 export const CLASSIFIER_CHECKPOINT = new URL('../checkpoints/classifier-mnist16.safetensors', import.meta.url).pathname;
@@ -46,7 +46,6 @@ export type Metrics = ImageMetrics | PointMetrics;
 
 let classifierParams: Params | undefined;
 const runners = new Map<string, ClassifierRunner>();
-const testFeatures = new Map<string, NDArray>();
 
 const runnerFor = (backend: BackendRequest): ClassifierRunner => {
   classifierParams ??= loadCheckpoint(CLASSIFIER_CHECKPOINT, { expectSignature: classifier.signature }).params;
@@ -61,6 +60,23 @@ const as16 = (images: NDArray): NDArray => (images.shape[2] === 16 ? images : ar
 const firstN = (x: NDArray, n: number): NDArray => {
   const per = x.data.length / x.shape[0];
   return { shape: [n, ...x.shape.slice(1)], data: x.data.slice(0, n * per) };
+};
+
+/**
+ * What every row of a split is compared with, computed once per process: the held-out digits' feature statistics,
+ * and the FD of `n` real training digits against them (the floor at that sample count).
+ */
+const references = new Map<string, { test: GaussianStats; floors: Map<number, number> }>();
+const reference = async (s: RunSetup, runner: ClassifierRunner, key: string, n: number): Promise<{ test: GaussianStats; floor: number }> => {
+  let r = references.get(key);
+  if (!r) references.set(key, (r = { test: gaussianStats((await runner.run(as16(mnistSplit(s, 'test').images))).features), floors: new Map() }));
+  let floor = r.floors.get(n);
+  if (floor === undefined) {
+    const train = mnistSplit(s, 'train').images;
+    const real = await runner.run(as16(firstN(train, Math.min(n, train.shape[0]))));
+    r.floors.set(n, (floor = frechetFromStats(gaussianStats(real.features), r.test)));
+  }
+  return { test: r.test, floor };
 };
 
 export const evaluateSamples = async (s: RunSetup, samples: NDArray, classes: ArrayLike<number> | undefined, backend: BackendRequest): Promise<Metrics> => {
@@ -78,18 +94,14 @@ export const evaluateSamples = async (s: RunSetup, samples: NDArray, classes: Ar
     };
   }
   const runner = runnerFor(backend);
-  const key = `${s.dataset.name}/${s.config.data.testFraction}/${s.config.data.splitSeed}/${backend}`;
-  let test = testFeatures.get(key);
-  if (!test) testFeatures.set(key, (test = (await runner.run(as16(mnistSplit(s, 'test').images))).features));
+  const ref = await reference(s, runner, `${s.dataset.name}/${s.config.data.testFraction}/${s.config.data.splitSeed}/${backend}`, N);
   const out = await runner.run(as16(samples));
-  const train = mnistSplit(s, 'train');
-  const realFeatures = (await runner.run(as16(firstN(train.images, Math.min(N, train.images.shape[0]))))).features;
   const predicted = argmaxRows(out.logits);
   const cov = classes ? classCoverage(predicted, 10, { intended: classes }) : classCoverage(predicted, 10);
   return {
     kind: 'image',
-    fd: frechetDistance(out.features, test),
-    fdReal: frechetDistance(realFeatures, test),
+    fd: frechetFromStats(gaussianStats(out.features), ref.test),
+    fdReal: ref.floor,
     is: inceptionScore(softmaxRows(out.logits)).mean,
     coverage: cov.coverage,
     classShares: cov.shares,

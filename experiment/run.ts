@@ -2,7 +2,7 @@
 // pictures, and the report. Each step is an ordinary command's building block (runTraining, drawSamples, ...).
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadCheckpoint } from '../checkpoint/checkpoint.ts';
+import { loadCheckpoint, sameSignature, SignatureMismatchError, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import type { NDArray } from '../compiler/primitives/types.ts';
 import { resolveBackend } from '../compiler/runtime/backends.ts';
 import type { Json, RunConfig } from '../train/config.ts';
@@ -86,19 +86,29 @@ const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opt
   }
   // ---- rows
   const rows: RowReport[] = [];
+  const loaded = new Map<string, Checkpoint<StoredConfig>>();
   for (const row of spec.rows) {
     const m = models.get(row.model);
     if (!m) throw new Error(`experiment row '${row.name}': no model '${row.model}'; models: ${[...models.keys()].join(', ')}`);
-    rows.push(await sampleRow(m, row, { ...(spec.sampleSet as Record<string, Json>), backend: e.backend }, path.join(dir, '..'), opts.quiet));
+    if (!loaded.has(m.name)) loaded.set(m.name, loadModel(m.checkpoint));
+    rows.push(await sampleRow(loaded.get(m.name)!, row, { ...(spec.sampleSet as Record<string, Json>), backend: e.backend }, path.join(dir, '..'), opts.quiet));
   }
   return { dataset: spec.dataset, models: [...models.values()], rows };
 };
 
-/** Samples one row from a model's checkpoint, evaluates it and draws its picture into `pictureDir`. */
-export const sampleRow = async (m: Pick<ModelReport, 'checkpoint' | 'config'>, row: { name: string; model: string; cfg: number; unconditional?: boolean }, overrides: Record<string, Json>, pictureDir: string, quiet = false): Promise<RowReport> => {
-  const config = resolveConfig(undefined, overrides, m.config.data.name, m.config);
+/** A model's checkpoint, loaded once and checked against the model its own run config builds. */
+export const loadModel = (file: string): Checkpoint<StoredConfig> => {
+  const ck = loadCheckpoint(file, { configCodec: StoredConfig });
+  const expected = setupRun(ck.config.run).model.signature;
+  if (!sameSignature(ck.signature, expected)) throw new SignatureMismatchError(file, ck.signature, expected);
+  return ck;
+};
+
+/** Samples one row from a loaded model, evaluates it and draws its picture into `pictureDir`. */
+export const sampleRow = async (ck: Checkpoint<StoredConfig>, row: { name: string; model: string; cfg: number; unconditional?: boolean }, overrides: Record<string, Json>, pictureDir: string, quiet = false): Promise<RowReport> => {
+  const run = ck.config.run;
+  const config = resolveConfig(undefined, overrides, run.data.name, run);
   const setup = setupRun(config);
-  const ck = loadCheckpoint(m.checkpoint, { expectSignature: setup.model.signature, configCodec: StoredConfig });
   const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
   const s = await drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional }, (done) => bar?.update(done));
@@ -111,6 +121,7 @@ export const sampleRow = async (m: Pick<ModelReport, 'checkpoint' | 'config'>, r
 };
 
 export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: { trainStage1?: boolean; quiet?: boolean; command?: string } = {}): Promise<ExperimentReport> => {
+  const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const resolved = resolveBackend(e.backend as never);
   const datasets: DatasetReport[] = [];
@@ -119,7 +130,7 @@ export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: { t
     name: e.name,
     backend: resolved.name,
     backendReason: resolved.reason,
-    startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+    startedAt,
     seconds: (performance.now() - t0) / 1000,
     command: opts.command ?? '',
     datasets,

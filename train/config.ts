@@ -4,6 +4,7 @@ import * as t from 'io-ts';
 import { backendNames } from '../compiler/runtime/backends.ts';
 import { datasetNames } from '../data/index.ts';
 import { decodeOrThrow } from '../checkpoint/ioReport.ts';
+import { unetDefaults } from '../models/unet.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -133,12 +134,15 @@ export const RunConfig = closed(
 export type RunConfig = t.TypeOf<typeof RunConfig>;
 export type ModelConfig = t.TypeOf<typeof ModelConfig>;
 
+/** The image data sets' default model: an MLP over the flattened image. */
+const imageMlp: RunConfig['model'] = { kind: 'mlp', hidden: 512, depth: 3, timeDim: 64, classDim: 32 };
+
 /** Per-dataset defaults: an MLP for both kinds of data (why, for MNIST: docs/RESULTS.md). */
 export const defaultConfig = (dataset: string): RunConfig => {
   const image = dataset.startsWith('mnist');
   return {
     data: { name: dataset as RunConfig['data']['name'], conditional: true, testFraction: 0.2, splitSeed: 0 },
-    model: image ? { kind: 'mlp', hidden: 512, depth: 3, timeDim: 64, classDim: 32 } : { kind: 'mlp', hidden: 128, depth: 3, timeDim: 32, classDim: 16 },
+    model: image ? imageMlp : { kind: 'mlp', hidden: 128, depth: 3, timeDim: 32, classDim: 16 },
     schedule: { kind: 'cosine', T: 1000, zeroTerminalSnr: false },
     prediction: 'v',
     objective: { kind: 'mse', minSnrGamma: 0, condDropout: 0.1, layer: 'mid', tPrime: 'uniform', distance: 'mse' },
@@ -178,12 +182,12 @@ export const decodeConfig = (value: unknown, source = 'config'): RunConfig =>
 export const finetuneBase = (stage1: RunConfig): RunConfig => ({ ...stage1, train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 } });
 
 /** A model section of `kind` with that kind's defaults (switching kind must not drag the other kind's fields along). */
-const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] =>
-  kind === 'unet' && fallback.kind !== 'unet'
-    ? { kind: 'unet', baseChannels: 16, channelMults: [1, 2], numResBlocks: 1, groups: 4, embDim: 64 }
-    : kind === 'mlp' && fallback.kind !== 'mlp'
-      ? { kind: 'mlp', hidden: 512, depth: 3, timeDim: 64, classDim: 32 }
-      : fallback;
+const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] => {
+  if (kind === fallback.kind || (kind !== 'mlp' && kind !== 'unet')) return fallback;
+  if (kind === 'mlp') return imageMlp;
+  const { baseChannels, channelMults, numResBlocks, groups, embDim } = unetDefaults;
+  return { kind: 'unet', baseChannels, channelMults: [...channelMults], numResBlocks, groups, embDim };
+};
 
 /**
  * The effective config: `base` (a stage-1 run's config for a fine-tune, else the dataset's defaults), then the

@@ -6,7 +6,7 @@ import * as t from 'io-ts';
 import { NonFiniteLossError, compileStep } from '../compiler/runtime/step.ts';
 import { adam } from '../dsl/optim.ts';
 import type { Params } from '../dsl/params.ts';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
+import { decodeCheckpoint, loadCheckpoint, readCheckpointFile, saveCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { RunConfig } from './config.ts';
 import { batchSource, buildObjective, setupRun, type RunSetup } from './setup.ts';
 
@@ -47,8 +47,6 @@ export interface TrainResult {
   checkpoint: string;
 }
 
-const sha256 = (path: string): string => createHash('sha256').update(fs.readFileSync(path)).digest('hex');
-
 // Fields that may change between a run and its resumption without changing what is computed.
 const comparable = (c: RunConfig) => ({ ...c, train: { ...c.train, steps: 0, checkpointEvery: 0 }, sample: undefined, backend: undefined });
 
@@ -63,22 +61,24 @@ interface Start {
 
 const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
   const sig = s.model.signature;
-  const stage1 = (path: string, weights: 'ema' | 'params') => {
-    const ck = loadCheckpoint(path, { expectSignature: sig, configCodec: StoredConfig });
+  // the stage-1 file is read once: its bytes are hashed (recorded, or checked on resume) and decoded
+  const stage1 = (path: string, weights: 'ema' | 'params', expectSha256?: string) => {
+    const changed = () => new TrainingError(`--resume: the stage-1 checkpoint ${path} this fine-tune started from is missing or has changed (sha256 ${expectSha256})`);
+    if (expectSha256 !== undefined && !fs.existsSync(path)) throw changed();
+    const bytes = readCheckpointFile(path);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    if (expectSha256 !== undefined && hash !== expectSha256) throw changed();
+    const ck = decodeCheckpoint(bytes, path, { expectSignature: sig, configCodec: StoredConfig });
     const w = weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
-    return { weights: w, init: { from: path, sha256: sha256(path), weights, step: ck.step } };
+    return { weights: w, init: { from: path, sha256: hash, weights, step: ck.step } };
   };
   if (o.resume && fs.existsSync(o.checkpoint)) {
     const ck: Checkpoint<StoredConfig> = loadCheckpoint(o.checkpoint, { expectSignature: sig, configCodec: StoredConfig });
     if (JSON.stringify(comparable(ck.config.run)) !== JSON.stringify(comparable(o.config)))
       throw new TrainingError(`--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`);
-    let frozen: Params | undefined;
-    if (ck.config.init) {
-      const { from, sha256: want, weights } = ck.config.init;
-      if (!fs.existsSync(from) || sha256(from) !== want) throw new TrainingError(`--resume: the stage-1 checkpoint ${from} this fine-tune started from is missing or has changed (sha256 ${want})`);
-      frozen = stage1(from, weights).weights;
-    }
-    return { params: ck.params, state: ck.state, ema: Object.keys(ck.ema).length ? ck.ema : undefined, step: ck.step, frozen, init: ck.config.init };
+    const init = ck.config.init;
+    const frozen = init && stage1(init.from, init.weights, init.sha256).weights;
+    return { params: ck.params, state: ck.state, ema: Object.keys(ck.ema).length ? ck.ema : undefined, step: ck.step, frozen, init };
   }
   if (o.from) {
     const { weights, init } = stage1(o.from, o.config.train.initFrom);
