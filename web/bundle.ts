@@ -8,11 +8,11 @@ import { fileURLToPath } from 'node:url';
 export const root = fileURLToPath(new URL('..', import.meta.url));
 const shim = fileURLToPath(new URL('./shims/node.ts', import.meta.url));
 
-/** `node:fs`, `fs`, `node:os`, ... -> web/shims/node.ts. */
+/** `node:fs`, `fs`, `node:os`, `node:module`, ... -> web/shims/node.ts. */
 export const nodeBuiltinsPlugin: Plugin = {
   name: 'fusediff-node-builtins',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?(fs|os|url|crypto|path)$/ }, () => ({ path: shim }));
+    b.onResolve({ filter: /^(node:)?(fs|os|url|crypto|path|module)$/ }, () => ({ path: shim }));
   },
 };
 

@@ -12,8 +12,9 @@ import type { Mixture2D } from '../data/mixtures.ts';
 import { signatureDiff, signatureOf, type Denoiser } from '../models/denoiser.ts';
 import { createSampler, denoiserPredict, type Sampler } from '../models/samplers.ts';
 import type { Schedule } from '../models/schedule.ts';
-import { dropCondition, mseObjective, selfPerceptualObjective, type Objective } from '../objectives/index.ts';
-import { buildModel, buildSchedule, mixtureOf, numClassesOf, runFromConfig, type ObjectiveKind, type PageRun } from './runConfig.ts';
+import type { Objective } from '../objectives/index.ts';
+import { batchSource, buildObjective, setupRun, type RunSetup, type StepBatch } from '../train/setup.ts';
+import { mixtureOf, runFromConfig, type ObjectiveKind, type PageRun } from './runConfig.ts';
 
 declare const __FUSEDIFF_VERSION__: string;
 const VERSION = typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ : 'unknown';
@@ -108,6 +109,9 @@ const sameShapes = (a: Params, b: Params): boolean => {
 
 export class Session {
   run: PageRun;
+  /** the CLI's construction of the run: model, schedule, classes (train/setup.ts) */
+  private setup!: RunSetup;
+  private source!: (step: number) => StepBatch;
   model!: Denoiser;
   schedule!: Schedule;
   mixture!: Mixture2D;
@@ -136,7 +140,7 @@ export class Session {
   }
 
   get numClasses(): number | undefined {
-    return numClassesOf(this.run);
+    return this.setup.numClasses;
   }
 
   get signature(): string {
@@ -151,8 +155,10 @@ export class Session {
   /** A fresh model for `run` (new data set, size or conditioning): weights from init, history cleared. */
   rebuild(run: PageRun, weights?: { params: Params; state?: Params; ema?: Params; step: number }): void {
     this.run = run;
-    this.model = buildModel(run);
-    this.schedule = buildSchedule(run.schedule);
+    this.setup = setupRun(run);
+    this.source = batchSource(this.setup);
+    this.model = this.setup.model;
+    this.schedule = this.setup.schedule;
     this.mixture = mixtureOf(run);
     this.params = weights ? copy(weights.params) : this.model.init(run.train.seed);
     this.ema = weights?.ema && !isEmpty(weights.ema) ? copy(weights.ema) : copy(this.params);
@@ -210,17 +216,10 @@ export class Session {
     return undefined;
   }
 
+  /** The CLI's objective (train/setup.ts buildObjective) for the page's current choice of MSE or SP. */
   private objectiveFn(): Objective {
-    const { run, model, schedule } = this;
-    const o = run.objective;
-    const seed = run.train.seed;
-    const common = { model, schedule, prediction: run.prediction, seed };
-    const K = this.numClasses;
-    const dropout = K === undefined ? 0 : o.condDropout;
-    if (this.objective === 'mse') return mseObjective({ ...common, minSnrGamma: o.minSnrGamma || undefined, condDropout: dropout });
-    const sp = selfPerceptualObjective({ ...common, frozenParams: this.frozen!, layer: o.layer, tPrime: o.tPrime, distance: o.distance });
-    // keep the null class trained while fine-tuning, as the CLI does, so the SP model can still be guided
-    return dropout === 0 ? sp : (args) => sp({ ...args, c: args.c && dropCondition(args.c, dropout, K!, args.step, seed + 7) });
+    const config = { ...this.run, objective: { ...this.run.objective, kind: this.objective } };
+    return buildObjective({ ...this.setup, config }, this.frozen);
   }
 
   /** Adam's learning rate for the current objective: SP fine-tunes at a tenth of the pretraining rate. */
@@ -243,17 +242,10 @@ export class Session {
     });
   }
 
-  /** The batch of a step, as the CLI draws it: fresh points keyed by (seed, step); class = mixture mode, or null when off the data. */
+  /** The batch of a step, drawn by the CLI's own batch source: fresh points keyed by (seed, step), class = mixture mode. */
   batch(step: number): Record<string, NDArray> {
-    const B = this.run.train.batchSize;
-    const x0 = this.mixture.sample(B, (this.run.train.seed * 1_000_003 + step) % 2 ** 31);
-    const K = this.numClasses;
-    if (K === undefined) return { x0 };
-    const c = Float64Array.from({ length: B }, (_, i) => {
-      const k = this.mixture.assign(x0.data[2 * i], x0.data[2 * i + 1]);
-      return k < 0 ? K : k;
-    });
-    return { x0, c: { shape: [B], data: c } };
+    const { x0, c } = this.source(step);
+    return c ? { x0, c } : { x0 };
   }
 
   /**
@@ -366,7 +358,7 @@ export class Session {
       return { ok: false, message: `Could not read ${name}: ${(e as Error).message}` };
     }
     const described = runFromConfig(found.config);
-    const model = described.ok ? buildModel(described.run) : this.model;
+    const model = described.ok ? setupRun(described.run).model : this.model;
     try {
       // the library's own check: the file's signature against the model that will receive it
       decodeCheckpoint(bytes, name, { expectSignature: model.signature });

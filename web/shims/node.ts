@@ -35,6 +35,10 @@ export const randomBytes = unsupported('crypto.randomBytes');
 
 // node:path
 export const dirname = (p: string): string => p.replace(/\/[^/]*$/, '') || '/';
+export const join = (...parts: string[]): string => parts.join('/').replace(/\/+/g, '/');
 
-const node = { readFileSync, writeFileSync, openSync, writeSync, fsyncSync, closeSync, renameSync, rmSync, unlinkSync, mkdirSync, existsSync, statSync, endianness, fileURLToPath, pathToFileURL, randomBytes, dirname };
+// node:module (data/mnist.ts finds the mnist package's files with it; there are none in the browser)
+export const createRequire = (): ((id: string) => never) => unsupported('require');
+
+const node = { readFileSync, writeFileSync, openSync, writeSync, fsyncSync, closeSync, renameSync, rmSync, unlinkSync, mkdirSync, existsSync, statSync, endianness, fileURLToPath, pathToFileURL, randomBytes, dirname, join, createRequire };
 export default node;
