@@ -41,7 +41,7 @@ export interface SamplerOptions {
   seed: number;
   /** a compiler backend, or 'interpret' for the float64 reference interpreter */
   backend?: BackendRequest | 'interpret';
-  /** model parameters: graph inputs `params.*`, uploaded once and reused by every step */
+  /** model parameters: graph inputs `params.*`, converted to f32 once and passed to every step (on GL gpu.js uploads them per call) */
   params?: Params;
   /** the id the model was trained to read as "no condition" (Denoiser: numClasses) */
   nullClass?: number;
@@ -238,6 +238,10 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     if (Object.keys(given).length !== Object.keys(paramInputs).length) throw new Error(`sampler: params has ${Object.keys(given).length} arrays, the sampler was created with ${Object.keys(paramInputs).length}`);
     return given;
   };
+  // compiled plans read f32: convert the weights once per batch, not in every denoising step
+  const forRunner = (inputs: Record<string, NDArray>): Record<string, NDArray | DeviceBuffer> =>
+    o.backend === 'interpret' ? inputs : Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, Float32Array.from(v.data)]));
+  const deviceParams = forRunner(paramInputs);
   const runners = new Map<boolean, Runner>();
   const stepRunner = (conditional: boolean) => {
     let r = runners.get(conditional);
@@ -272,7 +276,7 @@ export const createSampler = (o: SamplerOptions): Sampler => {
 
   /** The denoising chain as a generator of step inputs, so one loop serves the sync and the async driver. */
   function* chain({ classes, draw = 0, params }: SampleCallOptions): Generator<{ runner: Runner; inputs: Record<string, NDArray | DeviceBuffer> }, SampleResult, DeviceBuffer | NDArray> {
-    const weights = params === undefined ? paramInputs : paramInputsFor(params);
+    const weights = params === undefined ? deviceParams : forRunner(paramInputsFor(params));
     if (guided && !classes) throw new Error(`sampler: cfgScale ${o.cfgScale} needs classes [${B}] for the conditional branch`);
     if (classes && classes.length !== B) throw new Error(`sampler: classes has ${classes.length} ids, the batch is ${B}`);
     const conditional = classes !== undefined;
