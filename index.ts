@@ -1,5 +1,10 @@
-// The library's public surface: the DSL, the graph transforms, the interpreter and gradient checking.
+// The library's public surface, one import for users: the DSL (ops, composites, parameter trees, nn, tracing,
+// the float64 interpreter), differentiation and gradient checking, the compiler and the compiled training step.
 export * from './dsl/index.ts';
-export { checkGrads, type CheckGradsOptions, type GradCheckReport } from './compiler/check/checkGrads.ts';
-export { runSuite, suiteNames, type SuiteReport } from './compiler/check/suite.ts';
-export type { Node, OpName } from './compiler/ir.ts';
+export { grad, valueAndGrad, vjp, gradName, cotangentName } from './transforms/grad.ts';
+export { checkGrads, type CheckGradsOptions, type GradCheckReport } from './transforms/check/checkGrads.ts';
+export { runSuite, suiteNames, type SuiteReport } from './transforms/check/suite.ts';
+export { compile, availableBackends, resolveBackend, shutdownBackends } from './compiler/index.ts';
+export type { BackendName, BackendRequest, CompileOptions, Executable } from './compiler/index.ts';
+export { compileStep, NonFiniteLossError, type StepOptions, type TrainStep } from './train/compileStep.ts';
+export type { Node, OpName } from './core/ir.ts';

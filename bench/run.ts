@@ -6,13 +6,14 @@
 import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import os from 'node:os';
 import { Bench } from 'tinybench';
-import { availableBackends, type BackendName } from '../compiler/runtime/backends.ts';
-import { FusediffMlp, compileReferenceStep } from './fusediff/mlpDenoiser.ts';
+import { availableBackends, type BackendName } from '../compiler/index.ts';
+import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
+import { compileReferenceStep } from '../workloads/referenceStep.ts';
 import { FusediffMatmul } from './fusediff/matmul.ts';
 import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
 import { PEER_IDS, matmulPeer, mlpPeer } from './peers/index.ts';
 import type { MatmulPeer, PeerSystem } from './peers/types.ts';
-import { BATCH, MATMUL_SIZES, matmulFlops } from './peers/workload.ts';
+import { BATCH, MATMUL_SIZES, matmulFlops } from '../workloads/reference.ts';
 
 const quick = process.argv.includes('--quick');
 const skipPeers = process.argv.includes('--no-peers');

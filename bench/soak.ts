@@ -3,9 +3,9 @@
 // GC, and the number of live device buffers, at the end must be within 1% of their values after step 100.
 // Typed-array backing stores are freed lazily, so a single reading swings by tens of MB between steps; each
 // figure is therefore the peak over a window of 50 steps (steps 101-150, and the last 50), which a leak raises.
-import { availableBackends, shutdownBackends, type BackendRequest } from '../compiler/runtime/backends.ts';
-import { compileReferenceStep } from './fusediff/mlpDenoiser.ts';
-import { eightGaussians } from './peers/workload.ts';
+import { availableBackends, shutdownBackends, type BackendRequest } from '../compiler/index.ts';
+import { compileReferenceStep } from '../workloads/referenceStep.ts';
+import { eightGaussians } from '../workloads/reference.ts';
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(`--${name}`);

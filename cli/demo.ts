@@ -1,13 +1,13 @@
 // `fusediff demo` (what `npm start` runs until the training pipeline exists): a small denoiser written in the
 // DSL is traced, differentiated, gradient-checked and fitted on the float64 interpreter, printing each stage.
-import type { BackendRequest } from '../compiler/runtime/backends.ts';
-import { grad, gradName, valueAndGrad } from '../compiler/autodiff/transform.ts';
-import { checkGrads } from '../compiler/check/checkGrads.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import type { Graph } from '../compiler/ir.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import * as fd from '../dsl/index.ts';
-import { compileStep } from '../compiler/runtime/step.ts';
+import type { BackendRequest } from '../compiler/index.ts';
+import { grad, gradName, valueAndGrad } from '../transforms/grad.ts';
+import { checkGrads } from '../transforms/check/checkGrads.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { Graph } from '../core/ir.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import * as fd from '../index.ts';
+import { compileStep } from '../train/compileStep.ts';
 import { adam } from '../dsl/optim.ts';
 
 type Denoiser = { inp: fd.LinearParams; hid: fd.LinearParams; out: fd.LinearParams };

@@ -1,8 +1,8 @@
 // `fusediff experiment [spec.json]`: the whole pipeline (npm start runs it with the embedded default).
 import path from 'node:path';
-import { defaultSpec, decodeSpec } from '../experiment/spec.ts';
-import { runExperiment } from '../experiment/run.ts';
-import { printComparison, writeReport } from '../experiment/report.ts';
+import { defaultSpec, decodeSpec } from '../experiments/spec.ts';
+import { runExperiment } from '../experiments/run.ts';
+import { printComparison, writeReport } from '../experiments/report.ts';
 import { readJsonFile } from './options.ts';
 
 export interface ExperimentFlags {

@@ -1,5 +1,5 @@
 // `fusediff gradcheck`: runs the property-based gradient suite and prints per-primitive worst errors.
-import { runSuite, suiteNames, type PrimitiveResult, type SuiteReport } from '../compiler/check/suite.ts';
+import { runSuite, suiteNames, type PrimitiveResult, type SuiteReport } from '../transforms/check/suite.ts';
 
 export interface GradcheckFlags {
   json: boolean;

@@ -1,10 +1,10 @@
 // `fusediff inspect <example>`: the compiled plan of an example step: each kernel's fused primitives, output,
 // inputs and generated source, with totals against the unfused baseline.
-import type { Graph } from '../compiler/ir.ts';
-import type { BackendRequest } from '../compiler/runtime/backends.ts';
-import { compile, type Executable } from '../compiler/runtime/executable.ts';
-import { compileStep } from '../compiler/runtime/step.ts';
-import { compileReferenceStep } from '../bench/fusediff/mlpDenoiser.ts';
+import type { Graph } from '../core/ir.ts';
+import type { BackendRequest } from '../compiler/index.ts';
+import { compile, type Executable } from '../compiler/index.ts';
+import { compileStep } from '../train/compileStep.ts';
+import { compileReferenceStep } from '../workloads/referenceStep.ts';
 import * as c from '../dsl/composites.ts';
 import * as nn from '../dsl/nn.ts';
 import { adam } from '../dsl/optim.ts';

@@ -6,7 +6,7 @@ import { trainClassifierCommand, type TrainClassifierFlags } from './trainClassi
 import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
 import { examples, inspect, printInspect } from './inspect.ts';
-import { shutdownBackends, type BackendRequest } from '../compiler/runtime/backends.ts';
+import { shutdownBackends, type BackendRequest } from '../compiler/index.ts';
 import { backendOption, number, withRunOptions } from './options.ts';
 import { experimentCommand, type ExperimentFlags } from './experiment.ts';
 import { finetuneCommand, trainCommand, type FinetuneFlags, type TrainFlags } from './train.ts';
@@ -131,7 +131,7 @@ program
   .option('--seed <n>', 'init and batch seed', number('--seed'), 0)
   .option('--max-steps <n>', 'stop after this many steps (smoke runs)', number('--max-steps'))
   .option('--min-accuracy <x>', 'save only at this held-out accuracy or above', number('--min-accuracy'), 0.97)
-  .option('--out <file>', 'checkpoint file', 'checkpoints/classifier-mnist16.safetensors')
+  .option('--out <file>', 'checkpoint file', 'pretrained/classifier-mnist16.safetensors')
   .addOption(backendOption().default('webasm'))
   .action(async (o: TrainClassifierFlags) => {
     process.exitCode = await trainClassifierCommand(o);

@@ -1,8 +1,8 @@
 // Options shared by the commands that run a config: config file, --set overrides and the common shortcuts.
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendNames } from '../compiler/runtime/backends.ts';
-import { ConfigError, resolveConfig, type Json, type RunConfig } from '../train/config.ts';
+import { backendNames } from '../compiler/index.ts';
+import { ConfigError, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
 
 export interface RunFlags {
   config?: string;

@@ -1,12 +1,12 @@
 // `fusediff sample` (pictures and a samples file from a checkpoint) and `fusediff eval` (metrics at one or more
 // guidance scales, with a report).
 import path from 'node:path';
-import { writeFileAtomic } from '../checkpoint/checkpoint.ts';
-import { encodeSafetensors } from '../checkpoint/safetensors.ts';
-import { resolveBackend } from '../compiler/runtime/backends.ts';
-import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiment/run.ts';
-import { printComparison, writeReport } from '../experiment/report.ts';
-import type { Json, RunConfig } from '../train/config.ts';
+import { writeFileAtomic } from '../storage/checkpoint.ts';
+import { encodeSafetensors } from '../storage/safetensors.ts';
+import { resolveBackend } from '../compiler/index.ts';
+import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
+import { printComparison, writeReport } from '../experiments/report.ts';
+import type { Json, RunConfig } from '../runs/config.ts';
 import { definedOverrides } from './options.ts';
 
 export interface SampleFlags {

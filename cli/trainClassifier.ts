@@ -1,11 +1,11 @@
 // `fusediff train-classifier`: trains the MNIST-16 evaluation classifier with the project's own DSL and compiler and
-// saves it only when its held-out accuracy reaches --min-accuracy (the committed one: checkpoints/README.md).
+// saves it only when its held-out accuracy reaches --min-accuracy (the committed one: pretrained/README.md).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { saveCheckpoint } from '../checkpoint/checkpoint.ts';
-import type { BackendRequest } from '../compiler/runtime/backends.ts';
+import { saveCheckpoint } from '../storage/checkpoint.ts';
+import type { BackendRequest } from '../compiler/index.ts';
 import { classifier, evaluateClassifier, trainClassifier } from '../eval/classifier.ts';
-import { progressBar } from './progress.ts';
+import { progressBar } from '../runs/progress.ts';
 
 export interface TrainClassifierFlags {
   epochs: number;

@@ -22,8 +22,8 @@
 //   belongs to the mode of the nearest component within 3 std (Gaussian mixtures) or to its cell (checkerboard).
 //   Modes: the 8 and 25 Gaussians, the 8 dark cells, and for twoMoons 10 arc segments (each moon cut into 5
 //   runs of 10 consecutive components).
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { normalAt, randomKey, uniformAt } from '../compiler/primitives/rng.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { normalAt, randomKey, uniformAt } from '../core/rng.ts';
 
 /** A mode receives enough samples when count / n >= COVERAGE_THRESHOLD * (its true mass). */
 export const COVERAGE_THRESHOLD = 0.25;

@@ -12,8 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { randomKey, uniformAt } from '../compiler/primitives/rng.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { randomKey, uniformAt } from '../core/rng.ts';
 
 export type MnistSize = 28 | 16;
 export type MnistSplitName = 'train' | 'test';

@@ -1,5 +1,5 @@
 // Composite ops: built only from the DSL's primitives (dsl/ops.ts), so autodiff, fusion and codegen need nothing new.
-import { fmt, normalizeAxes, ShapeError, size } from '../compiler/shape.ts';
+import { fmt, normalizeAxes, ShapeError, size } from '../core/shape.ts';
 import * as op from './ops.ts';
 import type { Shape } from './shapeTypes.ts';
 import { Tensor, withBuilder } from './tensor.ts';

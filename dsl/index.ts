@@ -1,5 +1,6 @@
 // The public DSL: one import for writing, tracing, differentiating and evaluating tensor functions.
 //   import * as fd from './dsl/index.ts'   — primitives and composites flat, layers under `fd.nn`.
+// Differentiation lives one layer up (transforms/); the package root (index.ts) exports both.
 export * from './ops.ts';
 export * from './composites.ts';
 export * from './params.ts';
@@ -9,9 +10,8 @@ export { trace, call, specOf, isShape, isTensor, isNDArray, type Spec, type Tens
 export { Tensor, type Operand, type ShapeOf } from './tensor.ts';
 export { flatten, unflatten, mapTree, type Tree } from './tree.ts';
 export type { Shape, Broadcast, BroadcastCheck, MatmulCheck, MatmulShape } from './shapeTypes.ts';
-export type { NDArray } from '../compiler/primitives/types.ts';
-export type { Graph } from '../compiler/ir.ts';
-export { ShapeError } from '../compiler/shape.ts';
-// Differentiation and the float64 oracle, so a gradient check needs no second import.
-export { grad, valueAndGrad, vjp, gradName, cotangentName } from '../compiler/autodiff/transform.ts';
-export { evaluate } from '../compiler/interpret.ts';
+export type { NDArray } from '../core/ndarray.ts';
+export type { Graph } from '../core/ir.ts';
+export { ShapeError } from '../core/shape.ts';
+// The float64 oracle, so a traced function can be evaluated with no second import.
+export { evaluate } from '../core/interpret.ts';

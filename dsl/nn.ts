@@ -1,8 +1,8 @@
 // Layers as pairs: `init(seed, ...dims)` builds a host parameter tree, `apply(params, x, ...opts)` the traced
 // computation on that tree's tensors. Init is deterministic in the seed; each leaf draws from seedFor(seed, its key),
 // and a model gives each child layer seedFor(seed, childPath), so different paths never share values.
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { fmt, ShapeError } from '../compiler/shape.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { fmt, ShapeError } from '../core/shape.ts';
 import { groupNorm as groupNormOp, layerNorm as layerNormOp, oneHot } from './composites.ts';
 import * as op from './ops.ts';
 import { initNormal, initUniform, onesArray, seedFor, zerosArray, type Params, type ParamTensors } from './params.ts';

@@ -1,9 +1,9 @@
 // The primitives as users call them: typed wrappers that broadcast, normalise arguments and emit one node each.
-import type { AttrsOf, BinaryOp, CompareOp, OpName, RandomDist, UnaryOp } from '../compiler/ir.ts';
-import { broadcastShapes, fmt, normalizeAxes, ShapeError, size } from '../compiler/shape.ts';
+import type { AttrsOf, BinaryOp, CompareOp, OpName, RandomDist, UnaryOp } from '../core/ir.ts';
+import { broadcastShapes, fmt, normalizeAxes, ShapeError, size } from '../core/shape.ts';
 import type { Broadcast, BroadcastCheck, MatmulCheck, MatmulShape, Shape } from './shapeTypes.ts';
 import { builderFor, Tensor, type Operand, type ShapeOf } from './tensor.ts';
-import type { GraphBuilder } from '../compiler/builder.ts';
+import type { GraphBuilder } from '../core/builder.ts';
 
 const emit = <S extends Shape = Shape>(g: GraphBuilder, op: OpName, inputs: readonly Tensor[], attrs: AttrsOf[OpName], declared?: Shape): Tensor<S> => {
   const node = g.emit(op, inputs.map((t) => t.id), attrs as never, declared);

@@ -1,6 +1,6 @@
 // Optimizers written as DSL functions, so the update is traced into the same graph as the gradient and fused
 // by the compiler like everything else. State lives in parameter-shaped trees.
-import type { NDArray } from '../compiler/primitives/types.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import * as op from './ops.ts';
 import { mapParams, zerosArray, type Params, type ParamTensors } from './params.ts';
 import type { Tensor } from './tensor.ts';

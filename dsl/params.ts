@@ -1,8 +1,8 @@
 // Parameter trees: host float64 arrays in nested records, deterministic seeded init, and the bridges between a
 // tree and a trace (input specs, evaluate bindings, frozen constants).
-import { normalAt, randomKey, uniformAt } from '../compiler/primitives/rng.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { fmt, size } from '../compiler/shape.ts';
+import { normalAt, randomKey, uniformAt } from '../core/rng.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { fmt, size } from '../core/shape.ts';
 import * as op from './ops.ts';
 import type { Shape } from './shapeTypes.ts';
 import type { Tensor } from './tensor.ts';

@@ -1,5 +1,6 @@
 // Type-level shape arithmetic: literal dimensions are checked by TypeScript, `number` dimensions at trace time.
-export type Shape = readonly number[];
+export type { Shape } from '../core/shape.ts';
+import type { Shape } from '../core/shape.ts';
 
 type IsTuple<S extends Shape> = number extends S['length'] ? false : true;
 

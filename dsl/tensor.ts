@@ -1,6 +1,6 @@
 // A Tensor is a typed handle on a node of the graph being traced: ops on it append nodes, nothing computes.
-import { GraphBuilder } from '../compiler/builder.ts';
-import { ShapeError } from '../compiler/shape.ts';
+import { GraphBuilder } from '../core/builder.ts';
+import { ShapeError } from '../core/shape.ts';
 import type { Shape } from './shapeTypes.ts';
 
 export class Tensor<S extends Shape = Shape> {

@@ -1,7 +1,7 @@
 // Tracing: run a TS function on tensor handles and record the graph it builds.
-import { GraphBuilder } from '../compiler/builder.ts';
-import type { Graph, Output } from '../compiler/ir.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import { GraphBuilder } from '../core/builder.ts';
+import type { Graph, Output } from '../core/ir.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import { callSite } from './site.ts';
 import type { Shape } from './shapeTypes.ts';
 import { Tensor, withBuilder } from './tensor.ts';

@@ -5,10 +5,10 @@
 //   x [N,1,16,16] -> conv3x3(1->c1, pad 1) -> relu -> avgpool2 -> conv3x3(c1->c2, pad 1) -> relu -> avgpool2
 //     -> flatten [N, c2*4*4] -> linear(hidden) -> relu  ('features')  -> linear(10)  ('logits')
 import { argmaxRows } from './metrics.ts';
-import { compileStep } from '../compiler/runtime/step.ts';
-import { compile, type Executable } from '../compiler/runtime/executable.ts';
-import type { BackendRequest } from '../compiler/runtime/backends.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import { compileStep } from '../train/compileStep.ts';
+import { compile, type Executable } from '../compiler/index.ts';
+import type { BackendRequest } from '../compiler/index.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import { avgPool2d, crossEntropy } from '../dsl/composites.ts';
 import * as nn from '../dsl/nn.ts';
 import * as op from '../dsl/ops.ts';

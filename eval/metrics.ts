@@ -1,8 +1,8 @@
 // Sample-quality metrics over classifier outputs, in plain float64: Frechet distance between feature sets (FID's
 // formula on the evaluation classifier's features), inception score over its class probabilities, and per-class
 // coverage / conditional accuracy over its predicted labels. Pure functions; nothing here touches the compiler.
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { fmt } from '../compiler/shape.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { fmt } from '../core/shape.ts';
 import { clampPsd, matmul, sqrtPsd, symmetricEigen } from './linalg.ts';
 
 // ---- Frechet distance -----------------------------------------------------------------------------------------

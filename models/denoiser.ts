@@ -1,22 +1,9 @@
 // The denoiser contract every objective and sampler codes against, and the plumbing shared by its
-// implementations: input checks, the `until` layer cut, signatures for frozen copies, and the factory.
+// implementations: input checks, the `until` layer cut and signatures for frozen copies.
 import { flattenParams, type Params, type ParamTensors } from '../dsl/params.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import { createMlpDenoiser, type MlpConfig, type MlpOptions, type MlpParams } from './mlpDenoiser.ts';
-import { createUnet, type UnetConfig, type UnetOptions, type UnetParams } from './unet.ts';
-
-export type { MlpConfig, MlpOptions, MlpParams } from './mlpDenoiser.ts';
-export type { UnetConfig, UnetOptions, UnetParams } from './unet.ts';
-
-/**
- * A fully resolved model configuration. `numClasses` makes the model conditional on class ids 0..numClasses-1;
- * the id `numClasses` itself is the null class (the unconditional branch of classifier-free guidance).
- */
-export type DenoiserConfig = MlpConfig | UnetConfig;
-
-/** What createDenoiser takes: a kind and any sizes to override (the rest take their defaults). */
-export type DenoiserOptions = MlpOptions | UnetOptions;
+import type { DenoiserConfig } from './configs.ts';
 
 export interface ApplyOptions {
   /** return this named layer's output instead of the model output; only the nodes it needs are traced */
@@ -96,14 +83,6 @@ export const makeDenoiser = <P extends Params>(parts: DenoiserParts<P>): Denoise
     },
   };
 };
-
-/** A denoiser of the given kind with defaults for every size not given; typed by kind when the kind is literal. */
-export function createDenoiser(options: MlpOptions): Denoiser<MlpParams>;
-export function createDenoiser(options: UnetOptions): Denoiser<UnetParams>;
-export function createDenoiser(options: DenoiserOptions): Denoiser;
-export function createDenoiser(options: DenoiserOptions): Denoiser {
-  return (options.kind === 'mlp' ? createMlpDenoiser(options) : createUnet(options)) as unknown as Denoiser;
-}
 
 // ---- signatures ----------------------------------------------------------------------------------------------
 

@@ -5,27 +5,8 @@ import * as nn from '../dsl/nn.ts';
 import * as op from '../dsl/ops.ts';
 import { seedFor, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
+import { mlpDefaults, type MlpConfig, type MlpOptions } from './configs.ts';
 import { DenoiserError, makeDenoiser, type Denoiser } from './denoiser.ts';
-
-export interface MlpConfig {
-  readonly kind: 'mlp';
-  /** dimension of a data point (x is [B, dim]) */
-  readonly dim: number;
-  /** width of every hidden layer */
-  readonly hidden: number;
-  /** number of hidden layers (linear + SiLU) */
-  readonly depth: number;
-  /** width of the sinusoidal time embedding */
-  readonly timeDim: number;
-  /** width of the class embedding (conditional models only) */
-  readonly classDim: number;
-  readonly numClasses?: number;
-}
-
-export type MlpOptions = { kind: 'mlp' } & Partial<Omit<MlpConfig, 'kind'>>;
-
-/** The defaults are the reference workload of the benchmark: 66 -> 256 -> 256 -> 256 -> 2. */
-export const mlpDefaults: Omit<MlpConfig, 'kind'> = { dim: 2, hidden: 256, depth: 3, timeDim: 64, classDim: 16 };
 
 export type MlpParams = {
   /** numClasses + 1 rows; the last is the null class of CFG */

@@ -1,11 +1,11 @@
 // Ancestral DDPM and DDIM(eta) sampling with classifier-free guidance and guidance rescale. One sampler step is
 // a traced graph compiled once by the project's compiler and run per timestep; per-step scalars (alpha, sigma and
 // the update coefficients) are graph inputs computed on the host in float64, so one plan serves every step.
-import { evaluate } from '../compiler/interpret.ts';
-import type { Graph } from '../compiler/ir.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import type { BackendRequest } from '../compiler/runtime/backends.ts';
-import { compile, release, type DeviceBuffer, type Executable } from '../compiler/runtime/executable.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { Graph } from '../core/ir.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import type { BackendRequest } from '../compiler/index.ts';
+import { compile, release, type DeviceBuffer, type Executable } from '../compiler/index.ts';
 import { variance } from '../dsl/composites.ts';
 import * as op from '../dsl/ops.ts';
 import { flattenParams, paramSpec, type Params, type ParamTensors } from '../dsl/params.ts';

@@ -9,30 +9,8 @@ import * as op from '../dsl/ops.ts';
 import { seedFor, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { conditioning, resBlock, type CondParams, type ResBlockParams } from './blocks.ts';
+import { unetDefaults, type UnetConfig, type UnetOptions } from './configs.ts';
 import { DenoiserError, makeDenoiser, type Denoiser } from './denoiser.ts';
-
-export interface UnetConfig {
-  readonly kind: 'unet';
-  /** image channels (1 for MNIST) */
-  readonly channels: number;
-  /** square images: imageSize x imageSize, divisible by 2^(levels - 1) */
-  readonly imageSize: number;
-  readonly baseChannels: number;
-  /** one entry per resolution level: channels = baseChannels * mult */
-  readonly channelMults: readonly number[];
-  /** res blocks per level, on the way down and on the way up */
-  readonly numResBlocks: number;
-  /** GroupNorm groups; must divide every channel count */
-  readonly groups: number;
-  /** width of the time (+ class) embedding */
-  readonly embDim: number;
-  readonly numClasses?: number;
-}
-
-export type UnetOptions = { kind: 'unet' } & Partial<Omit<UnetConfig, 'kind'>>;
-
-/** MNIST-sized defaults: 28 -> 14 -> 7 with 16, 32, 32 channels. */
-export const unetDefaults: Omit<UnetConfig, 'kind'> = { channels: 1, imageSize: 28, baseChannels: 16, channelMults: [1, 2, 2], numResBlocks: 1, groups: 4, embDim: 64 };
 
 type Stage = { [name: string]: ResBlockParams };
 

@@ -3,7 +3,7 @@
 import { oneHot } from '../dsl/composites.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import type { Denoiser } from '../models/denoiser.ts';
+import type { Denoiser } from '../models/index.ts';
 import { predictionTarget, type Prediction } from '../models/parameterization.ts';
 import { snr as snrTable, type Schedule } from '../models/schedule.ts';
 import { dropCondition } from './cfg.ts';

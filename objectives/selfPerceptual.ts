@@ -7,7 +7,7 @@
 import * as op from '../dsl/ops.ts';
 import { frozen, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import { assertSameSignature, signatureOf, type Denoiser } from '../models/denoiser.ts';
+import { assertSameSignature, signatureOf, type Denoiser } from '../models/index.ts';
 import { fromPrediction, type Prediction } from '../models/parameterization.ts';
 import { sampleTimesteps, type Schedule } from '../models/schedule.ts';
 import { coefficients, noise, streams } from './noising.ts';

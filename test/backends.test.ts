@@ -2,7 +2,7 @@
 // present: a silent fall back to webasm would leave the GPU kernels untested.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { availableBackends, resolveBackend } from '../compiler/runtime/backends.ts';
+import { availableBackends, resolveBackend } from '../compiler/index.ts';
 
 test(`backends available here: ${availableBackends().join(', ')}`, () => {
   assert.ok(availableBackends().includes('cpu'));
@@ -21,7 +21,7 @@ test('an unknown backend lists the valid ones; an unavailable one lists the avai
 });
 
 test('a kernel the backend cannot run is reported with its ops and the backend', async () => {
-  const { guard, BackendError } = await import('../compiler/runtime/executable.ts');
+  const { guard, BackendError } = await import('../compiler/index.ts');
   const kernel = { index: 3, root: 7, name: 'k3_matmul', shape: [4, 4], fusedOps: ['matmul', 'add', 'tanh'], source: { source: '', args: [], subKernels: [] } };
   assert.throws(
     () => guard(kernel, 'headlessgl', () => { throw new Error('Error compiling fragment shader: ERROR: 0:1: syntax error'); }),

@@ -1,5 +1,5 @@
 // Random graphs compiled for WebGL2 in headless Chromium against the float64 interpreter in Node: fast-check's
-// random programs (compiler/check/graphArbitrary.ts) and their gradients are traced, compiled and run in the page
+// random programs (transforms/check/graphArbitrary.ts) and their gradients are traced, compiled and run in the page
 // (test/browser/graphs-entry.ts); Node evaluates the same graphs on the interpreter. Tolerance as in
 // test/compiled.test.ts: |webgl2 - f64| <= 1e-4 (1 + |f64|), both sides seeing the inputs rounded to f32.
 // Without Chromium the tests are skipped locally and FAIL in CI (CI=true).
@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import type { Page } from 'playwright-core';
-import { valueAndGrad } from '../compiler/autodiff/transform.ts';
-import { describeProgram, graphCaseArb, poolShape, runProgram } from '../compiler/check/graphArbitrary.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import { valueAndGrad } from '../transforms/grad.ts';
+import { describeProgram, graphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';

@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import type { Page } from 'playwright-core';
-import { decodeCheckpoint, saveCheckpoint } from '../checkpoint/checkpoint.ts';
-import { defaultConfig, decodeConfig } from '../train/config.ts';
-import { setupRun } from '../train/setup.ts';
+import { decodeCheckpoint, saveCheckpoint } from '../storage/checkpoint.ts';
+import { defaultConfig, decodeConfig } from '../runs/config.ts';
+import { setupRun } from '../runs/setup.ts';
 import { serve, type Playground } from '../web/server.ts';
 import { browserTestOptions, launch, type Browser } from './browser/chromium.ts';
 

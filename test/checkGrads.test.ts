@@ -2,11 +2,11 @@
 // and refuses inputs it cannot judge.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { vjpRules } from '../compiler/autodiff/rules.ts';
-import { grad, valueAndGrad, vjp } from '../compiler/autodiff/transform.ts';
-import { checkGrads } from '../compiler/check/checkGrads.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import { vjpRules } from '../transforms/vjpRules.ts';
+import { grad, valueAndGrad, vjp } from '../transforms/grad.ts';
+import { checkGrads } from '../transforms/check/checkGrads.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { call, trace } from '../dsl/trace.ts';

@@ -13,9 +13,9 @@ import {
   saveCheckpoint,
   SignatureMismatchError,
   type CheckpointInput,
-} from '../checkpoint/checkpoint.ts';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../checkpoint/safetensors.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+} from '../storage/checkpoint.ts';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError } from '../storage/safetensors.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import { flattenParams, initNormal, ndarray, type Params } from '../dsl/params.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fusediff-ckpt-'));

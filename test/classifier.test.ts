@@ -2,16 +2,16 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { loadCheckpoint } from '../checkpoint/checkpoint.ts';
-import { shutdownBackends } from '../compiler/runtime/backends.ts';
-import { evaluate } from '../compiler/interpret.ts';
+import { loadCheckpoint } from '../storage/checkpoint.ts';
+import { shutdownBackends } from '../compiler/index.ts';
+import { evaluate } from '../core/interpret.ts';
 import { bindInputs, initNormal, paramSpec } from '../dsl/params.ts';
 import { trace } from '../dsl/trace.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { classifier, classifierFeatures, evaluateClassifier, trainClassifier, type ClassifierParams } from '../eval/classifier.ts';
 import type { ParamTensors } from '../dsl/params.ts';
 
-const CKPT = new URL('../checkpoints/classifier-mnist16.safetensors', import.meta.url).pathname;
+const CKPT = new URL('../pretrained/classifier-mnist16.safetensors', import.meta.url).pathname;
 
 after(() => shutdownBackends());
 
@@ -45,7 +45,7 @@ test('classifier: a few Adam steps on a few hundred images lower the loss; featu
 });
 
 test('committed checkpoint: matching signature, >= 95% on the first 500 held-out images', async () => {
-  assert.ok(existsSync(CKPT), `the evaluation classifier's checkpoint ${CKPT} is committed (see checkpoints/README.md)`);
+  assert.ok(existsSync(CKPT), `the evaluation classifier's checkpoint ${CKPT} is committed (see pretrained/README.md)`);
   const ckpt = loadCheckpoint(CKPT, { expectSignature: classifier.signature });
   assert.equal(ckpt.signature, classifier.signature);
   assert.equal(ckpt.schedule, 'none');

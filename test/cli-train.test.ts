@@ -8,9 +8,9 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { loadCheckpoint } from '../checkpoint/checkpoint.ts';
-import { resolveConfig } from '../train/config.ts';
-import { StoredConfig, train } from '../train/trainer.ts';
+import { loadCheckpoint } from '../storage/checkpoint.ts';
+import { resolveConfig } from '../runs/config.ts';
+import { StoredConfig, train } from '../runs/trainer.ts';
 
 const bin = fileURLToPath(new URL('../bin/fusediff.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });

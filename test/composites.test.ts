@@ -1,11 +1,11 @@
 // Composite ops: forward values against independent plain-JS float64 code, gradients against central differences.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { grad } from '../compiler/autodiff/transform.ts';
-import type { Graph } from '../compiler/ir.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import * as fd from '../dsl/index.ts';
+import { grad } from '../transforms/grad.ts';
+import type { Graph } from '../core/ir.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import * as fd from '../index.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 
 // ---- local helpers ----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 // The data sets: MNIST splits, resampling and batches; the 2-D mixtures' samples, densities and metrics; the registry.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import { initNormal, initUniform } from '../dsl/params.ts';
 import {
   areaResample,

@@ -1,18 +1,18 @@
 // Denoisers (models/): shapes of every named layer, the `until` cut (asking for 'mid' builds no up path), bad-input
 // errors, seeded init, signatures of frozen copies, gradients against finite differences, and compiled plans
 // against the f64 interpreter.
-import { availableBackends } from '../compiler/runtime/backends.ts';
+import { availableBackends } from '../compiler/index.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkGrads } from '../compiler/check/checkGrads.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import type { Graph } from '../compiler/ir.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { compile } from '../compiler/runtime/executable.ts';
+import { checkGrads } from '../transforms/check/checkGrads.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { Graph } from '../core/ir.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { compile } from '../compiler/index.ts';
 import { bindInputs, flattenParams, initNormal, mapParams, ndarray, paramSpec, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
-import { assertSameSignature, createDenoiser, DenoiserError, signatureOf, type Denoiser, type DenoiserOptions } from '../models/denoiser.ts';
+import { assertSameSignature, createDenoiser, DenoiserError, signatureOf, type Denoiser, type DenoiserOptions } from '../models/index.ts';
 
 const B = 2;
 const shapeOf = (g: Graph): readonly number[] => g.nodes[g.outputs[0].id].shape;

@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
-import { runExperiment } from '../experiment/run.ts';
-import { writeReport } from '../experiment/report.ts';
-import { evaluateSamples } from '../experiment/evaluate.ts';
-import { decodeSpec, defaultSpec } from '../experiment/spec.ts';
-import { resolveConfig } from '../train/config.ts';
-import { mnistSplit, setupRun } from '../train/setup.ts';
+import { runExperiment } from '../experiments/run.ts';
+import { writeReport } from '../experiments/report.ts';
+import { evaluateSamples } from '../experiments/evaluate.ts';
+import { decodeSpec, defaultSpec } from '../experiments/spec.ts';
+import { resolveConfig } from '../runs/config.ts';
+import { mnistSplit, setupRun } from '../runs/setup.ts';
 
 test('a tiny experiment: stage 1 trained, SP fine-tune, rows sampled and evaluated, report and pictures written', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fusediff-exp-'));

@@ -2,8 +2,8 @@
 // differences on random shapes and values; random graphs; the stopGradient laws; and shrinking.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { vjpRules } from '../compiler/autodiff/rules.ts';
-import { runSuite, suiteNames } from '../compiler/check/suite.ts';
+import { vjpRules } from '../transforms/vjpRules.ts';
+import { runSuite, suiteNames } from '../transforms/check/suite.ts';
 import * as op from '../dsl/ops.ts';
 
 const runs = 30; // per primitive in `npm test`; `fusediff gradcheck --runs 100` runs the full count

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import { initNormal } from '../dsl/params.ts';
 import { matmul, sqrtPsd, symmetricEigen } from '../eval/linalg.ts';
 import { argmaxRows, classCoverage, frechetDistance, frechetFromStats, gaussianStats, inceptionScore } from '../eval/metrics.ts';

@@ -3,18 +3,18 @@
 // at t' = t; the classic stop-gradient bug is caught; MSE, min-SNR and condition dropout behave as specified.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { grad, gradName, valueAndGrad } from '../compiler/autodiff/transform.ts';
-import { checkGrads } from '../compiler/check/checkGrads.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import { graphInputs } from '../compiler/ir.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { availableBackends } from '../compiler/runtime/backends.ts';
-import { compileStep } from '../compiler/runtime/step.ts';
+import { grad, gradName, valueAndGrad } from '../transforms/grad.ts';
+import { checkGrads } from '../transforms/check/checkGrads.ts';
+import { evaluate } from '../core/interpret.ts';
+import { graphInputs } from '../core/ir.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { availableBackends } from '../compiler/index.ts';
+import { compileStep } from '../train/compileStep.ts';
 import { sgd } from '../dsl/optim.ts';
 import { bindInputs, initNormal, mapParams, paramSpec, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace, type Spec } from '../dsl/trace.ts';
-import { createDenoiser, type Denoiser, type DenoiserOptions } from '../models/denoiser.ts';
+import { createDenoiser, type Denoiser, type DenoiserOptions } from '../models/index.ts';
 import { cosineSchedule, rescaleZeroTerminalSnr } from '../models/schedule.ts';
 import { featureDistance, mseObjective, selfPerceptualFeatures, selfPerceptualObjective, weightedSum, type Objective, type ObjectiveArgs } from '../objectives/index.ts';
 import * as op from '../dsl/ops.ts';

@@ -1,9 +1,9 @@
 // Parameter trees and layers: deterministic init, tree round-trips, frozen parameters, layer forward/backward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { graphInputs } from '../compiler/ir.ts';
-import * as fd from '../dsl/index.ts';
-import { nn, type NDArray } from '../dsl/index.ts';
+import { graphInputs } from '../core/ir.ts';
+import * as fd from '../index.ts';
+import { nn, type NDArray } from '../index.ts';
 
 const same = (a: NDArray, b: NDArray) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => v === b.data[i]);
 

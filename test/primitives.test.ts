@@ -4,10 +4,11 @@
 // are exact equality; transcendental functions are compared with the same Math function (also exact).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Graph } from '../compiler/ir.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import { primitives, type NDArray } from '../compiler/primitives/index.ts';
-import { bits24, randomKey, uniformAt } from '../compiler/primitives/rng.ts';
+import type { Graph } from '../core/ir.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { primitives } from '../core/primitives/index.ts';
+import { bits24, randomKey, uniformAt } from '../core/rng.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace, type TensorTree } from '../dsl/trace.ts';

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { PNG } from 'pngjs';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { imageGrid, NAN_COLOUR, scatterPlot, writePng } from '../report/png.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { imageGrid, NAN_COLOUR, scatterPlot, writePng } from '../storage/png.ts';
 
 const decode = (bytes: Uint8Array): PNG => PNG.sync.read(Buffer.from(bytes));
 const pixel = (png: PNG, x: number, y: number): number[] => {

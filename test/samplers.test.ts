@@ -15,11 +15,11 @@ import { bindInputs, flattenParams, initNormal, mapParams, paramSpec, seedFor, t
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
-import { evaluate } from '../compiler/interpret.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { availableBackends } from '../compiler/runtime/backends.ts';
-import { compileStep } from '../compiler/runtime/step.ts';
-import { emaDecayAt, emaUpdate, emaUpdateHost } from '../models/ema.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { availableBackends } from '../compiler/index.ts';
+import { compileStep } from '../train/compileStep.ts';
+import { emaDecayAt, emaUpdate, emaUpdateHost } from '../train/ema.ts';
 import { predictionTarget, type Prediction } from '../models/parameterization.ts';
 import { createSampler, guide, sample, samplingPlan, timestepSubsequence, type PredictFn } from '../models/samplers.ts';
 import { alphaSigmaAt, cosineSchedule, linearSchedule, rescaleZeroTerminalSnr, scaledLinearSchedule, type Schedule } from '../models/schedule.ts';
@@ -261,7 +261,7 @@ test('bad sampler options are clear errors', () => {
   assert.throws(() => createSampler({ ...base, guidanceRescale: 1.5 }), /guidanceRescale must be in \[0, 1\]/);
 });
 
-// ---- EMA (models/ema.ts) ---------------------------------------------------------------------------------
+// ---- EMA (train/ema.ts) ---------------------------------------------------------------------------------
 
 test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA of the trajectory', () => {
   const p0 = { l: nn.linear.init(seedFor(4, 'l'), 3, 2) };
@@ -289,7 +289,7 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
 });
 
 test("sample({ params }) runs the compiled plan with other weights: equal to a sampler made with them; other shapes are refused", async () => {
-  const { createDenoiser } = await import('../models/denoiser.ts');
+  const { createDenoiser } = await import('../models/index.ts');
   const { denoiserPredict } = await import('../models/samplers.ts');
   const model = createDenoiser({ kind: 'mlp', dim: 2, hidden: 8, depth: 1, timeDim: 4 });
   const [a, b] = [model.init(1), model.init(2)];

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { evaluate } from '../compiler/interpret.ts';
-import { availableBackends } from '../compiler/runtime/backends.ts';
-import { compile } from '../compiler/runtime/executable.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import { evaluate } from '../core/interpret.ts';
+import { availableBackends } from '../compiler/index.ts';
+import { compile } from '../compiler/index.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';

@@ -4,7 +4,7 @@
 // the runtime shape their type claims).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ShapeError } from '../compiler/shape.ts';
+import { ShapeError } from '../core/shape.ts';
 import * as op from '../dsl/ops.ts';
 import type { Shape } from '../dsl/shapeTypes.ts';
 import type { Tensor, ShapeOf } from '../dsl/tensor.ts';

@@ -2,16 +2,16 @@
 // Adam for 200 steps follows the float64 interpreter's trajectory on every backend available here.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { evaluate } from '../compiler/interpret.ts';
-import { availableBackends } from '../compiler/runtime/backends.ts';
-import { compileStep, NonFiniteLossError } from '../compiler/runtime/step.ts';
+import { evaluate } from '../core/interpret.ts';
+import { availableBackends } from '../compiler/index.ts';
+import { compileStep, NonFiniteLossError } from '../train/compileStep.ts';
 import * as nn from '../dsl/nn.ts';
 import { adam, sgd, type Optimizer } from '../dsl/optim.ts';
 import * as op from '../dsl/ops.ts';
 import * as c from '../dsl/composites.ts';
 import { flattenParams, initNormal, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import type { NDArray } from '../compiler/primitives/types.ts';
+import type { NDArray } from '../core/ndarray.ts';
 
 const backends = availableBackends().filter((b) => b !== 'webgl2');
 const params0 = { l1: nn.linear.init(seedFor(1, 'l1'), 3, 16), l2: nn.linear.init(seedFor(1, 'l2'), 16, 1) };
@@ -71,7 +71,7 @@ test('a non-finite loss is reported with its step and the update is not applied'
 });
 
 test('checkNaN names the first kernel that produced a non-finite value', async () => {
-  const { compile, NonFiniteError } = await import('../compiler/runtime/executable.ts');
+  const { compile, NonFiniteError } = await import('../compiler/index.ts');
   const { trace } = await import('../dsl/trace.ts');
   const g = trace(({ x, w }) => op.sum(op.exp(op.log(op.matmul(x, w)))), { x: [4, 3], w: [3, 2] });
   const exe = compile(g, { backend: 'cpu', checkNaN: true });
@@ -88,7 +88,7 @@ test('checkNaN names the first kernel that produced a non-finite value', async (
 });
 
 test('runAsync (webasm worker threads) takes exactly the same steps as run', async () => {
-  const { shutdownBackends } = await import('../compiler/runtime/backends.ts');
+  const { shutdownBackends } = await import('../compiler/index.ts');
   const mk = () => compileStep(loss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: 'webasm' });
   const a = mk(), b = mk();
   for (let i = 0; i < 5; i++) assert.equal(await a.runAsync({ x, y }), b.run({ x, y }));
@@ -112,7 +112,7 @@ test('EMA of the parameters is updated inside the compiled step: ema_t = d ema_{
 });
 
 test('steps after the first create no kernels (no recompile on the hot path)', async () => {
-  const { compiledKernelCount } = await import('../compiler/runtime/executable.ts');
+  const { compiledKernelCount } = await import('../compiler/index.ts');
   const s = compileStep(loss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: 'cpu' });
   s.run({ x, y });
   const after1 = compiledKernelCount();

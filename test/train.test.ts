@@ -6,11 +6,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { CheckpointError, loadCheckpoint, saveCheckpoint, SafetensorsError, SignatureMismatchError, type Checkpoint } from '../checkpoint/checkpoint.ts';
+import { CheckpointError, loadCheckpoint, saveCheckpoint, SafetensorsError, SignatureMismatchError, type Checkpoint } from '../storage/checkpoint.ts';
 import { flattenParams, type Params } from '../dsl/params.ts';
-import { ConfigError, decodeConfig, defaultConfig, resolveConfig, type Json, type RunConfig } from '../train/config.ts';
-import { batchSource, setupRun } from '../train/setup.ts';
-import { StoredConfig, train, TrainingError } from '../train/trainer.ts';
+import { ConfigError, decodeConfig, defaultConfig, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
+import { batchSource, setupRun } from '../runs/setup.ts';
+import { StoredConfig, train, TrainingError } from '../runs/trainer.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fusediff-train-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

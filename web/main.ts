@@ -1,6 +1,6 @@
 // The playground page: controls, the training loop (chunks of steps between frames, so the page stays
 // responsive), live plots, and checkpoints in and out. All computation is in web/session.ts and the library.
-import type { BackendName } from '../compiler/runtime/backends.ts';
+import type { BackendName } from '../compiler/index.ts';
 import { drawLoss, drawScatter, type ScatterLayer } from './plots.ts';
 import { defaultRun, isMixtureName, type ObjectiveKind, type PageRun } from './runConfig.ts';
 import { backendLabels, browserBackends, kernelReport, Session, SP_LR_FACTOR, webglRenderer, type KernelReport } from './session.ts';

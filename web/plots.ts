@@ -1,6 +1,6 @@
 // Canvas drawing for the page: the loss curve (log scale, one colour per objective) and the sample scatter over
 // the data set's reference points. Plain 2-D canvas, sized for the device pixel ratio.
-import type { NDArray } from '../compiler/primitives/types.ts';
+import type { NDArray } from '../core/ndarray.ts';
 import type { LossPoint } from './session.ts';
 
 export const colors = { mse: '#2563eb', sp: '#ea580c', grid: '#e5e7eb', axis: '#6b7280', text: '#374151', reference: 'rgba(148,163,184,0.28)', ghost: 'rgba(71,85,105,0.55)' };

@@ -1,8 +1,8 @@
-// The page's run configuration IS the CLI's run config (train/config.ts), stored in checkpoints as `config.run`:
+// The page's run configuration IS the CLI's run config (runs/config.ts), stored in checkpoints as `config.run`:
 // a checkpoint made by `fusediff train` loads here, one downloaded here carries everything needed to rebuild its
-// model, and the model, schedule, batches and objective are built by the same code as the CLI's (train/setup.ts).
+// model, and the model, schedule, batches and objective are built by the same code as the CLI's (runs/setup.ts).
 import { mixtures, type Mixture2D, type MixtureName } from '../data/mixtures.ts';
-import { decodeConfig, defaultConfig, merge, type RunConfig } from '../train/config.ts';
+import { decodeConfig, defaultConfig, merge, type RunConfig } from '../runs/config.ts';
 
 export const mixtureNames = Object.keys(mixtures) as MixtureName[];
 export const isMixtureName = (n: unknown): n is MixtureName => typeof n === 'string' && Object.prototype.hasOwnProperty.call(mixtures, n);

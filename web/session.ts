@@ -1,19 +1,19 @@
 // One playground session, without the DOM: the run, its model and schedule, the compiled training step on the
 // chosen backend (parameters, Adam state and EMA stay on the device), the loss history, sampling, and checkpoints
 // in and out. The page (web/main.ts) drives it; everything here is the library's ordinary API.
-import type { NDArray } from '../compiler/primitives/types.ts';
-import { gpuFor, isAvailable, isGL, type BackendName } from '../compiler/runtime/backends.ts';
-import { BackendError } from '../compiler/runtime/executable.ts';
-import { compileStep, type TrainStep } from '../compiler/runtime/step.ts';
-import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../checkpoint/checkpoint.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { gpuFor, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
+import { BackendError } from '../compiler/index.ts';
+import { compileStep, type TrainStep } from '../train/compileStep.ts';
+import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../storage/checkpoint.ts';
 import { adam } from '../dsl/optim.ts';
 import { flattenParams, mapParams, type Params } from '../dsl/params.ts';
 import type { Mixture2D } from '../data/mixtures.ts';
-import { signatureDiff, signatureOf, type Denoiser } from '../models/denoiser.ts';
+import { signatureDiff, signatureOf, type Denoiser } from '../models/index.ts';
 import { createSampler, denoiserPredict, type Sampler } from '../models/samplers.ts';
 import type { Schedule } from '../models/schedule.ts';
 import type { Objective } from '../objectives/index.ts';
-import { batchSource, buildObjective, setupRun, type RunSetup, type StepBatch } from '../train/setup.ts';
+import { batchSource, buildObjective, setupRun, type RunSetup, type StepBatch } from '../runs/setup.ts';
 import { mixtureOf, runFromConfig, type ObjectiveKind, type PageRun } from './runConfig.ts';
 
 declare const __FUSEDIFF_VERSION__: string;
@@ -109,7 +109,7 @@ const sameShapes = (a: Params, b: Params): boolean => {
 
 export class Session {
   run: PageRun;
-  /** the CLI's construction of the run: model, schedule, classes (train/setup.ts) */
+  /** the CLI's construction of the run: model, schedule, classes (runs/setup.ts) */
   private setup!: RunSetup;
   private source!: (step: number) => StepBatch;
   model!: Denoiser;
@@ -216,7 +216,7 @@ export class Session {
     return undefined;
   }
 
-  /** The CLI's objective (train/setup.ts buildObjective) for the page's current choice of MSE or SP. */
+  /** The CLI's objective (runs/setup.ts buildObjective) for the page's current choice of MSE or SP. */
   private objectiveFn(): Objective {
     const config = { ...this.run, objective: { ...this.run.objective, kind: this.objective } };
     return buildObjective({ ...this.setup, config }, this.frozen);

@@ -1,6 +1,6 @@
 // fusediff's matmul row: one n x n x n f32 matmul compiled to a single kernel on a given backend.
-import type { BackendName } from '../../compiler/runtime/backends.ts';
-import { compile, type Executable } from '../../compiler/runtime/executable.ts';
+import type { BackendName } from '../../compiler/index.ts';
+import { compile, type Executable } from '../../compiler/index.ts';
 import * as op from '../../dsl/ops.ts';
 import { trace } from '../../dsl/trace.ts';
 import type { MatmulPeer } from '../peers/types.ts';

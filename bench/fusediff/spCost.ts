@@ -1,11 +1,11 @@
 // The cost of a self-perceptual training step relative to an MSE step on the same model, batch and backend.
 // SP adds two forward passes of f*'s encoder half (to 'mid') and a backward through one of them.
-import type { BackendName } from '../../compiler/runtime/backends.ts';
-import { compileStep, type TrainStep } from '../../compiler/runtime/step.ts';
+import type { BackendName } from '../../compiler/index.ts';
+import { compileStep, type TrainStep } from '../../train/compileStep.ts';
 import { adam } from '../../dsl/optim.ts';
 import { initNormal } from '../../dsl/params.ts';
-import type { NDArray } from '../../compiler/primitives/types.ts';
-import { createDenoiser, type DenoiserOptions } from '../../models/denoiser.ts';
+import type { NDArray } from '../../core/ndarray.ts';
+import { createDenoiser, type DenoiserOptions } from '../../models/index.ts';
 import { cosineSchedule, rescaleZeroTerminalSnr } from '../../models/schedule.ts';
 import { mseObjective, selfPerceptualObjective, type Objective } from '../../objectives/index.ts';
 

@@ -4,7 +4,7 @@
 // then matmul GFLOP/s at each workload size. Exits 1 when a peer disagrees with the reference or fails to train.
 import os from 'node:os';
 import { PEER_IDS, type PeerId, matmulPeer, mlpPeer } from './index.ts';
-import { BATCH, MATMUL_SIZES, eightGaussians, initParams, matmulFlops, probeNoise, referenceLoss } from './workload.ts';
+import { BATCH, MATMUL_SIZES, eightGaussians, initParams, matmulFlops, probeNoise, referenceLoss } from '../../workloads/reference.ts';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);

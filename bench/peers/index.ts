@@ -4,7 +4,7 @@ import { tfjsMatmul, tfjsMlp } from './tfjs.ts';
 import type { MatmulPeer, PeerSystem } from './types.ts';
 
 export type { MatmulPeer, PeerSystem } from './types.ts';
-export * as workload from './workload.ts';
+export * as workload from '../../workloads/reference.ts';
 
 /** Short stable ids, e.g. for `--only` filters and JSON rows. */
 export const PEER_IDS = ['tfjs-wasm', 'tfjs-cpu', 'jaxjs-wasm'] as const;

@@ -6,7 +6,7 @@
 // Memory: jax-js reference-counts arrays; passing an array to any function consumes it, `.ref` keeps a copy.
 import type * as Jax from '@jax-js/jax';
 import type { MatmulPeer, PeerSystem } from './types.ts';
-import { ADAM, BATCH, EMB_DIM, POINT_DIM, T_STEPS, eightGaussians, initParams, timeFreqs } from './workload.ts';
+import { ADAM, BATCH, EMB_DIM, POINT_DIM, T_STEPS, eightGaussians, initParams, timeFreqs } from '../../workloads/reference.ts';
 
 type JaxModule = typeof Jax;
 type Arr = Jax.Array;

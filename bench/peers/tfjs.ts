@@ -11,7 +11,7 @@ import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { MatmulPeer, PeerSystem } from './types.ts';
-import { ADAM, BATCH, EMB_DIM, POINT_DIM, T_STEPS, eightGaussians, initParams, timeFreqs } from './workload.ts';
+import { ADAM, BATCH, EMB_DIM, POINT_DIM, T_STEPS, eightGaussians, initParams, timeFreqs } from '../../workloads/reference.ts';
 
 export type TfjsBackend = 'cpu' | 'wasm';
 

@@ -3,9 +3,9 @@
 // arithmetic, and a core (reduction, matmul, conv2d) becomes one loop with a literal bound (never truncated
 // by gpu.js's loopMaxIterations). All arithmetic, index arithmetic included, is in floats: integer division
 // is floor((a + 0.5) / b), which stays exact under GPUs' approximate division for indices below 2^21.
-import type { Graph, Node, NodeOf } from '../ir.ts';
-import { randomBase, rngEntryPoint } from '../primitives/rng.ts';
-import { strides, type Shape } from '../shape.ts';
+import type { Graph, Node, NodeOf } from '../../core/ir.ts';
+import { randomBase, rngEntryPoint } from '../../core/rng.ts';
+import { strides, type Shape } from '../../core/shape.ts';
 import type { FusedProgram, Kernel } from '../passes/fuse.ts';
 import { isSplat } from '../passes/fuse.ts';
 import { splatValue } from '../passes/simplify.ts';

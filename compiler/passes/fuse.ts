@@ -9,9 +9,9 @@
 //    repeat it for every output column;
 //  - an elementwise node read by several kernels is inlined into each while cheap, else materialised;
 //  - kernels are capped in size (deep backward chains would otherwise build huge shaders).
-import type { Graph, Node } from '../ir.ts';
-import { isBinary, isCompare, isUnary } from '../ir.ts';
-import { size, type Shape } from '../shape.ts';
+import type { Graph, Node } from '../../core/ir.ts';
+import { isBinary, isCompare, isUnary } from '../../core/ir.ts';
+import { size, type Shape } from '../../core/shape.ts';
 import { splatValue } from './simplify.ts';
 
 export interface Kernel {

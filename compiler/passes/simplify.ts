@@ -1,11 +1,11 @@
 // simplify: Graph -> Graph. Common-subexpression elimination, constant folding, algebraic identities and
 // dead-code removal, in one forward walk that re-emits each surviving node into a fresh builder.
-import { GraphBuilder } from '../builder.ts';
-import type { Graph, Node } from '../ir.ts';
-import { primitives } from '../primitives/index.ts';
-import type { NDArray } from '../primitives/types.ts';
-import { sameShape, size } from '../shape.ts';
-import { liveNodes } from '../interpret.ts';
+import { GraphBuilder } from '../../core/builder.ts';
+import type { Graph, Node } from '../../core/ir.ts';
+import { primitives } from '../../core/primitives/index.ts';
+import type { NDArray } from '../../core/ndarray.ts';
+import { sameShape, size } from '../../core/shape.ts';
+import { liveNodes } from '../../core/interpret.ts';
 
 /** Constants up to this many elements are folded and compared by value. */
 const FOLD_LIMIT = 4096;

@@ -1,10 +1,10 @@
-// The browser side of test/browser-graphs.test.ts: traces a random program (compiler/check/graphArbitrary.ts) and
+// The browser side of test/browser-graphs.test.ts: traces a random program (transforms/check/graphArbitrary.ts) and
 // its gradient in the page, compiles it for WebGL2 and returns the outputs; Node compares them with the interpreter.
-import { valueAndGrad } from '../../compiler/autodiff/transform.ts';
-import { poolShape, runProgram, type Program } from '../../compiler/check/graphArbitrary.ts';
-import type { NDArray } from '../../compiler/primitives/types.ts';
-import { isAvailable } from '../../compiler/runtime/backends.ts';
-import { compile } from '../../compiler/runtime/executable.ts';
+import { valueAndGrad } from '../../transforms/grad.ts';
+import { poolShape, runProgram, type Program } from '../../transforms/check/graphArbitrary.ts';
+import type { NDArray } from '../../core/ndarray.ts';
+import { isAvailable } from '../../compiler/index.ts';
+import { compile } from '../../compiler/index.ts';
 import * as op from '../../dsl/ops.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { trace } from '../../dsl/trace.ts';

@@ -1,0 +1,61 @@
+// The experiment report: report.json (everything measured) and report.md (tables and pictures), and the
+// comparison table printed at the end of a run.
+import path from 'node:path';
+import { writeFileAtomic } from '../storage/checkpoint.ts';
+import type { ExperimentReport, RowReport } from './run.ts';
+
+const f = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+const pct = (x: number | undefined) => (x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
+
+/** One markdown table per data set kind: the metrics that kind has. */
+export const rowsTable = (rows: RowReport[], pictures = false): string => {
+  if (rows.length === 0) return '';
+  const pic = (r: RowReport) => (pictures ? ` | ![${r.name}](${r.picture})` : '');
+  const head = pictures ? ' | samples' : '';
+  if (rows[0].metrics.kind === 'points') {
+    const real = rows[0].metrics;
+    const lines = rows.map((r) => {
+      const m = r.metrics as Extract<RowReport['metrics'], { kind: 'points' }>;
+      return `| ${r.name} | ${r.cfgScale} | ${f(m.logLikelihood)} | ${pct(m.offData)} | ${pct(m.modeCoverage)}${pic(r)} |`;
+    });
+    const ref = `| *true samples* | - | ${f(real.logLikelihoodReal)} | ${pct(real.offDataReal)} | 100.0%${pictures ? ' | ' : ''} |`;
+    return [`| row | CFG | mean log-likelihood (true samples: the reference) | off data (lower better) | mode coverage${head} |`, `|---|---|---|---|---${pictures ? '|---' : ''}|`, ...lines, ref].join('\n');
+  }
+  const real = rows[0].metrics;
+  const lines = rows.map((r) => {
+    const m = r.metrics as Extract<RowReport['metrics'], { kind: 'image' }>;
+    return `| ${r.name} | ${r.cfgScale} | ${f(m.fd, 2)} | ${f(m.is, 2)} | ${pct(m.coverage)} | ${pct(m.accuracy)}${pic(r)} |`;
+  });
+  const ref = `| *real digits* | - | ${f(real.fdReal, 2)} | - | - | -${pictures ? ' | ' : ''} |`;
+  return [`| row | CFG | FD-MNIST (lower better) | IS (higher better) | class coverage | cond. accuracy${head} |`, `|---|---|---|---|---|---${pictures ? '|---' : ''}|`, ...lines, ref].join('\n');
+};
+
+export const reportMarkdown = (r: ExperimentReport): string => {
+  const parts = [
+    `# fusediff experiment: ${r.name}`,
+    '',
+    `Backend: **${r.backend}** (${r.backendReason}). Total ${r.seconds.toFixed(0)} s, started ${r.startedAt}.`,
+    r.command ? `\nCommand: \`${r.command}\`` : '',
+  ];
+  for (const d of r.datasets) {
+    parts.push('', `## ${d.dataset}`, '', '| model | source | steps | loss (first -> last) | seconds | objective |', '|---|---|---|---|---|---|');
+    for (const m of d.models) {
+      const o = m.config.objective;
+      const obj = o.kind === 'sp' ? `sp (layer ${o.layer}, t' ${o.tPrime}, ${o.distance})` : 'mse';
+      parts.push(`| ${m.name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} | ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`);
+    }
+    parts.push('', rowsTable(d.rows, true));
+  }
+  return `${parts.join('\n')}\n`;
+};
+
+export const writeReport = (dir: string, r: ExperimentReport): void => {
+  const enc = (s: string) => new TextEncoder().encode(s);
+  writeFileAtomic(path.join(dir, 'report.json'), enc(`${JSON.stringify(r, (k, v) => (k === 'samples' || k === 'classes' ? undefined : v), 2)}\n`));
+  writeFileAtomic(path.join(dir, 'report.md'), enc(reportMarkdown(r)));
+};
+
+/** The comparison table for the terminal. */
+export const printComparison = (r: ExperimentReport): void => {
+  for (const d of r.datasets) console.log(`\n${d.dataset} (${r.backend})\n${rowsTable(d.rows)}`);
+};

@@ -1,0 +1,68 @@
+// An experiment: per data set, a stage-1 model (a committed checkpoint, or trained here), any number of fine-tunes
+// from it, and the rows to sample and evaluate. JSON, validated with io-ts; `npm start` runs the embedded default.
+import * as t from 'io-ts';
+import { decodeOrThrow } from '../storage/ioReport.ts';
+import { ConfigError } from '../runs/config.ts';
+
+const Overrides = t.record(t.string, t.unknown, 'config overrides { "dotted.path": value }');
+
+export const FinetuneSpec = t.type({ name: t.string, set: Overrides }, 'fine-tune { name, set }');
+export const RowSpec = t.intersection(
+  [t.type({ name: t.string, model: t.string, cfg: t.number }), t.partial({ unconditional: t.boolean })],
+  'row { name, model ("stage1" or a fine-tune name), cfg, unconditional? }',
+);
+
+export const DatasetSpec = t.type(
+  {
+    dataset: t.string,
+    /** the committed stage-1 checkpoint to load; when absent (or with --train-stage1) stage 1 is trained with `stage1Set` */
+    stage1Checkpoint: t.union([t.string, t.null]),
+    stage1Set: Overrides,
+    finetunes: t.array(FinetuneSpec),
+    /** sample.* overrides (count, steps, seed, ...) */
+    sampleSet: Overrides,
+    rows: t.array(RowSpec),
+  },
+  'dataset experiment',
+);
+
+/** Seeds live where they act: train.seed in stage1Set / a fine-tune's set, sample.seed in sampleSet. */
+export const ExperimentSpec = t.type({ name: t.string, backend: t.string, datasets: t.array(DatasetSpec) }, 'experiment');
+export type ExperimentSpec = t.TypeOf<typeof ExperimentSpec>;
+export type DatasetSpec = t.TypeOf<typeof DatasetSpec>;
+
+export const decodeSpec = (json: unknown, source: string): ExperimentSpec => decodeOrThrow(ExperimentSpec, json, 'experiment', (m) => new ConfigError(`${source} is not a valid experiment:\n${m}`));
+
+const mainRows = (cfg: number) => [
+  { name: 'MSE', model: 'stage1', cfg: 1 },
+  { name: `MSE+CFG ${cfg}`, model: 'stage1', cfg },
+  { name: 'SP', model: 'SP', cfg: 1 },
+  { name: `SP+CFG ${cfg}`, model: 'SP', cfg },
+];
+
+/**
+ * `npm start`: 8 Gaussians and class-conditional MNIST-16, stage 1 loaded from checkpoints/ (made by the commands in
+ * pretrained/README.md), a short SP fine-tune, four rows each. Sized to finish within 10 minutes on 2 CPU cores.
+ */
+export const defaultSpec: ExperimentSpec = {
+  name: 'default',
+  backend: 'auto',
+  datasets: [
+    {
+      dataset: 'eightGaussians',
+      stage1Checkpoint: 'pretrained/stage1-eightGaussians.safetensors',
+      stage1Set: {},
+      finetunes: [{ name: 'SP', set: { 'train.steps': 400 } }],
+      sampleSet: { 'sample.count': 2000 },
+      rows: mainRows(3),
+    },
+    {
+      dataset: 'mnist16',
+      stage1Checkpoint: 'pretrained/stage1-mnist16.safetensors',
+      stage1Set: {},
+      finetunes: [{ name: 'SP', set: { 'train.steps': 200, 'train.batchSize': 64 } }],
+      sampleSet: { 'sample.count': 500 },
+      rows: mainRows(3),
+    },
+  ],
+};

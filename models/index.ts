@@ -1,0 +1,18 @@
+// The models' public surface: createDenoiser (the factory over every kind), the contract and the configs.
+import type { DenoiserOptions, MlpOptions, UnetOptions } from './configs.ts';
+import type { Denoiser } from './denoiser.ts';
+import { createMlpDenoiser, type MlpParams } from './mlpDenoiser.ts';
+import { createUnet, type UnetParams } from './unet.ts';
+
+export * from './configs.ts';
+export * from './denoiser.ts';
+export type { MlpParams } from './mlpDenoiser.ts';
+export type { UnetParams } from './unet.ts';
+
+/** A denoiser of the given kind with defaults for every size not given; typed by kind when the kind is literal. */
+export function createDenoiser(options: MlpOptions): Denoiser<MlpParams>;
+export function createDenoiser(options: UnetOptions): Denoiser<UnetParams>;
+export function createDenoiser(options: DenoiserOptions): Denoiser;
+export function createDenoiser(options: DenoiserOptions): Denoiser {
+  return (options.kind === 'mlp' ? createMlpDenoiser(options) : createUnet(options)) as unknown as Denoiser;
+}

@@ -1,0 +1,207 @@
+// The run configuration: one JSON document (a file, flags on top) checked with io-ts before anything computes.
+// Every field has a default, so a config file holds only what it changes; unknown keys are rejected as typos.
+import * as t from 'io-ts';
+import { backendNames } from '../compiler/index.ts';
+import { datasetNames } from '../data/index.ts';
+import { decodeOrThrow } from '../storage/ioReport.ts';
+import { unetDefaults } from '../models/configs.ts';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** t.type that also fails on keys it does not know, naming them (a misspelt option must not be ignored silently). */
+const closed = <P extends t.Props>(props: P, name: string) => {
+  const base = t.type(props, name);
+  return new t.Type<t.TypeOf<typeof base>, t.OutputOf<typeof base>, unknown>(
+    name,
+    base.is,
+    (u, c) => {
+      if (typeof u === 'object' && u !== null && !Array.isArray(u)) {
+        const extra = Object.keys(u).filter((k) => !Object.hasOwn(props, k));
+        if (extra.length)
+          return t.failure(u, c, `${['config', ...c.slice(1).map((e) => e.key).filter((k) => k !== '')].join('.')}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')}; expected one of: ${Object.keys(props).join(', ')}`);
+      }
+      return base.validate(u, c);
+    },
+    base.encode,
+  );
+};
+
+const refine = (name: string, ok: (n: number) => boolean) =>
+  new t.Type<number, number, unknown>(name, (u): u is number => typeof u === 'number' && ok(u), (u, c) => (typeof u === 'number' && ok(u) ? t.success(u) : t.failure(u, c)), (a) => a);
+const PositiveInt = refine('positive integer', (n) => Number.isSafeInteger(n) && n > 0);
+const NonNegInt = refine('non-negative integer', (n) => Number.isSafeInteger(n) && n >= 0);
+const PositiveNumber = refine('positive number', (n) => Number.isFinite(n) && n > 0);
+const NonNegNumber = refine('non-negative number', (n) => Number.isFinite(n) && n >= 0);
+const Probability = refine('number in [0, 1]', (n) => n >= 0 && n <= 1);
+const Decay = refine('number in [0, 1)', (n) => n >= 0 && n < 1);
+const keyof = <K extends string>(names: readonly K[], what: string) => t.keyof(Object.fromEntries(names.map((n) => [n, null])) as { [k in K]: null }, `${what}: ${names.map((n) => `"${n}"`).join(' | ')}`);
+
+export const DataConfig = closed(
+  {
+    name: keyof(datasetNames, 'dataset'),
+    /** train a class-conditional model (MNIST digits; for 2-D mixtures the class is the mixture mode) */
+    conditional: t.boolean,
+    /** MNIST: share of the 10,000 digits held out for evaluation, and the seed of that split */
+    testFraction: Probability,
+    splitSeed: NonNegInt,
+  },
+  'data config',
+);
+
+export const MlpModelConfig = closed({ kind: t.literal('mlp'), hidden: PositiveInt, depth: PositiveInt, timeDim: PositiveInt, classDim: PositiveInt }, 'mlp model config');
+export const UnetModelConfig = closed(
+  { kind: t.literal('unet'), baseChannels: PositiveInt, channelMults: t.array(PositiveInt), numResBlocks: PositiveInt, groups: PositiveInt, embDim: PositiveInt },
+  'unet model config',
+);
+/** Dispatches on `kind`, so errors name the chosen kind's fields (a plain union reports every member's failures). */
+export const ModelConfig = new t.Type<t.TypeOf<typeof MlpModelConfig> | t.TypeOf<typeof UnetModelConfig>, unknown, unknown>(
+  'model config',
+  (u): u is t.TypeOf<typeof MlpModelConfig> | t.TypeOf<typeof UnetModelConfig> => MlpModelConfig.is(u) || UnetModelConfig.is(u),
+  (u, c) => {
+    const kind = typeof u === 'object' && u !== null ? (u as { kind?: unknown }).kind : undefined;
+    if (kind === 'mlp') return MlpModelConfig.validate(u, c);
+    if (kind === 'unet') return UnetModelConfig.validate(u, c);
+    return t.failure(u, c, `config.model.kind: expected "mlp" | "unet", got ${JSON.stringify(kind) ?? 'undefined (missing)'}`);
+  },
+  (a) => a,
+);
+
+export const ScheduleConfig = closed({ kind: keyof(['cosine', 'linear', 'scaledLinear'], 'schedule'), T: PositiveInt, zeroTerminalSnr: t.boolean }, 'schedule config');
+
+export const objectiveNames = ['mse', 'sp'] as const;
+export const ObjectiveConfig = closed(
+  {
+    kind: keyof(objectiveNames, 'objective'),
+    /** mse: min-SNR-gamma weighting (0 = off) */
+    minSnrGamma: NonNegNumber,
+    /** probability of replacing the class by the null class (CFG training) */
+    condDropout: Probability,
+    /** sp: feature layer of the frozen copy ('mid', another layer name, or 'all') */
+    layer: t.string,
+    tPrime: keyof(['uniform', 'same'], 'tPrime'),
+    distance: keyof(['mse', 'mae'], 'distance'),
+  },
+  'objective config',
+);
+
+export const TrainConfig = closed(
+  {
+    steps: NonNegInt,
+    batchSize: PositiveInt,
+    lr: PositiveNumber,
+    weightDecay: NonNegNumber,
+    emaDecay: Decay,
+    seed: NonNegInt,
+    /** save a checkpoint every this many steps (and at the end, and on Ctrl-C) */
+    checkpointEvery: PositiveInt,
+    /** the weights the fine-tune starts from and the frozen copy is made of: the stage-1 'ema' or raw 'params' */
+    initFrom: keyof(['ema', 'params'], 'initFrom'),
+  },
+  'train config',
+);
+
+export const SampleConfig = closed(
+  {
+    sampler: keyof(['ddim', 'ddpm'], 'sampler'),
+    steps: PositiveInt,
+    eta: NonNegNumber,
+    count: PositiveInt,
+    batchSize: PositiveInt,
+    /** guidance scales to sample at (1 = no guidance) */
+    cfgScales: t.array(PositiveNumber),
+    seed: NonNegInt,
+    /** sample with the EMA weights (default) or the raw ones */
+    weights: keyof(['ema', 'params'], 'weights'),
+  },
+  'sample config',
+);
+
+export const RunConfig = closed(
+  {
+    data: DataConfig,
+    model: ModelConfig,
+    schedule: ScheduleConfig,
+    prediction: keyof(['eps', 'v', 'x0'], 'prediction'),
+    objective: ObjectiveConfig,
+    train: TrainConfig,
+    sample: SampleConfig,
+    backend: keyof([...backendNames, 'auto'], 'backend'),
+  },
+  'run config',
+);
+export type RunConfig = t.TypeOf<typeof RunConfig>;
+export type ModelConfig = t.TypeOf<typeof ModelConfig>;
+
+/** The image data sets' default model: an MLP over the flattened image. */
+const imageMlp: RunConfig['model'] = { kind: 'mlp', hidden: 512, depth: 3, timeDim: 64, classDim: 32 };
+
+/** Per-dataset defaults: an MLP for both kinds of data (why, for MNIST: docs/RESULTS.md). */
+export const defaultConfig = (dataset: string): RunConfig => {
+  const image = dataset.startsWith('mnist');
+  return {
+    data: { name: dataset as RunConfig['data']['name'], conditional: true, testFraction: 0.2, splitSeed: 0 },
+    model: image ? imageMlp : { kind: 'mlp', hidden: 128, depth: 3, timeDim: 32, classDim: 16 },
+    schedule: { kind: 'cosine', T: 1000, zeroTerminalSnr: false },
+    prediction: 'v',
+    objective: { kind: 'mse', minSnrGamma: 0, condDropout: 0.1, layer: 'mid', tPrime: 'uniform', distance: 'mse' },
+    train: { steps: image ? 3000 : 2000, batchSize: image ? 128 : 256, lr: image ? 1e-3 : 2e-3, weightDecay: 0, emaDecay: 0.995, seed: 0, checkpointEvery: 250, initFrom: 'ema' },
+    sample: { sampler: 'ddim', steps: 50, eta: 0, count: image ? 500 : 2000, batchSize: image ? 250 : 1000, cfgScales: [1, 3], seed: 1, weights: 'ema' },
+    backend: 'auto',
+  };
+};
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Deep merge of plain objects; arrays and scalars of `over` replace those of `base`. */
+export const merge = (base: unknown, over: unknown): unknown => {
+  if (!isRecord(base) || !isRecord(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v);
+  return out;
+};
+
+/** Sets a dotted path ('train.lr') in a plain object, creating records on the way. */
+export const setPath = (obj: Record<string, unknown>, path: string, value: Json): void => {
+  const keys = path.split('.');
+  let node = obj;
+  for (const k of keys.slice(0, -1)) node = (node[k] = isRecord(node[k]) ? node[k] : {}) as Record<string, unknown>;
+  node[keys[keys.length - 1]] = value;
+};
+
+/** Validates a whole config; errors name each failing path and the type expected there. */
+export const decodeConfig = (value: unknown, source = 'config'): RunConfig =>
+  decodeOrThrow(RunConfig, value, 'config', (msg) => new ConfigError(`${source} is not a valid run config:\n${msg}`));
+
+/**
+ * The base config of a fine-tune of a stage-1 run: the same data, model and schedule; 500 steps at a tenth of the
+ * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps.
+ */
+export const finetuneBase = (stage1: RunConfig): RunConfig => ({ ...stage1, train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 } });
+
+/** A model section of `kind` with that kind's defaults (switching kind must not drag the other kind's fields along). */
+const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] => {
+  if (kind === fallback.kind || (kind !== 'mlp' && kind !== 'unet')) return fallback;
+  if (kind === 'mlp') return imageMlp;
+  const { baseChannels, channelMults, numResBlocks, groups, embDim } = unetDefaults;
+  return { kind: 'unet', baseChannels, channelMults: [...channelMults], numResBlocks, groups, embDim };
+};
+
+/**
+ * The effective config: `base` (a stage-1 run's config for a fine-tune, else the dataset's defaults), then the
+ * file's JSON, then the flags' overrides (dotted paths), validated as a whole. Without a base the dataset comes
+ * from the overrides, then the file, then `fallbackDataset`.
+ */
+export const resolveConfig = (file: { json: unknown; path: string } | undefined, overrides: Record<string, Json>, fallbackDataset: string, base?: RunConfig): RunConfig => {
+  if (file && !isRecord(file.json)) throw new ConfigError(`${file.path}: a run config must be a JSON object, got ${Array.isArray(file.json) ? 'an array' : typeof file.json}`);
+  const fromFile = (k: string): unknown => (file && isRecord(file.json) && isRecord(file.json[k]) ? file.json[k] : undefined);
+  const dataset = String(overrides['data.name'] ?? (fromFile('data') as { name?: unknown } | undefined)?.name ?? fallbackDataset);
+  const start = structuredClone(base ?? defaultConfig(dataset));
+  const kind = overrides['model.kind'] ?? (fromFile('model') as { kind?: unknown } | undefined)?.kind;
+  start.model = modelDefaults(kind, start.model);
+  const merged = merge(start, file?.json ?? {}) as Record<string, unknown>;
+  for (const [p, v] of Object.entries(overrides)) setPath(merged, p, v);
+  return decodeConfig(merged, file?.path ?? 'config');
+};

@@ -1,0 +1,142 @@
+// The training loop shared by `fusediff train` (stage 1, MSE) and `fusediff finetune` (stage 2, e.g. SP): one
+// compiled step, deterministic per-step batches, atomic checkpoints, exact resume, Ctrl-C and non-finite losses.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import * as t from 'io-ts';
+import { NonFiniteLossError, compileStep } from '../train/compileStep.ts';
+import { adam } from '../dsl/optim.ts';
+import type { Params } from '../dsl/params.ts';
+import { decodeCheckpoint, loadCheckpoint, readCheckpointFile, saveCheckpoint, type Checkpoint } from '../storage/checkpoint.ts';
+import { RunConfig } from './config.ts';
+import { batchSource, buildObjective, setupRun, type RunSetup } from './setup.ts';
+
+/** What a run's checkpoint stores as its metadata config: the run config and, for a fine-tune, its starting point. */
+export const StoredConfig = t.intersection([
+  t.type({ run: RunConfig }),
+  t.partial({ init: t.type({ from: t.string, sha256: t.string, weights: t.keyof({ ema: null, params: null }), step: t.number }) }),
+]);
+export type StoredConfig = t.TypeOf<typeof StoredConfig>;
+
+export class TrainingError extends Error {
+  override name = 'TrainingError';
+}
+
+export interface TrainOptions {
+  config: RunConfig;
+  /** the checkpoint file this run writes (and resumes from) */
+  checkpoint: string;
+  /** continue from `checkpoint` if it exists */
+  resume?: boolean;
+  /** stage 2: the stage-1 checkpoint whose weights start the run and make the frozen copy */
+  from?: string;
+  /** called after every completed step */
+  onStep?: (info: { step: number; loss: number; total: number; startStep: number }) => void;
+  /** set .stop to end the run after the step in flight (Ctrl-C); the checkpoint is saved at that step */
+  stopper?: { stop: boolean };
+}
+
+export interface TrainResult {
+  setup: RunSetup;
+  /** completed steps (the checkpoint's step) */
+  step: number;
+  startStep: number;
+  losses: number[];
+  seconds: number;
+  backend: string;
+  interrupted: boolean;
+  checkpoint: string;
+}
+
+// Fields that may change between a run and its resumption without changing what is computed.
+const comparable = (c: RunConfig) => ({ ...c, train: { ...c.train, steps: 0, checkpointEvery: 0 }, sample: undefined, backend: undefined });
+
+interface Start {
+  params: Params;
+  state?: Params;
+  ema?: Params;
+  step: number;
+  frozen?: Params;
+  init?: StoredConfig['init'];
+}
+
+const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
+  const sig = s.model.signature;
+  // the stage-1 file is read once: its bytes are hashed (recorded, or checked on resume) and decoded
+  const stage1 = (path: string, weights: 'ema' | 'params', expectSha256?: string) => {
+    const changed = () => new TrainingError(`--resume: the stage-1 checkpoint ${path} this fine-tune started from is missing or has changed (sha256 ${expectSha256})`);
+    if (expectSha256 !== undefined && !fs.existsSync(path)) throw changed();
+    const bytes = readCheckpointFile(path);
+    const hash = createHash('sha256').update(bytes).digest('hex');
+    if (expectSha256 !== undefined && hash !== expectSha256) throw changed();
+    const ck = decodeCheckpoint(bytes, path, { expectSignature: sig, configCodec: StoredConfig });
+    const w = weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
+    return { weights: w, init: { from: path, sha256: hash, weights, step: ck.step } };
+  };
+  if (o.resume && fs.existsSync(o.checkpoint)) {
+    const ck: Checkpoint<StoredConfig> = loadCheckpoint(o.checkpoint, { expectSignature: sig, configCodec: StoredConfig });
+    if (JSON.stringify(comparable(ck.config.run)) !== JSON.stringify(comparable(o.config)))
+      throw new TrainingError(`--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`);
+    const init = ck.config.init;
+    const frozen = init && stage1(init.from, init.weights, init.sha256).weights;
+    return { params: ck.params, state: ck.state, ema: Object.keys(ck.ema).length ? ck.ema : undefined, step: ck.step, frozen, init };
+  }
+  if (o.from) {
+    const { weights, init } = stage1(o.from, o.config.train.initFrom);
+    return { params: weights, step: 0, frozen: weights, init };
+  }
+  return { params: s.model.init(o.config.train.seed), step: 0 };
+};
+
+export const train = async (o: TrainOptions): Promise<TrainResult> => {
+  const setup = setupRun(o.config);
+  const { config: c, model } = setup;
+  if (c.objective.kind === 'sp' && !o.from && !(o.resume && fs.existsSync(o.checkpoint)))
+    throw new TrainingError('the "sp" objective fine-tunes a stage-1 model: pass --from <stage-1 checkpoint>');
+  const start = startingPoint(o, setup);
+  const objective = buildObjective(setup, start.frozen);
+  const source = batchSource(setup);
+  const B = c.train.batchSize;
+  const conditional = setup.numClasses !== undefined;
+  const data: Record<string, number[]> = { x0: [B, ...model.dataShape] };
+  if (conditional) data.c = [B];
+  const step = compileStep(({ params, step: k, x0, c: cls }) => objective({ params, x0, c: cls, step: k }), {
+    params: start.params,
+    optimizer: adam({ lr: c.train.lr, weightDecay: c.train.weightDecay }),
+    data,
+    backend: c.backend,
+    startStep: start.step + 1,
+    emaDecay: c.train.emaDecay,
+    initialState: { state: start.state, ema: start.ema },
+  });
+  const stored: StoredConfig = start.init ? { run: c, init: start.init } : { run: c };
+  let done = start.step;
+  const save = () =>
+    saveCheckpoint(o.checkpoint, { params: step.params(), state: step.state(), ema: step.ema(), config: stored, step: done, rngCounter: done + 1, schedule: setup.schedule.name, signature: model.signature });
+  const losses: number[] = [];
+  const t0 = performance.now();
+  let interrupted = false;
+  for (let k = start.step + 1; k <= c.train.steps; k++) {
+    const batch = source(k);
+    let loss: number;
+    try {
+      loss = await step.runAsync(batch.c ? { x0: batch.x0, c: batch.c } : { x0: batch.x0 });
+    } catch (e) {
+      if (!(e instanceof NonFiniteLossError)) throw e;
+      const kept = fs.existsSync(o.checkpoint) ? `the last good checkpoint ${o.checkpoint} is kept unchanged` : 'no checkpoint had been written yet';
+      throw new TrainingError(`training stopped at step ${k}: the loss is ${e.loss} (not finite); ${kept}. Lower train.lr or check the data.`);
+    }
+    done = k;
+    losses.push(loss);
+    o.onStep?.({ step: k, loss, total: c.train.steps, startStep: start.step });
+    // let signal handlers (Ctrl-C) and timers run: kernels may complete synchronously, leaving no other gap
+    await new Promise((r) => setImmediate(r));
+    if (o.stopper?.stop) {
+      interrupted = true;
+      break;
+    }
+    if (k % c.train.checkpointEvery === 0 && k < c.train.steps) save();
+  }
+  if (done > start.step || !fs.existsSync(o.checkpoint)) save();
+  return { setup, step: done, startStep: start.step, losses, seconds: (performance.now() - t0) / 1000, backend: step.executable.backend, interrupted, checkpoint: o.checkpoint };
+};
+

@@ -1,0 +1,129 @@
+// The layering contract, read from the source: every folder imports only the folders below it, code above the
+// compiler reaches it through compiler/index.ts alone, and no files import each other in a cycle. docs/architecture.md
+// explains the layers; this test is what keeps them true.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize, relative } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = normalize(join(dirname(fileURLToPath(import.meta.url)), '..'));
+
+/** Each layer and the layers it may import, lowest first. `index` is the package root's index.ts. */
+export const LAYERS: Readonly<Record<string, readonly string[]>> = {
+  core: [],
+  dsl: ['core'],
+  transforms: ['core', 'dsl'],
+  compiler: ['core'],
+  train: ['core', 'dsl', 'transforms', 'compiler'],
+  index: ['core', 'dsl', 'transforms', 'compiler', 'train'],
+  data: ['core', 'dsl'],
+  storage: ['core', 'dsl'],
+  models: ['core', 'dsl', 'transforms', 'compiler', 'train'],
+  objectives: ['core', 'dsl', 'transforms', 'models'],
+  eval: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models'],
+  runs: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval'],
+  workloads: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'models', 'objectives'],
+  experiments: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs'],
+  web: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs'],
+  cli: ['index', 'core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs', 'workloads', 'experiments'],
+  bench: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs', 'workloads'],
+};
+/** Folders that may import anything: the tests and the developer scripts. */
+const TOP = ['test', 'scripts'];
+
+export interface ImportEdge {
+  readonly from: string; // file, relative to the root
+  readonly to: string;
+}
+
+const layerOf = (file: string): string => (file.includes('/') ? file.slice(0, file.indexOf('/')) : file === 'index.ts' ? 'index' : file);
+
+const sourceFiles = (dir: string): string[] =>
+  readdirSync(join(ROOT, dir)).flatMap((name) => {
+    const rel = dir ? `${dir}/${name}` : name;
+    if (name === 'node_modules' || name.startsWith('.') || name === 'out') return [];
+    if (statSync(join(ROOT, rel)).isDirectory()) return sourceFiles(rel);
+    return /\.ts$/.test(name) ? [rel] : [];
+  });
+
+/** Every relative import (static, dynamic, re-export) of every .ts file under the root. */
+export const readImports = (): ImportEdge[] =>
+  sourceFiles('').flatMap((from) => {
+    const text = readFileSync(join(ROOT, from), 'utf8');
+    const specs = [...text.matchAll(/(?:from|import\(?)\s*'(\.{1,2}\/[^']+)'/g)].map((m) => m[1]);
+    return specs.map((s) => ({ from, to: relative(ROOT, join(ROOT, dirname(from), s)) }));
+  });
+
+/** What breaks the contract: upward or sideways imports between layers, deep imports into the compiler, file cycles. */
+export const violations = (edges: readonly ImportEdge[], layers = LAYERS): string[] => {
+  const out: string[] = [];
+  for (const { from, to } of edges) {
+    const a = layerOf(from);
+    const b = layerOf(to);
+    if (a === b || TOP.includes(a)) continue;
+    if (!(a in layers)) out.push(`${from}: folder '${a}' is not in the layer table`);
+    else if (!layers[a].includes(b)) out.push(`${from} imports ${to}: '${a}' may import only ${layers[a].join(', ') || 'nothing of the project'}`);
+    else if (b === 'compiler' && to !== 'compiler/index.ts') out.push(`${from} imports ${to}: outside the compiler, import compiler/index.ts`);
+  }
+  return [...out, ...cycles(edges.filter((e) => !TOP.includes(layerOf(e.from)))).map((c) => `import cycle: ${c.join(' -> ')}`)];
+};
+
+/** Strongly connected components of more than one file (Tarjan), each as a closed path of files. */
+export const cycles = (edges: readonly ImportEdge[]): string[][] => {
+  const next = new Map<string, string[]>();
+  for (const { from, to } of edges) next.set(from, [...(next.get(from) ?? []), to]);
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const found: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of next.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      onStack.delete(w);
+      scc.push(w);
+    } while (w !== v);
+    if (scc.length > 1) found.push([...scc.reverse(), scc[0]]);
+  };
+  for (const v of next.keys()) if (!index.has(v)) visit(v);
+  return found;
+};
+
+test('the layer table itself has no cycle', () => {
+  const edges = Object.entries(LAYERS).flatMap(([from, tos]) => tos.map((to) => ({ from: `${from}/x`, to: `${to}/x` })));
+  assert.deepEqual(cycles(edges), []);
+});
+
+test('every folder imports only the layers below it, the compiler only through its index, and no file cycle exists', () => {
+  const edges = readImports();
+  assert.ok(edges.length > 300, `read ${edges.length} imports: the scan found the sources`);
+  assert.deepEqual(violations(edges), []);
+});
+
+test('the check catches an upward import, a deep compiler import and a cycle', () => {
+  const v = violations([
+    { from: 'core/ir.ts', to: 'dsl/ops.ts' },
+    { from: 'models/unet.ts', to: 'compiler/passes/fuse.ts' },
+    { from: 'dsl/a.ts', to: 'dsl/b.ts' },
+    { from: 'dsl/b.ts', to: 'dsl/a.ts' },
+    { from: 'test/x.test.ts', to: 'cli/main.ts' },
+  ]);
+  assert.equal(v.length, 3, v.join('\n'));
+  assert.match(v[0], /core\/ir\.ts imports dsl\/ops\.ts: 'core' may import only nothing/);
+  assert.match(v[1], /import compiler\/index\.ts/);
+  assert.match(v[2], /import cycle: dsl\/a\.ts -> dsl\/b\.ts -> dsl\/a\.ts/);
+});

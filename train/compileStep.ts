@@ -1,0 +1,147 @@
+// compileStep: one compiled plan for forward + backward + optimizer update. Parameters and optimizer state stay
+// on the device between steps (the plan's outputs become the next step's inputs); only the loss is read back.
+import { valueAndGrad, gradName } from '../transforms/grad.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { fmt, size } from '../core/shape.ts';
+import type { Optimizer } from '../dsl/optim.ts';
+import { paramSpec, type Params, type ParamTensors } from '../dsl/params.ts';
+import type { Shape } from '../dsl/shapeTypes.ts';
+import type { Tensor } from '../dsl/tensor.ts';
+import { call, isNDArray, isTensor, trace, type Spec } from '../dsl/trace.ts';
+import { flatten, unflatten } from '../dsl/tree.ts';
+import * as op from '../dsl/ops.ts';
+import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from '../compiler/index.ts';
+
+/** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
+export type StepArgs<D extends Record<string, Shape>> = { params: ParamTensors<Params>; step: Tensor } & { [K in keyof D]: Tensor };
+
+export interface StepOptions<D extends Record<string, Shape>> extends CompileOptions {
+  params: Params;
+  optimizer: Optimizer;
+  /** shapes of the per-step data inputs */
+  data: D;
+  /** the counter of the first step (default 1); a resumed run passes its next step */
+  startStep?: number;
+  /** keep an exponential moving average of the parameters, updated in the same plan: ema = d ema + (1 - d) params */
+  emaDecay?: number;
+  /** optimizer state and EMA to resume from (default: the optimizer's init and a copy of params) */
+  initialState?: { state?: Params; ema?: Params };
+}
+
+export interface TrainStep {
+  readonly executable: Executable;
+  /** the next step's counter */
+  readonly step: number;
+  /** Runs one step on the device and returns the loss (the only readback). */
+  run(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): number;
+  /** The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
+  runAsync(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number>;
+  /** Reads the parameters back to the host. */
+  params(): Params;
+  /** Reads the optimizer state back to the host. */
+  state(): Params;
+  /** Reads the parameters' EMA back to the host (with `emaDecay`). */
+  ema(): Params;
+  /** Device buffers (parameters, optimizer state) this step holds between runs. */
+  liveBuffers(): number;
+}
+
+export class NonFiniteLossError extends Error {
+  constructor(readonly step: number, readonly loss: number) {
+    super(`step ${step}: the loss is ${loss}; rerun with { checkNaN: true } to name the first kernel that produced a non-finite value`);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+const RESERVED = ['params', 'state', 'ema', 'step'];
+
+export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepArgs<D>) => Tensor, options: StepOptions<D>): TrainStep => {
+  const { params, optimizer, data } = options;
+  for (const k of Object.keys(data)) if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
+  const pSpec = paramSpec(params) as Spec;
+  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
+  const vg = valueAndGrad(lossGraph, ['params']);
+  const state0 = options.initialState?.state ?? optimizer.init(params);
+  const decay = options.emaDecay;
+  if (decay !== undefined && !(decay >= 0 && decay < 1)) throw new Error(`compileStep: emaDecay must be in [0, 1), got ${decay}`);
+  const ema0 = decay === undefined ? undefined : (options.initialState?.ema ?? params);
+  const stepGraph = trace(
+    (a) => {
+      const args = a as unknown as { params: ParamTensors<Params>; state: ParamTensors<Params>; ema?: ParamTensors<Params>; step: Tensor };
+      const flatIn = Object.fromEntries(flatten(a as never, isTensor).filter(([n]) => !/^(state|ema)(\.|$)/.test(n)));
+      const outs = call(vg, flatIn);
+      const grads = unflatten(flatten(args.params as never, isTensor).map(([p]) => [p, outs[gradName(`params.${p}`)]] as const)) as ParamTensors<Params>;
+      const next = optimizer.update(args.params, grads, args.state ?? ({} as ParamTensors<Params>), args.step);
+      const result: Record<string, unknown> = { loss: outs[vg.outputs[0].name], params: next.params, state: next.state };
+      if (args.ema && decay !== undefined) {
+        const fresh = new Map(flatten(next.params as never, isTensor));
+        result.ema = unflatten(flatten(args.ema as never, isTensor).map(([p, e]) => [p, op.add(op.mul(e, decay), op.mul(fresh.get(p)!, 1 - decay))] as const));
+      }
+      return result as never;
+    },
+    { params: pSpec, state: paramSpec(state0) as Spec, ...(ema0 ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>,
+  );
+  const executable = compile(stepGraph, options);
+
+  // device-resident state: parameter and optimizer buffers by input name
+  const resident = new Map<string, DeviceBuffer>();
+  for (const [p, v] of flatten(params, isNDArray)) resident.set(`params.${p}`, Float32Array.from(v.data));
+  for (const [p, v] of flatten(state0, isNDArray)) resident.set(`state.${p}`, Float32Array.from(v.data));
+  if (ema0) for (const [p, v] of flatten(ema0, isNDArray)) resident.set(`ema.${p}`, Float32Array.from(v.data));
+  let step = options.startStep ?? 1;
+  const shapes = executable.inputs;
+
+  const readTree = (prefix: string): Params =>
+    unflatten(
+      [...resident].filter(([n]) => n.startsWith(`${prefix}.`)).map(([n, buf]) => {
+        const shape = shapes.get(n)!;
+        return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(executable.read(buf, shape)) }] as const;
+      }),
+    ) as Params;
+
+  const inputsFor = (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>) => {
+    for (const k of Object.keys(data)) {
+      const v = batch[k];
+      if (v === undefined) throw new Error(`step: missing data input '${k}' of shape ${fmt(data[k])}`);
+      const n = 'data' in (v as NDArray) ? (v as NDArray).data.length : (v as ArrayLike<number>).length;
+      if (n !== size(data[k])) throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
+    }
+    return { ...Object.fromEntries(resident), ...batch, step: Float32Array.of(step) };
+  };
+
+  /** Reads the loss; when finite, adopts the new state (freeing replaced textures) and advances the counter. */
+  const commit = (out: Record<string, DeviceBuffer>): number => {
+    const value = executable.read(out.loss, [])[0];
+    if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
+    const kept = new Set(Object.entries(out).filter(([n]) => n !== 'loss').map(([, b]) => b));
+    for (const [name, buf] of Object.entries(out)) {
+      if (name === 'loss') continue;
+      const old = resident.get(name);
+      resident.set(name, buf);
+      if (old && !kept.has(old) && ![...resident.values()].includes(old)) release(old);
+    }
+    if (!kept.has(out.loss)) release(out.loss);
+    step++;
+    return value;
+  };
+
+  return {
+    executable,
+    get step() {
+      return step;
+    },
+    run(batch) {
+      return commit(executable.runDevice(inputsFor(batch)));
+    },
+    async runAsync(batch) {
+      return commit(await executable.runDeviceAsync(inputsFor(batch)));
+    },
+    params: () => readTree('params'),
+    liveBuffers: () => new Set(resident.values()).size,
+    state: () => readTree('state'),
+    ema: () => {
+      if (!ema0) throw new Error('step: no EMA is kept; compile with { emaDecay }');
+      return readTree('ema');
+    },
+  };
+};

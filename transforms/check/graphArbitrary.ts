@@ -1,0 +1,105 @@
+// Random composite graphs for gradient checking. A program is a list of steps over a pool of [2,3] tensors;
+// each step applies a template (a primitive, or a small shape-preserving composition of primitives) to
+// earlier values. fast-check shrinks a failing program by dropping steps and simplifying operands, down to a
+// minimal failing graph, which `describeProgram` prints.
+import fc from 'fast-check';
+import * as op from '../../dsl/ops.ts';
+import type { Tensor } from '../../dsl/tensor.ts';
+import type { NDArray } from '../../core/ndarray.ts';
+import { awayFromKinks, valuesArb } from './arbitraries.ts';
+
+export const poolShape = [2, 3] as const;
+
+interface Template {
+  readonly arity: 1 | 2;
+  readonly apply: (a: Tensor, b: Tensor) => Tensor;
+}
+
+// stopGradient is absent on purpose: finite differences see through it (its laws are checked separately).
+// Domains are kept safe by construction (log of x^2 + 1, division by b^2 + 1) so every program is finite.
+const templates: Record<string, Template> = {
+  neg: { arity: 1, apply: (a) => op.neg(a) },
+  'exp∘tanh': { arity: 1, apply: (a) => op.exp(op.tanh(a)) },
+  sin: { arity: 1, apply: (a) => op.sin(a) },
+  cos: { arity: 1, apply: (a) => op.cos(a) },
+  tanh: { arity: 1, apply: (a) => op.tanh(a) },
+  sigmoid: { arity: 1, apply: (a) => op.sigmoid(a) },
+  'log(a²+1)': { arity: 1, apply: (a) => op.log(op.add(op.mul(a, a), 1)) },
+  'sqrt(a²+1)': { arity: 1, apply: (a) => op.sqrt(op.add(op.mul(a, a), 1)) },
+  'rsqrt(a²+1)': { arity: 1, apply: (a) => op.rsqrt(op.add(op.mul(a, a), 1)) },
+  'pow(a²+1, 1.5)': { arity: 1, apply: (a) => op.pow(op.add(op.mul(a, a), 1), 1.5) },
+  add: { arity: 2, apply: (a, b) => op.add(a, b) },
+  sub: { arity: 2, apply: (a, b) => op.sub(a, b) },
+  mul: { arity: 2, apply: (a, b) => op.mul(a, b) },
+  'a/(b²+1)': { arity: 2, apply: (a, b) => op.div(a, op.add(op.mul(b, b), 1)) },
+  'a + row(b)': { arity: 2, apply: (a, b) => op.add(a, op.slice(b, [[0, 1]])) }, // broadcast of a [1,3] row
+  'a * col(b)': { arity: 2, apply: (a, b) => op.mul(a, op.sum(b, [1], true)) }, // reduction, then broadcast
+  'a - max(b)': { arity: 2, apply: (a, b) => op.sub(a, op.max(b, [0], true)) },
+  'a @ (bᵀb)': { arity: 2, apply: (a, b) => op.matmul(a, op.matmul(op.transpose(b), b)) },
+  'flip(a)': { arity: 1, apply: (a) => op.flip(a, [1]) },
+  'a ⊕ b (concat, slice)': { arity: 2, apply: (a, b) => op.slice(op.concat([a, b], 1), [null, [1, 4]]) },
+  'pad(a) then slice': { arity: 1, apply: (a) => op.slice(op.pad(a, [[1, 0], [0, 2]], [0, 1]), [[1, 3], [0, 5, 2]]) },
+  'reshape/permute': { arity: 1, apply: (a) => op.reshape(op.permute(op.reshape(a, [3, 2]), [1, 0]), [2, 3]) },
+  'conv(a, b[:, :2])': {
+    arity: 2,
+    apply: (a, b) => op.reshape(op.conv2d(op.reshape(a, [1, 1, 2, 3]), op.reshape(op.slice(b, [null, [0, 2]]), [1, 1, 2, 2]), { padding: [1, 0, 1, 0] }), [2, 3]),
+  },
+  'where(a>b, a, b²)': { arity: 2, apply: (a, b) => op.where(op.gt(a, b), a, op.mul(b, b)) },
+};
+
+export const templateNames = Object.keys(templates);
+
+export interface Step {
+  readonly template: string;
+  readonly a: number;
+  readonly b: number;
+}
+
+export interface Program {
+  readonly inputs: number;
+  readonly steps: readonly Step[];
+}
+
+export interface GraphCase {
+  readonly program: Program;
+  readonly args: Record<string, NDArray>;
+}
+
+export const programArb = (maxSteps = 8): fc.Arbitrary<Program> =>
+  fc.record({
+    inputs: fc.integer({ min: 1, max: 3 }),
+    steps: fc.array(fc.record({ template: fc.constantFrom(...templateNames), a: fc.nat(20), b: fc.nat(20) }), { minLength: 1, maxLength: maxSteps }),
+  });
+
+export const graphCaseArb = (maxSteps = 8): fc.Arbitrary<GraphCase> =>
+  programArb(maxSteps).chain((program) =>
+    fc.tuple(...Array.from({ length: program.inputs }, () => valuesArb(poolShape, -1.5, 1.5))).map((vals) => ({
+      program,
+      // distinct inputs keep max/where away from ties; inputs differ from each other by a per-input shift
+      args: Object.fromEntries(vals.map((v, i) => [`x${i}`, { shape: v.shape, data: awayFromKinks(v).data.map((e) => e + 0.031 * i) }])),
+    })),
+  );
+
+/** Builds the program over the pool; the result is the last value, reduced against fixed weights. */
+export const runProgram = (program: Program, args: Record<string, Tensor>): Tensor => {
+  const pool: Tensor[] = Object.keys(args).sort().map((k) => args[k]);
+  for (const s of program.steps) {
+    const t = templates[s.template];
+    pool.push(t.apply(pool[s.a % pool.length], pool[s.b % pool.length]));
+  }
+  const last = pool[pool.length - 1];
+  const weights = op.constant([0.3, -0.7, 1.1, 0.5, -0.2, 0.9], poolShape);
+  return op.sum(op.mul(last, weights));
+};
+
+export const describeProgram = (p: Program): string => {
+  const names = Array.from({ length: p.inputs }, (_, i) => `x${i}`);
+  const lines = p.steps.map((s, i) => {
+    const t = templates[s.template];
+    const a = names[s.a % names.length];
+    const b = names[s.b % names.length];
+    names.push(`v${i}`);
+    return `v${i} = ${s.template}(${t.arity === 1 ? a : `${a}, ${b}`})`;
+  });
+  return [...lines, `out = sum(${names[names.length - 1]} * w)`].join('\n');
+};
