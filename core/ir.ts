@@ -7,6 +7,26 @@ export const binaryOps = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min'] as co
 export const compareOps = ['lt', 'le', 'gt', 'ge', 'eq', 'ne'] as const;
 export const reduceOps = ['sum', 'reduceMax'] as const;
 
+/**
+ * Every primitive in exactly one group (test/optable.types.test.ts checks both), by what it does to elements; the
+ * guards below are derived from them. (How fusion treats each op is its own table, compiler/passes/fusionClass.ts.)
+ *  elementwise: output element i depends on element i of each input only
+ *  view:        output elements are input elements at remapped indices (or zeros)
+ *  reduction:   a loop over the reduced axes
+ *  contraction: a loop over a shared dimension (matmul) or a window (conv2d)
+ *  source:      no tensor operand (random's input is a scalar counter)
+ */
+export const opGroups = {
+  elementwise: [...unaryOps, ...binaryOps, ...compareOps, 'where', 'stopGradient'],
+  view: ['reshape', 'broadcast', 'permute', 'slice', 'pad', 'concat', 'flip'],
+  reduction: reduceOps,
+  contraction: ['matmul', 'conv2d'],
+  source: ['input', 'constant', 'random'],
+} as const satisfies Record<string, readonly OpName[]>;
+
+export type OpGroup = keyof typeof opGroups;
+export type OpsIn<G extends OpGroup> = (typeof opGroups)[G][number];
+
 export type UnaryOp = (typeof unaryOps)[number];
 export type BinaryOp = (typeof binaryOps)[number];
 export type CompareOp = (typeof compareOps)[number];
@@ -37,6 +57,12 @@ export interface AttrsOf extends Record<UnaryOp | BinaryOp | CompareOp, NoAttrs>
 
 export type OpName = keyof AttrsOf;
 
+/** true when the groups name every op of Ops (OpName, or in a type test OpName plus a hypothetical op) */
+export type GroupsCover<Ops extends string> = [Ops] extends [OpsIn<OpGroup>] ? true : false;
+type Holds<T extends true> = T;
+// An op added to AttrsOf but to no group fails here (a group naming an unknown op fails at `satisfies` above).
+export type GroupsCoverOps = Holds<GroupsCover<OpName>>;
+
 export type Node = {
   [K in OpName]: {
     readonly id: number;
@@ -64,6 +90,14 @@ export interface Graph {
 export const graphInputs = (g: Graph): NodeOf<'input'>[] =>
   g.nodes.filter((n): n is NodeOf<'input'> => n.op === 'input');
 
-export const isUnary = (op: OpName): op is UnaryOp => (unaryOps as readonly string[]).includes(op);
-export const isBinary = (op: OpName): op is BinaryOp => (binaryOps as readonly string[]).includes(op);
-export const isCompare = (op: OpName): op is CompareOp => (compareOps as readonly string[]).includes(op);
+/** A type guard for the ops of a list. */
+const member = <const L extends readonly OpName[]>(list: L) => (op: OpName): op is L[number] => (list as readonly OpName[]).includes(op);
+
+export const isUnary = member(unaryOps);
+export const isBinary = member(binaryOps);
+export const isCompare = member(compareOps);
+export const isElementwise = member(opGroups.elementwise);
+export const isView = member(opGroups.view);
+export const isReduction = member(opGroups.reduction);
+export const isContraction = member(opGroups.contraction);
+export const isSource = member(opGroups.source);
