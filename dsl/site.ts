@@ -1,7 +1,7 @@
-// Finds the user's call site: the first stack frame outside the library's own dsl/ and compiler/ folders.
+// Finds the user's call site: the first stack frame outside the library's own core/, dsl/ and compiler/ folders.
 import { fileURLToPath } from 'node:url';
 
-const libraryDirs = ['../dsl/', '../compiler/'].map((rel) => {
+const libraryDirs = ['../core/', '../dsl/', '../compiler/'].map((rel) => {
   try {
     return fileURLToPath(new URL(rel, import.meta.url));
   } catch {
