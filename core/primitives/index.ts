@@ -12,9 +12,15 @@ import type { PrimitiveImpl } from './types.ts';
 
 export type { PrimitiveImpl } from './types.ts';
 
+/**
+ * One rule per op of Ops. Ops is OpName here; it is a parameter so that test/optable.types.test.ts can show that a
+ * table missing a rule for an added op fails to typecheck (a name outside OpName gets a rule over `never` attrs).
+ */
+export type PrimitiveTable<Ops extends string = OpName> = { [P in Ops]: PrimitiveImpl<P & OpName> };
+
 const identity: PrimitiveImpl<'stopGradient'> = { shape: ([x]) => x, eval: ([x]) => x.data };
 
-export const primitives: { [K in OpName]: PrimitiveImpl<K> } = {
+export const primitives: PrimitiveTable = {
   ...(Object.fromEntries(unaryOps.map((op) => [op, unary(op)])) as { [K in (typeof unaryOps)[number]]: PrimitiveImpl<K> }),
   ...(Object.fromEntries([...binaryOps, ...compareOps].map((op) => [op, binary(op)])) as {
     [K in (typeof binaryOps)[number] | (typeof compareOps)[number]]: PrimitiveImpl<K>;
