@@ -63,7 +63,7 @@ type Holds<T extends true> = T;
 // An op added to AttrsOf but to no group fails here (a group naming an unknown op fails at `satisfies` above).
 export type GroupsCoverOps = Holds<GroupsCover<OpName>>;
 
-export type Node = {
+type NodeMap = {
   [K in OpName]: {
     readonly id: number;
     readonly op: K;
@@ -73,9 +73,12 @@ export type Node = {
     /** where the user's code created it, for error messages and reports */
     readonly site?: string;
   };
-}[OpName];
+};
 
-export type NodeOf<K extends OpName> = Extract<Node, { op: K }>;
+export type Node = NodeMap[OpName];
+
+/** The nodes of op K (an indexed access, not Extract: so a rule for ops A | B also serves as the rule for A). */
+export type NodeOf<K extends OpName> = NodeMap[K];
 
 export interface Output {
   readonly name: string;

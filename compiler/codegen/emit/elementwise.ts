@@ -1,13 +1,10 @@
 // Elementwise ops: the same index into every input, one expression each. Comparisons give 1.0 or 0.0.
-import type { Node, OpsIn } from '../../../core/ir.ts';
-import type { EmitContext, EmitTable, Index } from './types.ts';
+import type { BinaryOp, CompareOp, OpsIn, UnaryOp } from '../../../core/ir.ts';
+import type { Emit, EmitTable } from './types.ts';
 
-/** An emitter that reads only the node's inputs, so it serves any of the ops sharing it. */
-type Shared = (c: EmitContext, n: Node, idx: Index) => string;
-
-const unary = (f: (x: string) => string): Shared => (c, n, idx) => f(c.value(n.inputs[0], idx));
+const unary = (f: (x: string) => string): Emit<UnaryOp> => (c, n, idx) => f(c.value(n.inputs[0], idx));
 // the first operand is read (and its statements emitted) before the second
-const binary = (f: (a: string, b: string) => string): Shared => (c, n, idx) => f(c.value(n.inputs[0], idx), c.value(n.inputs[1], idx));
+const binary = (f: (a: string, b: string) => string): Emit<BinaryOp | CompareOp> => (c, n, idx) => f(c.value(n.inputs[0], idx), c.value(n.inputs[1], idx));
 const compare = (o: string) => binary((a, b) => `(${a} ${o} ${b} ? 1.0 : 0.0)`);
 
 /** x^p for a literal exponent p: the common powers without Math.pow (which is slow and NaN for x < 0 on GPUs). */

@@ -1,9 +1,9 @@
 // A reduction is one loop with a literal bound over the reduced elements, counted flat and split into coordinates.
-import type { NodeOf, OpsIn } from '../../../core/ir.ts';
+import type { OpsIn } from '../../../core/ir.ts';
 import { lit } from '../emitter.ts';
-import type { EmitContext, EmitTable, Index } from './types.ts';
+import type { Emit, EmitTable } from './types.ts';
 
-const reduce = (c: EmitContext, n: NodeOf<OpsIn<'reduction'>>, idx: Index): string => {
+const reduce: Emit<OpsIn<'reduction'>> = (c, n, idx) => {
   const { e } = c;
   const src = c.nodes[n.inputs[0]].shape;
   const axes = n.attrs.axes;

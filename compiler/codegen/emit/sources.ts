@@ -1,11 +1,11 @@
 // Sources: inputs and constants are buffers (or literals) by the time codegen runs; random is computed from its
 // seed, the step counter and the output index by the counter-based generator of core/rng.ts.
-import type { Node, OpsIn } from '../../../core/ir.ts';
+import type { OpsIn } from '../../../core/ir.ts';
 import { randomBase, rngEntryPoint } from '../../../core/rng.ts';
 import { lit } from '../emitter.ts';
-import type { EmitContext, EmitTable } from './types.ts';
+import type { Emit, EmitTable } from './types.ts';
 
-const materialised = (_c: EmitContext, n: Node): string => {
+const materialised: Emit<'input' | 'constant'> = (_c, n) => {
   throw new Error(`codegen: ${n.op} %${n.id} must be materialised`);
 };
 
