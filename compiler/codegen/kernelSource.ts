@@ -5,11 +5,10 @@
 // is floor((a + 0.5) / b), which stays exact under GPUs' approximate division for indices below 2^21.
 // This file builds the context for one kernel (buffers, index conversions, memoised values); what each
 // primitive emits is its entry in the table of emit/index.ts.
-import type { Graph, Node, OpName } from '../../core/ir.ts';
+import type { Node, OpName } from '../../core/ir.ts';
 import { strides, type Shape } from '../../core/shape.ts';
 import type { FusedProgram, Kernel } from '../passes/fuse.ts';
-import { isSplat } from '../passes/fuse.ts';
-import { splatValue } from '../passes/simplify.ts';
+import { isSplat, splatOf } from '../passes/splat.ts';
 import { emitters, type Emit, type EmitContext, type Index } from './emit/index.ts';
 import { add, Emitter, lit, mulc } from './emitter.ts';
 
@@ -82,9 +81,4 @@ export const generateKernel = (prog: FusedProgram, kernel: Kernel): KernelSource
   const params = args.map((_, i) => `b${i}`).join(', ');
   const subKernels = extras.map((_, j) => `function keep${j}(v) { return v; }`);
   return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], subKernels };
-};
-
-export const splatOf = (g: Graph, id: number): number => {
-  const n = g.nodes[id];
-  return n.op === 'constant' ? splatValue(n)! : splatOf(g, n.inputs[0]);
 };

@@ -13,7 +13,7 @@ import type { Graph, Node } from '../../core/ir.ts';
 import { isContraction } from '../../core/ir.ts';
 import { size, type Shape } from '../../core/shape.ts';
 import { fusionClass, fusionRules } from './fusionClass.ts';
-import { splatValue } from './simplify.ts';
+import { isSplat } from './splat.ts';
 
 export interface Kernel {
   /** the materialised node this kernel writes */
@@ -48,12 +48,6 @@ const isInlined = (n: Node) => fusionClass(n.op) !== 'source' && fusionClass(n.o
 const KERNEL_CAP = 48;
 /** An elementwise node read by several kernels is recomputed while its inlined cost stays below this. */
 const SHARE_COST = 6;
-
-export const isSplat = (g: Graph, id: number): boolean => {
-  const n = g.nodes[id];
-  if (n.op === 'constant') return splatValue(n) !== undefined && (n.shape.length === 0 || size(n.shape) === 1);
-  return n.op === 'broadcast' && isSplat(g, n.inputs[0]);
-};
 
 export const usersOf = (g: Graph): number[][] => {
   const users: number[][] = g.nodes.map(() => []);
