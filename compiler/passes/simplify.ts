@@ -1,7 +1,7 @@
 // simplify: Graph -> Graph. Common-subexpression elimination, constant folding, algebraic identities (the named
 // rules of rewrites.ts) and dead-code removal, in one forward walk that re-emits each surviving node into a fresh builder.
 import { GraphBuilder } from '../../core/builder.ts';
-import type { Graph, Node, OpName } from '../../core/ir.ts';
+import { isSource, type Graph, type Node, type OpName } from '../../core/ir.ts';
 import { primitives } from '../../core/primitives/index.ts';
 import type { NDArray } from '../../core/ndarray.ts';
 import { size } from '../../core/shape.ts';
@@ -61,7 +61,7 @@ export const simplify = (graph: Graph): Graph => {
   }
 
   function fold(n: Node, inNodes: Node[]): number | undefined {
-    if (n.op === 'constant' || n.op === 'input' || n.op === 'random' || inNodes.length === 0) return undefined;
+    if (isSource(n.op) || inNodes.length === 0) return undefined;
     if (n.op === 'broadcast' && inNodes[0].shape.length === 0) return undefined; // already canonical
     if (!inNodes.every((x) => x.op === 'constant') || size(n.shape) > FOLD_LIMIT) return undefined;
     const args: NDArray[] = inNodes.map((x) => ({ shape: x.shape, data: (x as Extract<Node, { op: 'constant' }>).attrs.value }));
