@@ -6,14 +6,12 @@ import { fmt } from '../core/shape.ts';
 import * as op from '../dsl/ops.ts';
 import { Tensor, withBuilder } from '../dsl/tensor.ts';
 import { inlineNodes } from '../dsl/trace.ts';
-import { vjpRules, type VjpRule } from './vjpRules.ts';
+import { blocksGradient, nonDiff, vjpRules, type VjpRule } from './vjpRules.ts';
 
 /** The name under which the gradient of input `name` is returned. */
 export const gradName = (name: string): string => `grad.${name}`;
 /** The name of the cotangent input fed for output `name` by `vjp`. */
 export const cotangentName = (name: string): string => `ct.${name}`;
-
-const blocksGradient = new Set<OpName>(['stopGradient', 'random', 'constant', 'input', 'floor', 'lt', 'le', 'gt', 'ge', 'eq', 'ne']);
 
 /**
  * Resolves `wrt` (input names, or prefixes of tree paths such as 'params') to input nodes.
@@ -34,7 +32,7 @@ export const resolveWrt = (graph: Graph, wrt: readonly string[]): NodeOf<'input'
 /** Nodes whose value depends differentiably on one of `sources`. */
 export const activeNodes = (graph: Graph, sources: readonly Node[]): Set<number> => {
   const active = new Set(sources.map((n) => n.id));
-  for (const n of graph.nodes) if (!blocksGradient.has(n.op) && n.inputs.some((i) => active.has(i))) active.add(n.id);
+  for (const n of graph.nodes) if (!blocksGradient(n.op) && n.inputs.some((i) => active.has(i))) active.add(n.id);
   return active;
 };
 
@@ -62,10 +60,10 @@ const backward = (graph: Graph, wrt: readonly string[], seeds: Seeds, keepValues
     for (let k = graph.nodes.length - 1; k >= 0; k--) {
       const node = graph.nodes[k];
       const ct = cts.get(node.id);
-      if (!ct || !active.has(node.id) || node.op === 'input') continue;
+      const rule = vjpRules[node.op];
+      if (!ct || !active.has(node.id) || rule === nonDiff) continue; // only sources (inputs) are active and nonDiff
       b.siteOf = () => `vjp of ${node.op}${node.site ? ` at ${node.site}` : ''}`;
-      const rule = vjpRules[node.op] as VjpRule<OpName>;
-      const inputCts = rule({ ct, ins: node.inputs.map((i) => env.get(i)!), out: env.get(node.id)!, node, needs: node.inputs.map((i) => active.has(i)) });
+      const inputCts = (rule as VjpRule<OpName>)({ ct, ins: node.inputs.map((i) => env.get(i)!), out: env.get(node.id)!, node, needs: node.inputs.map((i) => active.has(i)) });
       node.inputs.forEach((i, j) => {
         const c = inputCts[j];
         if (!c || !active.has(i)) return;

@@ -15,7 +15,12 @@ export interface VjpArgs<K extends OpName> {
 /** Input cotangents, null where an input is not differentiable or not needed. */
 export type VjpRule<K extends OpName> = (a: VjpArgs<K>) => (Tensor | null)[];
 
-const nonDiff = ({ ins }: { ins: readonly Tensor[] }): null[] => ins.map(() => null);
+/** The entry of an op that passes no cotangent to any input: autodiff stops there (see blocksGradient). */
+export const nonDiff = Symbol('nonDiff');
+export type NonDiff = typeof nonDiff;
+
+/** One entry per op of Ops (OpName; a parameter for test/optable.types.test.ts): its rule, or nonDiff. */
+export type VjpTable<Ops extends string = OpName> = { [P in Ops]: VjpRule<P & OpName> | NonDiff };
 const when = (need: boolean | undefined, f: () => Tensor): Tensor | null => (need ? f() : null);
 
 const sign = (x: Tensor) => op.sub(op.gt(x, 0), op.lt(x, 0));
@@ -34,13 +39,13 @@ const maxRule = (first: 'gt' | 'lt') => ({ ct, ins: [x, y], needs }: { ct: Tenso
   return [when(needs[0], () => op.mul(ct, winsX)), when(needs[1], () => op.mul(ct, winsY))];
 };
 
-export const vjpRules: { [K in OpName]: VjpRule<K> } = {
-  input: nonDiff,
+export const vjpRules: VjpTable = {
+  input: nonDiff, // a source: its cotangent is the gradient itself
   constant: nonDiff,
-  random: nonDiff,
-  stopGradient: nonDiff,
+  random: nonDiff, // its counter input is an integer step
+  stopGradient: nonDiff, // by definition
   floor: nonDiff, // piecewise constant: zero almost everywhere
-  lt: nonDiff,
+  lt: nonDiff, // comparisons are piecewise constant
   le: nonDiff,
   gt: nonDiff,
   ge: nonDiff,
@@ -135,3 +140,6 @@ export const vjpRules: { [K in OpName]: VjpRule<K> } = {
     return [when(needs[0], dx), when(needs[1], dw)];
   },
 };
+
+/** Ops whose vjp entry is nonDiff: no cotangent flows through them, so nothing they compute is active. */
+export const blocksGradient = (op: OpName): boolean => vjpRules[op] === nonDiff;

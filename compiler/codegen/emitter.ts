@@ -55,3 +55,10 @@ export const lit = (v: number): string => {
   const s = String(v);
   return /[.e]/.test(s) ? s : `${s}.0`;
 };
+
+/** a + b over float expressions, folding a literal zero. */
+export const add = (a: string, b: string): string => (a === '0.0' ? b : b === '0.0' ? a : `(${a} + ${b})`);
+/** a * c for a number c, folding 0 and 1. */
+export const mulc = (a: string, c: number): string => (c === 0 || a === '0.0' ? '0.0' : c === 1 ? a : `(${a} * ${lit(c)})`);
+/** Reads outside the source are clamped, then masked: every backend reads in bounds. */
+export const clamp = (x: string, hi: number): string => (hi === 0 ? '0.0' : `Math.min(Math.max(${x}, 0.0), ${lit(hi)})`);

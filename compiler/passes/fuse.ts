@@ -1,6 +1,6 @@
 // fuse: Graph -> Kernel[]. Decides which nodes get a buffer ("materialised"); every other node is computed
 // inline, inside the kernel of each materialised node that reads it. One kernel computes one materialised
-// node, one output element per thread. Rules:
+// node, one output element per thread. Rules (each op's class and cost: fusionClass.ts):
 //  - graph inputs, non-splat constants and graph outputs have buffers; splat constants become literals;
 //  - reductions, matmul and conv2d ("cores", each a loop) have buffers, except a core whose only use is an
 //    elementwise chain over the same elements: it is computed in the kernel of that chain (the epilogue);
@@ -10,9 +10,10 @@
 //  - an elementwise node read by several kernels is inlined into each while cheap, else materialised;
 //  - kernels are capped in size (deep backward chains would otherwise build huge shaders).
 import type { Graph, Node } from '../../core/ir.ts';
-import { isBinary, isCompare, isUnary } from '../../core/ir.ts';
+import { isContraction } from '../../core/ir.ts';
 import { size, type Shape } from '../../core/shape.ts';
-import { splatValue } from './simplify.ts';
+import { fusionClass, fusionRules } from './fusionClass.ts';
+import { isSplat } from './splat.ts';
 
 export interface Kernel {
   /** the materialised node this kernel writes */
@@ -38,21 +39,15 @@ export interface FusedProgram {
 
 export type FusionMode = 'fused' | 'unfused';
 
-const CORE = new Set(['sum', 'reduceMax', 'matmul', 'conv2d']);
-const VIEW = new Set(['reshape', 'broadcast', 'permute', 'slice', 'pad', 'concat', 'flip']);
-const isElementwise = (n: Node) => isUnary(n.op) || isBinary(n.op) || isCompare(n.op) || n.op === 'where' || n.op === 'stopGradient';
-const TRANSCENDENTAL = new Set(['exp', 'log', 'sqrt', 'rsqrt', 'sin', 'cos', 'tanh', 'sigmoid', 'pow']);
+const isCore = (n: Node) => fusionClass(n.op) === 'core';
+const isElementwise = (n: Node) => fusionClass(n.op) === 'elementwise';
+/** computed inline, and so recomputed by every kernel that reads it unless given a buffer */
+const isInlined = (n: Node) => fusionClass(n.op) !== 'source' && fusionClass(n.op) !== 'core';
 
 /** Maximum inlined nodes per kernel before a shared subexpression is given a buffer. */
 const KERNEL_CAP = 48;
 /** An elementwise node read by several kernels is recomputed while its inlined cost stays below this. */
 const SHARE_COST = 6;
-
-export const isSplat = (g: Graph, id: number): boolean => {
-  const n = g.nodes[id];
-  if (n.op === 'constant') return splatValue(n) !== undefined && (n.shape.length === 0 || size(n.shape) === 1);
-  return n.op === 'broadcast' && isSplat(g, n.inputs[0]);
-};
 
 export const usersOf = (g: Graph): number[][] => {
   const users: number[][] = g.nodes.map(() => []);
@@ -75,15 +70,15 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
       if (!isSplat(graph, n.id)) M.add(n.id);
     } else if (mode === 'unfused') {
       if (!isSplat(graph, n.id)) M.add(n.id);
-    } else if (CORE.has(n.op)) M.add(n.id);
+    } else if (isCore(n)) M.add(n.id);
   }
 
   if (mode === 'fused') {
     // operands of matmul/conv2d: buffers, or views of buffers
     for (const n of nodes) {
-      if (!live.has(n.id) || (n.op !== 'matmul' && n.op !== 'conv2d')) continue;
+      if (!live.has(n.id) || !isContraction(n.op)) continue;
       for (let x of n.inputs) {
-        while (VIEW.has(nodes[x].op) && nodes[x].op !== 'concat' && nodes[x].op !== 'pad' && !M.has(x)) x = nodes[x].inputs[0];
+        while (fusionClass(nodes[x].op) === 'view' && !M.has(x)) x = nodes[x].inputs[0];
         if (!isSplat(graph, x)) M.add(x);
       }
     }
@@ -91,16 +86,15 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
     const cost = new Map<number, number>();
     for (const n of nodes) {
       if (!live.has(n.id)) continue;
-      const own = TRANSCENDENTAL.has(n.op) ? 4 : n.op === 'random' ? 12 : VIEW.has(n.op) || n.op === 'constant' || n.op === 'input' ? 0 : 1;
-      cost.set(n.id, own + n.inputs.reduce((a, i) => a + (M.has(i) ? 0 : (cost.get(i) ?? 0)), 0));
-      if (!M.has(n.id) && (isElementwise(n) || n.op === 'random' || VIEW.has(n.op)) && users[n.id].filter((u) => live.has(u)).length > 1 && cost.get(n.id)! > SHARE_COST)
+      cost.set(n.id, fusionRules[n.op].cost + n.inputs.reduce((a, i) => a + (M.has(i) ? 0 : (cost.get(i) ?? 0)), 0));
+      if (!M.has(n.id) && isInlined(n) && users[n.id].filter((u) => live.has(u)).length > 1 && cost.get(n.id)! > SHARE_COST)
         M.add(n.id);
     }
     // epilogues: a core read only through same-element ops (elementwise, reshape) by a single kernel is
     // computed in that kernel's loop instead of getting a buffer
     const identityOp = (u: Node, c: Node) => (isElementwise(u) || u.op === 'reshape') && size(u.shape) === size(c.shape);
     for (const c of nodes) {
-      if (!live.has(c.id) || !CORE.has(c.op) || outputs.has(c.id)) continue;
+      if (!live.has(c.id) || !isCore(c) || outputs.has(c.id)) continue;
       const roots = new Set<number>();
       let ok = true;
       const stack = [c.id];
@@ -118,7 +112,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
       if (!ok || roots.size !== 1) continue;
       M.delete(c.id);
       const [root] = roots;
-      if (CORE.has(nodes[root].op) || coresOf(root).length > 1) M.add(c.id);
+      if (isCore(nodes[root]) || coresOf(root).length > 1) M.add(c.id);
     }
     // cap kernel sizes
     for (let changed = true; changed; ) {
@@ -126,7 +120,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
       for (const r of [...M]) {
         const inl = inlined(r);
         if (inl.length <= KERNEL_CAP) continue;
-        const victim = inl.filter((i) => i !== r && !CORE.has(nodes[i].op)).sort((a, b) => users[b].length - users[a].length || b - a)[0];
+        const victim = inl.filter((i) => i !== r && !isCore(nodes[i])).sort((a, b) => users[b].length - users[a].length || b - a)[0];
         if (victim === undefined) continue;
         M.add(victim);
         changed = true;
@@ -147,7 +141,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
     return out;
   }
   function coresOf(root: number): number[] {
-    return inlined(root).filter((i) => CORE.has(nodes[i].op));
+    return inlined(root).filter((i) => isCore(nodes[i]));
   }
 
   const kernels: Kernel[] = [];
@@ -156,7 +150,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
     const fused = inlined(n.id);
     const reads = new Set<number>();
     for (const f of fused) for (const i of nodes[f].inputs) if (M.has(i) && !fused.includes(i)) reads.add(i);
-    const cores = fused.filter((i) => CORE.has(nodes[i].op));
+    const cores = fused.filter((i) => isCore(nodes[i]));
     kernels.push({ root: n.id, core: cores[0], fused, reads: [...reads].sort((a, b) => a - b), shape: n.shape });
   }
   return { graph, materialized: M, kernels };

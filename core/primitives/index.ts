@@ -1,5 +1,6 @@
 // The primitive table: one entry per op of the closed set, each with its abstract evaluation and f64 rule.
-// (The vjp rules live in transforms/vjpRules.ts, the kernels in the code generator.)
+// (The other per-op tables: vjp rules in transforms/vjpRules.ts, fusion classes in compiler/passes/fusionClass.ts,
+// emitters in compiler/codegen/emit/, gradient-check cases in transforms/check/primitiveCases.ts.)
 import { binaryOps, compareOps, unaryOps, type OpName } from '../ir.ts';
 import { ShapeError } from '../shape.ts';
 import { conv2d } from './conv2d.ts';
@@ -12,9 +13,15 @@ import type { PrimitiveImpl } from './types.ts';
 
 export type { PrimitiveImpl } from './types.ts';
 
+/**
+ * One rule per op of Ops. Ops is OpName here; it is a parameter so that test/optable.types.test.ts can show that a
+ * table missing a rule for an added op fails to typecheck (a name outside OpName gets a rule over `never` attrs).
+ */
+export type PrimitiveTable<Ops extends string = OpName> = { [P in Ops]: PrimitiveImpl<P & OpName> };
+
 const identity: PrimitiveImpl<'stopGradient'> = { shape: ([x]) => x, eval: ([x]) => x.data };
 
-export const primitives: { [K in OpName]: PrimitiveImpl<K> } = {
+export const primitives: PrimitiveTable = {
   ...(Object.fromEntries(unaryOps.map((op) => [op, unary(op)])) as { [K in (typeof unaryOps)[number]]: PrimitiveImpl<K> }),
   ...(Object.fromEntries([...binaryOps, ...compareOps].map((op) => [op, binary(op)])) as {
     [K in (typeof binaryOps)[number] | (typeof compareOps)[number]]: PrimitiveImpl<K>;
