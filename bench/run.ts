@@ -1,5 +1,5 @@
 // `npm run bench`: fusediff and its peers on the same workloads, in one process, with tinybench.
-//  1. the reference MLP denoiser training step (bench/peers/workload.ts): samples/s per system and backend;
+//  1. the reference MLP denoiser training step (workloads/reference.ts): samples/s per system and backend;
 //  2. square f32 matmul GFLOP/s at 256, 512, 1024;
 //  3. the memory plan of the reference step against one buffer per graph node.
 // Writes bench/results/latest.json and prints the tables. `--quick` runs shorter (for a smoke test).
@@ -94,7 +94,7 @@ for (const c of spCostCases) {
 
 const result = {
   machine,
-  workload: `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, SiLU, batch ${BATCH}, MSE on eps, Adam (bench/peers/workload.ts)`,
+  workload: `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
   quick,
   rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, msPerStep, noise }) => ({ system, backend, samplesPerSec, ratioToBestPeer, msPerStep, noise })),
   matmul,

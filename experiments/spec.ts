@@ -41,7 +41,7 @@ const mainRows = (cfg: number) => [
 ];
 
 /**
- * `npm start`: 8 Gaussians and class-conditional MNIST-16, stage 1 loaded from checkpoints/ (made by the commands in
+ * `npm start`: 8 Gaussians and class-conditional MNIST-16, stage 1 loaded from pretrained/ (made by the commands in
  * pretrained/README.md), a short SP fine-tune, four rows each. Sized to finish within 10 minutes on 2 CPU cores.
  */
 export const defaultSpec: ExperimentSpec = {

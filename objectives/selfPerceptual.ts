@@ -1,4 +1,4 @@
-// The self-perceptual objective (PAPER.md, stage 2): a frozen copy f* of the stage-1 model is the perceptual
+// The self-perceptual objective (docs/method.md, stage 2): a frozen copy f* of the stage-1 model is the perceptual
 // network. Both the real x0 and the online prediction's x0_hat are re-noised at a fresh t', and the loss is the
 // distance between f*'s middle-block features of the two. Gradient semantics (pinned by test/objectives.test.ts):
 //  - f*'s parameters are graph constants (frozen): they get no gradient and are not inputs at all;
