@@ -276,7 +276,7 @@ export interface ModuleFunction {
  * A module importing one memory (`env.memory`, shared when `shared`, so worker threads can run the same code on the
  * same buffers) and exporting each function by name.
  */
-export const encodeModule = (functions: readonly ModuleFunction[], memory: { minPages: number; maxPages: number; shared: boolean }): Uint8Array => {
+export const encodeModule = (functions: readonly ModuleFunction[], memory: { minPages: number; maxPages: number; shared: boolean }): Uint8Array<ArrayBuffer> => {
   const sigs: string[] = [];
   const sigOf = (f: FunctionBody) => {
     const key = `${f.params.join(',')}->${f.results.join(',')}`;
@@ -300,5 +300,5 @@ export const encodeModule = (functions: readonly ModuleFunction[], memory: { min
     ...section(7, vec(functions.map((f, i) => [...name(f.name), 0x00, ...u32(i)]))),
     ...section(10, vec(functions.map((f) => f.body.encode()))),
   ];
-  return Uint8Array.from(bytes);
+  return new Uint8Array(bytes);
 };
