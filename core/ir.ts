@@ -39,7 +39,7 @@ type NoAttrs = Record<string, never>;
  * Attributes per primitive: its keys are the op list (OpName). The output shape lives on the node, so reshape and
  * broadcast need no attrs. A new op goes here and into one group above; tsc then names every table still missing its
  * rule: core/primitives (shape, f64), transforms/vjpRules.ts, transforms/check/primitiveCases.ts,
- * compiler/passes/fusionClass.ts and compiler/codegen/emit/. Its DSL wrapper (dsl/ops.ts) is not a table.
+ * compiler/passes/fusionClass.ts and compiler/kernel/lower.ts. Its DSL wrapper (dsl/ops.ts) is not a table.
  */
 export interface AttrsOf extends Record<UnaryOp | BinaryOp | CompareOp, NoAttrs> {
   input: { name: string };

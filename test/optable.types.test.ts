@@ -9,7 +9,7 @@ import { primitives, type PrimitiveTable } from '../core/primitives/index.ts';
 import { blocksGradient, nonDiff, vjpRules, type VjpTable } from '../transforms/vjpRules.ts';
 import { primitiveCaseTable, type CaseTable } from '../transforms/check/primitiveCases.ts';
 import { fusionRules, type FusionClass, type FusionTable } from '../compiler/passes/fusionClass.ts';
-import { emitters, type EmitTable } from '../compiler/codegen/emit/index.ts';
+import { lowerRules, type LowerTable } from '../compiler/kernel/lower.ts';
 
 type Extended = OpName | 'newOp';
 
@@ -27,8 +27,8 @@ test('a table missing the rule of an added op fails to typecheck; with the rule 
   const fusionOk: FusionTable<Extended> = { ...fusionRules, newOp: { class: 'elementwise', cost: 1 } };
 
   // @ts-expect-error the codegen table has no emitter for newOp
-  const emit: EmitTable<Extended> = emitters;
-  const emitOk: EmitTable<Extended> = { ...emitters, newOp: () => '0.0' };
+  const emit: LowerTable<Extended> = lowerRules;
+  const emitOk: LowerTable<Extended> = { ...lowerRules, newOp: () => ({ k: 'lit', v: 0 }) as const };
 
   // @ts-expect-error the gradient-check table has no entry (not even null) for newOp
   const cases: CaseTable<Extended> = primitiveCaseTable;
@@ -52,7 +52,7 @@ test('the groups name every op exactly once', () => {
 });
 
 test('every table holds exactly the ops (no stale entries)', () => {
-  for (const [name, table] of Object.entries({ primitives, vjpRules, fusionRules, emitters, primitiveCaseTable }))
+  for (const [name, table] of Object.entries({ primitives, vjpRules, fusionRules, lowerRules, primitiveCaseTable }))
     assert.deepEqual(sorted(Object.keys(table)), sorted(grouped), name);
 });
 

@@ -1,6 +1,6 @@
 // The primitive table: one entry per op of the closed set, each with its abstract evaluation and f64 rule.
 // (The other per-op tables: vjp rules in transforms/vjpRules.ts, fusion classes in compiler/passes/fusionClass.ts,
-// emitters in compiler/codegen/emit/, gradient-check cases in transforms/check/primitiveCases.ts.)
+// emitters in compiler/kernel/lower.ts, gradient-check cases in transforms/check/primitiveCases.ts.)
 import { binaryOps, compareOps, unaryOps, type OpName } from '../ir.ts';
 import { ShapeError } from '../shape.ts';
 import { conv2d } from './conv2d.ts';

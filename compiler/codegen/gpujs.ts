@@ -1,0 +1,267 @@
+// Kernel IR -> gpu.js kernel source. One thread computes one output element at the flat index this.thread.x;
+// its coordinates, every index expression and every value are floats (gpu.js's kernel language has no integers
+// on GL), integer division is floor((a + 0.5) / d), exact below 2^21. A reduction becomes nested loops with
+// literal bounds (never cut by gpu.js's loopMaxIterations); values that do not depend on an inner loop variable
+// are computed outside that loop, and loads that walk a buffer linearly in the innermost variable use a running
+// pointer (2-3x faster than recomputing the index on gpu.js's webasm).
+import { randomBase, rngEntryPoint } from '../../core/rng.ts';
+import { strides } from '../../core/shape.ts';
+import { coefficientOf, flattenIx, ixDependsOn, range, substituteIx, varIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
+import { walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { add, Emitter, lit, mulc } from './emitter.ts';
+
+export interface KernelSource {
+  /** gpu.js kernel function source */
+  readonly source: string;
+  /** node ids of the buffers passed as arguments b0, b1, ... */
+  readonly args: readonly number[];
+  /** gpu.js sub-kernel sources for the extra outputs (keep0 writes extraOutputs[0], ...) */
+  readonly subKernels: readonly string[];
+}
+
+type Fmt = (x: string, e: Emitter) => string;
+const unaryFormat: Record<Extract<Scalar, { k: 'un' }>['op'], Fmt> = {
+  neg: (x) => `(-${x})`,
+  exp: (x) => `Math.exp(${x})`,
+  log: (x) => `Math.log(${x})`,
+  sqrt: (x) => `Math.sqrt(${x})`,
+  rsqrt: (x) => `(1.0 / Math.sqrt(${x}))`,
+  sin: (x) => `Math.sin(${x})`,
+  cos: (x) => `Math.cos(${x})`,
+  tanh: (x, e) => {
+    const c = e.let(`Math.min(Math.max(${x}, -15.0), 15.0)`); // tanh(15) = 1 in f32; keeps exp finite
+    const q = e.let(`Math.exp(2.0 * ${c})`);
+    return `((${q} - 1.0) / (${q} + 1.0))`;
+  },
+  sigmoid: (x) => `(1.0 / (1.0 + Math.exp(-${x})))`,
+  relu: (x) => `Math.max(${x}, 0.0)`,
+  abs: (x) => `Math.abs(${x})`,
+  floor: (x) => `Math.floor(${x})`,
+};
+const binaryFormat: Record<Exclude<Extract<Scalar, { k: 'bin' }>['op'], 'pow'>, (a: string, b: string) => string> = {
+  add: (a, b) => `(${a} + ${b})`,
+  sub: (a, b) => `(${a} - ${b})`,
+  mul: (a, b) => `(${a} * ${b})`,
+  div: (a, b) => `(${a} / ${b})`,
+  max: (a, b) => `Math.max(${a}, ${b})`,
+  min: (a, b) => `Math.min(${a}, ${b})`,
+  lt: (a, b) => `(${a} < ${b} ? 1.0 : 0.0)`,
+  le: (a, b) => `(${a} <= ${b} ? 1.0 : 0.0)`,
+  gt: (a, b) => `(${a} > ${b} ? 1.0 : 0.0)`,
+  ge: (a, b) => `(${a} >= ${b} ? 1.0 : 0.0)`,
+  eq: (a, b) => `(${a} === ${b} ? 1.0 : 0.0)`,
+  ne: (a, b) => `(${a} !== ${b} ? 1.0 : 0.0)`,
+};
+
+/** x^p for a literal exponent p: the common powers without Math.pow (slow, and NaN for x < 0 on GPUs). */
+const power = (x: string, p: number | undefined, y: () => string): string => {
+  if (p === 1) return x;
+  if (p === 2) return `(${x} * ${x})`;
+  if (p === 3) return `(${x} * ${x} * ${x})`;
+  if (p === 0.5) return `Math.sqrt(${x})`;
+  if (p === -0.5) return `(1.0 / Math.sqrt(${x}))`;
+  if (p === -1) return `(1.0 / ${x})`;
+  if (p === 1.5) return `(${x} * Math.sqrt(${x}))`;
+  if (p === 0) return '1.0';
+  return `Math.pow(${x}, ${y()})`;
+};
+
+export const printGpuJs = (ir: KernelIR): KernelSource => {
+  const e = new Emitter();
+  const args: number[] = [];
+  const argName = (id: number) => {
+    let k = args.indexOf(id);
+    if (k < 0) k = args.push(id) - 1;
+    return `b${k}`;
+  };
+  /** float expression of each variable in scope */
+  const varName = new Map<number, string>();
+  /** loads walked by a running pointer in the current innermost loop */
+  const pointers = new Map<Scalar, string>();
+  const keys = new WeakMap<Scalar, string>();
+
+  const key = (s: Scalar): string => {
+    const hit = keys.get(s);
+    if (hit) return hit;
+    let k: string;
+    switch (s.k) {
+      case 'lit': k = `l${Object.is(s.v, -0) ? '-0' : s.v}`; break;
+      case 'load': k = `L${s.buf}[${ixKeyOf(s.at)}]`; break;
+      case 'un': k = `${s.op}(${key(s.x)})`; break;
+      case 'bin': k = `${s.op}(${key(s.a)},${key(s.b)})`; break;
+      case 'where': k = `where(${key(s.c)},${key(s.a)},${key(s.b)})`; break;
+      case 'guard': k = `guard(${s.conds.map(condKey).join('&')},${key(s.x)})`; break;
+      case 'pick': k = `pick(${condKey(s.cond)},${key(s.a)},${key(s.b)})`; break;
+      case 'random': k = `rand(${s.seed},${s.stream},${s.dist},${key(s.counter)},${ixKeyOf(s.at)})`; break;
+      case 'reduce': k = `${s.op}[${s.vars.join(',')}](${key(s.body)})`; break;
+    }
+    keys.set(s, k);
+    return k;
+  };
+  const ixKeyOf = (x: Ix) => [...x.terms.map(([a, c]) => `${c}*${atomStr(a)}`), x.c].join('+');
+  const atomStr = (a: Atom): string => (a.k === 'var' ? `v${a.v}` : a.k === 'clamp' ? `clamp(${ixKeyOf(a.x)},${a.lo},${a.hi})` : `(${ixKeyOf(a.x)})${a.k === 'div' ? '/' : '%'}${a.d}`);
+  const condKey = (c: Cond) => `${ixKeyOf(c.ix)}in[${c.lo},${c.hi}]${c.step ? `/${c.step}` : ''}`;
+
+  const atom = (a: Atom): string => {
+    switch (a.k) {
+      case 'var': {
+        const name = varName.get(a.v);
+        if (name === undefined) throw new Error(`gpu.js codegen: variable v${a.v} used outside its loop`);
+        return name;
+      }
+      case 'div':
+        return e.memo(`div|${atomStr(a)}`, () => `Math.floor((${ix(a.x)} + 0.5) / ${lit(a.d)})`);
+      case 'mod': {
+        const x = ix(a.x);
+        const q = e.memo(`div|${atomStr({ k: 'div', x: a.x, d: a.d })}`, () => `Math.floor((${x} + 0.5) / ${lit(a.d)})`);
+        return e.memo(`mod|${atomStr(a)}`, () => `(${x} - ${q} * ${lit(a.d)})`);
+      }
+      case 'clamp':
+        return e.memo(`clamp|${atomStr(a)}`, () => `Math.min(Math.max(${ix(a.x)}, ${lit(a.lo)}), ${lit(a.hi)})`);
+    }
+  };
+  // the flat output index itself is the thread index: no need to rebuild it from the coordinates
+  const flatOutKey = ixKeyOf(flattenIx(ir.outVars.map(varIx), ir.shape));
+  const ix = (x: Ix): string => (ir.shape.length > 0 && ixKeyOf(x) === flatOutKey ? 't' : x.terms.reduce((acc, [a, c]) => add(acc, mulc(atom(a), c)), lit(x.c)));
+
+  const cond = (c: Cond): string[] => {
+    const [lo, hi] = range(c.ix, ir.vars);
+    const x = ix(c.ix);
+    const parts: string[] = [];
+    if (lo < c.lo) parts.push(`${x} >= ${lit(c.lo)}`);
+    if (hi > c.hi) parts.push(`${x} <= ${lit(c.hi)}`);
+    if (c.step) parts.push(`${x} - Math.floor((${x} + 0.5) / ${lit(c.step)}) * ${lit(c.step)} === 0.0`);
+    return parts;
+  };
+
+  const value = (s: Scalar): string => {
+    if (s.k === 'lit') return lit(s.v);
+    const ptr = pointers.get(s);
+    if (ptr) return e.memo(`ptr|${ptr}`, () => `${argName((s as Extract<Scalar, { k: 'load' }>).buf)}[${ptr}]`);
+    return e.memo(key(s), () => compute(s));
+  };
+
+  const compute = (s: Scalar): string => {
+    switch (s.k) {
+      case 'lit':
+        return lit(s.v);
+      case 'load':
+        return `${argName(s.buf)}[${ix(s.at)}]`;
+      case 'un':
+        return unaryFormat[s.op](value(s.x), e);
+      case 'bin':
+        if (s.op === 'pow') {
+          const p = s.b.k === 'lit' ? s.b.v : undefined;
+          const x = value(s.a);
+          return power(x, p, () => value(s.b));
+        }
+        return binaryFormat[s.op](value(s.a), value(s.b));
+      case 'where': {
+        const c = value(s.c);
+        return `(${c} !== 0.0 ? ${value(s.a)} : ${value(s.b)})`;
+      }
+      case 'guard': {
+        const conds = s.conds.flatMap(cond);
+        const x = value(s.x);
+        return conds.length ? `((${conds.join(' && ')}) ? ${x} : 0.0)` : x;
+      }
+      case 'pick': {
+        const a = value(s.a);
+        const b = value(s.b);
+        const c = cond(s.cond);
+        return c.length ? `((${c.join(' && ')}) ? ${a} : ${b})` : a;
+      }
+      case 'random':
+        return `${rngEntryPoint}(${lit(randomBase(s.seed, s.stream))}, ${value(s.counter)}, ${ix(s.at)}, ${s.dist === 'normal' ? '1.0' : '0.0'})`;
+      case 'reduce':
+        return reduce(s);
+    }
+  };
+
+  /** 1 + the position (in vars) of the innermost reduction variable s depends on; 0 when it depends on none. */
+  const levelOf = (s: Scalar, vars: readonly number[], memo: Map<Scalar, number>): number => {
+    const hit = memo.get(s);
+    if (hit !== undefined) return hit;
+    const ixLevel = (x: Ix) => vars.reduce((l, v, i) => (ixDependsOn(x, v) ? i + 1 : l), 0);
+    const condLevel = (c: Cond) => ixLevel(c.ix);
+    let l = 0;
+    switch (s.k) {
+      case 'load': l = ixLevel(s.at); break;
+      case 'un': l = levelOf(s.x, vars, memo); break;
+      case 'bin': l = Math.max(levelOf(s.a, vars, memo), levelOf(s.b, vars, memo)); break;
+      case 'where': l = Math.max(levelOf(s.c, vars, memo), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo)); break;
+      case 'guard': l = Math.max(levelOf(s.x, vars, memo), ...s.conds.map(condLevel)); break;
+      case 'pick': l = Math.max(condLevel(s.cond), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo)); break;
+      case 'random': l = Math.max(levelOf(s.counter, vars, memo), ixLevel(s.at)); break;
+      default: break;
+    }
+    memo.set(s, l);
+    return l;
+  };
+
+  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => {
+    const acc = e.fresh('acc');
+    e.line(`let ${acc} = ${r.op === 'sum' ? '0.0' : lit(-Infinity)};`);
+    const levels = new Map<Scalar, number>();
+    const byLevel: Scalar[][] = r.vars.map(() => []);
+    byLevel.push([]);
+    walk(r.body, (s) => {
+      if (s.k !== 'lit') byLevel[levelOf(s, r.vars, levels)].push(s);
+    });
+    // values that depend on no loop variable are computed once, before the loops
+    for (const s of byLevel[0]) value(s);
+    const innermost = r.vars[r.vars.length - 1];
+    const walked: { name: string; step: number }[] = [];
+    r.vars.forEach((v, i) => {
+      const last = i === r.vars.length - 1;
+      if (last)
+        for (const s of byLevel[i + 1]) {
+          if (s.k !== 'load') continue;
+          const step = coefficientOf(s.at, innermost);
+          if (step === undefined) continue;
+          const name = e.fresh('p');
+          e.line(`let ${name} = ${ix(substituteIx(s.at, innermost, 0, ir.vars))};`);
+          pointers.set(s, name);
+          walked.push({ name, step });
+        }
+      const loop = e.fresh('r');
+      e.open(`for (let ${loop} = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop}++)`);
+      varName.set(v, e.let(`(${loop} * 1.0)`));
+      if (!last) for (const s of byLevel[i + 1]) value(s);
+    });
+    const v = value(r.body);
+    e.line(r.op === 'sum' ? `${acc} = ${acc} + ${v};` : `${acc} = Math.max(${acc}, ${v});`);
+    for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
+    r.vars.forEach(() => e.close());
+    for (const s of pointers.keys()) pointers.delete(s);
+    for (const v of r.vars) varName.delete(v);
+    return acc;
+  };
+
+  // output coordinates from the thread index, outermost first (only those the kernel reads)
+  e.line('const t = this.thread.x * 1.0;');
+  const used = new Set<number>();
+  const markIx = (x: Ix): void => x.terms.forEach(([a]) => (a.k === 'var' ? used.add(a.v) : markIx(a.x)));
+  for (const root of [ir.value, ...ir.extras.map((x) => x.value)])
+    walk(root, (s) => {
+      if (s.k === 'load' || s.k === 'random') markIx(s.at);
+      if (s.k === 'guard') s.conds.forEach((c) => markIx(c.ix));
+      if (s.k === 'pick') markIx(s.cond.ix);
+    });
+  const st = strides(ir.shape);
+  let rest = 't';
+  ir.outVars.forEach((v, d) => {
+    if (ir.shape[d] === 1) return varName.set(v, '0.0');
+    if (st[d] === 1) return varName.set(v, rest);
+    if (!ir.outVars.slice(d).some((w) => used.has(w))) return;
+    const q = e.let(`Math.floor((${rest} + 0.5) / ${lit(st[d])})`);
+    varName.set(v, q);
+    rest = e.let(`(${rest} - ${q} * ${lit(st[d])})`);
+  });
+
+  ir.extras.forEach((x, j) => e.line(`keep${j}(${value(x.value)});`));
+  e.line(`return ${value(ir.value)};`);
+  const params = args.map((_, i) => `b${i}`).join(', ');
+  const subKernels = ir.extras.map((_, j) => `function keep${j}(v) { return v; }`);
+  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], subKernels };
+};
