@@ -1,0 +1,533 @@
+// Kernel IR -> one WebAssembly function over the plan's memory (buffer offsets are constants of the module).
+// The output is walked by nested loops over its axes with integer indices (exact at every size the memory holds).
+// The innermost axis runs four lanes at a time (f32x4) when its extent allows: a load whose index steps by one
+// along it is a v128.load, one that does not depend on it a load32_splat, any other a four-lane gather. A kernel
+// with a reduction is register-tiled: R rows x 4*CV columns of the output are computed together, so one pass of
+// the reduction loop updates R*CV vector accumulators and every operand load is shared (memoised by its resolved
+// address) by the tile positions that read it: for a matmul, one splat of A per row and one vector of B per
+// column block. Values are computed at the outermost loop level whose variables they depend on.
+import { randomBase } from '../../core/rng.ts';
+import type { UnaryOp } from '../../core/ir.ts';
+import { coefficientOf, ixDependsOn, range, type Atom, type Ix } from '../kernel/indexExpr.ts';
+import { walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { FunctionBody, Op, Simd } from './encoder.ts';
+import { Lanes } from './lanes.ts';
+import * as M from './math.ts';
+import { randomDraw } from './rng.ts';
+
+export interface KernelLayout {
+  /** byte offset of a node's buffer in the plan's memory */
+  offsetOf(node: number): number;
+}
+
+interface Binding {
+  readonly local: number;
+  /** constant added to the local (the tile position) */
+  readonly offset: number;
+}
+
+/** Tile shape chosen for a kernel: R rows (second-innermost axis), CV four-lane vectors (innermost axis). */
+export interface Tiling {
+  readonly width: 1 | 4;
+  readonly rows: number;
+  readonly vectors: number;
+}
+
+export const chooseTiling = (ir: KernelIR): Tiling => {
+  const rank = ir.shape.length;
+  const inner = rank ? ir.shape[rank - 1] : 1;
+  if (rank === 0 || inner % 4 !== 0) return { width: 1, rows: 1, vectors: 1 };
+  const hasReduction = (() => {
+    let found = false;
+    walk(ir.value, (s) => (found ||= s.k === 'reduce'));
+    return found;
+  })();
+  if (!hasReduction || rank < 2) return { width: 4, rows: 1, vectors: 1 };
+  const outer = ir.shape[rank - 2];
+  const rows = outer % 4 === 0 ? 4 : outer % 2 === 0 ? 2 : 1;
+  return { width: 4, rows, vectors: inner % 8 === 0 ? 2 : 1 };
+};
+
+const unaryRoutine: Partial<Record<UnaryOp, (L: Lanes, x: number) => number>> = {
+  exp: M.exp,
+  log: M.log,
+  sin: M.sin,
+  cos: M.cos,
+  tanh: M.tanh,
+  sigmoid: M.sigmoid,
+};
+
+export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: number; extras: readonly number[] }, tiling = chooseTiling(ir)): FunctionBody => {
+  const f = new FunctionBody([]);
+  const L = new Lanes(f, tiling.width);
+  const rank = ir.shape.length;
+  const vecVar = tiling.width === 4 ? ir.outVars[rank - 1] : undefined;
+  const rowVar = tiling.rows > 1 ? ir.outVars[rank - 2] : undefined;
+  const reduction = (() => {
+    let r: Extract<Scalar, { k: 'reduce' }> | undefined;
+    for (const root of [ir.value, ...ir.extras.map((x) => x.value)]) walk(root, (s) => void (s.k === 'reduce' && (r = s)));
+    return r;
+  })();
+  const loopVars = [...ir.outVars, ...(reduction?.vars ?? [])];
+  const levelOfVar = new Map(loopVars.map((v, i) => [v, i + 1]));
+  const bindings = new Map<number, Binding>();
+  /** memoised values per loop level (a local, valid while that level's iteration runs) */
+  const memo: Map<string, number>[] = loopVars.map(() => new Map()).concat([new Map()]);
+  let level = 0;
+  let position = { row: 0, vector: 0 };
+  const accumulators = new Map<string, number>();
+
+  const lookup = (key: string): number | undefined => {
+    for (let l = level; l >= 0; l--) {
+      const hit = memo[l].get(key);
+      if (hit !== undefined) return hit;
+    }
+    return undefined;
+  };
+  const remember = <T extends number>(key: string, make: () => T): T => {
+    const hit = lookup(key);
+    if (hit !== undefined) return hit as T;
+    const local = make();
+    memo[level].set(key, local);
+    return local;
+  };
+
+  // ---- indices -------------------------------------------------------------------------------------------------
+
+  const bindingOf = (v: number): Binding => {
+    const b = bindings.get(v);
+    if (!b) throw new Error(`wasm codegen: variable v${v} used outside its loop`);
+    const tileOffset = v === vecVar ? position.vector * 4 : v === rowVar ? position.row : 0;
+    return { local: b.local, offset: b.offset + tileOffset };
+  };
+
+  /** An index with every variable resolved to (local + constant): [local, coefficient] terms and a constant. */
+  interface Resolved {
+    readonly terms: readonly (readonly [number, number])[];
+    readonly c: number;
+  }
+  const resolvedKey = (r: Resolved) => `${r.terms.map(([l, c]) => `${c}*L${l}`).join('+')}+${r.c}`;
+
+  const resolve = (x: Ix, laneShift = 0): Resolved => {
+    const terms = new Map<number, number>();
+    let c = x.c;
+    for (const [a, coef] of x.terms) {
+      if (a.k === 'var') {
+        const b = bindingOf(a.v);
+        terms.set(b.local, (terms.get(b.local) ?? 0) + coef);
+        c += coef * (b.offset + (a.v === vecVar ? laneShift : 0));
+      } else terms.set(atomLocal(a, laneShift), (terms.get(atomLocal(a, laneShift)) ?? 0) + coef);
+    }
+    return { terms: [...terms].filter(([, k]) => k !== 0).sort(([a], [b]) => a - b), c };
+  };
+
+  /** An i32 local holding a div, mod or clamp atom. */
+  const atomLocal = (a: Exclude<Atom, { k: 'var' }>, laneShift: number): number => {
+    const inner = resolve(a.x, laneShift);
+    const tag = a.k === 'clamp' ? `clamp${a.lo},${a.hi}` : `${a.k}${a.d}`;
+    return remember(`i:${tag}(${resolvedKey(inner)})`, () => {
+      const t = f.local('i32');
+      const [lo] = range(a.x, ir.vars);
+      pushResolved(inner);
+      if (a.k === 'clamp') {
+        f.set(t);
+        f.i32(a.lo).get(t).get(t).i32(a.lo).op(Op.i32LtS).op(Op.select).set(t);
+        f.i32(a.hi).get(t).get(t).i32(a.hi).op(Op.i32GtS).op(Op.select).set(t);
+        return t;
+      }
+      if (lo >= 0) {
+        f.i32(a.d).op(a.k === 'div' ? Op.i32DivU : Op.i32RemU).set(t);
+        return t;
+      }
+      // floor division and a non-negative remainder for possibly negative x: r = ((x % d) + d) % d, q = (x - r) / d
+      const x = f.local('i32');
+      f.tee(x).i32(a.d).op(Op.i32RemS).i32(a.d).op(Op.i32Add).i32(a.d).op(Op.i32RemS).set(t);
+      if (a.k === 'div') f.get(x).get(t).op(Op.i32Sub).i32(a.d).op(Op.i32DivS).set(t);
+      return t;
+    });
+  };
+
+  const pushResolved = (r: Resolved, withConst = true): void => {
+    let first = true;
+    for (const [local, coef] of r.terms) {
+      f.get(local);
+      if (coef !== 1) f.i32(coef).op(Op.i32Mul);
+      if (!first) f.op(Op.i32Add);
+      first = false;
+    }
+    if (withConst && (r.c !== 0 || first)) {
+      f.i32(r.c);
+      if (!first) f.op(Op.i32Add);
+    } else if (first) f.i32(0);
+  };
+
+  /** Pushes the byte address (without `base + 4 c`) and returns the memarg offset; a negative offset stays dynamic. */
+  const address = (base: number, r: Resolved): number => {
+    const off = base + 4 * r.c;
+    if (off >= 0) {
+      if (r.terms.length === 0) f.i32(0);
+      else {
+        pushResolved({ terms: r.terms, c: 0 }, false);
+        f.i32(2).op(Op.i32Shl);
+      }
+      return off;
+    }
+    pushResolved(r);
+    f.i32(2).op(Op.i32Shl).i32(base).op(Op.i32Add);
+    return 0;
+  };
+
+  // ---- values --------------------------------------------------------------------------------------------------
+
+  /** structural key of a scalar with its indices resolved at the current tile position */
+  const keyOf = (s: Scalar): string => {
+    const ix = (x: Ix) => (vecVar !== undefined && ixDependsOn(x, vecVar) ? `${resolvedKey(resolve(x))}@lanes` : resolvedKey(resolve(x)));
+    switch (s.k) {
+      case 'lit':
+        return `c${Object.is(s.v, -0) ? '-0' : s.v}`;
+      case 'load':
+        return `L${s.buf}[${ix(s.at)}]`;
+      case 'un':
+        return `${s.op}(${keyOf(s.x)})`;
+      case 'bin':
+        return `${s.op}(${keyOf(s.a)},${keyOf(s.b)})`;
+      case 'where':
+        return `where(${keyOf(s.c)},${keyOf(s.a)},${keyOf(s.b)})`;
+      case 'guard':
+        return `guard(${s.conds.map((c) => `${ix(c.ix)}:${c.lo}:${c.hi}:${c.step ?? 1}`).join('&')},${keyOf(s.x)})`;
+      case 'pick':
+        return `pick(${ix(s.cond.ix)}:${s.cond.lo}:${s.cond.hi},${keyOf(s.a)},${keyOf(s.b)})`;
+      case 'random':
+        return `rand(${s.seed},${s.stream},${s.dist},${keyOf(s.counter)},${ix(s.at)})`;
+      case 'reduce': // one per kernel: its value is the accumulator of the tile position
+        return `reduce@${position.row},${position.vector}`;
+    }
+  };
+
+  const value = (s: Scalar): number => {
+    if (s.k === 'reduce') {
+      const acc = accumulators.get(keyOf(s));
+      if (acc === undefined) throw new Error('wasm codegen: reduction value read before its loop');
+      return acc;
+    }
+    return remember(`v:${keyOf(s)}`, () => compute(s));
+  };
+
+  const dependsOnVec = (x: Ix) => vecVar !== undefined && ixDependsOn(x, vecVar);
+
+  /** The lane index vector of x (f32x4 of the index at lanes 0..3), or the scalar index, as a value of the lane type. */
+  const indexValue = (x: Ix): number => {
+    const t = L.tmp();
+    if (!dependsOnVec(x)) {
+      pushResolved(resolve(x));
+      f.op(Op.f32ConvertI32S);
+      if (L.width === 4) f.simd(Simd.f32x4Splat);
+      f.set(t);
+      return t;
+    }
+    for (let lane = 0; lane < 4; lane++) {
+      if (lane > 0) f.get(t);
+      pushResolved(resolve(x, lane));
+      f.op(Op.f32ConvertI32S);
+      if (lane === 0) f.simd(Simd.f32x4Splat);
+      else f.simd(Simd.f32x4ReplaceLane, lane);
+      f.set(t);
+    }
+    return t;
+  };
+
+  /** A lane mask (all ones where the condition holds) for an index condition. */
+  const condMask = (c: Cond): number => {
+    const [lo, hi] = range(c.ix, ir.vars);
+    /** pushes an i32 that is 1 where the condition holds, else 0 */
+    const checks = (r: Resolved) => {
+      const x = f.local('i32');
+      pushResolved(r);
+      f.set(x);
+      const tests: (() => void)[] = [];
+      if (lo < c.lo) tests.push(() => f.get(x).i32(c.lo).op(Op.i32GeS));
+      if (hi > c.hi) tests.push(() => f.get(x).i32(c.hi).op(Op.i32LeS));
+      if (c.step) tests.push(() => f.get(x).i32(c.step!).op(Op.i32RemS).op(Op.i32Eqz));
+      if (!tests.length) f.i32(1);
+      tests.forEach((t, i) => (t(), i > 0 && f.op(Op.i32And)));
+    };
+    const mask = L.tmp();
+    if (L.width === 1 || !dependsOnVec(c.ix)) {
+      checks(resolve(c.ix));
+      f.i32(-1).op(Op.i32Mul);
+      if (L.width === 4) f.simd(Simd.i32x4Splat);
+      else f.op(Op.f32ReinterpretI32);
+      f.set(mask);
+      return mask;
+    }
+    for (let lane = 0; lane < 4; lane++) {
+      if (lane === 0) f.i32(0).simd(Simd.i32x4Splat);
+      checks(resolve(c.ix, lane));
+      f.i32(-1).op(Op.i32Mul).simd(Simd.i32x4ReplaceLane, lane);
+    }
+    f.set(mask);
+    return mask;
+  };
+
+  const compute = (s: Scalar): number => {
+    switch (s.k) {
+      case 'lit':
+        return L.constLocal(s.v);
+      case 'load': {
+        const t = L.tmp();
+        const base = layout.offsetOf(s.buf);
+        if (L.width === 1) {
+          const off = address(base, resolve(s.at));
+          f.load('f32', off).set(t);
+        } else if (!dependsOnVec(s.at)) {
+          const off = address(base, resolve(s.at));
+          f.load('splat', off).set(t);
+        } else if (coefficientOf(s.at, vecVar!) === 1) {
+          const off = address(base, resolve(s.at));
+          f.load('v128', off, 2).set(t);
+        } else {
+          for (let lane = 0; lane < 4; lane++) {
+            if (lane > 0) f.get(t);
+            const off = address(base, resolve(s.at, lane));
+            f.load('f32', off);
+            f.simd(lane === 0 ? Simd.f32x4Splat : Simd.f32x4ReplaceLane, ...(lane === 0 ? [] : [lane]));
+            f.set(t);
+          }
+        }
+        return t;
+      }
+      case 'un': {
+        const x = value(s.x);
+        const routine = unaryRoutine[s.op];
+        if (routine) return routine(L, x);
+        switch (s.op) {
+          case 'neg':
+            return L.neg(x);
+          case 'sqrt':
+            return L.sqrt(x);
+          case 'rsqrt':
+            return L.div({ c: 1 }, L.sqrt(x));
+          case 'relu':
+            return L.max(x, { c: 0 });
+          case 'abs':
+            return L.abs(x);
+          case 'floor':
+            return L.floor(x);
+          default:
+            throw new Error(`wasm codegen: no routine for ${s.op}`);
+        }
+      }
+      case 'bin': {
+        if (s.op === 'pow' && s.b.k === 'lit') {
+          const x = value(s.a);
+          const p = s.b.v;
+          if (p === 1) return x;
+          if (p === 2) return L.mul(x, x);
+          if (p === 3) return L.mul(L.mul(x, x), x);
+          if (p === 0.5) return L.sqrt(x);
+          if (p === -0.5) return L.div({ c: 1 }, L.sqrt(x));
+          if (p === -1) return L.div({ c: 1 }, x);
+          if (p === 0) return L.constLocal(1);
+        }
+        const a = value(s.a);
+        const b = value(s.b);
+        switch (s.op) {
+          case 'add':
+            return L.add(a, b);
+          case 'sub':
+            return L.sub(a, b);
+          case 'mul':
+            return L.mul(a, b);
+          case 'div':
+            return L.div(a, b);
+          case 'max':
+            return L.max(a, b);
+          case 'min':
+            return L.min(a, b);
+          case 'pow':
+            return M.pow(L, a, b);
+          default:
+            return L.maskToFloat(L.compare(s.op, a, b));
+        }
+      }
+      case 'where': {
+        const c = value(s.c);
+        return L.select(L.compare('ne', c, { c: 0 }), value(s.a), value(s.b));
+      }
+      case 'guard': {
+        const x = value(s.x);
+        if (!s.conds.length) return x;
+        const masks = s.conds.map(condMask);
+        let m = masks[0];
+        for (const other of masks.slice(1)) m = maskAnd(m, other);
+        return L.select(m, x, { c: 0 });
+      }
+      case 'pick': {
+        const a = value(s.a);
+        const b = value(s.b);
+        return L.select(condMask(s.cond), a, b);
+      }
+      case 'random': {
+        const counter = value(s.counter);
+        return randomDraw(L, randomBase(s.seed, s.stream), counter, indexValue(s.at), s.dist === 'normal');
+      }
+      case 'reduce':
+        throw new Error('unreachable');
+    }
+  };
+
+  const maskAnd = (a: number, b: number): number => {
+    const t = L.tmp();
+    if (L.width === 4) f.get(a).get(b).simd(Simd.v128And).set(t);
+    else f.get(a).op(Op.i32ReinterpretF32).get(b).op(Op.i32ReinterpretF32).op(Op.i32And).op(Op.f32ReinterpretI32).set(t);
+    return t;
+  };
+
+  // ---- loop nest -----------------------------------------------------------------------------------------------
+
+  const positions: { row: number; vector: number }[] = [];
+  for (let row = 0; row < tiling.rows; row++) for (let vector = 0; vector < tiling.vectors; vector++) positions.push({ row, vector });
+
+  /** scalars outside the reduction body, by the loop level they belong to; and those of the body */
+  const levelOf = new Map<Scalar, number>();
+  const inBody = new Set<Scalar>();
+  if (reduction) walk(reduction.body, (s) => inBody.add(s));
+  const afterReduce = new Set<Scalar>();
+  const ixLevel = (x: Ix) => Math.max(0, ...loopVars.filter((v) => ixDependsOn(x, v)).map((v) => levelOfVar.get(v)!));
+  const computeLevel = (s: Scalar): number => {
+    const hit = levelOf.get(s);
+    if (hit !== undefined) return hit;
+    let l = 0;
+    switch (s.k) {
+      case 'load':
+        l = ixLevel(s.at);
+        break;
+      case 'un':
+        l = computeLevel(s.x);
+        break;
+      case 'bin':
+        l = Math.max(computeLevel(s.a), computeLevel(s.b));
+        break;
+      case 'where':
+        l = Math.max(computeLevel(s.c), computeLevel(s.a), computeLevel(s.b));
+        break;
+      case 'guard':
+        l = Math.max(computeLevel(s.x), ...s.conds.map((c) => ixLevel(c.ix)));
+        break;
+      case 'pick':
+        l = Math.max(ixLevel(s.cond.ix), computeLevel(s.a), computeLevel(s.b));
+        break;
+      case 'random':
+        l = Math.max(computeLevel(s.counter), ixLevel(s.at));
+        break;
+      case 'reduce':
+        l = rank; // available once the output loops are all open and the reduction has run
+        break;
+      default:
+        break;
+    }
+    levelOf.set(s, l);
+    return l;
+  };
+  const roots = [ir.value, ...ir.extras.map((x) => x.value)];
+  const byLevel: Scalar[][] = loopVars.map(() => []).concat([[]]);
+  for (const root of roots)
+    walk(root, (s) => {
+      if (s.k === 'lit' || inBody.has(s)) return;
+      computeLevel(s);
+      if (s.k === 'reduce' || (reduction && walkHas(s, reduction))) afterReduce.add(s);
+      else byLevel[computeLevel(s)].push(s);
+    });
+  const bodyByLevel: Scalar[][] = loopVars.map(() => []).concat([[]]);
+  if (reduction) walk(reduction.body, (s) => s.k !== 'lit' && bodyByLevel[computeLevel(s)].push(s));
+
+  const forEachPosition = (body: () => void) => {
+    for (const p of positions) {
+      position = p;
+      body();
+    }
+    position = { row: 0, vector: 0 };
+  };
+  const preEmit = (list: readonly Scalar[]) => forEachPosition(() => list.forEach((s) => value(s)));
+
+  const openLoop = (v: number, step: number, body: () => void) => {
+    const local = f.local('i32');
+    bindings.set(v, { local, offset: 0 });
+    f.forRange(local, 0, ir.vars.get(v)!.extent, step, () => {
+      level = levelOfVar.get(v)!;
+      body();
+      memo[levelOfVar.get(v)!].clear();
+      level = levelOfVar.get(v)! - 1;
+    });
+    bindings.delete(v);
+  };
+
+  const store = (node: number, s: Scalar) => {
+    const base = layout.offsetOf(node);
+    forEachPosition(() => {
+      const x = value(s);
+      const flat = resolve({ terms: flatTerms(), c: 0 });
+      const off = address(base, flat);
+      f.get(x).store(L.width === 4 ? 'v128' : 'f32', off, 2);
+    });
+  };
+  const flatTerms = (): (readonly [Atom, number])[] => {
+    let stride = 1;
+    const out: [Atom, number][] = [];
+    for (let d = rank - 1; d >= 0; d--) {
+      if (ir.shape[d] !== 1) out.push([{ k: 'var', v: ir.outVars[d] }, stride]);
+      stride *= ir.shape[d];
+    }
+    return out;
+  };
+
+  const reduceLoops = (r: Extract<Scalar, { k: 'reduce' }>) => {
+    forEachPosition(() => {
+      const acc = L.constLocal(r.op === 'sum' ? 0 : -Infinity);
+      accumulators.set(keyOf(r), acc);
+    });
+    const open = (i: number) => {
+      if (i === r.vars.length) {
+        forEachPosition(() => {
+          const acc = accumulators.get(keyOf(r))!;
+          const v = value(r.body);
+          if (r.op === 'sum') L.add(acc, v, acc);
+          else L.max(acc, v, acc);
+        });
+        return;
+      }
+      openLoop(r.vars[i], 1, () => {
+        preEmit(bodyByLevel[rank + i + 1].filter((s) => s !== r.body));
+        open(i + 1);
+      });
+    };
+    preEmit(bodyByLevel.slice(0, rank + 1).flat());
+    open(0);
+  };
+
+  const outLoops = (d: number) => {
+    if (d === rank) {
+      if (reduction) reduceLoops(reduction);
+      preEmit([...afterReduce].filter((s) => s.k !== 'reduce'));
+      ir.extras.forEach((x, j) => store(outputs.extras[j], x.value));
+      store(outputs.root, ir.value);
+      return;
+    }
+    const v = ir.outVars[d];
+    const step = v === vecVar ? 4 * tiling.vectors : v === rowVar ? tiling.rows : 1;
+    openLoop(v, step, () => {
+      preEmit(byLevel[d + 1]);
+      outLoops(d + 1);
+    });
+  };
+  preEmit(byLevel[0]);
+  outLoops(0);
+  return f;
+};
+
+const walkHas = (root: Scalar, target: Scalar): boolean => {
+  let found = false;
+  walk(root, (s) => (found ||= s === target));
+  return found;
+};
+
