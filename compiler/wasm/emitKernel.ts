@@ -8,7 +8,7 @@
 // column block. Values are computed at the outermost loop level whose variables they depend on.
 import { randomBase } from '../../core/rng.ts';
 import type { UnaryOp } from '../../core/ir.ts';
-import { coefficientOf, ixDependsOn, range, type Atom, type Ix } from '../kernel/indexExpr.ts';
+import { coefficientOf, ixDependsOn, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
 import { walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { FunctionBody, Op, Simd } from './encoder.ts';
 import { Lanes } from './lanes.ts';
@@ -276,7 +276,11 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
       case 'load': {
         const t = L.tmp();
         const base = layout.offsetOf(s.buf);
-        if (L.width === 1) {
+        const walked = pointerFor(s.at);
+        if (walked && (L.width === 1 || !dependsOnVec(s.at) || coefficientOf(s.at, vecVar!) === 1)) {
+          f.get(walked.local);
+          f.load(L.width === 1 ? 'f32' : !dependsOnVec(s.at) ? 'splat' : 'v128', base + 4 * walked.c, 2).set(t);
+        } else if (L.width === 1) {
           const off = address(base, resolve(s.at));
           f.load('f32', off).set(t);
         } else if (!dependsOnVec(s.at)) {
@@ -481,6 +485,42 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
     return out;
   };
 
+  /**
+   * Running pointers for the innermost reduction loop: a load whose index is affine in its variable reads at
+   * (pointer + constant), and the pointer steps once per iteration, shared by every tile position and lane offset
+   * that reads the same row (their constants differ only).
+   */
+  let innermost: number | undefined;
+  const pointers = new Map<string, { local: number; step: number }>();
+  const pointerKey = (x: Ix): { key: string; c: number; terms: Resolved['terms'] } | undefined => {
+    if (innermost === undefined || !ixDependsOn(x, innermost)) return undefined;
+    const step = coefficientOf(x, innermost);
+    if (step === undefined) return undefined;
+    const r0 = resolve(substituteIx(x, innermost, 0, ir.vars));
+    return { key: `${resolvedKey({ terms: r0.terms, c: 0 })}|${step}`, c: r0.c, terms: r0.terms };
+  };
+  const pointerFor = (x: Ix): { local: number; c: number } | undefined => {
+    const pk = pointerKey(x);
+    const p = pk && pointers.get(pk.key);
+    return p && pk ? { local: p.local, c: pk.c } : undefined;
+  };
+  const makePointers = (loads: readonly Scalar[], v: number) => {
+    forEachPosition(() => {
+      for (const s of loads) {
+        if (s.k !== 'load') continue;
+        const pk = pointerKey(s.at);
+        if (!pk || pointers.has(pk.key)) continue;
+        const local = f.local('i32');
+        if (pk.terms.length) {
+          pushResolved({ terms: pk.terms, c: 0 }, false);
+          f.i32(2).op(Op.i32Shl);
+        } else f.i32(0);
+        f.set(local);
+        pointers.set(pk.key, { local, step: 4 * coefficientOf(s.at, v)! });
+      }
+    });
+  };
+
   const reduceLoops = (r: Extract<Scalar, { k: 'reduce' }>) => {
     forEachPosition(() => {
       const acc = L.constLocal(r.op === 'sum' ? 0 : -Infinity);
@@ -496,10 +536,20 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
         });
         return;
       }
+      const last = i === r.vars.length - 1;
+      if (last) {
+        innermost = r.vars[i];
+        makePointers(bodyByLevel[rank + i + 1], r.vars[i]);
+      }
       openLoop(r.vars[i], 1, () => {
         preEmit(bodyByLevel[rank + i + 1].filter((s) => s !== r.body));
         open(i + 1);
+        if (last) for (const p of pointers.values()) f.get(p.local).i32(p.step).op(Op.i32Add).set(p.local);
       });
+      if (last) {
+        innermost = undefined;
+        pointers.clear();
+      }
     };
     preEmit(bodyByLevel.slice(0, rank + 1).flat());
     open(0);
