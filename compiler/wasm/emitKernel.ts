@@ -33,6 +33,14 @@ export interface Tiling {
   readonly vectors: number;
 }
 
+/** The step of the outermost output loop: a thread's share of a kernel is a multiple of it. */
+export const outerStep = (ir: KernelIR, t: Tiling): number => {
+  const rank = ir.shape.length;
+  if (rank === 0) return 1;
+  if (rank === 1) return t.width * t.vectors;
+  return rank === 2 && t.rows > 1 ? t.rows : 1;
+};
+
 export const chooseTiling = (ir: KernelIR): Tiling => {
   const rank = ir.shape.length;
   const inner = rank ? ir.shape[rank - 1] : 1;
@@ -58,7 +66,8 @@ const unaryRoutine: Partial<Record<UnaryOp, (L: Lanes, x: number) => number>> = 
 };
 
 export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: number; extras: readonly number[] }, tiling = chooseTiling(ir)): FunctionBody => {
-  const f = new FunctionBody([]);
+  // (lo, hi): the range of the outermost output axis this call computes, so threads can split a kernel by rows
+  const f = new FunctionBody(['i32', 'i32']);
   const L = new Lanes(f, tiling.width);
   const rank = ir.shape.length;
   const vecVar = tiling.width === 4 ? ir.outVars[rank - 1] : undefined;
@@ -454,10 +463,10 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
   };
   const preEmit = (list: readonly Scalar[]) => forEachPosition(() => list.forEach((s) => value(s)));
 
-  const openLoop = (v: number, step: number, body: () => void) => {
+  const openLoop = (v: number, step: number, body: () => void, bounds?: { from: { local: number }; to: { local: number } }) => {
     const local = f.local('i32');
     bindings.set(v, { local, offset: 0 });
-    f.forRange(local, 0, ir.vars.get(v)!.extent, step, () => {
+    f.forRange(local, bounds?.from ?? 0, bounds?.to ?? ir.vars.get(v)!.extent, step, () => {
       level = levelOfVar.get(v)!;
       body();
       memo[levelOfVar.get(v)!].clear();
@@ -565,10 +574,15 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
     }
     const v = ir.outVars[d];
     const step = v === vecVar ? 4 * tiling.vectors : v === rowVar ? tiling.rows : 1;
-    openLoop(v, step, () => {
-      preEmit(byLevel[d + 1]);
-      outLoops(d + 1);
-    });
+    openLoop(
+      v,
+      step,
+      () => {
+        preEmit(byLevel[d + 1]);
+        outLoops(d + 1);
+      },
+      d === 0 ? { from: { local: 0 }, to: { local: 1 } } : undefined,
+    );
   };
   preEmit(byLevel[0]);
   outLoops(0);

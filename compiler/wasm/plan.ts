@@ -4,9 +4,10 @@
 // requested outputs out.
 import { size } from '../../core/shape.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
-import type { KernelIR } from '../kernel/ir.ts';
+import { reductionOf, type KernelIR } from '../kernel/ir.ts';
 import { encodeModule, type ModuleFunction } from './encoder.ts';
-import { chooseTiling, emitKernel, type Tiling } from './emitKernel.ts';
+import { chooseTiling, emitKernel, outerStep, type Tiling } from './emitKernel.ts';
+import { createThreadPool, threadsSupported, type ThreadPool } from './threads.ts';
 
 const PAGE = 65536;
 /** addresses are i32 and kept below 2^31 (signed arithmetic on offsets stays exact) */
@@ -20,16 +21,37 @@ export interface WasmPlan {
   readonly memory: WebAssembly.Memory;
   /** byte offset of each materialised node's buffer */
   readonly offsets: ReadonlyMap<number, number>;
-  /** one function per kernel, in execution order */
-  readonly kernels: readonly (() => void)[];
+  /** runs kernel i (on every thread of the plan) */
+  runKernel(i: number): void;
+  /** threads that compute a share of each large kernel (1: the calling thread only) */
+  readonly threads: number;
   readonly tilings: readonly Tiling[];
   /** bytes of the memory the plan uses */
   readonly bytes: number;
   /** a view of node `id`'s buffer (valid until the memory grows; this plan's never does) */
   view(id: number): Float32Array;
+  /** stops the worker threads */
+  dispose(): void;
 }
 
-export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[]): WasmPlan => {
+export interface WasmPlanOptions {
+  /** threads to split large kernels over (default 1); more than 1 needs Node's worker_threads */
+  readonly threads?: number;
+}
+
+/** Kernels below this many multiply-adds (output elements x reduction length) run on the calling thread alone. */
+const PARALLEL_WORK = 1 << 15;
+
+/** multiply-adds of a kernel: output elements x the length of its reduction */
+const workOf = (ir: KernelIR): number => {
+  const r = reductionOf(ir);
+  const red = r ? r.vars.reduce((a, v) => a * ir.vars.get(v)!.extent, 1) : 1;
+  return ir.shape.reduce((a, b) => a * b, 1) * red;
+};
+
+export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], options: WasmPlanOptions = {}): WasmPlan => {
+  const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  const shared = threads > 1 && threadsSupported();
   const { graph } = prog;
   const offsets = new Map<number, number>();
   let end = 0;
@@ -41,7 +63,7 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[]): Was
   if (end > MAX_PLAN_BYTES)
     throw new WasmPlanError(`the wasm backend cannot hold this plan: its buffers take ${end} bytes, more than the ${MAX_PLAN_BYTES} a 32-bit memory addresses here`);
   const pages = Math.max(1, Math.ceil(end / PAGE));
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages });
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
   const layout = {
     offsetOf: (id: number) => {
       const off = offsets.get(id);
@@ -54,16 +76,22 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[]): Was
     name: `k${i}`,
     body: emitKernel(irs[i], layout, { root: k.root, extras: k.extraOutputs ?? [] }, tilings[i]),
   }));
-  const bytes = encodeModule(functions, { minPages: pages, maxPages: pages, shared: false });
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-  const kernels = functions.map((fn) => instance.exports[fn.name] as () => void);
+  const module = new WebAssembly.Module(encodeModule(functions, { minPages: pages, maxPages: pages, shared }));
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const kernels = functions.map((fn) => instance.exports[fn.name] as (lo: number, hi: number) => void);
+  const pool: ThreadPool | undefined = shared ? createThreadPool(threads, module, memory) : undefined;
+  const extents = irs.map((ir) => (ir.shape.length ? ir.shape[0] : 1));
+  const steps = irs.map((ir, i) => outerStep(ir, tilings[i]));
+  const parallel = irs.map((ir, i) => pool !== undefined && workOf(ir) >= PARALLEL_WORK && extents[i] >= 2 * steps[i]);
   for (const n of graph.nodes) if (n.op === 'constant' && offsets.has(n.id)) new Float32Array(memory.buffer, offsets.get(n.id)!, size(n.shape)).set(n.attrs.value);
   return {
     memory,
     offsets,
-    kernels,
+    runKernel: (i) => (parallel[i] ? pool!.run(i, extents[i], steps[i], kernels[i]) : kernels[i](0, extents[i])),
+    threads: pool ? pool.workers + 1 : 1,
     tilings,
     bytes: end,
     view: (id) => new Float32Array(memory.buffer, layout.offsetOf(id), size(graph.nodes[id].shape)),
+    dispose: () => pool?.dispose(),
   };
 };
