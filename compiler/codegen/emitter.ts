@@ -50,10 +50,13 @@ export class Emitter {
 /** A float literal that gpu.js types as a float (always with a decimal point or exponent). */
 export const lit = (v: number): string => {
   if (Number.isNaN(v)) return '(0.0 / 0.0)';
-  if (v === Infinity) return '3.4028234663852886e38';
-  if (v === -Infinity) return '-3.4028234663852886e38';
+  // a real infinity on every gpu.js backend (measured on cpu, webasm and headless-gl), where a literal like 1e39
+  // would be clamped to the largest float on GL
+  if (v === Infinity) return '(1.0 / 0.0)';
+  if (v === -Infinity) return '(-1.0 / 0.0)';
   const s = String(v);
-  return /[.e]/.test(s) ? s : `${s}.0`;
+  const f = /[.e]/.test(s) ? s : `${s}.0`;
+  return v < 0 ? `(${f})` : f; // parenthesised: a unary minus before it must not read as a decrement (--1.5)
 };
 
 /** a + b over float expressions, folding a literal zero. */

@@ -66,7 +66,19 @@ const power = (x: string, p: number | undefined, y: () => string): string => {
   return `Math.pow(${x}, ${y()})`;
 };
 
-export const printGpuJs = (ir: KernelIR): KernelSource => {
+export interface GpuJsTarget {
+  /** GLSL through gpu.js: max/min are written to propagate NaN (GLSL's drop it), long loops are split */
+  readonly gl: boolean;
+}
+
+/**
+ * The longest loop a GL kernel runs: ANGLE, behind headless-gl, ends a loop after 65,535 iterations even with a
+ * literal bound, so longer reductions become two nested loops (measured: test/loop-limit.test.ts).
+ */
+export const GL_LOOP_LIMIT = 65535;
+const GL_LOOP_BLOCK = 4096;
+
+export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): KernelSource => {
   const e = new Emitter();
   const args: number[] = [];
   const argName = (id: number) => {
@@ -148,12 +160,26 @@ export const printGpuJs = (ir: KernelIR): KernelSource => {
       case 'load':
         return `${argName(s.buf)}[${ix(s.at)}]`;
       case 'un':
+        if (target.gl && s.op === 'relu') {
+          const x = e.let(value(s.x));
+          return `((${x} > 0.0 || ${x} !== ${x}) ? ${x} : 0.0)`;
+        }
+        if (target.gl && s.op === 'tanh') {
+          const x = e.let(value(s.x));
+          return `(${x} !== ${x} ? ${x} : ${unaryFormat.tanh(x, e)})`;
+        }
         return unaryFormat[s.op](value(s.x), e);
       case 'bin':
         if (s.op === 'pow') {
           const p = s.b.k === 'lit' ? s.b.v : undefined;
           const x = value(s.a);
           return power(x, p, () => value(s.b));
+        }
+        if (target.gl && (s.op === 'max' || s.op === 'min')) {
+          // GLSL's max/min may return the other operand for a NaN; IEEE (and the interpreter) give NaN
+          const a = e.let(value(s.a));
+          const b = e.let(value(s.b));
+          return `((${a} ${s.op === 'max' ? '>' : '<'} ${b} || ${a} !== ${a}) ? ${a} : ${b})`;
         }
         return binaryFormat[s.op](value(s.a), value(s.b));
       case 'where': {
@@ -212,6 +238,7 @@ export const printGpuJs = (ir: KernelIR): KernelSource => {
     for (const s of byLevel[0]) value(s);
     const innermost = r.vars[r.vars.length - 1];
     const walked: { name: string; step: number }[] = [];
+    const closers: number[] = [];
     r.vars.forEach((v, i) => {
       const last = i === r.vars.length - 1;
       if (last)
@@ -224,15 +251,28 @@ export const printGpuJs = (ir: KernelIR): KernelSource => {
           pointers.set(s, name);
           walked.push({ name, step });
         }
+      const extent = ir.vars.get(v)!.extent;
       const loop = e.fresh('r');
-      e.open(`for (let ${loop} = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop}++)`);
-      varName.set(v, e.let(`(${loop} * 1.0)`));
+      if (target.gl && extent > GL_LOOP_LIMIT) {
+        // two loops of literal bounds below the limit, and a guard for the last partial block
+        const outer = e.fresh('q');
+        e.open(`for (let ${outer} = 0; ${outer} < ${Math.ceil(extent / GL_LOOP_BLOCK)}; ${outer}++)`);
+        e.open(`for (let ${loop} = 0; ${loop} < ${GL_LOOP_BLOCK}; ${loop}++)`);
+        const vf = e.let(`(${outer} * ${lit(GL_LOOP_BLOCK)} + ${loop} * 1.0)`);
+        e.open(`if (${vf} < ${lit(extent)})`);
+        varName.set(v, vf);
+        closers.push(3);
+      } else {
+        e.open(`for (let ${loop} = 0; ${loop} < ${extent}; ${loop}++)`);
+        varName.set(v, e.let(`(${loop} * 1.0)`));
+        closers.push(1);
+      }
       if (!last) for (const s of byLevel[i + 1]) value(s);
     });
     const v = value(r.body);
     e.line(r.op === 'sum' ? `${acc} = ${acc} + ${v};` : `${acc} = Math.max(${acc}, ${v});`);
     for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
-    r.vars.forEach(() => e.close());
+    for (const n of closers) for (let c = 0; c < n; c++) e.close();
     for (const s of pointers.keys()) pointers.delete(s);
     for (const v of r.vars) varName.delete(v);
     return acc;

@@ -3,7 +3,7 @@
 // expressions (indexExpr.ts), literals, the primitives' arithmetic and at most one reduction (a loop over 'red'
 // variables). Code generators (gpu.js source, WebAssembly) consume it; optimisations are functions of it.
 import type { BinaryOp, CompareOp, RandomDist, UnaryOp } from '../../core/ir.ts';
-import type { Ix, VarInfo } from './indexExpr.ts';
+import { range, type Ix, type VarInfo } from './indexExpr.ts';
 
 /** lo <= ix <= hi, or (with `step`) also ix divisible by step. */
 export interface Cond {
@@ -90,4 +90,24 @@ export const reductionOf = (k: KernelIR): Extract<Scalar, { k: 'reduce' }> | und
       }
     });
   return found;
+};
+
+/**
+ * The largest integer any index of the kernel takes (output element, loaded element, or an intermediate of index
+ * arithmetic), plus one: a backend whose index arithmetic is exact only below some bound compares against this.
+ */
+export const indexExtent = (k: KernelIR): number => {
+  let hi = k.shape.reduce((a, b) => a * b, 1);
+  const visitIx = (x: Ix): void => {
+    const [lo, h] = range(x, k.vars);
+    hi = Math.max(hi, h + 1, -lo + 1);
+    for (const [a] of x.terms) if (a.k !== 'var') visitIx(a.x);
+  };
+  for (const root of [k.value, ...k.extras.map((e) => e.value)])
+    walk(root, (s) => {
+      if (s.k === 'load' || s.k === 'random') visitIx(s.at);
+      else if (s.k === 'guard') s.conds.forEach((c) => visitIx(c.ix));
+      else if (s.k === 'pick') visitIx(s.cond.ix);
+    });
+  return hi;
 };
