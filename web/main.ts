@@ -52,7 +52,7 @@ let session = new Session(runFromControls(), initialBackend);
 let running = false;
 let sampling = false;
 let lastError: string | undefined;
-let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0 };
+let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0, textures: 0 };
 /** (steps, training ms) over recent chunks, for steps/s */
 let rateWindow: { n: number; ms: number }[] = [];
 let sinceSample = { steps: 0, ms: 0 };

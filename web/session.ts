@@ -2,7 +2,7 @@
 // chosen backend (parameters, Adam state and EMA stay on the device), the loss history, sampling, and checkpoints
 // in and out. The page (web/main.ts) drives it; everything here is the library's ordinary API.
 import type { NDArray } from '../core/ndarray.ts';
-import { gpuFor, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
+import { backendFor, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
 import { BackendError } from '../compiler/index.ts';
 import { compileStep, type TrainStep } from '../train/compileStep.ts';
 import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../storage/checkpoint.ts';
@@ -61,15 +61,18 @@ export interface KernelReport {
   readonly kernels: number;
   readonly webgl2Kernels: number;
   readonly cpuFallbacks: number;
+  /** GL textures alive in the backend's context */
+  readonly textures: number;
 }
 
 export const kernelReport = (b: BackendName): KernelReport => {
-  const kernels = (gpuFor(b) as unknown as { kernels: { fallbackRequested?: boolean; context?: unknown }[] }).kernels ?? [];
-  const gl2 = typeof WebGL2RenderingContext === 'function';
+  const backend = backendFor(b);
+  const kernels = backend.kernelInfo();
   return {
     kernels: kernels.length,
-    webgl2Kernels: kernels.filter((k) => gl2 && k.context instanceof WebGL2RenderingContext && !k.fallbackRequested).length,
-    cpuFallbacks: kernels.filter((k) => k.fallbackRequested).length,
+    webgl2Kernels: kernels.filter((k) => k.context === 'webgl2' && !k.fellBack).length,
+    cpuFallbacks: kernels.filter((k) => k.fellBack).length,
+    textures: backend.counters().textures,
   };
 };
 
