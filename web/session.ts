@@ -169,8 +169,7 @@ export class Session {
     this.step = weights?.step ?? 0;
     this.objective = 'mse';
     this.frozen = undefined;
-    this.trainer = undefined;
-    this.samplers.clear();
+    this.dropPlans();
     this.losses = [];
     this.samples = undefined;
     this.beforeSp = undefined;
@@ -184,10 +183,30 @@ export class Session {
     this.ema = this.trainer.ema();
   }
 
+  /** Frees the compiled training step and samplers (their kernels and device buffers); the next use compiles anew. */
+  private dropPlans({ samplers = true } = {}): void {
+    // best effort: a backend that failed at run time may not be able to free what it holds
+    try {
+      this.trainer?.dispose();
+    } catch {}
+    this.trainer = undefined;
+    if (!samplers) return;
+    for (const s of this.samplers.values()) {
+      try {
+        s.dispose();
+      } catch {}
+    }
+    this.samplers.clear();
+  }
+
+  /** Frees everything this session compiled; the page calls it before it replaces the session. */
+  dispose(): void {
+    this.dropPlans();
+  }
+
   setBackend(requested: BackendName): void {
     this.sync();
-    this.trainer = undefined;
-    this.samplers.clear();
+    this.dropPlans();
     this.runtimeFallback = undefined;
     this.backend = chooseBackend(requested);
   }
@@ -199,7 +218,7 @@ export class Session {
   setObjective(kind: ObjectiveKind): void {
     if (kind === this.objective) return;
     this.sync();
-    this.trainer = undefined;
+    this.dropPlans({ samplers: false });
     if (kind === 'sp') {
       const start = copy(this.run.train.initFrom === 'ema' ? this.ema : this.params);
       this.frozen = start;
@@ -268,8 +287,7 @@ export class Session {
       } catch {
         // it cannot: continue from the last weights read back
       }
-      this.trainer = undefined;
-      this.samplers.clear();
+      this.dropPlans();
       const next = browserBackends.find((b) => b !== failed && isAvailable(b)) ?? 'cpu';
       this.backend = { requested: this.backend.requested, name: next };
       this.runtimeFallback = `${backendLabels[failed]} failed to run the training step (${e.message}); training runs on ${backendLabels[next]} instead.`;
