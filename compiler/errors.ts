@@ -25,3 +25,11 @@ export const guard = <T>(kernel: CompiledKernel, backend: BackendName, call: () 
     throw new BackendError(kernel, backend, e);
   }
 };
+
+/** A kernel a backend cannot compute exactly (indices, sizes): refused at compile time instead of computed wrong. */
+export class KernelLimitError extends Error {
+  constructor(readonly kernel: Omit<CompiledKernel, 'source'>, readonly backend: BackendName, readonly detail: string) {
+    super(`backend ${backend} cannot compute kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, output ${fmt(kernel.shape)}) exactly: ${detail}`);
+    this.name = 'KernelLimitError';
+  }
+}

@@ -6,12 +6,17 @@ import { simplify } from './passes/simplify.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { planMemory, type BufferPlan } from './memoryPlan.ts';
 import { fmt, sameShape, size, type Shape } from '../core/shape.ts';
-import { generateKernel } from './codegen/kernelSource.ts';
-import type { Backend, BackendKernel, DeviceBuffer, KernelOptions, KernelOutput } from './backends/backend.ts';
+import { printGpuJs } from './codegen/gpujs.ts';
+import { indexExtent } from './kernel/ir.ts';
+import { lowerKernel } from './kernel/lower.ts';
+import { printKernelIR } from './kernel/print.ts';
+import { compileOnPlanBackend } from './wasm/executable.ts';
+import type { Executable } from './plan.ts';
+import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backends/backend.ts';
 import { isGL, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
 import { backendFor } from './backends/registry.ts';
 import { isDeleted, isTexture, release } from './buffers.ts';
-import { BackendError, guard, NonFiniteError } from './errors.ts';
+import { BackendError, guard, KernelLimitError, NonFiniteError } from './errors.ts';
 import { FallbackWatch, type KernelFallback } from './fallbacks.ts';
 import type { CompiledKernel } from './kernel.ts';
 
@@ -33,42 +38,6 @@ export interface CompileOptions {
   onFallback?: 'report' | 'error';
 }
 
-export interface Executable {
-  readonly backend: BackendName;
-  /** the Backend object whose kernels this plan uses */
-  readonly device: Backend;
-  /** why this backend (requested, or auto's choice), and which kernels gpu.js moved to its CPU path once they ran */
-  readonly backendReason: string;
-  /** kernels gpu.js moved to its CPU path (known once they have run) */
-  readonly fallbacks: readonly KernelFallback[];
-  readonly program: FusedProgram;
-  readonly kernels: readonly CompiledKernel[];
-  readonly memory: BufferPlan;
-  /** input name -> shape */
-  readonly inputs: ReadonlyMap<string, Shape>;
-  /** Runs the plan; inputs may be host arrays or device buffers from an earlier run; returns device buffers. */
-  runDevice(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Record<string, DeviceBuffer>;
-  /**
-   * Like runDevice, awaiting each kernel: on webasm, kernels of 4096 or more elements then split across
-   * gpu.js's worker pool (threads over shared wasm memory); other backends run as in runDevice.
-   */
-  runDeviceAsync(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Promise<Record<string, DeviceBuffer>>;
-  /** Runs and reads the outputs back to the host. */
-  run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
-  /** milliseconds spent in each kernel call, summed over runs (with `profile: true`) */
-  readonly profile: Float64Array;
-  /** Reads one device buffer back as float32 values. */
-  read(buffer: DeviceBuffer, shape: Shape): Float32Array;
-  /** Textures returned by this plan's runs and not yet released (0 off GL). */
-  heldBuffers(): number;
-  readonly disposed: boolean;
-  /**
-   * Frees the plan: the textures its runs returned that are still alive (they cannot be read without its kernels),
-   * then its kernels (a kernel shared with another plan lives on until that one is disposed too). Runs then throw.
-   */
-  dispose(): void;
-}
-
 let nextPlanId = 0;
 
 const toFloat32 = (v: NDArray | ArrayLike<number>): Float32Array =>
@@ -84,6 +53,13 @@ const deviceFor = (req: BackendRequest | Backend | undefined): { device: Backend
   return { device: backendFor(name), reason };
 };
 
+/**
+ * The largest index gpu.js's float index arithmetic computes exactly on each of its backends: floor((x + 0.5) / d)
+ * is exact for x < 2^23 under IEEE f32 division (webasm) and, under GLSL's looser division, below 2^21 (GL); the
+ * cpu path computes in float64. The wasm backend uses integers and is bounded by its memory instead.
+ */
+export const exactIndexLimit: Readonly<Record<BackendName, number>> = { wasm: 2 ** 31, cpu: 2 ** 52, webasm: 2 ** 23, headlessgl: 2 ** 21, webgl2: 2 ** 21 };
+
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
   const { device, reason } = deviceFor(options.backend);
   const backend = device.name;
@@ -91,10 +67,35 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
   const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;
-  const kernels: CompiledKernel[] = program.kernels.map((k, index) => {
-    const ops = k.fused.map((id) => g.nodes[id].op).reverse();
-    return { index, root: k.root, extraOutputs: k.extraOutputs ?? [], name: `k${index}_${g.nodes[k.root].op}`, shape: k.shape, fusedOps: ops, source: generateKernel(program, k) };
+  const irs = program.kernels.map((k) => lowerKernel(program, k));
+  const named = program.kernels.map((k, index) => ({
+    index,
+    root: k.root,
+    extraOutputs: k.extraOutputs ?? [],
+    name: `k${index}_${g.nodes[k.root].op}`,
+    shape: k.shape,
+    fusedOps: k.fused.map((id) => g.nodes[id].op).reverse(),
+  }));
+  if (device.kind === 'plans') {
+    const kernels = named.map((k, i) => ({ ...k, source: { source: printKernelIR(irs[i]), args: irs[i].reads, subKernels: [] } }));
+    return compileOnPlanBackend(device, reason, program, kernels, irs, options);
+  }
+  const kernels: CompiledKernel[] = named.map((k, i) => {
+    const extent = indexExtent(irs[i]);
+    if (extent > exactIndexLimit[backend])
+      throw new KernelLimitError(
+        k,
+        backend,
+        `its indices reach ${extent}, and gpu.js's float index arithmetic on ${backend} is exact only below ${exactIndexLimit[backend]}; the wasm backend indexes it exactly`,
+      );
+    return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend) }) };
   });
+  return compileOnKernelBackend(device, reason, program, kernels, options);
+};
+
+const compileOnKernelBackend = (device: KernelBackend, reason: string, program: FusedProgram, kernels: readonly CompiledKernel[], options: CompileOptions): Executable => {
+  const backend = device.name;
+  const g = program.graph;
   const outputIds = new Set(g.outputs.map((o) => o.id));
   const gl = isGL(backend);
   const planId = nextPlanId++;

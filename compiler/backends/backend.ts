@@ -3,6 +3,9 @@
 import type { Texture } from 'gpu.js';
 import type { KernelSource } from '../codegen/kernelSource.ts';
 import type { BackendName } from './names.ts';
+import type { FusedProgram } from '../passes/fuse.ts';
+import type { KernelIR } from '../kernel/ir.ts';
+import type { WasmPlan } from '../wasm/plan.ts';
 
 /** A device buffer: a typed array (cpu, webasm) or a texture (GL backends). */
 export type DeviceBuffer = Float32Array | Texture;
@@ -49,15 +52,12 @@ export interface KernelInfo {
   readonly fellBack: boolean;
 }
 
-export interface Backend {
+/** What every backend does: move buffers, count what it holds, free it all. */
+export interface BackendBase {
   readonly name: BackendName;
   /** results stay on the device in textures (pipeline mode) */
   readonly gl: boolean;
   readonly disposed: boolean;
-  /** A kernel for this source and sizes; identical requests share one, counted per use until released. */
-  compileKernel(source: KernelSource, options: KernelOptions): BackendKernel;
-  /** Ends one use of a kernel; the last use destroys it with its GL resources (or worker pool). */
-  releaseKernel(kernel: BackendKernel): void;
   /** A zero-filled device buffer of `length` values. */
   allocate(length: number): DeviceBuffer;
   /** A device buffer holding a copy of `data`. */
@@ -71,3 +71,24 @@ export interface Backend {
   /** Destroys every kernel, buffer and context this backend holds; plans compiled on it cannot run afterwards. */
   dispose(): Promise<void>;
 }
+
+/** A backend that runs gpu.js kernels, one per fused kernel, compiled from gpu.js source. */
+export interface KernelBackend extends BackendBase {
+  readonly kind: 'kernels';
+  /** A kernel for this source and sizes; identical requests share one, counted per use until released. */
+  compileKernel(source: KernelSource, options: KernelOptions): BackendKernel;
+  /** Ends one use of a kernel; the last use destroys it with its GL resources (or worker pool). */
+  releaseKernel(kernel: BackendKernel): void;
+}
+
+/** A backend that compiles a whole plan at once from the kernels' IR (the compiler's own WebAssembly). */
+export interface PlanBackend extends BackendBase {
+  readonly kind: 'plans';
+  /** threads a plan's large kernels are split over */
+  readonly threads: number;
+  compilePlan(program: FusedProgram, irs: readonly KernelIR[]): WasmPlan;
+  /** Frees a plan (its worker threads; its memory goes with the last reference). */
+  releasePlan(plan: WasmPlan): void;
+}
+
+export type Backend = KernelBackend | PlanBackend;

@@ -3,7 +3,7 @@
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import { rngEntryPoint, rngFunctionSources } from '../../core/rng.ts';
 import type { KernelSource } from '../codegen/kernelSource.ts';
-import type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
+import type { KernelBackend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
 import { countTextures, type TextureCount } from './glTextures.ts';
 import { isGL, probeBackend, type Availability, type BackendName } from './names.ts';
 
@@ -77,7 +77,8 @@ const kernelKey = (gl: boolean, src: KernelSource, o: KernelOptions): string =>
 const uploadKey = (length: number): string => kernelKey(true, UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` });
 const outputLength = (b: DeviceBuffer): number => (b instanceof Float32Array ? b.length : (b as unknown as { output: number[] }).output[0]);
 
-export class GpuJsBackend implements Backend {
+export class GpuJsBackend implements KernelBackend {
+  readonly kind = 'kernels';
   static probe(name: BackendName): Availability {
     return probeBackend(name);
   }
@@ -90,7 +91,7 @@ export class GpuJsBackend implements Backend {
   private textures?: TextureCount;
   private isDisposed = false;
 
-  constructor(readonly name: BackendName) {
+  constructor(readonly name: Exclude<BackendName, 'wasm'>) {
     const { available, reason } = probeBackend(name);
     if (!available) throw new Error(`backend '${name}' is not available here: ${reason}`);
     this.gl = isGL(name);

@@ -1,7 +1,8 @@
 // The gpu.js backends fusediff can run on, how to tell which are available (and why not), and `auto`'s choice.
 import { GPU } from 'gpu.js';
 
-export const backendNames = ['headlessgl', 'webgl2', 'webasm', 'cpu'] as const;
+// wasm: the compiler's own WebAssembly (SIMD, threads); the others run gpu.js kernels
+export const backendNames = ['wasm', 'headlessgl', 'webgl2', 'webasm', 'cpu'] as const;
 export type BackendName = (typeof backendNames)[number];
 export type BackendRequest = BackendName | 'auto';
 
@@ -29,6 +30,12 @@ export const probeBackend = (b: BackendName): Availability => {
       return GPU.isWebAssemblySupported ? { available: true, reason: 'WebAssembly is supported' } : { available: false, reason: 'WebAssembly is not supported here' };
     case 'cpu':
       return { available: true, reason: 'always available' };
+    case 'wasm': {
+      if (typeof WebAssembly === 'undefined') return { available: false, reason: 'WebAssembly is not supported here' };
+      // the smallest module with one f32x4 instruction: validates only where SIMD128 is on
+      const simd = Uint8Array.of(0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 17, 11);
+      return WebAssembly.validate(simd) ? { available: true, reason: 'WebAssembly with SIMD128' } : { available: false, reason: 'WebAssembly SIMD128 is not supported here' };
+    }
   }
 };
 
@@ -47,14 +54,53 @@ export interface ResolvedBackend {
 
 export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend => {
   const available = availableBackends();
-  if (req === 'auto') {
-    const name = available[0];
-    const skipped = backendNames.filter((b) => !available.includes(b));
-    return { name, reason: skipped.length ? `auto: ${name} (unavailable here: ${skipped.join(', ')})` : `auto: ${name}` };
-  }
+  if (req === 'auto') return chooseAuto(available);
   if (!(backendNames as readonly string[]).includes(req))
     throw new Error(`unknown backend '${req}'; backends: ${backendNames.join(', ')}, or auto`);
   if (!available.includes(req))
     throw new Error(`backend '${req}' is not available here; available: ${available.join(', ')} (headlessgl needs the gl package built and an X display, e.g. xvfb-run)`);
   return { name: req, reason: 'requested' };
+};
+
+/** The GL renderer's name (e.g. 'llvmpipe (LLVM 15.0.6, 256 bits)', 'SwiftShader', a GPU's), or undefined. */
+const glRenderer = (b: 'headlessgl' | 'webgl2'): string | undefined => {
+  try {
+    let gl: WebGLRenderingContext | WebGL2RenderingContext | null = null;
+    if (b === 'webgl2') gl = document.createElement('canvas').getContext('webgl2');
+    else {
+      const nodeModule = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:module') as
+        | { createRequire(url: string): (id: string) => unknown }
+        | undefined;
+      const create = nodeModule?.createRequire(import.meta.url)('gl') as ((w: number, h: number) => WebGLRenderingContext | null) | undefined;
+      gl = create?.(1, 1) ?? null;
+    }
+    if (!gl) return undefined;
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    gl.getExtension('WEBGL_lose_context')?.loseContext();
+    return name;
+  } catch {
+    return undefined;
+  }
+};
+
+/** A CPU rasterizer behind a GL context: GL kernels then run on the CPU, slower than the wasm backend. */
+export const isSoftwareRenderer = (renderer: string): boolean => /llvmpipe|softpipe|swiftshader|software|swrast/i.test(renderer);
+
+/**
+ * `auto`: a GL backend on a hardware GPU (WebGL2 in a browser, headless-gl in Node), else the wasm backend, else
+ * whatever gpu.js path is available. The reason says what was found.
+ */
+const chooseAuto = (available: readonly BackendName[]): ResolvedBackend => {
+  const notes: string[] = [];
+  for (const gl of ['webgl2', 'headlessgl'] as const) {
+    if (!available.includes(gl)) continue;
+    const renderer = glRenderer(gl);
+    if (renderer && !isSoftwareRenderer(renderer)) return { name: gl, reason: `auto: ${gl} (GPU: ${renderer})` };
+    notes.push(`${gl} renders on ${renderer ?? 'an unknown renderer'}, a CPU rasterizer`);
+  }
+  const unavailable = backendNames.filter((b) => !available.includes(b));
+  if (unavailable.length) notes.push(`unavailable here: ${unavailable.join(', ')}`);
+  const name = available.includes('wasm') ? 'wasm' : available[0];
+  return { name, reason: `auto: ${name}${notes.length ? ` (${notes.join('; ')})` : ''}` };
 };

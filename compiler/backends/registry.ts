@@ -2,12 +2,13 @@
 // disposable: backendFor creates on first use, shutdownBackends disposes them all (a later backendFor starts afresh).
 import type { Backend } from './backend.ts';
 import { GpuJsBackend } from './gpujs.ts';
+import { WasmBackend } from './wasm.ts';
 import type { BackendName } from './names.ts';
 
 const shared = new Map<BackendName, Backend>();
 
 /** A new Backend object that owns its own gpu.js instance; dispose() it when done. */
-export const createBackend = (name: BackendName): Backend => new GpuJsBackend(name);
+export const createBackend = (name: BackendName, options: { threads?: number } = {}): Backend => (name === 'wasm' ? new WasmBackend(options) : new GpuJsBackend(name));
 
 /** The shared Backend for a name (created on first use). */
 export const backendFor = (name: BackendName): Backend => {

@@ -170,10 +170,15 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
     } else if (first) f.i32(0);
   };
 
-  /** Pushes the byte address (without `base + 4 c`) and returns the memarg offset; a negative offset stays dynamic. */
-  const address = (base: number, r: Resolved): number => {
+  /**
+   * Pushes the dynamic part of the byte address of element x of a buffer at `base` and returns the constant part,
+   * for the load's offset immediate. Wasm adds the two as unsigned numbers, so the constant is folded into the
+   * offset only when the dynamic part can never be negative (a flip or a pad's shifted index can be).
+   */
+  const address = (base: number, x: Ix, laneShift = 0): number => {
+    const r = resolve(x, laneShift);
     const off = base + 4 * r.c;
-    if (off >= 0) {
+    if (off >= 0 && range({ terms: x.terms, c: 0 }, ir.vars)[0] >= 0) {
       if (r.terms.length === 0) f.i32(0);
       else {
         pushResolved({ terms: r.terms, c: 0 }, false);
@@ -288,20 +293,20 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
         const walked = pointerFor(s.at);
         if (walked && (L.width === 1 || !dependsOnVec(s.at) || coefficientOf(s.at, vecVar!) === 1)) {
           f.get(walked.local);
-          f.load(L.width === 1 ? 'f32' : !dependsOnVec(s.at) ? 'splat' : 'v128', base + 4 * walked.c, 2).set(t);
+          f.load(L.width === 1 ? 'f32' : !dependsOnVec(s.at) ? 'splat' : 'v128', walked.own ? 0 : base + 4 * walked.c, 2).set(t);
         } else if (L.width === 1) {
-          const off = address(base, resolve(s.at));
+          const off = address(base, s.at);
           f.load('f32', off).set(t);
         } else if (!dependsOnVec(s.at)) {
-          const off = address(base, resolve(s.at));
+          const off = address(base, s.at);
           f.load('splat', off).set(t);
         } else if (coefficientOf(s.at, vecVar!) === 1) {
-          const off = address(base, resolve(s.at));
+          const off = address(base, s.at);
           f.load('v128', off, 2).set(t);
         } else {
           for (let lane = 0; lane < 4; lane++) {
             if (lane > 0) f.get(t);
-            const off = address(base, resolve(s.at, lane));
+            const off = address(base, s.at, lane);
             f.load('f32', off);
             f.simd(lane === 0 ? Simd.f32x4Splat : Simd.f32x4ReplaceLane, ...(lane === 0 ? [] : [lane]));
             f.set(t);
@@ -479,8 +484,7 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
     const base = layout.offsetOf(node);
     forEachPosition(() => {
       const x = value(s);
-      const flat = resolve({ terms: flatTerms(), c: 0 });
-      const off = address(base, flat);
+      const off = address(base, { terms: flatTerms(), c: 0 });
       f.get(x).store(L.width === 4 ? 'v128' : 'f32', off, 2);
     });
   };
@@ -501,17 +505,22 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
    */
   let innermost: number | undefined;
   const pointers = new Map<string, { local: number; step: number }>();
-  const pointerKey = (x: Ix): { key: string; c: number; terms: Resolved['terms'] } | undefined => {
+  const pointerKey = (x: Ix): { key: string; c: number; terms: Resolved['terms']; own: number } | undefined => {
     if (innermost === undefined || !ixDependsOn(x, innermost)) return undefined;
     const step = coefficientOf(x, innermost);
     if (step === undefined) return undefined;
-    const r0 = resolve(substituteIx(x, innermost, 0, ir.vars));
-    return { key: `${resolvedKey({ terms: r0.terms, c: 0 })}|${step}`, c: r0.c, terms: r0.terms };
+    const x0 = substituteIx(x, innermost, 0, ir.vars);
+    const r0 = resolve(x0);
+    // the pointer itself must stay non-negative (wasm adds it to the offset unsigned): when it could go below zero,
+    // the constant goes into the pointer and the pointer is not shared with other constants
+    const inPointer = step < 0 || range({ terms: x.terms, c: 0 }, ir.vars)[0] < 0;
+    if (inPointer) return { key: `${resolvedKey(r0)}|${step}|own`, c: 0, terms: r0.terms, own: r0.c };
+    return { key: `${resolvedKey({ terms: r0.terms, c: 0 })}|${step}`, c: r0.c, terms: r0.terms, own: 0 };
   };
-  const pointerFor = (x: Ix): { local: number; c: number } | undefined => {
+  const pointerFor = (x: Ix): { local: number; c: number; own: boolean } | undefined => {
     const pk = pointerKey(x);
     const p = pk && pointers.get(pk.key);
-    return p && pk ? { local: p.local, c: pk.c } : undefined;
+    return p && pk ? { local: p.local, c: pk.c, own: pk.key.endsWith('|own') } : undefined;
   };
   const makePointers = (loads: readonly Scalar[], v: number) => {
     forEachPosition(() => {
@@ -520,10 +529,9 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
         const pk = pointerKey(s.at);
         if (!pk || pointers.has(pk.key)) continue;
         const local = f.local('i32');
-        if (pk.terms.length) {
-          pushResolved({ terms: pk.terms, c: 0 }, false);
-          f.i32(2).op(Op.i32Shl);
-        } else f.i32(0);
+        pushResolved({ terms: pk.terms, c: pk.own });
+        f.i32(2).op(Op.i32Shl);
+        if (pk.own !== 0) f.i32(layout.offsetOf(s.buf)).op(Op.i32Add);
         f.set(local);
         pointers.set(pk.key, { local, step: 4 * coefficientOf(s.at, v)! });
       }

@@ -21,6 +21,7 @@ export interface WasmPlan {
   readonly memory: WebAssembly.Memory;
   /** byte offset of each materialised node's buffer */
   readonly offsets: ReadonlyMap<number, number>;
+  readonly kernelCount: number;
   /** runs kernel i (on every thread of the plan) */
   runKernel(i: number): void;
   /** threads that compute a share of each large kernel (1: the calling thread only) */
@@ -87,6 +88,7 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   return {
     memory,
     offsets,
+    kernelCount: kernels.length,
     runKernel: (i) => (parallel[i] ? pool!.run(i, extents[i], steps[i], kernels[i]) : kernels[i](0, extents[i])),
     threads: pool ? pool.workers + 1 : 1,
     tilings,

@@ -1,0 +1,46 @@
+// What a compiled plan offers its users, whichever backend runs it: run it (on device buffers or to the host), read
+// buffers back, inspect its kernels and memory, and free it.
+import type { NDArray } from '../core/ndarray.ts';
+import type { Shape } from '../core/shape.ts';
+import type { Backend, DeviceBuffer } from './backends/backend.ts';
+import type { BackendName } from './backends/names.ts';
+import type { KernelFallback } from './fallbacks.ts';
+import type { CompiledKernel } from './kernel.ts';
+import type { BufferPlan } from './memoryPlan.ts';
+import type { FusedProgram } from './passes/fuse.ts';
+
+export interface Executable {
+  readonly backend: BackendName;
+  /** the Backend object whose kernels this plan uses */
+  readonly device: Backend;
+  /** why this backend (requested, or auto's choice), and which kernels gpu.js moved to its CPU path once they ran */
+  readonly backendReason: string;
+  /** kernels gpu.js moved to its CPU path (known once they have run) */
+  readonly fallbacks: readonly KernelFallback[];
+  readonly program: FusedProgram;
+  readonly kernels: readonly CompiledKernel[];
+  readonly memory: BufferPlan;
+  /** input name -> shape */
+  readonly inputs: ReadonlyMap<string, Shape>;
+  /** Runs the plan; inputs may be host arrays or device buffers from an earlier run; returns device buffers. */
+  runDevice(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Record<string, DeviceBuffer>;
+  /**
+   * Like runDevice, awaiting each kernel: on webasm, kernels of 4096 or more elements then split across
+   * gpu.js's worker pool (threads over shared wasm memory); other backends run as in runDevice.
+   */
+  runDeviceAsync(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Promise<Record<string, DeviceBuffer>>;
+  /** Runs and reads the outputs back to the host. */
+  run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
+  /** milliseconds spent in each kernel call, summed over runs (with `profile: true`) */
+  readonly profile: Float64Array;
+  /** Reads one device buffer back as float32 values. */
+  read(buffer: DeviceBuffer, shape: Shape): Float32Array;
+  /** Textures returned by this plan's runs and not yet released (0 off GL). */
+  heldBuffers(): number;
+  readonly disposed: boolean;
+  /**
+   * Frees the plan: the textures its runs returned that are still alive (they cannot be read without its kernels),
+   * then its kernels (a kernel shared with another plan lives on until that one is disposed too). Runs then throw.
+   */
+  dispose(): void;
+}

@@ -1,0 +1,113 @@
+// An Executable on a plan backend (wasm): the whole fused program is one module over one memory. A run copies the
+// given inputs into their places, runs the kernels in order (large ones split over the backend's threads) and
+// returns copies of the outputs, so a result stays valid whatever runs next.
+import type { NDArray } from '../../core/ndarray.ts';
+import { fmt, sameShape, size, type Shape } from '../../core/shape.ts';
+import type { DeviceBuffer, PlanBackend } from '../backends/backend.ts';
+import { BackendError, NonFiniteError } from '../errors.ts';
+import type { Executable } from '../plan.ts';
+import type { CompiledKernel } from '../kernel.ts';
+import type { KernelIR } from '../kernel/ir.ts';
+import { planMemory } from '../memoryPlan.ts';
+import type { FusedProgram } from '../passes/fuse.ts';
+
+type Given = Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>;
+
+export interface PlanCompileOptions {
+  readonly checkNaN?: boolean;
+  readonly profile?: boolean;
+}
+
+export const compileOnPlanBackend = (
+  device: PlanBackend,
+  reason: string,
+  program: FusedProgram,
+  kernels: readonly CompiledKernel[],
+  irs: readonly KernelIR[],
+  options: PlanCompileOptions,
+): Executable => {
+  const g = program.graph;
+  let plan;
+  try {
+    plan = device.compilePlan(program, irs);
+  } catch (e) {
+    throw new BackendError(kernels[0], device.name, e);
+  }
+  const compiled = plan;
+  const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
+  const inputNodes = g.nodes.filter((n) => n.op === 'input');
+  const profile = new Float64Array(kernels.length);
+  let disposed = false;
+
+  const live = (what: string) => {
+    if (disposed) throw new Error(`${what}: this plan was disposed (its module and memory are freed); compile the graph again`);
+    if (device.disposed) throw new Error(`${what}: backend wasm was disposed after this plan was compiled; compile the graph again`);
+  };
+
+  const bind = (given: Given) => {
+    for (const n of inputNodes) {
+      const name = n.op === 'input' ? n.attrs.name : '';
+      const v = given[name];
+      if (v === undefined) throw new Error(`run: missing input '${name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
+      if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
+        throw new Error(`run: input '${name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
+      if (!(v instanceof Float32Array) && typeof v === 'object' && v !== null && 'toArray' in v) throw new Error(`run: input '${name}' is a GL texture; the wasm backend takes host arrays`);
+      const data = 'data' in (v as NDArray) && !(v instanceof Float32Array) ? (v as NDArray).data : (v as ArrayLike<number>);
+      if (data.length !== size(n.shape)) throw new Error(`run: input '${name}' has ${data.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
+      compiled.view(n.id).set(data);
+    }
+  };
+
+  const runDevice: Executable['runDevice'] = (given) => {
+    live('run');
+    bind(given);
+    kernels.forEach((k, i) => {
+      const start = options.profile ? performance.now() : 0;
+      try {
+        compiled.runKernel(i);
+      } catch (e) {
+        throw new BackendError(k, device.name, e);
+      }
+      if (options.profile) profile[i] += performance.now() - start;
+      if (options.checkNaN) {
+        const data = compiled.view(k.root);
+        const bad = data.findIndex((x) => !Number.isFinite(x));
+        if (bad >= 0) throw new NonFiniteError(k, bad, data[bad]);
+      }
+    });
+    return Object.fromEntries(g.outputs.map((o) => [o.name, compiled.view(o.id).slice()]));
+  };
+
+  return {
+    backend: device.name,
+    device,
+    backendReason: `${reason} (${device.threads} thread${device.threads === 1 ? '' : 's'}${compiled.threads < device.threads ? `, ${compiled.threads} used: no worker threads here` : ''})`,
+    fallbacks: [],
+    program,
+    kernels,
+    memory: planMemory(program),
+    inputs,
+    profile,
+    runDevice,
+    runDeviceAsync: async (given) => runDevice(given),
+    read: (buffer: DeviceBuffer, shape: Shape) => {
+      live('read');
+      return device.read(buffer, size(shape));
+    },
+    run: (given, only) => {
+      const out = runDevice(given);
+      return Object.fromEntries(
+        g.outputs.filter((o) => !only || only.includes(o.name)).map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
+      );
+    },
+    heldBuffers: () => 0,
+    get disposed() {
+      return disposed;
+    },
+    dispose: () => {
+      if (disposed) return;
+      disposed = true;
+      device.releasePlan(compiled);
+    },
+  };
+};
