@@ -1,17 +1,23 @@
 // compile: Graph -> Executable. simplify -> fuse -> schedule -> codegen -> gpu.js kernels, run in order.
 // On GL backends results stay in textures between kernels (pipeline mode); only requested outputs are read back.
-import type { IKernelRunShortcut, Texture } from 'gpu.js';
 import type { Graph } from '../core/ir.ts';
 import { fuse, mergeOutputs, type FusedProgram, type FusionMode } from './passes/fuse.ts';
 import { simplify } from './passes/simplify.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { planMemory, type BufferPlan } from './memoryPlan.ts';
 import { fmt, sameShape, size, type Shape } from '../core/shape.ts';
-import { generateKernel, type KernelSource } from './codegen/kernelSource.ts';
-import { gpuFor, isGL, resolveBackend, type BackendName, type BackendRequest } from './backends.ts';
+import { generateKernel } from './codegen/kernelSource.ts';
+import type { Backend, BackendKernel, DeviceBuffer, KernelOptions, KernelOutput } from './backends/backend.ts';
+import { isGL, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
+import { backendFor } from './backends/registry.ts';
+import { isDeleted, isTexture, release } from './buffers.ts';
+import { BackendError, guard, NonFiniteError } from './errors.ts';
+import { FallbackWatch, type KernelFallback } from './fallbacks.ts';
+import type { CompiledKernel } from './kernel.ts';
 
 export interface CompileOptions {
-  backend?: BackendRequest;
+  /** a backend name or 'auto' (the shared Backend object of that name), or a Backend object of your own */
+  backend?: BackendRequest | Backend;
   /** 'unfused' runs one kernel per primitive: the baseline fusion is measured against */
   fusion?: FusionMode;
   /** after every kernel, read its output back and stop at the first non-finite value (slow; for debugging) */
@@ -23,25 +29,18 @@ export interface CompileOptions {
   multiOutput?: boolean;
   /** accumulate wall time per kernel in `Executable.profile` (GL backends queue work, so only totals are exact there) */
   profile?: boolean;
-}
-
-/** A device buffer: a typed array (cpu, webasm) or a texture (GL backends). */
-export type DeviceBuffer = Float32Array | Texture;
-
-export interface CompiledKernel {
-  readonly index: number;
-  readonly root: number;
-  /** further nodes written by this (multi-output) kernel */
-  readonly extraOutputs?: readonly number[];
-  readonly name: string;
-  readonly shape: Shape;
-  readonly fusedOps: readonly string[];
-  readonly source: KernelSource;
+  /** when gpu.js moves a kernel to its CPU path: say so in `backendReason` (default) or throw a BackendError */
+  onFallback?: 'report' | 'error';
 }
 
 export interface Executable {
   readonly backend: BackendName;
+  /** the Backend object whose kernels this plan uses */
+  readonly device: Backend;
+  /** why this backend (requested, or auto's choice), and which kernels gpu.js moved to its CPU path once they ran */
   readonly backendReason: string;
+  /** kernels gpu.js moved to its CPU path (known once they have run) */
+  readonly fallbacks: readonly KernelFallback[];
   readonly program: FusedProgram;
   readonly kernels: readonly CompiledKernel[];
   readonly memory: BufferPlan;
@@ -60,53 +59,34 @@ export interface Executable {
   readonly profile: Float64Array;
   /** Reads one device buffer back as float32 values. */
   read(buffer: DeviceBuffer, shape: Shape): Float32Array;
+  /** Textures returned by this plan's runs and not yet released (0 off GL). */
+  heldBuffers(): number;
+  readonly disposed: boolean;
+  /**
+   * Frees the plan: the textures its runs returned that are still alive (they cannot be read without its kernels),
+   * then its kernels (a kernel shared with another plan lives on until that one is disposed too). Runs then throw.
+   */
+  dispose(): void;
 }
 
-export class NonFiniteError extends Error {
-  constructor(readonly kernel: CompiledKernel, readonly index: number, readonly value: number) {
-    super(`kernel ${kernel.index} (${kernel.name}, output ${fmt(kernel.shape)}, fusing ${kernel.fusedOps.join(' ')}) produced ${value} at element ${index}`);
-    this.name = 'NonFiniteError';
-  }
-}
-
-const kernelCache = new Map<string, IKernelRunShortcut>();
 let nextPlanId = 0;
-
-/**
- * gpu.js specialises a kernel to its argument sizes, so the cache key holds them with the source. On GL a
- * mutable kernel returns the same texture every call and overwrites it, which is right for intermediates
- * (consumed within the run) but not for outputs that outlive the run (parameters, optimizer state, results):
- * those kernels are immutable, return a fresh texture per call, and their old textures are deleted by the owner.
- */
-const makeKernel = (backend: BackendName, src: KernelSource, n: number, argSizes: readonly number[], immutable: boolean, owner: string, asyncMode = false): IKernelRunShortcut => {
-  // a GL kernel owns its output texture, so on GL each plan position gets its own instance
-  const key = `${isGL(backend) ? owner : ''}|${backend}|${n}|${argSizes}|${immutable}|${asyncMode}|${src.source}`;
-  let k = kernelCache.get(key);
-  if (!k) {
-    const settings = {
-      output: [n],
-      precision: 'single',
-      tactic: 'precision',
-      pipeline: isGL(backend),
-      immutable,
-      asyncMode,
-      loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
-    } as never;
-    const gpu = gpuFor(backend);
-    k = src.subKernels.length ? (gpu.createKernelMap([...src.subKernels] as never, src.source as never, settings) as unknown as IKernelRunShortcut) : gpu.createKernel(src.source as never, settings);
-    kernelCache.set(key, k);
-  }
-  return k;
-};
-
-/** Number of kernels created so far in this process (the kernel cache): a recompile per step shows here. */
-export const compiledKernelCount = (): number => kernelCache.size;
 
 const toFloat32 = (v: NDArray | ArrayLike<number>): Float32Array =>
   v instanceof Float32Array ? v : Float32Array.from('data' in (v as NDArray) ? (v as NDArray).data : (v as ArrayLike<number>));
 
+/** The Backend object for a compile: the caller's own, or the shared one for the requested name. */
+const deviceFor = (req: BackendRequest | Backend | undefined): { device: Backend; reason: string } => {
+  if (typeof req === 'object') {
+    if (req.disposed) throw new Error(`compile: backend ${req.name} was disposed`);
+    return { device: req, reason: 'requested' };
+  }
+  const { name, reason } = resolveBackend(req);
+  return { device: backendFor(name), reason };
+};
+
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
-  const { name: backend, reason } = resolveBackend(options.backend);
+  const { device, reason } = deviceFor(options.backend);
+  const backend = device.name;
   const fused = fuse(simplify(graph), options.fusion ?? 'fused');
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
   const program = multiOutput ? mergeOutputs(fused) : fused;
@@ -116,27 +96,39 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return { index, root: k.root, extraOutputs: k.extraOutputs ?? [], name: `k${index}_${g.nodes[k.root].op}`, shape: k.shape, fusedOps: ops, source: generateKernel(program, k) };
   });
   const outputIds = new Set(g.outputs.map((o) => o.id));
+  const gl = isGL(backend);
   const planId = nextPlanId++;
-  const runners = kernels.map((k) =>
-    makeKernel(
-      backend,
-      k.source,
-      Math.max(1, size(k.shape)),
-      k.source.args.map((id) => size(g.nodes[id].shape)),
-      isGL(backend) && [k.root, ...(k.extraOutputs ?? [])].some((id) => outputIds.has(id)),
-      `${planId}:${k.index}`,
-    ),
-  );
+  const kernelOptions = (k: CompiledKernel, immutable: boolean, owner: string, asyncMode = false): KernelOptions => ({
+    size: Math.max(1, size(k.shape)),
+    argSizes: k.source.args.map((id) => size(g.nodes[id].shape)),
+    immutable,
+    owner,
+    asyncMode,
+  });
+  const immutable = kernels.map((k) => gl && [k.root, ...(k.extraOutputs ?? [])].some((id) => outputIds.has(id)));
+  const runners = kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, immutable[k.index], `${planId}:${k.index}`)));
+  // an immutable kernel returns a fresh texture for each of its results; those that are not outputs of the plan
+  // are consumed within the run and released at its end (else each run would leave them behind)
+  const transient = kernels.flatMap((k) => (immutable[k.index] ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : []));
+  const produced = new Set(kernels.flatMap((k) => [k.root, ...(k.extraOutputs ?? [])]));
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
   const constants = new Map<number, Float32Array>();
   for (const n of g.nodes) if (n.op === 'constant' && program.materialized.has(n.id)) constants.set(n.id, Float32Array.from(n.attrs.value));
-  const gl = isGL(backend);
   const profile = new Float64Array(kernels.length);
+  const watch = new FallbackWatch(backend, options.onFallback ?? 'report');
+  /** textures this plan's runs handed out, until released (pruned each run) */
+  const held = new Set<DeviceBuffer>();
+  let asyncRunners: BackendKernel[] | undefined;
+  let disposed = false;
+
+  const live = (what: string) => {
+    if (disposed) throw new Error(`${what}: this plan was disposed (its kernels and buffers are freed); compile the graph again`);
+    if (device.disposed) throw new Error(`${what}: backend ${backend} was disposed (shutdownBackends or Backend.dispose) after this plan was compiled; compile the graph again`);
+  };
 
   const read = (buffer: DeviceBuffer, shape: Shape): Float32Array => {
-    if (buffer instanceof Float32Array) return buffer;
-    const arr = (buffer as Texture).toArray() as unknown as Float32Array;
-    return arr.length === size(shape) ? arr : arr.subarray(0, size(shape));
+    live('read');
+    return device.read(buffer, size(shape));
   };
 
   const bindInputs = (given: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Map<number, DeviceBuffer> => {
@@ -147,7 +139,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       if (v === undefined) throw new Error(`run: missing input '${n.attrs.name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
       if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
         throw new Error(`run: input '${n.attrs.name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
-      const arr = isTexture(v) ? (v as DeviceBuffer) : toFloat32(v as NDArray);
+      const arr = isTexture(v) ? v : toFloat32(v as NDArray);
       if (arr instanceof Float32Array && arr.length !== size(n.shape))
         throw new Error(`run: input '${n.attrs.name}' has ${arr.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
       values.set(n.id, arr);
@@ -156,10 +148,10 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return values;
   };
 
-  const afterKernel = (k: CompiledKernel, result: DeviceBuffer, values: Map<number, DeviceBuffer>) => {
+  const afterKernel = (k: CompiledKernel, result: KernelOutput, values: Map<number, DeviceBuffer>) => {
     // a kernel map returns { result, 0: first extra output, 1: ... }
-    const mapped = k.extraOutputs?.length ? (result as unknown as Record<string, DeviceBuffer>) : undefined;
-    const out = mapped ? mapped.result : result;
+    const mapped = k.extraOutputs?.length ? (result as Exclude<KernelOutput, DeviceBuffer>) : undefined;
+    const out = mapped ? mapped.result : (result as DeviceBuffer);
     values.set(k.root, out);
     k.extraOutputs?.forEach((id, j) => values.set(id, mapped![j]));
     if (options.checkNaN) {
@@ -169,35 +161,43 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     }
   };
 
-  const outputsOf = (values: Map<number, DeviceBuffer>) => Object.fromEntries(g.outputs.map((o) => [o.name, values.get(o.id)!]));
+  const outputsOf = (values: Map<number, DeviceBuffer>) => {
+    for (const id of transient) release(values.get(id)!);
+    for (const b of held) if (isDeleted(b)) held.delete(b);
+    for (const o of g.outputs) if (produced.has(o.id) && isTexture(values.get(o.id))) held.add(values.get(o.id)!);
+    return Object.fromEntries(g.outputs.map((o) => [o.name, values.get(o.id)!]));
+  };
 
   const runDevice: Executable['runDevice'] = (given) => {
+    live('run');
     const values = bindInputs(given);
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
       const start = options.profile ? performance.now() : 0;
-      const out = guard(k, backend, () => runners[i](...(args as never[])) as unknown as DeviceBuffer);
+      const out = guard(k, backend, () => runners[i].run(args));
       if (options.profile) profile[i] += performance.now() - start;
+      watch.check(k, runners[i]);
       afterKernel(k, out, values);
     });
     return outputsOf(values);
   };
 
-  let asyncRunners: IKernelRunShortcut[] | undefined;
   const runDeviceAsync: Executable['runDeviceAsync'] = async (given) => {
     if (backend !== 'webasm') return runDevice(given);
-    asyncRunners ??= kernels.map((k) => makeKernel(backend, k.source, Math.max(1, size(k.shape)), k.source.args.map((id) => size(g.nodes[id].shape)), false, '', true));
+    live('run');
+    asyncRunners ??= kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, false, '', true)));
     const values = bindInputs(given);
     for (const k of kernels) {
       const args = k.source.args.map((id) => values.get(id)!);
       const start = options.profile ? performance.now() : 0;
-      let out: DeviceBuffer;
+      let out: KernelOutput;
       try {
-        out = (await (asyncRunners[k.index](...(args as never[])) as unknown as Promise<DeviceBuffer>)) as DeviceBuffer;
+        out = await asyncRunners[k.index].runAsync(args);
       } catch (e) {
         throw new BackendError(k, backend, e);
       }
       if (options.profile) profile[k.index] += performance.now() - start;
+      watch.check(k, asyncRunners[k.index]);
       afterKernel(k, out, values);
     }
     return outputsOf(values);
@@ -205,7 +205,13 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
 
   return {
     backend,
-    backendReason: reason,
+    device,
+    get backendReason() {
+      return watch.describe(reason);
+    },
+    get fallbacks() {
+      return watch.found;
+    },
     program,
     kernels,
     memory: planMemory(program),
@@ -225,28 +231,20 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       for (const b of new Set(Object.values(out))) release(b);
       return result;
     },
+    heldBuffers: () => {
+      for (const b of held) if (isDeleted(b)) held.delete(b);
+      return held.size;
+    },
+    get disposed() {
+      return disposed;
+    },
+    dispose: () => {
+      if (disposed) return;
+      disposed = true;
+      // textures first: deleting one asks the kernel that made it, which must still have its context
+      for (const b of held) release(b);
+      held.clear();
+      for (const r of [...runners, ...(asyncRunners ?? [])]) device.releaseKernel(r);
+    },
   };
 };
-
-export class BackendError extends Error {
-  constructor(readonly kernel: CompiledKernel, readonly backend: BackendName, override readonly cause: unknown) {
-    super(`backend ${backend} cannot run kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, output [${kernel.shape.join(',')}]): ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`);
-    this.name = 'BackendError';
-  }
-}
-
-/** Runs one kernel call; a failure of the backend (shader compile, texture size, wasm trap) names the kernel's ops. */
-export const guard = <T>(kernel: CompiledKernel, backend: BackendName, call: () => T): T => {
-  try {
-    return call();
-  } catch (e) {
-    throw new BackendError(kernel, backend, e);
-  }
-};
-
-/** Frees a texture returned by an immutable kernel (a no-op for typed arrays, which the GC frees). */
-export const release = (b: DeviceBuffer): void => {
-  if (!(b instanceof Float32Array) && isTexture(b)) (b as Texture).delete();
-};
-
-const isTexture = (v: unknown): boolean => typeof v === 'object' && v !== null && typeof (v as Texture).toArray === 'function' && !(v instanceof Float32Array);

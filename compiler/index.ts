@@ -1,9 +1,16 @@
 // The compiler's public surface: compile a Graph into an Executable on a backend. Everything above the compiler
 // (train/, models/, eval/, the CLI, the page) imports it from here; the passes behind it are internal.
-export { compile, release, BackendError, NonFiniteError, compiledKernelCount, guard } from './executable.ts';
-export type { CompileOptions, CompiledKernel, DeviceBuffer, Executable } from './executable.ts';
-export { availableBackends, backendNames, gpuFor, isAvailable, isGL, resolveBackend, shutdownBackends } from './backends.ts';
-export type { BackendName, BackendRequest, ResolvedBackend } from './backends.ts';
+export { compile } from './executable.ts';
+export type { CompileOptions, Executable } from './executable.ts';
+export type { CompiledKernel } from './kernel.ts';
+export { BackendError, NonFiniteError, guard } from './errors.ts';
+export type { KernelFallback } from './fallbacks.ts';
+export { release } from './buffers.ts';
+export { availableBackends, backendNames, isAvailable, isGL, probeBackend, resolveBackend } from './backends/names.ts';
+export type { Availability, BackendName, BackendRequest, ResolvedBackend } from './backends/names.ts';
+export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backends/backend.ts';
+export { GpuJsBackend } from './backends/gpujs.ts';
+export { backendFor, compiledKernelCount, createBackend, sharedBackends, shutdownBackends } from './backends/registry.ts';
 export type { FusionMode, FusedProgram, Kernel } from './passes/fuse.ts';
 export type { BufferPlan } from './memoryPlan.ts';
 export type { KernelSource } from './codegen/kernelSource.ts';

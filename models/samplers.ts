@@ -176,6 +176,7 @@ interface Runner {
   runAsync(inputs: Record<string, NDArray | DeviceBuffer>): Promise<DeviceBuffer | NDArray>;
   read(v: DeviceBuffer | NDArray): NDArray;
   free(v: DeviceBuffer | NDArray): void;
+  dispose(): void;
 }
 
 /** The step's x output; the other outputs (x0) are released at once. */
@@ -186,7 +187,7 @@ const keepX = (out: Record<string, DeviceBuffer>): DeviceBuffer => {
 
 const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: readonly number[]): Runner => {
   if (backend === 'interpret')
-    return { backend, run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, read: (v) => v as NDArray, free: () => {} };
+    return { backend, run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, read: (v) => v as NDArray, free: () => {}, dispose: () => {} };
   const exe = compile(graph, { backend });
   return {
     backend: exe.backend,
@@ -195,6 +196,7 @@ const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: read
     runAsync: async (i) => keepX(await exe.runDeviceAsync(i as never)),
     read: (v) => ({ shape: [...shape], data: Float64Array.from(exe.read(v as DeviceBuffer, shape)) }),
     free: (v) => release(v as DeviceBuffer),
+    dispose: () => exe.dispose(),
   };
 };
 
@@ -212,6 +214,8 @@ export interface Sampler {
   sample(opts?: SampleCallOptions): SampleResult;
   /** The same batch, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
   sampleAsync(opts?: SampleCallOptions): Promise<SampleResult>;
+  /** Frees the compiled plans (their kernels and textures); they refuse to run afterwards. */
+  dispose(): void;
 }
 
 export interface SampleCallOptions {
@@ -272,6 +276,9 @@ export const createSampler = (o: SamplerOptions): Sampler => {
       while (!r.done) r = loop.next(await r.value.runner.runAsync(r.value.inputs));
       return r.value;
     },
+    dispose() {
+      for (const r of [...runners.values(), ...(noise ? [noise] : [])]) r.dispose();
+    },
   };
 
   /** The denoising chain as a generator of step inputs, so one loop serves the sync and the async driver. */
@@ -299,4 +306,11 @@ export const createSampler = (o: SamplerOptions): Sampler => {
 };
 
 /** One batch of samples: createSampler(options).sample(options). */
-export const sample = (o: SamplerOptions & { classes?: ArrayLike<number>; draw?: number }): SampleResult => createSampler(o).sample(o);
+export const sample = (o: SamplerOptions & { classes?: ArrayLike<number>; draw?: number }): SampleResult => {
+  const s = createSampler(o);
+  try {
+    return s.sample(o);
+  } finally {
+    s.dispose();
+  }
+};

@@ -35,13 +35,13 @@ type PageState = {
   requestedBackend: string;
   fallback: string | null;
   renderer: string | null;
-  kernels: { kernels: number; webgl2Kernels: number; cpuFallbacks: number };
+  kernels: { kernels: number; webgl2Kernels: number; cpuFallbacks: number; textures: number };
   step: number;
   objective: string;
   losses: number[];
   lossObjectives: string[];
   signature: string;
-  run: { data: { name: string } };
+  run: { data: { name: string; conditional: boolean } };
   sampleEvents: number;
   samples?: { count: number; finite: boolean; step: number; objective: string; backend: string; logLikelihood: number; offData: number; coverage: number };
   stepsPerSecond: number | null;
@@ -205,6 +205,29 @@ test("another model's checkpoint gets a message naming both signatures, and noth
   const j = await state();
   t.diagnostic(j.message!);
   assert.equal(j.signature, before.signature);
+});
+
+test('switching the model five times frees the old plans: the GL kernel and texture counts do not grow', options, async (t: TestContext) => {
+  await page.selectOption('#hidden', '64');
+  const counts: PageState['kernels'][] = [];
+  for (let i = 1; i <= 5; i++) {
+    // each toggle is a new model (conditional or not): a new session, whose step and sampler plans are compiled anew
+    const conditional = i % 2 === 0;
+    await page.setChecked('#conditional', conditional);
+    await page.waitForFunction((c) => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return s.run.data.conditional === c && s.step === 0;
+    }, conditional, { timeout: 30_000 });
+    const s = await train(3);
+    assert.equal(s.backend, 'webgl2');
+    counts.push(s.kernels);
+  }
+  t.diagnostic(`gpu.js kernels / GL textures after each switch: ${counts.map((k) => `${k.kernels}/${k.textures}`).join(', ')}`);
+  // without dispose every switch would add the new model's kernels to the old ones'
+  assert.ok(counts[0].kernels > 0 && counts[0].textures > 0);
+  assert.deepEqual(counts[2], counts[0], 'the same model after the 1st and 3rd switch');
+  assert.deepEqual(counts[4], counts[0], 'the same model after the 1st and 5th switch');
+  assert.deepEqual(counts[3], counts[1], 'the same model after the 2nd and 4th switch');
 });
 
 test('without WebGL2 the page says so in a banner and trains on the fallback backend', options, async (t: TestContext) => {

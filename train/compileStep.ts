@@ -44,6 +44,8 @@ export interface TrainStep {
   ema(): Params;
   /** Device buffers (parameters, optimizer state) this step holds between runs. */
   liveBuffers(): number;
+  /** Frees the device-resident state and the compiled plan; runs and reads afterwards throw. */
+  dispose(): void;
 }
 
 export class NonFiniteLossError extends Error {
@@ -91,13 +93,15 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
   let step = options.startStep ?? 1;
   const shapes = executable.inputs;
 
-  const readTree = (prefix: string): Params =>
-    unflatten(
+  const readTree = (prefix: string): Params => {
+    if (executable.disposed) throw new Error(`step: cannot read ${prefix}: this step was disposed`);
+    return unflatten(
       [...resident].filter(([n]) => n.startsWith(`${prefix}.`)).map(([n, buf]) => {
         const shape = shapes.get(n)!;
         return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(executable.read(buf, shape)) }] as const;
       }),
     ) as Params;
+  };
 
   const inputsFor = (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>) => {
     for (const k of Object.keys(data)) {
@@ -142,6 +146,13 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
     ema: () => {
       if (!ema0) throw new Error('step: no EMA is kept; compile with { emaDecay }');
       return readTree('ema');
+    },
+    dispose: () => {
+      if (executable.disposed) return;
+      // the textures before the plan: deleting one asks the kernel that made it
+      for (const b of new Set(resident.values())) release(b);
+      resident.clear();
+      executable.dispose();
     },
   };
 };

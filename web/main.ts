@@ -52,7 +52,7 @@ let session = new Session(runFromControls(), initialBackend);
 let running = false;
 let sampling = false;
 let lastError: string | undefined;
-let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0 };
+let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0, textures: 0 };
 /** (steps, training ms) over recent chunks, for steps/s */
 let rateWindow: { n: number; ms: number }[] = [];
 let sinceSample = { steps: 0, ms: 0 };
@@ -259,17 +259,17 @@ const change = async (f: () => void) => {
 
 // ---- controls -------------------------------------------------------------------------------------------------
 
-ui.train.addEventListener('click', () => (running ? void pause() : start()));
-ui.reset.addEventListener('click', () => void change(() => {
-  const backend = session.backend.requested;
-  session = new Session(runFromControls(), backend);
+/** A new session for the controls' model; the old one's kernels and device buffers are freed. */
+const replaceSession = () => {
+  const old = session;
+  session = new Session(runFromControls(), old.backend.requested);
+  old.dispose();
   clearMessage();
-}));
-for (const el of [ui.dataset, ui.hidden, ui.conditional])
-  el.addEventListener('change', () => void change(() => {
-    session = new Session(runFromControls(), session.backend.requested);
-    clearMessage();
-  }));
+};
+
+ui.train.addEventListener('click', () => (running ? void pause() : start()));
+ui.reset.addEventListener('click', () => void change(replaceSession));
+for (const el of [ui.dataset, ui.hidden, ui.conditional]) el.addEventListener('change', () => void change(replaceSession));
 for (const r of objectiveRadios)
   r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
 ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendName)));

@@ -2,7 +2,7 @@
 // chosen backend (parameters, Adam state and EMA stay on the device), the loss history, sampling, and checkpoints
 // in and out. The page (web/main.ts) drives it; everything here is the library's ordinary API.
 import type { NDArray } from '../core/ndarray.ts';
-import { gpuFor, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
+import { backendFor, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
 import { BackendError } from '../compiler/index.ts';
 import { compileStep, type TrainStep } from '../train/compileStep.ts';
 import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../storage/checkpoint.ts';
@@ -61,15 +61,18 @@ export interface KernelReport {
   readonly kernels: number;
   readonly webgl2Kernels: number;
   readonly cpuFallbacks: number;
+  /** GL textures alive in the backend's context */
+  readonly textures: number;
 }
 
 export const kernelReport = (b: BackendName): KernelReport => {
-  const kernels = (gpuFor(b) as unknown as { kernels: { fallbackRequested?: boolean; context?: unknown }[] }).kernels ?? [];
-  const gl2 = typeof WebGL2RenderingContext === 'function';
+  const backend = backendFor(b);
+  const kernels = backend.kernelInfo();
   return {
     kernels: kernels.length,
-    webgl2Kernels: kernels.filter((k) => gl2 && k.context instanceof WebGL2RenderingContext && !k.fallbackRequested).length,
-    cpuFallbacks: kernels.filter((k) => k.fallbackRequested).length,
+    webgl2Kernels: kernels.filter((k) => k.context === 'webgl2' && !k.fellBack).length,
+    cpuFallbacks: kernels.filter((k) => k.fellBack).length,
+    textures: backend.counters().textures,
   };
 };
 
@@ -166,8 +169,7 @@ export class Session {
     this.step = weights?.step ?? 0;
     this.objective = 'mse';
     this.frozen = undefined;
-    this.trainer = undefined;
-    this.samplers.clear();
+    this.dropPlans();
     this.losses = [];
     this.samples = undefined;
     this.beforeSp = undefined;
@@ -181,10 +183,30 @@ export class Session {
     this.ema = this.trainer.ema();
   }
 
+  /** Frees the compiled training step and samplers (their kernels and device buffers); the next use compiles anew. */
+  private dropPlans({ samplers = true } = {}): void {
+    // best effort: a backend that failed at run time may not be able to free what it holds
+    try {
+      this.trainer?.dispose();
+    } catch {}
+    this.trainer = undefined;
+    if (!samplers) return;
+    for (const s of this.samplers.values()) {
+      try {
+        s.dispose();
+      } catch {}
+    }
+    this.samplers.clear();
+  }
+
+  /** Frees everything this session compiled; the page calls it before it replaces the session. */
+  dispose(): void {
+    this.dropPlans();
+  }
+
   setBackend(requested: BackendName): void {
     this.sync();
-    this.trainer = undefined;
-    this.samplers.clear();
+    this.dropPlans();
     this.runtimeFallback = undefined;
     this.backend = chooseBackend(requested);
   }
@@ -196,7 +218,7 @@ export class Session {
   setObjective(kind: ObjectiveKind): void {
     if (kind === this.objective) return;
     this.sync();
-    this.trainer = undefined;
+    this.dropPlans({ samplers: false });
     if (kind === 'sp') {
       const start = copy(this.run.train.initFrom === 'ema' ? this.ema : this.params);
       this.frozen = start;
@@ -265,8 +287,7 @@ export class Session {
       } catch {
         // it cannot: continue from the last weights read back
       }
-      this.trainer = undefined;
-      this.samplers.clear();
+      this.dropPlans();
       const next = browserBackends.find((b) => b !== failed && isAvailable(b)) ?? 'cpu';
       this.backend = { requested: this.backend.requested, name: next };
       this.runtimeFallback = `${backendLabels[failed]} failed to run the training step (${e.message}); training runs on ${backendLabels[next]} instead.`;
