@@ -79,5 +79,6 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
     data.set(r.data.subarray(0, n * per), start * per);
     onBatch?.(start + n, o.count);
   }
+  sampler.dispose(); // one sampler per row: free its kernels before the next
   return { samples: toData(s, { shape: [o.count, ...s.model.dataShape], data }), classes: o.unconditional ? undefined : classes, seconds: (performance.now() - t0) / 1000, backend };
 };

@@ -137,6 +137,9 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
     if (k % c.train.checkpointEvery === 0 && k < c.train.steps) save();
   }
   if (done > start.step || !fs.existsSync(o.checkpoint)) save();
-  return { setup, step: done, startStep: start.step, losses, seconds: (performance.now() - t0) / 1000, backend: step.executable.backend, interrupted, checkpoint: o.checkpoint };
+  const seconds = (performance.now() - t0) / 1000;
+  const backend = step.executable.backend;
+  step.dispose(); // an experiment trains several models in one process: free this one's kernels and buffers
+  return { setup, step: done, startStep: start.step, losses, seconds, backend, interrupted, checkpoint: o.checkpoint };
 };
 

@@ -157,6 +157,7 @@ export class GpuJsBackend implements KernelBackend {
 
   /** Off GL a copy of the array; on GL the texture an identity kernel (one per size, kept while its buffers live) writes. */
   upload(data: Float32Array): DeviceBuffer {
+    if (this.isDisposed) throw new Error(`backend ${this.name} was disposed; create another to upload to it`);
     const buffer = this.gl ? (this.uploader(data.length).run([data]) as DeviceBuffer) : Float32Array.from(data);
     this.uploads.add(buffer);
     return buffer;
