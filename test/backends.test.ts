@@ -9,14 +9,27 @@ test(`backends available here: ${availableBackends().join(', ')}`, () => {
   if (process.env.CI === 'true') assert.ok(availableBackends().includes('headlessgl'), 'CI must run the headless-gl tests (is xvfb-run installed and gl built?)');
 });
 
-test('auto says which backend it chose and why', () => {
+test('auto says which backend it chose and why: GL only on a hardware GPU, else the wasm backend', () => {
   const r = resolveBackend('auto');
-  assert.equal(r.name, availableBackends()[0]);
   assert.match(r.reason, new RegExp(`^auto: ${r.name}`));
+  if (r.name === 'headlessgl') assert.match(r.reason, /GPU: /);
+  else {
+    assert.equal(r.name, 'wasm');
+    // here (no GPU) headless-gl, when present, runs on Mesa's llvmpipe, and auto says why it passed it over
+    if (availableBackends().includes('headlessgl')) assert.match(r.reason, /headlessgl renders on .*llvmpipe.*a CPU rasterizer/i);
+  }
+});
+
+test('software rasterizers are recognised by their renderer names', async () => {
+  const { isSoftwareRenderer } = await import('../compiler/index.ts');
+  for (const name of ['llvmpipe (LLVM 15.0.6, 256 bits)', 'Google SwiftShader', 'ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)', 'softpipe'])
+    assert.ok(isSoftwareRenderer(name), name);
+  for (const name of ['NVIDIA GeForce RTX 4090/PCIe/SSE2', 'ANGLE (NVIDIA, NVIDIA H100 Direct3D11)', 'Apple M2', 'Mesa Intel(R) UHD Graphics 620 (KBL GT2)'])
+    assert.ok(!isSoftwareRenderer(name), name);
 });
 
 test('an unknown backend lists the valid ones; an unavailable one lists the available ones', () => {
-  assert.throws(() => resolveBackend('metal' as never), /unknown backend 'metal'; backends: headlessgl, webgl2, webasm, cpu, or auto/);
+  assert.throws(() => resolveBackend('metal' as never), /unknown backend 'metal'; backends: wasm, headlessgl, webgl2, webasm, cpu, or auto/);
   assert.throws(() => resolveBackend('webgl2'), /backend 'webgl2' is not available here; available: /);
 });
 
