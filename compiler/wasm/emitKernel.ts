@@ -9,7 +9,7 @@
 import { randomBase } from '../../core/rng.ts';
 import type { UnaryOp } from '../../core/ir.ts';
 import { coefficientOf, ixDependsOn, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
-import { walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { reductionOf, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { FunctionBody, Op, Simd } from './encoder.ts';
 import { Lanes } from './lanes.ts';
 import * as M from './math.ts';
@@ -26,34 +26,59 @@ interface Binding {
   readonly offset: number;
 }
 
-/** Tile shape chosen for a kernel: R rows (second-innermost axis), CV four-lane vectors (innermost axis). */
+/**
+ * Tile shape chosen for a kernel: `vectors` four-lane vectors along output axis `vecAxis`, times `rows` along output
+ * axis `rowAxis` (for kernels with a reduction, so that operand loads are shared across the tile).
+ */
 export interface Tiling {
   readonly width: 1 | 4;
   readonly rows: number;
   readonly vectors: number;
+  readonly vecAxis: number;
+  readonly rowAxis: number;
 }
+
+const scalarTiling: Tiling = { width: 1, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1 };
 
 /** The step of the outermost output loop: a thread's share of a kernel is a multiple of it. */
 export const outerStep = (ir: KernelIR, t: Tiling): number => {
-  const rank = ir.shape.length;
-  if (rank === 0) return 1;
-  if (rank === 1) return t.width * t.vectors;
-  return rank === 2 && t.rows > 1 ? t.rows : 1;
+  if (ir.shape.length === 0) return 1;
+  if (t.vecAxis === 0) return t.width * t.vectors;
+  return t.rowAxis === 0 ? t.rows : 1;
 };
 
+/** Every load (and index use) of a kernel, with the index it reads. */
+const loadsOf = (ir: KernelIR): Ix[] => {
+  const out: Ix[] = [];
+  for (const root of [ir.value, ...ir.extras.map((e) => e.value)]) walk(root, (s) => void (s.k === 'load' && out.push(s.at)));
+  return out;
+};
+
+/**
+ * The tiling decision, a pure function of the IR: vectorise the output axis (extent a multiple of 4) along which the
+ * most loads are contiguous or constant (a gather costs four scalar loads), preferring the innermost; with a
+ * reduction, also unroll a second axis so that loads that do not depend on one of the two axes are shared.
+ */
 export const chooseTiling = (ir: KernelIR): Tiling => {
   const rank = ir.shape.length;
-  const inner = rank ? ir.shape[rank - 1] : 1;
-  if (rank === 0 || inner % 4 !== 0) return { width: 1, rows: 1, vectors: 1 };
-  const hasReduction = (() => {
-    let found = false;
-    walk(ir.value, (s) => (found ||= s.k === 'reduce'));
-    return found;
-  })();
-  if (!hasReduction || rank < 2) return { width: 4, rows: 1, vectors: 1 };
-  const outer = ir.shape[rank - 2];
-  const rows = outer % 4 === 0 ? 4 : outer % 2 === 0 ? 2 : 1;
-  return { width: 4, rows, vectors: inner % 8 === 0 ? 2 : 1 };
+  if (rank === 0) return scalarTiling;
+  const loads = loadsOf(ir);
+  const costAlong = (axis: number): number => {
+    const v = ir.outVars[axis];
+    // gathers cost 4 loads each; the output store along a non-innermost axis is a 4-lane scatter
+    const gathers = loads.filter((x) => ixDependsOn(x, v) && coefficientOf(x, v) !== 1).length;
+    return 4 * gathers + (axis === rank - 1 ? 0 : 4) - loads.filter((x) => !ixDependsOn(x, v)).length * 0.5;
+  };
+  const candidates = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 4 === 0);
+  if (!candidates.length) return scalarTiling;
+  const vecAxis = candidates.reduce((best, a) => (costAlong(a) < costAlong(best) || (costAlong(a) === costAlong(best) && a > best) ? a : best));
+  const hasReduction = reductionOf(ir) !== undefined;
+  const vectors = hasReduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
+  if (!hasReduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1 };
+  const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && ir.shape[a] % 2 === 0);
+  if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1 };
+  const rowAxis = others[others.length - 1];
+  return { width: 4, rows: ir.shape[rowAxis] % 4 === 0 ? 4 : 2, vectors, vecAxis, rowAxis };
 };
 
 const unaryRoutine: Partial<Record<UnaryOp, (L: Lanes, x: number) => number>> = {
@@ -70,8 +95,8 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
   const f = new FunctionBody(['i32', 'i32']);
   const L = new Lanes(f, tiling.width);
   const rank = ir.shape.length;
-  const vecVar = tiling.width === 4 ? ir.outVars[rank - 1] : undefined;
-  const rowVar = tiling.rows > 1 ? ir.outVars[rank - 2] : undefined;
+  const vecVar = tiling.width === 4 ? ir.outVars[tiling.vecAxis] : undefined;
+  const rowVar = tiling.rows > 1 ? ir.outVars[tiling.rowAxis] : undefined;
   const reduction = (() => {
     let r: Extract<Scalar, { k: 'reduce' }> | undefined;
     for (const root of [ir.value, ...ir.extras.map((x) => x.value)]) walk(root, (s) => void (s.k === 'reduce' && (r = s)));
@@ -266,6 +291,20 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
       tests.forEach((t, i) => (t(), i > 0 && f.op(Op.i32And)));
     };
     const mask = L.tmp();
+    const step = vecVar !== undefined ? coefficientOf(c.ix, vecVar) : undefined;
+    if (L.width === 4 && dependsOnVec(c.ix) && step !== undefined && !c.step) {
+      // affine along the lanes: the four indices are base + step * [0, 1, 2, 3], compared as an i32x4
+      const idx = f.local('v128');
+      pushResolved(resolve(c.ix));
+      f.simd(Simd.i32x4Splat).simd(Simd.v128Const, ...[0, 1, 2, 3].flatMap((l) => [...new Uint8Array(Int32Array.of(l * step).buffer)])).simd(Simd.i32x4Add).set(idx);
+      const tests: (() => void)[] = [];
+      if (lo < c.lo) tests.push(() => f.get(idx).i32(c.lo).simd(Simd.i32x4Splat).simd(Simd.i32x4GeS));
+      if (hi > c.hi) tests.push(() => f.get(idx).i32(c.hi).simd(Simd.i32x4Splat).simd(Simd.i32x4LeS));
+      if (!tests.length) f.i32(-1).simd(Simd.i32x4Splat);
+      tests.forEach((t, i) => (t(), i > 0 && f.simd(Simd.v128And)));
+      f.set(mask);
+      return mask;
+    }
     if (L.width === 1 || !dependsOnVec(c.ix)) {
       checks(resolve(c.ix));
       f.i32(-1).op(Op.i32Mul);
@@ -482,10 +521,19 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
 
   const store = (node: number, s: Scalar) => {
     const base = layout.offsetOf(node);
+    const flat: Ix = { terms: flatTerms(), c: 0 };
+    const contiguous = L.width === 1 || tiling.vecAxis === rank - 1;
     forEachPosition(() => {
       const x = value(s);
-      const off = address(base, { terms: flatTerms(), c: 0 });
-      f.get(x).store(L.width === 4 ? 'v128' : 'f32', off, 2);
+      if (contiguous) {
+        const off = address(base, flat);
+        f.get(x).store(L.width === 4 ? 'v128' : 'f32', off, 2);
+        return;
+      }
+      for (let lane = 0; lane < 4; lane++) {
+        const off = address(base, flat, lane);
+        f.get(x).simd(Simd.f32x4ExtractLane, lane).store('f32', off, 2);
+      }
     });
   };
   const flatTerms = (): (readonly [Atom, number])[] => {

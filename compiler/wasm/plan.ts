@@ -5,11 +5,14 @@
 import { size } from '../../core/shape.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import { reductionOf, type KernelIR } from '../kernel/ir.ts';
+import { unclampGuarded } from '../kernel/unclamp.ts';
 import { encodeModule, type ModuleFunction } from './encoder.ts';
 import { chooseTiling, emitKernel, outerStep, type Tiling } from './emitKernel.ts';
 import { createThreadPool, threadsSupported, type ThreadPool } from './threads.ts';
 
 const PAGE = 65536;
+/** bytes kept free before the first and after the last buffer */
+const MARGIN = PAGE;
 /** addresses are i32 and kept below 2^31 (signed arithmetic on offsets stays exact) */
 export const MAX_PLAN_BYTES = 2 ** 31 - PAGE;
 
@@ -55,12 +58,15 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   const shared = threads > 1 && threadsSupported();
   const { graph } = prog;
   const offsets = new Map<number, number>();
-  let end = 0;
+  // a margin before the first and after the last buffer: a guarded load (a conv2d's padding) may read a little
+  // outside its buffer, and the value is discarded, but the address must stay inside the memory
+  let end = MARGIN;
   for (const n of graph.nodes) {
     if (!prog.materialized.has(n.id)) continue;
     offsets.set(n.id, end);
     end += Math.ceil((4 * size(n.shape)) / 16) * 16;
   }
+  end += MARGIN;
   if (end > MAX_PLAN_BYTES)
     throw new WasmPlanError(`the wasm backend cannot hold this plan: its buffers take ${end} bytes, more than the ${MAX_PLAN_BYTES} a 32-bit memory addresses here`);
   const pages = Math.max(1, Math.ceil(end / PAGE));
@@ -72,10 +78,12 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
       return off;
     },
   };
-  const tilings = irs.map(chooseTiling);
+  const sizeOf = (id: number) => size(graph.nodes[id].shape);
+  const unclamped = irs.map((ir) => unclampGuarded(ir, MARGIN / 4, sizeOf));
+  const tilings = unclamped.map(chooseTiling);
   const functions: ModuleFunction[] = prog.kernels.map((k, i) => ({
     name: `k${i}`,
-    body: emitKernel(irs[i], layout, { root: k.root, extras: k.extraOutputs ?? [] }, tilings[i]),
+    body: emitKernel(unclamped[i], layout, { root: k.root, extras: k.extraOutputs ?? [] }, tilings[i]),
   }));
   const module = new WebAssembly.Module(encodeModule(functions, { minPages: pages, maxPages: pages, shared }));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
