@@ -6,7 +6,8 @@ import { simplify } from './passes/simplify.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { planMemory, type BufferPlan } from './memoryPlan.ts';
 import { fmt, sameShape, size, type Shape } from '../core/shape.ts';
-import { printGpuJs } from './codegen/gpujs.ts';
+import { GL_LOOP_LIMIT, printGpuJs } from './codegen/gpujs.ts';
+import { splitReductions } from './passes/splitReductions.ts';
 import { indexExtent } from './kernel/ir.ts';
 import { lowerKernel } from './kernel/lower.ts';
 import { printKernelIR } from './kernel/print.ts';
@@ -63,7 +64,9 @@ export const exactIndexLimit: Readonly<Record<BackendName, number>> = { wasm: 2 
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
   const { device, reason } = deviceFor(options.backend);
   const backend = device.name;
-  const fused = fuse(simplify(graph), options.fusion ?? 'fused');
+  const simplified = simplify(graph);
+  // GL cuts long loops: reductions longer than its limit become two passes
+  const fused = fuse(isGL(backend) ? simplify(splitReductions(simplified, GL_LOOP_LIMIT)) : simplified, options.fusion ?? 'fused');
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
   const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;

@@ -67,16 +67,16 @@ const power = (x: string, p: number | undefined, y: () => string): string => {
 };
 
 export interface GpuJsTarget {
-  /** GLSL through gpu.js: max/min are written to propagate NaN (GLSL's drop it), long loops are split */
+  /** GLSL through gpu.js: max/min are written to propagate NaN (GLSL's may drop it) */
   readonly gl: boolean;
 }
 
 /**
- * The longest loop a GL kernel runs: ANGLE, behind headless-gl, ends a loop after 65,535 iterations even with a
- * literal bound, so longer reductions become two nested loops (measured: test/loop-limit.test.ts).
+ * The most loop iterations one GL shader invocation runs: ANGLE, behind headless-gl, stops after 65,535, counting
+ * all loops together (measured: test/loop-limit.test.ts), so compile splits longer reductions before codegen
+ * (passes/splitReductions.ts).
  */
 export const GL_LOOP_LIMIT = 65535;
-const GL_LOOP_BLOCK = 4096;
 
 export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): KernelSource => {
   const e = new Emitter();
@@ -238,7 +238,6 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
     for (const s of byLevel[0]) value(s);
     const innermost = r.vars[r.vars.length - 1];
     const walked: { name: string; step: number }[] = [];
-    const closers: number[] = [];
     r.vars.forEach((v, i) => {
       const last = i === r.vars.length - 1;
       if (last)
@@ -251,28 +250,15 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
           pointers.set(s, name);
           walked.push({ name, step });
         }
-      const extent = ir.vars.get(v)!.extent;
       const loop = e.fresh('r');
-      if (target.gl && extent > GL_LOOP_LIMIT) {
-        // two loops of literal bounds below the limit, and a guard for the last partial block
-        const outer = e.fresh('q');
-        e.open(`for (let ${outer} = 0; ${outer} < ${Math.ceil(extent / GL_LOOP_BLOCK)}; ${outer}++)`);
-        e.open(`for (let ${loop} = 0; ${loop} < ${GL_LOOP_BLOCK}; ${loop}++)`);
-        const vf = e.let(`(${outer} * ${lit(GL_LOOP_BLOCK)} + ${loop} * 1.0)`);
-        e.open(`if (${vf} < ${lit(extent)})`);
-        varName.set(v, vf);
-        closers.push(3);
-      } else {
-        e.open(`for (let ${loop} = 0; ${loop} < ${extent}; ${loop}++)`);
-        varName.set(v, e.let(`(${loop} * 1.0)`));
-        closers.push(1);
-      }
+      e.open(`for (let ${loop} = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop}++)`);
+      varName.set(v, e.let(`(${loop} * 1.0)`));
       if (!last) for (const s of byLevel[i + 1]) value(s);
     });
     const v = value(r.body);
     e.line(r.op === 'sum' ? `${acc} = ${acc} + ${v};` : `${acc} = Math.max(${acc}, ${v});`);
     for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
-    for (const n of closers) for (let c = 0; c < n; c++) e.close();
+    r.vars.forEach(() => e.close());
     for (const s of pointers.keys()) pointers.delete(s);
     for (const v of r.vars) varName.delete(v);
     return acc;
