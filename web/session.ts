@@ -26,7 +26,7 @@ const VERSION = typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ 
  */
 export const SP_LR_FACTOR = 0.1;
 
-export const backendLabels: Record<BackendName, string> = { wasm: 'WebAssembly SIMD', webgl2: 'WebGL2', webasm: 'WebAssembly (gpu.js)', cpu: 'CPU (JavaScript)', headlessgl: 'headless-gl' };
+export const backendLabels: Record<BackendName, string> = { wasm: 'WebAssembly SIMD', webgl2: 'WebGL2', webasm: 'WebAssembly', cpu: 'CPU (JavaScript)', headlessgl: 'headless-gl' };
 export const browserBackends: readonly BackendName[] = ['webgl2', 'webasm', 'cpu'];
 
 export interface BackendChoice {
