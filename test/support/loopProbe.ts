@@ -4,11 +4,11 @@
 // result with N: doubling from 2^10 up to `max`, then bisecting between the last count that completed and the
 // first that did not. N stays below 2^24, where s is exact in float32, so a result below N is a cut loop.
 // Two more kernels show how a cut counts loops: two sequential loops, and one loop nested in another, each loop
-// alone below the cut. Used by test/loop-limit.test.ts and scripts/probe-loop-limit.ts; the numbers it
-// measured are in docs/numerics.md.
+// alone below the cut. Used by test/loop-limit.test.ts and scripts/probe-loop-limit.ts (webgl2 in headless Chromium
+// through test/browser/loop-probe-entry.ts); the numbers it measured are in docs/numerics.md.
 import { GPU } from 'gpu.js';
 
-export type ProbeMode = 'cpu' | 'webasm' | 'headlessgl';
+export type ProbeMode = 'cpu' | 'webasm' | 'headlessgl' | 'webgl2';
 
 export interface LoopRun {
   readonly loops: string;
@@ -43,7 +43,7 @@ const nestedLoops = (a: number, b: number) =>
 
 /** Whether gpu.js can run `mode` in this process (headlessgl needs the gl package and an X display). */
 export const probeAvailable = (mode: ProbeMode): boolean =>
-  mode === 'headlessgl' ? GPU.isHeadlessGLSupported : mode === 'webasm' ? GPU.isWebAssemblySupported : true;
+  mode === 'headlessgl' ? GPU.isHeadlessGLSupported : mode === 'webgl2' ? GPU.isWebGL2Supported && 'document' in globalThis : mode === 'webasm' ? GPU.isWebAssemblySupported : true;
 
 /** Finds the largest literal loop count that completes on `mode`, up to `max` (at most 2^23). */
 export const probeLoopLimit = async (mode: ProbeMode, { max = 2 ** 22 }: { max?: number } = {}): Promise<LoopProbe> => {
