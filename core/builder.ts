@@ -1,7 +1,19 @@
 // Appends nodes to a graph under construction, checking shapes as it goes (abstract evaluation).
 import type { AttrsOf, Graph, Node, OpName, Output } from './ir.ts';
 import { primitives } from './primitives/index.ts';
-import { ShapeError, type Shape } from './shape.ts';
+import { fmt, ShapeError, type Shape } from './shape.ts';
+
+/**
+ * Every dimension of every node is a positive integer. Zero-size tensors are refused here, at trace time, with the op,
+ * the shape and the call site: the compiled backends cannot run them (a kernel has at least one thread), so the one
+ * choice that holds on every backend is to never build them (docs/numerics.md).
+ */
+const checkDims = (op: OpName, attrs: unknown, shape: Shape, site: string | undefined): void => {
+  if (shape.every((d) => Number.isInteger(d) && d > 0)) return;
+  const what = op === 'input' ? `input '${(attrs as AttrsOf['input']).name}' has shape` : 'the result would have shape';
+  const why = shape.some((d) => d === 0) ? 'a zero-size dimension: zero-size tensors are not supported' : 'a dimension that is not a positive integer';
+  throw new ShapeError(op, `${what} ${fmt(shape)}, with ${why}`, site);
+};
 
 export class GraphBuilder {
   private readonly nodes: Node[] = [];
@@ -18,6 +30,7 @@ export class GraphBuilder {
       if (e instanceof ShapeError && !e.site && site) throw new ShapeError(e.op, e.detail, site);
       throw e;
     }
+    checkDims(op, attrs, shape, site);
     if (op === 'input') {
       const { name } = attrs as AttrsOf['input'];
       if (this.inputNames.has(name)) throw new ShapeError('input', `two inputs are named '${name}'`, site);

@@ -104,6 +104,54 @@ test('reshape with an inferred -1 that does not divide names both shapes', () =>
   assertShapeError(e, 'reshape', ['[2,3]', '[-1,4]'], 'reshape-infer');
 });
 
+// ---- zero-size tensors: refused at trace time (docs/numerics.md) -----------------------------------------------
+
+test('an input of shape [0,3] is refused at trace time, naming the input, the shape and the call site', () => {
+  const e = caught(() => trace(({ x }) => op.add(x, 1), loose({ x: [0, 3] }))); // @site:zero-input
+  assertShapeError(e, 'input', ["'x'", '[0,3]', 'zero-size'], 'zero-input');
+});
+
+test('full([0,3], 1) is refused: the broadcast that builds it names the shape', () => {
+  const e = caught(() =>
+    trace(() => {
+      return op.full([0, 3], 1); // @site:zero-full
+    }, {}),
+  );
+  assertShapeError(e, 'broadcast', ['[0,3]', 'zero-size'], 'zero-full');
+});
+
+test('a slice to an empty range is refused, naming slice and the empty shape', () => {
+  const e = caught(() =>
+    trace(({ x }) => {
+      return op.slice(x, [[1, 1]]); // @site:zero-slice
+    }, { x: [2, 3] }),
+  );
+  assertShapeError(e, 'slice', ['[0,3]', 'zero-size'], 'zero-slice');
+});
+
+test('a reshape to a zero-size shape is refused (the sizes differ), also with an inferred -1', () => {
+  const e = caught(() =>
+    trace(({ x }) => {
+      return op.reshape(x, [0, 6]); // @site:zero-reshape
+    }, { x: [2, 3] }),
+  );
+  assertShapeError(e, 'reshape', ['[2,3]', '[0,6]'], 'zero-reshape');
+  const inferred = caught(() =>
+    trace(({ x }) => {
+      return op.reshape(x, [0, -1]); // @site:zero-reshape-infer
+    }, { x: [2, 3] }),
+  );
+  assertShapeError(inferred, 'reshape', ['[2,3]', '[0,-1]'], 'zero-reshape-infer');
+});
+
+test('an input with a negative or fractional dimension is refused at trace time', () => {
+  for (const shape of [[-1, 3], [1.5, 3]]) {
+    const e = caught(() => trace(({ x }) => op.exp(x), loose({ x: shape })));
+    assert.ok(e instanceof ShapeError && e.op === 'input', e.message);
+    assert.ok(e.message.includes(`[${shape.join(',')}]`) && /not a positive integer/.test(e.message), e.message);
+  }
+});
+
 // ---- axes --------------------------------------------------------------------------------------------------
 
 test('sum over axis 5 of a rank-2 tensor names the axis and the valid range', () => {

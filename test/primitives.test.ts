@@ -138,6 +138,55 @@ test('comparisons give 1/0 with IEEE semantics (NaN compares false, except ne)',
   assertArray(run1(({ a }) => op.gt(a, 2), { a: nd([4], [1, 2, 3, 4]) }), [4], [0, 0, 1, 1]);
 });
 
+test('non-finite values: NaN propagates through every elementwise op as IEEE says, infinities behave as in IEEE', () => {
+  // one column per case; every unary op of NaN is NaN (relu too), and the values at +-Infinity and -0 are the limits
+  const x = nd([4], [NaN, Infinity, -Infinity, -0]);
+  const unary: Record<string, [(t: Tensor) => Tensor, number[]]> = {
+    neg: [op.neg, [NaN, -Infinity, Infinity, 0]],
+    exp: [op.exp, [NaN, Infinity, 0, 1]],
+    log: [op.log, [NaN, Infinity, NaN, -Infinity]],
+    sqrt: [op.sqrt, [NaN, Infinity, NaN, -0]],
+    rsqrt: [op.rsqrt, [NaN, 0, NaN, -Infinity]],
+    sin: [op.sin, [NaN, NaN, NaN, -0]],
+    cos: [op.cos, [NaN, NaN, NaN, 1]],
+    tanh: [op.tanh, [NaN, 1, -1, -0]],
+    sigmoid: [op.sigmoid, [NaN, 1, 0, 0.5]],
+    relu: [op.relu, [NaN, Infinity, 0, 0]],
+    abs: [op.abs, [NaN, Infinity, Infinity, 0]],
+    floor: [op.floor, [NaN, Infinity, -Infinity, -0]],
+  };
+  const same = (a: number, b: number) => Object.is(a, b) || (a === 0 && b === 0);
+  for (const [name, [f, want]] of Object.entries(unary)) {
+    const got = run1(({ x }) => f(x), { x });
+    want.forEach((w, i) => assert.ok(same(got.data[i], w), `${name}(${x.data[i]}) = ${got.data[i]}, want ${w}`));
+  }
+  // binary ops with a NaN on either side are NaN, max and min included; pow(NaN, 0) = 1 is IEEE's one exception
+  const a = nd([3], [NaN, 0, 2]);
+  const b = nd([3], [0, NaN, NaN]);
+  for (const [name, f] of Object.entries({ add: op.add, sub: op.sub, mul: op.mul, div: op.div, maximum: op.maximum, minimum: op.minimum })) {
+    const got = run1(({ a, b }) => f(a, b), { a, b });
+    assert.ok(got.data.every(Number.isNaN), `${name} with a NaN operand: ${[...got.data]}`);
+  }
+  assertArray(run1(({ a, b }) => op.pow(a, b), { a, b }), [3], [1, NaN, NaN], 'pow(NaN, 0) = 1, pow(x, NaN) = NaN');
+  // infinities: Inf - Inf and 0 * Inf are NaN, Inf == Inf, max(-Inf, NaN) is NaN
+  const inf = nd([1], [Infinity]);
+  assert.ok(Number.isNaN(run1(({ x }) => op.sub(op.add(x, Infinity), Infinity), { x: nd([1], [1]) }).data[0]), '(x + Inf) - Inf');
+  assert.ok(Number.isNaN(run1(({ x }) => op.mul(x, 0), { x: inf }).data[0]), 'Inf * 0');
+  assert.ok(Number.isNaN(run1(({ x }) => op.mul(x, 0), { x: nd([1], [NaN]) }).data[0]), 'NaN * 0');
+  assertArray(run1(({ x }) => op.eq(x, Infinity), { x: inf }), [1], [1], 'eq(Inf, Inf)');
+  assert.ok(Number.isNaN(run1(({ x }) => op.maximum(x, -Infinity), { x: nd([1], [NaN]) }).data[0]), 'max(NaN, -Inf)');
+  // reductions: a NaN anywhere makes the max and the sum NaN, wherever it sits; Inf + -Inf is NaN
+  for (const pos of [0, 2, 4]) {
+    const v = nd([5], [1, 7, 3, -Infinity, 2].map((e, i) => (i === pos ? NaN : e)));
+    assert.ok(Number.isNaN(run1(({ v }) => op.max(v), { v }).data[0]), `max with NaN at ${pos}`);
+    assert.ok(Number.isNaN(run1(({ v }) => op.sum(v), { v }).data[0]), `sum with NaN at ${pos}`);
+  }
+  assertArray(run1(({ v }) => op.max(v), { v: nd([3], [-Infinity, -Infinity, -Infinity]) }), [], [-Infinity], 'max of -Infs');
+  assert.ok(Number.isNaN(run1(({ v }) => op.sum(v), { v: nd([2], [Infinity, -Infinity]) }).data[0]), 'Inf + -Inf');
+  // where(NaN, a, b) takes a: NaN is not 0
+  assertArray(run1(({ c }) => op.where(c, 1, 2), { c: nd([2], [NaN, 0]) }), [2], [1, 2], 'where(NaN, 1, 2)');
+});
+
 test('where selects by a non-zero condition, broadcasting all three operands', () => {
   const c = nd([2, 1], [0, 2]); // 2 is "true": any non-zero counts
   const a = nd([3], [1, 2, 3]);

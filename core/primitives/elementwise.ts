@@ -5,6 +5,11 @@ import { fmt, sameShape, ShapeError, type Shape } from '../shape.ts';
 import type { NDArray } from '../ndarray.ts';
 import type { PrimitiveImpl } from './types.ts';
 
+// Non-finite values (docs/numerics.md): NaN propagates through every op as IEEE 754 says. Every unary op of a NaN is
+// NaN (relu included: relu(NaN) is NaN, not 0); a binary op with a NaN operand is NaN (max and min included),
+// except pow(NaN, 0) = 1 (IEEE and JavaScript agree) and pow(1, NaN) = NaN (JavaScript's Math.pow; IEEE's pow says
+// 1); comparisons with NaN are false (0) except ne (1); where(NaN, a, b) is a (NaN is not 0). The reductions and
+// contractions are sums of products and maxima of these: a NaN term makes the result NaN.
 export const unaryFns: Record<UnaryOp, (x: number) => number> = {
   neg: (x) => -x,
   exp: Math.exp,
@@ -15,7 +20,7 @@ export const unaryFns: Record<UnaryOp, (x: number) => number> = {
   cos: Math.cos,
   tanh: Math.tanh,
   sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
-  relu: (x) => (x > 0 ? x : 0),
+  relu: (x) => (x > 0 || Number.isNaN(x) ? x : 0), // relu(NaN) = NaN, relu(-0) = 0
   abs: Math.abs,
   floor: Math.floor,
 };

@@ -37,6 +37,7 @@ export const broadcast: PrimitiveImpl<'broadcast'> = {
     return declared;
   },
   eval: ([x], _a, shape) => {
+    if (x.data.length === 1) return new Float64Array(size(shape)).fill(x.data[0]); // a splat: every element is x's one value
     const off = shape.length - x.shape.length;
     const xs = strides(x.shape).map((s, i) => (x.shape[i] === 1 ? 0 : s));
     const out = new Float64Array(size(shape));

@@ -1,4 +1,5 @@
-// Random composite graphs for gradient checking. A program is a list of steps over a pool of [2,3] tensors;
+// Random composite graphs for gradient checking (and, as hard programs with constants and non-finite inputs, for
+// comparing compiled plans with the interpreter). A program is a list of steps over a pool of [2,3] tensors;
 // each step applies a template (a primitive, or a small shape-preserving composition of primitives) to
 // earlier values. fast-check shrinks a failing program by dropping steps and simplifying operands, down to a
 // minimal failing graph, which `describeProgram` prints.
@@ -6,13 +7,14 @@ import fc from 'fast-check';
 import * as op from '../../dsl/ops.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import type { NDArray } from '../../core/ndarray.ts';
-import { awayFromKinks, valuesArb } from './arbitraries.ts';
+import { awayFromKinks, hardConstantArb, hardValuesArb, valuesArb } from './arbitraries.ts';
 
 export const poolShape = [2, 3] as const;
 
 interface Template {
   readonly arity: 1 | 2;
-  readonly apply: (a: Tensor, b: Tensor) => Tensor;
+  /** `c` is the step's constant (hard programs only; the templates above ignore it) */
+  readonly apply: (a: Tensor, b: Tensor, c: number) => Tensor;
 }
 
 // stopGradient is absent on purpose: finite differences see through it (its laws are checked separately).
@@ -49,10 +51,44 @@ const templates: Record<string, Template> = {
 
 export const templateNames = Object.keys(templates);
 
+/**
+ * Templates with a constant operand `c` (from arbitraries.ts's hardConstants: negatives, +-0, +-Infinity, NaN),
+ * for the hard programs only: their values are not finite in general, so they are compared with the interpreter,
+ * never gradient-checked. `full(c)` builds a splat that constant folding turns into a literal, the form that
+ * broke code generation (`neg` of a literal -2 printed as `--2`); `a op c` gives a literal operand.
+ */
+const constantTemplates: Record<string, Template> = {
+  'neg(full(c))': { arity: 1, apply: (a, _b, c) => op.neg(op.full(a.shape, c)) },
+  'sigmoid(full(c))': { arity: 1, apply: (a, _b, c) => op.sigmoid(op.full(a.shape, c)) },
+  'a + c': { arity: 1, apply: (a, _b, c) => op.add(a, c) },
+  'c - a': { arity: 1, apply: (a, _b, c) => op.sub(c, a) },
+  'a * c': { arity: 1, apply: (a, _b, c) => op.mul(a, c) },
+  'neg(a) * c': { arity: 1, apply: (a, _b, c) => op.mul(op.neg(a), c) },
+  'a / c': { arity: 1, apply: (a, _b, c) => op.div(a, c) },
+  'max(a, c)': { arity: 1, apply: (a, _b, c) => op.maximum(a, c) },
+  'min(a, c)': { arity: 1, apply: (a, _b, c) => op.minimum(a, c) },
+  'eq(a, c)': { arity: 1, apply: (a, _b, c) => op.eq(a, c) },
+  'gt(a, c)': { arity: 1, apply: (a, _b, c) => op.gt(a, c) },
+  'where(a > c, a, c)': { arity: 1, apply: (a, _b, c) => op.where(op.gt(a, c), a, c) },
+  'relu(a + c)': { arity: 1, apply: (a, _b, c) => op.relu(op.add(a, c)) },
+  'tanh(a * c)': { arity: 1, apply: (a, _b, c) => op.tanh(op.mul(a, c)) },
+  'sigmoid(a * c)': { arity: 1, apply: (a, _b, c) => op.sigmoid(op.mul(a, c)) },
+  'abs(a) + c': { arity: 1, apply: (a, _b, c) => op.add(op.abs(a), c) },
+  'exp(c) * a': { arity: 1, apply: (a, _b, c) => op.mul(op.exp(op.full(a.shape, c)), a) },
+  'a - max(a * c) over rows': { arity: 1, apply: (a, _b, c) => op.sub(a, op.max(op.mul(a, c), [1], true)) },
+};
+
+/** Every template a hard program may use: the ordinary ones and the constant ones. */
+export const hardTemplateNames = [...templateNames, ...Object.keys(constantTemplates)];
+
+const allTemplates: Record<string, Template> = { ...templates, ...constantTemplates };
+
 export interface Step {
   readonly template: string;
   readonly a: number;
   readonly b: number;
+  /** the constant of a constant template */
+  readonly c?: number;
 }
 
 export interface Program {
@@ -80,12 +116,34 @@ export const graphCaseArb = (maxSteps = 8): fc.Arbitrary<GraphCase> =>
     })),
   );
 
+/**
+ * Programs over every template, constant ones included, with each step's constant drawn from hardConstants; fed
+ * by hardGraphCaseArb with inputs that hold NaN and +-Infinity now and then. Every value may be non-finite, so these
+ * are for compiled-versus-interpreter comparisons (NaN equals NaN there), not gradient checks.
+ */
+export const hardProgramArb = (maxSteps = 6): fc.Arbitrary<Program> =>
+  fc.record({
+    inputs: fc.integer({ min: 1, max: 3 }),
+    steps: fc.array(fc.record({ template: fc.constantFrom(...hardTemplateNames), a: fc.nat(20), b: fc.nat(20), c: hardConstantArb }), { minLength: 1, maxLength: maxSteps }),
+  });
+
+/** Hard programs on [2,3] inputs in [-1.5, 1.5] where about `pNonFinite` of the elements are NaN or +-Infinity. */
+export const hardGraphCaseArb = (maxSteps = 6, pNonFinite = 0.1): fc.Arbitrary<GraphCase> =>
+  hardProgramArb(maxSteps).chain((program) =>
+    fc.tuple(...Array.from({ length: program.inputs }, () => hardValuesArb(poolShape, -1.5, 1.5, pNonFinite))).map((vals) => ({
+      program,
+      // as in graphCaseArb: finite values kept apart (non-finite ones stay as they are), so that float32 rounding
+      // rarely decides a comparison or a max
+      args: Object.fromEntries(vals.map((v, i) => [`x${i}`, { shape: v.shape, data: awayFromKinks(v).data.map((e) => e + 0.031 * i) }])),
+    })),
+  );
+
 /** Builds the program over the pool; the result is the last value, reduced against fixed weights. */
 export const runProgram = (program: Program, args: Record<string, Tensor>): Tensor => {
   const pool: Tensor[] = Object.keys(args).sort().map((k) => args[k]);
   for (const s of program.steps) {
-    const t = templates[s.template];
-    pool.push(t.apply(pool[s.a % pool.length], pool[s.b % pool.length]));
+    const t = allTemplates[s.template];
+    pool.push(t.apply(pool[s.a % pool.length], pool[s.b % pool.length], s.c ?? 0));
   }
   const last = pool[pool.length - 1];
   const weights = op.constant([0.3, -0.7, 1.1, 0.5, -0.2, 0.9], poolShape);
@@ -95,11 +153,11 @@ export const runProgram = (program: Program, args: Record<string, Tensor>): Tens
 export const describeProgram = (p: Program): string => {
   const names = Array.from({ length: p.inputs }, (_, i) => `x${i}`);
   const lines = p.steps.map((s, i) => {
-    const t = templates[s.template];
+    const t = allTemplates[s.template];
     const a = names[s.a % names.length];
     const b = names[s.b % names.length];
     names.push(`v${i}`);
-    return `v${i} = ${s.template}(${t.arity === 1 ? a : `${a}, ${b}`})`;
+    return `v${i} = ${s.template}(${t.arity === 1 ? a : `${a}, ${b}`})${s.c === undefined ? '' : ` with c = ${Object.is(s.c, -0) ? '-0' : s.c}`}`;
   });
   return [...lines, `out = sum(${names[names.length - 1]} * w)`].join('\n');
 };
