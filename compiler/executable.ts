@@ -89,9 +89,9 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       throw new KernelLimitError(
         k,
         backend,
-        `its indices reach ${extent}, and gpu.js's float index arithmetic on ${backend} is exact only below ${exactIndexLimit[backend]}; the wasm backend indexes it exactly`,
+        `its indices reach ${extent}, which exceeds the limit of ${exactIndexLimit[backend]} below which gpu.js's float index arithmetic on ${backend} is exact; the wasm backend indexes it exactly`,
       );
-    return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend) }) };
+    return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend), float64: backend === 'cpu' }) };
   });
   return compileOnKernelBackend(device, reason, program, kernels, options);
 };

@@ -54,6 +54,7 @@ export const lit = (v: number): string => {
   // would be clamped to the largest float on GL
   if (v === Infinity) return '(1.0 / 0.0)';
   if (v === -Infinity) return '(-1.0 / 0.0)';
+  if (Object.is(v, -0)) return '(-0.0)'; // String(-0) is '0': the sign (1 / -0 = -Infinity) would be lost
   const s = String(v);
   const f = /[.e]/.test(s) ? s : `${s}.0`;
   return v < 0 ? `(${f})` : f; // parenthesised: a unary minus before it must not read as a decrement (--1.5)

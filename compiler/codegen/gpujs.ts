@@ -69,6 +69,12 @@ const power = (x: string, p: number | undefined, y: () => string): string => {
 export interface GpuJsTarget {
   /** GLSL through gpu.js: max/min are written to propagate NaN (GLSL's may drop it) */
   readonly gl: boolean;
+  /**
+   * gpu.js's cpu path computes inline values in float64 but stores buffers in float32: comparisons then round
+   * both operands to float32 (Math.fround), or a value recomputed inline never equals its stored copy (the tie
+   * mask of a max reduction's gradient came out empty)
+   */
+  readonly float64?: boolean;
 }
 
 /**
@@ -164,6 +170,8 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
           const x = e.let(value(s.x));
           return `((${x} > 0.0 || ${x} !== ${x}) ? ${x} : 0.0)`;
         }
+        // the exp form's tanh(-15) is -0.99999999999991 in float64, not -1: on cpu use Math.tanh, exact at the tails
+        if (target.float64 && s.op === 'tanh') return `Math.tanh(${value(s.x)})`;
         if (target.gl && s.op === 'tanh') {
           const x = e.let(value(s.x));
           return `(${x} !== ${x} ? ${x} : ${unaryFormat.tanh(x, e)})`;
@@ -181,6 +189,8 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
           const b = e.let(value(s.b));
           return `((${a} ${s.op === 'max' ? '>' : '<'} ${b} || ${a} !== ${a}) ? ${a} : ${b})`;
         }
+        if (target.float64 && ['lt', 'le', 'gt', 'ge', 'eq', 'ne'].includes(s.op))
+          return binaryFormat[s.op](`Math.fround(${value(s.a)})`, `Math.fround(${value(s.b)})`);
         return binaryFormat[s.op](value(s.a), value(s.b));
       case 'where': {
         const c = value(s.c);
@@ -256,7 +266,9 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
       if (!last) for (const s of byLevel[i + 1]) value(s);
     });
     const v = value(r.body);
-    e.line(r.op === 'sum' ? `${acc} = ${acc} + ${v};` : `${acc} = Math.max(${acc}, ${v});`);
+    if (r.op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
+    else if (target.gl) e.line(`${acc} = (${v} > ${acc} || ${v} !== ${v}) ? ${v} : ${acc};`); // GLSL's max drops NaN
+    else e.line(`${acc} = Math.max(${acc}, ${v});`);
     for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
     r.vars.forEach(() => e.close());
     for (const s of pointers.keys()) pointers.delete(s);

@@ -17,7 +17,8 @@ for (const r of rewrites) for (const op of r.ops) rulesFor.set(op, [...(rulesFor
 
 const keyOf = (n: Node, inputs: readonly number[]): string | undefined => {
   if (n.op === 'input' || n.op === 'random') return n.op === 'random' ? `random|${inputs}|${JSON.stringify(n.attrs)}|${n.shape}` : undefined;
-  if (n.op === 'constant') return n.attrs.value.length <= FOLD_LIMIT ? `c|${n.shape}|${Array.from(n.attrs.value).join(',')}` : undefined;
+  // -0 keeps its sign in the key (String(-0) is '0'): x / -0 is -Infinity, not x / 0
+  if (n.op === 'constant') return n.attrs.value.length <= FOLD_LIMIT ? `c|${n.shape}|${Array.from(n.attrs.value, (v) => (Object.is(v, -0) ? '-0' : v)).join(',')}` : undefined;
   return `${n.op}|${inputs}|${JSON.stringify(n.attrs)}|${n.shape}`;
 };
 
