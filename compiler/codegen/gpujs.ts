@@ -78,7 +78,7 @@ export interface GpuJsTarget {
 }
 
 /**
- * The most loop iterations one GL shader invocation runs: ANGLE, behind headless-gl, stops after 65,535, counting
+ * The most loop iterations one GL shader invocation runs: Mesa's llvmpipe, behind headless-gl, stops after 65,535, counting
  * all loops together (measured: test/loop-limit.test.ts), so compile splits longer reductions before codegen
  * (passes/splitReductions.ts).
  */

@@ -1,4 +1,4 @@
-// splitReductions: Graph -> Graph, for backends that cut long loops (headless-gl's ANGLE stops a shader invocation
+// splitReductions: Graph -> Graph, for backends that cut long loops (Mesa's llvmpipe, behind headless-gl, stops a shader invocation
 // after 65,535 loop iterations, all loops together: test/loop-limit.test.ts measures it). A sum, max or matmul whose
 // reduction is longer than the limit becomes two reductions, each below it: the reduced elements are laid out as
 // [a, b] (padded with the reduction's identity, 0 or -Infinity, up to a multiple of b), reduced over b in one
