@@ -1,7 +1,11 @@
 // `npm run bench`: fusediff and its peers on the same workloads, in one process, with tinybench.
 //  1. the reference MLP denoiser training step (workloads/reference.ts): samples/s per system and backend;
 //  2. square f32 matmul GFLOP/s at 256, 512, 1024;
-//  3. the memory plan of the reference step against one buffer per graph node.
+//  3. one forward conv2d GFLOP/s (workloads/reference.ts CONV) against TF.js wasm and jax-js;
+//  4. the memory plan of the reference step against one buffer per graph node;
+//  5. the MSE and self-perceptual training steps of the MLP and the UNet (ms per step, SP / MSE) on one backend.
+// Every fusediff row carries its ratio to jax-js and to TF.js wasm (or to the best peer), the numbers the
+// "Done when" of issue 12 is judged by.
 // Writes bench/results/latest.json and prints the tables. `--quick` runs shorter (for a smoke test).
 import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import os from 'node:os';
@@ -10,10 +14,11 @@ import { availableBackends, type BackendName } from '../compiler/index.ts';
 import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
 import { compileReferenceStep } from '../workloads/referenceStep.ts';
 import { FusediffMatmul } from './fusediff/matmul.ts';
+import { FusediffConv } from './fusediff/conv.ts';
 import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
-import { PEER_IDS, matmulPeer, mlpPeer } from './peers/index.ts';
-import type { MatmulPeer, PeerSystem } from './peers/types.ts';
-import { BATCH, MATMUL_SIZES, matmulFlops } from '../workloads/reference.ts';
+import { CONV_PEER_IDS, PEER_IDS, convPeer, matmulPeer, mlpPeer } from './peers/index.ts';
+import type { ConvPeer, MatmulPeer, PeerSystem } from './peers/types.ts';
+import { BATCH, CONV, MATMUL_SIZES, convFlops, matmulFlops } from '../workloads/reference.ts';
 
 const quick = process.argv.includes('--quick');
 const skipPeers = process.argv.includes('--no-peers');
@@ -31,9 +36,17 @@ interface Row {
   samplesPerSec: number;
   msPerStep: number;
   ratioToBestPeer?: number;
+  /** samples/s over jax-js's (the issue's reference peer) */
+  ratioToJaxjs?: number;
   peer: boolean;
+  /** the peer's id (PEER_IDS), absent on fusediff's rows */
+  peerId?: string;
   noise: string;
 }
+
+/** a / b, or undefined where there is no b (peers skipped or failed) */
+const ratio = (a: number, b: number | undefined): number | undefined => (b !== undefined && b > 0 ? a / b : undefined);
+const fmtRatio = (r: number | undefined): string => (r === undefined ? '    -' : `${r.toFixed(2)}x`.padStart(6));
 
 const timeTask = async (name: string, fn: () => Promise<void>, setup: () => Promise<void>): Promise<number> => {
   await setup();
@@ -46,61 +59,155 @@ const timeTask = async (name: string, fn: () => Promise<void>, setup: () => Prom
 };
 
 // ---- 1. reference MLP step ------------------------------------------------------------------------------------
-const systems: { sys: PeerSystem; peer: boolean }[] = [
+const systems: { sys: PeerSystem; peer: boolean; peerId?: string }[] = [
   ...backends.map((b) => ({ sys: new FusediffMlp(b) as PeerSystem, peer: false })),
   { sys: new FusediffMlp(backends[0], 'unfused'), peer: false },
-  ...(skipPeers ? [] : PEER_IDS.map((id) => ({ sys: mlpPeer(id), peer: true }))),
+  ...(skipPeers ? [] : PEER_IDS.map((id) => ({ sys: mlpPeer(id), peer: true, peerId: id }))),
 ];
 const rows: Row[] = [];
-for (const { sys, peer } of systems) {
+for (const { sys, peer, peerId } of systems) {
   const ms = await timeTask(`${sys.system} ${sys.backend}`, () => sys.step(), () => sys.setup());
-  const row = { system: sys.system, backend: sys.backend, samplesPerSec: (1000 / ms) * BATCH, msPerStep: ms, peer, noise: sys.noise };
+  const row: Row = { system: sys.system, backend: sys.backend, samplesPerSec: (1000 / ms) * BATCH, msPerStep: ms, peer, peerId, noise: sys.noise };
   rows.push(row);
   console.log(`${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${row.samplesPerSec.toFixed(0).padStart(8)} samples/s  (${ms.toFixed(1)} ms/step, loss ${(await sys.loss()).toFixed(4)})`);
   await sys.dispose();
 }
 const bestPeer = Math.max(...rows.filter((r) => r.peer).map((r) => r.samplesPerSec), 0);
-for (const r of rows) if (bestPeer > 0) r.ratioToBestPeer = r.samplesPerSec / bestPeer;
+const jaxjsMlp = rows.find((r) => r.peerId === 'jaxjs-wasm')?.samplesPerSec;
+for (const r of rows) {
+  r.ratioToBestPeer = ratio(r.samplesPerSec, bestPeer);
+  r.ratioToJaxjs = ratio(r.samplesPerSec, jaxjsMlp);
+}
+if (!skipPeers) {
+  console.log('\nMLP step, samples/s over the best peer and over jax-js:');
+  for (const r of rows.filter((x) => !x.peer)) console.log(`  ${r.system.padEnd(22)} ${r.backend.padEnd(34)} ${fmtRatio(r.ratioToBestPeer)} best peer  ${fmtRatio(r.ratioToJaxjs)} jax-js`);
+}
+console.log('');
 
 // ---- 2. matmul ------------------------------------------------------------------------------------------------
-const matmul: { system: string; backend: string; n: number; gflops: number }[] = [];
+const matmul: { system: string; backend: string; n: number; gflops: number; ratioToJaxjs?: number; ratioToTfjsWasm?: number }[] = [];
 for (const n of quick ? [256] : MATMUL_SIZES) {
-  const ms: MatmulPeer[] = [...backends.map((b) => new FusediffMatmul(b)), ...(skipPeers ? [] : PEER_IDS.map((id) => matmulPeer(id)))];
-  for (const m of ms) {
+  const ms: { m: MatmulPeer; peerId?: string }[] = [
+    ...backends.map((b) => ({ m: new FusediffMatmul(b) as MatmulPeer })),
+    ...(skipPeers ? [] : PEER_IDS.map((id) => ({ m: matmulPeer(id), peerId: id }))),
+  ];
+  const sized: { row: (typeof matmul)[number]; peerId?: string }[] = [];
+  for (const { m, peerId } of ms) {
     const t = await timeTask(`${m.system} ${m.backend} ${n}`, () => m.run(), () => m.setup(n));
     const gflops = matmulFlops(n) / t / 1e6;
-    matmul.push({ system: m.system, backend: m.backend, n, gflops });
+    const row = { system: m.system, backend: m.backend, n, gflops };
+    matmul.push(row);
+    sized.push({ row, peerId });
     console.log(`matmul ${String(n).padStart(4)}  ${m.system.padEnd(24)} ${m.backend.padEnd(34)} ${gflops.toFixed(2).padStart(7)} GFLOP/s`);
     await m.dispose();
   }
+  // the ratios of fusediff's rows at this size
+  const jax = sized.find((x) => x.peerId === 'jaxjs-wasm')?.row.gflops;
+  const tfw = sized.find((x) => x.peerId === 'tfjs-wasm')?.row.gflops;
+  for (const { row, peerId } of sized) {
+    if (peerId !== undefined) continue;
+    Object.assign(row, { ratioToJaxjs: ratio(row.gflops, jax), ratioToTfjsWasm: ratio(row.gflops, tfw) });
+    if (!skipPeers) console.log(`matmul ${String(n).padStart(4)}  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`);
+  }
 }
 
-// ---- 3. memory plan -------------------------------------------------------------------------------------------
+// ---- 3. conv2d ------------------------------------------------------------------------------------------------
+// Every backend of ours runs it: measured on this machine, one conv takes about 150 ms on cpu, webasm and
+// headlessgl (0.4-0.5 GFLOP/s), short enough for tinybench's time budget.
+const convRows: { system: string; backend: string; gflops: number; msPerConv: number; ratioToJaxjs?: number; ratioToTfjsWasm?: number }[] = [];
+console.log('');
+{
+  const cs: { c: ConvPeer; peerId?: string }[] = [
+    ...backends.map((b) => ({ c: new FusediffConv(b) as ConvPeer })),
+    ...(skipPeers ? [] : CONV_PEER_IDS.map((id) => ({ c: convPeer(id), peerId: id }))),
+  ];
+  const timed: { row: (typeof convRows)[number]; peerId?: string }[] = [];
+  for (const { c, peerId } of cs) {
+    const t = await timeTask(`conv ${c.system} ${c.backend}`, () => c.run(), () => c.setup(CONV));
+    const row = { system: c.system, backend: c.backend, gflops: convFlops(CONV) / t / 1e6, msPerConv: t };
+    convRows.push(row);
+    timed.push({ row, peerId });
+    console.log(`conv2d  ${c.system.padEnd(24)} ${c.backend.padEnd(34)} ${row.gflops.toFixed(2).padStart(7)} GFLOP/s  (${t.toFixed(2)} ms)`);
+    await c.dispose();
+  }
+  // jax-js: its faster mode (jit or eager) is the reference; TF.js: wasm
+  const jaxRows = timed.filter((x) => x.peerId?.startsWith('jaxjs'));
+  const jax = jaxRows.length > 0 ? Math.max(...jaxRows.map((x) => x.row.gflops)) : undefined;
+  const tfw = timed.find((x) => x.peerId === 'tfjs-wasm')?.row.gflops;
+  for (const { row } of timed) Object.assign(row, { ratioToJaxjs: ratio(row.gflops, jax), ratioToTfjsWasm: ratio(row.gflops, tfw) });
+  if (!skipPeers)
+    for (const { row, peerId } of timed)
+      if (peerId === undefined) console.log(`conv2d  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`);
+}
+const conv = {
+  workload: { ...CONV, layout: 'fusediff and jax-js: x NCHW, w OIHW; TF.js: x NHWC, w HWIO (tf.conv2d)', flops: convFlops(CONV) },
+  fusediffBackends: backends,
+  peers: skipPeers ? [] : [...CONV_PEER_IDS],
+  jaxjsReference: 'the faster of jax-js jit and eager (ratioToJaxjs is against it)',
+  rows: convRows,
+};
+
+// ---- 4. memory plan -------------------------------------------------------------------------------------------
 const plan = compileReferenceStep(backends[0]).executable;
 const memory = { backend: plan.backend, plannedBytes: plan.memory.plannedBytes, naiveBytes: plan.memory.naiveBytes, buffers: plan.memory.buffers, kernels: plan.kernels.length };
 console.log(`\nmemory plan of the reference step: ${(memory.plannedBytes / 1e6).toFixed(2)} MB in ${memory.buffers} buffers vs ${(memory.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`);
 
-// ---- 4. self-perceptual step cost ----------------------------------------------------------------------------
+// ---- 5. MSE and self-perceptual steps of the MLP and the UNet -------------------------------------------------
+// On one backend: wasm where it is available (the issue's target), else webasm (a UNet step there takes seconds).
+const spBackend: BackendName = backends.includes('wasm') ? 'wasm' : backends.includes('webasm') ? 'webasm' : backends[0];
 const spOverMse: Record<string, number> = {};
+// per model (lower-case name): <m>MseStepMs, <m>SpStepMs, <m>MseKernels, <m>SpKernels
+const stepCost: Record<string, number> = {};
 const spDetail: { model: string; backend: string; batch: number; mseMs: number; spMs: number; mseKernels: number; spKernels: number }[] = [];
 for (const c of spCostCases) {
-  const { mse, sp, batch } = spCostSteps(c, backends.includes('webasm') ? 'webasm' : backends[0]);
+  const { mse, sp, batch } = spCostSteps(c, spBackend);
   const mseMs = await timeTask(`mse ${c.name}`, async () => void (await mse.runAsync(batch)), async () => {});
   const spMs = await timeTask(`sp ${c.name}`, async () => void (await sp.runAsync(batch)), async () => {});
+  const [mseKernels, spKernels] = [mse.executable.kernels.length, sp.executable.kernels.length];
   spOverMse[`spOverMse${c.name}`] = spMs / mseMs;
-  spDetail.push({ model: c.name, backend: mse.executable.backend, batch: c.batch, mseMs, spMs, mseKernels: mse.executable.kernels.length, spKernels: sp.executable.kernels.length });
-  console.log(`SP / MSE step cost, ${c.name} (batch ${c.batch}, ${mse.executable.backend}): ${(spMs / mseMs).toFixed(2)}x  (${mseMs.toFixed(1)} ms vs ${spMs.toFixed(1)} ms; ${mse.executable.kernels.length} vs ${sp.executable.kernels.length} kernels)`);
+  const m = c.name.toLowerCase();
+  Object.assign(stepCost, { [`${m}MseStepMs`]: mseMs, [`${m}SpStepMs`]: spMs, [`${m}MseKernels`]: mseKernels, [`${m}SpKernels`]: spKernels });
+  spDetail.push({ model: c.name, backend: mse.executable.backend, batch: c.batch, mseMs, spMs, mseKernels, spKernels });
+  console.log(`${c.name} step (batch ${c.batch}, ${mse.executable.backend}): MSE ${mseMs.toFixed(1)} ms, SP ${spMs.toFixed(1)} ms, SP / MSE ${(spMs / mseMs).toFixed(2)}x  (${mseKernels} vs ${spKernels} kernels)`);
+  mse.dispose();
+  sp.dispose();
 }
+
+// ---- issue 12's "Done when", from the rows above (undefined where a row did not run, e.g. 512 under --quick) ------
+const wasmMlp = rows.find((r) => !r.peer && r.backend === 'wasm');
+const wasmMm512 = matmul.find((r) => r.system === 'fusediff' && r.backend === 'wasm' && r.n === 512);
+const atLeast = (x: number | undefined, min: number) => (x === undefined ? undefined : x >= min);
+const atMost = (x: number | undefined, max: number) => (x === undefined ? undefined : x <= max);
+const targets = {
+  mlpWasmRatioToJaxjs: wasmMlp?.ratioToJaxjs,
+  mlpWasmRatioToJaxjsAtLeast1_5: atLeast(wasmMlp?.ratioToJaxjs, 1.5),
+  matmul512WasmRatioToJaxjs: wasmMm512?.ratioToJaxjs,
+  matmul512WasmRatioToTfjsWasm: wasmMm512?.ratioToTfjsWasm,
+  matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm:
+    wasmMm512?.ratioToJaxjs === undefined || wasmMm512.ratioToTfjsWasm === undefined ? undefined : wasmMm512.ratioToJaxjs >= 1.5 && wasmMm512.ratioToTfjsWasm >= 1,
+  unetMseStepMsAtMost150: spBackend === 'wasm' ? atMost(stepCost.unetMseStepMs, 150) : undefined,
+  spOverMseAtMost1_6: spBackend === 'wasm' ? (spOverMse.spOverMseMlp ?? Infinity) <= 1.6 && (spOverMse.spOverMseUnet ?? Infinity) <= 1.6 : undefined,
+};
+const yesNo = (b: boolean | undefined) => (b === undefined ? 'not measured' : b ? 'met' : 'NOT met');
+console.log(`\nissue 12 targets (fusediff wasm):`);
+console.log(`  MLP step >= 1.5x jax-js: ${fmtRatio(targets.mlpWasmRatioToJaxjs)}  ${yesNo(targets.mlpWasmRatioToJaxjsAtLeast1_5)}`);
+console.log(`  matmul 512 >= 1.5x jax-js and >= TF.js wasm: ${fmtRatio(targets.matmul512WasmRatioToJaxjs)} / ${fmtRatio(targets.matmul512WasmRatioToTfjsWasm)}  ${yesNo(targets.matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm)}`);
+console.log(`  UNet MSE step <= 150 ms: ${stepCost.unetMseStepMs?.toFixed(1) ?? '-'} ms  ${yesNo(targets.unetMseStepMsAtMost150)}`);
+console.log(`  SP / MSE <= 1.6x (MLP, UNet): ${fmtRatio(spOverMse.spOverMseMlp)} / ${fmtRatio(spOverMse.spOverMseUnet)}  ${yesNo(targets.spOverMseAtMost1_6)}`);
 
 const result = {
   machine,
   workload: `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
   quick,
-  rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, msPerStep, noise }) => ({ system, backend, samplesPerSec, ratioToBestPeer, msPerStep, noise })),
+  rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise }) => ({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise })),
   matmul,
+  conv,
   memory,
   ...spOverMse,
+  spCostBackend: spBackend,
+  ...stepCost,
   spCost: spDetail,
+  targets,
 };
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const path = new URL(`./results/${quick ? 'quick' : 'latest'}.json`, import.meta.url);

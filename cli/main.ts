@@ -41,15 +41,18 @@ program
 
 program
   .command('inspect')
-  .description(`show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')})`)
-  .argument('<example>', 'example name')
+  .description(`show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}); with --profile, each kernel's share of the step's time`)
+  .argument('[example]', 'example name', 'mlp')
   .option('--json', 'print one JSON report', false)
-  .option('--source', 'print each kernel\'s generated source', false)
-  .option('--backend <name>', 'cpu, webasm, headlessgl, webgl2 or auto', 'auto')
-  .action((name: string, o: { json: boolean; source: boolean; backend: BackendRequest }) => {
-    const r = inspect(name, o.backend);
+  .option('--source', "print each kernel's generated source (on wasm: a listing of its kernel IR)", false)
+  .option('--profile', "compile with per-kernel timing, run warm steps and print each kernel's share of the step", false)
+  .option('--steps <n>', 'steps to profile (after 3 warm-up steps)', integer('--steps'), 10)
+  .option('--top <n>', 'kernels in the profile table, the most expensive first (0: all); the rest are summed in one row', integer('--top'), 15)
+  .addOption(backendOption().default('auto'))
+  .action(async (name: string, o: { json: boolean; source: boolean; profile: boolean; steps: number; top: number; backend: BackendRequest }) => {
+    const r = await inspect(name, o.backend, o.profile ? { profile: { steps: o.steps } } : {});
     if (o.json) console.log(JSON.stringify(r));
-    else printInspect(r, o.source);
+    else printInspect(r, o.source, o.top);
   });
 
 withRunOptions(

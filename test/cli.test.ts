@@ -32,3 +32,35 @@ test('gradcheck rejects a malformed --runs', () => {
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /--runs must be a non-negative integer/);
 });
+
+test('inspect --profile prints each kernel\'s share of the step, summing to 100%', () => {
+  const r = run('inspect', '--profile', '--backend', 'wasm', '--steps', '3');
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^backend: wasm/m);
+  assert.match(r.stdout, /^profile: 3 steps after 3 warm-up steps on wasm: [\d.]+ ms per step \(wall\), [\d.]+ ms in kernels/m);
+  // the table: one row per kernel (the top 15, then one row for the rest), then the total
+  const rows = [...r.stdout.matchAll(/^ {2}(\S.*?)\s{2,}(?:\[[\d,]*\]\s+)?([\d.]+)\s+([\d.]+)%/gm)].map((m) => ({ name: m[1], ms: Number(m[2]), share: Number(m[3]) }));
+  const total = rows.find((x) => x.name.startsWith('total'));
+  assert.ok(total, r.stdout);
+  assert.match(total.name, /^total \(\d+ kernels\)$/);
+  assert.equal(total.share, 100);
+  const parts = rows.filter((x) => x !== total);
+  assert.ok(parts.length >= 2 && parts.some((x) => /^k\d+_matmul$/.test(x.name)), r.stdout);
+  const sum = parts.reduce((a, x) => a + x.share, 0);
+  assert.ok(Math.abs(sum - 100) < 1, `shares sum to ${sum}\n${r.stdout}`);
+  assert.ok(Math.abs(parts.reduce((a, x) => a + x.ms, 0) - total.ms) < 0.01 * parts.length, r.stdout);
+  // sorted, the most expensive first (the rest row aside)
+  const kernels = parts.filter((x) => x.name.startsWith('k'));
+  for (let i = 1; i < kernels.length; i++) assert.ok(kernels[i - 1].ms >= kernels[i].ms, r.stdout);
+});
+
+test('inspect --profile --json reports every kernel with shares that sum to 100%', () => {
+  const r = run('inspect', 'softmax', '--profile', '--json', '--backend', 'wasm', '--steps', '2');
+  assert.equal(r.status, 0, r.stderr);
+  const { kernels, profile } = JSON.parse(r.stdout);
+  assert.equal(profile.steps, 2);
+  assert.equal(profile.kernels.length, kernels);
+  const sum = profile.kernels.reduce((a: number, k: { share: number }) => a + k.share, 0);
+  assert.ok(Math.abs(sum - 100) < 1e-6, String(sum));
+  assert.ok(profile.kernelMs > 0 && profile.stepMs >= profile.kernelMs * 0.5);
+});

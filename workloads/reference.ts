@@ -33,6 +33,28 @@ export const MATMUL_SIZES: readonly number[] = [256, 512, 1024];
 /** FLOPs of one n x n x n matmul. */
 export const matmulFlops = (n: number): number => 2 * n * n * n;
 
+/** One forward 2-D convolution for the conv GFLOP/s table: stride 1, 'same' padding (odd kernel), no bias. */
+export interface ConvWorkload {
+  readonly batch: number;
+  readonly inChannels: number;
+  readonly outChannels: number;
+  /** height = width of the input and (stride 1, 'same') of the output */
+  readonly size: number;
+  /** kernel height = width (odd, so 'same' pads (kernel - 1) / 2 on every side) */
+  readonly kernel: number;
+  readonly stride: 1;
+  readonly padding: 'same';
+}
+/** The conv workload: a UNet-sized 3x3 conv, 16 x 32 x 16 x 16 in, 32 out (75.5 MFLOP). */
+export const CONV: ConvWorkload = { batch: 16, inChannels: 32, outChannels: 32, size: 16, kernel: 3, stride: 1, padding: 'same' };
+/** FLOPs of one forward conv: 2 N O H W C KH KW (a multiply and an add per tap, padding taps included). */
+export const convFlops = (c: ConvWorkload): number => 2 * c.batch * c.outChannels * c.size * c.size * c.inChannels * c.kernel * c.kernel;
+/** Deterministic inputs in [-0.5, 0.5): x as NCHW [N, C, H, W] and w as OIHW [O, C, KH, KW] (the peers transpose as they need). */
+export const convInputs = (c: ConvWorkload): { x: Float32Array; w: Float32Array } => ({
+  x: Float32Array.from({ length: c.batch * c.inChannels * c.size * c.size }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
+  w: Float32Array.from({ length: c.outChannels * c.inChannels * c.kernel * c.kernel }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5),
+});
+
 /** freqs_i = exp(-ln(10000) i / (EMB_DIM/2)), i = 0..EMB_DIM/2-1; emb(t) = [cos(t freqs), sin(t freqs)]. */
 export const timeFreqs = (): Float32Array => {
   const half = EMB_DIM / 2;

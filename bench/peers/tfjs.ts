@@ -10,8 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
-import type { MatmulPeer, PeerSystem } from './types.ts';
-import { ADAM, BATCH, EMB_DIM, POINT_DIM, T_STEPS, eightGaussians, initParams, timeFreqs } from '../../workloads/reference.ts';
+import type { ConvPeer, MatmulPeer, PeerSystem } from './types.ts';
+import { ADAM, BATCH, CONV, EMB_DIM, POINT_DIM, T_STEPS, convInputs, eightGaussians, initParams, timeFreqs, type ConvWorkload } from '../../workloads/reference.ts';
 
 export type TfjsBackend = 'cpu' | 'wasm';
 
@@ -167,9 +167,45 @@ class TfjsMatmul implements MatmulPeer {
   }
 }
 
+class TfjsConv implements ConvPeer {
+  readonly system = `TensorFlow.js ${TFJS_VERSION}`;
+  backend: string;
+  private x?: tf.Tensor4D;
+  private w?: tf.Tensor4D;
+  constructor(private readonly name: TfjsBackend) {
+    this.backend = name;
+  }
+
+  async setup(conv: ConvWorkload = CONV): Promise<void> {
+    await useTfjsBackend(this.name);
+    this.backend = await describeBackend(this.name);
+    await this.dispose();
+    // tf.conv2d's layouts: input NHWC [N, H, W, C] and filter [KH, KW, C, O] (fusediff and jax-js: NCHW and OIHW).
+    // The same values are read in the other layout: the FLOPs are the same, and timing is what this row measures.
+    const { x, w } = convInputs(conv);
+    this.x = tf.tensor4d(x, [conv.batch, conv.size, conv.size, conv.inChannels]);
+    this.w = tf.tensor4d(w, [conv.kernel, conv.kernel, conv.inChannels, conv.outChannels]);
+  }
+
+  async run(): Promise<void> {
+    await useTfjsBackend(this.name);
+    if (!this.x || !this.w) throw new Error(`TensorFlow.js ${this.name}: call setup() before run()`);
+    const y = tf.conv2d(this.x, this.w, 1, 'same');
+    await y.data(); // read back, as fusediff's and jax-js's rows do
+    y.dispose();
+  }
+
+  async dispose(): Promise<void> {
+    tf.dispose([this.x, this.w].filter((t): t is tf.Tensor4D => t !== undefined));
+    this.x = this.w = undefined;
+  }
+}
+
 /** The reference MLP denoiser step on TensorFlow.js `cpu` or `wasm` (tf.train.adam via optimizer.minimize). */
 export const tfjsMlp = (backend: TfjsBackend): PeerSystem => new TfjsMlp(backend);
 /** An n x n x n f32 tf.matMul on TensorFlow.js `cpu` or `wasm`. */
 export const tfjsMatmul = (backend: TfjsBackend): MatmulPeer => new TfjsMatmul(backend);
+/** One forward tf.conv2d (NHWC, 'same') on TensorFlow.js `cpu` or `wasm`. */
+export const tfjsConv = (backend: TfjsBackend): ConvPeer => new TfjsConv(backend);
 /** Live tensors in the tfjs engine (for soak checks: must stay flat across steps). */
 export const tfjsNumTensors = (): number => tf.engine().state.numTensors;

@@ -1,6 +1,7 @@
 // The interface every peer system (and fusediff's own benchmark rows) implements, so one tinybench harness can run
 // them side by side in one process. Every method that returns a promise is synchronised: when it resolves, the
 // work is done on the backend (results awaited or read back), so wall-clock timings around it are honest.
+import type { ConvWorkload } from '../../workloads/reference.ts';
 
 /** A training-step runner for the reference MLP denoiser workload (see workload.ts). */
 export interface PeerSystem {
@@ -31,6 +32,21 @@ export interface MatmulPeer {
   readonly backend: string;
   setup(n: number): Promise<void>;
   /** one n x n x n f32 matmul; resolves when the product is computed (awaited on the backend) */
+  run(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * One forward 2-D convolution (workloads/reference.ts CONV: stride 1, 'same' padding, no bias), inputs created
+ * once in setup(). Each system uses its native layout (fusediff and jax-js NCHW / OIHW, TF.js NHWC / HWIO): the
+ * FLOPs are the same, and the timing is what the table compares.
+ */
+export interface ConvPeer {
+  readonly system: string;
+  /** filled in after setup() with what actually ran */
+  readonly backend: string;
+  setup(conv?: ConvWorkload): Promise<void>;
+  /** one forward conv; resolves when the output is computed and read back (or awaited on the backend) */
   run(): Promise<void>;
   dispose(): Promise<void>;
 }
