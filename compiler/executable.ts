@@ -7,6 +7,7 @@ import type { NDArray } from '../core/ndarray.ts';
 import { planMemory, type BufferPlan } from './memoryPlan.ts';
 import { fmt, sameShape, size, type Shape } from '../core/shape.ts';
 import { GL_LOOP_LIMIT, printGpuJs } from './codegen/gpujs.ts';
+import { padConvInputs } from './passes/padConvInputs.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { indexExtent } from './kernel/ir.ts';
 import { lowerKernel } from './kernel/lower.ts';
@@ -66,7 +67,8 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   const backend = device.name;
   const simplified = simplify(graph);
   // GL cuts long loops: reductions longer than its limit become two passes
-  const fused = fuse(isGL(backend) ? simplify(splitReductions(simplified, GL_LOOP_LIMIT)) : simplified, options.fusion ?? 'fused');
+  const lowered = isGL(backend) ? simplify(splitReductions(simplified, GL_LOOP_LIMIT)) : device.kind === 'plans' ? padConvInputs(simplified) : simplified;
+  const fused = fuse(lowered, options.fusion ?? 'fused');
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
   const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;
