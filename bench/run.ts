@@ -24,9 +24,17 @@ const quick = process.argv.includes('--quick');
 const skipPeers = process.argv.includes('--no-peers');
 // --backend B restricts our rows to one backend (default: every backend available here but webgl2, browser-only)
 const only = process.argv.includes('--backend') ? process.argv[process.argv.indexOf('--backend') + 1] : undefined;
-const backends = availableBackends().filter((b): b is BackendName => b !== 'webgl2' && (only === undefined || only === 'auto' || b === only));
+const backends = availableBackends().filter(
+  (b): b is BackendName => b !== 'webgl2' && (only === undefined || only === 'auto' || b === only),
+);
 if (backends.length === 0) throw new Error(`bench: backend '${only}' is not available here; available: ${availableBackends().join(', ')}`);
-const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, os: `${os.type()} ${os.release()}` };
+const machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores: os.cpus().length,
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  os: `${os.type()} ${os.release()}`,
+};
 console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
 console.log(`fusediff backends available here: ${backends.join(', ')}\n`);
 
@@ -66,10 +74,24 @@ const systems: { sys: PeerSystem; peer: boolean; peerId?: string }[] = [
 ];
 const rows: Row[] = [];
 for (const { sys, peer, peerId } of systems) {
-  const ms = await timeTask(`${sys.system} ${sys.backend}`, () => sys.step(), () => sys.setup());
-  const row: Row = { system: sys.system, backend: sys.backend, samplesPerSec: (1000 / ms) * BATCH, msPerStep: ms, peer, peerId, noise: sys.noise };
+  const ms = await timeTask(
+    `${sys.system} ${sys.backend}`,
+    () => sys.step(),
+    () => sys.setup(),
+  );
+  const row: Row = {
+    system: sys.system,
+    backend: sys.backend,
+    samplesPerSec: (1000 / ms) * BATCH,
+    msPerStep: ms,
+    peer,
+    peerId,
+    noise: sys.noise,
+  };
   rows.push(row);
-  console.log(`${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${row.samplesPerSec.toFixed(0).padStart(8)} samples/s  (${ms.toFixed(1)} ms/step, loss ${(await sys.loss()).toFixed(4)})`);
+  console.log(
+    `${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${row.samplesPerSec.toFixed(0).padStart(8)} samples/s  (${ms.toFixed(1)} ms/step, loss ${(await sys.loss()).toFixed(4)})`,
+  );
   await sys.dispose();
 }
 const bestPeer = Math.max(...rows.filter((r) => r.peer).map((r) => r.samplesPerSec), 0);
@@ -80,7 +102,10 @@ for (const r of rows) {
 }
 if (!skipPeers) {
   console.log('\nMLP step, samples/s over the best peer and over jax-js:');
-  for (const r of rows.filter((x) => !x.peer)) console.log(`  ${r.system.padEnd(22)} ${r.backend.padEnd(34)} ${fmtRatio(r.ratioToBestPeer)} best peer  ${fmtRatio(r.ratioToJaxjs)} jax-js`);
+  for (const r of rows.filter((x) => !x.peer))
+    console.log(
+      `  ${r.system.padEnd(22)} ${r.backend.padEnd(34)} ${fmtRatio(r.ratioToBestPeer)} best peer  ${fmtRatio(r.ratioToJaxjs)} jax-js`,
+    );
 }
 console.log('');
 
@@ -93,7 +118,11 @@ for (const n of quick ? [256] : MATMUL_SIZES) {
   ];
   const sized: { row: (typeof matmul)[number]; peerId?: string }[] = [];
   for (const { m, peerId } of ms) {
-    const t = await timeTask(`${m.system} ${m.backend} ${n}`, () => m.run(), () => m.setup(n));
+    const t = await timeTask(
+      `${m.system} ${m.backend} ${n}`,
+      () => m.run(),
+      () => m.setup(n),
+    );
     const gflops = matmulFlops(n) / t / 1e6;
     const row = { system: m.system, backend: m.backend, n, gflops };
     matmul.push(row);
@@ -107,14 +136,18 @@ for (const n of quick ? [256] : MATMUL_SIZES) {
   for (const { row, peerId } of sized) {
     if (peerId !== undefined) continue;
     Object.assign(row, { ratioToJaxjs: ratio(row.gflops, jax), ratioToTfjsWasm: ratio(row.gflops, tfw) });
-    if (!skipPeers) console.log(`matmul ${String(n).padStart(4)}  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`);
+    if (!skipPeers)
+      console.log(
+        `matmul ${String(n).padStart(4)}  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`,
+      );
   }
 }
 
 // ---- 3. conv2d ------------------------------------------------------------------------------------------------
 // Every backend of ours runs it: measured on this machine, one conv takes about 150 ms on cpu, webasm and
 // headlessgl (0.4-0.5 GFLOP/s), short enough for tinybench's time budget.
-const convRows: { system: string; backend: string; gflops: number; msPerConv: number; ratioToJaxjs?: number; ratioToTfjsWasm?: number }[] = [];
+const convRows: { system: string; backend: string; gflops: number; msPerConv: number; ratioToJaxjs?: number; ratioToTfjsWasm?: number }[] =
+  [];
 console.log('');
 {
   const cs: { c: ConvPeer; peerId?: string }[] = [
@@ -123,11 +156,17 @@ console.log('');
   ];
   const timed: { row: (typeof convRows)[number]; peerId?: string }[] = [];
   for (const { c, peerId } of cs) {
-    const t = await timeTask(`conv ${c.system} ${c.backend}`, () => c.run(), () => c.setup(CONV));
+    const t = await timeTask(
+      `conv ${c.system} ${c.backend}`,
+      () => c.run(),
+      () => c.setup(CONV),
+    );
     const row = { system: c.system, backend: c.backend, gflops: convFlops(CONV) / t / 1e6, msPerConv: t };
     convRows.push(row);
     timed.push({ row, peerId });
-    console.log(`conv2d  ${c.system.padEnd(24)} ${c.backend.padEnd(34)} ${row.gflops.toFixed(2).padStart(7)} GFLOP/s  (${t.toFixed(2)} ms)`);
+    console.log(
+      `conv2d  ${c.system.padEnd(24)} ${c.backend.padEnd(34)} ${row.gflops.toFixed(2).padStart(7)} GFLOP/s  (${t.toFixed(2)} ms)`,
+    );
     await c.dispose();
   }
   // jax-js: its faster mode (jit or eager) is the reference; TF.js: wasm
@@ -137,7 +176,10 @@ console.log('');
   for (const { row } of timed) Object.assign(row, { ratioToJaxjs: ratio(row.gflops, jax), ratioToTfjsWasm: ratio(row.gflops, tfw) });
   if (!skipPeers)
     for (const { row, peerId } of timed)
-      if (peerId === undefined) console.log(`conv2d  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`);
+      if (peerId === undefined)
+        console.log(
+          `conv2d  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`,
+        );
 }
 const conv = {
   workload: { ...CONV, layout: 'fusediff and jax-js: x NCHW, w OIHW; TF.js: x NHWC, w HWIO (tf.conv2d)', flops: convFlops(CONV) },
@@ -149,8 +191,16 @@ const conv = {
 
 // ---- 4. memory plan -------------------------------------------------------------------------------------------
 const plan = compileReferenceStep(backends[0]).executable;
-const memory = { backend: plan.backend, plannedBytes: plan.memory.plannedBytes, naiveBytes: plan.memory.naiveBytes, buffers: plan.memory.buffers, kernels: plan.kernels.length };
-console.log(`\nmemory plan of the reference step: ${(memory.plannedBytes / 1e6).toFixed(2)} MB in ${memory.buffers} buffers vs ${(memory.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`);
+const memory = {
+  backend: plan.backend,
+  plannedBytes: plan.memory.plannedBytes,
+  naiveBytes: plan.memory.naiveBytes,
+  buffers: plan.memory.buffers,
+  kernels: plan.kernels.length,
+};
+console.log(
+  `\nmemory plan of the reference step: ${(memory.plannedBytes / 1e6).toFixed(2)} MB in ${memory.buffers} buffers vs ${(memory.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`,
+);
 
 // ---- 5. MSE and self-perceptual steps of the MLP and the UNet -------------------------------------------------
 // On one backend: wasm where it is available (the issue's target), else webasm (a UNet step there takes seconds).
@@ -158,17 +208,33 @@ const spBackend: BackendName = backends.includes('wasm') ? 'wasm' : backends.inc
 const spOverMse: Record<string, number> = {};
 // per model (lower-case name): <m>MseStepMs, <m>SpStepMs, <m>MseKernels, <m>SpKernels
 const stepCost: Record<string, number> = {};
-const spDetail: { model: string; backend: string; batch: number; mseMs: number; spMs: number; mseKernels: number; spKernels: number }[] = [];
+const spDetail: { model: string; backend: string; batch: number; mseMs: number; spMs: number; mseKernels: number; spKernels: number }[] =
+  [];
 for (const c of spCostCases) {
   const { mse, sp, batch } = spCostSteps(c, spBackend);
-  const mseMs = await timeTask(`mse ${c.name}`, async () => void (await mse.runAsync(batch)), async () => {});
-  const spMs = await timeTask(`sp ${c.name}`, async () => void (await sp.runAsync(batch)), async () => {});
+  const mseMs = await timeTask(
+    `mse ${c.name}`,
+    async () => void (await mse.runAsync(batch)),
+    async () => {},
+  );
+  const spMs = await timeTask(
+    `sp ${c.name}`,
+    async () => void (await sp.runAsync(batch)),
+    async () => {},
+  );
   const [mseKernels, spKernels] = [mse.executable.kernels.length, sp.executable.kernels.length];
   spOverMse[`spOverMse${c.name}`] = spMs / mseMs;
   const m = c.name.toLowerCase();
-  Object.assign(stepCost, { [`${m}MseStepMs`]: mseMs, [`${m}SpStepMs`]: spMs, [`${m}MseKernels`]: mseKernels, [`${m}SpKernels`]: spKernels });
+  Object.assign(stepCost, {
+    [`${m}MseStepMs`]: mseMs,
+    [`${m}SpStepMs`]: spMs,
+    [`${m}MseKernels`]: mseKernels,
+    [`${m}SpKernels`]: spKernels,
+  });
   spDetail.push({ model: c.name, backend: mse.executable.backend, batch: c.batch, mseMs, spMs, mseKernels, spKernels });
-  console.log(`${c.name} step (batch ${c.batch}, ${mse.executable.backend}): MSE ${mseMs.toFixed(1)} ms, SP ${spMs.toFixed(1)} ms, SP / MSE ${(spMs / mseMs).toFixed(2)}x  (${mseKernels} vs ${spKernels} kernels)`);
+  console.log(
+    `${c.name} step (batch ${c.batch}, ${mse.executable.backend}): MSE ${mseMs.toFixed(1)} ms, SP ${spMs.toFixed(1)} ms, SP / MSE ${(spMs / mseMs).toFixed(2)}x  (${mseKernels} vs ${spKernels} kernels)`,
+  );
   mse.dispose();
   sp.dispose();
 }
@@ -184,22 +250,37 @@ const targets = {
   matmul512WasmRatioToJaxjs: wasmMm512?.ratioToJaxjs,
   matmul512WasmRatioToTfjsWasm: wasmMm512?.ratioToTfjsWasm,
   matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm:
-    wasmMm512?.ratioToJaxjs === undefined || wasmMm512.ratioToTfjsWasm === undefined ? undefined : wasmMm512.ratioToJaxjs >= 1.5 && wasmMm512.ratioToTfjsWasm >= 1,
+    wasmMm512?.ratioToJaxjs === undefined || wasmMm512.ratioToTfjsWasm === undefined
+      ? undefined
+      : wasmMm512.ratioToJaxjs >= 1.5 && wasmMm512.ratioToTfjsWasm >= 1,
   unetMseStepMsAtMost150: spBackend === 'wasm' ? atMost(stepCost.unetMseStepMs, 150) : undefined,
-  spOverMseAtMost1_6: spBackend === 'wasm' ? (spOverMse.spOverMseMlp ?? Infinity) <= 1.6 && (spOverMse.spOverMseUnet ?? Infinity) <= 1.6 : undefined,
+  spOverMseAtMost1_6:
+    spBackend === 'wasm' ? (spOverMse.spOverMseMlp ?? Infinity) <= 1.6 && (spOverMse.spOverMseUnet ?? Infinity) <= 1.6 : undefined,
 };
 const yesNo = (b: boolean | undefined) => (b === undefined ? 'not measured' : b ? 'met' : 'NOT met');
 console.log(`\nissue 12 targets (fusediff wasm):`);
 console.log(`  MLP step >= 1.5x jax-js: ${fmtRatio(targets.mlpWasmRatioToJaxjs)}  ${yesNo(targets.mlpWasmRatioToJaxjsAtLeast1_5)}`);
-console.log(`  matmul 512 >= 1.5x jax-js and >= TF.js wasm: ${fmtRatio(targets.matmul512WasmRatioToJaxjs)} / ${fmtRatio(targets.matmul512WasmRatioToTfjsWasm)}  ${yesNo(targets.matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm)}`);
+console.log(
+  `  matmul 512 >= 1.5x jax-js and >= TF.js wasm: ${fmtRatio(targets.matmul512WasmRatioToJaxjs)} / ${fmtRatio(targets.matmul512WasmRatioToTfjsWasm)}  ${yesNo(targets.matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm)}`,
+);
 console.log(`  UNet MSE step <= 150 ms: ${stepCost.unetMseStepMs?.toFixed(1) ?? '-'} ms  ${yesNo(targets.unetMseStepMsAtMost150)}`);
-console.log(`  SP / MSE <= 1.6x (MLP, UNet): ${fmtRatio(spOverMse.spOverMseMlp)} / ${fmtRatio(spOverMse.spOverMseUnet)}  ${yesNo(targets.spOverMseAtMost1_6)}`);
+console.log(
+  `  SP / MSE <= 1.6x (MLP, UNet): ${fmtRatio(spOverMse.spOverMseMlp)} / ${fmtRatio(spOverMse.spOverMseUnet)}  ${yesNo(targets.spOverMseAtMost1_6)}`,
+);
 
 const result = {
   machine,
   workload: `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
   quick,
-  rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise }) => ({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise })),
+  rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise }) => ({
+    system,
+    backend,
+    samplesPerSec,
+    ratioToBestPeer,
+    ratioToJaxjs,
+    msPerStep,
+    noise,
+  })),
   matmul,
   conv,
   memory,

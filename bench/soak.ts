@@ -6,7 +6,15 @@
 // compiled, run and disposed: the counts after the 10th and the last must be the same.
 // Typed-array backing stores are freed lazily, so a single reading swings by tens of MB between steps; each
 // figure is therefore the peak over a window of 50 steps (steps 101-150, and the last 50), which a leak raises.
-import { availableBackends, backendFor, compile, resolveBackend, shutdownBackends, type BackendCounters, type BackendRequest } from '../compiler/index.ts';
+import {
+  availableBackends,
+  backendFor,
+  compile,
+  resolveBackend,
+  shutdownBackends,
+  type BackendCounters,
+  type BackendRequest,
+} from '../compiler/index.ts';
 import * as op from '../dsl/ops.ts';
 import { trace } from '../dsl/trace.ts';
 import { compileReferenceStep } from '../workloads/referenceStep.ts';
@@ -25,10 +33,13 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (npm run soak does)');
 
 const device = backendFor(resolveBackend(request).name);
-const counts = (c: BackendCounters) => `${c.kernels} kernels (${c.engineKernels} gpu.js kernel objects), ${c.textures} GL textures, ${c.buffers} uploaded buffers`;
+const counts = (c: BackendCounters) =>
+  `${c.kernels} kernels (${c.engineKernels} gpu.js kernel objects), ${c.textures} GL textures, ${c.buffers} uploaded buffers`;
 const beforeCompile = device.counters();
 const step = compileReferenceStep(request); // compiles on the shared backend of that name: `device`
-console.log(`soak: ${steps} reference steps on ${step.executable.backend} (${step.executable.backendReason}); available: ${availableBackends().join(', ')}`);
+console.log(
+  `soak: ${steps} reference steps on ${step.executable.backend} (${step.executable.backendReason}); available: ${availableBackends().join(', ')}`,
+);
 const x0 = eightGaussians();
 const measure = () => {
   gc();
@@ -38,7 +49,15 @@ const measure = () => {
 };
 type Reading = ReturnType<typeof measure>;
 const peak = (a: Reading | undefined, b: Reading): Reading =>
-  a ? { heap: Math.max(a.heap, b.heap), external: Math.max(a.external, b.external), buffers: Math.max(a.buffers, b.buffers), kernels: Math.max(a.kernels, b.kernels), textures: Math.max(a.textures, b.textures) } : b;
+  a
+    ? {
+        heap: Math.max(a.heap, b.heap),
+        external: Math.max(a.external, b.external),
+        buffers: Math.max(a.buffers, b.buffers),
+        kernels: Math.max(a.kernels, b.kernels),
+        textures: Math.max(a.textures, b.textures),
+      }
+    : b;
 let at100: Reading | undefined;
 let end: Reading | undefined;
 const start = performance.now();
@@ -51,15 +70,30 @@ for (let s = 1; s <= steps; s++) {
 }
 const pct = (a: number, b: number) => (100 * (b - a)) / a;
 if (!at100 || !end) throw new Error('unreachable: steps > 150');
-console.log(`steps 101-150 (peak):  heap ${(at100.heap / 1e6).toFixed(2)} MB, external ${(at100.external / 1e6).toFixed(2)} MB, live device buffers ${at100.buffers}, kernels ${at100.kernels}, GL textures ${at100.textures}`);
-console.log(`last 50 steps (peak): heap ${(end.heap / 1e6).toFixed(2)} MB (${pct(at100.heap, end.heap).toFixed(2)}%), external ${(end.external / 1e6).toFixed(2)} MB (${pct(at100.external, end.external).toFixed(2)}%), live device buffers ${end.buffers}, kernels ${end.kernels}, GL textures ${end.textures}`);
-const stable = pct(at100.heap, end.heap) <= 1 && pct(at100.external, end.external) <= 1 && end.buffers === at100.buffers && end.kernels === at100.kernels && end.textures === at100.textures;
-console.log(stable ? 'soak ok: memory stable within 1%, kernels and textures unchanged' : 'soak FAILED: memory grew by more than 1%, or kernels or textures changed');
+console.log(
+  `steps 101-150 (peak):  heap ${(at100.heap / 1e6).toFixed(2)} MB, external ${(at100.external / 1e6).toFixed(2)} MB, live device buffers ${at100.buffers}, kernels ${at100.kernels}, GL textures ${at100.textures}`,
+);
+console.log(
+  `last 50 steps (peak): heap ${(end.heap / 1e6).toFixed(2)} MB (${pct(at100.heap, end.heap).toFixed(2)}%), external ${(end.external / 1e6).toFixed(2)} MB (${pct(at100.external, end.external).toFixed(2)}%), live device buffers ${end.buffers}, kernels ${end.kernels}, GL textures ${end.textures}`,
+);
+const stable =
+  pct(at100.heap, end.heap) <= 1 &&
+  pct(at100.external, end.external) <= 1 &&
+  end.buffers === at100.buffers &&
+  end.kernels === at100.kernels &&
+  end.textures === at100.textures;
+console.log(
+  stable
+    ? 'soak ok: memory stable within 1%, kernels and textures unchanged'
+    : 'soak FAILED: memory grew by more than 1%, or kernels or textures changed',
+);
 
 step.dispose();
 const afterDispose = device.counters();
 const freed = JSON.stringify(afterDispose) === JSON.stringify(beforeCompile);
-console.log(`before the compile: ${counts(beforeCompile)}; after step.dispose(): ${counts(afterDispose)}${freed ? '' : ' (FAILED: not back to the counts before the compile)'}`);
+console.log(
+  `before the compile: ${counts(beforeCompile)}; after step.dispose(): ${counts(afterDispose)}${freed ? '' : ' (FAILED: not back to the counts before the compile)'}`,
+);
 
 // plans of different sizes share no kernel: each compile builds new ones, each dispose must free them
 const smallGraph = (n: number) => trace(({ x, w }) => ({ y: op.tanh(op.matmul(x, w)), s: op.sum(op.mul(x, x)) }), { x: [4, n], w: [n, 3] });
@@ -74,7 +108,10 @@ for (let i = 1; i <= plans; i++) {
   if (i === 10 || i === plans) seen[i] = { running, disposed: device.counters() };
 }
 const flat = JSON.stringify(seen[10]) === JSON.stringify(seen[plans]);
-console.log(`${plans} plans compiled, run and disposed in ${((performance.now() - planStart) / 1000).toFixed(1)} s${flat ? '' : ' (FAILED: the counts grew)'}:`);
-for (const i of [10, plans]) console.log(`  plan ${i}: while it ran ${counts(seen[i].running)}; after its dispose ${counts(seen[i].disposed)}`);
+console.log(
+  `${plans} plans compiled, run and disposed in ${((performance.now() - planStart) / 1000).toFixed(1)} s${flat ? '' : ' (FAILED: the counts grew)'}:`,
+);
+for (const i of [10, plans])
+  console.log(`  plan ${i}: while it ran ${counts(seen[i].running)}; after its dispose ${counts(seen[i].disposed)}`);
 await shutdownBackends();
 process.exit(stable && freed && flat ? 0 : 1);

@@ -54,7 +54,10 @@ const eightGaussians = (n: number, seed: number): NDArray => {
 const opCounts = (g: Graph) => {
   const counts = new Map<string, number>();
   for (const n of g.nodes) counts.set(n.op, (counts.get(n.op) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ');
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
 };
 
 export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: BackendRequest }): number => {
@@ -68,11 +71,18 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
   const graph = fd.trace(({ p, x0, step }) => loss(p, x0, step, batch), spec);
   console.log(`1. trace     loss graph: ${graph.nodes.length} nodes (${opCounts(graph)})`);
   const step = valueAndGrad(graph, ['p']);
-  console.log(`2. grad      value-and-gradient graph: ${step.nodes.length} nodes, outputs ${step.outputs.length} (${grad(graph, ['p']).outputs.map((o) => o.name).slice(0, 3).join(', ')}, ...)`);
+  console.log(
+    `2. grad      value-and-gradient graph: ${step.nodes.length} nodes, outputs ${step.outputs.length} (${grad(graph, ['p'])
+      .outputs.map((o) => o.name)
+      .slice(0, 3)
+      .join(', ')}, ...)`,
+  );
 
   const small = { p: params, x0: { shape: [8, 2], data: data.data.slice(0, 16) }, step: { shape: [], data: Float64Array.of(3) } };
   const report = checkGrads(({ p, x0, step }) => loss(p, x0, step as fd.Tensor<readonly []>, 8), small, { wrt: ['p'], order: 2 });
-  console.log(`3. check     checkGrads (orders 1 and 2, ${report.checks} random directions): ${report.ok ? 'ok' : 'FAILED'}, worst rel err ${report.worst.relErr.toExponential(2)}`);
+  console.log(
+    `3. check     checkGrads (orders 1 and 2, ${report.checks} random directions): ${report.ok ? 'ok' : 'FAILED'}, worst rel err ${report.worst.relErr.toExponential(2)}`,
+  );
   if (!report.ok) return 1;
 
   // Adam on the host, in float64: the compiled, fused optimizer step belongs to the compiler.
@@ -82,7 +92,8 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
   const v2 = new Map([...values].map(([n, v]) => [n, new Float64Array(v.data.length)]));
   const [lr, b1, b2] = [3e-3, 0.9, 0.999];
   const start = performance.now();
-  let first = NaN, recent: number[] = [];
+  let first = NaN,
+    recent: number[] = [];
   for (let s = 1; s <= steps; s++) {
     const out = evaluate(step, { ...Object.fromEntries(values), x0: data, step: { shape: [], data: Float64Array.of(s) } });
     const l = out.out.data[0];
@@ -90,30 +101,44 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
     if (s === 1) first = l;
     recent = [...recent.slice(-19), l];
     for (const n of names.map((k) => `p.${k}`)) {
-      const g = out[gradName(n)].data, w = values.get(n)!.data, mm = m.get(n)!, vv = v2.get(n)!;
+      const g = out[gradName(n)].data,
+        w = values.get(n)!.data,
+        mm = m.get(n)!,
+        vv = v2.get(n)!;
       for (let i = 0; i < w.length; i++) {
         mm[i] = b1 * mm[i] + (1 - b1) * g[i];
         vv[i] = b2 * vv[i] + (1 - b2) * g[i] * g[i];
         w[i] -= (lr * (mm[i] / (1 - b1 ** s))) / (Math.sqrt(vv[i] / (1 - b2 ** s)) + 1e-8);
       }
     }
-    if (s % 50 === 0 || s === steps) console.log(`   step ${String(s).padStart(4)}  loss ${l.toFixed(4)}  (mean of last 20: ${(recent.reduce((a, b) => a + b) / recent.length).toFixed(4)})`);
+    if (s % 50 === 0 || s === steps)
+      console.log(
+        `   step ${String(s).padStart(4)}  loss ${l.toFixed(4)}  (mean of last 20: ${(recent.reduce((a, b) => a + b) / recent.length).toFixed(4)})`,
+      );
   }
   const last = recent.reduce((a, b) => a + b) / recent.length;
   const secs = (performance.now() - start) / 1000;
-  console.log(`4. fit       Adam, ${steps} steps in ${secs.toFixed(1)} s on the interpreter: loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`);
+  console.log(
+    `4. fit       Adam, ${steps} steps in ${secs.toFixed(1)} s on the interpreter: loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`,
+  );
 
   // 5. the same step compiled into fused gpu.js kernels, state on the device
-  const compiled = compileStep(({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s as fd.Tensor<readonly []>, batch), { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend });
+  const compiled = compileStep(
+    ({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s as fd.Tensor<readonly []>, batch),
+    { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend },
+  );
   const exe = compiled.executable;
   const t1 = performance.now();
-  let c0 = NaN, cl: number[] = [];
+  let c0 = NaN,
+    cl: number[] = [];
   for (let s = 1; s <= steps; s++) {
     const l = compiled.run({ x0: data });
     if (s === 1) c0 = l;
     cl = [...cl.slice(-19), l];
   }
   const cLast = cl.reduce((a, b) => a + b) / cl.length;
-  console.log(`5. compile   backend ${exe.backend} (${exe.backendReason}): ${exe.kernels.length} fused kernels for ${exe.program.graph.nodes.length} nodes; ${steps} steps in ${((performance.now() - t1) / 1000).toFixed(1)} s: loss ${c0.toFixed(4)} -> ${cLast.toFixed(4)}`);
+  console.log(
+    `5. compile   backend ${exe.backend} (${exe.backendReason}): ${exe.kernels.length} fused kernels for ${exe.program.graph.nodes.length} nodes; ${steps} steps in ${((performance.now() - t1) / 1000).toFixed(1)} s: loss ${c0.toFixed(4)} -> ${cLast.toFixed(4)}`,
+  );
   return last < first && cLast < c0 ? 0 : 1;
 };

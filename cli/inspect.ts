@@ -41,7 +41,11 @@ export const examples: Record<string, Example> = {
     build: (backend, fusion, profile) => {
       const g: Graph = trace(({ x, w, y }) => c.crossEntropy(op.matmul(x, w), y), { x: [64, 32], w: [32, 10], y: [64] });
       const exe = compile(g, { backend, fusion, profile });
-      const inputs = { x: initNormal([64, 32], 1, 1), w: initNormal([32, 10], 0.1, 2), y: Float32Array.from({ length: 64 }, (_, i) => i % 10) };
+      const inputs = {
+        x: initNormal([64, 32], 1, 1),
+        w: initNormal([32, 10], 0.1, 2),
+        y: Float32Array.from({ length: 64 }, (_, i) => i % 10),
+      };
       return { exe, step: async () => void exe.run(inputs) };
     },
   },
@@ -73,7 +77,10 @@ export const examples: Record<string, Example> = {
         fusion,
         profile,
       });
-      return stepOf(t, { x0: initNormal([16, ...model.dataShape], 1, 5), c: { shape: [16], data: Float64Array.from({ length: 16 }, (_, i) => i % 10) } });
+      return stepOf(t, {
+        x0: initNormal([16, ...model.dataShape], 1, 5),
+        c: { shape: [16], data: Float64Array.from({ length: 16 }, (_, i) => i % 10) },
+      });
     },
   },
 };
@@ -132,9 +139,18 @@ export const profileSteps = async ({ exe, step }: Built, steps: number, warmup: 
   const stepMs = (performance.now() - start) / steps;
   const kernelMs = exe.profile.reduce((a, b) => a + b, 0) / steps;
   const kernels = exe.kernels
-    .map((k) => ({ index: k.index, name: k.name, shape: k.shape, fused: k.fusedOps, ms: exe.profile[k.index] / steps, share: kernelMs > 0 ? (100 * exe.profile[k.index]) / steps / kernelMs : 0 }))
+    .map((k) => ({
+      index: k.index,
+      name: k.name,
+      shape: k.shape,
+      fused: k.fusedOps,
+      ms: exe.profile[k.index] / steps,
+      share: kernelMs > 0 ? (100 * exe.profile[k.index]) / steps / kernelMs : 0,
+    }))
     .sort((a, b) => b.ms - a.ms);
-  const note = isGL(exe.backend) ? `${exe.backend} queues kernels: each time is its submission plus whatever waited for the GPU in it; only the step total is exact` : undefined;
+  const note = isGL(exe.backend)
+    ? `${exe.backend} queues kernels: each time is its submission plus whatever waited for the GPU in it; only the step total is exact`
+    : undefined;
   return { warmup, steps, stepMs, kernelMs, note, kernels };
 };
 
@@ -166,19 +182,29 @@ export const inspect = async (name: string, backend: BackendRequest, opts: Inspe
     buffers: exe.memory.buffers,
     bytes: exe.memory.plannedBytes,
     naiveBytes: exe.memory.naiveBytes,
-    kernelList: exe.kernels.map((k) => ({ index: k.index, name: k.name, shape: k.shape, fused: k.fusedOps, inputs: k.source.args.map(label), source: k.source.source })),
+    kernelList: exe.kernels.map((k) => ({
+      index: k.index,
+      name: k.name,
+      shape: k.shape,
+      fused: k.fusedOps,
+      inputs: k.source.args.map(label),
+      source: k.source.source,
+    })),
     profile,
   };
 };
 
 /** The fused ops of a kernel, in one short column: the first few and how many more. */
-const fusedSummary = (ops: readonly string[], max = 8): string => `${ops.slice(0, max).join(' ')}${ops.length > max ? ` +${ops.length - max} more` : ''}`;
+const fusedSummary = (ops: readonly string[], max = 8): string =>
+  `${ops.slice(0, max).join(' ')}${ops.length > max ? ` +${ops.length - max} more` : ''}`;
 
 /** The profile table: the `top` most expensive kernels, the rest as one row, and the total (the shares sum to 100%). */
 export const printProfile = (r: InspectReport, top: number): void => {
   const p = r.profile;
   if (!p) return;
-  console.log(`\nprofile: ${p.steps} steps after ${p.warmup} warm-up steps on ${r.backend}: ${p.stepMs.toFixed(2)} ms per step (wall), ${p.kernelMs.toFixed(2)} ms in kernels (${((100 * p.kernelMs) / p.stepMs).toFixed(1)}%)`);
+  console.log(
+    `\nprofile: ${p.steps} steps after ${p.warmup} warm-up steps on ${r.backend}: ${p.stepMs.toFixed(2)} ms per step (wall), ${p.kernelMs.toFixed(2)} ms in kernels (${((100 * p.kernelMs) / p.stepMs).toFixed(1)}%)`,
+  );
   if (p.note) console.log(`note: ${p.note}`);
   const shown = top > 0 ? p.kernels.slice(0, top) : p.kernels;
   const rest = p.kernels.slice(shown.length);
@@ -187,12 +213,26 @@ export const printProfile = (r: InspectReport, top: number): void => {
   const nameW = Math.max(6, totalLabel.length, restLabel.length, ...shown.map((k) => k.name.length));
   const shapeW = Math.max(5, ...shown.map((k) => k.shape.join(',').length + 2));
   const row = (name: string, shape: string, ms: number, share: number, fused: string) =>
-    console.log(`  ${name.padEnd(nameW)}  ${shape.padEnd(shapeW)}  ${ms.toFixed(3).padStart(9)}  ${`${share.toFixed(1)}%`.padStart(6)}  ${fused}`.trimEnd());
+    console.log(
+      `  ${name.padEnd(nameW)}  ${shape.padEnd(shapeW)}  ${ms.toFixed(3).padStart(9)}  ${`${share.toFixed(1)}%`.padStart(6)}  ${fused}`.trimEnd(),
+    );
   console.log(`  ${'kernel'.padEnd(nameW)}  ${'out'.padEnd(shapeW)}  ${'ms/step'.padStart(9)}  ${'share'.padStart(6)}  fuses`);
   for (const k of shown) row(k.name, `[${k.shape.join(',')}]`, k.ms, k.share, `${k.fused.length}: ${fusedSummary(k.fused)}`);
   if (rest.length > 0)
-    row(restLabel, '', rest.reduce((a, k) => a + k.ms, 0), rest.reduce((a, k) => a + k.share, 0), '');
-  row(totalLabel, '', p.kernelMs, p.kernels.reduce((a, k) => a + k.share, 0), '');
+    row(
+      restLabel,
+      '',
+      rest.reduce((a, k) => a + k.ms, 0),
+      rest.reduce((a, k) => a + k.share, 0),
+      '',
+    );
+  row(
+    totalLabel,
+    '',
+    p.kernelMs,
+    p.kernels.reduce((a, k) => a + k.share, 0),
+    '',
+  );
 };
 
 export const printInspect = (r: InspectReport, showSource: boolean, top = 15): void => {
@@ -206,6 +246,10 @@ export const printInspect = (r: InspectReport, showSource: boolean, top = 15): v
       if (showSource) console.log(k.source.replace(/^/gm, '  | '));
     }
   printProfile(r, top);
-  console.log(`\n${r.kernels} kernels for ${r.primitives} primitives (unfused: ${r.unfusedKernels} kernels, ${(r.kernels / r.unfusedKernels).toFixed(2)}x)`);
-  console.log(`memory plan: ${r.buffers} buffers, ${(r.bytes / 1e6).toFixed(2)} MB with reuse vs ${(r.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`);
+  console.log(
+    `\n${r.kernels} kernels for ${r.primitives} primitives (unfused: ${r.unfusedKernels} kernels, ${(r.kernels / r.unfusedKernels).toFixed(2)}x)`,
+  );
+  console.log(
+    `memory plan: ${r.buffers} buffers, ${(r.bytes / 1e6).toFixed(2)} MB with reuse vs ${(r.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`,
+  );
 };

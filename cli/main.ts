@@ -17,11 +17,15 @@ const integer = (name: string) => (v: string) => {
   return n;
 };
 
-const program = new Command('fusediff').description('typed tensor functions, reverse-mode autodiff and gradient checks for diffusion training');
+const program = new Command('fusediff').description(
+  'typed tensor functions, reverse-mode autodiff and gradient checks for diffusion training',
+);
 
 program
   .command('gradcheck')
-  .description('run the property-based gradient suite on the float64 interpreter (no compiler backend): every primitive and random graphs against finite differences')
+  .description(
+    'run the property-based gradient suite on the float64 interpreter (no compiler backend): every primitive and random graphs against finite differences',
+  )
   .option('--json', 'print one JSON report', false)
   .option('--runs <n>', 'random cases per primitive', integer('--runs'), 100)
   .option('--seed <s>', 'fast-check seed', integer('--seed'), 1)
@@ -41,19 +45,28 @@ program
 
 program
   .command('inspect')
-  .description(`show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}); with --profile, each kernel's share of the step's time`)
+  .description(
+    `show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}); with --profile, each kernel's share of the step's time`,
+  )
   .argument('[example]', 'example name', 'mlp')
   .option('--json', 'print one JSON report', false)
   .option('--source', "print each kernel's generated source (on wasm: a listing of its kernel IR)", false)
   .option('--profile', "compile with per-kernel timing, run warm steps and print each kernel's share of the step", false)
   .option('--steps <n>', 'steps to profile (after 3 warm-up steps)', integer('--steps'), 10)
-  .option('--top <n>', 'kernels in the profile table, the most expensive first (0: all); the rest are summed in one row', integer('--top'), 15)
+  .option(
+    '--top <n>',
+    'kernels in the profile table, the most expensive first (0: all); the rest are summed in one row',
+    integer('--top'),
+    15,
+  )
   .addOption(backendOption().default('auto'))
-  .action(async (name: string, o: { json: boolean; source: boolean; profile: boolean; steps: number; top: number; backend: BackendRequest }) => {
-    const r = await inspect(name, o.backend, o.profile ? { profile: { steps: o.steps } } : {});
-    if (o.json) console.log(JSON.stringify(r));
-    else printInspect(r, o.source, o.top);
-  });
+  .action(
+    async (name: string, o: { json: boolean; source: boolean; profile: boolean; steps: number; top: number; backend: BackendRequest }) => {
+      const r = await inspect(name, o.backend, o.profile ? { profile: { steps: o.steps } } : {});
+      if (o.json) console.log(JSON.stringify(r));
+      else printInspect(r, o.source, o.top);
+    },
+  );
 
 withRunOptions(
   program
@@ -70,7 +83,9 @@ withRunOptions(
 withRunOptions(
   program
     .command('finetune')
-    .description('stage 2: fine-tune a stage-1 checkpoint, by default with the self-perceptual objective (the frozen copy is made from the checkpoint)'),
+    .description(
+      'stage 2: fine-tune a stage-1 checkpoint, by default with the self-perceptual objective (the frozen copy is made from the checkpoint)',
+    ),
 )
   .requiredOption('--from <checkpoint>', 'the stage-1 checkpoint (its config is the base of this run)')
   .option('--objective <name>', 'sp or mse (objective.kind)', 'sp')
@@ -86,7 +101,9 @@ withRunOptions(
 
 program
   .command('experiment')
-  .description('the whole pipeline: stage 1 (committed checkpoint or trained), SP fine-tunes, sampling with and without CFG, evaluation, report')
+  .description(
+    'the whole pipeline: stage 1 (committed checkpoint or trained), SP fine-tunes, sampling with and without CFG, evaluation, report',
+  )
   .argument('[spec]', 'experiment spec JSON (default: the embedded default that npm start runs)')
   .option('--out <dir>', 'output directory (default out/<experiment name>)')
   .option('--train-stage1', 'train stage 1 even where a committed checkpoint exists', false)
@@ -113,13 +130,23 @@ const samplingOptions = (cmd: Command) =>
     .addOption(backendOption())
     .option('--quiet', 'no progress bars', false);
 
-samplingOptions(program.command('sample').description('draw samples from a checkpoint: a PNG grid (MNIST) or scatter plot (2-D) and a samples .safetensors per scale'))
+samplingOptions(
+  program
+    .command('sample')
+    .description('draw samples from a checkpoint: a PNG grid (MNIST) or scatter plot (2-D) and a samples .safetensors per scale'),
+)
   .option('--out <dir>', 'output directory (default <checkpoint dir>/samples)')
   .action(async (o: SampleFlags) => {
     process.exitCode = await sampleCommand(o);
   });
 
-samplingOptions(program.command('eval').description('sample and evaluate a checkpoint: FD-MNIST, IS, class coverage (MNIST) or log-likelihood, off-data share, mode coverage (2-D)'))
+samplingOptions(
+  program
+    .command('eval')
+    .description(
+      'sample and evaluate a checkpoint: FD-MNIST, IS, class coverage (MNIST) or log-likelihood, off-data share, mode coverage (2-D)',
+    ),
+)
   .option('--out <dir>', 'output directory (default <checkpoint dir>/eval)')
   .action(async (o: SampleFlags) => {
     process.exitCode = await evalCommand(o);
@@ -127,7 +154,9 @@ samplingOptions(program.command('eval').description('sample and evaluate a check
 
 program
   .command('train-classifier')
-  .description('train the MNIST-16 evaluation classifier (FD-MNIST features, IS, coverage) with the DSL and compiler; saved only at --min-accuracy')
+  .description(
+    'train the MNIST-16 evaluation classifier (FD-MNIST features, IS, coverage) with the DSL and compiler; saved only at --min-accuracy',
+  )
   .option('--epochs <n>', 'epochs over the 8,000 training digits', number('--epochs'), 20)
   .option('--batch-size <n>', 'batch size', number('--batch-size'), 64)
   .option('--lr <x>', 'Adam learning rate', number('--lr'), 0.003)
@@ -142,12 +171,24 @@ program
 
 program
   .command('bench')
-  .description('the benchmarks (tinybench): fusediff on every available backend (or --backend) side by side with TF.js and jax-js; writes bench/results/latest.json')
+  .description(
+    'the benchmarks (tinybench): fusediff on every available backend (or --backend) side by side with TF.js and jax-js; writes bench/results/latest.json',
+  )
   .option('--quick', 'fewer iterations', false)
   .option('--no-peers', 'skip TF.js and jax-js')
   .addOption(backendOption().default('auto'))
   .action((o: { quick: boolean; peers: boolean; backend: string }) => {
-    const args = ['scripts/with-display.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...(o.quick ? ['--quick'] : []), ...(o.peers ? [] : ['--no-peers']), '--backend', o.backend];
+    const args = [
+      'scripts/with-display.sh',
+      process.execPath,
+      '--import',
+      'tsx',
+      'bench/run.ts',
+      ...(o.quick ? ['--quick'] : []),
+      ...(o.peers ? [] : ['--no-peers']),
+      '--backend',
+      o.backend,
+    ];
     const r = spawnSync('sh', args, { stdio: 'inherit', cwd: new URL('..', import.meta.url).pathname });
     process.exitCode = r.status ?? 1;
   });

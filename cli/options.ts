@@ -56,7 +56,15 @@ export const definedOverrides = (pairs: Record<string, Json | undefined>): Recor
 /** Flags -> dotted overrides; explicit flags win over --set. */
 export const overridesOf = (f: RunFlags, extra: Record<string, Json | undefined> = {}): Record<string, Json> => ({
   ...Object.fromEntries((f.set ?? []).map(parseSet)),
-  ...definedOverrides({ 'data.name': f.dataset, 'train.steps': f.steps, 'train.batchSize': f.batchSize, 'train.lr': f.lr, 'train.seed': f.seed, backend: f.backend, ...extra }),
+  ...definedOverrides({
+    'data.name': f.dataset,
+    'train.steps': f.steps,
+    'train.batchSize': f.batchSize,
+    'train.lr': f.lr,
+    'train.seed': f.seed,
+    backend: f.backend,
+    ...extra,
+  }),
 });
 
 export const readJsonFile = (path: string): unknown => {
@@ -73,5 +81,10 @@ export const readJsonFile = (path: string): unknown => {
   }
 };
 
-export const configFrom = (f: RunFlags, extra: Record<string, Json | undefined> = {}, base?: RunConfig, fallbackDataset = 'mnist16'): RunConfig =>
+export const configFrom = (
+  f: RunFlags,
+  extra: Record<string, Json | undefined> = {},
+  base?: RunConfig,
+  fallbackDataset = 'mnist16',
+): RunConfig =>
   resolveConfig(f.config ? { json: readJsonFile(f.config), path: f.config } : undefined, overridesOf(f, extra), fallbackDataset, base);

@@ -24,14 +24,30 @@ export interface SampleFlags {
 }
 
 const overridesOf = (f: SampleFlags): Record<string, Json> =>
-  definedOverrides({ 'sample.count': f.count, 'sample.steps': f.steps, 'sample.sampler': f.sampler, 'sample.seed': f.seed, 'sample.weights': f.weights, backend: f.backend });
+  definedOverrides({
+    'sample.count': f.count,
+    'sample.steps': f.steps,
+    'sample.sampler': f.sampler,
+    'sample.seed': f.seed,
+    'sample.weights': f.weights,
+    backend: f.backend,
+  });
 
 const rowsOf = async (f: SampleFlags, dir: string): Promise<{ rows: RowReport[]; run: RunConfig }> => {
   const ck = loadModel(f.checkpoint);
   const rows: RowReport[] = [];
   const run = ck.config.run;
   const scales = f.cfg ?? (run.data.conditional ? run.sample.cfgScales : [1]);
-  for (const cfg of scales) rows.push(await sampleRow(ck, { name: cfg === 1 ? 'no CFG' : `CFG ${cfg}`, model: path.basename(f.checkpoint), cfg }, overridesOf(f), dir, f.quiet));
+  for (const cfg of scales)
+    rows.push(
+      await sampleRow(
+        ck,
+        { name: cfg === 1 ? 'no CFG' : `CFG ${cfg}`, model: path.basename(f.checkpoint), cfg },
+        overridesOf(f),
+        dir,
+        f.quiet,
+      ),
+    );
   return { rows, run };
 };
 
@@ -39,11 +55,15 @@ const rowsOf = async (f: SampleFlags, dir: string): Promise<{ rows: RowReport[];
 export const sampleCommand = async (f: SampleFlags): Promise<number> => {
   const dir = path.resolve(f.out ?? path.join(path.dirname(f.checkpoint), 'samples'));
   for (const r of (await rowsOf(f, dir)).rows) {
-    const tensors: Record<string, { shape: number[]; data: Float64Array }> = { samples: { shape: [...r.samples!.shape], data: r.samples!.data } };
+    const tensors: Record<string, { shape: number[]; data: Float64Array }> = {
+      samples: { shape: [...r.samples!.shape], data: r.samples!.data },
+    };
     if (r.classes) tensors.classes = { shape: [r.classes.length], data: Float64Array.from(r.classes) };
     const file = path.join(dir, `samples-cfg${r.cfgScale}.safetensors`);
     writeFileAtomic(file, encodeSafetensors(tensors, { fusediff: JSON.stringify({ checkpoint: f.checkpoint, cfgScale: r.cfgScale }) }));
-    console.log(`${r.name}: ${r.samples!.shape[0]} samples in ${r.sampleSeconds.toFixed(1)} s on ${r.backend} -> ${path.join(dir, r.picture)}, ${file}`);
+    console.log(
+      `${r.name}: ${r.samples!.shape[0]} samples in ${r.sampleSeconds.toFixed(1)} s on ${r.backend} -> ${path.join(dir, r.picture)}, ${file}`,
+    );
   }
   return 0;
 };

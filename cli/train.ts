@@ -29,8 +29,17 @@ export interface FinetuneFlags extends TrainFlags {
 export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
   // the stage-1 run's config is the base: same data, model and schedule; the objective and training knobs change
   const stage1 = loadCheckpoint(f.from, { configCodec: StoredConfig }).config.run;
-  const config = configFrom(f, { 'objective.kind': f.objective ?? 'sp', 'objective.layer': f.layer, 'objective.tPrime': f.tPrime, 'objective.distance': f.distance }, finetuneBase(stage1));
+  const config = configFrom(
+    f,
+    { 'objective.kind': f.objective ?? 'sp', 'objective.layer': f.layer, 'objective.tPrime': f.tPrime, 'objective.distance': f.distance },
+    finetuneBase(stage1),
+  );
   const dir = runDir(f.out, `${config.data.name}-${config.objective.kind}`);
-  const r = await runTraining(config, dir, { resume: f.resume, from: f.from, quiet: f.quiet, label: `finetune (${config.objective.kind})` });
+  const r = await runTraining(config, dir, {
+    resume: f.resume,
+    from: f.from,
+    quiet: f.quiet,
+    label: `finetune (${config.objective.kind})`,
+  });
   return r.interrupted ? 130 : 0;
 };

@@ -35,7 +35,9 @@ export const trainClassifierCommand = async (o: TrainClassifierFlags): Promise<n
   });
   bar?.stop();
   const trainS = (performance.now() - t0) / 1000;
-  result.epochLoss.forEach((l, i) => console.log(`epoch ${i + 1}: mean train loss ${l.toFixed(4)}, ${(result.epochMs[i] / 1000).toFixed(1)}s`));
+  result.epochLoss.forEach((l, i) =>
+    console.log(`epoch ${i + 1}: mean train loss ${l.toFixed(4)}, ${(result.epochMs[i] / 1000).toFixed(1)}s`),
+  );
   const accuracy = await evaluateClassifier(result.params, 'test', o.backend);
   console.log(`held-out accuracy ${(accuracy * 100).toFixed(2)}% (2000 test images); train ${trainS.toFixed(1)}s on ${result.backend}`);
   if (accuracy < o.minAccuracy) {
@@ -49,7 +51,15 @@ export const trainClassifierCommand = async (o: TrainClassifierFlags): Promise<n
     ema: {},
     config: {
       model: { ...classifier.config },
-      training: { epochs: o.epochs, batchSize: o.batchSize, lr: o.lr, seed: o.seed, optimizer: 'adam', loss: 'crossEntropy', data: 'mnist16 train (8000, split seed 0, testFraction 0.2)' },
+      training: {
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        seed: o.seed,
+        optimizer: 'adam',
+        loss: 'crossEntropy',
+        data: 'mnist16 train (8000, split seed 0, testFraction 0.2)',
+      },
       testAccuracy: accuracy,
       testImages: 2000,
       epochLoss: result.epochLoss,

@@ -2,7 +2,8 @@
 import type { Texture } from 'gpu.js';
 import type { DeviceBuffer } from './backends/backend.ts';
 
-export const isTexture = (v: unknown): v is Texture => typeof v === 'object' && v !== null && typeof (v as Texture).toArray === 'function' && !(v instanceof Float32Array);
+export const isTexture = (v: unknown): v is Texture =>
+  typeof v === 'object' && v !== null && typeof (v as Texture).toArray === 'function' && !(v instanceof Float32Array);
 
 /** Whether a texture has been deleted (gpu.js marks it; typed arrays never are). */
 export const isDeleted = (b: DeviceBuffer): boolean => isTexture(b) && (b as unknown as { _deleted?: boolean })._deleted === true;

@@ -60,14 +60,24 @@ const deviceFor = (req: BackendRequest | Backend | undefined): { device: Backend
  * is exact for x < 2^23 under IEEE f32 division (webasm) and, under GLSL's looser division, below 2^21 (GL); the
  * cpu path computes in float64. The wasm backend uses integers and is bounded by its memory instead.
  */
-export const exactIndexLimit: Readonly<Record<BackendName, number>> = { wasm: 2 ** 31, cpu: 2 ** 52, webasm: 2 ** 23, headlessgl: 2 ** 21, webgl2: 2 ** 21 };
+export const exactIndexLimit: Readonly<Record<BackendName, number>> = {
+  wasm: 2 ** 31,
+  cpu: 2 ** 52,
+  webasm: 2 ** 23,
+  headlessgl: 2 ** 21,
+  webgl2: 2 ** 21,
+};
 
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
   const { device, reason } = deviceFor(options.backend);
   const backend = device.name;
   const simplified = simplify(graph);
   // GL cuts long loops: reductions longer than its limit become two passes
-  const lowered = isGL(backend) ? simplify(splitReductions(simplified, GL_LOOP_LIMIT)) : device.kind === 'plans' ? padConvInputs(simplified) : simplified;
+  const lowered = isGL(backend)
+    ? simplify(splitReductions(simplified, GL_LOOP_LIMIT))
+    : device.kind === 'plans'
+      ? padConvInputs(simplified)
+      : simplified;
   const fused = fuse(lowered, options.fusion ?? 'fused');
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
   const program = multiOutput ? mergeOutputs(fused) : fused;
@@ -98,7 +108,13 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   return compileOnKernelBackend(device, reason, program, kernels, options);
 };
 
-const compileOnKernelBackend = (device: KernelBackend, reason: string, program: FusedProgram, kernels: readonly CompiledKernel[], options: CompileOptions): Executable => {
+const compileOnKernelBackend = (
+  device: KernelBackend,
+  reason: string,
+  program: FusedProgram,
+  kernels: readonly CompiledKernel[],
+  options: CompileOptions,
+): Executable => {
   const backend = device.name;
   const g = program.graph;
   const outputIds = new Set(g.outputs.map((o) => o.id));
@@ -115,7 +131,9 @@ const compileOnKernelBackend = (device: KernelBackend, reason: string, program: 
   const runners = kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, immutable[k.index], `${planId}:${k.index}`)));
   // an immutable kernel returns a fresh texture for each of its results; those that are not outputs of the plan
   // are consumed within the run and released at its end (else each run would leave them behind)
-  const transient = kernels.flatMap((k) => (immutable[k.index] ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : []));
+  const transient = kernels.flatMap((k) =>
+    immutable[k.index] ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : [],
+  );
   const produced = new Set(kernels.flatMap((k) => [k.root, ...(k.extraOutputs ?? [])]));
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
   const constants = new Map<number, Float32Array>();
@@ -129,7 +147,10 @@ const compileOnKernelBackend = (device: KernelBackend, reason: string, program: 
 
   const live = (what: string) => {
     if (disposed) throw new Error(`${what}: this plan was disposed (its kernels and buffers are freed); compile the graph again`);
-    if (device.disposed) throw new Error(`${what}: backend ${backend} was disposed (shutdownBackends or Backend.dispose) after this plan was compiled; compile the graph again`);
+    if (device.disposed)
+      throw new Error(
+        `${what}: backend ${backend} was disposed (shutdownBackends or Backend.dispose) after this plan was compiled; compile the graph again`,
+      );
   };
 
   const read = (buffer: DeviceBuffer, shape: Shape): Float32Array => {
@@ -142,7 +163,8 @@ const compileOnKernelBackend = (device: KernelBackend, reason: string, program: 
     for (const n of g.nodes) {
       if (n.op !== 'input') continue;
       const v = given[n.attrs.name];
-      if (v === undefined) throw new Error(`run: missing input '${n.attrs.name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
+      if (v === undefined)
+        throw new Error(`run: missing input '${n.attrs.name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
       if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
         throw new Error(`run: input '${n.attrs.name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
       const arr = isTexture(v) ? v : toFloat32(v as NDArray);
@@ -229,10 +251,12 @@ const compileOnKernelBackend = (device: KernelBackend, reason: string, program: 
     run: (given, only) => {
       const out = runDevice(given);
       const result = Object.fromEntries(
-        g.outputs.filter((o) => !only || only.includes(o.name)).map((o) => {
-          const shape = g.nodes[o.id].shape;
-          return [o.name, { shape, data: Float64Array.from(read(out[o.name], shape)) }];
-        }),
+        g.outputs
+          .filter((o) => !only || only.includes(o.name))
+          .map((o) => {
+            const shape = g.nodes[o.id].shape;
+            return [o.name, { shape, data: Float64Array.from(read(out[o.name], shape)) }];
+          }),
       );
       for (const b of new Set(Object.values(out))) release(b);
       return result;

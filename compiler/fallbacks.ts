@@ -15,13 +15,17 @@ export interface KernelFallback {
 export class FallbackWatch {
   readonly found: KernelFallback[] = [];
 
-  constructor(private readonly backend: BackendName, private readonly mode: 'report' | 'error') {}
+  constructor(
+    private readonly backend: BackendName,
+    private readonly mode: 'report' | 'error',
+  ) {}
 
   /** After a call of `runner` (gpu.js builds, and may fall back, on a kernel's first call or on an argument-type change). */
   check(kernel: CompiledKernel, runner: BackendKernel): void {
     const reason = runner.fallbackReason();
     if (reason === undefined) return;
-    if (this.mode === 'error') throw new BackendError(kernel, this.backend, new Error(`gpu.js moved it to its CPU path (${reason}) and onFallback is 'error'`));
+    if (this.mode === 'error')
+      throw new BackendError(kernel, this.backend, new Error(`gpu.js moved it to its CPU path (${reason}) and onFallback is 'error'`));
     if (!this.found.some((f) => f.kernel === kernel)) this.found.push({ kernel, reason });
   }
 

@@ -25,13 +25,16 @@ export const planMemory = (prog: FusedProgram): BufferPlan => {
   const free = new Map<number, number>(); // size -> free buffers of that size
   let planned = 0;
   let buffers = 0;
-  for (const n of graph.nodes) if (prog.materialized.has(n.id) && (n.op === 'input' || n.op === 'constant')) (planned += 4 * size(n.shape), buffers++);
+  for (const n of graph.nodes)
+    if (prog.materialized.has(n.id) && (n.op === 'input' || n.op === 'constant')) ((planned += 4 * size(n.shape)), buffers++);
   kernels.forEach((k, i) => {
     const s = size(k.shape);
     const f = free.get(s) ?? 0;
     if (f > 0) free.set(s, f - 1);
-    else (planned += 4 * s, buffers++);
-    for (const r of k.reads) if (lastUse.get(r) === i && !(graph.nodes[r].op === 'input' || graph.nodes[r].op === 'constant')) free.set(size(graph.nodes[r].shape), (free.get(size(graph.nodes[r].shape)) ?? 0) + 1);
+    else ((planned += 4 * s), buffers++);
+    for (const r of k.reads)
+      if (lastUse.get(r) === i && !(graph.nodes[r].op === 'input' || graph.nodes[r].op === 'constant'))
+        free.set(size(graph.nodes[r].shape), (free.get(size(graph.nodes[r].shape)) ?? 0) + 1);
   });
   const naive = graph.nodes.reduce((a, n) => a + 4 * size(n.shape), 0);
   return { lastUse, plannedBytes: planned, naiveBytes: naive, buffers };

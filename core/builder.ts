@@ -11,7 +11,9 @@ import { fmt, ShapeError, type Shape } from './shape.ts';
 const checkDims = (op: OpName, attrs: unknown, shape: Shape, site: string | undefined): void => {
   if (shape.every((d) => Number.isInteger(d) && d > 0)) return;
   const what = op === 'input' ? `input '${(attrs as AttrsOf['input']).name}' has shape` : 'the result would have shape';
-  const why = shape.some((d) => d === 0) ? 'a zero-size dimension: zero-size tensors are not supported' : 'a dimension that is not a positive integer';
+  const why = shape.some((d) => d === 0)
+    ? 'a zero-size dimension: zero-size tensors are not supported'
+    : 'a dimension that is not a positive integer';
   throw new ShapeError(op, `${what} ${fmt(shape)}, with ${why}`, site);
 };
 
@@ -25,7 +27,11 @@ export class GraphBuilder {
     const site = this.siteOf();
     let shape: Shape;
     try {
-      shape = primitives[op].shape(inputs.map((i) => this.node(i).shape), attrs, declared);
+      shape = primitives[op].shape(
+        inputs.map((i) => this.node(i).shape),
+        attrs,
+        declared,
+      );
     } catch (e) {
       if (e instanceof ShapeError && !e.site && site) throw new ShapeError(e.op, e.detail, site);
       throw e;
@@ -36,7 +42,14 @@ export class GraphBuilder {
       if (this.inputNames.has(name)) throw new ShapeError('input', `two inputs are named '${name}'`, site);
       this.inputNames.set(name, this.nodes.length);
     }
-    const node = Object.freeze({ id: this.nodes.length, op, inputs: Object.freeze([...inputs]), shape: Object.freeze([...shape]), attrs, site }) as Node;
+    const node = Object.freeze({
+      id: this.nodes.length,
+      op,
+      inputs: Object.freeze([...inputs]),
+      shape: Object.freeze([...shape]),
+      attrs,
+      site,
+    }) as Node;
     this.nodes.push(node);
     return node;
   }

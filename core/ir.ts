@@ -95,11 +95,13 @@ export interface Graph {
   readonly outputs: readonly Output[];
 }
 
-export const graphInputs = (g: Graph): NodeOf<'input'>[] =>
-  g.nodes.filter((n): n is NodeOf<'input'> => n.op === 'input');
+export const graphInputs = (g: Graph): NodeOf<'input'>[] => g.nodes.filter((n): n is NodeOf<'input'> => n.op === 'input');
 
 /** A type guard for the ops of a list. */
-const member = <const L extends readonly OpName[]>(list: L) => (op: OpName): op is L[number] => (list as readonly OpName[]).includes(op);
+const member =
+  <const L extends readonly OpName[]>(list: L) =>
+  (op: OpName): op is L[number] =>
+    (list as readonly OpName[]).includes(op);
 
 export const isUnary = member(unaryOps);
 export const isBinary = member(binaryOps);

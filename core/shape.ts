@@ -15,8 +15,7 @@ export const strides = (shape: Shape): number[] => {
 
 export const fmt = (shape: Shape): string => `[${shape.join(',')}]`;
 
-export const sameShape = (a: Shape, b: Shape): boolean =>
-  a.length === b.length && a.every((d, i) => d === b[i]);
+export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** numpy broadcasting of two shapes; null when they are not broadcastable. */
 export const broadcastShapes = (a: Shape, b: Shape): number[] | null => {
@@ -47,7 +46,10 @@ export class ShapeError extends Error {
 export const normalizeAxes = (op: string, axes: readonly number[], rank: number, shape?: Shape): number[] => {
   const out = axes.map((a) => {
     if (!Number.isInteger(a) || a < -rank || a >= rank)
-      throw new ShapeError(op, `unknown axis ${a} for a tensor of rank ${rank}${shape ? ` and shape ${fmt(shape)}` : ''} (valid axes: ${-rank}..${rank - 1})`);
+      throw new ShapeError(
+        op,
+        `unknown axis ${a} for a tensor of rank ${rank}${shape ? ` and shape ${fmt(shape)}` : ''} (valid axes: ${-rank}..${rank - 1})`,
+      );
     return a < 0 ? a + rank : a;
   });
   if (new Set(out).size !== out.length) throw new ShapeError(op, `repeated axis in [${axes.join(',')}]`);

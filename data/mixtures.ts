@@ -59,7 +59,8 @@ export interface Mixture2D {
 }
 
 const checkPoints = (points: NDArray, who: string): number => {
-  if (points.shape.length !== 2 || points.shape[1] !== 2) throw new Error(`${who}: expected points of shape [n,2], got [${points.shape.join(',')}]`);
+  if (points.shape.length !== 2 || points.shape[1] !== 2)
+    throw new Error(`${who}: expected points of shape [n,2], got [${points.shape.join(',')}]`);
   return points.shape[0];
 };
 
@@ -138,7 +139,11 @@ export const isotropicMixture = (spec: {
   const cx = Float64Array.from(centres, (c) => c[0]);
   const cy = Float64Array.from(centres, (c) => c[1]);
   // moments: mean = avg(mu), cov = avg(mu mu^T) + std^2 I - mean mean^T
-  let mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0;
+  let mx = 0,
+    my = 0,
+    sxx = 0,
+    sxy = 0,
+    syy = 0;
   for (let k = 0; k < K; k++) {
     mx += cx[k] / K;
     my += cy[k] / K;
@@ -149,10 +154,15 @@ export const isotropicMixture = (spec: {
   const v = std * std;
   const logNorm = -Math.log(2 * Math.PI * v) - Math.log(K);
   const far2 = (OFF_DATA_SIGMAS * std) ** 2;
-  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
+  let xmin = Infinity,
+    xmax = -Infinity,
+    ymin = Infinity,
+    ymax = -Infinity;
   for (let k = 0; k < K; k++) {
-    xmin = Math.min(xmin, cx[k]); xmax = Math.max(xmax, cx[k]);
-    ymin = Math.min(ymin, cy[k]); ymax = Math.max(ymax, cy[k]);
+    xmin = Math.min(xmin, cx[k]);
+    xmax = Math.max(xmax, cx[k]);
+    ymin = Math.min(ymin, cy[k]);
+    ymax = Math.max(ymax, cy[k]);
   }
   const pad = 8 * std;
   return withMetrics({
@@ -162,7 +172,10 @@ export const isotropicMixture = (spec: {
     coverageModes: groups,
     coverageMass: mass,
     mean: [mx, my],
-    cov: [[sxx + v - mx * mx, sxy - mx * my], [sxy - mx * my, syy + v - my * my]],
+    cov: [
+      [sxx + v - mx * mx, sxy - mx * my],
+      [sxy - mx * my, syy + v - my * my],
+    ],
     bounds: [xmin - pad, xmax + pad, ymin - pad, ymax + pad],
     sample(n, seed) {
       checkN(n);
@@ -181,10 +194,12 @@ export const isotropicMixture = (spec: {
       const out = new Float64Array(n);
       const e = new Float64Array(K);
       for (let i = 0; i < n; i++) {
-        const x = points.data[2 * i], y = points.data[2 * i + 1];
+        const x = points.data[2 * i],
+          y = points.data[2 * i + 1];
         let best = -Infinity;
         for (let k = 0; k < K; k++) {
-          const dx = x - cx[k], dy = y - cy[k];
+          const dx = x - cx[k],
+            dy = y - cy[k];
           e[k] = -(dx * dx + dy * dy) / (2 * v);
           if (e[k] > best) best = e[k];
         }
@@ -198,7 +213,8 @@ export const isotropicMixture = (spec: {
       let best = -1;
       let bestD = far2;
       for (let k = 0; k < K; k++) {
-        const dx = x - cx[k], dy = y - cy[k];
+        const dx = x - cx[k],
+          dy = y - cy[k];
         const d = dx * dx + dy * dy;
         if (d <= bestD) {
           bestD = d;
@@ -262,11 +278,19 @@ export const checkerboard: Mixture2D = (() => {
     return cellIndex.get(`${Math.floor(x)},${Math.floor(y)}`) ?? -1;
   };
   // moments: uniform on cells => mean = avg centre, cov = avg(c c^T) + I/12 - mean mean^T
-  let mx = 0, my = 0, sxx = 0, sxy = 0, syy = 0;
+  let mx = 0,
+    my = 0,
+    sxx = 0,
+    sxy = 0,
+    syy = 0;
   for (const [i, j] of checkerCells) {
-    const x = i + 0.5, y = j + 0.5;
-    mx += x / C; my += y / C;
-    sxx += (x * x) / C; sxy += (x * y) / C; syy += (y * y) / C;
+    const x = i + 0.5,
+      y = j + 0.5;
+    mx += x / C;
+    my += y / C;
+    sxx += (x * x) / C;
+    sxy += (x * y) / C;
+    syy += (y * y) / C;
   }
   return withMetrics({
     name: 'checkerboard',
@@ -275,7 +299,10 @@ export const checkerboard: Mixture2D = (() => {
     coverageModes: C,
     coverageMass: new Array<number>(C).fill(1 / C),
     mean: [mx, my],
-    cov: [[sxx + 1 / 12 - mx * mx, sxy - mx * my], [sxy - mx * my, syy + 1 / 12 - my * my]],
+    cov: [
+      [sxx + 1 / 12 - mx * mx, sxy - mx * my],
+      [sxy - mx * my, syy + 1 / 12 - my * my],
+    ],
     bounds: [-BOARD, BOARD, -BOARD, BOARD],
     sample(n, seed) {
       checkN(n);

@@ -99,7 +99,8 @@ const loadRaw = (): RawMnist => {
  * pixels, fractional overlaps weighted by their length. For 28 -> 14 it is plain 2x2 average pooling.
  */
 export const areaWeights = (inSize: number, outSize: number): Float64Array => {
-  if (!Number.isInteger(inSize) || !Number.isInteger(outSize) || inSize < 1 || outSize < 1) throw new Error(`areaWeights: invalid sizes ${inSize} -> ${outSize}`);
+  if (!Number.isInteger(inSize) || !Number.isInteger(outSize) || inSize < 1 || outSize < 1)
+    throw new Error(`areaWeights: invalid sizes ${inSize} -> ${outSize}`);
   const r = inSize / outSize;
   const w = new Float64Array(outSize * inSize);
   for (let j = 0; j < outSize; j++) {
@@ -222,7 +223,13 @@ export interface Batch {
  * so (seed, epoch) fixes it. With dropLast (the default) only full batches are yielded (fixed shapes for compiled
  * steps); otherwise the last batch holds the remainder.
  */
-export function* batches(dataset: Batchable, batchSize: number, seed: number, epoch: number, opts: { dropLast?: boolean } = {}): Generator<Batch> {
+export function* batches(
+  dataset: Batchable,
+  batchSize: number,
+  seed: number,
+  epoch: number,
+  opts: { dropLast?: boolean } = {},
+): Generator<Batch> {
   const { dropLast = true } = opts;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`batches: batchSize must be a positive integer, got ${batchSize}`);
   const n = dataset.images.shape[0];

@@ -23,7 +23,8 @@ const axesOf = (name: string, x: Tensor, axes: number | readonly number[] | unde
 
 /** Re-types a result of shape-preserving arithmetic on `like` with `like`'s static shape (checked at trace time). */
 const asShapeOf = <S extends Shape>(like: Tensor<S>, t: Tensor): Tensor<S> => {
-  if (t.rank !== like.rank || t.shape.some((d, i) => d !== like.shape[i])) throw new Error(`internal: ${fmt(t.shape)} is not ${fmt(like.shape)}`);
+  if (t.rank !== like.rank || t.shape.some((d, i) => d !== like.shape[i]))
+    throw new Error(`internal: ${fmt(t.shape)} is not ${fmt(like.shape)}`);
   return t as unknown as Tensor<S>;
 };
 
@@ -31,7 +32,11 @@ const asShapeOf = <S extends Shape>(like: Tensor<S>, t: Tensor): Tensor<S> => {
 const constantLike = (x: Tensor, values: ArrayLike<number>, shape: Shape): Tensor => withBuilder(x.graph, () => op.constant(values, shape));
 
 /** Host-side 0, 1, ..., n-1 as a constant [n] (there is no iota primitive: it is folded into a constant). */
-export const arange = (n: number): Tensor<[number]> => op.constant(Float64Array.from({ length: n }, (_, i) => i), [n]);
+export const arange = (n: number): Tensor<[number]> =>
+  op.constant(
+    Float64Array.from({ length: n }, (_, i) => i),
+    [n],
+  );
 
 // ---- reductions -------------------------------------------------------------------------------------------
 
@@ -64,7 +69,12 @@ export function logsumexp(x: Tensor, axes?: number | readonly number[], keepDims
   const m = op.max(x, ax, true);
   const shift = op.stopGradient(op.where(op.eq(m, -Infinity), 0, m));
   const lse = op.add(op.log(op.sum(op.exp(op.sub(x, shift)), ax, true)), shift);
-  return keepDims ? lse : op.reshape(lse, x.shape.filter((_, i) => !ax.includes(i)));
+  return keepDims
+    ? lse
+    : op.reshape(
+        lse,
+        x.shape.filter((_, i) => !ax.includes(i)),
+      );
 }
 
 /** softmax along `axis`, stable: x - stopGradient(max) (softmax is shift-invariant, so the stopped shift is exact). */
@@ -90,8 +100,12 @@ export const layerNorm = <S extends Shape>(input: Tensor<S>, gamma?: Tensor, bet
   const x: Tensor = input;
   if (x.rank < 1) fail(x, 'layerNorm', `needs rank >= 1, got ${fmt(x.shape)}`);
   const D = x.shape[x.rank - 1];
-  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const)
-    if (p && (p.rank !== 1 || p.shape[0] !== D)) fail(x, 'layerNorm', `${name} of shape ${fmt(p.shape)} does not match the last axis of ${fmt(x.shape)} (want [${D}])`);
+  for (const [name, p] of [
+    ['gamma', gamma],
+    ['beta', beta],
+  ] as const)
+    if (p && (p.rank !== 1 || p.shape[0] !== D))
+      fail(x, 'layerNorm', `${name} of shape ${fmt(p.shape)} does not match the last axis of ${fmt(x.shape)} (want [${D}])`);
   const d = op.sub(x, mean(x, -1, true));
   let y: Tensor = op.mul(d, op.rsqrt(op.add(mean(op.mul(d, d), -1, true), eps)));
   if (gamma) y = op.mul(y, gamma);
@@ -108,9 +122,14 @@ export const groupNorm = <S extends Shape>(input: Tensor<S>, groups: number, gam
   const x: Tensor = input;
   if (x.rank < 2) fail(x, 'groupNorm', `expects [N, C, ...], got ${fmt(x.shape)}`);
   const [N, C] = x.shape;
-  if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0) fail(x, 'groupNorm', `${C} channels of ${fmt(x.shape)} do not split into ${groups} groups`);
-  for (const [name, p] of [['gamma', gamma], ['beta', beta]] as const)
-    if (p && (p.rank !== 1 || p.shape[0] !== C)) fail(x, 'groupNorm', `${name} of shape ${fmt(p.shape)} does not match the ${C} channels of ${fmt(x.shape)}`);
+  if (!Number.isInteger(groups) || groups < 1 || C % groups !== 0)
+    fail(x, 'groupNorm', `${C} channels of ${fmt(x.shape)} do not split into ${groups} groups`);
+  for (const [name, p] of [
+    ['gamma', gamma],
+    ['beta', beta],
+  ] as const)
+    if (p && (p.rank !== 1 || p.shape[0] !== C))
+      fail(x, 'groupNorm', `${name} of shape ${fmt(p.shape)} does not match the ${C} channels of ${fmt(x.shape)}`);
   const g = op.reshape(x, [N, groups, size(x.shape) / (N * groups)]);
   const d = op.sub(g, mean(g, -1, true));
   let y: Tensor = op.reshape(op.mul(d, op.rsqrt(op.add(mean(op.mul(d, d), -1, true), eps))), x.shape);
@@ -145,7 +164,8 @@ const nchw = (x: Tensor, name: string): [number, number, number, number] => {
 /** Average pooling of NCHW input with kernel = stride = k and no padding, as reshape + mean (no conv, no weights). */
 export const avgPool2d = (x: Tensor, k: number): Tensor => {
   const [N, C, H, W] = nchw(x, 'avgPool2d');
-  if (!Number.isInteger(k) || k < 1 || H % k !== 0 || W % k !== 0) fail(x, 'avgPool2d', `kernel ${k} does not tile the ${H}x${W} image of ${fmt(x.shape)}`);
+  if (!Number.isInteger(k) || k < 1 || H % k !== 0 || W % k !== 0)
+    fail(x, 'avgPool2d', `kernel ${k} does not tile the ${H}x${W} image of ${fmt(x.shape)}`);
   return mean(op.reshape(x, [N, C, H / k, k, W / k, k]), [3, 5]);
 };
 
@@ -168,7 +188,11 @@ export const upsampleNearest2d = (x: Tensor, k: number): Tensor => {
 export const timestepEmbedding = (t: Tensor, dim: number, maxPeriod = 10000): Tensor => {
   if (!Number.isInteger(dim) || dim < 2) fail(t, 'timestepEmbedding', `dim must be an integer >= 2, got ${dim}`);
   const half = Math.floor(dim / 2);
-  const freqs = constantLike(t, Float64Array.from({ length: half }, (_, i) => Math.exp((-Math.log(maxPeriod) * i) / half)), [half]);
+  const freqs = constantLike(
+    t,
+    Float64Array.from({ length: half }, (_, i) => Math.exp((-Math.log(maxPeriod) * i) / half)),
+    [half],
+  );
   const args = op.mul(op.reshape(t, [...t.shape, 1]), freqs);
   const emb = op.concat([op.cos(args), op.sin(args)], -1);
   return dim % 2 === 1 ? op.pad(emb, [...t.shape.map(() => [0, 0] as const), [0, 1] as const]) : emb;
@@ -179,7 +203,11 @@ export const timestepEmbedding = (t: Tensor, dim: number, maxPeriod = 10000): Te
  * 0..n-1 gives a zero row). Built as eq(ids, arange(n)); no gradient flows to the ids.
  */
 export const oneHot = (ids: Tensor, n: number): Tensor => {
-  const cols = constantLike(ids, Float64Array.from({ length: n }, (_, i) => i), [n]);
+  const cols = constantLike(
+    ids,
+    Float64Array.from({ length: n }, (_, i) => i),
+    [n],
+  );
   return op.eq(op.reshape(ids, [...ids.shape, 1]), cols);
 };
 

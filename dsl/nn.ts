@@ -48,7 +48,8 @@ export const linear: Layer<LinearParams, [inDim: number, outDim: number, opts?: 
   },
   apply: ({ w, b }, x) => {
     const [inDim, outDim] = w.shape;
-    if (x.rank < 1 || x.shape[x.rank - 1] !== inDim) fail(x, 'linear', `input ${fmt(x.shape)} does not end in the weight's ${inDim} input features (w ${fmt(w.shape)})`);
+    if (x.rank < 1 || x.shape[x.rank - 1] !== inDim)
+      fail(x, 'linear', `input ${fmt(x.shape)} does not end in the weight's ${inDim} input features (w ${fmt(w.shape)})`);
     const lead = x.shape.slice(0, -1);
     const y: Tensor = op.matmul(op.reshape(x, [-1, inDim]), w);
     const out = op.reshape(y, [...lead, outDim]);
@@ -66,7 +67,11 @@ export type Conv2dParams = {
 };
 
 /** 2-D convolution layer on NCHW input; stride and padding are apply-time options (default stride 1, padding 0, as op.conv2d). */
-export const conv2d: Layer<Conv2dParams, [inCh: number, outCh: number, kernel: number | readonly [number, number], opts?: DenseInit], [opts?: op.Conv2dOptions]> = {
+export const conv2d: Layer<
+  Conv2dParams,
+  [inCh: number, outCh: number, kernel: number | readonly [number, number], opts?: DenseInit],
+  [opts?: op.Conv2dOptions]
+> = {
   init: (seed, inCh, outCh, kernel, { bias = true, gain = 1 } = {}) => {
     const [kh, kw] = typeof kernel === 'number' ? [kernel, kernel] : kernel;
     const fanIn = inCh * kh * kw;

@@ -5,8 +5,19 @@ import type { Broadcast, BroadcastCheck, MatmulCheck, MatmulShape, Shape } from 
 import { builderFor, Tensor, type Operand, type ShapeOf } from './tensor.ts';
 import type { GraphBuilder } from '../core/builder.ts';
 
-const emit = <S extends Shape = Shape>(g: GraphBuilder, op: OpName, inputs: readonly Tensor[], attrs: AttrsOf[OpName], declared?: Shape): Tensor<S> => {
-  const node = g.emit(op, inputs.map((t) => t.id), attrs as never, declared);
+const emit = <S extends Shape = Shape>(
+  g: GraphBuilder,
+  op: OpName,
+  inputs: readonly Tensor[],
+  attrs: AttrsOf[OpName],
+  declared?: Shape,
+): Tensor<S> => {
+  const node = g.emit(
+    op,
+    inputs.map((t) => t.id),
+    attrs as never,
+    declared,
+  );
   return new Tensor(g, node.id, node.shape as unknown as S);
 };
 
@@ -22,7 +33,8 @@ export const constant = <const S extends Shape>(values: ArrayLike<number>, shape
   return emit<S>(g, 'constant', [], { value: Float64Array.from(values) }, shape);
 };
 
-export const scalar = (v: number, g: GraphBuilder = builderFor('scalar', [])): Tensor<[]> => emit<[]>(g, 'constant', [], { value: Float64Array.of(v) }, []);
+export const scalar = (v: number, g: GraphBuilder = builderFor('scalar', [])): Tensor<[]> =>
+  emit<[]>(g, 'constant', [], { value: Float64Array.of(v) }, []);
 
 export const full = <const S extends Shape>(shape: S, v: number): Tensor<S> => broadcastTo(scalar(v), shape);
 export const zeros = <const S extends Shape>(shape: S): Tensor<S> => full(shape, 0);
@@ -32,7 +44,10 @@ const lift = (g: GraphBuilder, x: Operand): Tensor => (x instanceof Tensor ? x :
 
 // ---- elementwise ------------------------------------------------------------------------------------------
 
-const unaryOp = (op: UnaryOp) => <S extends Shape>(x: Tensor<S>): Tensor<S> => emit<S>(x.graph, op, [x], {});
+const unaryOp =
+  (op: UnaryOp) =>
+  <S extends Shape>(x: Tensor<S>): Tensor<S> =>
+    emit<S>(x.graph, op, [x], {});
 
 export const neg = unaryOp('neg');
 export const exp = unaryOp('exp');
@@ -109,7 +124,12 @@ const reduceOp = (op: 'sum' | 'reduceMax', name: string) => {
   function reduce(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
     const ax = normalizeWithSite(name, x, axes === undefined ? allAxes(x) : typeof axes === 'number' ? [axes] : axes);
     const kept = emit(x.graph, op, [x], { axes: ax });
-    return keepDims ? kept : reshape(kept, x.shape.filter((_, i) => !ax.includes(i)));
+    return keepDims
+      ? kept
+      : reshape(
+          kept,
+          x.shape.filter((_, i) => !ax.includes(i)),
+        );
   }
   return reduce;
 };
@@ -158,7 +178,9 @@ export const permute = (x: Tensor, perm: readonly number[]): Tensor => {
 };
 
 /** Swaps the last two axes. */
-export const transpose = <S extends Shape>(x: Tensor<S>): Tensor<S extends readonly [...infer B extends number[], infer M extends number, infer N extends number] ? [...B, N, M] : number[]> => {
+export const transpose = <S extends Shape>(
+  x: Tensor<S>,
+): Tensor<S extends readonly [...infer B extends number[], infer M extends number, infer N extends number] ? [...B, N, M] : number[]> => {
   if (x.rank < 2) fail(x.graph, 'transpose', `needs rank >= 2, got ${fmt(x.shape)}`);
   const perm = allAxes(x);
   [perm[x.rank - 2], perm[x.rank - 1]] = [perm[x.rank - 1], perm[x.rank - 2]];
@@ -168,7 +190,9 @@ export const transpose = <S extends Shape>(x: Tensor<S>): Tensor<S extends reado
 /** Python-style slicing per axis: `[start, stop, step?]`, or null for the whole axis; negative start/stop count from the end. */
 export const slice = (x: Tensor, ranges: readonly (readonly [number, number, number?] | null)[]): Tensor => {
   if (ranges.length > x.rank) fail(x.graph, 'slice', `${ranges.length} ranges for shape ${fmt(x.shape)}`);
-  const start: number[] = [], stop: number[] = [], step: number[] = [];
+  const start: number[] = [],
+    stop: number[] = [],
+    step: number[] = [];
   x.shape.forEach((d, i) => {
     const r = ranges[i] ?? [0, d, 1];
     const norm = (v: number) => (v < 0 ? v + d : v);
@@ -227,7 +251,11 @@ export const conv2d = (x: Tensor, w: Tensor, { stride = 1, padding = 0 }: Conv2d
   const g = builderFor('conv2d', [x, w]);
   const s: [number, number] = typeof stride === 'number' ? [stride, stride] : [stride[0], stride[1]];
   const p: [number, number, number, number] =
-    typeof padding === 'number' ? [padding, padding, padding, padding] : padding.length === 2 ? [padding[0], padding[0], padding[1], padding[1]] : [...padding] as [number, number, number, number];
+    typeof padding === 'number'
+      ? [padding, padding, padding, padding]
+      : padding.length === 2
+        ? [padding[0], padding[0], padding[1], padding[1]]
+        : ([...padding] as [number, number, number, number]);
   return emit(g, 'conv2d', [x, w], { stride: s, padding: p });
 };
 
@@ -241,10 +269,12 @@ export interface RandomOptions {
   counter?: Tensor<readonly []> | number;
 }
 
-const randomOp = (dist: RandomDist) => <const S extends Shape>(shape: S, { seed, stream, counter = 0 }: RandomOptions): Tensor<S> => {
-  const g = builderFor(dist, [counter]);
-  return emit<S>(g, 'random', [lift(g, counter)], { dist, seed, stream }, shape);
-};
+const randomOp =
+  (dist: RandomDist) =>
+  <const S extends Shape>(shape: S, { seed, stream, counter = 0 }: RandomOptions): Tensor<S> => {
+    const g = builderFor(dist, [counter]);
+    return emit<S>(g, 'random', [lift(g, counter)], { dist, seed, stream }, shape);
+  };
 
 /** Standard normal noise from the counter-based RNG (identical on every backend). */
 export const normal = randomOp('normal');

@@ -12,7 +12,12 @@ export interface Optimizer {
   /** initial state for a parameter tree, e.g. { m: zeros, v: zeros } */
   init(params: Params): Params;
   /** one update: new parameters and state; `step` counts from 1 */
-  update(params: ParamTensors<Params>, grads: ParamTensors<Params>, state: ParamTensors<Params>, step: Tensor): { params: ParamTensors<Params>; state: ParamTensors<Params> };
+  update(
+    params: ParamTensors<Params>,
+    grads: ParamTensors<Params>,
+    state: ParamTensors<Params>,
+    step: Tensor,
+  ): { params: ParamTensors<Params>; state: ParamTensors<Params> };
 }
 
 type T = ParamTensors<Params>;
@@ -42,14 +47,31 @@ export const sgd = ({ lr, momentum = 0, weightDecay = 0 }: { lr: number; momentu
 });
 
 /** Adam (Kingma & Ba) with bias correction; weightDecay > 0 gives AdamW's decoupled decay. */
-export const adam = ({ lr, b1 = 0.9, b2 = 0.999, eps = 1e-8, weightDecay = 0 }: { lr: number; b1?: number; b2?: number; eps?: number; weightDecay?: number }): Optimizer => ({
+export const adam = ({
+  lr,
+  b1 = 0.9,
+  b2 = 0.999,
+  eps = 1e-8,
+  weightDecay = 0,
+}: {
+  lr: number;
+  b1?: number;
+  b2?: number;
+  eps?: number;
+  weightDecay?: number;
+}): Optimizer => ({
   name: `${weightDecay ? 'adamw' : 'adam'}(lr=${lr}, b1=${b1}, b2=${b2}, eps=${eps}${weightDecay ? `, weightDecay=${weightDecay}` : ''})`,
-  init: (params) => ({ m: mapParams(params, (a: NDArray) => zerosArray(a.shape)), v: mapParams(params, (a: NDArray) => zerosArray(a.shape)) }),
+  init: (params) => ({
+    m: mapParams(params, (a: NDArray) => zerosArray(a.shape)),
+    v: mapParams(params, (a: NDArray) => zerosArray(a.shape)),
+  }),
   update: (params, grads, state, step) => {
     const { m, v } = state as Record<string, T>;
     const c1 = op.sub(1, op.pow(b1, step)); // bias corrections 1 - b^t, scalars
     const c2 = op.sub(1, op.pow(b2, step));
-    const newP: [string, Tensor][] = [], newM: [string, Tensor][] = [], newV: [string, Tensor][] = [];
+    const newP: [string, Tensor][] = [],
+      newM: [string, Tensor][] = [],
+      newV: [string, Tensor][] = [];
     for (const [path, p, g, mi, vi] of zip(params, grads, m, v)) {
       const m2 = op.add(op.mul(mi, b1), op.mul(g, 1 - b1));
       const v2 = op.add(op.mul(vi, b2), op.mul(op.mul(g, g), 1 - b2));

@@ -116,4 +116,6 @@ export const subtree = (outputs: Readonly<Record<string, NDArray>>, prefix: stri
  * frozen-network semantics of the self-perceptual loss, not a stop-gradient around the call.
  */
 export const frozen = <P extends Params>(tree: P): ParamTensors<P> =>
-  (isNDArray(tree) ? op.constant(tree.data, tree.shape) : unflatten(flattenParams(tree).map(([p, a]) => [p, op.constant(a.data, a.shape)] as const))) as ParamTensors<P>;
+  (isNDArray(tree)
+    ? op.constant(tree.data, tree.shape)
+    : unflatten(flattenParams(tree).map(([p, a]) => [p, op.constant(a.data, a.shape)] as const))) as ParamTensors<P>;

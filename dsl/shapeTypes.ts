@@ -23,11 +23,8 @@ type BroadcastTuple<A extends Shape, B extends Shape> = A extends readonly [...i
   : [...B];
 
 /** numpy broadcasting of two shapes; a literal mismatch leaves `never` in the offending position. */
-export type Broadcast<A extends Shape, B extends Shape> = IsTuple<A> extends true
-  ? IsTuple<B> extends true
-    ? BroadcastTuple<A, B>
-    : number[]
-  : number[];
+export type Broadcast<A extends Shape, B extends Shape> =
+  IsTuple<A> extends true ? (IsTuple<B> extends true ? BroadcastTuple<A, B> : number[]) : number[];
 
 type HasNever<S extends Shape> = true extends { [K in keyof S]: [S[K]] extends [never] ? true : false }[number] ? true : false;
 
@@ -49,8 +46,5 @@ export type MatmulCheck<A extends Shape, B extends Shape> =
       : unknown
     : { 'matmul inner dimensions differ': [Last<A>, SecondLast<B>] };
 
-export type MatmulShape<A extends Shape, B extends Shape> = IsTuple<A> extends true
-  ? IsTuple<B> extends true
-    ? [...Broadcast<Batch<A>, Batch<B>>, SecondLast<A>, Last<B>]
-    : number[]
-  : number[];
+export type MatmulShape<A extends Shape, B extends Shape> =
+  IsTuple<A> extends true ? (IsTuple<B> extends true ? [...Broadcast<Batch<A>, Batch<B>>, SecondLast<A>, Last<B>] : number[]) : number[];

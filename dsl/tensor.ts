@@ -39,7 +39,8 @@ export const builderFor = (op: string, operands: readonly unknown[]): GraphBuild
   let found: GraphBuilder | undefined;
   for (const x of operands)
     if (x instanceof Tensor) {
-      if (found && x.graph !== found) throw new ShapeError(op, 'operands come from different traces; pass tensors in as inputs instead of capturing them');
+      if (found && x.graph !== found)
+        throw new ShapeError(op, 'operands come from different traces; pass tensors in as inputs instead of capturing them');
       found = x.graph;
     }
   found ??= traceStack[traceStack.length - 1];

@@ -21,8 +21,7 @@ export const isNDArray = (x: unknown): x is NDArray =>
   typeof x === 'object' && x !== null && (x as NDArray).data instanceof Float64Array && isShape((x as NDArray).shape);
 
 /** The shape tree of a tree of host arrays (e.g. initialised parameters), for tracing. */
-export const specOf = (values: Tree<NDArray>): Spec =>
-  unflatten(flatten(values, isNDArray).map(([p, v]) => [p, v.shape] as const)) as Spec;
+export const specOf = (values: Tree<NDArray>): Spec => unflatten(flatten(values, isNDArray).map(([p, v]) => [p, v.shape] as const)) as Spec;
 
 const outputsOf = (result: TensorTree): Output[] =>
   result instanceof Tensor ? [{ name: 'out', id: result.id }] : flatten(result, isTensor).map(([name, t]) => ({ name, id: t.id }));
@@ -73,7 +72,12 @@ export const inlineNodes = (b: GraphBuilder, graph: Graph, bind: (name: string, 
     }
     const saved = b.siteOf;
     if (n.site) b.siteOf = () => n.site;
-    const m = b.emit(n.op, n.inputs.map((i) => env.get(i)!.id), n.attrs as never, n.shape);
+    const m = b.emit(
+      n.op,
+      n.inputs.map((i) => env.get(i)!.id),
+      n.attrs as never,
+      n.shape,
+    );
     b.siteOf = saved;
     env.set(n.id, new Tensor(b, m.id, m.shape));
   }

@@ -71,7 +71,8 @@ export const createClassifier = (config: ClassifierConfig = CLASSIFIER_CONFIG): 
     apply: (p, x, { until = 'logits' } = {}) => {
       if (x.rank !== 4 || x.shape[1] !== 1 || x.shape[2] !== size || x.shape[3] !== size)
         throw new Error(`classifier: expects images [N,1,${size},${size}], got ${fmtShape(x.shape)}`);
-      if (until !== 'features' && until !== 'logits') throw new Error(`classifier: unknown layer '${String(until)}'; valid: features, logits`);
+      if (until !== 'features' && until !== 'logits')
+        throw new Error(`classifier: unknown layer '${String(until)}'; valid: features, logits`);
       const N = x.shape[0];
       let h = avgPool2d(op.relu(nn.conv2d.apply(p.conv1, x, { padding: 1 })), 2);
       h = avgPool2d(op.relu(nn.conv2d.apply(p.conv2, h, { padding: 1 })), 2);
@@ -113,7 +114,10 @@ export interface TrainClassifierResult {
 
 const sliceSplit = (images: NDArray, labels: Float64Array, n: number) => {
   const per = images.data.length / images.shape[0];
-  return { images: { shape: [n, ...images.shape.slice(1)], data: images.data.subarray(0, n * per) } as NDArray, labels: labels.subarray(0, n) };
+  return {
+    images: { shape: [n, ...images.shape.slice(1)], data: images.data.subarray(0, n * per) } as NDArray,
+    labels: labels.subarray(0, n),
+  };
 };
 
 /** Trains the classifier with cross-entropy and Adam on the MNIST-16 train split (await runAsync: webasm workers). */
@@ -129,12 +133,15 @@ export const trainClassifier = async (opts: TrainClassifierOptions, model: Class
     ({ params, images, labels }) => crossEntropy(model.apply(params as unknown as ParamTensors<ClassifierParams>, images), labels),
     { params: params0, optimizer: adam({ lr }), data: { images: [batchSize, 1, 16, 16], labels: [batchSize] }, backend },
   );
-  const epochLoss: number[] = [], stepLoss: number[] = [], epochMs: number[] = [];
+  const epochLoss: number[] = [],
+    stepLoss: number[] = [],
+    epochMs: number[] = [];
   const t0 = performance.now();
   let steps = 0;
   outer: for (let epoch = 0; epoch < epochs; epoch++) {
     const te = performance.now();
-    let sum = 0, count = 0;
+    let sum = 0,
+      count = 0;
     for (const b of batches(data, batchSize, seed, epoch)) {
       if (steps >= maxSteps) break outer;
       const loss = await step.runAsync({ images: b.images, labels: b.labels! });
@@ -156,7 +163,12 @@ export const trainClassifier = async (opts: TrainClassifierOptions, model: Class
 export class ClassifierRunner {
   readonly exe: Executable;
   private readonly bound: Record<string, NDArray>;
-  constructor(params: Params, readonly batch = 250, backend: BackendRequest = 'webasm', readonly model: Classifier = classifier) {
+  constructor(
+    params: Params,
+    readonly batch = 250,
+    backend: BackendRequest = 'webasm',
+    readonly model: Classifier = classifier,
+  ) {
     const spec = { params: paramSpec(params) as Spec, x: [batch, 1, 16, 16] } as Record<string, Spec>;
     this.exe = compile(
       trace((a) => {
@@ -171,9 +183,12 @@ export class ClassifierRunner {
 
   /** images [N,1,16,16] -> { logits [N,10], features [N,hidden] } */
   async run(images: NDArray): Promise<{ logits: NDArray; features: NDArray }> {
-    const N = images.shape[0], per = 256, B = this.batch;
+    const N = images.shape[0],
+      per = 256,
+      B = this.batch;
     const { classes, hidden } = this.model.config;
-    const logits = new Float64Array(N * classes), features = new Float64Array(N * hidden);
+    const logits = new Float64Array(N * classes),
+      features = new Float64Array(N * hidden);
     for (let s = 0; s < N; s += B) {
       const m = Math.min(B, N - s);
       const x = new Float32Array(B * per);
@@ -191,7 +206,12 @@ export const classifierPredict = async (params: Params, images: NDArray, backend
   argmaxRows((await new ClassifierRunner(params, 250, backend).run(images)).logits);
 
 /** Accuracy on the first `limit` images (default all) of an MNIST-16 split. */
-export const evaluateClassifier = async (params: Params, split: MnistSplitName = 'test', backend: BackendRequest = 'webasm', limit?: number): Promise<number> => {
+export const evaluateClassifier = async (
+  params: Params,
+  split: MnistSplitName = 'test',
+  backend: BackendRequest = 'webasm',
+  limit?: number,
+): Promise<number> => {
   const full = loadMnist({ size: 16, split });
   const n = Math.min(limit ?? full.labels.length, full.labels.length);
   const { images, labels } = sliceSplit(full.images, full.labels, n);

@@ -10,7 +10,8 @@ export interface SymmetricEigen {
 }
 
 const checkSquare = (a: Float64Array, n: number, what: string): void => {
-  if (!Number.isInteger(n) || n < 1 || a.length !== n * n) throw new Error(`${what}: expected a ${n}x${n} matrix (${n * n} values), got ${a.length} values`);
+  if (!Number.isInteger(n) || n < 1 || a.length !== n * n)
+    throw new Error(`${what}: expected a ${n}x${n} matrix (${n * n} values), got ${a.length} values`);
 };
 
 /** C = A B for n x n row-major matrices. */
@@ -42,8 +43,10 @@ export const symmetricEigen = (input: Float64Array, n: number, maxSweeps = 100):
   const a = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
-      const x = input[i * n + j], y = input[j * n + i];
-      if (Math.abs(x - y) > 1e-8 * scale) throw new Error(`symmetricEigen: matrix is not symmetric: (${i}, ${j}) = ${x} but (${j}, ${i}) = ${y}`);
+      const x = input[i * n + j],
+        y = input[j * n + i];
+      if (Math.abs(x - y) > 1e-8 * scale)
+        throw new Error(`symmetricEigen: matrix is not symmetric: (${i}, ${j}) = ${x} but (${j}, ${i}) = ${y}`);
       a[i * n + j] = 0.5 * (x + y);
     }
   }
@@ -65,7 +68,8 @@ export const symmetricEigen = (input: Float64Array, n: number, maxSweeps = 100):
     for (let p = 0; p < n - 1; p++) {
       for (let q = p + 1; q < n; q++) {
         const apq = a[p * n + q];
-        const app = a[p * n + p], aqq = a[q * n + q];
+        const app = a[p * n + p],
+          aqq = a[q * n + q];
         const g = 100 * Math.abs(apq);
         // Once apq is below the diagonals' rounding, rotating changes nothing: zero it, which ends the iteration.
         if (sweep > 3 && Math.abs(app) + g === Math.abs(app) && Math.abs(aqq) + g === Math.abs(aqq)) {
@@ -76,11 +80,14 @@ export const symmetricEigen = (input: Float64Array, n: number, maxSweeps = 100):
         const theta = (aqq - app) / (2 * apq);
         // The smaller root of t^2 + 2 theta t - 1 = 0 keeps the rotation angle below pi/4 (stable); guard theta^2 overflow.
         const t = Math.abs(theta) > 1e150 ? 1 / (2 * theta) : (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        const c = 1 / Math.sqrt(t * t + 1),
+          s = t * c;
         for (let k = 0; k < n; k++) {
           if (k === p || k === q) continue;
-          const akp = a[k * n + p], akq = a[k * n + q];
-          const nkp = c * akp - s * akq, nkq = s * akp + c * akq;
+          const akp = a[k * n + p],
+            akq = a[k * n + q];
+          const nkp = c * akp - s * akq,
+            nkq = s * akp + c * akq;
           a[k * n + p] = a[p * n + k] = nkp;
           a[k * n + q] = a[q * n + k] = nkq;
         }
@@ -88,7 +95,8 @@ export const symmetricEigen = (input: Float64Array, n: number, maxSweeps = 100):
         a[q * n + q] = aqq + t * apq;
         a[p * n + q] = a[q * n + p] = 0;
         for (let k = 0; k < n; k++) {
-          const vkp = v[k * n + p], vkq = v[k * n + q];
+          const vkp = v[k * n + p],
+            vkq = v[k * n + q];
           v[k * n + p] = c * vkp - s * vkq;
           v[k * n + q] = s * vkp + c * vkq;
         }
@@ -97,12 +105,14 @@ export const symmetricEigen = (input: Float64Array, n: number, maxSweeps = 100):
     if (sweep === maxSweeps - 1) {
       let rest = 0;
       for (let p = 0; p < n; p++) for (let q = p + 1; q < n; q++) rest += a[p * n + q] * a[p * n + q];
-      if (rest > 1e-24 * frob2) throw new Error(`symmetricEigen: no convergence after ${maxSweeps} sweeps (off-diagonal norm ${Math.sqrt(rest)})`);
+      if (rest > 1e-24 * frob2)
+        throw new Error(`symmetricEigen: no convergence after ${maxSweeps} sweeps (off-diagonal norm ${Math.sqrt(rest)})`);
     }
   }
 
   const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => a[i * n + i] - a[j * n + j]);
-  const values = new Float64Array(n), vectors = new Float64Array(n * n);
+  const values = new Float64Array(n),
+    vectors = new Float64Array(n * n);
   order.forEach((src, dst) => {
     values[dst] = a[src * n + src];
     for (let k = 0; k < n; k++) vectors[k * n + dst] = v[k * n + src];

@@ -51,7 +51,9 @@ export const gaussianStats = (x: NDArray): GaussianStats => {
 export const frechetFromStats = (a: GaussianStats, b: GaussianStats): number => {
   const d = a.mean.shape[0];
   if (b.mean.shape[0] !== d || a.cov.shape[0] !== d || b.cov.shape[0] !== d) {
-    throw new Error(`frechetFromStats: feature sizes differ: mean ${fmt(a.mean.shape)} cov ${fmt(a.cov.shape)} vs mean ${fmt(b.mean.shape)} cov ${fmt(b.cov.shape)}`);
+    throw new Error(
+      `frechetFromStats: feature sizes differ: mean ${fmt(a.mean.shape)} cov ${fmt(a.cov.shape)} vs mean ${fmt(b.mean.shape)} cov ${fmt(b.cov.shape)}`,
+    );
   }
   let meanTerm = 0;
   for (let j = 0; j < d; j++) meanTerm += (a.mean.data[j] - b.mean.data[j]) ** 2;
@@ -70,7 +72,8 @@ export const frechetDistance = (a: NDArray, b: NDArray): number => {
   const [, da] = matrixShape(a, 'frechetDistance');
   const [, db] = matrixShape(b, 'frechetDistance');
   if (da !== db) throw new Error(`frechetDistance: feature sizes differ: ${fmt(a.shape)} vs ${fmt(b.shape)}`);
-  if (a.shape[0] < 2 || b.shape[0] < 2) throw new Error(`frechetDistance: need at least 2 rows in each set, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  if (a.shape[0] < 2 || b.shape[0] < 2)
+    throw new Error(`frechetDistance: need at least 2 rows in each set, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   return frechetFromStats(gaussianStats(a), gaussianStats(b));
 };
 
@@ -83,7 +86,8 @@ export const frechetDistance = (a: NDArray, b: NDArray): number => {
  */
 export const inceptionScore = (probs: NDArray, splits = 1): { mean: number; std: number } => {
   const [n, k] = matrixShape(probs, 'inceptionScore');
-  if (!Number.isInteger(splits) || splits < 1 || splits > n) throw new Error(`inceptionScore: splits must be an integer in [1, ${n}] for shape ${fmt(probs.shape)}, got ${splits}`);
+  if (!Number.isInteger(splits) || splits < 1 || splits > n)
+    throw new Error(`inceptionScore: splits must be an integer in [1, ${n}] for shape ${fmt(probs.shape)}, got ${splits}`);
   const p = probs.data;
   for (let i = 0; i < n; i++) {
     let sum = 0;
@@ -93,11 +97,13 @@ export const inceptionScore = (probs: NDArray, splits = 1): { mean: number; std:
       sum += v;
     }
     // Catches logits passed by mistake.
-    if (Math.abs(sum - 1) > 1e-6) throw new Error(`inceptionScore: row ${i} of ${fmt(probs.shape)} sums to ${sum}, not 1 (pass softmax probabilities)`);
+    if (Math.abs(sum - 1) > 1e-6)
+      throw new Error(`inceptionScore: row ${i} of ${fmt(probs.shape)} sums to ${sum}, not 1 (pass softmax probabilities)`);
   }
   const scores: number[] = [];
   for (let s = 0; s < splits; s++) {
-    const lo = Math.floor((s * n) / splits), hi = Math.floor(((s + 1) * n) / splits);
+    const lo = Math.floor((s * n) / splits),
+      hi = Math.floor(((s + 1) * n) / splits);
     const marginal = new Float64Array(k);
     for (let i = lo; i < hi; i++) for (let j = 0; j < k; j++) marginal[j] += p[i * k + j];
     for (let j = 0; j < k; j++) marginal[j] /= hi - lo;
@@ -154,7 +160,8 @@ export interface ClassCoverage {
 const checkLabels = (labels: ArrayLike<number>, classes: number, what: string): void => {
   for (let i = 0; i < labels.length; i++) {
     const c = labels[i];
-    if (!Number.isInteger(c) || c < 0 || c >= classes) throw new Error(`classCoverage: ${what}[${i}] = ${c} is not a class in [0, ${classes})`);
+    if (!Number.isInteger(c) || c < 0 || c >= classes)
+      throw new Error(`classCoverage: ${what}[${i}] = ${c} is not a class in [0, ${classes})`);
   }
 };
 
@@ -163,7 +170,11 @@ const checkLabels = (labels: ArrayLike<number>, classes: number, what: string): 
  * number (and fraction) of classes covered (share >= threshold), and, given the conditioning labels, the
  * conditional-generation accuracy.
  */
-export function classCoverage(predicted: ArrayLike<number>, classes: number, options: CoverageOptions & { intended: ArrayLike<number> }): ClassCoverage & { accuracy: number };
+export function classCoverage(
+  predicted: ArrayLike<number>,
+  classes: number,
+  options: CoverageOptions & { intended: ArrayLike<number> },
+): ClassCoverage & { accuracy: number };
 export function classCoverage(predicted: ArrayLike<number>, classes: number, options?: CoverageOptions): ClassCoverage;
 export function classCoverage(predicted: ArrayLike<number>, classes: number, options: CoverageOptions = {}): ClassCoverage {
   if (!Number.isInteger(classes) || classes < 1) throw new Error(`classCoverage: classes must be a positive integer, got ${classes}`);

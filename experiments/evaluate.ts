@@ -67,9 +67,15 @@ const firstN = (x: NDArray, n: number): NDArray => {
  * and the FD of `n` real training digits against them (the floor at that sample count).
  */
 const references = new Map<string, { test: GaussianStats; floors: Map<number, number> }>();
-const reference = async (s: RunSetup, runner: ClassifierRunner, key: string, n: number): Promise<{ test: GaussianStats; floor: number }> => {
+const reference = async (
+  s: RunSetup,
+  runner: ClassifierRunner,
+  key: string,
+  n: number,
+): Promise<{ test: GaussianStats; floor: number }> => {
   let r = references.get(key);
-  if (!r) references.set(key, (r = { test: gaussianStats((await runner.run(as16(mnistSplit(s, 'test').images))).features), floors: new Map() }));
+  if (!r)
+    references.set(key, (r = { test: gaussianStats((await runner.run(as16(mnistSplit(s, 'test').images))).features), floors: new Map() }));
   let floor = r.floors.get(n);
   if (floor === undefined) {
     const train = mnistSplit(s, 'train').images;
@@ -79,7 +85,12 @@ const reference = async (s: RunSetup, runner: ClassifierRunner, key: string, n: 
   return { test: r.test, floor };
 };
 
-export const evaluateSamples = async (s: RunSetup, samples: NDArray, classes: ArrayLike<number> | undefined, backend: BackendRequest): Promise<Metrics> => {
+export const evaluateSamples = async (
+  s: RunSetup,
+  samples: NDArray,
+  classes: ArrayLike<number> | undefined,
+  backend: BackendRequest,
+): Promise<Metrics> => {
   const N = samples.shape[0];
   if (s.dataset.kind === 'points') {
     const m = s.dataset.mixture;

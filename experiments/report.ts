@@ -19,7 +19,12 @@ export const rowsTable = (rows: RowReport[], pictures = false): string => {
       return `| ${r.name} | ${r.cfgScale} | ${f(m.logLikelihood)} | ${pct(m.offData)} | ${pct(m.modeCoverage)}${pic(r)} |`;
     });
     const ref = `| *true samples* | - | ${f(real.logLikelihoodReal)} | ${pct(real.offDataReal)} | 100.0%${pictures ? ' | ' : ''} |`;
-    return [`| row | CFG | mean log-likelihood (true samples: the reference) | off data (lower better) | mode coverage${head} |`, `|---|---|---|---|---${pictures ? '|---' : ''}|`, ...lines, ref].join('\n');
+    return [
+      `| row | CFG | mean log-likelihood (true samples: the reference) | off data (lower better) | mode coverage${head} |`,
+      `|---|---|---|---|---${pictures ? '|---' : ''}|`,
+      ...lines,
+      ref,
+    ].join('\n');
   }
   const real = rows[0].metrics;
   const lines = rows.map((r) => {
@@ -27,7 +32,12 @@ export const rowsTable = (rows: RowReport[], pictures = false): string => {
     return `| ${r.name} | ${r.cfgScale} | ${f(m.fd, 2)} | ${f(m.is, 2)} | ${pct(m.coverage)} | ${pct(m.accuracy)}${pic(r)} |`;
   });
   const ref = `| *real digits* | - | ${f(real.fdReal, 2)} | - | - | -${pictures ? ' | ' : ''} |`;
-  return [`| row | CFG | FD-MNIST (lower better) | IS (higher better) | class coverage | cond. accuracy${head} |`, `|---|---|---|---|---|---${pictures ? '|---' : ''}|`, ...lines, ref].join('\n');
+  return [
+    `| row | CFG | FD-MNIST (lower better) | IS (higher better) | class coverage | cond. accuracy${head} |`,
+    `|---|---|---|---|---|---${pictures ? '|---' : ''}|`,
+    ...lines,
+    ref,
+  ].join('\n');
 };
 
 export const reportMarkdown = (r: ExperimentReport): string => {
@@ -38,11 +48,19 @@ export const reportMarkdown = (r: ExperimentReport): string => {
     r.command ? `\nCommand: \`${r.command}\`` : '',
   ];
   for (const d of r.datasets) {
-    parts.push('', `## ${d.dataset}`, '', '| model | source | steps | loss (first -> last) | seconds | objective |', '|---|---|---|---|---|---|');
+    parts.push(
+      '',
+      `## ${d.dataset}`,
+      '',
+      '| model | source | steps | loss (first -> last) | seconds | objective |',
+      '|---|---|---|---|---|---|',
+    );
     for (const m of d.models) {
       const o = m.config.objective;
       const obj = o.kind === 'sp' ? `sp (layer ${o.layer}, t' ${o.tPrime}, ${o.distance})` : 'mse';
-      parts.push(`| ${m.name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} | ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`);
+      parts.push(
+        `| ${m.name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} | ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`,
+      );
     }
     parts.push('', rowsTable(d.rows, true));
   }
@@ -51,7 +69,10 @@ export const reportMarkdown = (r: ExperimentReport): string => {
 
 export const writeReport = (dir: string, r: ExperimentReport): void => {
   const enc = (s: string) => new TextEncoder().encode(s);
-  writeFileAtomic(path.join(dir, 'report.json'), enc(`${JSON.stringify(r, (k, v) => (k === 'samples' || k === 'classes' ? undefined : v), 2)}\n`));
+  writeFileAtomic(
+    path.join(dir, 'report.json'),
+    enc(`${JSON.stringify(r, (k, v) => (k === 'samples' || k === 'classes' ? undefined : v), 2)}\n`),
+  );
   writeFileAtomic(path.join(dir, 'report.md'), enc(reportMarkdown(r)));
 };
 

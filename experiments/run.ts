@@ -60,7 +60,12 @@ export interface ExperimentReport {
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
 
-const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opts: { trainStage1: boolean; quiet: boolean }): Promise<DatasetReport> => {
+const runDataset = async (
+  spec: DatasetSpec,
+  e: ExperimentSpec,
+  dir: string,
+  opts: { trainStage1: boolean; quiet: boolean },
+): Promise<DatasetReport> => {
   fs.mkdirSync(dir, { recursive: true });
   const models = new Map<string, ModelReport>();
   const log = (m: string) => !opts.quiet && console.error(`[${spec.dataset}] ${m}`);
@@ -71,18 +76,51 @@ const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opt
     stage1 = { name: 'stage1', checkpoint: spec.stage1Checkpoint, source: 'committed', steps: ck.step, config: ck.config.run };
     log(`stage 1: loaded ${spec.stage1Checkpoint} (MSE, ${ck.step} steps)`);
   } else {
-    const config = resolveConfig(undefined, { ...(spec.stage1Set as Record<string, Json>), 'data.name': spec.dataset, 'objective.kind': 'mse', backend: e.backend }, spec.dataset);
+    const config = resolveConfig(
+      undefined,
+      { ...(spec.stage1Set as Record<string, Json>), 'data.name': spec.dataset, 'objective.kind': 'mse', backend: e.backend },
+      spec.dataset,
+    );
     log(`stage 1: training (MSE, ${config.train.steps} steps)`);
     const r = await runTraining(config, path.join(dir, 'stage1'), { quiet: opts.quiet, label: 'stage 1 (mse)' });
-    stage1 = { name: 'stage1', checkpoint: r.checkpoint, source: 'trained', steps: r.step, seconds: r.seconds, lossFirst: mean(r.losses.slice(0, 50)), lossLast: mean(r.losses.slice(-50)), config };
+    stage1 = {
+      name: 'stage1',
+      checkpoint: r.checkpoint,
+      source: 'trained',
+      steps: r.step,
+      seconds: r.seconds,
+      lossFirst: mean(r.losses.slice(0, 50)),
+      lossLast: mean(r.losses.slice(-50)),
+      config,
+    };
   }
   models.set('stage1', stage1);
   // ---- fine-tunes from stage 1
   for (const f of spec.finetunes) {
-    const config = resolveConfig(undefined, { 'objective.kind': 'sp', ...(f.set as Record<string, Json>), backend: e.backend }, spec.dataset, finetuneBase(stage1.config));
-    log(`fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, t' ${config.objective.tPrime}, ${config.objective.distance}, ${config.train.steps} steps`);
-    const r = await runTraining(config, path.join(dir, f.name.replace(/[^\w.-]+/g, '_')), { from: stage1.checkpoint, quiet: opts.quiet, label: `fine-tune ${f.name}` });
-    models.set(f.name, { name: f.name, checkpoint: r.checkpoint, source: 'trained', steps: r.step, seconds: r.seconds, lossFirst: mean(r.losses.slice(0, 20)), lossLast: mean(r.losses.slice(-20)), config });
+    const config = resolveConfig(
+      undefined,
+      { 'objective.kind': 'sp', ...(f.set as Record<string, Json>), backend: e.backend },
+      spec.dataset,
+      finetuneBase(stage1.config),
+    );
+    log(
+      `fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, t' ${config.objective.tPrime}, ${config.objective.distance}, ${config.train.steps} steps`,
+    );
+    const r = await runTraining(config, path.join(dir, f.name.replace(/[^\w.-]+/g, '_')), {
+      from: stage1.checkpoint,
+      quiet: opts.quiet,
+      label: `fine-tune ${f.name}`,
+    });
+    models.set(f.name, {
+      name: f.name,
+      checkpoint: r.checkpoint,
+      source: 'trained',
+      steps: r.step,
+      seconds: r.seconds,
+      lossFirst: mean(r.losses.slice(0, 20)),
+      lossLast: mean(r.losses.slice(-20)),
+      config,
+    });
   }
   // ---- rows
   const rows: RowReport[] = [];
@@ -91,7 +129,15 @@ const runDataset = async (spec: DatasetSpec, e: ExperimentSpec, dir: string, opt
     const m = models.get(row.model);
     if (!m) throw new Error(`experiment row '${row.name}': no model '${row.model}'; models: ${[...models.keys()].join(', ')}`);
     if (!loaded.has(m.name)) loaded.set(m.name, loadModel(m.checkpoint));
-    rows.push(await sampleRow(loaded.get(m.name)!, row, { ...(spec.sampleSet as Record<string, Json>), backend: e.backend }, path.join(dir, '..'), opts.quiet));
+    rows.push(
+      await sampleRow(
+        loaded.get(m.name)!,
+        row,
+        { ...(spec.sampleSet as Record<string, Json>), backend: e.backend },
+        path.join(dir, '..'),
+        opts.quiet,
+      ),
+    );
   }
   return { dataset: spec.dataset, models: [...models.values()], rows };
 };
@@ -105,27 +151,55 @@ export const loadModel = (file: string): Checkpoint<StoredConfig> => {
 };
 
 /** Samples one row from a loaded model, evaluates it and draws its picture into `pictureDir`. */
-export const sampleRow = async (ck: Checkpoint<StoredConfig>, row: { name: string; model: string; cfg: number; unconditional?: boolean }, overrides: Record<string, Json>, pictureDir: string, quiet = false): Promise<RowReport> => {
+export const sampleRow = async (
+  ck: Checkpoint<StoredConfig>,
+  row: { name: string; model: string; cfg: number; unconditional?: boolean },
+  overrides: Record<string, Json>,
+  pictureDir: string,
+  quiet = false,
+): Promise<RowReport> => {
   const run = ck.config.run;
   const config = resolveConfig(undefined, overrides, run.data.name, run);
   const setup = setupRun(config);
   const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
-  const s = await drawSamples(setup, { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional }, (done) => bar?.update(done));
+  const s = await drawSamples(
+    setup,
+    { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional },
+    (done) => bar?.update(done),
+  );
   bar?.stop();
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
   const picture = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
   fs.mkdirSync(pictureDir, { recursive: true });
   samplePicture(setup, s.samples, path.join(pictureDir, picture));
-  return { dataset: config.data.name, name: row.name, model: row.model, cfgScale: row.cfg, metrics, picture, sampleSeconds: s.seconds, backend: s.backend, samples: s.samples, classes: s.classes };
+  return {
+    dataset: config.data.name,
+    name: row.name,
+    model: row.model,
+    cfgScale: row.cfg,
+    metrics,
+    picture,
+    sampleSeconds: s.seconds,
+    backend: s.backend,
+    samples: s.samples,
+    classes: s.classes,
+  };
 };
 
-export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: { trainStage1?: boolean; quiet?: boolean; command?: string } = {}): Promise<ExperimentReport> => {
+export const runExperiment = async (
+  e: ExperimentSpec,
+  outDir: string,
+  opts: { trainStage1?: boolean; quiet?: boolean; command?: string } = {},
+): Promise<ExperimentReport> => {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const resolved = resolveBackend(e.backend as never);
   const datasets: DatasetReport[] = [];
-  for (const d of e.datasets) datasets.push(await runDataset(d, e, path.join(outDir, d.dataset), { trainStage1: opts.trainStage1 ?? false, quiet: opts.quiet ?? false }));
+  for (const d of e.datasets)
+    datasets.push(
+      await runDataset(d, e, path.join(outDir, d.dataset), { trainStage1: opts.trainStage1 ?? false, quiet: opts.quiet ?? false }),
+    );
   return {
     name: e.name,
     backend: resolved.name,

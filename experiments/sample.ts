@@ -47,8 +47,12 @@ export const balancedClasses = (s: RunSetup, count: number): Int32Array => {
 
 export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done: number, total: number) => void): Promise<Samples> => {
   const conditional = s.numClasses !== undefined;
-  if (o.unconditional && (!conditional || o.cfgScale !== 1)) throw new Error('sample: unconditional rows need a conditional (CFG-trained) model and cfgScale 1');
-  if (!conditional && o.cfgScale !== 1) throw new Error(`sample: cfgScale ${o.cfgScale} needs a class-conditional model; this run's model is unconditional (data.conditional false)`);
+  if (o.unconditional && (!conditional || o.cfgScale !== 1))
+    throw new Error('sample: unconditional rows need a conditional (CFG-trained) model and cfgScale 1');
+  if (!conditional && o.cfgScale !== 1)
+    throw new Error(
+      `sample: cfgScale ${o.cfgScale} needs a class-conditional model; this run's model is unconditional (data.conditional false)`,
+    );
   const B = Math.min(o.batchSize, o.count);
   const sampler = createSampler({
     predict: denoiserPredict(s.model),
@@ -80,5 +84,10 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
     onBatch?.(start + n, o.count);
   }
   sampler.dispose(); // one sampler per row: free its kernels before the next
-  return { samples: toData(s, { shape: [o.count, ...s.model.dataShape], data }), classes: o.unconditional ? undefined : classes, seconds: (performance.now() - t0) / 1000, backend };
+  return {
+    samples: toData(s, { shape: [o.count, ...s.model.dataShape], data }),
+    classes: o.unconditional ? undefined : classes,
+    seconds: (performance.now() - t0) / 1000,
+    backend,
+  };
 };

@@ -31,7 +31,8 @@ export const ExperimentSpec = t.type({ name: t.string, backend: t.string, datase
 export type ExperimentSpec = t.TypeOf<typeof ExperimentSpec>;
 export type DatasetSpec = t.TypeOf<typeof DatasetSpec>;
 
-export const decodeSpec = (json: unknown, source: string): ExperimentSpec => decodeOrThrow(ExperimentSpec, json, 'experiment', (m) => new ConfigError(`${source} is not a valid experiment:\n${m}`));
+export const decodeSpec = (json: unknown, source: string): ExperimentSpec =>
+  decodeOrThrow(ExperimentSpec, json, 'experiment', (m) => new ConfigError(`${source} is not a valid experiment:\n${m}`));
 
 const mainRows = (cfg: number) => [
   { name: 'MSE', model: 'stage1', cfg: 1 },

@@ -21,7 +21,10 @@ export type CondParams = {
  */
 export const conditioning = {
   init: (seed: number, sinDim: number, embDim: number, numClasses?: number): CondParams => {
-    const p: CondParams = { t0: nn.linear.init(seedFor(seed, 't0'), sinDim, embDim), t1: nn.linear.init(seedFor(seed, 't1'), embDim, embDim) };
+    const p: CondParams = {
+      t0: nn.linear.init(seedFor(seed, 't0'), sinDim, embDim),
+      t1: nn.linear.init(seedFor(seed, 't1'), embDim, embDim),
+    };
     if (numClasses !== undefined) p.cls = nn.embedding.init(seedFor(seed, 'cls'), numClasses + 1, embDim);
     return p;
   },

@@ -42,7 +42,15 @@ export interface UnetConfig {
 export type UnetOptions = { kind: 'unet' } & Partial<Omit<UnetConfig, 'kind'>>;
 
 /** MNIST-sized defaults: 28 -> 14 -> 7 with 16, 32, 32 channels. */
-export const unetDefaults: Omit<UnetConfig, 'kind'> = { channels: 1, imageSize: 28, baseChannels: 16, channelMults: [1, 2, 2], numResBlocks: 1, groups: 4, embDim: 64 };
+export const unetDefaults: Omit<UnetConfig, 'kind'> = {
+  channels: 1,
+  imageSize: 28,
+  baseChannels: 16,
+  channelMults: [1, 2, 2],
+  numResBlocks: 1,
+  groups: 4,
+  embDim: 64,
+};
 
 /**
  * A fully resolved model configuration. `numClasses` makes the model conditional on class ids 0..numClasses-1;

@@ -51,13 +51,21 @@ const checkInputs = (parts: DenoiserParts<Params>, x: Tensor, t: Tensor, c: Tens
     throw new DenoiserError(`${config.kind} denoiser: x must be ${want}, got ${fmtShape(x.shape)}`);
   const B = x.shape[0];
   const isBatchVector = (v: Tensor) => (v.rank === 1 && v.shape[0] === B) || (v.rank === 2 && v.shape[0] === B && v.shape[1] === 1);
-  if (!isBatchVector(t)) throw new DenoiserError(`${config.kind} denoiser: t must be [${B}] (one timestep per sample of x ${fmtShape(x.shape)}), got ${fmtShape(t.shape)}`);
+  if (!isBatchVector(t))
+    throw new DenoiserError(
+      `${config.kind} denoiser: t must be [${B}] (one timestep per sample of x ${fmtShape(x.shape)}), got ${fmtShape(t.shape)}`,
+    );
   const n = config.numClasses;
   if (n === undefined && c)
-    throw new DenoiserError(`${config.kind} denoiser: class ids were given to an unconditional model (its config has no numClasses); omit c, or create the model with numClasses`);
+    throw new DenoiserError(
+      `${config.kind} denoiser: class ids were given to an unconditional model (its config has no numClasses); omit c, or create the model with numClasses`,
+    );
   if (n !== undefined && !c)
-    throw new DenoiserError(`${config.kind} denoiser: the model is conditional (numClasses ${n}) and needs class ids c [${B}]; for the unconditional (CFG) branch pass the null class id ${n}`);
-  if (c && !(c.rank === 1 && c.shape[0] === B)) throw new DenoiserError(`${config.kind} denoiser: c must be [${B}] class ids, got ${fmtShape(c.shape)}`);
+    throw new DenoiserError(
+      `${config.kind} denoiser: the model is conditional (numClasses ${n}) and needs class ids c [${B}]; for the unconditional (CFG) branch pass the null class id ${n}`,
+    );
+  if (c && !(c.rank === 1 && c.shape[0] === B))
+    throw new DenoiserError(`${config.kind} denoiser: c must be [${B}] class ids, got ${fmtShape(c.shape)}`);
   return t.rank === 1 ? t : op.reshape(t, [B]);
 };
 
@@ -93,7 +101,9 @@ export const signatureOf = (config: DenoiserConfig, params: Params): string => {
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   // sorted: a parameter tree is a record, so a checkpoint's (name-sorted) tree must sign like a fresh init
-  const shapes = flattenParams(params).map(([p, a]) => `${p}=${fmtShape(a.shape)}`).sort();
+  const shapes = flattenParams(params)
+    .map(([p, a]) => `${p}=${fmtShape(a.shape)}`)
+    .sort();
   return `${[config.kind, ...entries].join(';')}|${shapes.join(';')}`;
 };
 
@@ -122,7 +132,13 @@ export const signatureDiff = (a: string, b: string, names: readonly [string, str
     const va = pa.get(key);
     const vb = pb.get(key);
     if (va === vb) continue;
-    lines.push(va === undefined ? `${key}: only in ${names[1]} (${vb})` : vb === undefined ? `${key}: only in ${names[0]} (${va})` : `${key}: ${va} (${names[0]}) vs ${vb} (${names[1]})`);
+    lines.push(
+      va === undefined
+        ? `${key}: only in ${names[1]} (${vb})`
+        : vb === undefined
+          ? `${key}: only in ${names[0]} (${va})`
+          : `${key}: ${va} (${names[0]}) vs ${vb} (${names[1]})`,
+    );
   }
   return lines.length > limit ? [...lines.slice(0, limit), `... and ${lines.length - limit} more`] : lines;
 };

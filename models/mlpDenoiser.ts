@@ -25,8 +25,10 @@ const resolve = (options: MlpOptions): MlpConfig => {
   const cfg: MlpConfig = { ...mlpDefaults, ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)), kind: 'mlp' };
   for (const k of ['dim', 'hidden', 'depth', 'classDim'] as const)
     if (!positiveInt(cfg[k])) throw new DenoiserError(`mlp denoiser: ${k} must be a positive integer, got ${cfg[k]}`);
-  if (!Number.isInteger(cfg.timeDim) || cfg.timeDim < 2) throw new DenoiserError(`mlp denoiser: timeDim must be an integer >= 2, got ${cfg.timeDim}`);
-  if (cfg.numClasses !== undefined && !positiveInt(cfg.numClasses)) throw new DenoiserError(`mlp denoiser: numClasses must be a positive integer, got ${cfg.numClasses}`);
+  if (!Number.isInteger(cfg.timeDim) || cfg.timeDim < 2)
+    throw new DenoiserError(`mlp denoiser: timeDim must be an integer >= 2, got ${cfg.timeDim}`);
+  if (cfg.numClasses !== undefined && !positiveInt(cfg.numClasses))
+    throw new DenoiserError(`mlp denoiser: numClasses must be a positive integer, got ${cfg.numClasses}`);
   return cfg;
 };
 
@@ -39,7 +41,9 @@ export const createMlpDenoiser = (options: MlpOptions): Denoiser<MlpParams> => {
 
   const init = (seed: number): MlpParams => {
     const p: MlpParams = {
-      hidden: Object.fromEntries(hiddenNames.map((n, i) => [n, nn.linear.init(seedFor(seed, `hidden.${n}`), i === 0 ? inDim : hidden, hidden)])),
+      hidden: Object.fromEntries(
+        hiddenNames.map((n, i) => [n, nn.linear.init(seedFor(seed, `hidden.${n}`), i === 0 ? inDim : hidden, hidden)]),
+      ),
       out: nn.linear.init(seedFor(seed, 'out'), hidden, dim),
     };
     if (numClasses !== undefined) p.cls = nn.embedding.init(seedFor(seed, 'cls'), numClasses + 1, classDim);

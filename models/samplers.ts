@@ -18,8 +18,10 @@ import type { Schedule } from './schedule.ts';
 export type PredictFn = (xt: Tensor, t: Tensor, ctx: { c?: Tensor; params?: ParamTensors<Params> }) => Tensor;
 
 /** Adapts a Denoiser (models/denoiser.ts) structurally; its null class is the id numClasses. */
-export const denoiserPredict = (model: { apply(p: ParamTensors<Params>, x: Tensor, t: Tensor, c?: Tensor): Tensor }): PredictFn =>
-  (xt, t, { c, params }) => model.apply(params ?? ({} as ParamTensors<Params>), xt, t, c);
+export const denoiserPredict =
+  (model: { apply(p: ParamTensors<Params>, x: Tensor, t: Tensor, c?: Tensor): Tensor }): PredictFn =>
+  (xt, t, { c, params }) =>
+    model.apply(params ?? ({} as ParamTensors<Params>), xt, t, c);
 
 export interface SamplerOptions {
   predict: PredictFn;
@@ -81,10 +83,19 @@ export interface StepCoefficients {
  * sqrt(1 - abar_s - s2) eps + sqrt(s2) z, s2 = eta^2 (1-abar_s)/(1-abar_t) (1 - abar_t/abar_s).
  */
 export const stepCoefficients = (sched: Schedule, sampler: 'ddpm' | 'ddim', eta: number, t: number, s: number): StepCoefficients => {
-  const at = sched.alphaBar[t - 1], as = s === 0 ? 1 : sched.alphaBar[s - 1];
-  const beta = 1 - at / as, post = ((1 - as) / (1 - at)) * beta;
+  const at = sched.alphaBar[t - 1],
+    as = s === 0 ? 1 : sched.alphaBar[s - 1];
+  const beta = 1 - at / as,
+    post = ((1 - as) / (1 - at)) * beta;
   const base = { t, s, alpha: sched.alpha[t - 1], sigma: sched.sigma[t - 1] };
-  if (sampler === 'ddpm') return { ...base, cX0: (Math.sqrt(as) * beta) / (1 - at), cEps: 0, cXt: (Math.sqrt(at / as) * (1 - as)) / (1 - at), cNoise: Math.sqrt(post) };
+  if (sampler === 'ddpm')
+    return {
+      ...base,
+      cX0: (Math.sqrt(as) * beta) / (1 - at),
+      cEps: 0,
+      cXt: (Math.sqrt(at / as) * (1 - as)) / (1 - at),
+      cNoise: Math.sqrt(post),
+    };
   const s2 = eta * eta * post;
   return { ...base, cX0: Math.sqrt(as), cEps: Math.sqrt(Math.max(0, 1 - as - s2)), cXt: 0, cNoise: Math.sqrt(s2) };
 };
@@ -115,7 +126,8 @@ export const guide = (
   const axes = xt.shape.slice(1).map((_, i) => i + 1);
   const vCond = predictionTarget('v', cond.x0, cond.eps, alpha, sigma);
   const vCfg = predictionTarget('v', g.x0, g.eps, alpha, sigma);
-  const sdCond = op.sqrt(variance(vCond, axes, true)), sdCfg = op.sqrt(variance(vCfg, axes, true));
+  const sdCond = op.sqrt(variance(vCond, axes, true)),
+    sdCfg = op.sqrt(variance(vCfg, axes, true));
   const ratio = op.where(op.gt(sdCfg, 0), op.div(sdCond, op.maximum(sdCfg, 1e-30)), 1);
   return fromPrediction('v', op.mul(vCfg, op.add(op.mul(ratio, rescale), 1 - rescale)), xt, alpha, sigma);
 };
@@ -127,17 +139,28 @@ const STREAM_STEP = 0x5a_0002; // the ancestral / DDIM noise z of each step
 const SCALARS = ['alpha', 'sigma', 'cX0', 'cEps', 'cXt', 'cNoise', 'counter'] as const;
 
 const validate = (o: SamplerOptions, plan: StepCoefficients[]): void => {
-  const w = o.cfgScale ?? 1, phi = o.guidanceRescale ?? 0;
-  if (o.shape.length < 1 || !o.shape.every((d) => Number.isInteger(d) && d > 0)) throw new Error(`sampler: shape must be [B, ...] of positive integers, got [${o.shape.join(',')}]`);
-  if (o.eta !== undefined && o.sampler !== 'ddim') throw new Error(`sampler: eta is a DDIM option; ddpm always uses the posterior variance`);
+  const w = o.cfgScale ?? 1,
+    phi = o.guidanceRescale ?? 0;
+  if (o.shape.length < 1 || !o.shape.every((d) => Number.isInteger(d) && d > 0))
+    throw new Error(`sampler: shape must be [B, ...] of positive integers, got [${o.shape.join(',')}]`);
+  if (o.eta !== undefined && o.sampler !== 'ddim')
+    throw new Error(`sampler: eta is a DDIM option; ddpm always uses the posterior variance`);
   if ((o.eta ?? 0) < 0) throw new Error(`sampler: eta must be >= 0, got ${o.eta}`);
   if (!(phi >= 0 && phi <= 1)) throw new Error(`sampler: guidanceRescale must be in [0, 1], got ${phi}`);
   if (w !== 1) {
-    if (o.hasNullClass === false) throw new Error(`sampler: cfgScale ${w} needs an unconditional branch, but the model was trained without a null class; train with condition dropout, or sample with cfgScale 1`);
-    if (o.nullClass === undefined) throw new Error(`sampler: cfgScale ${w} needs a conditional/unconditional pair: give nullClass (the id the model reads as "no condition") and classes at sample time`);
+    if (o.hasNullClass === false)
+      throw new Error(
+        `sampler: cfgScale ${w} needs an unconditional branch, but the model was trained without a null class; train with condition dropout, or sample with cfgScale 1`,
+      );
+    if (o.nullClass === undefined)
+      throw new Error(
+        `sampler: cfgScale ${w} needs a conditional/unconditional pair: give nullClass (the id the model reads as "no condition") and classes at sample time`,
+      );
   }
   if (o.prediction === 'eps' && plan[0].alpha === 0)
-    throw new Error(`sampler: eps-prediction cannot start at t=${plan[0].t} of ${o.schedule.name}: alpha = 0 there (zero terminal SNR), so x0 = (x_t - sigma eps)/alpha is undefined; use v-prediction`);
+    throw new Error(
+      `sampler: eps-prediction cannot start at t=${plan[0].t} of ${o.schedule.name}: alpha = 0 there (zero terminal SNR), so x0 = (x_t - sigma eps)/alpha is undefined; use v-prediction`,
+    );
 };
 
 const stepGraph = (o: SamplerOptions, conditional: boolean): Graph => {
@@ -163,7 +186,12 @@ const stepGraph = (o: SamplerOptions, conditional: boolean): Graph => {
       est = { x0, eps: op.div(op.sub(x, op.mul(alpha, x0)), sigma) };
     }
     const z = op.normal([...o.shape], { seed: o.seed, stream: STREAM_STEP, counter: a.counter as Tensor<[]> });
-    const terms = [op.mul(est.x0, a.cX0 as Tensor), op.mul(est.eps, a.cEps as Tensor), op.mul(x, a.cXt as Tensor), op.mul(z, a.cNoise as Tensor)];
+    const terms = [
+      op.mul(est.x0, a.cX0 as Tensor),
+      op.mul(est.eps, a.cEps as Tensor),
+      op.mul(x, a.cXt as Tensor),
+      op.mul(z, a.cNoise as Tensor),
+    ];
     return { x: terms.reduce((s, v) => op.add(s, v)), x0: est.x0 };
   }, spec);
 };
@@ -187,7 +215,14 @@ const keepX = (out: Record<string, DeviceBuffer>): DeviceBuffer => {
 
 const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: readonly number[]): Runner => {
   if (backend === 'interpret')
-    return { backend, run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x, read: (v) => v as NDArray, free: () => {}, dispose: () => {} };
+    return {
+      backend,
+      run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x,
+      runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x,
+      read: (v) => v as NDArray,
+      free: () => {},
+      dispose: () => {},
+    };
   const exe = compile(graph, { backend });
   return {
     backend: exe.backend,
@@ -238,8 +273,13 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     const given = Object.fromEntries(flattenParams(p).map(([n, v]) => [`params.${n}`, v]));
     for (const [n, v] of Object.entries(paramInputs))
       if (!given[n] || given[n].shape.join(',') !== v.shape.join(','))
-        throw new Error(`sampler: params must have the paths and shapes the sampler was created with; '${n}' is [${v.shape.join(',')}] there, ${given[n] ? `[${given[n].shape.join(',')}]` : 'missing'} here`);
-    if (Object.keys(given).length !== Object.keys(paramInputs).length) throw new Error(`sampler: params has ${Object.keys(given).length} arrays, the sampler was created with ${Object.keys(paramInputs).length}`);
+        throw new Error(
+          `sampler: params must have the paths and shapes the sampler was created with; '${n}' is [${v.shape.join(',')}] there, ${given[n] ? `[${given[n].shape.join(',')}]` : 'missing'} here`,
+        );
+    if (Object.keys(given).length !== Object.keys(paramInputs).length)
+      throw new Error(
+        `sampler: params has ${Object.keys(given).length} arrays, the sampler was created with ${Object.keys(paramInputs).length}`,
+      );
     return given;
   };
   // compiled plans read f32: convert the weights once per batch, not in every denoising step
@@ -254,7 +294,13 @@ export const createSampler = (o: SamplerOptions): Sampler => {
   };
   let noise: Runner | undefined;
   const noiseRunner = () =>
-    (noise ??= runnerFor(trace((a) => ({ x: op.normal([...o.shape], { seed: o.seed, stream: STREAM_INIT, counter: a.counter as Tensor<[]> }) }), { counter: [] }), o.backend, o.shape));
+    (noise ??= runnerFor(
+      trace((a) => ({ x: op.normal([...o.shape], { seed: o.seed, stream: STREAM_INIT, counter: a.counter as Tensor<[]> }) }), {
+        counter: [],
+      }),
+      o.backend,
+      o.shape,
+    ));
 
   return {
     plan,
@@ -282,7 +328,15 @@ export const createSampler = (o: SamplerOptions): Sampler => {
   };
 
   /** The denoising chain as a generator of step inputs, so one loop serves the sync and the async driver. */
-  function* chain({ classes, draw = 0, params }: SampleCallOptions): Generator<{ runner: Runner; inputs: Record<string, NDArray | DeviceBuffer> }, SampleResult, DeviceBuffer | NDArray> {
+  function* chain({
+    classes,
+    draw = 0,
+    params,
+  }: SampleCallOptions): Generator<
+    { runner: Runner; inputs: Record<string, NDArray | DeviceBuffer> },
+    SampleResult,
+    DeviceBuffer | NDArray
+  > {
     const weights = params === undefined ? deviceParams : forRunner(paramInputsFor(params));
     if (guided && !classes) throw new Error(`sampler: cfgScale ${o.cfgScale} needs classes [${B}] for the conditional branch`);
     if (classes && classes.length !== B) throw new Error(`sampler: classes has ${classes.length} ids, the batch is ${B}`);

@@ -47,7 +47,10 @@ export const linearSchedule = (T = 1000, betaStart = 1e-4, betaEnd = 0.02): Sche
 /** Stable Diffusion's "scaled_linear": betas = linspace(sqrt(b0), sqrt(b1))^2. */
 export const scaledLinearSchedule = (T = 1000, betaStart = 0.00085, betaEnd = 0.012): Schedule => {
   checkT(T);
-  return fromBetas(`scaledLinear(T=${T}, ${betaStart}, ${betaEnd})`, linspace(Math.sqrt(betaStart), Math.sqrt(betaEnd), T).map((b) => b * b));
+  return fromBetas(
+    `scaledLinear(T=${T}, ${betaStart}, ${betaEnd})`,
+    linspace(Math.sqrt(betaStart), Math.sqrt(betaEnd), T).map((b) => b * b),
+  );
 };
 
 /**
@@ -57,7 +60,7 @@ export const scaledLinearSchedule = (T = 1000, betaStart = 0.00085, betaEnd = 0.
  */
 export const cosineSchedule = (T = 1000, s = 0.008): Schedule => {
   checkT(T);
-  const f = (t: number) => Math.cos((((t / T) + s) / (1 + s)) * (Math.PI / 2)) ** 2;
+  const f = (t: number) => Math.cos(((t / T + s) / (1 + s)) * (Math.PI / 2)) ** 2;
   const betas = Float64Array.from({ length: T }, (_, i) => Math.min(1 - f(i + 1) / f(i), 0.999));
   return fromBetas(`cosine(T=${T}, s=${s})`, betas);
 };
@@ -70,13 +73,17 @@ export const cosineSchedule = (T = 1000, s = 0.008): Schedule => {
  */
 export const rescaleZeroTerminalSnr = (sched: Schedule): Schedule => {
   const a = sched.alpha;
-  const a0 = a[0], aT = a[a.length - 1];
+  const a0 = a[0],
+    aT = a[a.length - 1];
   if (!(a0 > aT)) throw new Error(`rescaleZeroTerminalSnr: ${sched.name} needs sqrt(abar) to decrease (first ${a0}, last ${aT})`);
   const scale = a0 / (a0 - aT);
   const rescaled = a.map((v) => (v - aT) * scale);
   rescaled[0] = a0;
   rescaled[a.length - 1] = 0;
-  return fromAlphaBar(`zeroTerminal(${sched.name})`, rescaled.map((v) => v * v));
+  return fromAlphaBar(
+    `zeroTerminal(${sched.name})`,
+    rescaled.map((v) => v * v),
+  );
 };
 
 /** SNR_t = abar_t / (1 - abar_t) = (alpha/sigma)^2; 0 at a zero-terminal t = T. */
@@ -96,7 +103,8 @@ export const snr = (sched: Schedule): Float64Array => sched.alphaBar.map((a) => 
 export const alphaSigmaAt = (sched: Schedule, t: Tensor): { alpha: Tensor; sigma: Tensor } => {
   if (t.rank !== 1) throw new Error(`alphaSigmaAt: t must be [B], got [${t.shape.join(',')}]`);
   const B = t.shape[0];
-  const K = 2 ** Math.ceil(Math.log2(Math.sqrt(sched.T))), H = Math.ceil(sched.T / K);
+  const K = 2 ** Math.ceil(Math.log2(Math.sqrt(sched.T))),
+    H = Math.ceil(sched.T / K);
   const table = new Float64Array(H * K * 2); // [h, 2k + j]: (alpha, sigma) of t = hK + k + 1, zero past T
   for (let i = 0; i < sched.T; i++) [table[2 * i], table[2 * i + 1]] = [sched.alpha[i], sched.sigma[i]];
   const i0 = op.sub(t, 1);

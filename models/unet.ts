@@ -30,14 +30,22 @@ const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
 
 const resolve = (options: UnetOptions): UnetConfig => {
   const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-  const cfg: UnetConfig = { ...unetDefaults, ...given, channelMults: [...(options.channelMults ?? unetDefaults.channelMults)], kind: 'unet' };
+  const cfg: UnetConfig = {
+    ...unetDefaults,
+    ...given,
+    channelMults: [...(options.channelMults ?? unetDefaults.channelMults)],
+    kind: 'unet',
+  };
   const bad = (msg: string): never => {
     throw new DenoiserError(`unet: ${msg}`);
   };
-  for (const k of ['channels', 'imageSize', 'baseChannels', 'numResBlocks', 'groups', 'embDim'] as const) if (!positiveInt(cfg[k])) bad(`${k} must be a positive integer, got ${cfg[k]}`);
-  if (cfg.channelMults.length === 0 || !cfg.channelMults.every(positiveInt)) bad(`channelMults must be positive integers, got [${cfg.channelMults.join(',')}]`);
+  for (const k of ['channels', 'imageSize', 'baseChannels', 'numResBlocks', 'groups', 'embDim'] as const)
+    if (!positiveInt(cfg[k])) bad(`${k} must be a positive integer, got ${cfg[k]}`);
+  if (cfg.channelMults.length === 0 || !cfg.channelMults.every(positiveInt))
+    bad(`channelMults must be positive integers, got [${cfg.channelMults.join(',')}]`);
   const scale = 2 ** (cfg.channelMults.length - 1);
-  if (cfg.imageSize % scale !== 0) bad(`imageSize ${cfg.imageSize} does not halve ${cfg.channelMults.length - 1} times (needs a multiple of ${scale})`);
+  if (cfg.imageSize % scale !== 0)
+    bad(`imageSize ${cfg.imageSize} does not halve ${cfg.channelMults.length - 1} times (needs a multiple of ${scale})`);
   for (const ch of [cfg.baseChannels, ...cfg.channelMults.map((m) => m * cfg.baseChannels)])
     if (ch % cfg.groups !== 0) bad(`${ch} channels do not split into ${cfg.groups} groups (groups must divide baseChannels * every mult)`);
   if (cfg.numClasses !== undefined && !positiveInt(cfg.numClasses)) bad(`numClasses must be a positive integer, got ${cfg.numClasses}`);
@@ -60,14 +68,18 @@ export const createUnet = (options: UnetOptions): Denoiser<UnetParams> => {
     const down: UnetParams['down'] = {};
     let cur = baseChannels;
     downNames.forEach((name, i) => {
-      down[name] = Object.fromEntries(blocks.map((b, r) => [b, resBlock.init(s(`down.${name}.${b}`), r === 0 ? cur : ch[i], ch[i], embDim)]));
+      down[name] = Object.fromEntries(
+        blocks.map((b, r) => [b, resBlock.init(s(`down.${name}.${b}`), r === 0 ? cur : ch[i], ch[i], embDim)]),
+      );
       cur = ch[i];
     });
     const mid = Object.fromEntries(resNames(2).map((b) => [b, resBlock.init(s(`mid.${b}`), cur, cur, embDim)]));
     const up: UnetParams['up'] = {};
     upNames.forEach((name, j) => {
       const i = L - 1 - j;
-      up[name] = Object.fromEntries(blocks.map((b, r) => [b, resBlock.init(s(`up.${name}.${b}`), r === 0 ? cur + ch[i] : ch[i], ch[i], embDim)]));
+      up[name] = Object.fromEntries(
+        blocks.map((b, r) => [b, resBlock.init(s(`up.${name}.${b}`), r === 0 ? cur + ch[i] : ch[i], ch[i], embDim)]),
+      );
       cur = ch[i];
     });
     return {
@@ -101,5 +113,11 @@ export const createUnet = (options: UnetOptions): Denoiser<UnetParams> => {
     yield ['out', nn.conv2d.apply(p.convOut, silu(nn.groupNorm.apply(p.normOut, h, groups)), { padding: 1 })];
   }
 
-  return makeDenoiser({ config, dataShape: [channels, imageSize, imageSize], layers: [...downNames, 'mid', ...upNames, 'out'], init, forward });
+  return makeDenoiser({
+    config,
+    dataShape: [channels, imageSize, imageSize],
+    layers: [...downNames, 'mid', ...upNames, 'out'],
+    init,
+    forward,
+  });
 };

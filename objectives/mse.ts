@@ -34,12 +34,14 @@ const minSnrWeight = (schedule: Schedule, t: Tensor, prediction: Prediction, gam
   return op.reshape(op.matmul(oneHot(op.sub(t, 1), schedule.T), op.constant(w, [schedule.T, 1])), [t.shape[0]]);
 };
 
-export const mseObjective = ({ model, schedule, prediction, minSnrGamma, condDropout = 0, seed = 0 }: MseOptions): Objective => ({ params, x0, c, step }) => {
-  const n = noise(schedule, x0, step, seed);
-  const cond = c && model.config.numClasses ? dropCondition(c, condDropout, model.config.numClasses, step, seed) : c;
-  const pred = model.apply(params, n.xt, n.t, cond);
-  const d = op.sub(pred, predictionTarget(prediction, x0, n.eps, n.alpha, n.sigma));
-  const perSample = perSampleMean(op.mul(d, d));
-  const weighted = minSnrGamma ? op.mul(perSample, minSnrWeight(schedule, n.t, prediction, minSnrGamma)) : perSample;
-  return op.div(op.sum(weighted), x0.shape[0]);
-};
+export const mseObjective =
+  ({ model, schedule, prediction, minSnrGamma, condDropout = 0, seed = 0 }: MseOptions): Objective =>
+  ({ params, x0, c, step }) => {
+    const n = noise(schedule, x0, step, seed);
+    const cond = c && model.config.numClasses ? dropCondition(c, condDropout, model.config.numClasses, step, seed) : c;
+    const pred = model.apply(params, n.xt, n.t, cond);
+    const d = op.sub(pred, predictionTarget(prediction, x0, n.eps, n.alpha, n.sigma));
+    const perSample = perSampleMean(op.mul(d, d));
+    const weighted = minSnrGamma ? op.mul(perSample, minSnrWeight(schedule, n.t, prediction, minSnrGamma)) : perSample;
+    return op.div(op.sum(weighted), x0.shape[0]);
+  };

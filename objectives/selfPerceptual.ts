@@ -40,7 +40,9 @@ const checkOptions = (o: SelfPerceptualOptions): readonly string[] => {
   const { model, layer = 'mid' } = o;
   assertSameSignature(model, signatureOf(model.config, o.frozenParams), ['online', 'frozen']);
   const layers = layer === 'all' ? model.layers : [layer];
-  for (const l of layers) if (!model.layers.includes(l)) throw new Error(`selfPerceptual: the model has no layer '${l}'; its layers are: ${model.layers.join(', ')}, or 'all'`);
+  for (const l of layers)
+    if (!model.layers.includes(l))
+      throw new Error(`selfPerceptual: the model has no layer '${l}'; its layers are: ${model.layers.join(', ')}, or 'all'`);
   return layers;
 };
 
@@ -52,7 +54,10 @@ export const selfPerceptualFeatures = (o: SelfPerceptualOptions) => {
     const n = noise(schedule, x0, step, seed);
     const pred = model.apply(params, n.xt, n.t, c);
     const { x0: x0Hat, eps: epsHat } = fromPrediction(prediction, pred, n.xt, n.alpha, n.sigma);
-    const t2 = tPrime === 'same' ? n.t : sampleTimesteps(schedule, x0.shape[0], { seed, stream: streams.tPrime, counter: step as Tensor<readonly []> });
+    const t2 =
+      tPrime === 'same'
+        ? n.t
+        : sampleTimesteps(schedule, x0.shape[0], { seed, stream: streams.tPrime, counter: step as Tensor<readonly []> });
     const { alpha, sigma } = coefficients(schedule, t2, x0.rank);
     const real = op.add(op.mul(alpha, x0), op.mul(sigma, n.eps));
     const predicted = op.add(op.mul(alpha, x0Hat), op.mul(sigma, epsHat));

@@ -20,7 +20,19 @@ const closed = <P extends t.Props>(props: P, name: string) => {
       if (typeof u === 'object' && u !== null && !Array.isArray(u)) {
         const extra = Object.keys(u).filter((k) => !Object.hasOwn(props, k));
         if (extra.length)
-          return t.failure(u, c, `${['config', ...c.slice(1).map((e) => e.key).filter((k) => k !== '')].join('.')}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')}; expected one of: ${Object.keys(props).join(', ')}`);
+          return t.failure(
+            u,
+            c,
+            `${[
+              'config',
+              ...c
+                .slice(1)
+                .map((e) => e.key)
+                .filter((k) => k !== ''),
+            ].join(
+              '.',
+            )}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')}; expected one of: ${Object.keys(props).join(', ')}`,
+          );
       }
       return base.validate(u, c);
     },
@@ -29,14 +41,20 @@ const closed = <P extends t.Props>(props: P, name: string) => {
 };
 
 const refine = (name: string, ok: (n: number) => boolean) =>
-  new t.Type<number, number, unknown>(name, (u): u is number => typeof u === 'number' && ok(u), (u, c) => (typeof u === 'number' && ok(u) ? t.success(u) : t.failure(u, c)), (a) => a);
+  new t.Type<number, number, unknown>(
+    name,
+    (u): u is number => typeof u === 'number' && ok(u),
+    (u, c) => (typeof u === 'number' && ok(u) ? t.success(u) : t.failure(u, c)),
+    (a) => a,
+  );
 const PositiveInt = refine('positive integer', (n) => Number.isSafeInteger(n) && n > 0);
 const NonNegInt = refine('non-negative integer', (n) => Number.isSafeInteger(n) && n >= 0);
 const PositiveNumber = refine('positive number', (n) => Number.isFinite(n) && n > 0);
 const NonNegNumber = refine('non-negative number', (n) => Number.isFinite(n) && n >= 0);
 const Probability = refine('number in [0, 1]', (n) => n >= 0 && n <= 1);
 const Decay = refine('number in [0, 1)', (n) => n >= 0 && n < 1);
-const keyof = <K extends string>(names: readonly K[], what: string) => t.keyof(Object.fromEntries(names.map((n) => [n, null])) as { [k in K]: null }, `${what}: ${names.map((n) => `"${n}"`).join(' | ')}`);
+const keyof = <K extends string>(names: readonly K[], what: string) =>
+  t.keyof(Object.fromEntries(names.map((n) => [n, null])) as { [k in K]: null }, `${what}: ${names.map((n) => `"${n}"`).join(' | ')}`);
 
 export const DataConfig = closed(
   {
@@ -50,9 +68,19 @@ export const DataConfig = closed(
   'data config',
 );
 
-export const MlpModelConfig = closed({ kind: t.literal('mlp'), hidden: PositiveInt, depth: PositiveInt, timeDim: PositiveInt, classDim: PositiveInt }, 'mlp model config');
+export const MlpModelConfig = closed(
+  { kind: t.literal('mlp'), hidden: PositiveInt, depth: PositiveInt, timeDim: PositiveInt, classDim: PositiveInt },
+  'mlp model config',
+);
 export const UnetModelConfig = closed(
-  { kind: t.literal('unet'), baseChannels: PositiveInt, channelMults: t.array(PositiveInt), numResBlocks: PositiveInt, groups: PositiveInt, embDim: PositiveInt },
+  {
+    kind: t.literal('unet'),
+    baseChannels: PositiveInt,
+    channelMults: t.array(PositiveInt),
+    numResBlocks: PositiveInt,
+    groups: PositiveInt,
+    embDim: PositiveInt,
+  },
   'unet model config',
 );
 /** Dispatches on `kind`, so errors name the chosen kind's fields (a plain union reports every member's failures). */
@@ -68,7 +96,10 @@ export const ModelConfig = new t.Type<t.TypeOf<typeof MlpModelConfig> | t.TypeOf
   (a) => a,
 );
 
-export const ScheduleConfig = closed({ kind: keyof(['cosine', 'linear', 'scaledLinear'], 'schedule'), T: PositiveInt, zeroTerminalSnr: t.boolean }, 'schedule config');
+export const ScheduleConfig = closed(
+  { kind: keyof(['cosine', 'linear', 'scaledLinear'], 'schedule'), T: PositiveInt, zeroTerminalSnr: t.boolean },
+  'schedule config',
+);
 
 export const objectiveNames = ['mse', 'sp'] as const;
 export const ObjectiveConfig = closed(
@@ -146,8 +177,26 @@ export const defaultConfig = (dataset: string): RunConfig => {
     schedule: { kind: 'cosine', T: 1000, zeroTerminalSnr: false },
     prediction: 'v',
     objective: { kind: 'mse', minSnrGamma: 0, condDropout: 0.1, layer: 'mid', tPrime: 'uniform', distance: 'mse' },
-    train: { steps: image ? 3000 : 2000, batchSize: image ? 128 : 256, lr: image ? 1e-3 : 2e-3, weightDecay: 0, emaDecay: 0.995, seed: 0, checkpointEvery: 250, initFrom: 'ema' },
-    sample: { sampler: 'ddim', steps: 50, eta: 0, count: image ? 500 : 2000, batchSize: image ? 250 : 1000, cfgScales: [1, 3], seed: 1, weights: 'ema' },
+    train: {
+      steps: image ? 3000 : 2000,
+      batchSize: image ? 128 : 256,
+      lr: image ? 1e-3 : 2e-3,
+      weightDecay: 0,
+      emaDecay: 0.995,
+      seed: 0,
+      checkpointEvery: 250,
+      initFrom: 'ema',
+    },
+    sample: {
+      sampler: 'ddim',
+      steps: 50,
+      eta: 0,
+      count: image ? 500 : 2000,
+      batchSize: image ? 250 : 1000,
+      cfgScales: [1, 3],
+      seed: 1,
+      weights: 'ema',
+    },
     backend: 'auto',
   };
 };
@@ -179,7 +228,10 @@ export const decodeConfig = (value: unknown, source = 'config'): RunConfig =>
  * The base config of a fine-tune of a stage-1 run: the same data, model and schedule; 500 steps at a tenth of the
  * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps.
  */
-export const finetuneBase = (stage1: RunConfig): RunConfig => ({ ...stage1, train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 } });
+export const finetuneBase = (stage1: RunConfig): RunConfig => ({
+  ...stage1,
+  train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 },
+});
 
 /** A model section of `kind` with that kind's defaults (switching kind must not drag the other kind's fields along). */
 const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] => {
@@ -194,8 +246,16 @@ const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['
  * file's JSON, then the flags' overrides (dotted paths), validated as a whole. Without a base the dataset comes
  * from the overrides, then the file, then `fallbackDataset`.
  */
-export const resolveConfig = (file: { json: unknown; path: string } | undefined, overrides: Record<string, Json>, fallbackDataset: string, base?: RunConfig): RunConfig => {
-  if (file && !isRecord(file.json)) throw new ConfigError(`${file.path}: a run config must be a JSON object, got ${Array.isArray(file.json) ? 'an array' : typeof file.json}`);
+export const resolveConfig = (
+  file: { json: unknown; path: string } | undefined,
+  overrides: Record<string, Json>,
+  fallbackDataset: string,
+  base?: RunConfig,
+): RunConfig => {
+  if (file && !isRecord(file.json))
+    throw new ConfigError(
+      `${file.path}: a run config must be a JSON object, got ${Array.isArray(file.json) ? 'an array' : typeof file.json}`,
+    );
   const fromFile = (k: string): unknown => (file && isRecord(file.json) && isRecord(file.json[k]) ? file.json[k] : undefined);
   const dataset = String(overrides['data.name'] ?? (fromFile('data') as { name?: unknown } | undefined)?.name ?? fallbackDataset);
   const start = structuredClone(base ?? defaultConfig(dataset));

@@ -7,7 +7,9 @@ export interface Progress {
 }
 
 export const progressBar = (label: string, total: number, start = 0, fields: Record<string, string> = {}): Progress => {
-  const extra = Object.keys(fields).map((k) => ` | ${k} {${k}}`).join('');
+  const extra = Object.keys(fields)
+    .map((k) => ` | ${k} {${k}}`)
+    .join('');
   const bar = new cliProgress.SingleBar(
     {
       format: `${label.padEnd(14)} |{bar}| {value}/{total}${extra} | {rate}/s | ETA {eta_formatted}`,

@@ -12,7 +12,11 @@ export const runDir = (out: string | undefined, fallback: string): string => pat
 const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
 
 /** Trains under a progress bar; the first Ctrl-C stops after the step in flight and saves, a second one exits at once. */
-export const runTraining = async (config: RunConfig, dir: string, opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string }): Promise<TrainResult> => {
+export const runTraining = async (
+  config: RunConfig,
+  dir: string,
+  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string },
+): Promise<TrainResult> => {
   fs.mkdirSync(dir, { recursive: true });
   const checkpoint = path.join(dir, 'checkpoint.safetensors');
   const stopper = { stop: false };
@@ -39,11 +43,17 @@ export const runTraining = async (config: RunConfig, dir: string, opts: { resume
     bar?.stop();
     writeFileAtomic(path.join(dir, 'config.json'), json(config));
     const log = path.join(dir, 'losses.json');
-    const previous = opts.resume && fs.existsSync(log) ? (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses: number[] }).losses.slice(0, r.startStep) : [];
+    const previous =
+      opts.resume && fs.existsSync(log)
+        ? (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses: number[] }).losses.slice(0, r.startStep)
+        : [];
     writeFileAtomic(log, json({ losses: [...previous, ...r.losses], backend: r.backend, seconds: r.seconds }));
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-    const msg = r.interrupted ? `interrupted: saved step ${r.step} to ${checkpoint}` : `trained steps ${r.startStep + 1}..${r.step} in ${r.seconds.toFixed(1)} s on ${r.backend}`;
-    if (!opts.quiet) console.error(`${msg}; mean loss of the last 50 steps ${mean(r.losses.slice(-50)).toPrecision(4)}; checkpoint ${checkpoint}`);
+    const msg = r.interrupted
+      ? `interrupted: saved step ${r.step} to ${checkpoint}`
+      : `trained steps ${r.startStep + 1}..${r.step} in ${r.seconds.toFixed(1)} s on ${r.backend}`;
+    if (!opts.quiet)
+      console.error(`${msg}; mean loss of the last 50 steps ${mean(r.losses.slice(-50)).toPrecision(4)}; checkpoint ${checkpoint}`);
     return r;
   } finally {
     bar?.stop();

@@ -34,7 +34,15 @@ export const setupRun = (config: RunConfig): RunSetup => {
   let model: Denoiser;
   if (m.kind === 'mlp') {
     // images go through the MLP flattened: [B,1,H,W] <-> [B,H*W] (toModel / toData below)
-    model = createDenoiser({ kind: 'mlp', dim: sampleShape.reduce((a, b) => a * b, 1), hidden: m.hidden, depth: m.depth, timeDim: m.timeDim, classDim: m.classDim, numClasses });
+    model = createDenoiser({
+      kind: 'mlp',
+      dim: sampleShape.reduce((a, b) => a * b, 1),
+      hidden: m.hidden,
+      depth: m.depth,
+      timeDim: m.timeDim,
+      classDim: m.classDim,
+      numClasses,
+    });
   } else {
     if (!image) throw new ConfigError(`config.model.kind: a unet needs image data, but ${dataset.name} is 2-D points; use "mlp"`);
     const { kind: _k, ...rest } = m;
@@ -85,7 +93,8 @@ export const batchSource = (s: RunSetup): ((step: number) => StepBatch) => {
   }
   const train = mnistSplit(s, 'train');
   const perEpoch = Math.floor(train.images.shape[0] / B);
-  if (perEpoch < 1) throw new ConfigError(`config.train.batchSize ${B} is larger than the training split (${train.images.shape[0]} images)`);
+  if (perEpoch < 1)
+    throw new ConfigError(`config.train.batchSize ${B} is larger than the training split (${train.images.shape[0]} images)`);
   let epoch = -1;
   let list: { images: NDArray; labels?: Float64Array }[] = [];
   return (step) => {
@@ -104,7 +113,8 @@ export const buildObjective = (s: RunSetup, frozenParams?: Params): Objective =>
   const common = { model: s.model, schedule: s.schedule, prediction: s.config.prediction, seed };
   const dropout = s.numClasses === undefined ? 0 : o.condDropout;
   if (o.kind === 'mse') return mseObjective({ ...common, minSnrGamma: o.minSnrGamma || undefined, condDropout: dropout });
-  if (!frozenParams) throw new ConfigError('objective "sp" fine-tunes a trained model: give the stage-1 checkpoint (fusediff finetune --from <checkpoint>)');
+  if (!frozenParams)
+    throw new ConfigError('objective "sp" fine-tunes a trained model: give the stage-1 checkpoint (fusediff finetune --from <checkpoint>)');
   const sp = selfPerceptualObjective({ ...common, frozenParams, layer: o.layer, tPrime: o.tPrime, distance: o.distance });
   // keep the null class trained during fine-tuning, so the SP model can still be guided (the SP+CFG rows)
   if (dropout === 0) return sp;

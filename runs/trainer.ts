@@ -63,7 +63,10 @@ const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
   const sig = s.model.signature;
   // the stage-1 file is read once: its bytes are hashed (recorded, or checked on resume) and decoded
   const stage1 = (path: string, weights: 'ema' | 'params', expectSha256?: string) => {
-    const changed = () => new TrainingError(`--resume: the stage-1 checkpoint ${path} this fine-tune started from is missing or has changed (sha256 ${expectSha256})`);
+    const changed = () =>
+      new TrainingError(
+        `--resume: the stage-1 checkpoint ${path} this fine-tune started from is missing or has changed (sha256 ${expectSha256})`,
+      );
     if (expectSha256 !== undefined && !fs.existsSync(path)) throw changed();
     const bytes = readCheckpointFile(path);
     const hash = createHash('sha256').update(bytes).digest('hex');
@@ -75,7 +78,9 @@ const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
   if (o.resume && fs.existsSync(o.checkpoint)) {
     const ck: Checkpoint<StoredConfig> = loadCheckpoint(o.checkpoint, { expectSignature: sig, configCodec: StoredConfig });
     if (JSON.stringify(comparable(ck.config.run)) !== JSON.stringify(comparable(o.config)))
-      throw new TrainingError(`--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`);
+      throw new TrainingError(
+        `--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`,
+      );
     const init = ck.config.init;
     const frozen = init && stage1(init.from, init.weights, init.sha256).weights;
     return { params: ck.params, state: ck.state, ema: Object.keys(ck.ema).length ? ck.ema : undefined, step: ck.step, frozen, init };
@@ -111,7 +116,16 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   const stored: StoredConfig = start.init ? { run: c, init: start.init } : { run: c };
   let done = start.step;
   const save = () =>
-    saveCheckpoint(o.checkpoint, { params: step.params(), state: step.state(), ema: step.ema(), config: stored, step: done, rngCounter: done + 1, schedule: setup.schedule.name, signature: model.signature });
+    saveCheckpoint(o.checkpoint, {
+      params: step.params(),
+      state: step.state(),
+      ema: step.ema(),
+      config: stored,
+      step: done,
+      rngCounter: done + 1,
+      schedule: setup.schedule.name,
+      signature: model.signature,
+    });
   const losses: number[] = [];
   const t0 = performance.now();
   let interrupted = false;
@@ -122,8 +136,12 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       loss = await step.runAsync(batch.c ? { x0: batch.x0, c: batch.c } : { x0: batch.x0 });
     } catch (e) {
       if (!(e instanceof NonFiniteLossError)) throw e;
-      const kept = fs.existsSync(o.checkpoint) ? `the last good checkpoint ${o.checkpoint} is kept unchanged` : 'no checkpoint had been written yet';
-      throw new TrainingError(`training stopped at step ${k}: the loss is ${e.loss} (not finite); ${kept}. Lower train.lr or check the data.`);
+      const kept = fs.existsSync(o.checkpoint)
+        ? `the last good checkpoint ${o.checkpoint} is kept unchanged`
+        : 'no checkpoint had been written yet';
+      throw new TrainingError(
+        `training stopped at step ${k}: the loss is ${e.loss} (not finite); ${kept}. Lower train.lr or check the data.`,
+      );
     }
     done = k;
     losses.push(loss);
@@ -142,4 +160,3 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   step.dispose(); // an experiment trains several models in one process: free this one's kernels and buffers
   return { setup, step: done, startStep: start.step, losses, seconds, backend, interrupted, checkpoint: o.checkpoint };
 };
-

@@ -27,6 +27,10 @@ try {
   process.on('SIGTERM', stop);
 } catch (e) {
   const err = e as NodeJS.ErrnoException;
-  console.error(err.code === 'EADDRINUSE' ? `play: port ${port} on ${host} is in use; pick another with --port N (0 = any free port)` : `play: ${err.message}`);
+  console.error(
+    err.code === 'EADDRINUSE'
+      ? `play: port ${port} on ${host} is in use; pick another with --port N (0 = any free port)`
+      : `play: ${err.message}`,
+  );
   process.exit(1);
 }

@@ -20,12 +20,20 @@ try {
   const train = async (n: number) => {
     const target = (await state()).step + n;
     await page.click('#train');
-    await page.waitForFunction((t) => (window as unknown as { fusediffPlayground: { state(): State } }).fusediffPlayground.state().step >= t, target, { timeout: 0, polling: 500 });
+    await page.waitForFunction(
+      (t) => (window as unknown as { fusediffPlayground: { state(): State } }).fusediffPlayground.state().step >= t,
+      target,
+      { timeout: 0, polling: 500 },
+    );
     await page.click('#train');
-    await page.waitForFunction(() => {
-      const s = (window as unknown as { fusediffPlayground: { state(): State } }).fusediffPlayground.state();
-      return !s.running && !s.sampling;
-    }, null, { timeout: 0 });
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { fusediffPlayground: { state(): State } }).fusediffPlayground.state();
+        return !s.running && !s.sampling;
+      },
+      null,
+      { timeout: 0 },
+    );
   };
   await train(600);
   console.log('after MSE:', JSON.stringify((await state()).samples));

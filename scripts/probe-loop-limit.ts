@@ -20,7 +20,11 @@ for (const mode of ['headlessgl', 'webasm', 'cpu'] as ProbeMode[]) {
 if (browser) {
   const { serve } = await import('../web/server.ts');
   const { launch } = await import('../test/browser/chromium.ts');
-  const server = await serve({ port: 0, entries: { '/probe.js': 'test/browser/loop-probe-entry.ts' }, pages: { '/': '<!doctype html><meta charset="utf-8"><script type="module" src="/probe.js"></script>' } });
+  const server = await serve({
+    port: 0,
+    entries: { '/probe.js': 'test/browser/loop-probe-entry.ts' },
+    pages: { '/': '<!doctype html><meta charset="utf-8"><script type="module" src="/probe.js"></script>' },
+  });
   const chromium = await launch();
   try {
     const page = await chromium.context.newPage();
@@ -31,7 +35,10 @@ if (browser) {
     else {
       type Api = { probe(m: number): Promise<LoopProbe>; nonFinite(): Promise<Record<string, string[]>> };
       console.log(describeProbe(await page.evaluate((m) => (window as unknown as { loopProbe: Api }).loopProbe.probe(m), max)));
-      if (nonFinite) console.log(describeNonFinite('webgl2', await page.evaluate(() => (window as unknown as { loopProbe: Api }).loopProbe.nonFinite())));
+      if (nonFinite)
+        console.log(
+          describeNonFinite('webgl2', await page.evaluate(() => (window as unknown as { loopProbe: Api }).loopProbe.nonFinite())),
+        );
     }
   } finally {
     await chromium.close();

@@ -51,7 +51,9 @@ export class SignatureMismatchError extends CheckpointError {
     readonly found: string,
     readonly expected: string,
   ) {
-    super(`${path} was saved for model signature '${found}', but this model's signature is '${expected}'; refusing to load it (the file is left unchanged)`);
+    super(
+      `${path} was saved for model signature '${found}', but this model's signature is '${expected}'; refusing to load it (the file is left unchanged)`,
+    );
   }
 }
 
@@ -136,9 +138,13 @@ const flattenTree = (tree: unknown, prefix: string, out: Record<string, NDArray>
     out[prefix] = tree;
     return;
   }
-  if (!isPlainObject(tree)) throw new CheckpointError(`saveCheckpoint: '${prefix}' is neither an NDArray nor a record of them (got ${tree === null ? 'null' : typeof tree})`);
+  if (!isPlainObject(tree))
+    throw new CheckpointError(
+      `saveCheckpoint: '${prefix}' is neither an NDArray nor a record of them (got ${tree === null ? 'null' : typeof tree})`,
+    );
   for (const [k, v] of Object.entries(tree)) {
-    if (k === '' || k.includes('.')) throw new CheckpointError(`saveCheckpoint: key '${k}' under '${prefix}' is empty or contains '.', which separates path segments`);
+    if (k === '' || k.includes('.'))
+      throw new CheckpointError(`saveCheckpoint: key '${k}' under '${prefix}' is empty or contains '.', which separates path segments`);
     flattenTree(v, `${prefix}.${k}`, out);
   }
 };
@@ -155,7 +161,10 @@ const treeOf = (tensors: Record<string, NDArray>, prefix: string, source: string
     keys.slice(0, -1).forEach((k, i) => {
       if (!Object.hasOwn(node, k)) Object.defineProperty(node, k, { value: {}, enumerable: true, writable: true, configurable: true });
       const next = node[k];
-      if (isNDArray(next)) throw new CheckpointError(`${source}: '${[prefix, ...keys.slice(0, i + 1)].join('.')}' is both a tensor and the group of '${name}'`);
+      if (isNDArray(next))
+        throw new CheckpointError(
+          `${source}: '${[prefix, ...keys.slice(0, i + 1)].join('.')}' is both a tensor and the group of '${name}'`,
+        );
       node = next as Record<string, unknown>;
     });
     const last = keys[keys.length - 1];
@@ -189,7 +198,13 @@ const checkJson = (v: unknown, path: string, seen: Set<object>): void => {
 export const sameSignature = (a: string, b: string): boolean => {
   const canon = (s: string) => {
     const i = s.indexOf('|');
-    return i < 0 ? s : `${s.slice(0, i)}|${s.slice(i + 1).split(';').sort().join(';')}`;
+    return i < 0
+      ? s
+      : `${s.slice(0, i)}|${s
+          .slice(i + 1)
+          .split(';')
+          .sort()
+          .join(';')}`;
   };
   return a === b || canon(a) === canon(b);
 };
@@ -215,23 +230,44 @@ export const encodeCheckpoint = <C>(ckpt: CheckpointInput<C>, { dtype = 'F32' }:
 };
 
 /** A checkpoint from safetensors bytes; `source` names it in errors. */
-export const decodeCheckpoint = <C = Record<string, unknown>>(bytes: Uint8Array, source: string, opts: LoadOptions<C> = {}): Checkpoint<C> => {
+export const decodeCheckpoint = <C = Record<string, unknown>>(
+  bytes: Uint8Array,
+  source: string,
+  opts: LoadOptions<C> = {},
+): Checkpoint<C> => {
   const { tensors, metadata } = decodeSafetensors(bytes, { source });
   const raw = metadata[METADATA_KEY];
-  if (raw === undefined) throw new CheckpointError(`${source}: not a fusediff checkpoint: __metadata__ has no '${METADATA_KEY}' key (keys: ${Object.keys(metadata).join(', ') || 'none'})`);
+  if (raw === undefined)
+    throw new CheckpointError(
+      `${source}: not a fusediff checkpoint: __metadata__ has no '${METADATA_KEY}' key (keys: ${Object.keys(metadata).join(', ') || 'none'})`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch (e) {
     throw new CheckpointError(`${source}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message})`);
   }
-  const meta = decodeOrThrow(CheckpointMetadata, json, 'metadata', (m) => new CheckpointError(`${source}: invalid checkpoint metadata:\n${m}`));
-  if (opts.expectSignature !== undefined && !sameSignature(meta.signature, opts.expectSignature)) throw new SignatureMismatchError(source, meta.signature, opts.expectSignature);
+  const meta = decodeOrThrow(
+    CheckpointMetadata,
+    json,
+    'metadata',
+    (m) => new CheckpointError(`${source}: invalid checkpoint metadata:\n${m}`),
+  );
+  if (opts.expectSignature !== undefined && !sameSignature(meta.signature, opts.expectSignature))
+    throw new SignatureMismatchError(source, meta.signature, opts.expectSignature);
   const config = opts.configCodec
-    ? decodeOrThrow(opts.configCodec, meta.config, 'metadata.config', (m) => new CheckpointError(`${source}: invalid config in checkpoint metadata:\n${m}`))
+    ? decodeOrThrow(
+        opts.configCodec,
+        meta.config,
+        'metadata.config',
+        (m) => new CheckpointError(`${source}: invalid config in checkpoint metadata:\n${m}`),
+      )
     : (meta.config as C);
   const stray = Object.keys(tensors).filter((n) => !PREFIXES.some((p) => n === p || n.startsWith(`${p}.`)));
-  if (stray.length) throw new CheckpointError(`${source}: tensor${stray.length > 1 ? 's' : ''} ${stray.map((n) => `'${n}'`).join(', ')} outside params.*, state.* and ema.*`);
+  if (stray.length)
+    throw new CheckpointError(
+      `${source}: tensor${stray.length > 1 ? 's' : ''} ${stray.map((n) => `'${n}'`).join(', ')} outside params.*, state.* and ema.*`,
+    );
   return {
     params: treeOf(tensors, 'params', source),
     state: treeOf(tensors, 'state', source),
@@ -253,7 +289,7 @@ export const writeFileAtomic = (path: string, bytes: Uint8Array): void => {
   let fd: number | undefined;
   try {
     fd = fs.openSync(tmp, 'wx', 0o644);
-    for (let off = 0; off < bytes.length; ) off += fs.writeSync(fd, bytes, off, bytes.length - off);
+    for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -271,7 +307,9 @@ export const writeFileAtomic = (path: string, bytes: Uint8Array): void => {
     } catch {
       /* the directory may be gone */
     }
-    throw new CheckpointError(`could not write ${path}: ${(e as Error).message} (any previous file at that path is unchanged)`, { cause: e });
+    throw new CheckpointError(`could not write ${path}: ${(e as Error).message} (any previous file at that path is unchanged)`, {
+      cause: e,
+    });
   }
   // Persist the rename itself; not every platform can fsync a directory, and the data is already safe.
   try {

@@ -20,7 +20,10 @@ const show = (v: unknown): string => {
 /** `root.a.b: expected T, got V` for one io-ts validation error. */
 export const formatValidationError = (e: t.ValidationError, root: string): string => {
   // context[0] is the root codec (key ''); union/intersection members repeat the parent's key, so keep the named keys.
-  const keys = e.context.slice(1).map((c) => c.key).filter((k) => k !== '');
+  const keys = e.context
+    .slice(1)
+    .map((c) => c.key)
+    .filter((k) => k !== '');
   const path = [root, ...keys].join('.');
   const expected = e.context[e.context.length - 1]?.type.name ?? 'unknown';
   return e.message ?? `${path}: expected ${expected}, got ${show(e.value)}`;

@@ -15,7 +15,11 @@ export const NAN_COLOUR: RGB = [255, 0, 255];
 /** An RGBA canvas filled with one colour (alpha always 255). */
 class Canvas {
   readonly data: Buffer;
-  constructor(readonly width: number, readonly height: number, fill: RGB) {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+    fill: RGB,
+  ) {
     this.data = Buffer.alloc(width * height * 4);
     for (let i = 0; i < width * height; i++) this.data.set([fill[0], fill[1], fill[2], 255], i * 4);
   }
@@ -40,11 +44,20 @@ class Canvas {
 
 // 3x5 glyphs, one row of 3 bits per string: enough for class labels and short numbers.
 const GLYPHS: Record<string, readonly string[]> = {
-  '0': ['111', '101', '101', '101', '111'], '1': ['010', '110', '010', '010', '111'], '2': ['111', '001', '111', '100', '111'],
-  '3': ['111', '001', '111', '001', '111'], '4': ['101', '101', '111', '001', '001'], '5': ['111', '100', '111', '001', '111'],
-  '6': ['111', '100', '111', '101', '111'], '7': ['111', '001', '001', '001', '001'], '8': ['111', '101', '111', '101', '111'],
-  '9': ['111', '101', '111', '001', '111'], '-': ['000', '000', '111', '000', '000'], '.': ['000', '000', '000', '000', '010'],
-  ':': ['000', '010', '000', '010', '000'], ' ': ['000', '000', '000', '000', '000'],
+  '0': ['111', '101', '101', '101', '111'],
+  '1': ['010', '110', '010', '010', '111'],
+  '2': ['111', '001', '111', '100', '111'],
+  '3': ['111', '001', '111', '001', '111'],
+  '4': ['101', '101', '111', '001', '001'],
+  '5': ['111', '100', '111', '001', '111'],
+  '6': ['111', '100', '111', '101', '111'],
+  '7': ['111', '001', '001', '001', '001'],
+  '8': ['111', '101', '111', '101', '111'],
+  '9': ['111', '101', '111', '001', '111'],
+  '-': ['000', '000', '111', '000', '000'],
+  '.': ['000', '000', '000', '000', '010'],
+  ':': ['000', '010', '000', '010', '000'],
+  ' ': ['000', '000', '000', '000', '000'],
 };
 
 export interface GridOptions {
@@ -72,20 +85,28 @@ export const imageGrid = (images: NDArray, options: GridOptions = {}): Uint8Arra
   }
   const [n, ch, h, w] = images.shape;
   const { cols = Math.ceil(Math.sqrt(n)), scale = 2, pad = 2, labels } = options;
-  for (const [name, v, min] of [['cols', cols, 1], ['scale', scale, 1], ['pad', pad, 0]] as const) {
+  for (const [name, v, min] of [
+    ['cols', cols, 1],
+    ['scale', scale, 1],
+    ['pad', pad, 0],
+  ] as const) {
     if (!Number.isInteger(v) || v < min) throw new Error(`imageGrid: ${name} must be an integer >= ${min}, got ${v}`);
   }
   const text = labels === undefined ? undefined : Array.from(labels, String);
   if (text !== undefined && text.length !== n) throw new Error(`imageGrid: ${text.length} labels for ${n} images`);
   for (const [i, s] of (text ?? []).entries()) {
-    for (const c of s) if (!(c in GLYPHS)) throw new Error(`imageGrid: label ${i} '${s}' has '${c}'; labels may use only digits and ' -.:'`);
+    for (const c of s)
+      if (!(c in GLYPHS)) throw new Error(`imageGrid: label ${i} '${s}' has '${c}'; labels may use only digits and ' -.:'`);
   }
   const rows = Math.ceil(n / cols);
-  const cellW = w * scale, cellH = h * scale, bandH = text ? 7 * scale : 0;
+  const cellW = w * scale,
+    cellH = h * scale,
+    bandH = text ? 7 * scale : 0;
   const canvas = new Canvas(cols * cellW + (cols + 1) * pad, rows * (cellH + bandH + pad) + pad, PAD_GREY);
   const plane = h * w;
   for (let i = 0; i < n; i++) {
-    const x0 = pad + (i % cols) * (cellW + pad), y0 = pad + Math.floor(i / cols) * (cellH + bandH + pad) + bandH;
+    const x0 = pad + (i % cols) * (cellW + pad),
+      y0 = pad + Math.floor(i / cols) * (cellH + bandH + pad) + bandH;
     for (let y = 0; y < h; y++) {
       for (let x = 0; x < w; x++) {
         const at = (c: number): number => images.data[(i * ch + c) * plane + y * w + x];
@@ -96,7 +117,8 @@ export const imageGrid = (images: NDArray, options: GridOptions = {}): Uint8Arra
     }
     [...(text?.[i] ?? '')].forEach((c, k) => {
       GLYPHS[c].forEach((bits, gy) => {
-        for (let gx = 0; gx < 3; gx++) if (bits[gx] === '1') canvas.rect(x0 + (4 * k + gx) * scale, y0 - bandH + (1 + gy) * scale, scale, scale, LABEL_INK);
+        for (let gx = 0; gx < 3; gx++)
+          if (bits[gx] === '1') canvas.rect(x0 + (4 * k + gx) * scale, y0 - bandH + (1 + gy) * scale, scale, scale, LABEL_INK);
       });
     });
   }
@@ -127,15 +149,20 @@ const points2 = (p: NDArray, what: string): number => {
 
 /** Square window (equal scale on both axes, so shapes are not distorted) around the finite points, with a margin. */
 const defaultRange = (p: NDArray): [number, number, number, number] => {
-  let xmin = Infinity, xmax = -Infinity, ymin = Infinity, ymax = -Infinity;
+  let xmin = Infinity,
+    xmax = -Infinity,
+    ymin = Infinity,
+    ymax = -Infinity;
   for (let i = 0; i < p.shape[0]; i++) {
-    const x = p.data[2 * i], y = p.data[2 * i + 1];
+    const x = p.data[2 * i],
+      y = p.data[2 * i + 1];
     if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
     [xmin, xmax, ymin, ymax] = [Math.min(xmin, x), Math.max(xmax, x), Math.min(ymin, y), Math.max(ymax, y)];
   }
   if (xmin > xmax) return [-1, 1, -1, 1];
   const half = 0.6 * Math.max(xmax - xmin, ymax - ymin) || 1;
-  const cx = (xmin + xmax) / 2, cy = (ymin + ymax) / 2;
+  const cx = (xmin + xmax) / 2,
+    cy = (ymin + ymax) / 2;
   return [cx - half, cx + half, cy - half, cy + half];
 };
 
@@ -153,7 +180,9 @@ export const scatterPlot = (points: NDArray, options: ScatterOptions = {}): Uint
   if (!Number.isInteger(size) || size < 8) throw new Error(`scatterPlot: size must be an integer >= 8, got ${size}`);
   const [xmin, xmax, ymin, ymax] = options.range ?? defaultRange(reference ?? points);
   if (!(xmin < xmax && ymin < ymax && [xmin, xmax, ymin, ymax].every(Number.isFinite))) {
-    throw new Error(`scatterPlot: range must be finite [xmin, xmax, ymin, ymax] with xmin < xmax and ymin < ymax, got [${[xmin, xmax, ymin, ymax].join(', ')}]`);
+    throw new Error(
+      `scatterPlot: range must be finite [xmin, xmax, ymin, ymax] with xmin < xmax and ymin < ymax, got [${[xmin, xmax, ymin, ymax].join(', ')}]`,
+    );
   }
   const last = size - 1;
   const px = (x: number): number => Math.round(((x - xmin) / (xmax - xmin)) * last);
@@ -163,7 +192,8 @@ export const scatterPlot = (points: NDArray, options: ScatterOptions = {}): Uint
   if (ymin <= 0 && 0 <= ymax) canvas.rect(0, py(0), size, 1, AXIS);
   if (reference !== undefined) {
     for (let i = 0; i < reference.shape[0]; i++) {
-      const x = reference.data[2 * i], y = reference.data[2 * i + 1];
+      const x = reference.data[2 * i],
+        y = reference.data[2 * i + 1];
       if (x >= xmin && x <= xmax && y >= ymin && y <= ymax) canvas.set(px(x), py(y), REFERENCE);
     }
   }
@@ -171,9 +201,14 @@ export const scatterPlot = (points: NDArray, options: ScatterOptions = {}): Uint
   const lo = dot === 3 ? -1 : 0;
   const outliers: [number, number][] = [];
   for (let i = 0; i < n; i++) {
-    const x = points.data[2 * i], y = points.data[2 * i + 1];
+    const x = points.data[2 * i],
+      y = points.data[2 * i + 1];
     if (x >= xmin && x <= xmax && y >= ymin && y <= ymax) canvas.rect(px(x) + lo, py(y) + lo, dot, dot, SAMPLE);
-    else outliers.push([Number.isNaN(x) ? 0 : Math.min(last, Math.max(0, px(x))), Number.isNaN(y) ? last : Math.min(last, Math.max(0, py(y)))]);
+    else
+      outliers.push([
+        Number.isNaN(x) ? 0 : Math.min(last, Math.max(0, px(x))),
+        Number.isNaN(y) ? last : Math.min(last, Math.max(0, py(y))),
+      ]);
   }
   // Drawn last and one pixel larger so that no sample hides them; shifted inward to stay whole at the border.
   const big = dot + 1;

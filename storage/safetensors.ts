@@ -27,10 +27,22 @@ export type WriteDtype = 'F32' | 'F64';
 
 /** Every dtype of the safetensors spec, with its size in bytes (the F8/F4 variants included for validation). */
 const DTYPE_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, F8_E8M0: 1,
-  I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4,
-  I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  F8_E8M0: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 /** The dtypes we decode into float64. */
 const READABLE = ['F32', 'F64', 'F16', 'BF16'] as const;
@@ -56,10 +68,16 @@ const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
  * A safetensors file holding `tensors` (sorted by name) in `dtype` and the string→string `metadata`.
  * F32 rounds the float64 host values to nearest (values beyond the f32 range become ±Infinity); F64 is exact.
  */
-export const encodeSafetensors = (tensors: Readonly<Record<string, NDArray>>, metadata: Readonly<Record<string, string>> = {}, dtype: WriteDtype = 'F32'): Uint8Array => {
-  if (dtype !== 'F32' && dtype !== 'F64') throw new SafetensorsError(`encodeSafetensors: dtype '${String(dtype)}' is not writable; use F32 or F64`);
+export const encodeSafetensors = (
+  tensors: Readonly<Record<string, NDArray>>,
+  metadata: Readonly<Record<string, string>> = {},
+  dtype: WriteDtype = 'F32',
+): Uint8Array => {
+  if (dtype !== 'F32' && dtype !== 'F64')
+    throw new SafetensorsError(`encodeSafetensors: dtype '${String(dtype)}' is not writable; use F32 or F64`);
   for (const [k, v] of Object.entries(metadata)) {
-    if (typeof v !== 'string') throw new SafetensorsError(`encodeSafetensors: metadata '${k}' is a ${typeof v}; safetensors metadata values must be strings`);
+    if (typeof v !== 'string')
+      throw new SafetensorsError(`encodeSafetensors: metadata '${k}' is a ${typeof v}; safetensors metadata values must be strings`);
   }
   const width = DTYPE_BYTES[dtype];
   const names = Object.keys(tensors).sort(byteOrder);
@@ -69,9 +87,14 @@ export const encodeSafetensors = (tensors: Readonly<Record<string, NDArray>>, me
   for (const name of names) {
     if (name === METADATA_KEY) throw new SafetensorsError(`encodeSafetensors: '${METADATA_KEY}' is reserved and cannot name a tensor`);
     const a = tensors[name];
-    if (!a || !(a.data instanceof Float64Array) || !Array.isArray(a.shape)) throw new SafetensorsError(`encodeSafetensors: tensor '${name}' is not an NDArray { shape, data: Float64Array }`);
-    if (!a.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new SafetensorsError(`encodeSafetensors: tensor '${name}' has an invalid shape ${fmtShape(a.shape)}`);
-    if (numel(a.shape) !== a.data.length) throw new SafetensorsError(`encodeSafetensors: tensor '${name}' has ${a.data.length} values but shape ${fmtShape(a.shape)} holds ${numel(a.shape)}`);
+    if (!a || !(a.data instanceof Float64Array) || !Array.isArray(a.shape))
+      throw new SafetensorsError(`encodeSafetensors: tensor '${name}' is not an NDArray { shape, data: Float64Array }`);
+    if (!a.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new SafetensorsError(`encodeSafetensors: tensor '${name}' has an invalid shape ${fmtShape(a.shape)}`);
+    if (numel(a.shape) !== a.data.length)
+      throw new SafetensorsError(
+        `encodeSafetensors: tensor '${name}' has ${a.data.length} values but shape ${fmtShape(a.shape)} holds ${numel(a.shape)}`,
+      );
     const end = offset + a.data.length * width;
     parts.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype, shape: a.shape, data_offsets: [offset, end] })}`);
     offset = end;
@@ -86,7 +109,8 @@ export const encodeSafetensors = (tensors: Readonly<Record<string, NDArray>>, me
   let at = 8 + headerLen; // a multiple of 8, so typed views of the (freshly allocated) buffer are aligned
   for (const name of names) {
     const src = tensors[name].data;
-    if (LITTLE_ENDIAN_HOST) (dtype === 'F32' ? new Float32Array(out.buffer, at, src.length) : new Float64Array(out.buffer, at, src.length)).set(src);
+    if (LITTLE_ENDIAN_HOST)
+      (dtype === 'F32' ? new Float32Array(out.buffer, at, src.length) : new Float64Array(out.buffer, at, src.length)).set(src);
     else if (dtype === 'F32') for (let i = 0; i < src.length; i++) view.setFloat32(at + 4 * i, src[i], true);
     else for (let i = 0; i < src.length; i++) view.setFloat64(at + 8 * i, src[i], true);
     at += src.length * width;
@@ -156,10 +180,13 @@ export const decodeSafetensors = (bytes: Uint8Array, { source = 'safetensors' }:
   const fail = (msg: string): never => {
     throw new SafetensorsError(`${source}: ${msg}`);
   };
-  if (bytes.length < 8) fail(`file is ${bytes.length} bytes, shorter than the 8-byte header-length prefix (truncated or not a safetensors file)`);
+  if (bytes.length < 8)
+    fail(`file is ${bytes.length} bytes, shorter than the 8-byte header-length prefix (truncated or not a safetensors file)`);
   const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(bytes.length - 8)) {
-    fail(`header length ${n64} (bytes 0-7) exceeds the ${bytes.length - 8} bytes that follow the prefix (file is ${bytes.length} bytes: truncated or not a safetensors file)`);
+    fail(
+      `header length ${n64} (bytes 0-7) exceeds the ${bytes.length - 8} bytes that follow the prefix (file is ${bytes.length} bytes: truncated or not a safetensors file)`,
+    );
   }
   const n = Number(n64);
   if (n > MAX_HEADER_BYTES) fail(`header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
@@ -191,13 +218,21 @@ export const decodeSafetensors = (bytes: Uint8Array, { source = 'safetensors' }:
     }
     const h = decodeOrThrow(TensorInfo, info, `tensor '${name}'`, err);
     const width = DTYPE_BYTES[h.dtype];
-    if (width === undefined) fail(`tensor '${name}' has unknown dtype '${h.dtype}' (safetensors dtypes: ${Object.keys(DTYPE_BYTES).join(', ')})`);
-    if (!(READABLE as readonly string[]).includes(h.dtype)) fail(`tensor '${name}' has dtype ${h.dtype}, which fusediff does not read (readable: ${READABLE.join(', ')})`);
+    if (width === undefined)
+      fail(`tensor '${name}' has unknown dtype '${h.dtype}' (safetensors dtypes: ${Object.keys(DTYPE_BYTES).join(', ')})`);
+    if (!(READABLE as readonly string[]).includes(h.dtype))
+      fail(`tensor '${name}' has dtype ${h.dtype}, which fusediff does not read (readable: ${READABLE.join(', ')})`);
     const [begin, end] = h.data_offsets;
     if (begin > end) fail(`tensor '${name}' has data_offsets [${begin}, ${end}] with begin after end`);
-    if (end > dataLen) fail(`tensor '${name}' has data_offsets [${begin}, ${end}] beyond the ${dataLen}-byte data section (file bytes ${dataStart}-${bytes.length - 1}; truncated file?)`);
+    if (end > dataLen)
+      fail(
+        `tensor '${name}' has data_offsets [${begin}, ${end}] beyond the ${dataLen}-byte data section (file bytes ${dataStart}-${bytes.length - 1}; truncated file?)`,
+      );
     const want = numel(h.shape) * width;
-    if (end - begin !== want) fail(`tensor '${name}': shape ${fmtShape(h.shape)} of ${h.dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+    if (end - begin !== want)
+      fail(
+        `tensor '${name}': shape ${fmtShape(h.shape)} of ${h.dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
     entries.push([name, h]);
   }
 
@@ -212,11 +247,17 @@ export const decodeSafetensors = (bytes: Uint8Array, { source = 'safetensors' }:
     cursor = end;
     prev = name;
   }
-  if (cursor !== dataLen) fail(`bytes [${cursor}, ${dataLen}) at the end of the data section belong to no tensor (the tensors cover ${cursor} of ${dataLen} bytes)`);
+  if (cursor !== dataLen)
+    fail(
+      `bytes [${cursor}, ${dataLen}) at the end of the data section belong to no tensor (the tensors cover ${cursor} of ${dataLen} bytes)`,
+    );
 
   entries.sort(([a], [b]) => byteOrder(a, b));
   const tensors = Object.fromEntries(
-    entries.map(([name, h]) => [name, { shape: [...h.shape], data: readValues(bytes, dataStart + h.data_offsets[0], numel(h.shape), h.dtype) }] as const),
+    entries.map(
+      ([name, h]) =>
+        [name, { shape: [...h.shape], data: readValues(bytes, dataStart + h.data_offsets[0], numel(h.shape), h.dtype) }] as const,
+    ),
   );
   const dtypes = Object.fromEntries(entries.map(([name, h]) => [name, h.dtype] as const));
   return { tensors, metadata, dtypes };

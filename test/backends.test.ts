@@ -6,7 +6,8 @@ import { availableBackends, resolveBackend } from '../compiler/index.ts';
 
 test(`backends available here: ${availableBackends().join(', ')}`, () => {
   assert.ok(availableBackends().includes('cpu'));
-  if (process.env.CI === 'true') assert.ok(availableBackends().includes('headlessgl'), 'CI must run the headless-gl tests (is xvfb-run installed and gl built?)');
+  if (process.env.CI === 'true')
+    assert.ok(availableBackends().includes('headlessgl'), 'CI must run the headless-gl tests (is xvfb-run installed and gl built?)');
 });
 
 test('auto says which backend it chose and why: GL only on a hardware GPU, else the wasm backend', () => {
@@ -22,22 +23,49 @@ test('auto says which backend it chose and why: GL only on a hardware GPU, else 
 
 test('software rasterizers are recognised by their renderer names', async () => {
   const { isSoftwareRenderer } = await import('../compiler/index.ts');
-  for (const name of ['llvmpipe (LLVM 15.0.6, 256 bits)', 'Google SwiftShader', 'ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)', 'softpipe'])
+  for (const name of [
+    'llvmpipe (LLVM 15.0.6, 256 bits)',
+    'Google SwiftShader',
+    'ANGLE (Google, Vulkan 1.3.0 (SwiftShader Device (Subzero)), SwiftShader driver)',
+    'softpipe',
+  ])
     assert.ok(isSoftwareRenderer(name), name);
-  for (const name of ['NVIDIA GeForce RTX 4090/PCIe/SSE2', 'ANGLE (NVIDIA, NVIDIA H100 Direct3D11)', 'Apple M2', 'Mesa Intel(R) UHD Graphics 620 (KBL GT2)'])
+  for (const name of [
+    'NVIDIA GeForce RTX 4090/PCIe/SSE2',
+    'ANGLE (NVIDIA, NVIDIA H100 Direct3D11)',
+    'Apple M2',
+    'Mesa Intel(R) UHD Graphics 620 (KBL GT2)',
+  ])
     assert.ok(!isSoftwareRenderer(name), name);
 });
 
 test('an unknown backend lists the valid ones; an unavailable one lists the available ones', () => {
-  assert.throws(() => resolveBackend('metal' as never), /unknown backend 'metal'; backends: wasm, headlessgl, webgl2, webasm, cpu, or auto/);
+  assert.throws(
+    () => resolveBackend('metal' as never),
+    /unknown backend 'metal'; backends: wasm, headlessgl, webgl2, webasm, cpu, or auto/,
+  );
   assert.throws(() => resolveBackend('webgl2'), /backend 'webgl2' is not available here; available: /);
 });
 
 test('a kernel the backend cannot run is reported with its ops and the backend', async () => {
   const { guard, BackendError } = await import('../compiler/index.ts');
-  const kernel = { index: 3, root: 7, name: 'k3_matmul', shape: [4, 4], fusedOps: ['matmul', 'add', 'tanh'], source: { source: '', args: [], subKernels: [] } };
+  const kernel = {
+    index: 3,
+    root: 7,
+    name: 'k3_matmul',
+    shape: [4, 4],
+    fusedOps: ['matmul', 'add', 'tanh'],
+    source: { source: '', args: [], subKernels: [] },
+  };
   assert.throws(
-    () => guard(kernel, 'headlessgl', () => { throw new Error('Error compiling fragment shader: ERROR: 0:1: syntax error'); }),
-    (e: unknown) => e instanceof BackendError && /backend headlessgl cannot run kernel 3 \(k3_matmul: matmul add tanh, output \[4,4\]\): Error compiling fragment shader/.test((e as Error).message),
+    () =>
+      guard(kernel, 'headlessgl', () => {
+        throw new Error('Error compiling fragment shader: ERROR: 0:1: syntax error');
+      }),
+    (e: unknown) =>
+      e instanceof BackendError &&
+      /backend headlessgl cannot run kernel 3 \(k3_matmul: matmul add tanh, output \[4,4\]\): Error compiling fragment shader/.test(
+        (e as Error).message,
+      ),
   );
 });

@@ -34,7 +34,9 @@ before(async () => {
   browser = await launch();
   page = await browser.context.newPage();
   await page.goto(server.url);
-  await page.waitForFunction(() => (window as unknown as { fusediffGraphs?: unknown }).fusediffGraphs !== undefined, null, { timeout: 30_000 });
+  await page.waitForFunction(() => (window as unknown as { fusediffGraphs?: unknown }).fusediffGraphs !== undefined, null, {
+    timeout: 30_000,
+  });
 });
 
 after(async () => {
@@ -57,14 +59,27 @@ test('WebGL2 is available in the page (not a silent fallback)', options, async (
 });
 
 test('webgl2: random graphs and their gradients match the float64 interpreter', options, async (t: TestContext) => {
-  let cases = 0, kernels = 0, worst = 0, worstAt = '';
+  let cases = 0,
+    kernels = 0,
+    worst = 0,
+    worstAt = '';
   const t0 = performance.now();
   await fc.assert(
     fc.asyncProperty(graphCaseArb(6), async (c) => {
-      const args = Object.fromEntries(Object.entries(c.args).map(([k, v]) => [k, { shape: [...v.shape], data: Array.from(v.data, Math.fround) }])) as Record<string, WireArray>;
+      const args = Object.fromEntries(
+        Object.entries(c.args).map(([k, v]) => [k, { shape: [...v.shape], data: Array.from(v.data, Math.fround) }]),
+      ) as Record<string, WireArray>;
       const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
-      const graph = valueAndGrad(trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec), Object.keys(args));
-      const ref = evaluate(graph, Object.fromEntries(Object.entries(args).map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) } satisfies NDArray])));
+      const graph = valueAndGrad(
+        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+        Object.keys(args),
+      );
+      const ref = evaluate(
+        graph,
+        Object.fromEntries(
+          Object.entries(args).map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) } satisfies NDArray]),
+        ),
+      );
       const got = await inPage('run', c.program, args);
       assert.equal(got.backend, 'webgl2');
       cases++;
@@ -74,23 +89,33 @@ test('webgl2: random graphs and their gradients match the float64 interpreter', 
         assert.ok(g, `the page returned no output '${name}'`);
         for (let i = 0; i < r.data.length; i++) {
           const err = Math.abs(g.data[i] - r.data[i]);
-          if (err / (1 + Math.abs(r.data[i])) > worst) [worst, worstAt] = [err / (1 + Math.abs(r.data[i])), `${name}[${i}] in ${describeProgram(c.program).replaceAll('\n', '; ')}`];
-          if (!(err <= tol(r.data[i]))) throw new Error(`${name}[${i}]: webgl2 ${g.data[i]}, interpreter ${r.data[i]}\n${describeProgram(c.program)}`);
+          if (err / (1 + Math.abs(r.data[i])) > worst)
+            [worst, worstAt] = [err / (1 + Math.abs(r.data[i])), `${name}[${i}] in ${describeProgram(c.program).replaceAll('\n', '; ')}`];
+          if (!(err <= tol(r.data[i])))
+            throw new Error(`${name}[${i}]: webgl2 ${g.data[i]}, interpreter ${r.data[i]}\n${describeProgram(c.program)}`);
         }
       }
     }),
     { numRuns: 25, seed: 7 },
   );
   const report = await inPage('kernels');
-  t.diagnostic(`${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`);
-  assert.ok(report.kernels > 0 && report.webgl2Kernels === report.kernels, `every kernel ran in a WebGL2 context: ${JSON.stringify(report)}`);
+  t.diagnostic(
+    `${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`,
+  );
+  assert.ok(
+    report.kernels > 0 && report.webgl2Kernels === report.kernels,
+    `every kernel ran in a WebGL2 context: ${JSON.stringify(report)}`,
+  );
   assert.equal(report.cpuFallbacks, 0, 'no kernel fell back to the CPU');
 });
 
-test('webgl2: the counter-based RNG gives the interpreter\'s uniforms bit for bit', options, async () => {
+test("webgl2: the counter-based RNG gives the interpreter's uniforms bit for bit", options, async () => {
   const n = 4096;
   const got = await inPage('uniforms', n, 1234, 5, 77);
-  const ref = evaluate(trace(() => op.uniform([n], { seed: 1234, stream: 5, counter: 77 }), {}), {}).out.data;
+  const ref = evaluate(
+    trace(() => op.uniform([n], { seed: 1234, stream: 5, counter: 77 }), {}),
+    {},
+  ).out.data;
   assert.equal(got.backend, 'webgl2');
   const differ = ref.findIndex((v, i) => v !== got.data[i]);
   assert.equal(differ, -1, `uniform ${differ}: webgl2 ${got.data[differ]}, interpreter ${ref[differ]}`);

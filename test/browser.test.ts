@@ -43,32 +43,54 @@ type PageState = {
   signature: string;
   run: { data: { name: string; conditional: boolean } };
   sampleEvents: number;
-  samples?: { count: number; finite: boolean; step: number; objective: string; backend: string; logLikelihood: number; offData: number; coverage: number };
+  samples?: {
+    count: number;
+    finite: boolean;
+    step: number;
+    objective: string;
+    backend: string;
+    logLikelihood: number;
+    offData: number;
+    coverage: number;
+  };
   stepsPerSecond: number | null;
   message: string | null;
   banner: string;
   lastError: string | null;
 };
 
-const state = (p: Page = page): Promise<PageState> => p.evaluate(() => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state());
+const state = (p: Page = page): Promise<PageState> =>
+  p.evaluate(() => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state());
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 const open = async (p: Page) => {
   p.on('pageerror', (e) => pageErrors.push(e.message));
   await p.goto(server!.url);
-  await p.waitForFunction(() => (window as unknown as { fusediffPlayground?: unknown }).fusediffPlayground !== undefined, null, { timeout: 30_000 });
+  await p.waitForFunction(() => (window as unknown as { fusediffPlayground?: unknown }).fusediffPlayground !== undefined, null, {
+    timeout: 30_000,
+  });
 };
 
 /** Clicks Train and waits until `steps` more steps have run, then pauses and waits for the final sample. */
 const train = async (steps: number, p: Page = page, timeout = 200_000) => {
   const target = (await state(p)).step + steps;
   await p.click('#train');
-  await p.waitForFunction((n) => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().step >= n || !!(window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().lastError, target, { timeout, polling: 250 });
+  await p.waitForFunction(
+    (n) =>
+      (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().step >= n ||
+      !!(window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().lastError,
+    target,
+    { timeout, polling: 250 },
+  );
   await p.click('#train'); // pause: the page samples once more with the final weights
-  await p.waitForFunction(() => {
-    const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
-    return !s.running && !s.sampling;
-  }, null, { timeout: 60_000, polling: 100 });
+  await p.waitForFunction(
+    () => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return !s.running && !s.sampling;
+    },
+    null,
+    { timeout: 60_000, polling: 100 },
+  );
   const s = await state(p);
   assert.equal(s.lastError, null, `the page reported an error: ${s.lastError}`);
   return s;
@@ -89,80 +111,123 @@ after(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test(`the page trains on WebGL2 for ${STEPS} steps: the loss falls, samples are drawn, every kernel ran in WebGL2`, options, async (t: TestContext) => {
-  const s0 = await state();
-  assert.equal(s0.backend, 'webgl2', `the page runs on ${s0.backend}: ${s0.fallback}`);
-  assert.equal(s0.fallback, null);
-  assert.match(s0.banner, /Running on WebGL2/);
-  t.diagnostic(`renderer: ${s0.renderer}`);
-  // a width that trains at a few steps per second on SwiftShader; fewer, shorter samples
-  await page.selectOption('#hidden', '64');
-  await page.selectOption('#count', '500');
-  await page.selectOption('#steps', '25');
-  const t0 = performance.now();
-  const s = await train(STEPS);
-  const seconds = (performance.now() - t0) / 1000;
-  t.diagnostic(`${s.step} steps in ${seconds.toFixed(1)} s (page: ${s.stepsPerSecond} steps/s while training), ${s.sampleEvents} samples, ${s.kernels.kernels} kernels`);
+test(
+  `the page trains on WebGL2 for ${STEPS} steps: the loss falls, samples are drawn, every kernel ran in WebGL2`,
+  options,
+  async (t: TestContext) => {
+    const s0 = await state();
+    assert.equal(s0.backend, 'webgl2', `the page runs on ${s0.backend}: ${s0.fallback}`);
+    assert.equal(s0.fallback, null);
+    assert.match(s0.banner, /Running on WebGL2/);
+    t.diagnostic(`renderer: ${s0.renderer}`);
+    // a width that trains at a few steps per second on SwiftShader; fewer, shorter samples
+    await page.selectOption('#hidden', '64');
+    await page.selectOption('#count', '500');
+    await page.selectOption('#steps', '25');
+    const t0 = performance.now();
+    const s = await train(STEPS);
+    const seconds = (performance.now() - t0) / 1000;
+    t.diagnostic(
+      `${s.step} steps in ${seconds.toFixed(1)} s (page: ${s.stepsPerSecond} steps/s while training), ${s.sampleEvents} samples, ${s.kernels.kernels} kernels`,
+    );
 
-  assert.ok(s.losses.length >= STEPS && s.losses.every(Number.isFinite), 'every loss is finite');
-  const first = mean(s.losses.slice(0, 20)), last = mean(s.losses.slice(-20));
-  t.diagnostic(`loss: mean of the first 20 steps ${first.toFixed(4)}, of the last 20 ${last.toFixed(4)}`);
-  assert.ok(last < 0.7 * first, `the loss did not fall: ${first} -> ${last}`);
+    assert.ok(s.losses.length >= STEPS && s.losses.every(Number.isFinite), 'every loss is finite');
+    const first = mean(s.losses.slice(0, 20)),
+      last = mean(s.losses.slice(-20));
+    t.diagnostic(`loss: mean of the first 20 steps ${first.toFixed(4)}, of the last 20 ${last.toFixed(4)}`);
+    assert.ok(last < 0.7 * first, `the loss did not fall: ${first} -> ${last}`);
 
-  assert.equal(s.backend, 'webgl2');
-  assert.ok(s.kernels.kernels > 0 && s.kernels.webgl2Kernels === s.kernels.kernels, `every gpu.js kernel runs in a WebGL2 context: ${JSON.stringify(s.kernels)}`);
-  assert.equal(s.kernels.cpuFallbacks, 0, 'no gpu.js kernel fell back to the CPU');
+    assert.equal(s.backend, 'webgl2');
+    assert.ok(
+      s.kernels.kernels > 0 && s.kernels.webgl2Kernels === s.kernels.kernels,
+      `every gpu.js kernel runs in a WebGL2 context: ${JSON.stringify(s.kernels)}`,
+    );
+    assert.equal(s.kernels.cpuFallbacks, 0, 'no gpu.js kernel fell back to the CPU');
 
-  assert.ok(s.samples, 'samples were drawn');
-  assert.equal(s.samples.count, 500);
-  assert.ok(s.samples.finite, 'the samples are finite');
-  assert.equal(s.samples.step, s.step, 'the last sample used the final weights');
-  assert.equal(s.samples.backend, 'webgl2');
-  t.diagnostic(`samples: log-likelihood ${s.samples.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples.offData).toFixed(1)}%, modes covered ${(100 * s.samples.coverage).toFixed(0)}%`);
-  // 8 Gaussians: a model that learned anything puts samples near at least half of the modes
-  assert.ok(s.samples.coverage >= 0.5, `mode coverage ${s.samples.coverage}`);
-  await page.screenshot({ path: path.join(shots, 'playground-mse.png'), fullPage: true });
-});
+    assert.ok(s.samples, 'samples were drawn');
+    assert.equal(s.samples.count, 500);
+    assert.ok(s.samples.finite, 'the samples are finite');
+    assert.equal(s.samples.step, s.step, 'the last sample used the final weights');
+    assert.equal(s.samples.backend, 'webgl2');
+    t.diagnostic(
+      `samples: log-likelihood ${s.samples.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples.offData).toFixed(1)}%, modes covered ${(100 * s.samples.coverage).toFixed(0)}%`,
+    );
+    // 8 Gaussians: a model that learned anything puts samples near at least half of the modes
+    assert.ok(s.samples.coverage >= 0.5, `mode coverage ${s.samples.coverage}`);
+    await page.screenshot({ path: path.join(shots, 'playground-mse.png'), fullPage: true });
+  },
+);
 
 test('SP fine-tuning starts from the MSE weights, trains on WebGL2 and redraws the samples', options, async (t: TestContext) => {
   const before = await state();
   await page.check('input[name="objective"][value="sp"]');
   const s = await train(30);
   const sp = s.losses.filter((_, i) => s.lossObjectives[i] === 'sp');
-  t.diagnostic(`SP losses: ${sp.slice(0, 3).map((v) => v.toExponential(2)).join(', ')} ... ${sp.slice(-3).map((v) => v.toExponential(2)).join(', ')}`);
+  t.diagnostic(
+    `SP losses: ${sp
+      .slice(0, 3)
+      .map((v) => v.toExponential(2))
+      .join(', ')} ... ${sp
+      .slice(-3)
+      .map((v) => v.toExponential(2))
+      .join(', ')}`,
+  );
   assert.equal(s.objective, 'sp');
   assert.ok(sp.length >= 30 && sp.every(Number.isFinite), 'SP steps ran with finite losses');
   assert.equal(s.losses.length - sp.length, before.losses.length, 'the MSE history is kept');
   assert.equal(s.backend, 'webgl2');
   assert.equal(s.kernels.cpuFallbacks, 0);
   assert.ok(s.samples?.finite && s.samples.objective === 'sp' && s.samples.step === s.step);
-  t.diagnostic(`samples after SP: log-likelihood ${s.samples!.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples!.offData).toFixed(1)}% (before: ${before.samples!.logLikelihood.toFixed(2)}, ${(100 * before.samples!.offData).toFixed(1)}%)`);
+  t.diagnostic(
+    `samples after SP: log-likelihood ${s.samples!.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples!.offData).toFixed(1)}% (before: ${before.samples!.logLikelihood.toFixed(2)}, ${(100 * before.samples!.offData).toFixed(1)}%)`,
+  );
   await page.screenshot({ path: path.join(shots, 'playground.png'), fullPage: true });
 });
 
-test('the downloaded checkpoint decodes with the page signature, and its run config is one the CLI accepts and rebuilds', options, async () => {
-  const s = await state();
-  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
-  assert.match(download.suggestedFilename(), /^fusediff-eightGaussians-sp-step\d+\.safetensors$/);
-  const file = path.join(dir, download.suggestedFilename());
-  await download.saveAs(file);
-  const ckpt = decodeCheckpoint(fs.readFileSync(file), file, { expectSignature: s.signature });
-  assert.equal(ckpt.step, s.step);
-  assert.ok(Object.keys(ckpt.state).length > 0 && Object.keys(ckpt.ema).length > 0, 'Adam state and EMA are saved');
-  const run = decodeConfig((ckpt.config as { run: unknown }).run, 'the page config');
-  assert.equal(setupRun(run).model.signature, ckpt.signature, 'the CLI builds the same model from the stored config');
-  assert.match((await state()).message ?? '', /Saved fusediff-eightGaussians-sp-step/);
-});
+test(
+  'the downloaded checkpoint decodes with the page signature, and its run config is one the CLI accepts and rebuilds',
+  options,
+  async () => {
+    const s = await state();
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    assert.match(download.suggestedFilename(), /^fusediff-eightGaussians-sp-step\d+\.safetensors$/);
+    const file = path.join(dir, download.suggestedFilename());
+    await download.saveAs(file);
+    const ckpt = decodeCheckpoint(fs.readFileSync(file), file, { expectSignature: s.signature });
+    assert.equal(ckpt.step, s.step);
+    assert.ok(Object.keys(ckpt.state).length > 0 && Object.keys(ckpt.ema).length > 0, 'Adam state and EMA are saved');
+    const run = decodeConfig((ckpt.config as { run: unknown }).run, 'the page config');
+    assert.equal(setupRun(run).model.signature, ckpt.signature, 'the CLI builds the same model from the stored config');
+    assert.match((await state()).message ?? '', /Saved fusediff-eightGaussians-sp-step/);
+  },
+);
 
 test('a checkpoint saved the way `fusediff train` saves one loads: the model is rebuilt from its config', options, async () => {
   // eps-prediction on the plain cosine schedule: a valid CLI config, and one the page warns about before SP
-  const run = { ...defaultConfig('twoMoons'), prediction: 'eps' as const, schedule: { kind: 'cosine' as const, T: 1000, zeroTerminalSnr: false } };
+  const run = {
+    ...defaultConfig('twoMoons'),
+    prediction: 'eps' as const,
+    schedule: { kind: 'cosine' as const, T: 1000, zeroTerminalSnr: false },
+  };
   const setup = setupRun(decodeConfig(run));
   const params = setup.model.init(5);
   const file = path.join(dir, 'cli-twoMoons.safetensors');
-  saveCheckpoint(file, { params, state: {}, ema: params, config: { run }, step: 123, rngCounter: 124, schedule: setup.schedule.name, signature: setup.model.signature });
+  saveCheckpoint(file, {
+    params,
+    state: {},
+    ema: params,
+    config: { run },
+    step: 123,
+    rngCounter: 124,
+    schedule: setup.schedule.name,
+    signature: setup.model.signature,
+  });
   await page.setInputFiles('#file', file);
-  await page.waitForFunction(() => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().message?.startsWith('Loaded'), null, { timeout: 30_000 });
+  await page.waitForFunction(
+    () => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().message?.startsWith('Loaded'),
+    null,
+    { timeout: 30_000 },
+  );
   const s = await state();
   assert.match(s.message!, /Loaded cli-twoMoons\.safetensors: twoMoons, MLP 128x3, 10 classes, eps-prediction, step 123/);
   assert.equal(s.signature, setup.model.signature);
@@ -171,7 +236,7 @@ test('a checkpoint saved the way `fusediff train` saves one loads: the model is 
   assert.equal(await page.inputValue('#dataset'), 'twoMoons');
   await page.check('input[name="objective"][value="sp"]');
   await page.waitForSelector('#objectiveWarning:not([hidden])');
-  assert.match(await page.textContent('#objectiveWarning') ?? '', /predicts eps on a schedule with alpha_T = 4\.9e-5/);
+  assert.match((await page.textContent('#objectiveWarning')) ?? '', /predicts eps on a schedule with alpha_T = 4\.9e-5/);
   await page.check('input[name="objective"][value="mse"]');
 });
 
@@ -181,12 +246,29 @@ test("another model's checkpoint gets a message naming both signatures, and noth
   const setup = setupRun(run);
   const params = setup.model.init(1);
   const file = path.join(dir, 'mnist16.safetensors');
-  saveCheckpoint(file, { params, state: {}, ema: {}, config: { run }, step: 10, rngCounter: 11, schedule: setup.schedule.name, signature: setup.model.signature });
+  saveCheckpoint(file, {
+    params,
+    state: {},
+    ema: {},
+    config: { run },
+    step: 10,
+    rngCounter: 11,
+    schedule: setup.schedule.name,
+    signature: setup.model.signature,
+  });
   await page.setInputFiles('#file', file);
-  await page.waitForFunction(() => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().message?.includes('was not loaded'), null, { timeout: 30_000 });
+  await page.waitForFunction(
+    () =>
+      (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().message?.includes('was not loaded'),
+    null,
+    { timeout: 30_000 },
+  );
   const s = await state();
   assert.ok(await page.isVisible('#message'), 'the message is visible');
-  assert.match(s.message!, /mnist16\.safetensors was not loaded: it is a checkpoint of another model \(it was trained on 'mnist16', and this page trains the 2-D data sets/);
+  assert.match(
+    s.message!,
+    /mnist16\.safetensors was not loaded: it is a checkpoint of another model \(it was trained on 'mnist16', and this page trains the 2-D data sets/,
+  );
   assert.ok(s.message!.includes(setup.model.signature), 'names the checkpoint signature');
   assert.ok(s.message!.includes(before.signature), "names the page model's signature");
   assert.match(s.message!, /Differs in: .*dim: 256 \(file\) vs 2 \(page\)/);
@@ -201,40 +283,57 @@ test("another model's checkpoint gets a message naming both signatures, and noth
     return dt;
   });
   await page.dispatchEvent('#drop', 'drop', { dataTransfer });
-  await page.waitForFunction(() => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().message?.startsWith('Could not read junk'), null, { timeout: 30_000 });
+  await page.waitForFunction(
+    () =>
+      (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground
+        .state()
+        .message?.startsWith('Could not read junk'),
+    null,
+    { timeout: 30_000 },
+  );
   const j = await state();
   t.diagnostic(j.message!);
   assert.equal(j.signature, before.signature);
 });
 
-test('switching the model five times frees the old plans: the GL kernel and texture counts do not grow', options, async (t: TestContext) => {
-  await page.selectOption('#hidden', '64');
-  const counts: PageState['kernels'][] = [];
-  for (let i = 1; i <= 5; i++) {
-    // each toggle is a new model (conditional or not): a new session, whose step and sampler plans are compiled anew
-    const conditional = i % 2 === 0;
-    await page.setChecked('#conditional', conditional);
-    await page.waitForFunction((c) => {
-      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
-      return s.run.data.conditional === c && s.step === 0;
-    }, conditional, { timeout: 30_000 });
-    const s = await train(3);
-    assert.equal(s.backend, 'webgl2');
-    counts.push(s.kernels);
-  }
-  t.diagnostic(`gpu.js kernels / GL textures after each switch: ${counts.map((k) => `${k.kernels}/${k.textures}`).join(', ')}`);
-  // without dispose every switch would add the new model's kernels to the old ones'
-  assert.ok(counts[0].kernels > 0 && counts[0].textures > 0);
-  assert.deepEqual(counts[2], counts[0], 'the same model after the 1st and 3rd switch');
-  assert.deepEqual(counts[4], counts[0], 'the same model after the 1st and 5th switch');
-  assert.deepEqual(counts[3], counts[1], 'the same model after the 2nd and 4th switch');
-});
+test(
+  'switching the model five times frees the old plans: the GL kernel and texture counts do not grow',
+  options,
+  async (t: TestContext) => {
+    await page.selectOption('#hidden', '64');
+    const counts: PageState['kernels'][] = [];
+    for (let i = 1; i <= 5; i++) {
+      // each toggle is a new model (conditional or not): a new session, whose step and sampler plans are compiled anew
+      const conditional = i % 2 === 0;
+      await page.setChecked('#conditional', conditional);
+      await page.waitForFunction(
+        (c) => {
+          const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+          return s.run.data.conditional === c && s.step === 0;
+        },
+        conditional,
+        { timeout: 30_000 },
+      );
+      const s = await train(3);
+      assert.equal(s.backend, 'webgl2');
+      counts.push(s.kernels);
+    }
+    t.diagnostic(`gpu.js kernels / GL textures after each switch: ${counts.map((k) => `${k.kernels}/${k.textures}`).join(', ')}`);
+    // without dispose every switch would add the new model's kernels to the old ones'
+    assert.ok(counts[0].kernels > 0 && counts[0].textures > 0);
+    assert.deepEqual(counts[2], counts[0], 'the same model after the 1st and 3rd switch');
+    assert.deepEqual(counts[4], counts[0], 'the same model after the 1st and 5th switch');
+    assert.deepEqual(counts[3], counts[1], 'the same model after the 2nd and 4th switch');
+  },
+);
 
 test('without WebGL2 the page says so in a banner and trains on the fallback backend', options, async (t: TestContext) => {
   const p = await browser!.context.newPage();
   // a browser whose WebGL2 is unavailable: no canvas hands out a webgl2 context
   await p.addInitScript(() => {
-    for (const proto of [HTMLCanvasElement.prototype, OffscreenCanvas.prototype] as { getContext(id: string, ...a: unknown[]): unknown }[]) {
+    for (const proto of [HTMLCanvasElement.prototype, OffscreenCanvas.prototype] as {
+      getContext(id: string, ...a: unknown[]): unknown;
+    }[]) {
       const original = proto.getContext;
       proto.getContext = function (this: unknown, id: string, ...rest: unknown[]) {
         return id === 'webgl2' ? null : original.call(this, id, ...rest);
@@ -245,7 +344,10 @@ test('without WebGL2 the page says so in a banner and trains on the fallback bac
   const s0 = await state(p);
   assert.equal(s0.requestedBackend, 'webgl2');
   assert.equal(s0.backend, 'webasm');
-  assert.match(s0.fallback ?? '', /WebGL2 is not available: this browser could not create a WebGL2 context .* Training runs on WebAssembly instead/);
+  assert.match(
+    s0.fallback ?? '',
+    /WebGL2 is not available: this browser could not create a WebGL2 context .* Training runs on WebAssembly instead/,
+  );
   assert.ok(await p.isVisible('#banner.warn'), 'the banner is shown as a warning');
   assert.match((await p.textContent('#banner')) ?? '', /WebGL2 is not available/);
   await p.selectOption('#hidden', '64');

@@ -11,7 +11,10 @@ import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { call, trace } from '../dsl/trace.ts';
 
-const arr = (shape: number[], f: (i: number) => number): NDArray => ({ shape, data: Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)) });
+const arr = (shape: number[], f: (i: number) => number): NDArray => ({
+  shape,
+  data: Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => f(i)),
+});
 
 test('a correct model passes at orders 1 and 2, scalar and non-scalar outputs', () => {
   const x = arr([4, 3], (i) => Math.sin(i));
@@ -69,7 +72,19 @@ test('grad of grad: the Hessian of sum(x^3)/3 is diag(2x)', () => {
   // row i of the Hessian = grad of <grad f, e_i>
   const x = arr([3], (i) => i - 0.5);
   for (let i = 0; i < 3; i++) {
-    const probe = trace(({ x }) => op.sum(op.mul(call(g, { x })['grad.x'], op.constant([0, 1, 2].map((j) => +(j === i)), [3]))), { x: [3] });
+    const probe = trace(
+      ({ x }) =>
+        op.sum(
+          op.mul(
+            call(g, { x })['grad.x'],
+            op.constant(
+              [0, 1, 2].map((j) => +(j === i)),
+              [3],
+            ),
+          ),
+        ),
+      { x: [3] },
+    );
     const row = evaluate(grad(probe, ['x']), { x })['grad.x'].data;
     [...row].forEach((v, j) => assert.ok(Math.abs(v - (i === j ? 2 * x.data[i] : 0)) < 1e-12, `H[${i}][${j}] = ${v}`));
   }

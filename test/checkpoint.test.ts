@@ -24,7 +24,10 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 const f32 = (a: NDArray): NDArray => ({ shape: a.shape, data: a.data.map(Math.fround) });
 const bitsEqual = (a: NDArray, b: NDArray): void => {
   assert.deepEqual([...b.shape], [...a.shape]);
-  assert.deepEqual(new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength), new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength));
+  assert.deepEqual(
+    new Uint8Array(b.data.buffer, b.data.byteOffset, b.data.byteLength),
+    new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength),
+  );
 };
 const treesBitsEqual = (a: Params, b: Params): void => {
   const fa = flattenParams(a);
@@ -63,7 +66,10 @@ describe('safetensors', () => {
     const { header, dataStart } = headerOf(bytes);
     assert.equal(dataStart % 8, 0);
     assert.deepEqual(header.__metadata__, { hello: 'world' });
-    assert.deepEqual(Object.keys(header).filter((k) => k !== '__metadata__'), ['a.w', 'b.bias', 'empty', 'scalar', 'special']);
+    assert.deepEqual(
+      Object.keys(header).filter((k) => k !== '__metadata__'),
+      ['a.w', 'b.bias', 'empty', 'scalar', 'special'],
+    );
     assert.deepEqual(header['a.w'], { dtype: 'F32', shape: [4, 5], data_offsets: [0, 80] });
     assert.deepEqual(header.empty.data_offsets, [92, 92]);
     const d = decodeSafetensors(bytes);
@@ -98,9 +104,18 @@ describe('safetensors', () => {
 
   test('truncated files', () => {
     const bytes = encodeSafetensors(tensors, {});
-    assert.throws(() => decodeSafetensors(bytes.subarray(0, 5), { source: 'm.safetensors' }), /m\.safetensors: file is 5 bytes, shorter than the 8-byte header-length prefix/);
-    assert.throws(() => decodeSafetensors(bytes.subarray(0, 40)), (e: Error) => e instanceof SafetensorsError && /header length \d+ \(bytes 0-7\) exceeds the 32 bytes/.test(e.message));
-    assert.throws(() => decodeSafetensors(bytes.subarray(0, bytes.length - 4)), /tensor 'special' has data_offsets \[\d+, \d+\] beyond the \d+-byte data section.*truncated/);
+    assert.throws(
+      () => decodeSafetensors(bytes.subarray(0, 5), { source: 'm.safetensors' }),
+      /m\.safetensors: file is 5 bytes, shorter than the 8-byte header-length prefix/,
+    );
+    assert.throws(
+      () => decodeSafetensors(bytes.subarray(0, 40)),
+      (e: Error) => e instanceof SafetensorsError && /header length \d+ \(bytes 0-7\) exceeds the 32 bytes/.test(e.message),
+    );
+    assert.throws(
+      () => decodeSafetensors(bytes.subarray(0, bytes.length - 4)),
+      /tensor 'special' has data_offsets \[\d+, \d+\] beyond the \d+-byte data section.*truncated/,
+    );
   });
 
   test('corrupted headers', () => {
@@ -118,7 +133,10 @@ describe('safetensors', () => {
   });
 
   test('invalid tensor entries say which tensor and what is wrong', () => {
-    const dec = (h: unknown, data: number | Uint8Array = 0) => () => decodeSafetensors(rawFile(h, data), { source: 'f' });
+    const dec =
+      (h: unknown, data: number | Uint8Array = 0) =>
+      () =>
+        decodeSafetensors(rawFile(h, data), { source: 'f' });
     const ok = { dtype: 'F32', shape: [2], data_offsets: [0, 8] };
     assert.equal(decodeSafetensors(rawFile({ x: ok }, 8)).tensors.x.data.length, 2);
     assert.throws(dec({ x: { ...ok, dtype: 'F33' } }, 8), /f: tensor 'x' has unknown dtype 'F33'/);
@@ -127,25 +145,42 @@ describe('safetensors', () => {
     assert.throws(dec({ x: { ...ok, shape: [2, 'a'] } }, 8), /tensor 'x'\.shape\.1: expected non-negative integer, got "a"/);
     assert.throws(dec({ x: { dtype: 'F32', shape: [2] } }, 8), /tensor 'x'\.data_offsets: expected .*, got undefined/);
     assert.throws(dec({ x: { ...ok, data_offsets: [8, 0] } }, 8), /data_offsets \[8, 0\] with begin after end/);
-    assert.throws(dec({ x: ok, y: { ...ok, data_offsets: [4, 12] } }, 12), /tensor 'y' \(data_offsets \[4, 12\]\) overlaps tensor 'x', which ends at 8/);
-    assert.throws(dec({ x: ok, y: { ...ok, data_offsets: [12, 20] } }, 20), /bytes \[8, 12\) of the data section belong to no tensor \(gap before 'y'\)/);
+    assert.throws(
+      dec({ x: ok, y: { ...ok, data_offsets: [4, 12] } }, 12),
+      /tensor 'y' \(data_offsets \[4, 12\]\) overlaps tensor 'x', which ends at 8/,
+    );
+    assert.throws(
+      dec({ x: ok, y: { ...ok, data_offsets: [12, 20] } }, 20),
+      /bytes \[8, 12\) of the data section belong to no tensor \(gap before 'y'\)/,
+    );
     assert.throws(dec({ x: ok }, 12), /bytes \[8, 12\) at the end of the data section belong to no tensor/);
     assert.throws(dec({ __metadata__: { a: 1 } }), /__metadata__\.a: expected string, got 1/);
   });
 
   test('encode rejects what it cannot write', () => {
-    assert.throws(() => encodeSafetensors({ x: { shape: [3], data: new Float64Array(2) } }), /tensor 'x' has 2 values but shape \[3\] holds 3/);
+    assert.throws(
+      () => encodeSafetensors({ x: { shape: [3], data: new Float64Array(2) } }),
+      /tensor 'x' has 2 values but shape \[3\] holds 3/,
+    );
     assert.throws(() => encodeSafetensors({ x: ndarray([1], [1]) }, {}, 'F16' as never), /dtype 'F16' is not writable/);
     assert.throws(() => encodeSafetensors({ x: ndarray([1], [1]) }, { a: 1 as never }), /metadata 'a' is a number/);
   });
 });
 
 const model: Params = {
-  hidden: { hidden0: { w: initNormal([2, 8], 0.5, 1), b: initNormal([8], 0.1, 2) }, hidden1: { w: initNormal([8, 8], 0.5, 3), b: initNormal([8], 0.1, 4) } },
+  hidden: {
+    hidden0: { w: initNormal([2, 8], 0.5, 1), b: initNormal([8], 0.1, 2) },
+    hidden1: { w: initNormal([8, 8], 0.5, 3), b: initNormal([8], 0.1, 4) },
+  },
   out: { w: initNormal([8, 2], 0.5, 5) },
 };
 const mapTree = (p: Params, f: (x: number) => number): Params =>
-  Object.fromEntries(Object.entries(p).map(([k, v]) => [k, 'data' in v && v.data instanceof Float64Array ? { shape: v.shape, data: v.data.map(f) } : mapTree(v as Params, f)])) as Params;
+  Object.fromEntries(
+    Object.entries(p).map(([k, v]) => [
+      k,
+      'data' in v && v.data instanceof Float64Array ? { shape: v.shape, data: v.data.map(f) } : mapTree(v as Params, f),
+    ]),
+  ) as Params;
 const roundF32 = (p: Params) => mapTree(p, Math.fround);
 const ckpt = (over: Partial<CheckpointInput> = {}): CheckpointInput => ({
   params: roundF32(model),
@@ -167,7 +202,9 @@ describe('checkpoints', () => {
     saveCheckpoint(file, c);
     const bytes = fs.readFileSync(file);
     const { header } = headerOf(bytes);
-    assert.ok('params.hidden.hidden0.w' in header && 'state.m.out.w' in header && 'state.v.hidden.hidden1.b' in header && 'ema.out.w' in header);
+    assert.ok(
+      'params.hidden.hidden0.w' in header && 'state.m.out.w' in header && 'state.v.hidden.hidden1.b' in header && 'ema.out.w' in header,
+    );
     assert.deepEqual(header['params.hidden.hidden0.w'].shape, [2, 8]);
     const meta = JSON.parse(header.__metadata__.fusediff);
     assert.equal(meta.signature, c.signature);
@@ -203,7 +240,10 @@ describe('checkpoints', () => {
     saveCheckpoint(file, ckpt());
     const Config = t.type({ lr: t.number, dataset: t.string });
     assert.equal(loadCheckpoint(file, { configCodec: Config }).config.lr, 1e-3);
-    assert.throws(() => loadCheckpoint(file, { configCodec: t.type({ lr: t.string }) }), /metadata\.config\.lr: expected string, got 0\.001/);
+    assert.throws(
+      () => loadCheckpoint(file, { configCodec: t.type({ lr: t.string }) }),
+      /metadata\.config\.lr: expected string, got 0\.001/,
+    );
   });
 
   test('malformed metadata: the io-ts error names the path and the expected type', () => {
@@ -212,21 +252,41 @@ describe('checkpoints', () => {
     fs.writeFileSync(file, encodeSafetensors({ 'params.w': ndarray([1], [1]) }, { fusediff: JSON.stringify(meta) }));
     assert.throws(
       () => loadCheckpoint(file),
-      (e: Error) => e instanceof CheckpointError && e.message.includes(file) && /metadata\.step: expected non-negative integer, got "x"/.test(e.message),
+      (e: Error) =>
+        e instanceof CheckpointError &&
+        e.message.includes(file) &&
+        /metadata\.step: expected non-negative integer, got "x"/.test(e.message),
     );
-    fs.writeFileSync(file, encodeSafetensors({}, { fusediff: JSON.stringify({ ...meta, step: 1, config: [] , schedule: undefined }) }));
-    assert.throws(() => loadCheckpoint(file), (e: Error) => /metadata\.schedule: expected string, got undefined/.test(e.message) && /metadata\.config: expected UnknownRecord, got \[\]/.test(e.message));
+    fs.writeFileSync(file, encodeSafetensors({}, { fusediff: JSON.stringify({ ...meta, step: 1, config: [], schedule: undefined }) }));
+    assert.throws(
+      () => loadCheckpoint(file),
+      (e: Error) =>
+        /metadata\.schedule: expected string, got undefined/.test(e.message) &&
+        /metadata\.config: expected UnknownRecord, got \[\]/.test(e.message),
+    );
     fs.writeFileSync(file, encodeSafetensors({}, { other: '1' }));
     assert.throws(() => loadCheckpoint(file), /not a fusediff checkpoint: __metadata__ has no 'fusediff' key \(keys: other\)/);
     fs.writeFileSync(file, encodeSafetensors({}, { fusediff: '{' }));
     assert.throws(() => loadCheckpoint(file), /__metadata__\.fusediff is not valid JSON/);
-    fs.writeFileSync(file, encodeSafetensors({ 'params.w': ndarray([1], [1]), 'params.w.x': ndarray([1], [1]), junk: ndarray([1], [1]) }, { fusediff: JSON.stringify({ ...meta, step: 1 }) }));
+    fs.writeFileSync(
+      file,
+      encodeSafetensors(
+        { 'params.w': ndarray([1], [1]), 'params.w.x': ndarray([1], [1]), junk: ndarray([1], [1]) },
+        { fusediff: JSON.stringify({ ...meta, step: 1 }) },
+      ),
+    );
     assert.throws(() => loadCheckpoint(file), /tensor 'junk' outside params\.\*, state\.\* and ema\.\*/);
   });
 
   test('save validates before writing', () => {
-    assert.throws(() => saveCheckpoint(path.join(dir, 'x.safetensors'), ckpt({ step: -1 })), /metadata\.step: expected non-negative integer, got -1/);
-    assert.throws(() => saveCheckpoint(path.join(dir, 'x.safetensors'), ckpt({ params: { w: 3 } as never })), /'params\.w' is neither an NDArray nor a record/);
+    assert.throws(
+      () => saveCheckpoint(path.join(dir, 'x.safetensors'), ckpt({ step: -1 })),
+      /metadata\.step: expected non-negative integer, got -1/,
+    );
+    assert.throws(
+      () => saveCheckpoint(path.join(dir, 'x.safetensors'), ckpt({ params: { w: 3 } as never })),
+      /'params\.w' is neither an NDArray nor a record/,
+    );
     assert.throws(() => saveCheckpoint(path.join(dir, 'x.safetensors'), ckpt({ config: { lr: NaN } })), /metadata\.config\.lr is NaN/);
     assert.equal(fs.existsSync(path.join(dir, 'x.safetensors')), false);
     assert.deepEqual(tmpLeftovers(), []);
@@ -237,7 +297,11 @@ describe('checkpoints', () => {
     saveCheckpoint(file, ckpt());
     const bytes = fs.readFileSync(file);
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10));
-    assert.throws(() => loadCheckpoint(file), (e: Error) => e instanceof SafetensorsError && e.message.startsWith(`${file}: tensor `) && /beyond the \d+-byte data section/.test(e.message));
+    assert.throws(
+      () => loadCheckpoint(file),
+      (e: Error) =>
+        e instanceof SafetensorsError && e.message.startsWith(`${file}: tensor `) && /beyond the \d+-byte data section/.test(e.message),
+    );
     fs.writeFileSync(file, bytes.subarray(0, 100));
     assert.throws(() => loadCheckpoint(file), /header length \d+ \(bytes 0-7\) exceeds the 92 bytes that follow the prefix/);
     const bad = Buffer.from(bytes);
@@ -254,7 +318,11 @@ describe('checkpoints', () => {
     const mtime = fs.statSync(file).mtimeMs;
     assert.throws(
       () => loadCheckpoint(file, { expectSignature: 'unet:16' }),
-      (e: Error) => e instanceof SignatureMismatchError && e.message.includes("'mlp-denoiser:2-8-8-2'") && e.message.includes("'unet:16'") && e.message.includes(file),
+      (e: Error) =>
+        e instanceof SignatureMismatchError &&
+        e.message.includes("'mlp-denoiser:2-8-8-2'") &&
+        e.message.includes("'unet:16'") &&
+        e.message.includes(file),
     );
     assert.deepEqual(fs.readFileSync(file), before);
     assert.equal(fs.statSync(file).mtimeMs, mtime);
@@ -282,7 +350,10 @@ describe('checkpoints', () => {
         throw Object.assign(new Error(`simulated ${fn} failure`), { code: 'EIO' });
       });
       try {
-        assert.throws(() => saveCheckpoint(file, ckpt({ step: 4 })), (e: Error) => e instanceof CheckpointError && e.message.includes(`simulated ${fn} failure`) && e.message.includes('unchanged'));
+        assert.throws(
+          () => saveCheckpoint(file, ckpt({ step: 4 })),
+          (e: Error) => e instanceof CheckpointError && e.message.includes(`simulated ${fn} failure`) && e.message.includes('unchanged'),
+        );
         assert.equal(m.mock.callCount(), 1);
       } finally {
         m.mock.restore();

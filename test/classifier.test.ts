@@ -28,7 +28,10 @@ test('classifier: logits [N,10] and features [N,64]; init is deterministic; sign
   const out = evaluate(g, { ...bindInputs({ p: params }), x });
   assert.deepEqual(out.logits.shape, [3, 10]);
   assert.deepEqual(out.features.shape, [3, 64]);
-  assert.ok(out.features.data.every((v) => v >= 0 && Number.isFinite(v)), 'features are post-ReLU');
+  assert.ok(
+    out.features.data.every((v) => v >= 0 && Number.isFinite(v)),
+    'features are post-ReLU',
+  );
   assert.deepEqual(classifier.init(0).fc1.w.data, params.fc1.w.data);
   assert.notDeepEqual(classifier.init(1).fc1.w.data, params.fc1.w.data);
   assert.match(classifier.signature, /^cnn-classifier;.*\|conv1\.w=\[16,1,3,3\]/);

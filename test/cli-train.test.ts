@@ -16,7 +16,17 @@ const bin = fileURLToPath(new URL('../bin/fusediff.js', import.meta.url));
 const run = (...args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fusediff-cli-train-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
-const tiny = ['--backend', 'webasm', '--batch-size', '32', '--set', 'model.hidden=16', 'model.depth=2', 'model.timeDim=8', 'model.classDim=4'];
+const tiny = [
+  '--backend',
+  'webasm',
+  '--batch-size',
+  '32',
+  '--set',
+  'model.hidden=16',
+  'model.depth=2',
+  'model.timeDim=8',
+  'model.classDim=4',
+];
 
 test('train, finetune and experiment --help exit 0 and list their options', () => {
   const want: Record<string, string[]> = {
@@ -41,11 +51,17 @@ test('train writes checkpoint.safetensors, config.json and losses.json', () => {
   assert.equal(ck.step, 5);
   assert.equal(ck.config.init, undefined);
   const config = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
-  assert.deepEqual([config.data.name, config.model.hidden, config.model.depth, config.train.steps, config.objective.kind, config.backend], ['eightGaussians', 16, 2, 5, 'mse', 'webasm']);
+  assert.deepEqual(
+    [config.data.name, config.model.hidden, config.model.depth, config.train.steps, config.objective.kind, config.backend],
+    ['eightGaussians', 16, 2, 5, 'mse', 'webasm'],
+  );
   assert.deepEqual(config, ck.config.run);
   const log = JSON.parse(fs.readFileSync(path.join(out, 'losses.json'), 'utf8'));
   assert.equal(log.losses.length, 5);
-  assert.ok(log.losses.every((l: unknown) => typeof l === 'number' && Number.isFinite(l)), String(log.losses));
+  assert.ok(
+    log.losses.every((l: unknown) => typeof l === 'number' && Number.isFinite(l)),
+    String(log.losses),
+  );
   assert.equal(log.backend, 'webasm');
 });
 
@@ -59,21 +75,35 @@ test('config errors exit 1 and name the path, the expected type and the valid na
   assert.match(r.stderr, /ConfigError: .*\n.*config\.train\.lr: expected positive number, got "fast"/);
   const d = run('train', '--dataset', 'cifar', '--out', out);
   assert.equal(d.status, 1, d.stderr);
-  assert.match(d.stderr, /config\.data\.name: expected dataset: "mnist16" \| "mnist28" \| "eightGaussians" \| "grid25" \| "checkerboard" \| "twoMoons", got "cifar"/);
+  assert.match(
+    d.stderr,
+    /config\.data\.name: expected dataset: "mnist16" \| "mnist28" \| "eightGaussians" \| "grid25" \| "checkerboard" \| "twoMoons", got "cifar"/,
+  );
   assert.equal(fs.existsSync(out), false, 'nothing is written for an invalid config');
 });
 
 test('Ctrl-C stops after the step in flight, saves, and exits 130', async () => {
   const out = path.join(dir, 'ctrl-c');
-  const child = spawn(process.execPath, [bin, 'train', '--dataset', 'eightGaussians', '--steps', '100000', ...tiny, 'train.checkpointEvery=100000', '--out', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [bin, 'train', '--dataset', 'eightGaussians', '--steps', '100000', ...tiny, 'train.checkpointEvery=100000', '--out', out],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.setEncoding('utf8');
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, delay(ms, undefined, { ref: false })]);
   // the progress bar is created at the first completed step, so its first line means training is under way
-  const started = new Promise<void>((resolve) => child.stderr.on('data', (s: string) => ((stderr += s), /\/100000/.test(stderr) && resolve())));
+  const started = new Promise<void>((resolve) =>
+    child.stderr.on('data', (s: string) => ((stderr += s), /\/100000/.test(stderr) && resolve())),
+  );
   try {
-    assert.ok((await within(Promise.race([started.then(() => true), exited.then(() => false)]), 60_000)) === true, `training did not start (or exited) within 60 s:\n${stderr}`);
+    assert.ok(
+      (await within(Promise.race([started.then(() => true), exited.then(() => false)]), 60_000)) === true,
+      `training did not start (or exited) within 60 s:\n${stderr}`,
+    );
     await delay(1500);
     child.kill('SIGINT');
     const res = await within(exited, 15_000);
@@ -96,7 +126,19 @@ test('Ctrl-C stops after the step in flight, saves, and exits 130', async () => 
 test('finetune --from a stage-1 checkpoint runs sp and records where it started', async () => {
   const stage1 = path.join(dir, 'stage1', 'checkpoint.safetensors');
   fs.mkdirSync(path.dirname(stage1));
-  const config = resolveConfig(undefined, { 'model.hidden': 16, 'model.depth': 2, 'model.timeDim': 8, 'model.classDim': 4, 'train.batchSize': 32, 'train.steps': 3, backend: 'webasm' }, 'eightGaussians');
+  const config = resolveConfig(
+    undefined,
+    {
+      'model.hidden': 16,
+      'model.depth': 2,
+      'model.timeDim': 8,
+      'model.classDim': 4,
+      'train.batchSize': 32,
+      'train.steps': 3,
+      backend: 'webasm',
+    },
+    'eightGaussians',
+  );
   await train({ config, checkpoint: stage1 });
   const sha = createHash('sha256').update(fs.readFileSync(stage1)).digest('hex');
   const out = path.join(dir, 'ft');

@@ -12,7 +12,10 @@ test('gradcheck --json prints the documented report and exits 0', () => {
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.seed, 5);
-  assert.deepEqual(report.primitives.map((p: { name: string }) => p.name), ['matmul', 'conv2d']);
+  assert.deepEqual(
+    report.primitives.map((p: { name: string }) => p.name),
+    ['matmul', 'conv2d'],
+  );
   for (const p of report.primitives) {
     assert.equal(p.runs, 3);
     assert.equal(p.ok, true);
@@ -33,13 +36,17 @@ test('gradcheck rejects a malformed --runs', () => {
   assert.match(r.stderr, /--runs must be a non-negative integer/);
 });
 
-test('inspect --profile prints each kernel\'s share of the step, summing to 100%', () => {
+test("inspect --profile prints each kernel's share of the step, summing to 100%", () => {
   const r = run('inspect', '--profile', '--backend', 'wasm', '--steps', '3');
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^backend: wasm/m);
   assert.match(r.stdout, /^profile: 3 steps after 3 warm-up steps on wasm: [\d.]+ ms per step \(wall\), [\d.]+ ms in kernels/m);
   // the table: one row per kernel (the top 15, then one row for the rest), then the total
-  const rows = [...r.stdout.matchAll(/^ {2}(\S.*?)\s{2,}(?:\[[\d,]*\]\s+)?([\d.]+)\s+([\d.]+)%/gm)].map((m) => ({ name: m[1], ms: Number(m[2]), share: Number(m[3]) }));
+  const rows = [...r.stdout.matchAll(/^ {2}(\S.*?)\s{2,}(?:\[[\d,]*\]\s+)?([\d.]+)\s+([\d.]+)%/gm)].map((m) => ({
+    name: m[1],
+    ms: Number(m[2]),
+    share: Number(m[3]),
+  }));
   const total = rows.find((x) => x.name.startsWith('total'));
   assert.ok(total, r.stdout);
   assert.match(total.name, /^total \(\d+ kernels\)$/);

@@ -22,7 +22,12 @@ const backends = availableBackends().filter((b) => b !== 'webgl2');
 const tol = (ref: number) => 1e-4 * (1 + Math.abs(ref));
 
 /** Both sides see the inputs rounded to f32, as the device does (a denormal f64 cond would otherwise differ). */
-const compare = (graph: Graph, args64: Record<string, NDArray>, backend: BackendName, fusion: 'fused' | 'unfused' = 'fused'): string | undefined => {
+const compare = (
+  graph: Graph,
+  args64: Record<string, NDArray>,
+  backend: BackendName,
+  fusion: 'fused' | 'unfused' = 'fused',
+): string | undefined => {
   const args = Object.fromEntries(Object.entries(args64).map(([k, v]) => [k, { shape: v.shape, data: v.data.map(Math.fround) }]));
   const ref = evaluate(graph, args);
   const got = compile(graph, { backend, fusion }).run(args);
@@ -43,7 +48,10 @@ for (const backend of backends) {
     fc.assert(
       fc.property(graphCaseArb(6), (c) => {
         const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
-        const g = valueAndGrad(trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec), Object.keys(c.args));
+        const g = valueAndGrad(
+          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+          Object.keys(c.args),
+        );
         const err = compare(g, c.args, backend);
         if (err) throw new Error(`${err}\n${describeProgram(c.program)}`);
       }),
@@ -56,7 +64,10 @@ for (const backend of backends) {
       fc.assert(
         fc.property(arb, (c) => {
           const spec = Object.fromEntries(Object.entries(c.args).map(([k, v]) => [k, v.shape]));
-          const g = valueAndGrad(trace((a) => op.sum(op.mul(c.fn(a as Record<string, Tensor>), 0.5)), spec), c.wrt ?? Object.keys(c.args));
+          const g = valueAndGrad(
+            trace((a) => op.sum(op.mul(c.fn(a as Record<string, Tensor>), 0.5)), spec),
+            c.wrt ?? Object.keys(c.args),
+          );
           for (const fusion of ['fused', 'unfused'] as const) {
             const err = compare(g, c.args as Record<string, NDArray>, backend, fusion);
             if (err) throw new Error(`${name} (${fusion}) ${c.describe}: ${err}`);
@@ -80,7 +91,13 @@ for (const backend of backends) {
 
 for (const backend of backends) {
   test(`${backend}: the RNG draws the interpreter's uniforms bit for bit, and its normals within f32 error`, () => {
-    const g = trace(({ step }) => ({ u: op.uniform([4096], { seed: 9, stream: 3, counter: step }), n: op.normal([4096], { seed: 9, stream: 4, counter: step }) }), { step: [] });
+    const g = trace(
+      ({ step }) => ({
+        u: op.uniform([4096], { seed: 9, stream: 3, counter: step }),
+        n: op.normal([4096], { seed: 9, stream: 4, counter: step }),
+      }),
+      { step: [] },
+    );
     const args = { step: { shape: [], data: Float64Array.of(12345) } };
     const ref = evaluate(g, args);
     const got = compile(g, { backend }).run(args);
@@ -95,20 +112,34 @@ for (const backend of backends) {
 for (const backend of backends.filter((b) => b !== 'webasm')) {
   test(`${backend}: outputs of one shape are written by one multi-output kernel (gpu.js kernel map), with the same values`, () => {
     // an Adam-like update: m', v' and p' share the elementwise iteration space
-    const g = trace(({ p, m, v, g: gr }) => {
-      const m2 = op.add(op.mul(m, 0.9), op.mul(gr, 0.1));
-      const v2 = op.add(op.mul(v, 0.99), op.mul(op.mul(gr, gr), 0.01));
-      return { p: op.sub(p, op.div(m2, op.add(op.sqrt(v2), 1e-8))), m: m2, v: v2 };
-    }, { p: [64], m: [64], v: [64], g: [64] });
-    const args = Object.fromEntries(['p', 'm', 'v', 'g'].map((k, j) => [k, { shape: [64], data: Float64Array.from({ length: 64 }, (_, i) => Math.fround(Math.sin(i + j) * (k === 'v' ? 0.5 : 1) + (k === 'v' ? 0.6 : 0))) }]));
+    const g = trace(
+      ({ p, m, v, g: gr }) => {
+        const m2 = op.add(op.mul(m, 0.9), op.mul(gr, 0.1));
+        const v2 = op.add(op.mul(v, 0.99), op.mul(op.mul(gr, gr), 0.01));
+        return { p: op.sub(p, op.div(m2, op.add(op.sqrt(v2), 1e-8))), m: m2, v: v2 };
+      },
+      { p: [64], m: [64], v: [64], g: [64] },
+    );
+    const args = Object.fromEntries(
+      ['p', 'm', 'v', 'g'].map((k, j) => [
+        k,
+        {
+          shape: [64],
+          data: Float64Array.from({ length: 64 }, (_, i) => Math.fround(Math.sin(i + j) * (k === 'v' ? 0.5 : 1) + (k === 'v' ? 0.6 : 0))),
+        },
+      ]),
+    );
     const multi = compile(g, { backend });
     const single = compile(g, { backend, multiOutput: false });
     assert.equal(multi.kernels.length, 1);
     assert.deepEqual([...(multi.kernels[0].extraOutputs ?? [])].length, 2);
     assert.equal(single.kernels.length, 3);
-    const a = multi.run(args), b = single.run(args), ref = evaluate(g, args);
+    const a = multi.run(args),
+      b = single.run(args),
+      ref = evaluate(g, args);
     // not bitwise: gpu.js's cpu backend keeps intermediates in f64 inside a kernel, so m' read from an f32 buffer
     // (single) and m' used in-register (multi) differ in the last bits; both must match the interpreter
-    for (const k of ['p', 'm', 'v']) ref[k].data.forEach((r, i) => assert.ok(Math.abs(a[k].data[i] - r) <= tol(r) && Math.abs(b[k].data[i] - r) <= tol(r), `${k}[${i}]`));
+    for (const k of ['p', 'm', 'v'])
+      ref[k].data.forEach((r, i) => assert.ok(Math.abs(a[k].data[i] - r) <= tol(r) && Math.abs(b[k].data[i] - r) <= tol(r), `${k}[${i}]`));
   });
 }

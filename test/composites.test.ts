@@ -25,12 +25,19 @@ const randn = (shape: readonly number[], seed: number, scale = 1): NDArray => {
 };
 
 /** Traces a one-input function and evaluates it on x. */
-const run1 = (f: (x: Tensor) => Tensor, x: NDArray): NDArray => evaluate(fd.trace(({ x: t }) => f(t), { x: x.shape }), { x }).out;
+const run1 = (f: (x: Tensor) => Tensor, x: NDArray): NDArray =>
+  evaluate(
+    fd.trace(({ x: t }) => f(t), { x: x.shape }),
+    { x },
+  ).out;
 
 const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what = '') => {
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < actual.length; i++)
-    assert.ok(actual[i] === expected[i] || Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])), `${what}[${i}]: ${actual[i]} vs ${expected[i]} (tol ${tol})`);
+    assert.ok(
+      actual[i] === expected[i] || Math.abs(actual[i] - expected[i]) <= tol * Math.max(1, Math.abs(expected[i])),
+      `${what}[${i}]: ${actual[i]} vs ${expected[i]} (tol ${tol})`,
+    );
 };
 
 /**
@@ -88,16 +95,36 @@ test('mean and variance match plain JS over all axes, one axis, several axes, wi
   close(all.data, [jsMean([...x.data])], 1e-12, 'mean all');
   const last = run1((t) => fd.mean(t, -1), x);
   assert.deepEqual([...last.shape], [2, 3]);
-  close(last.data, rows(x.data, 4, (r) => [jsMean(r)]), 1e-12, 'mean last');
+  close(
+    last.data,
+    rows(x.data, 4, (r) => [jsMean(r)]),
+    1e-12,
+    'mean last',
+  );
   const v = run1((t) => fd.variance(t, 2, true), x);
   assert.deepEqual([...v.shape], [2, 3, 1]);
-  close(v.data, rows(x.data, 4, (r) => [jsVar(r)]), 1e-12, 'var last');
+  close(
+    v.data,
+    rows(x.data, 4, (r) => [jsVar(r)]),
+    1e-12,
+    'var last',
+  );
   // axes [0, 2]: per middle index j, the 8 values x[i, j, k]
   const m02 = run1((t) => fd.mean(t, [0, 2]), x);
   const v02 = run1((t) => fd.variance(t, [0, 2]), x);
   const col = (j: number) => [0, 1].flatMap((i) => [0, 1, 2, 3].map((k) => x.data[i * 12 + j * 4 + k]));
-  close(m02.data, [0, 1, 2].map((j) => jsMean(col(j))), 1e-12, 'mean [0,2]');
-  close(v02.data, [0, 1, 2].map((j) => jsVar(col(j))), 1e-12, 'var [0,2]');
+  close(
+    m02.data,
+    [0, 1, 2].map((j) => jsMean(col(j))),
+    1e-12,
+    'mean [0,2]',
+  );
+  close(
+    v02.data,
+    [0, 1, 2].map((j) => jsVar(col(j))),
+    1e-12,
+    'var [0,2]',
+  );
   assert.throws(() => run1((t) => fd.mean(t, 3), x), /unknown axis 3/);
 });
 
@@ -121,10 +148,21 @@ test('softmax rows sum to 1 and match exp/sum, along any axis, stable for large 
   const x = randn([3, 5], 3, 3);
   const y = run1((t) => fd.softmax(t), x);
   close(y.data, rows(x.data, 5, jsSoftmax), 1e-12, 'softmax');
-  close(rows(y.data, 5, (r) => [r.reduce((a, b) => a + b, 0)]), [1, 1, 1], 1e-12, 'row sums');
+  close(
+    rows(y.data, 5, (r) => [r.reduce((a, b) => a + b, 0)]),
+    [1, 1, 1],
+    1e-12,
+    'row sums',
+  );
   // axis 0: compare with the transposed computation
   const y0 = run1((t) => fd.softmax(t, 0), x);
-  for (let j = 0; j < 5; j++) close([0, 1, 2].map((i) => y0.data[i * 5 + j]), jsSoftmax([0, 1, 2].map((i) => x.data[i * 5 + j])), 1e-12, `axis0 col ${j}`);
+  for (let j = 0; j < 5; j++)
+    close(
+      [0, 1, 2].map((i) => y0.data[i * 5 + j]),
+      jsSoftmax([0, 1, 2].map((i) => x.data[i * 5 + j])),
+      1e-12,
+      `axis0 col ${j}`,
+    );
   // large logits would overflow exp without the shift
   const big: NDArray = { shape: [1, 3], data: Float64Array.of(1000, 1001, 999) };
   close(run1((t) => fd.softmax(t), big).data, jsSoftmax([1000, 1001, 999]), 1e-12, 'large');
@@ -132,7 +170,12 @@ test('softmax rows sum to 1 and match exp/sum, along any axis, stable for large 
 
 test('logSoftmax and logsumexp match plain JS and stay finite where a naive form overflows', () => {
   const x = randn([4, 6], 4, 3);
-  close(run1((t) => fd.logSoftmax(t), x).data, rows(x.data, 6, (r) => jsSoftmax(r).map(Math.log)), 1e-12, 'logSoftmax');
+  close(
+    run1((t) => fd.logSoftmax(t), x).data,
+    rows(x.data, 6, (r) => jsSoftmax(r).map(Math.log)),
+    1e-12,
+    'logSoftmax',
+  );
   const jsLse = (r: number[]) => {
     const m = Math.max(...r);
     return [m + Math.log(r.reduce((a, v) => a + Math.exp(v - m), 0))];
@@ -172,11 +215,13 @@ test('layerNorm: each row has mean 0 and variance 1 (eps 0); affine and eps matc
     const r = [...y.data.subarray(i * 8, i * 8 + 8)];
     assert.ok(Math.abs(jsMean(r)) < 1e-9 && Math.abs(jsVar(r) - 1) < 1e-9, `row ${i}`);
   }
-  const gamma = randn([8], 7), beta = randn([8], 8);
+  const gamma = randn([8], 7),
+    beta = randn([8], 8);
   const g = fd.trace(({ x: t, g: gm, b }) => fd.layerNorm(t, gm, b, 1e-5), { x: [3, 8], g: [8], b: [8] });
   const out = evaluate(g, { x, g: gamma, b: beta }).out;
   const expect = rows(x.data, 8, (r) => {
-    const m = jsMean(r), s = Math.sqrt(jsVar(r) + 1e-5);
+    const m = jsMean(r),
+      s = Math.sqrt(jsVar(r) + 1e-5);
     return r.map((v, k) => ((v - m) / s) * gamma.data[k] + beta.data[k]);
   });
   close(out.data, expect, 1e-12, 'layerNorm affine');
@@ -192,7 +237,8 @@ const jsGroupNorm = (x: NDArray, G: number, eps: number, gamma?: Float64Array, b
     for (let g = 0; g < G; g++) {
       const off = n * C * S + g * per;
       const v = [...x.data.subarray(off, off + per)];
-      const m = jsMean(v), s = Math.sqrt(jsVar(v) + eps);
+      const m = jsMean(v),
+        s = Math.sqrt(jsVar(v) + eps);
       v.forEach((e, k) => {
         const c = g * (C / G) + Math.floor(k / S);
         out[off + k] = ((e - m) / s) * (gamma?.[c] ?? 1) + (beta?.[c] ?? 0);
@@ -212,7 +258,8 @@ test('groupNorm on NCHW: each (sample, group) has mean 0 and variance 1 within 1
       assert.ok(Math.abs(jsMean(v)) < 1e-9, `mean n${n} g${g}: ${jsMean(v)}`);
       assert.ok(Math.abs(jsVar(v) - 1) < 1e-9, `var n${n} g${g}: ${jsVar(v)}`);
     }
-  const gamma = randn([6], 10), beta = randn([6], 11);
+  const gamma = randn([6], 10),
+    beta = randn([6], 11);
   const g = fd.trace(({ x: t, g: gm, b }) => fd.groupNorm(t, 2, gm, b), { x: [2, 6, 3, 2], g: [6], b: [6] });
   close(evaluate(g, { x, g: gamma, b: beta }).out.data, jsGroupNorm(x, 2, 1e-5, gamma.data, beta.data), 1e-12, 'groupNorm affine');
 });
@@ -228,13 +275,18 @@ test('layerNorm / groupNorm gradients (input, gamma, beta) match finite differen
   checkComposite((t) => fd.groupNorm(t, 2), randn([2, 4, 2, 3], 14));
   checkComposite((t) => fd.groupNorm(t, 4), randn([2, 4], 15));
   const r = randn([2, 4, 2, 2], 16);
-  const g = fd.trace(
-    ({ x, g: gm, b }) => fd.sum(fd.mul(fd.groupNorm(x, 2, gm, b), fd.constant(r.data, r.shape))),
-    { x: [2, 4, 2, 2], g: [4], b: [4] },
-  );
+  const g = fd.trace(({ x, g: gm, b }) => fd.sum(fd.mul(fd.groupNorm(x, 2, gm, b), fd.constant(r.data, r.shape))), {
+    x: [2, 4, 2, 2],
+    g: [4],
+    b: [4],
+  });
   checkGrad(g, { x: randn([2, 4, 2, 2], 17), g: randn([4], 18), b: randn([4], 19) }, ['x', 'g', 'b']);
   const r2 = randn([3, 5], 20);
-  const l = fd.trace(({ x, g: gm, b }) => fd.sum(fd.mul(fd.layerNorm(x, gm, b), fd.constant(r2.data, r2.shape))), { x: [3, 5], g: [5], b: [5] });
+  const l = fd.trace(({ x, g: gm, b }) => fd.sum(fd.mul(fd.layerNorm(x, gm, b), fd.constant(r2.data, r2.shape))), {
+    x: [3, 5],
+    g: [5],
+    b: [5],
+  });
   checkGrad(l, { x: randn([3, 5], 21), g: randn([5], 22), b: randn([5], 23) }, ['x', 'g', 'b']);
 });
 
@@ -242,7 +294,12 @@ test('layerNorm / groupNorm gradients (input, gamma, beta) match finite differen
 
 test('silu and gelu (tanh approximation) match their formulas, and their gradients match finite differences', () => {
   const x = randn([2, 7], 24, 3);
-  close(run1((t) => fd.silu(t), x).data, [...x.data].map((v) => v / (1 + Math.exp(-v))), 1e-12, 'silu');
+  close(
+    run1((t) => fd.silu(t), x).data,
+    [...x.data].map((v) => v / (1 + Math.exp(-v))),
+    1e-12,
+    'silu',
+  );
   const jsGelu = (v: number) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3)));
   close(run1((t) => fd.gelu(t), x).data, [...x.data].map(jsGelu), 1e-12, 'gelu');
   checkComposite((t) => fd.silu(t), x);
@@ -318,7 +375,8 @@ test('oneHot and crossEntropy match plain JS; crossEntropy gradient matches fini
 // ---- losses -----------------------------------------------------------------------------------------------
 
 test('mse and mae are means over all elements, with broadcasting, and their gradients match finite differences', () => {
-  const a = randn([2, 3], 28), b = randn([3], 29);
+  const a = randn([2, 3], 28),
+    b = randn([3], 29);
   const g = fd.trace(({ a: x, b: y }) => fd.mse(x, y), { a: [2, 3], b: [3] });
   const diffs = [...a.data].map((v, i) => v - b.data[i % 3]);
   close(evaluate(g, { a, b }).out.data, [jsMean(diffs.map((d) => d * d))], 1e-12, 'mse');

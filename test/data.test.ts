@@ -34,7 +34,10 @@ test('MNIST split: deterministic, disjoint, covers all 10,000, sizes from testFr
   const seen = new Uint8Array(MNIST_COUNT);
   for (const i of a.train) seen[i]++;
   for (const i of a.test) seen[i]++;
-  assert.ok(seen.every((c) => c === 1), 'every digit in exactly one split');
+  assert.ok(
+    seen.every((c) => c === 1),
+    'every digit in exactly one split',
+  );
   const c = mnistSplitIndices(0.2, 1);
   assert.notDeepEqual(c.test, a.test, 'another seed, another split');
   assert.equal(mnistSplitIndices(0.1, 0).test.length, 1000);
@@ -51,7 +54,8 @@ test('MNIST 16 and 28: shapes, pixel range [-1, 1], balanced labels, 16 is the a
   assert.deepEqual(t16.indices, t28.indices);
   assert.deepEqual(t16.labels, t28.labels);
   for (const s of [t28, t16, tr16]) {
-    let lo = Infinity, hi = -Infinity;
+    let lo = Infinity,
+      hi = -Infinity;
     for (const v of s.images.data) {
       if (v < lo) lo = v;
       if (v > hi) hi = v;
@@ -84,9 +88,16 @@ test('area resampling 28 -> 16 preserves the mean exactly; rows of the weights s
   const w = areaWeights(28, 16);
   for (let j = 0; j < 16; j++) assert.ok(Math.abs(mean(w.subarray(j * 28, (j + 1) * 28)) * 28 - 1) < 1e-15);
   const c = areaResample({ shape: [1, 28, 28], data: new Float64Array(784).fill(0.3) }, 16, 16);
-  assert.ok(c.data.every((v) => Math.abs(v - 0.3) < 1e-15), 'a constant stays constant');
+  assert.ok(
+    c.data.every((v) => Math.abs(v - 0.3) < 1e-15),
+    'a constant stays constant',
+  );
   const z = areaResample(x, 14, 14);
-  for (const [p, i, j] of [[0, 0, 0], [5, 13, 2], [3, 7, 7]]) {
+  for (const [p, i, j] of [
+    [0, 0, 0],
+    [5, 13, 2],
+    [3, 7, 7],
+  ]) {
     const at = (r: number, s: number): number => x.data[p * 784 + r * 28 + s];
     const pool = (at(2 * i, 2 * j) + at(2 * i, 2 * j + 1) + at(2 * i + 1, 2 * j) + at(2 * i + 1, 2 * j + 1)) / 4;
     assert.ok(Math.abs(z.data[p * 196 + i * 14 + j] - pool) < 1e-14);
@@ -100,14 +111,23 @@ test('batches: deterministic in (seed, epoch), a permutation per epoch, dropLast
   const e0 = [...batches(ds, 10, 5, 0)];
   assert.equal(e0.length, 10);
   assert.deepEqual(e0[0].images.shape, [10, 1, 2, 2]);
-  assert.deepEqual([...batches(ds, 10, 5, 0)].map((b) => [...b.indices]), e0.map((b) => [...b.indices]));
+  assert.deepEqual(
+    [...batches(ds, 10, 5, 0)].map((b) => [...b.indices]),
+    e0.map((b) => [...b.indices]),
+  );
   const e1 = [...batches(ds, 10, 5, 1)];
-  assert.notDeepEqual(e1.map((b) => [...b.indices]), e0.map((b) => [...b.indices]));
+  assert.notDeepEqual(
+    e1.map((b) => [...b.indices]),
+    e0.map((b) => [...b.indices]),
+  );
   const all = [...batches(ds, 10, 5, 0, { dropLast: false })];
   assert.equal(all.length, 11);
   assert.equal(all[10].images.shape[0], 3);
   const idx = all.flatMap((b) => [...b.indices]).sort((a, b) => a - b);
-  assert.deepEqual(idx, Array.from({ length: 103 }, (_, i) => i));
+  assert.deepEqual(
+    idx,
+    Array.from({ length: 103 }, (_, i) => i),
+  );
   const b = all[4];
   for (let r = 0; r < b.indices.length; r++) {
     assert.equal(b.labels?.[r], labels[b.indices[r]]);
@@ -155,12 +175,14 @@ test('mixtures: the density integrates to 1 over a grid (midpoint rule, |error| 
   for (const m of all2d) {
     const [x0, x1, y0, y1] = m.bounds;
     const h = m.name === 'grid25' ? 0.01 : 0.02; // at most a fifth of the std: the midpoint rule is then near-exact
-    const nx = Math.ceil((x1 - x0) / h), ny = Math.ceil((y1 - y0) / h);
+    const nx = Math.ceil((x1 - x0) / h),
+      ny = Math.ceil((y1 - y0) / h);
     const pts = new Float64Array(2 * nx * ny);
-    for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) {
-      pts[2 * (j * nx + i)] = x0 + (i + 0.5) * h;
-      pts[2 * (j * nx + i) + 1] = y0 + (j + 0.5) * h;
-    }
+    for (let j = 0; j < ny; j++)
+      for (let i = 0; i < nx; i++) {
+        pts[2 * (j * nx + i)] = x0 + (i + 0.5) * h;
+        pts[2 * (j * nx + i) + 1] = y0 + (j + 0.5) * h;
+      }
     const lp = m.logDensity({ shape: [nx * ny, 2], data: pts });
     let mass = 0;
     for (const l of lp) mass += Math.exp(l) * h * h;
@@ -214,5 +236,8 @@ test('registry: every name resolves; an unknown name lists the valid ones', () =
   for (const n of datasetNames) assert.equal(getDataset(n).name, n);
   const d = getDataset('mnist16');
   assert.ok(d.kind === 'image' && d.load({ split: 'test' }).images.shape[2] === 16);
-  assert.throws(() => getDataset('cifar10'), /unknown dataset 'cifar10'; datasets: mnist16, mnist28, eightGaussians, grid25, checkerboard, twoMoons/);
+  assert.throws(
+    () => getDataset('cifar10'),
+    /unknown dataset 'cifar10'; datasets: mnist16, mnist28, eightGaussians, grid25, checkerboard, twoMoons/,
+  );
 });

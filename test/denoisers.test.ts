@@ -9,7 +9,17 @@ import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { compile } from '../compiler/index.ts';
-import { bindInputs, flattenParams, initNormal, mapParams, ndarray, paramSpec, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
+import {
+  bindInputs,
+  flattenParams,
+  initNormal,
+  mapParams,
+  ndarray,
+  paramSpec,
+  seedFor,
+  type Params,
+  type ParamTensors,
+} from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { assertSameSignature, createDenoiser, DenoiserError, signatureOf, type Denoiser, type DenoiserOptions } from '../models/index.ts';
@@ -22,24 +32,44 @@ const specs = new WeakMap<Denoiser, ReturnType<typeof paramSpec>>();
 const traceModel = (m: Denoiser, until?: string, batch = B): Graph => {
   const params = specs.get(m) ?? specs.set(m, paramSpec(m.init(0))).get(m)!;
   const cond = m.config.numClasses !== undefined;
-  return trace(({ params: p, x, t, c }) => m.apply(p as ParamTensors<Params>, x, t, cond ? c : undefined, { until }), { params, x: [batch, ...m.dataShape], t: [batch], c: [batch] });
+  return trace(({ params: p, x, t, c }) => m.apply(p as ParamTensors<Params>, x, t, cond ? c : undefined, { until }), {
+    params,
+    x: [batch, ...m.dataShape],
+    t: [batch],
+    c: [batch],
+  });
 };
 
 /** Init plus noise on every leaf, so zero-initialised convs and unit norms do not hide terms from a check. */
-const perturbed = (m: Denoiser, seed: number): Params => mapParams(m.init(seed), (a, path) => {
-  const n = initNormal(a.shape, 0.3, seedFor(seed + 1, path));
-  return { shape: a.shape, data: a.data.map((v, i) => v + n.data[i]) };
-});
+const perturbed = (m: Denoiser, seed: number): Params =>
+  mapParams(m.init(seed), (a, path) => {
+    const n = initNormal(a.shape, 0.3, seedFor(seed + 1, path));
+    return { shape: a.shape, data: a.data.map((v, i) => v + n.data[i]) };
+  });
 
 const inputsFor = (m: Denoiser, batch: number, seed = 5): { x: NDArray; t: NDArray; c: NDArray } => ({
   x: initNormal([batch, ...m.dataShape], 1, seed),
-  t: ndarray([batch], Array.from({ length: batch }, (_, i) => [3, 517, 999, 40][i % 4])),
+  t: ndarray(
+    [batch],
+    Array.from({ length: batch }, (_, i) => [3, 517, 999, 40][i % 4]),
+  ),
   // the last id is the null class
-  c: ndarray([batch], Array.from({ length: batch }, (_, i) => (i % 2 === 0 ? 1 : (m.config.numClasses ?? 0)))),
+  c: ndarray(
+    [batch],
+    Array.from({ length: batch }, (_, i) => (i % 2 === 0 ? 1 : (m.config.numClasses ?? 0))),
+  ),
 });
 
 const tinyMlp: DenoiserOptions = { kind: 'mlp', dim: 2, hidden: 8, depth: 3, timeDim: 4, classDim: 3, numClasses: 3 };
-const tinyUnet: DenoiserOptions = { kind: 'unet', imageSize: 8, baseChannels: 4, channelMults: [1, 2], groups: 2, embDim: 8, numClasses: 2 };
+const tinyUnet: DenoiserOptions = {
+  kind: 'unet',
+  imageSize: 8,
+  baseChannels: 4,
+  channelMults: [1, 2],
+  groups: 2,
+  embDim: 8,
+  numClasses: 2,
+};
 
 // ---- shapes --------------------------------------------------------------------------------------------------
 
@@ -58,8 +88,14 @@ for (const size of [16, 28]) {
     assert.deepEqual(m.layers, ['down0', 'down1', 'down2', 'mid', 'up0', 'up1', 'up2', 'out']);
     const s = [size, size / 2, size / 4];
     const want: Record<string, number[]> = {
-      down0: [B, 16, s[0], s[0]], down1: [B, 32, s[1], s[1]], down2: [B, 32, s[2], s[2]], mid: [B, 32, s[2], s[2]],
-      up0: [B, 32, s[2], s[2]], up1: [B, 32, s[1], s[1]], up2: [B, 16, s[0], s[0]], out: [B, 1, s[0], s[0]],
+      down0: [B, 16, s[0], s[0]],
+      down1: [B, 32, s[1], s[1]],
+      down2: [B, 32, s[2], s[2]],
+      mid: [B, 32, s[2], s[2]],
+      up0: [B, 32, s[2], s[2]],
+      up1: [B, 32, s[1], s[1]],
+      up2: [B, 16, s[0], s[0]],
+      out: [B, 1, s[0], s[0]],
     };
     for (const l of m.layers) assert.deepEqual(shapeOf(traceModel(m, l)), want[l], l);
   });
@@ -80,13 +116,17 @@ test("UNet until 'mid' traces no node of the up path", () => {
   const full = traceModel(m);
   const mid = traceModel(m, 'mid');
   // upsampleNearest2d is the only 6-D broadcast; skip connections are the only 4-D concats
-  const upOps = (g: Graph) => g.nodes.filter((n) => (n.op === 'broadcast' && n.shape.length === 6) || (n.op === 'concat' && n.shape.length === 4)).length;
+  const upOps = (g: Graph) =>
+    g.nodes.filter((n) => (n.op === 'broadcast' && n.shape.length === 6) || (n.op === 'concat' && n.shape.length === 4)).length;
   assert.ok(upOps(full) > 0);
   assert.equal(upOps(mid), 0);
   assert.ok(mid.nodes.length < full.nodes.length, `${mid.nodes.length} vs ${full.nodes.length}`);
   // every earlier layer is a strict prefix of the next
   const counts = m.layers.map((l) => traceModel(m, l).nodes.length);
-  assert.ok(counts.every((n, i) => i === 0 || n > counts[i - 1]), counts.join(' < '));
+  assert.ok(
+    counts.every((n, i) => i === 0 || n > counts[i - 1]),
+    counts.join(' < '),
+  );
 });
 
 test("MLP until 'mid' is the middle hidden layer and stops there", () => {
@@ -101,14 +141,22 @@ test("MLP until 'mid' is the middle hidden layer and stops there", () => {
 
 test('an unknown layer name is an error listing the layers the model has', () => {
   for (const m of [createDenoiser({ kind: 'unet', imageSize: 16 }), createDenoiser({ kind: 'mlp' })])
-    assert.throws(() => traceModel(m, 'middle'), (e: Error) => e instanceof DenoiserError && e.message.includes("no layer 'middle'") && e.message.includes(m.layers.join(', ')));
+    assert.throws(
+      () => traceModel(m, 'middle'),
+      (e: Error) => e instanceof DenoiserError && e.message.includes("no layer 'middle'") && e.message.includes(m.layers.join(', ')),
+    );
 });
 
 test('class ids: required by a conditional model, refused by an unconditional one; shapes are checked', () => {
   const cond = createDenoiser({ kind: 'mlp', hidden: 8, numClasses: 4 });
   const uncond = createDenoiser({ kind: 'mlp', hidden: 8 });
   const run = (m: Denoiser, withC: boolean, xShape = [B, 2], tShape = [B]) =>
-    trace(({ p, x, t, c }) => m.apply(p as ParamTensors<Params>, x, t, withC ? c : undefined), { p: paramSpec(m.init(0)), x: xShape, t: tShape, c: [B] });
+    trace(({ p, x, t, c }) => m.apply(p as ParamTensors<Params>, x, t, withC ? c : undefined), {
+      p: paramSpec(m.init(0)),
+      x: xShape,
+      t: tShape,
+      c: [B],
+    });
   assert.throws(() => run(cond, false), /conditional \(numClasses 4\).*null class id 4/);
   assert.throws(() => run(uncond, true), /unconditional model/);
   assert.throws(() => run(uncond, false, [B, 3]), /x must be \[B,2\], got \[2,3\]/);
@@ -142,10 +190,19 @@ test('signatures: equal for equal configs, different otherwise; assertSameSignat
   assertSameSignature(a, createDenoiser(tinyUnet));
   const wider = createDenoiser({ ...tinyUnet, baseChannels: 8 });
   assert.notEqual(a.signature, wider.signature);
-  assert.throws(() => assertSameSignature(a, wider), (e: Error) =>
-    e instanceof DenoiserError && /frozen network does not match the online model/.test(e.message) && e.message.includes('baseChannels: 4 (online) vs 8 (frozen)') && e.message.includes('param convIn.w: [4,1,3,3] (online) vs [8,1,3,3] (frozen)'));
+  assert.throws(
+    () => assertSameSignature(a, wider),
+    (e: Error) =>
+      e instanceof DenoiserError &&
+      /frozen network does not match the online model/.test(e.message) &&
+      e.message.includes('baseChannels: 4 (online) vs 8 (frozen)') &&
+      e.message.includes('param convIn.w: [4,1,3,3] (online) vs [8,1,3,3] (frozen)'),
+  );
   const uncond = createDenoiser({ ...tinyUnet, numClasses: undefined });
-  assert.throws(() => assertSameSignature(a, uncond.signature), /numClasses: only in online \(2\)[\s\S]*param cond.cls.table: only in online \(\[3,8\]\)/);
+  assert.throws(
+    () => assertSameSignature(a, uncond.signature),
+    /numClasses: only in online \(2\)[\s\S]*param cond.cls.table: only in online \(\[3,8\]\)/,
+  );
   assert.throws(() => assertSameSignature(createDenoiser(tinyMlp), a), /kind: mlp \(online\) vs unet \(frozen\)/);
 });
 
@@ -155,13 +212,19 @@ for (const opts of [tinyMlp, tinyUnet]) {
   const m = createDenoiser(opts);
   const { x, t, c } = inputsFor(m, opts.kind === 'mlp' ? 3 : 1);
   const args = { params: perturbed(m, 2), x, t, c };
-  const f = ({ params, x, t, c }: ParamTensors<typeof args>): Tensor => m.apply(params as ParamTensors<Params>, x as Tensor, t as Tensor, c as Tensor);
+  const f = ({ params, x, t, c }: ParamTensors<typeof args>): Tensor =>
+    m.apply(params as ParamTensors<Params>, x as Tensor, t as Tensor, c as Tensor);
 
   test(`tiny ${opts.kind}: gradients w.r.t. params and input match finite differences`, () => {
     const report = checkGrads(f, args, { wrt: ['params', 'x'], directions: 3 });
     assert.ok(report.ok, JSON.stringify(report));
     // through 'mid' too: the path the self-perceptual loss differentiates
-    const mid = checkGrads((a: ParamTensors<typeof args>) => m.apply(a.params as ParamTensors<Params>, a.x as Tensor, a.t as Tensor, a.c as Tensor, { until: 'mid' }), args, { wrt: ['params', 'x'], directions: 2 });
+    const mid = checkGrads(
+      (a: ParamTensors<typeof args>) =>
+        m.apply(a.params as ParamTensors<Params>, a.x as Tensor, a.t as Tensor, a.c as Tensor, { until: 'mid' }),
+      args,
+      { wrt: ['params', 'x'], directions: 2 },
+    );
     assert.ok(mid.ok, JSON.stringify(mid));
   });
 

@@ -6,7 +6,18 @@
 // and FAIL in CI (CI=true).
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
-import { BackendError, backendFor, compile, compiledKernelCount, createBackend, probeBackend, shutdownBackends, type Backend, type BackendCounters, type BackendName } from '../compiler/index.ts';
+import {
+  BackendError,
+  backendFor,
+  compile,
+  compiledKernelCount,
+  createBackend,
+  probeBackend,
+  shutdownBackends,
+  type Backend,
+  type BackendCounters,
+  type BackendName,
+} from '../compiler/index.ts';
 import type { Graph } from '../core/ir.ts';
 import * as c from '../dsl/composites.ts';
 import * as nn from '../dsl/nn.ts';
@@ -63,7 +74,9 @@ for (const name of ['headlessgl', 'webasm', 'cpu'] as const) {
     if (b.gl) assert.ok(running.textures > 0 && exe.heldBuffers() === 2, `textures ${running.textures}, held ${exe.heldBuffers()}`);
     const held = exe.heldBuffers();
     exe.dispose();
-    t.diagnostic(`before: ${JSON.stringify(before)}; after run + runDevice (${held} outputs held): ${JSON.stringify(running)}; after dispose: ${JSON.stringify(b.counters())}`);
+    t.diagnostic(
+      `before: ${JSON.stringify(before)}; after run + runDevice (${held} outputs held): ${JSON.stringify(running)}; after dispose: ${JSON.stringify(b.counters())}`,
+    );
     assert.deepEqual(b.counters(), before);
     assert.equal(exe.heldBuffers(), 0);
     assert.throws(() => exe.run({ x: f32(32), w: f32(24) }), /run: this plan was disposed/);
@@ -86,7 +99,13 @@ for (const name of ['headlessgl', 'webasm', 'cpu'] as const) {
   });
 
   onBackend(name, "a training step's dispose() frees its resident parameters, optimizer state and plan", (b, t) => {
-    const s = compileStep(mlpLoss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: b, emaDecay: 0.9 });
+    const s = compileStep(mlpLoss, {
+      params: params0,
+      optimizer: adam({ lr: 1e-2 }),
+      data: { x: [32, 3], y: [32, 1] },
+      backend: b,
+      emaDecay: 0.9,
+    });
     for (let i = 0; i < 3; i++) s.run({ x, y });
     const running = b.counters();
     assert.ok(running.kernels > 0 && s.liveBuffers() > 0);
@@ -123,7 +142,9 @@ for (const name of ['headlessgl', 'cpu'] as const) {
       exe.dispose();
       if (i === 10 || i === 200) at[i] = { running, disposed: b.counters() };
     }
-    t.diagnostic(`while plan 10 / 200 ran: ${JSON.stringify(at[10].running)} / ${JSON.stringify(at[200].running)}; after its dispose: ${JSON.stringify(at[10].disposed)} / ${JSON.stringify(at[200].disposed)}`);
+    t.diagnostic(
+      `while plan 10 / 200 ran: ${JSON.stringify(at[10].running)} / ${JSON.stringify(at[200].running)}; after its dispose: ${JSON.stringify(at[10].disposed)} / ${JSON.stringify(at[200].disposed)}`,
+    );
     assert.ok(at[10].running.kernels > 0, 'the plans did create kernels');
     // the same structure at every size: the same kernels and textures while a plan lives, none after
     assert.deepEqual(at[200], at[10], `after 10 plans ${JSON.stringify(at[10])}, after 200 ${JSON.stringify(at[200])}`);
@@ -133,11 +154,14 @@ for (const name of ['headlessgl', 'cpu'] as const) {
 
 onBackend('webasm', "a kernel gpu.js moves to its CPU path is named in backendReason; onFallback: 'error' refuses it", (b) => {
   // an Adam-like update whose three outputs one kernel map writes; gpu.js's webasm has no kernel maps
-  const g = trace(({ p, m, v, g: gr }) => {
-    const m2 = op.add(op.mul(m, 0.9), op.mul(gr, 0.1));
-    const v2 = op.add(op.mul(v, 0.99), op.mul(op.mul(gr, gr), 0.01));
-    return { p: op.sub(p, op.div(m2, op.add(op.sqrt(v2), 1e-8))), m: m2, v: v2 };
-  }, { p: [64], m: [64], v: [64], g: [64] });
+  const g = trace(
+    ({ p, m, v, g: gr }) => {
+      const m2 = op.add(op.mul(m, 0.9), op.mul(gr, 0.1));
+      const v2 = op.add(op.mul(v, 0.99), op.mul(op.mul(gr, gr), 0.01));
+      return { p: op.sub(p, op.div(m2, op.add(op.sqrt(v2), 1e-8))), m: m2, v: v2 };
+    },
+    { p: [64], m: [64], v: [64], g: [64] },
+  );
   const args = { p: f32(64), m: f32(64), v: f32(64, 0.5).map(Math.abs), g: f32(64) };
   const plain = compile(g, { backend: b });
   const plainOut = plain.run(args);
@@ -148,13 +172,24 @@ onBackend('webasm', "a kernel gpu.js moves to its CPU path is named in backendRe
   assert.equal(mapped.kernels.length, 1);
   assert.equal(mapped.backendReason, 'requested', 'nothing is known before the first run');
   const out = mapped.run(args);
-  assert.match(mapped.backendReason, /^requested \(1 kernel fell back to gpu\.js's CPU path: k0_sub \(kernel maps are not supported on the webasm backend\)\)$/);
+  assert.match(
+    mapped.backendReason,
+    /^requested \(1 kernel fell back to gpu\.js's CPU path: k0_sub \(kernel maps are not supported on the webasm backend\)\)$/,
+  );
   assert.equal(mapped.fallbacks[0].kernel.name, 'k0_sub');
   // gpu.js's CPU path computes in f64 inside a kernel: close to the webasm result, not bitwise
-  for (const k of ['p', 'm', 'v']) out[k].data.forEach((v, i) => assert.ok(Math.abs(v - plainOut[k].data[i]) <= 1e-6 * (1 + Math.abs(v)), `${k}[${i}]`));
+  for (const k of ['p', 'm', 'v'])
+    out[k].data.forEach((v, i) => assert.ok(Math.abs(v - plainOut[k].data[i]) <= 1e-6 * (1 + Math.abs(v)), `${k}[${i}]`));
 
   const strict = compile(g, { backend: b, multiOutput: true, onFallback: 'error' });
-  assert.throws(() => strict.run(args), (e: unknown) => e instanceof BackendError && /backend webasm cannot run kernel 0 \(k0_sub: .*\): gpu\.js moved it to its CPU path \(kernel maps are not supported on the webasm backend\) and onFallback is 'error'/.test((e as Error).message));
+  assert.throws(
+    () => strict.run(args),
+    (e: unknown) =>
+      e instanceof BackendError &&
+      /backend webasm cannot run kernel 0 \(k0_sub: .*\): gpu\.js moved it to its CPU path \(kernel maps are not supported on the webasm backend\) and onFallback is 'error'/.test(
+        (e as Error).message,
+      ),
+  );
   for (const e of [plain, mapped, strict]) e.dispose();
   assert.deepEqual(b.counters(), zero);
 });
@@ -170,7 +205,10 @@ test('plans compiled without a backend object use the shared one, which shutdown
   const kept = compile(smallGraph(6), { backend: 'cpu' });
   await shutdownBackends();
   assert.ok(kept.device.disposed);
-  assert.throws(() => kept.run({ x: f32(24), w: f32(18) }), /run: backend cpu was disposed \(shutdownBackends or Backend\.dispose\) after this plan was compiled/);
+  assert.throws(
+    () => kept.run({ x: f32(24), w: f32(18) }),
+    /run: backend cpu was disposed \(shutdownBackends or Backend\.dispose\) after this plan was compiled/,
+  );
   assert.notEqual(backendFor('cpu'), kept.device, 'a new shared backend after shutdown');
   await shutdownBackends();
 });

@@ -12,7 +12,13 @@ const ROOT = normalize(join(dirname(fileURLToPath(import.meta.url)), '..'));
 const README_LIMIT = 12_000;
 
 /** README.md and every page under docs/, as paths relative to the root. */
-const pages = (): string[] => ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)];
+const pages = (): string[] => [
+  'README.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
 
 const read = (file: string): string => readFileSync(join(ROOT, file), 'utf8');
 
@@ -20,7 +26,8 @@ const read = (file: string): string => readFileSync(join(ROOT, file), 'utf8');
 export const prose = (markdown: string): string => markdown.replace(/^(```|~~~)[^\n]*\n[\s\S]*?^\1[ \t]*$/gm, '');
 
 /** Targets of markdown links and images, `[text](target)` and `![alt](target "title")`, outside code fences. */
-export const markdownLinks = (markdown: string): string[] => [...prose(markdown).matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]);
+export const markdownLinks = (markdown: string): string[] =>
+  [...prose(markdown).matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]);
 
 /** A link to another site, a mail address or an anchor on the same page: not a file of this repository. */
 const isExternal = (target: string): boolean => /^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#');
@@ -36,12 +43,15 @@ export const backtickedPaths = (markdown: string, folders: ReadonlySet<string>):
     .filter((s) => /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/?$/.test(s) && s.includes('/') && folders.has(s.slice(0, s.indexOf('/'))));
 
 /** Where a path lands, relative to the root; '..' at its start means outside the repository. */
-const resolveFrom = (page: string, target: string): string => relative(ROOT, join(ROOT, dirname(page), decodeURIComponent(target.split('#')[0])));
+const resolveFrom = (page: string, target: string): string =>
+  relative(ROOT, join(ROOT, dirname(page), decodeURIComponent(target.split('#')[0])));
 
 /** Every file git tracks, or every file under the root when this is not a git checkout. */
 const trackedFiles = (): string[] => {
   try {
-    return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\0').filter(Boolean);
+    return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .split('\0')
+      .filter(Boolean);
   } catch {
     const walk = (dir: string): string[] =>
       readdirSync(join(ROOT, dir)).flatMap((name) => {
@@ -62,7 +72,11 @@ test('README.md is a README: at most 12,000 bytes, with the set-up commands and 
 });
 
 test('the README links every page under docs/', () => {
-  const linked = new Set(markdownLinks(read('README.md')).filter((t) => !isExternal(t)).map((t) => resolveFrom('README.md', t)));
+  const linked = new Set(
+    markdownLinks(read('README.md'))
+      .filter((t) => !isExternal(t))
+      .map((t) => resolveFrom('README.md', t)),
+  );
   const missing = pages().filter((p) => p !== 'README.md' && !linked.has(p.split('/').join(sep)));
   assert.deepEqual(missing, [], 'docs pages the README does not link');
 });

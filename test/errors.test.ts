@@ -53,53 +53,68 @@ const loose = <T extends Record<string, number[]>>(spec: T): { [K in keyof T]: n
 
 test('add of [2,3] and [4]: ShapeError naming add, both shapes and the call site', () => {
   const e = caught(() =>
-    trace(({ a, b }) => {
-      return op.add(a, b); // @site:add
-    }, loose({ a: [2, 3], b: [4] })),
+    trace(
+      ({ a, b }) => {
+        return op.add(a, b); // @site:add
+      },
+      loose({ a: [2, 3], b: [4] }),
+    ),
   );
   assertShapeError(e, 'add', ['[2,3]', '[4]', 'not broadcastable'], 'add');
 });
 
 test('matmul with different inner dimensions names both shapes and the dims', () => {
   const e = caught(() =>
-    trace(({ a, b }) => {
-      const h = op.exp(a);
-      return op.matmul(h, b); // @site:matmul
-    }, loose({ a: [2, 3], b: [4, 5] })),
+    trace(
+      ({ a, b }) => {
+        const h = op.exp(a);
+        return op.matmul(h, b); // @site:matmul
+      },
+      loose({ a: [2, 3], b: [4, 5] }),
+    ),
   );
   assertShapeError(e, 'matmul', ['[2,3]', '[4,5]', '3 vs 4'], 'matmul');
 });
 
 test('matmul with mismatched batch dims names both shapes', () => {
-  const e = caught(() =>
-    trace(({ a, b }) => op.matmul(a, b), loose({ a: [2, 3, 4], b: [5, 4, 6] })), // @site:batch
+  const e = caught(
+    () => trace(({ a, b }) => op.matmul(a, b), loose({ a: [2, 3, 4], b: [5, 4, 6] })), // @site:batch
   );
   assertShapeError(e, 'matmul', ['[2,3,4]', '[5,4,6]'], 'batch');
 });
 
 test('conv2d with an input/weight channel mismatch names both shapes', () => {
   const e = caught(() =>
-    trace(({ x, w }) => {
-      return op.conv2d(x, w, { padding: 1 }); // @site:conv
-    }, loose({ x: [1, 3, 5, 5], w: [4, 2, 3, 3] })),
+    trace(
+      ({ x, w }) => {
+        return op.conv2d(x, w, { padding: 1 }); // @site:conv
+      },
+      loose({ x: [1, 3, 5, 5], w: [4, 2, 3, 3] }),
+    ),
   );
   assertShapeError(e, 'conv2d', ['[4,2,3,3]', '3 channels', '[1,3,5,5]'], 'conv');
 });
 
 test('reshape to a shape of a different size names both shapes and the element count', () => {
   const e = caught(() =>
-    trace(({ a }) => {
-      return op.reshape(a, [4, 2]); // @site:reshape
-    }, loose({ a: [2, 3] })),
+    trace(
+      ({ a }) => {
+        return op.reshape(a, [4, 2]); // @site:reshape
+      },
+      loose({ a: [2, 3] }),
+    ),
   );
   assertShapeError(e, 'reshape', ['[2,3]', '[4,2]', '6 elements'], 'reshape');
 });
 
 test('reshape with an inferred -1 that does not divide names both shapes', () => {
   const e = caught(() =>
-    trace(({ a }) => {
-      return op.reshape(a, [-1, 4]); // @site:reshape-infer
-    }, loose({ a: [2, 3] })),
+    trace(
+      ({ a }) => {
+        return op.reshape(a, [-1, 4]); // @site:reshape-infer
+      },
+      loose({ a: [2, 3] }),
+    ),
   );
   assertShapeError(e, 'reshape', ['[2,3]', '[-1,4]'], 'reshape-infer');
 });
@@ -122,30 +137,42 @@ test('full([0,3], 1) is refused: the broadcast that builds it names the shape', 
 
 test('a slice to an empty range is refused, naming slice and the empty shape', () => {
   const e = caught(() =>
-    trace(({ x }) => {
-      return op.slice(x, [[1, 1]]); // @site:zero-slice
-    }, { x: [2, 3] }),
+    trace(
+      ({ x }) => {
+        return op.slice(x, [[1, 1]]); // @site:zero-slice
+      },
+      { x: [2, 3] },
+    ),
   );
   assertShapeError(e, 'slice', ['[0,3]', 'zero-size'], 'zero-slice');
 });
 
 test('a reshape to a zero-size shape is refused (the sizes differ), also with an inferred -1', () => {
   const e = caught(() =>
-    trace(({ x }) => {
-      return op.reshape(x, [0, 6]); // @site:zero-reshape
-    }, { x: [2, 3] }),
+    trace(
+      ({ x }) => {
+        return op.reshape(x, [0, 6]); // @site:zero-reshape
+      },
+      { x: [2, 3] },
+    ),
   );
   assertShapeError(e, 'reshape', ['[2,3]', '[0,6]'], 'zero-reshape');
   const inferred = caught(() =>
-    trace(({ x }) => {
-      return op.reshape(x, [0, -1]); // @site:zero-reshape-infer
-    }, { x: [2, 3] }),
+    trace(
+      ({ x }) => {
+        return op.reshape(x, [0, -1]); // @site:zero-reshape-infer
+      },
+      { x: [2, 3] },
+    ),
   );
   assertShapeError(inferred, 'reshape', ['[2,3]', '[0,-1]'], 'zero-reshape-infer');
 });
 
 test('an input with a negative or fractional dimension is refused at trace time', () => {
-  for (const shape of [[-1, 3], [1.5, 3]]) {
+  for (const shape of [
+    [-1, 3],
+    [1.5, 3],
+  ]) {
     const e = caught(() => trace(({ x }) => op.exp(x), loose({ x: shape })));
     assert.ok(e instanceof ShapeError && e.op === 'input', e.message);
     assert.ok(e.message.includes(`[${shape.join(',')}]`) && /not a positive integer/.test(e.message), e.message);
@@ -156,18 +183,24 @@ test('an input with a negative or fractional dimension is refused at trace time'
 
 test('sum over axis 5 of a rank-2 tensor names the axis and the valid range', () => {
   const e = caught(() =>
-    trace(({ a }) => {
-      return op.sum(a, 5); // @site:axis
-    }, loose({ a: [2, 3] })),
+    trace(
+      ({ a }) => {
+        return op.sum(a, 5); // @site:axis
+      },
+      loose({ a: [2, 3] }),
+    ),
   );
   assertShapeError(e, 'sum', ['axis 5', 'rank 2', '[2,3]', '-2..1'], 'axis');
 });
 
 test('a negative axis out of range (-3 for rank 2) names the axis and the valid range', () => {
   const e = caught(() =>
-    trace(({ a }) => {
-      return op.max(a, [0, -3]); // @site:negaxis
-    }, loose({ a: [2, 3] })),
+    trace(
+      ({ a }) => {
+        return op.max(a, [0, -3]); // @site:negaxis
+      },
+      loose({ a: [2, 3] }),
+    ),
   );
   assertShapeError(e, 'max', ['axis -3', 'rank 2', '-2..1'], 'negaxis');
 });
@@ -235,10 +268,13 @@ test('evaluate with data that does not fill the declared shape names the input',
 
 test('mixing a tensor captured from another trace with a local one is a clear error', () => {
   let leaked: Tensor | undefined;
-  trace(({ a }) => {
-    leaked = a;
-    return op.exp(a);
-  }, { a: [2, 3] });
+  trace(
+    ({ a }) => {
+      leaked = a;
+      return op.exp(a);
+    },
+    { a: [2, 3] },
+  );
   const e = caught(() => trace(({ b }) => op.add(b, leaked!), { b: [2, 3] }));
   assert.ok(e instanceof ShapeError);
   assert.match(e.message, /^add\b/);
@@ -248,10 +284,13 @@ test('mixing a tensor captured from another trace with a local one is a clear er
 
 test('returning a tensor computed only from another trace is a clear error', () => {
   let leaked: Tensor | undefined;
-  trace(({ a }) => {
-    leaked = a;
-    return op.exp(a);
-  }, { a: [2, 3] });
+  trace(
+    ({ a }) => {
+      leaked = a;
+      return op.exp(a);
+    },
+    { a: [2, 3] },
+  );
   const e = caught(() => trace(() => op.exp(leaked!), { b: [2, 3] }));
   assert.match(e.message, /another trace/);
 });

@@ -40,7 +40,13 @@ test('a tiny experiment: stage 1 trained, SP fine-tune, rows sampled and evaluat
     const r = await runExperiment(spec, dir, { quiet: true });
     writeReport(dir, r);
     const d = r.datasets[0];
-    assert.deepEqual(d.models.map((m) => [m.name, m.source, m.steps]), [['stage1', 'trained', 30], ['SP', 'trained', 5]]);
+    assert.deepEqual(
+      d.models.map((m) => [m.name, m.source, m.steps]),
+      [
+        ['stage1', 'trained', 30],
+        ['SP', 'trained', 5],
+      ],
+    );
     assert.equal(d.models[1].config.objective.kind, 'sp');
     assert.equal(d.rows.length, 4);
     for (const row of d.rows) {
@@ -65,7 +71,14 @@ test('a tiny experiment: stage 1 trained, SP fine-tune, rows sampled and evaluat
 });
 
 test('a malformed experiment spec names the path and the expected type', () => {
-  assert.throws(() => decodeSpec({ ...defaultSpec, datasets: [{ ...defaultSpec.datasets[0], rows: [{ name: 'x', model: 'stage1', cfg: 'high' }] }] }, 'spec.json'), /spec\.json.*\n.*cfg.*number/s);
+  assert.throws(
+    () =>
+      decodeSpec(
+        { ...defaultSpec, datasets: [{ ...defaultSpec.datasets[0], rows: [{ name: 'x', model: 'stage1', cfg: 'high' }] }] },
+        'spec.json',
+      ),
+    /spec\.json.*\n.*cfg.*number/s,
+  );
 });
 
 test('MNIST evaluation: held-out-like real digits score near the real-data floor, noise far from it', async () => {
@@ -93,7 +106,19 @@ test('MNIST evaluation: held-out-like real digits score near the real-data floor
 test('sampleAsync (webasm worker threads) draws exactly what sample draws', async () => {
   const { createSampler, denoiserPredict } = await import('../models/samplers.ts');
   const s = setupRun(resolveConfig(undefined, { 'model.hidden': 16, 'model.depth': 2, backend: 'webasm' }, 'eightGaussians'));
-  const sampler = createSampler({ predict: denoiserPredict(s.model), shape: [64, 2], schedule: s.schedule, prediction: 'v', sampler: 'ddim', steps: 8, seed: 3, backend: 'webasm', params: s.model.init(1), nullClass: s.numClasses, cfgScale: 2 });
+  const sampler = createSampler({
+    predict: denoiserPredict(s.model),
+    shape: [64, 2],
+    schedule: s.schedule,
+    prediction: 'v',
+    sampler: 'ddim',
+    steps: 8,
+    seed: 3,
+    backend: 'webasm',
+    params: s.model.init(1),
+    nullClass: s.numClasses,
+    cfgScale: 2,
+  });
   const classes = Array.from({ length: 64 }, (_, i) => i % 8);
   const a = sampler.sample({ classes, draw: 2 });
   const b = await sampler.sampleAsync({ classes, draw: 2 });

@@ -26,7 +26,22 @@ export const LAYERS: Readonly<Record<string, readonly string[]>> = {
   workloads: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'models', 'objectives'],
   experiments: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs'],
   web: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs'],
-  cli: ['index', 'core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs', 'workloads', 'experiments'],
+  cli: [
+    'index',
+    'core',
+    'dsl',
+    'transforms',
+    'compiler',
+    'train',
+    'data',
+    'storage',
+    'models',
+    'objectives',
+    'eval',
+    'runs',
+    'workloads',
+    'experiments',
+  ],
   bench: ['core', 'dsl', 'transforms', 'compiler', 'train', 'data', 'storage', 'models', 'objectives', 'eval', 'runs', 'workloads'],
 };
 /** Folders that may import anything: the tests and the developer scripts. */
@@ -63,8 +78,10 @@ export const violations = (edges: readonly ImportEdge[], layers = LAYERS): strin
     const b = layerOf(to);
     if (a === b || TOP.includes(a)) continue;
     if (!(a in layers)) out.push(`${from}: folder '${a}' is not in the layer table`);
-    else if (!layers[a].includes(b)) out.push(`${from} imports ${to}: '${a}' may import only ${layers[a].join(', ') || 'nothing of the project'}`);
-    else if (b === 'compiler' && to !== 'compiler/index.ts') out.push(`${from} imports ${to}: outside the compiler, import compiler/index.ts`);
+    else if (!layers[a].includes(b))
+      out.push(`${from} imports ${to}: '${a}' may import only ${layers[a].join(', ') || 'nothing of the project'}`);
+    else if (b === 'compiler' && to !== 'compiler/index.ts')
+      out.push(`${from} imports ${to}: outside the compiler, import compiler/index.ts`);
   }
   return [...out, ...cycles(edges.filter((e) => !TOP.includes(layerOf(e.from)))).map((c) => `import cycle: ${c.join(' -> ')}`)];
 };

@@ -19,19 +19,30 @@ const documented = (backend: string): string => {
   return row.split('|')[2].trim();
 };
 
-const glOptions = probeAvailable('headlessgl') || process.env.CI === 'true' ? {} : { skip: 'headlessgl is not available here (run under sh scripts/with-display.sh)' };
+const glOptions =
+  probeAvailable('headlessgl') || process.env.CI === 'true'
+    ? {}
+    : { skip: 'headlessgl is not available here (run under sh scripts/with-display.sh)' };
 
-test('headlessgl: the largest complete loop is the documented budget, and the budget is shared by all loops of an invocation', glOptions, async (t) => {
-  const p = await probeLoopLimit('headlessgl');
-  t.diagnostic(describeProbe(p));
-  assert.equal(p.kernelClass, 'HeadlessGLKernel', 'the probe ran on headless-gl, not a fallback');
-  assert.ok(p.limit !== null, `no loop was cut up to ${p.max}: docs/numerics.md says ${documented('headlessgl')}`);
-  assert.equal(p.limit.toLocaleString('en-US'), documented('headlessgl'), describeProbe(p));
-  // a cut loop is truncated silently: no error, just fewer iterations
-  assert.equal(p.firstCut!.got, p.limit);
-  // two loops each below the limit, and one nested in another, are cut too: the budget counts every loop
-  for (const r of p.shared) assert.ok(r.got < r.want && r.got <= p.limit, `${r.loops}: ${r.got} of ${r.want} should be cut at the shared budget (${describeProbe(p)})`);
-});
+test(
+  'headlessgl: the largest complete loop is the documented budget, and the budget is shared by all loops of an invocation',
+  glOptions,
+  async (t) => {
+    const p = await probeLoopLimit('headlessgl');
+    t.diagnostic(describeProbe(p));
+    assert.equal(p.kernelClass, 'HeadlessGLKernel', 'the probe ran on headless-gl, not a fallback');
+    assert.ok(p.limit !== null, `no loop was cut up to ${p.max}: docs/numerics.md says ${documented('headlessgl')}`);
+    assert.equal(p.limit.toLocaleString('en-US'), documented('headlessgl'), describeProbe(p));
+    // a cut loop is truncated silently: no error, just fewer iterations
+    assert.equal(p.firstCut!.got, p.limit);
+    // two loops each below the limit, and one nested in another, are cut too: the budget counts every loop
+    for (const r of p.shared)
+      assert.ok(
+        r.got < r.want && r.got <= p.limit,
+        `${r.loops}: ${r.got} of ${r.want} should be cut at the shared budget (${describeProbe(p)})`,
+      );
+  },
+);
 
 for (const mode of ['webasm', 'cpu'] as const)
   test(`${mode}: no literal loop is cut up to 2^22 iterations (the documented limit is gpu.js's loopMaxIterations)`, async (t) => {

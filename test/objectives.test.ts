@@ -16,15 +16,35 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { trace, type Spec } from '../dsl/trace.ts';
 import { createDenoiser, type Denoiser, type DenoiserOptions } from '../models/index.ts';
 import { cosineSchedule, rescaleZeroTerminalSnr } from '../models/schedule.ts';
-import { featureDistance, mseObjective, selfPerceptualFeatures, selfPerceptualObjective, weightedSum, type Objective, type ObjectiveArgs } from '../objectives/index.ts';
+import {
+  featureDistance,
+  mseObjective,
+  selfPerceptualFeatures,
+  selfPerceptualObjective,
+  weightedSum,
+  type Objective,
+  type ObjectiveArgs,
+} from '../objectives/index.ts';
 import * as op from '../dsl/ops.ts';
 
 const tinyMlp: DenoiserOptions = { kind: 'mlp', dim: 2, hidden: 8, depth: 3, timeDim: 4, classDim: 3, numClasses: 3 };
-const tinyUnet: DenoiserOptions = { kind: 'unet', imageSize: 8, baseChannels: 4, channelMults: [1, 2], groups: 2, embDim: 8, numClasses: 2 };
+const tinyUnet: DenoiserOptions = {
+  kind: 'unet',
+  imageSize: 8,
+  baseChannels: 4,
+  channelMults: [1, 2],
+  groups: 2,
+  embDim: 8,
+  numClasses: 2,
+};
 const schedule = rescaleZeroTerminalSnr(cosineSchedule(50));
 
 /** Stage-1-like weights: the init plus noise, so zero-initialised output layers do not hide terms. */
-const weights = (m: Denoiser, seed: number): Params => mapParams(m.init(seed), (a, p) => ({ shape: a.shape, data: a.data.map((v, i) => v + 0.1 * initNormal(a.shape, 1, seed + p.length).data[i]) }));
+const weights = (m: Denoiser, seed: number): Params =>
+  mapParams(m.init(seed), (a, p) => ({
+    shape: a.shape,
+    data: a.data.map((v, i) => v + 0.1 * initNormal(a.shape, 1, seed + p.length).data[i]),
+  }));
 
 const setup = (opts: DenoiserOptions, B: number) => {
   const model = createDenoiser(opts);
@@ -46,20 +66,33 @@ const lossGraph = (objective: Objective, model: Denoiser, online: Params, B: num
 
 const inputsOf = (s: ReturnType<typeof setup>) => ({ ...bindInputs({ params: s.online }), x0: s.x0, c: s.c, step: s.step });
 
-for (const [name, opts, B] of [['MLP', tinyMlp, 4], ['UNet', tinyUnet, 1]] as const) {
+for (const [name, opts, B] of [
+  ['MLP', tinyMlp, 4],
+  ['UNet', tinyUnet, 1],
+] as const) {
   for (const prediction of ['v', 'eps'] as const) {
     test(`${name}, ${prediction}-prediction: SP gradient reaches the online parameters, matches finite differences, and never the frozen copy`, () => {
       const s = setup(opts, B);
       const sp = selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction });
       const g = lossGraph(sp, s.model, s.online, B);
       // the frozen copy is made of constants: no input, hence no gradient entry, carries its weights
-      assert.deepEqual(graphInputs(g).map((n) => n.attrs.name).filter((n) => !n.startsWith('params.')).sort(), ['c', 'step', 'x0']);
+      assert.deepEqual(
+        graphInputs(g)
+          .map((n) => n.attrs.name)
+          .filter((n) => !n.startsWith('params.'))
+          .sort(),
+        ['c', 'step', 'x0'],
+      );
       const out = evaluate(valueAndGrad(g, ['params']), inputsOf(s));
       const grads = Object.entries(out).filter(([k]) => k.startsWith('grad.'));
       assert.ok(grads.length > 0 && grads.every(([k]) => k.startsWith('grad.params.')));
       const norm = Math.sqrt(grads.reduce((a, [, v]) => a + v.data.reduce((b, x) => b + x * x, 0), 0));
       assert.ok(norm > 1e-6, `d loss / d theta must not vanish (norm ${norm})`);
-      const report = checkGrads(({ params, x0, c, step }) => sp({ params: params as ParamTensors<Params>, x0, c, step }), { params: s.online, x0: s.x0, c: s.c, step: s.step }, { wrt: ['params'] });
+      const report = checkGrads(
+        ({ params, x0, c, step }) => sp({ params: params as ParamTensors<Params>, x0, c, step }),
+        { params: s.online, x0: s.x0, c: s.c, step: s.step },
+        { wrt: ['params'] },
+      );
       assert.ok(report.ok, JSON.stringify(report));
     });
   }
@@ -70,16 +103,33 @@ for (const [name, opts, B] of [['MLP', tinyMlp, 4], ['UNet', tinyUnet, 1]] as co
     const out = evaluate(valueAndGrad(lossGraph(sp, s.model, s.online, B), ['params']), inputsOf(s));
     // both branches feed (alpha^2 + sigma^2) x_t = x_t to f*: only rounding (~1e-16 relative) separates them
     assert.ok(Math.abs(out.out.data[0]) < 1e-24, `loss ${out.out.data[0]}`);
-    const worst = Math.max(...Object.entries(out).filter(([k]) => k.startsWith('grad.')).flatMap(([, v]) => [...v.data].map(Math.abs)));
+    const worst = Math.max(
+      ...Object.entries(out)
+        .filter(([k]) => k.startsWith('grad.'))
+        .flatMap(([, v]) => [...v.data].map(Math.abs)),
+    );
     assert.ok(worst < 1e-12, `largest gradient entry ${worst}`);
   });
 
   test(`${name}: the classic bug (stop-gradient around the whole frozen call) is caught`, () => {
     const s = setup(opts, B);
-    const bad = selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction: 'v', stopGradientThroughFrozen: true });
+    const bad = selfPerceptualObjective({
+      model: s.model,
+      frozenParams: s.stage1,
+      schedule,
+      prediction: 'v',
+      stopGradientThroughFrozen: true,
+    });
     const out = evaluate(grad(lossGraph(bad, s.model, s.online, B), ['params']), inputsOf(s));
-    assert.ok(Object.values(out).every((v) => v.data.every((x) => x === 0)), 'the buggy variant has a zero gradient');
-    const report = checkGrads(({ params, x0, c, step }) => bad({ params: params as ParamTensors<Params>, x0, c, step }), { params: s.online, x0: s.x0, c: s.c, step: s.step }, { wrt: ['params'] });
+    assert.ok(
+      Object.values(out).every((v) => v.data.every((x) => x === 0)),
+      'the buggy variant has a zero gradient',
+    );
+    const report = checkGrads(
+      ({ params, x0, c, step }) => bad({ params: params as ParamTensors<Params>, x0, c, step }),
+      { params: s.online, x0: s.x0, c: s.c, step: s.step },
+      { wrt: ['params'] },
+    );
     assert.equal(report.ok, false, 'finite differences see the dependence the buggy gradient drops');
   });
 }
@@ -90,19 +140,34 @@ test('the real branch is a constant target: the gradient equals that of the loss
   const spec = { params: paramSpec(s.online), x0: [4, 2], c: [4], step: [] } as Record<string, Spec>;
   const features = selfPerceptualFeatures(o);
   // 1. the real branch's features, computed once and brought back to the host
-  const real = evaluate(trace((a) => features(a as unknown as ObjectiveArgs).real[0], spec), inputsOf(s)).out;
+  const real = evaluate(
+    trace((a) => features(a as unknown as ObjectiveArgs).real[0], spec),
+    inputsOf(s),
+  ).out;
   // 2. the same loss with that target as a graph constant
-  const precomputed = trace((a) => featureDistance(features(a as unknown as ObjectiveArgs).predicted[0], op.constant(real.data, real.shape), 'mse'), spec);
+  const precomputed = trace(
+    (a) => featureDistance(features(a as unknown as ObjectiveArgs).predicted[0], op.constant(real.data, real.shape), 'mse'),
+    spec,
+  );
   const g1 = evaluate(grad(lossGraph(selfPerceptualObjective(o), s.model, s.online, 4), ['params']), inputsOf(s));
   const g2 = evaluate(grad(precomputed, ['params']), inputsOf(s));
-  for (const k of Object.keys(g1)) g1[k].data.forEach((v, i) => assert.ok(Math.abs(v - g2[k].data[i]) <= 1e-12 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${g2[k].data[i]}`));
+  for (const k of Object.keys(g1))
+    g1[k].data.forEach((v, i) =>
+      assert.ok(Math.abs(v - g2[k].data[i]) <= 1e-12 * (1 + Math.abs(v)), `${k}[${i}]: ${v} vs ${g2[k].data[i]}`),
+    );
 });
 
 test('errors: a frozen copy of another model signature, an unknown feature layer', () => {
   const s = setup(tinyMlp, 2);
   const other = createDenoiser({ ...tinyMlp, hidden: 6 } as DenoiserOptions);
-  assert.throws(() => selfPerceptualObjective({ model: s.model, frozenParams: other.init(0), schedule, prediction: 'v' }), /param hidden.hidden0.w: \[9,8\] \(online\) vs \[9,6\] \(frozen\)/);
-  assert.throws(() => selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction: 'v', layer: 'middle' }), /no layer 'middle'; its layers are: hidden0, hidden1, mid, hidden2, out, or 'all'/);
+  assert.throws(
+    () => selfPerceptualObjective({ model: s.model, frozenParams: other.init(0), schedule, prediction: 'v' }),
+    /param hidden.hidden0.w: \[9,8\] \(online\) vs \[9,6\] \(frozen\)/,
+  );
+  assert.throws(
+    () => selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction: 'v', layer: 'middle' }),
+    /no layer 'middle'; its layers are: hidden0, hidden1, mid, hidden2, out, or 'all'/,
+  );
 });
 
 test('MSE objective: gradient check with min-SNR weighting and condition dropout; weightedSum combines objectives', () => {
@@ -111,7 +176,11 @@ test('MSE objective: gradient check with min-SNR weighting and condition dropout
   const sp = selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction: 'v' });
   const both = weightedSum([1, mse], [0.5, sp]);
   for (const f of [mse, both]) {
-    const r = checkGrads(({ params, x0, c, step }) => f({ params: params as ParamTensors<Params>, x0, c, step }), { params: s.online, x0: s.x0, c: s.c, step: s.step }, { wrt: ['params'] });
+    const r = checkGrads(
+      ({ params, x0, c, step }) => f({ params: params as ParamTensors<Params>, x0, c, step }),
+      { params: s.online, x0: s.x0, c: s.c, step: s.step },
+      { wrt: ['params'] },
+    );
     assert.ok(r.ok, JSON.stringify(r));
   }
   const inputs = inputsOf(s);
@@ -125,8 +194,14 @@ for (const backend of availableBackends().filter((b) => b !== 'webgl2')) {
   test(`${backend}: a compiled SP training step matches the interpreter`, () => {
     const s = setup(tinyUnet, 2);
     const sp = selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction: 'v' });
-    const ref = evaluate(lossGraph(sp, s.model, s.online, 2), { ...inputsOf(s), step: { shape: [], data: Float64Array.of(1) } }).out.data[0];
-    const st = compileStep(({ params, step, x0, c }) => sp({ params, x0, c, step }), { params: s.online, optimizer: sgd({ lr: 0.01 }), data: { x0: [2, 1, 8, 8], c: [2] }, backend });
+    const ref = evaluate(lossGraph(sp, s.model, s.online, 2), { ...inputsOf(s), step: { shape: [], data: Float64Array.of(1) } }).out
+      .data[0];
+    const st = compileStep(({ params, step, x0, c }) => sp({ params, x0, c, step }), {
+      params: s.online,
+      optimizer: sgd({ lr: 0.01 }),
+      data: { x0: [2, 1, 8, 8], c: [2] },
+      backend,
+    });
     const got = st.run({ x0: s.x0, c: s.c });
     // f32 kernels vs f64: the UNet chains ~100 ops with group norms; 1e-3 relative on a loss of order 1e-2..1
     assert.ok(Math.abs(got - ref) <= 1e-3 * Math.abs(ref) + 1e-7, `${got} vs ${ref}`);

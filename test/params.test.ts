@@ -5,7 +5,8 @@ import { graphInputs } from '../core/ir.ts';
 import * as fd from '../index.ts';
 import { nn, type NDArray } from '../index.ts';
 
-const same = (a: NDArray, b: NDArray) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => v === b.data[i]);
+const same = (a: NDArray, b: NDArray) =>
+  a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.data.every((v, i) => v === b.data[i]);
 
 /** Central differences, h = 1e-6 on the f64 interpreter; |analytic - fd| <= 1e-6 * max(1, |fd|) (errors are ~1e-10). */
 const checkGrad = (g: fd.Graph, inputs: Record<string, NDArray>, wrt: readonly string[]) => {
@@ -46,7 +47,9 @@ test('init is deterministic for a seed, differs across seeds, and has the reques
 });
 
 test('layers init deterministically; different paths and seeds draw different values', () => {
-  const a = nn.linear.init(5, 3, 4), b = nn.linear.init(5, 3, 4), c = nn.linear.init(6, 3, 4);
+  const a = nn.linear.init(5, 3, 4),
+    b = nn.linear.init(5, 3, 4),
+    c = nn.linear.init(6, 3, 4);
   assert.ok(same(a.w, b.w) && same(a.b!, b.b!));
   assert.ok(!same(a.w, c.w));
   const bound = 1 / Math.sqrt(3);
@@ -64,7 +67,10 @@ test('layers init deterministically; different paths and seeds draw different va
 test('flattenParams / unflattenParams round-trip; bindInputs and subtree name things as trace and grad do', () => {
   const tree = { enc: { '0': nn.linear.init(1, 2, 3), '1': nn.layerNorm.init(0, 3) }, emb: nn.embedding.init(2, 5, 3) };
   const flat = fd.flattenParams(tree);
-  assert.deepEqual(flat.map(([p]) => p), ['enc.0.w', 'enc.0.b', 'enc.1.gamma', 'enc.1.beta', 'emb.table']);
+  assert.deepEqual(
+    flat.map(([p]) => p),
+    ['enc.0.w', 'enc.0.b', 'enc.1.gamma', 'enc.1.beta', 'emb.table'],
+  );
   const back = fd.unflattenParams(flat);
   assert.deepEqual(back, tree);
   assert.equal(fd.paramCount(tree), 6 + 3 + 3 + 3 + 15);
@@ -75,16 +81,30 @@ test('flattenParams / unflattenParams round-trip; bindInputs and subtree name th
   assert.deepEqual(Object.keys(bound), ['params.enc.0.w', 'params.enc.0.b', 'params.enc.1.gamma', 'params.enc.1.beta', 'params.emb.table']);
   // a typed trace over the tree: the function sees the tree's own keys
   const x = fd.initNormal([4, 2], 1, 3);
-  const g = fd.trace(({ x: t, params }) => fd.mean(nn.layerNorm.apply(params.enc['1'], nn.linear.apply(params.enc['0'], t))), { x: [4, 2], params: fd.paramSpec(tree) });
+  const g = fd.trace(({ x: t, params }) => fd.mean(nn.layerNorm.apply(params.enc['1'], nn.linear.apply(params.enc['0'], t))), {
+    x: [4, 2],
+    params: fd.paramSpec(tree),
+  });
   const grads = fd.subtree(fd.evaluate(fd.grad(g, ['params.enc']), { x, ...bound }), 'grad.params');
-  assert.deepEqual(fd.flattenParams(grads).map(([p, a]) => [p, [...a.shape]]), [['enc.0.w', [2, 3]], ['enc.0.b', [3]], ['enc.1.gamma', [3]], ['enc.1.beta', [3]]]);
+  assert.deepEqual(
+    fd.flattenParams(grads).map(([p, a]) => [p, [...a.shape]]),
+    [
+      ['enc.0.w', [2, 3]],
+      ['enc.0.b', [3]],
+      ['enc.1.gamma', [3]],
+      ['enc.1.beta', [3]],
+    ],
+  );
   assert.throws(() => fd.subtree({ a: x }, 'b'), /no output under 'b'/);
 });
 
 test('frozen parameters are constants: no parameter inputs, grad wrt the input matches FD, grad wrt a parameter name throws', () => {
   const p = nn.linear.init(11, 3, 2);
   const g = fd.trace(({ x }) => fd.sum(fd.tanh(nn.linear.apply(fd.frozen(p), x))), { x: [4, 3] });
-  assert.deepEqual(graphInputs(g).map((n) => n.attrs.name), ['x']);
+  assert.deepEqual(
+    graphInputs(g).map((n) => n.attrs.name),
+    ['x'],
+  );
   const x = fd.initNormal([4, 3], 1, 12);
   const gx = fd.evaluate(fd.grad(g, ['x']), { x });
   assert.deepEqual(Object.keys(gx), ['grad.x']);
@@ -107,7 +127,10 @@ test('frozen parameters are constants: no parameter inputs, grad wrt the input m
 test('layer forward values: linear, conv2d with bias, norms, embedding lookup', () => {
   const lin = nn.linear.init(1, 3, 2);
   const x = fd.initNormal([2, 5, 3], 1, 2); // leading axes are flattened
-  const y = fd.evaluate(fd.trace(({ x: t }) => nn.linear.apply(fd.frozen(lin), t), { x: [2, 5, 3] }), { x }).out;
+  const y = fd.evaluate(
+    fd.trace(({ x: t }) => nn.linear.apply(fd.frozen(lin), t), { x: [2, 5, 3] }),
+    { x },
+  ).out;
   assert.deepEqual([...y.shape], [2, 5, 2]);
   for (let r = 0; r < 10; r++)
     for (let o = 0; o < 2; o++) {
@@ -117,22 +140,31 @@ test('layer forward values: linear, conv2d with bias, norms, embedding lookup', 
     }
   const conv = nn.conv2d.init(3, 2, 3, 3);
   const img = fd.initNormal([1, 2, 4, 4], 1, 4);
-  const c = fd.evaluate(fd.trace(({ x: t }) => nn.conv2d.apply(fd.frozen(conv), t, { padding: 1 }), { x: [1, 2, 4, 4] }), { x: img }).out;
+  const c = fd.evaluate(
+    fd.trace(({ x: t }) => nn.conv2d.apply(fd.frozen(conv), t, { padding: 1 }), { x: [1, 2, 4, 4] }),
+    { x: img },
+  ).out;
   assert.deepEqual([...c.shape], [1, 3, 4, 4]);
   // output (o=1, p=1, q=2): direct sum over the 3x3 window with zero padding
   let s = conv.b!.data[1];
   for (let ch = 0; ch < 2; ch++)
     for (let i = 0; i < 3; i++)
       for (let j = 0; j < 3; j++) {
-        const yy = 1 + i - 1, xx = 2 + j - 1;
+        const yy = 1 + i - 1,
+          xx = 2 + j - 1;
         if (yy >= 0 && yy < 4 && xx >= 0 && xx < 4) s += img.data[ch * 16 + yy * 4 + xx] * conv.w.data[((1 * 2 + ch) * 3 + i) * 3 + j];
       }
   assert.ok(Math.abs(c.data[16 + 1 * 4 + 2] - s) < 1e-12);
   const emb = nn.embedding.init(5, 4, 3);
   const ids: NDArray = { shape: [2, 2], data: Float64Array.of(3, 0, 0, 2) };
-  const e = fd.evaluate(fd.trace(({ i }) => nn.embedding.apply(fd.frozen(emb), i), { i: [2, 2] }), { i: ids }).out;
+  const e = fd.evaluate(
+    fd.trace(({ i }) => nn.embedding.apply(fd.frozen(emb), i), { i: [2, 2] }),
+    { i: ids },
+  ).out;
   assert.deepEqual([...e.shape], [2, 2, 3]);
-  [3, 0, 0, 2].forEach((id, k) => assert.deepEqual([...e.data.subarray(k * 3, k * 3 + 3)], [...emb.table.data.subarray(id * 3, id * 3 + 3)]));
+  [3, 0, 0, 2].forEach((id, k) =>
+    assert.deepEqual([...e.data.subarray(k * 3, k * 3 + 3)], [...emb.table.data.subarray(id * 3, id * 3 + 3)]),
+  );
   const gn = nn.groupNorm.init(0, 4);
   assert.deepEqual([...gn.gamma.data, ...gn.beta.data], [1, 1, 1, 1, 0, 0, 0, 0]);
 });

@@ -27,7 +27,8 @@ const unravel = (flat: number, s: Dims): number[] => {
   return idx;
 };
 /** Fills a tensor of shape `s` with f(multi-index). */
-const tabulate = (s: Dims, f: (idx: number[]) => number): Float64Array => Float64Array.from({ length: numel(s) }, (_, k) => f(unravel(k, s)));
+const tabulate = (s: Dims, f: (idx: number[]) => number): Float64Array =>
+  Float64Array.from({ length: numel(s) }, (_, k) => f(unravel(k, s)));
 /** Small deterministic integers in [lo, hi] (a plain LCG): exact in every sum and product below. */
 const ints = (n: number, seed: number, lo = -5, hi = 5): Float64Array => {
   let s = seed >>> 0;
@@ -53,7 +54,8 @@ const run = <const I extends Record<string, NDArray>>(
   for (const n of g.nodes) opsSeen.add(n.op);
   return evaluate(g, inputs);
 };
-const run1 = <const I extends Record<string, NDArray>>(f: (args: { [K in keyof I]: Tensor }) => Tensor, inputs: I): NDArray => run(f, inputs).out;
+const run1 = <const I extends Record<string, NDArray>>(f: (args: { [K in keyof I]: Tensor }) => Tensor, inputs: I): NDArray =>
+  run(f, inputs).out;
 
 const assertArray = (got: NDArray, shape: Dims, want: ArrayLike<number>, msg?: string): void => {
   assert.deepEqual([...got.shape], [...shape], `shape ${msg ?? ''}`);
@@ -99,7 +101,11 @@ test('binary ops and broadcasting follow numpy semantics', () => {
   const a = rand([2, 1, 3], 1);
   const b = rand([4, 1], 2, 1, 5); // positive: safe for div and pow
   const s: Dims = [2, 4, 3];
-  const bcast = (x: NDArray, idx: Dims) => at(x, idx.slice(idx.length - x.shape.length).map((i, d) => (x.shape[d] === 1 ? 0 : i)));
+  const bcast = (x: NDArray, idx: Dims) =>
+    at(
+      x,
+      idx.slice(idx.length - x.shape.length).map((i, d) => (x.shape[d] === 1 ? 0 : i)),
+    );
   const fns: Record<string, [(x: Tensor, y: Tensor) => Tensor, (u: number, v: number) => number]> = {
     add: [op.add, (u, v) => u + v],
     sub: [op.sub, (u, v) => u - v],
@@ -111,15 +117,42 @@ test('binary ops and broadcasting follow numpy semantics', () => {
   };
   for (const [name, [f, ref]] of Object.entries(fns)) {
     const got = run1(({ a, b }) => f(a, b), { a, b });
-    assertArray(got, s, tabulate(s, (idx) => ref(bcast(a, idx), bcast(b, idx))), name);
+    assertArray(
+      got,
+      s,
+      tabulate(s, (idx) => ref(bcast(a, idx), bcast(b, idx))),
+      name,
+    );
   }
   // scalars on either side
-  assertArray(run1(({ a }) => op.sub(10, a), { a }), [2, 1, 3], a.data.map((v) => 10 - v), '10 - a');
-  assertArray(run1(({ a }) => op.div(a, 2), { a }), [2, 1, 3], a.data.map((v) => v / 2), 'a / 2');
+  assertArray(
+    run1(({ a }) => op.sub(10, a), { a }),
+    [2, 1, 3],
+    a.data.map((v) => 10 - v),
+    '10 - a',
+  );
+  assertArray(
+    run1(({ a }) => op.div(a, 2), { a }),
+    [2, 1, 3],
+    a.data.map((v) => v / 2),
+    'a / 2',
+  );
   // explicit broadcastTo: [3] -> [2,2,3] repeats the row; [2,1] -> [2,3] repeats the column (hand-written)
-  assertArray(run1(({ r }) => op.broadcastTo(r, [2, 2, 3]), { r: nd([3], [1, 2, 3]) }), [2, 2, 3], [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3]);
-  assertArray(run1(({ c }) => op.broadcastTo(c, [2, 3]), { c: nd([2, 1], [7, 8]) }), [2, 3], [7, 7, 7, 8, 8, 8]);
-  assertArray(run1(({ c }) => op.broadcastTo(c, [2, 3]), { c: nd([], [5]) }), [2, 3], [5, 5, 5, 5, 5, 5]);
+  assertArray(
+    run1(({ r }) => op.broadcastTo(r, [2, 2, 3]), { r: nd([3], [1, 2, 3]) }),
+    [2, 2, 3],
+    [1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3],
+  );
+  assertArray(
+    run1(({ c }) => op.broadcastTo(c, [2, 3]), { c: nd([2, 1], [7, 8]) }),
+    [2, 3],
+    [7, 7, 7, 8, 8, 8],
+  );
+  assertArray(
+    run1(({ c }) => op.broadcastTo(c, [2, 3]), { c: nd([], [5]) }),
+    [2, 3],
+    [5, 5, 5, 5, 5, 5],
+  );
 });
 
 test('comparisons give 1/0 with IEEE semantics (NaN compares false, except ne)', () => {
@@ -133,9 +166,19 @@ test('comparisons give 1/0 with IEEE semantics (NaN compares false, except ne)',
     eq: [op.eq, [0, 1, 0, 0, 1, 1]],
     ne: [op.ne, [1, 0, 1, 1, 0, 0]],
   };
-  for (const [name, [f, want]] of Object.entries(cmp)) assertArray(run1(({ a, b }) => f(a, b), { a, b }), [6], want, name);
+  for (const [name, [f, want]] of Object.entries(cmp))
+    assertArray(
+      run1(({ a, b }) => f(a, b), { a, b }),
+      [6],
+      want,
+      name,
+    );
   // with broadcasting against a scalar
-  assertArray(run1(({ a }) => op.gt(a, 2), { a: nd([4], [1, 2, 3, 4]) }), [4], [0, 0, 1, 1]);
+  assertArray(
+    run1(({ a }) => op.gt(a, 2), { a: nd([4], [1, 2, 3, 4]) }),
+    [4],
+    [0, 0, 1, 1],
+  );
 });
 
 test('non-finite values: NaN propagates through every elementwise op as IEEE says, infinities behave as in IEEE', () => {
@@ -163,28 +206,58 @@ test('non-finite values: NaN propagates through every elementwise op as IEEE say
   // binary ops with a NaN on either side are NaN, max and min included; pow(NaN, 0) = 1 is IEEE's one exception
   const a = nd([3], [NaN, 0, 2]);
   const b = nd([3], [0, NaN, NaN]);
-  for (const [name, f] of Object.entries({ add: op.add, sub: op.sub, mul: op.mul, div: op.div, maximum: op.maximum, minimum: op.minimum })) {
+  for (const [name, f] of Object.entries({
+    add: op.add,
+    sub: op.sub,
+    mul: op.mul,
+    div: op.div,
+    maximum: op.maximum,
+    minimum: op.minimum,
+  })) {
     const got = run1(({ a, b }) => f(a, b), { a, b });
     assert.ok(got.data.every(Number.isNaN), `${name} with a NaN operand: ${[...got.data]}`);
   }
-  assertArray(run1(({ a, b }) => op.pow(a, b), { a, b }), [3], [1, NaN, NaN], 'pow(NaN, 0) = 1, pow(x, NaN) = NaN');
+  assertArray(
+    run1(({ a, b }) => op.pow(a, b), { a, b }),
+    [3],
+    [1, NaN, NaN],
+    'pow(NaN, 0) = 1, pow(x, NaN) = NaN',
+  );
   // infinities: Inf - Inf and 0 * Inf are NaN, Inf == Inf, max(-Inf, NaN) is NaN
   const inf = nd([1], [Infinity]);
   assert.ok(Number.isNaN(run1(({ x }) => op.sub(op.add(x, Infinity), Infinity), { x: nd([1], [1]) }).data[0]), '(x + Inf) - Inf');
   assert.ok(Number.isNaN(run1(({ x }) => op.mul(x, 0), { x: inf }).data[0]), 'Inf * 0');
   assert.ok(Number.isNaN(run1(({ x }) => op.mul(x, 0), { x: nd([1], [NaN]) }).data[0]), 'NaN * 0');
-  assertArray(run1(({ x }) => op.eq(x, Infinity), { x: inf }), [1], [1], 'eq(Inf, Inf)');
+  assertArray(
+    run1(({ x }) => op.eq(x, Infinity), { x: inf }),
+    [1],
+    [1],
+    'eq(Inf, Inf)',
+  );
   assert.ok(Number.isNaN(run1(({ x }) => op.maximum(x, -Infinity), { x: nd([1], [NaN]) }).data[0]), 'max(NaN, -Inf)');
   // reductions: a NaN anywhere makes the max and the sum NaN, wherever it sits; Inf + -Inf is NaN
   for (const pos of [0, 2, 4]) {
-    const v = nd([5], [1, 7, 3, -Infinity, 2].map((e, i) => (i === pos ? NaN : e)));
+    const v = nd(
+      [5],
+      [1, 7, 3, -Infinity, 2].map((e, i) => (i === pos ? NaN : e)),
+    );
     assert.ok(Number.isNaN(run1(({ v }) => op.max(v), { v }).data[0]), `max with NaN at ${pos}`);
     assert.ok(Number.isNaN(run1(({ v }) => op.sum(v), { v }).data[0]), `sum with NaN at ${pos}`);
   }
-  assertArray(run1(({ v }) => op.max(v), { v: nd([3], [-Infinity, -Infinity, -Infinity]) }), [], [-Infinity], 'max of -Infs');
+  assertArray(
+    run1(({ v }) => op.max(v), { v: nd([3], [-Infinity, -Infinity, -Infinity]) }),
+    [],
+    [-Infinity],
+    'max of -Infs',
+  );
   assert.ok(Number.isNaN(run1(({ v }) => op.sum(v), { v: nd([2], [Infinity, -Infinity]) }).data[0]), 'Inf + -Inf');
   // where(NaN, a, b) takes a: NaN is not 0
-  assertArray(run1(({ c }) => op.where(c, 1, 2), { c: nd([2], [NaN, 0]) }), [2], [1, 2], 'where(NaN, 1, 2)');
+  assertArray(
+    run1(({ c }) => op.where(c, 1, 2), { c: nd([2], [NaN, 0]) }),
+    [2],
+    [1, 2],
+    'where(NaN, 1, 2)',
+  );
 });
 
 test('where selects by a non-zero condition, broadcasting all three operands', () => {
@@ -193,15 +266,31 @@ test('where selects by a non-zero condition, broadcasting all three operands', (
   const got = run1(({ c, a }) => op.where(c, a, -1), { c, a });
   assertArray(got, [2, 3], [-1, -1, -1, 1, 2, 3]);
   const m = nd([2, 2], [1, 0, 0, 1]);
-  assertArray(run1(({ m, x, y }) => op.where(m, x, y), { m, x: nd([2, 2], [1, 2, 3, 4]), y: nd([2, 2], [5, 6, 7, 8]) }), [2, 2], [1, 6, 7, 4]);
+  assertArray(
+    run1(({ m, x, y }) => op.where(m, x, y), { m, x: nd([2, 2], [1, 2, 3, 4]), y: nd([2, 2], [5, 6, 7, 8]) }),
+    [2, 2],
+    [1, 6, 7, 4],
+  );
   // NaN in the condition is non-zero, hence true (C semantics of `c !== 0`)
-  assertArray(run1(({ m }) => op.where(m, 1, 0), { m: nd([1], [NaN]) }), [1], [1]);
+  assertArray(
+    run1(({ m }) => op.where(m, 1, 0), { m: nd([1], [NaN]) }),
+    [1],
+    [1],
+  );
 });
 
 test('stopGradient and constants are identities forward', () => {
   const x = rand([2, 3], 3);
-  assertArray(run1(({ x }) => op.stopGradient(x), { x }), [2, 3], x.data);
-  assertArray(run1(({ x }) => op.add(x, op.constant([1, 2, 3, 4, 5, 6], [2, 3])), { x }), [2, 3], x.data.map((v, i) => v + i + 1));
+  assertArray(
+    run1(({ x }) => op.stopGradient(x), { x }),
+    [2, 3],
+    x.data,
+  );
+  assertArray(
+    run1(({ x }) => op.add(x, op.constant([1, 2, 3, 4, 5, 6], [2, 3])), { x }),
+    [2, 3],
+    x.data.map((v, i) => v + i + 1),
+  );
 });
 
 // ---- reductions ----------------------------------------------------------------------------------------------
@@ -232,17 +321,42 @@ test('sum and max over axes, with and without keepDims', () => {
       const kept = run1(({ x }) => f(x, axes, true), { x });
       assertArray(kept, want.outShape, want.data, `${name} keepDims over [${axes}]`);
       const dropped = run1(({ x }) => f(x, axes), { x });
-      assertArray(dropped, want.outShape.filter((_, i) => !axes.includes(i)), want.data, `${name} over [${axes}]`);
+      assertArray(
+        dropped,
+        want.outShape.filter((_, i) => !axes.includes(i)),
+        want.data,
+        `${name} over [${axes}]`,
+      );
     }
   }
   // negative axes and the full reduction (hand-checked on a tiny input)
   const y = nd([2, 2], [1, -2, 3, 4]);
-  assertArray(run1(({ y }) => op.sum(y, -1), { y }), [2], [-1, 7]);
-  assertArray(run1(({ y }) => op.sum(y), { y }), [], [6]);
-  assertArray(run1(({ y }) => op.max(y), { y }), [], [4]);
-  assertArray(run1(({ y }) => op.max(y, 0, true), { y }), [1, 2], [3, 4]);
+  assertArray(
+    run1(({ y }) => op.sum(y, -1), { y }),
+    [2],
+    [-1, 7],
+  );
+  assertArray(
+    run1(({ y }) => op.sum(y), { y }),
+    [],
+    [6],
+  );
+  assertArray(
+    run1(({ y }) => op.max(y), { y }),
+    [],
+    [4],
+  );
+  assertArray(
+    run1(({ y }) => op.max(y, 0, true), { y }),
+    [1, 2],
+    [3, 4],
+  );
   // max propagates NaN, and handles all -Infinity
-  assertArray(run1(({ y }) => op.max(y, 1), { y: nd([2, 2], [-Infinity, -Infinity, 1, 2]) }), [2], [-Infinity, 2]);
+  assertArray(
+    run1(({ y }) => op.max(y, 1), { y: nd([2, 2], [-Infinity, -Infinity, 1, 2]) }),
+    [2],
+    [-Infinity, 2],
+  );
   assert.ok(Number.isNaN(run1(({ y }) => op.max(y), { y: nd([3], [1, NaN, 2]) }).data[0]), 'max with a NaN is NaN');
 });
 
@@ -250,52 +364,128 @@ test('sum and max over axes, with and without keepDims', () => {
 
 test('reshape keeps row-major order', () => {
   const x = rand([2, 3, 4], 5);
-  assertArray(run1(({ x }) => op.reshape(x, [4, 6]), { x }), [4, 6], x.data);
-  assertArray(run1(({ x }) => op.reshape(x, [-1, 2]), { x }), [12, 2], x.data);
+  assertArray(
+    run1(({ x }) => op.reshape(x, [4, 6]), { x }),
+    [4, 6],
+    x.data,
+  );
+  assertArray(
+    run1(({ x }) => op.reshape(x, [-1, 2]), { x }),
+    [12, 2],
+    x.data,
+  );
 });
 
 test('permute: out[i0,i1,i2] = x[i_perm^-1...] for every permutation of a 3-D tensor', () => {
   const x = rand([2, 3, 4], 6);
-  for (const perm of [[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]) {
+  for (const perm of [
+    [0, 2, 1],
+    [1, 0, 2],
+    [1, 2, 0],
+    [2, 0, 1],
+    [2, 1, 0],
+  ]) {
     const outShape = perm.map((p) => x.shape[p]);
     const want = tabulate(outShape, (o) => {
       const src = new Array<number>(3);
       perm.forEach((p, d) => (src[p] = o[d])); // output axis d is input axis perm[d]
       return at(x, src);
     });
-    assertArray(run1(({ x }) => op.permute(x, perm), { x }), outShape, want, `perm [${perm}]`);
+    assertArray(
+      run1(({ x }) => op.permute(x, perm), { x }),
+      outShape,
+      want,
+      `perm [${perm}]`,
+    );
   }
   // hand-written: transpose of [[1,2,3],[4,5,6]]
-  assertArray(run1(({ m }) => op.transpose(m), { m: nd([2, 3], [1, 2, 3, 4, 5, 6]) }), [3, 2], [1, 4, 2, 5, 3, 6]);
+  assertArray(
+    run1(({ m }) => op.transpose(m), { m: nd([2, 3], [1, 2, 3, 4, 5, 6]) }),
+    [3, 2],
+    [1, 4, 2, 5, 3, 6],
+  );
 });
 
 test('slice with starts, stops and steps (including steps that do not divide the range)', () => {
   const x = nd([10], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  assertArray(run1(({ x }) => op.slice(x, [[1, 8, 3]]), { x }), [3], [1, 4, 7]);
-  assertArray(run1(({ x }) => op.slice(x, [[0, 10, 4]]), { x }), [3], [0, 4, 8]);
-  assertArray(run1(({ x }) => op.slice(x, [[-3, 10]]), { x }), [3], [7, 8, 9]);
-  assertArray(run1(({ x }) => op.slice(x, [[2, -2, 2]]), { x }), [3], [2, 4, 6]);
+  assertArray(
+    run1(({ x }) => op.slice(x, [[1, 8, 3]]), { x }),
+    [3],
+    [1, 4, 7],
+  );
+  assertArray(
+    run1(({ x }) => op.slice(x, [[0, 10, 4]]), { x }),
+    [3],
+    [0, 4, 8],
+  );
+  assertArray(
+    run1(({ x }) => op.slice(x, [[-3, 10]]), { x }),
+    [3],
+    [7, 8, 9],
+  );
+  assertArray(
+    run1(({ x }) => op.slice(x, [[2, -2, 2]]), { x }),
+    [3],
+    [2, 4, 6],
+  );
   const y = rand([4, 5, 6], 7);
   const ranges = [[1, 4, 2], null, [0, 6, 4]] as const;
   const outShape = [2, 5, 2];
   const want = tabulate(outShape, ([i, j, k]) => at(y, [1 + 2 * i, j, 4 * k]));
-  assertArray(run1(({ y }) => op.slice(y, ranges), { y }), outShape, want);
+  assertArray(
+    run1(({ y }) => op.slice(y, ranges), { y }),
+    outShape,
+    want,
+  );
 });
 
 test('pad with lo, hi and interior zeros (XLA semantics)', () => {
   // hand-written 1-D: lo 2, hi 1, interior 2 of [1,2,3] -> 0 0 1 0 0 2 0 0 3 0
-  assertArray(run1(({ x }) => op.pad(x, [[2, 1]], [2]), { x: nd([3], [1, 2, 3]) }), [10], [0, 0, 1, 0, 0, 2, 0, 0, 3, 0]);
+  assertArray(
+    run1(({ x }) => op.pad(x, [[2, 1]], [2]), { x: nd([3], [1, 2, 3]) }),
+    [10],
+    [0, 0, 1, 0, 0, 2, 0, 0, 3, 0],
+  );
   // hand-written 2-D: [[1,2],[3,4]], rows lo 1 / interior 1, cols hi 1
-  assertArray(run1(({ x }) => op.pad(x, [[1, 0], [0, 1]], [1, 0]), { x: nd([2, 2], [1, 2, 3, 4]) }), [4, 3], [0, 0, 0, 1, 2, 0, 0, 0, 0, 3, 4, 0]);
+  assertArray(
+    run1(
+      ({ x }) =>
+        op.pad(
+          x,
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          [1, 0],
+        ),
+      { x: nd([2, 2], [1, 2, 3, 4]) },
+    ),
+    [4, 3],
+    [0, 0, 0, 1, 2, 0, 0, 0, 0, 3, 4, 0],
+  );
   // general 3-D against the definition: x[i] lands at lo + i * (interior + 1), everything else is 0
   const x = rand([2, 3, 2], 8, 1, 9); // non-zero, so a misplaced value cannot hide among the zeros
-  const lo = [1, 0, 2], hi = [0, 2, 1], interior = [2, 1, 0];
+  const lo = [1, 0, 2],
+    hi = [0, 2, 1],
+    interior = [2, 1, 0];
   const outShape = x.shape.map((d, i) => lo[i] + hi[i] + d + (d - 1) * interior[i]);
   const want = tabulate(outShape, (o) => {
     const src = o.map((v, d) => (v - lo[d]) / (interior[d] + 1));
     return src.every((s, d) => Number.isInteger(s) && s >= 0 && s < x.shape[d]) ? at(x, src) : 0;
   });
-  assertArray(run1(({ x }) => op.pad(x, lo.map((l, i) => [l, hi[i]] as const), interior), { x }), outShape, want);
+  assertArray(
+    run1(
+      ({ x }) =>
+        op.pad(
+          x,
+          lo.map((l, i) => [l, hi[i]] as const),
+          interior,
+        ),
+      { x },
+    ),
+    outShape,
+    want,
+  );
 });
 
 test('concat along each axis (and a negative axis)', () => {
@@ -304,9 +494,26 @@ test('concat along each axis (and a negative axis)', () => {
     const bShape = a.shape.map((d, i) => (i === axis ? d + 1 : d));
     const b = rand(bShape, 10 + axis);
     const outShape = a.shape.map((d, i) => (i === axis ? d + bShape[i] : d));
-    const want = tabulate(outShape, (o) => (o[axis] < a.shape[axis] ? at(a, o) : at(b, o.map((v, d) => (d === axis ? v - a.shape[axis] : v)))));
-    assertArray(run1(({ a, b }) => op.concat([a, b], axis), { a, b }), outShape, want, `axis ${axis}`);
-    assertArray(run1(({ a, b }) => op.concat([a, b], axis - 3), { a, b }), outShape, want, `axis ${axis - 3}`);
+    const want = tabulate(outShape, (o) =>
+      o[axis] < a.shape[axis]
+        ? at(a, o)
+        : at(
+            b,
+            o.map((v, d) => (d === axis ? v - a.shape[axis] : v)),
+          ),
+    );
+    assertArray(
+      run1(({ a, b }) => op.concat([a, b], axis), { a, b }),
+      outShape,
+      want,
+      `axis ${axis}`,
+    );
+    assertArray(
+      run1(({ a, b }) => op.concat([a, b], axis - 3), { a, b }),
+      outShape,
+      want,
+      `axis ${axis - 3}`,
+    );
   }
   // three pieces, hand-written
   const got = run1(({ p, q, r }) => op.concat([p, q, r], 1), { p: nd([2, 1], [1, 2]), q: nd([2, 2], [3, 4, 5, 6]), r: nd([2, 1], [7, 8]) });
@@ -317,8 +524,18 @@ test('flip reverses the given axes only', () => {
   const x = rand([2, 3, 4], 11);
   for (const axes of [[0], [1], [2], [0, 2], [0, 1, 2], [-1]]) {
     const norm = axes.map((a) => (a < 0 ? a + 3 : a));
-    const want = tabulate(x.shape, (o) => at(x, o.map((v, d) => (norm.includes(d) ? x.shape[d] - 1 - v : v))));
-    assertArray(run1(({ x }) => op.flip(x, axes), { x }), x.shape, want, `flip [${axes}]`);
+    const want = tabulate(x.shape, (o) =>
+      at(
+        x,
+        o.map((v, d) => (norm.includes(d) ? x.shape[d] - 1 - v : v)),
+      ),
+    );
+    assertArray(
+      run1(({ x }) => op.flip(x, axes), { x }),
+      x.shape,
+      want,
+      `flip [${axes}]`,
+    );
   }
 });
 
@@ -338,7 +555,11 @@ test('matmul: 2-D by hand, batched with broadcast batch dims against triple loop
     for (let k = 0; k < 4; k++) acc += at(a, [i, 0, m, k]) * at(b, [j, k, n]);
     return acc;
   });
-  assertArray(run1(({ a, b }) => op.matmul(a, b), { a, b }), outShape, want);
+  assertArray(
+    run1(({ a, b }) => op.matmul(a, b), { a, b }),
+    outShape,
+    want,
+  );
 });
 
 // Regression: the interpreter once skipped a[i,k] === 0, so 0 * Inf and 0 * NaN vanished from the oracle.
@@ -352,16 +573,24 @@ test('matmul propagates NaN/Infinity like the plain sum of products', () => {
 const conv2dRef = (x: NDArray, w: NDArray, [sh, sw]: Dims, [pt, pb, pl, pr]: Dims): NDArray => {
   const [N, C, H, W] = x.shape;
   const [O, , KH, KW] = w.shape;
-  const Hp = H + pt + pb, Wp = W + pl + pr;
-  const padded = tabulate([N, C, Hp, Wp], ([n, c, i, j]) => (i < pt || i >= pt + H || j < pl || j >= pl + W ? 0 : at(x, [n, c, i - pt, j - pl])));
+  const Hp = H + pt + pb,
+    Wp = W + pl + pr;
+  const padded = tabulate([N, C, Hp, Wp], ([n, c, i, j]) =>
+    i < pt || i >= pt + H || j < pl || j >= pl + W ? 0 : at(x, [n, c, i - pt, j - pl]),
+  );
   const P: NDArray = { shape: [N, C, Hp, Wp], data: padded };
-  const OH = Math.floor((Hp - KH) / sh) + 1, OW = Math.floor((Wp - KW) / sw) + 1;
+  const OH = Math.floor((Hp - KH) / sh) + 1,
+    OW = Math.floor((Wp - KW) / sw) + 1;
   const shape = [N, O, OH, OW];
-  return nd(shape, tabulate(shape, ([n, o, p, q]) => {
-    let acc = 0;
-    for (let c = 0; c < C; c++) for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) acc += at(P, [n, c, p * sh + i, q * sw + j]) * at(w, [o, c, i, j]);
-    return acc;
-  }));
+  return nd(
+    shape,
+    tabulate(shape, ([n, o, p, q]) => {
+      let acc = 0;
+      for (let c = 0; c < C; c++)
+        for (let i = 0; i < KH; i++) for (let j = 0; j < KW; j++) acc += at(P, [n, c, p * sh + i, q * sw + j]) * at(w, [o, c, i, j]);
+      return acc;
+    }),
+  );
 };
 
 test('conv2d with strides and asymmetric padding matches a naive loop', () => {
@@ -372,16 +601,35 @@ test('conv2d with strides and asymmetric padding matches a naive loop', () => {
     { x: [1, 1, 2, 2], w: [1, 1, 3, 3], stride: [1, 1], padding: [1, 1, 1, 1] }, // kernel larger than the input
   ];
   cases.forEach(({ x: xs, w: ws, stride, padding }, k) => {
-    const x = rand(xs, 20 + k), w = rand(ws, 30 + k);
+    const x = rand(xs, 20 + k),
+      w = rand(ws, 30 + k);
     const want = conv2dRef(x, w, stride, padding);
-    assertArray(run1(({ x, w }) => op.conv2d(x, w, { stride, padding }), { x, w }), want.shape, want.data, `case ${k}`);
+    assertArray(
+      run1(({ x, w }) => op.conv2d(x, w, { stride, padding }), { x, w }),
+      want.shape,
+      want.data,
+      `case ${k}`,
+    );
   });
   // hand-written: 3x3 ones input, 2x2 kernel [[1,2],[3,4]] -> every output is 10
-  assertArray(run1(({ x, w }) => op.conv2d(x, w), { x: nd([1, 1, 3, 3], new Array(9).fill(1)), w: nd([1, 1, 2, 2], [1, 2, 3, 4]) }), [1, 1, 2, 2], [10, 10, 10, 10]);
+  assertArray(
+    run1(({ x, w }) => op.conv2d(x, w), { x: nd([1, 1, 3, 3], new Array(9).fill(1)), w: nd([1, 1, 2, 2], [1, 2, 3, 4]) }),
+    [1, 1, 2, 2],
+    [10, 10, 10, 10],
+  );
   // the padding shorthands: 1 = all sides, [v, h] = vertical/horizontal
-  const x = rand([1, 1, 4, 4], 40), w = rand([1, 1, 3, 3], 41);
-  assertArray(run1(({ x, w }) => op.conv2d(x, w, { padding: 1, stride: 2 }), { x, w }), [1, 1, 2, 2], conv2dRef(x, w, [2, 2], [1, 1, 1, 1]).data);
-  assertArray(run1(({ x, w }) => op.conv2d(x, w, { padding: [2, 0] }), { x, w }), [1, 1, 6, 2], conv2dRef(x, w, [1, 1], [2, 2, 0, 0]).data);
+  const x = rand([1, 1, 4, 4], 40),
+    w = rand([1, 1, 3, 3], 41);
+  assertArray(
+    run1(({ x, w }) => op.conv2d(x, w, { padding: 1, stride: 2 }), { x, w }),
+    [1, 1, 2, 2],
+    conv2dRef(x, w, [2, 2], [1, 1, 1, 1]).data,
+  );
+  assertArray(
+    run1(({ x, w }) => op.conv2d(x, w, { padding: [2, 0] }), { x, w }),
+    [1, 1, 6, 2],
+    conv2dRef(x, w, [1, 1], [2, 2, 0, 0]).data,
+  );
 });
 
 // ---- the counter-based RNG -----------------------------------------------------------------------------------
@@ -459,7 +707,10 @@ const KS_CRIT = 1.95 / Math.sqrt(N);
 // has probability ~6e-7), so a failure means a biased or correlated generator, not bad luck.
 test('random uniform: values in (0,1), mean 1/2 and variance 1/12 within 5 standard errors, KS test', () => {
   const u = draw('uniform', [N], { seed: 1234, stream: 0, counter: 0 });
-  assert.ok(u.every((v) => v > 0 && v < 1), 'open interval (0, 1)');
+  assert.ok(
+    u.every((v) => v > 0 && v < 1),
+    'open interval (0, 1)',
+  );
   // SE(mean) = sqrt(1/12 / N) ~ 9.1e-4
   assert.ok(Math.abs(mean(u) - 0.5) < 5 * Math.sqrt(1 / 12 / N), `mean ${mean(u)}`);
   // SE(var) = sqrt((mu4 - sigma^4) / N) with mu4 = 1/80 for U(0,1): ~2.4e-4
@@ -481,7 +732,11 @@ test('random normal: mean 0 and variance 1 within 5 standard errors, KS test, in
   const tail = z.filter((v) => Math.abs(v) > 3).length;
   assert.ok(Math.abs(tail - N * 0.0027) < 5 * Math.sqrt(N * 0.0027 * (1 - 0.0027)), `${tail} samples beyond 3 sigma`);
   // another stream and another counter are uncorrelated with this one: correlation SE 1/sqrt(N)
-  for (const other of [{ seed: 1234, stream: 1, counter: 0 }, { seed: 1234, stream: 0, counter: 1 }, { seed: 1235, stream: 0, counter: 0 }]) {
+  for (const other of [
+    { seed: 1234, stream: 1, counter: 0 },
+    { seed: 1234, stream: 0, counter: 1 },
+    { seed: 1235, stream: 0, counter: 0 },
+  ]) {
     const w = draw('normal', [N], other);
     const r = z.reduce((acc, v, i) => acc + v * w[i], 0) / N;
     assert.ok(Math.abs(r) < 5 / Math.sqrt(N), `correlation with ${JSON.stringify(other)}: ${r}`);
@@ -492,7 +747,9 @@ test('random normal: mean 0 and variance 1 within 5 standard errors, KS test, in
 // became exactly 1.0. Now every intermediate is an integer below 2^24 and a uniform is (k + 0.5) / 2^23.
 test('random: every uniform is exact in float32 and strictly inside (0, 1); the generator stays in 24 bits', () => {
   const key = randomKey(99, 0, 7);
-  let inexact = 0, outside = 0, wide = 0;
+  let inexact = 0,
+    outside = 0,
+    wide = 0;
   for (let i = 0; i < 1 << 20; i++) {
     const b = bits24(key, i);
     if (!(Number.isInteger(b) && b >= 0 && b < 1 << 24)) wide++;
@@ -510,7 +767,8 @@ test('random: every uniform is exact in float32 and strictly inside (0, 1); the 
 // Regression: element i was once hash(key + i), so two counters whose keys were d apart drew the same
 // sequence shifted by d (found among steps 0..1999 at seed 1234). The index now enters through its own hash.
 test('random: draws for different counters are not shifted copies of each other', () => {
-  const n = 1000, steps = 2000;
+  const n = 1000,
+    steps = 2000;
   const g = trace(({ step }) => op.uniform([n], { seed: 1234, stream: 0, counter: step as Tensor<[]> }), { step: [] });
   // value -> where it was seen; two draws that share >= 10 values at one constant shift are copies (by chance,
   // two draws of 1000 24-bit uniforms share ~0.06 values, so 10 at one shift has probability ~1e-20).

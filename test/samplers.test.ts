@@ -22,7 +22,14 @@ import { compileStep } from '../train/compileStep.ts';
 import { emaDecayAt, emaUpdate, emaUpdateHost } from '../train/ema.ts';
 import { predictionTarget, type Prediction } from '../models/parameterization.ts';
 import { createSampler, guide, sample, samplingPlan, timestepSubsequence, type PredictFn } from '../models/samplers.ts';
-import { alphaSigmaAt, cosineSchedule, linearSchedule, rescaleZeroTerminalSnr, scaledLinearSchedule, type Schedule } from '../models/schedule.ts';
+import {
+  alphaSigmaAt,
+  cosineSchedule,
+  linearSchedule,
+  rescaleZeroTerminalSnr,
+  scaledLinearSchedule,
+  type Schedule,
+} from '../models/schedule.ts';
 
 type Component = { pi: number; mu: [number, number]; S: [number, number, number] /* s00, s01, s11 */ };
 const mixture: Component[] = [
@@ -33,34 +40,73 @@ const mixture: Component[] = [
 /** The mixture's exact mean and covariance: sum pi_k mu_k, sum pi_k (S_k + mu_k mu_k^T) - m m^T. */
 const moments = (mix: Component[]) => {
   const m = [0, 1].map((i) => mix.reduce((s, c) => s + c.pi * c.mu[i], 0));
-  const second = (i: number, j: number) => mix.reduce((s, c) => s + c.pi * ([[c.S[0], c.S[1]], [c.S[1], c.S[2]]][i][j] + c.mu[i] * c.mu[j]), 0);
+  const second = (i: number, j: number) =>
+    mix.reduce(
+      (s, c) =>
+        s +
+        c.pi *
+          ([
+            [c.S[0], c.S[1]],
+            [c.S[1], c.S[2]],
+          ][i][j] +
+            c.mu[i] * c.mu[j]),
+      0,
+    );
   return { mean: m, cov: [second(0, 0) - m[0] ** 2, second(0, 1) - m[0] * m[1], second(1, 1) - m[1] ** 2] };
 };
 
 /** The exact prediction of the given kind for x_t [B, 2] at timesteps t [B]; alpha/sigma come from the in-graph table. */
-const exactPredict = (sched: Schedule, kind: Prediction, mix: Component[] = mixture): PredictFn => (xt, t) => {
-  const B = xt.shape[0];
-  const { alpha, sigma } = alphaSigmaAt(sched, t);
-  const [a2, s2] = [op.mul(alpha, alpha), op.mul(sigma, sigma)];
-  const col = (i: number) => op.reshape(op.slice(xt, [null, [i, i + 1]]), [B]);
-  const [x0c, x1c] = [col(0), col(1)];
-  const per = mix.map(({ pi, mu, S }) => {
-    const c00 = op.add(op.mul(a2, S[0]), s2), c01 = op.mul(a2, S[1]), c11 = op.add(op.mul(a2, S[2]), s2);
-    const det = op.sub(op.mul(c00, c11), op.mul(c01, c01));
-    const d0 = op.sub(x0c, op.mul(alpha, mu[0])), d1 = op.sub(x1c, op.mul(alpha, mu[1]));
-    const u0 = op.div(op.sub(op.mul(c11, d0), op.mul(c01, d1)), det); // C^-1 d
-    const u1 = op.div(op.sub(op.mul(c00, d1), op.mul(c01, d0)), det);
-    const logp = op.sub(op.sub(Math.log(pi), op.mul(op.add(op.mul(d0, u0), op.mul(d1, u1)), 0.5)), op.mul(op.log(det), 0.5));
-    const eps = [op.mul(sigma, u0), op.mul(sigma, u1)];
-    const x0 = [op.add(mu[0], op.mul(alpha, op.add(op.mul(u0, S[0]), op.mul(u1, S[1])))), op.add(mu[1], op.mul(alpha, op.add(op.mul(u0, S[1]), op.mul(u1, S[2]))))];
-    return { logp, eps, x0 };
-  });
-  const r = softmax(op.concat(per.map((p) => op.reshape(p.logp, [B, 1])), 1), 1);
-  const mean = (pick: (p: (typeof per)[number]) => Tensor[]) =>
-    op.concat([0, 1].map((i) => op.reshape(per.map((p, k) => op.mul(pick(p)[i], op.reshape(op.slice(r, [null, [k, k + 1]]), [B]))).reduce((s, v) => op.add(s, v)), [B, 1])), 1);
-  const [a, s] = [op.reshape(alpha, [B, 1]), op.reshape(sigma, [B, 1])];
-  return predictionTarget(kind, mean((p) => p.x0), mean((p) => p.eps), a, s);
-};
+const exactPredict =
+  (sched: Schedule, kind: Prediction, mix: Component[] = mixture): PredictFn =>
+  (xt, t) => {
+    const B = xt.shape[0];
+    const { alpha, sigma } = alphaSigmaAt(sched, t);
+    const [a2, s2] = [op.mul(alpha, alpha), op.mul(sigma, sigma)];
+    const col = (i: number) => op.reshape(op.slice(xt, [null, [i, i + 1]]), [B]);
+    const [x0c, x1c] = [col(0), col(1)];
+    const per = mix.map(({ pi, mu, S }) => {
+      const c00 = op.add(op.mul(a2, S[0]), s2),
+        c01 = op.mul(a2, S[1]),
+        c11 = op.add(op.mul(a2, S[2]), s2);
+      const det = op.sub(op.mul(c00, c11), op.mul(c01, c01));
+      const d0 = op.sub(x0c, op.mul(alpha, mu[0])),
+        d1 = op.sub(x1c, op.mul(alpha, mu[1]));
+      const u0 = op.div(op.sub(op.mul(c11, d0), op.mul(c01, d1)), det); // C^-1 d
+      const u1 = op.div(op.sub(op.mul(c00, d1), op.mul(c01, d0)), det);
+      const logp = op.sub(op.sub(Math.log(pi), op.mul(op.add(op.mul(d0, u0), op.mul(d1, u1)), 0.5)), op.mul(op.log(det), 0.5));
+      const eps = [op.mul(sigma, u0), op.mul(sigma, u1)];
+      const x0 = [
+        op.add(mu[0], op.mul(alpha, op.add(op.mul(u0, S[0]), op.mul(u1, S[1])))),
+        op.add(mu[1], op.mul(alpha, op.add(op.mul(u0, S[1]), op.mul(u1, S[2])))),
+      ];
+      return { logp, eps, x0 };
+    });
+    const r = softmax(
+      op.concat(
+        per.map((p) => op.reshape(p.logp, [B, 1])),
+        1,
+      ),
+      1,
+    );
+    const mean = (pick: (p: (typeof per)[number]) => Tensor[]) =>
+      op.concat(
+        [0, 1].map((i) =>
+          op.reshape(
+            per.map((p, k) => op.mul(pick(p)[i], op.reshape(op.slice(r, [null, [k, k + 1]]), [B]))).reduce((s, v) => op.add(s, v)),
+            [B, 1],
+          ),
+        ),
+        1,
+      );
+    const [a, s] = [op.reshape(alpha, [B, 1]), op.reshape(sigma, [B, 1])];
+    return predictionTarget(
+      kind,
+      mean((p) => p.x0),
+      mean((p) => p.eps),
+      a,
+      s,
+    );
+  };
 
 /** Sample mean and covariance of [N, 2] samples, with standard errors estimated from the samples themselves. */
 const stats = (x: NDArray) => {
@@ -71,7 +117,11 @@ const stats = (x: NDArray) => {
   const c = [col(0), col(1)];
   const m = c.map(avg);
   const prod = (i: number, j: number) => c[i].map((v, n) => (v - m[i]) * (c[j][n] - m[j]));
-  const pairs = [[0, 0], [0, 1], [1, 1]].map(([i, j]) => prod(i, j));
+  const pairs = [
+    [0, 0],
+    [0, 1],
+    [1, 1],
+  ].map(([i, j]) => prod(i, j));
   return { mean: m, meanSE: c.map((a) => sd(a) / Math.sqrt(N)), cov: pairs.map(avg), covSE: pairs.map((p) => sd(p) / Math.sqrt(N)) };
 };
 
@@ -81,7 +131,8 @@ const stats = (x: NDArray) => {
  * SEs are ~0.016-0.024 for the means and ~0.01-0.03 for the covariances.
  */
 const assertRecovers = (x: NDArray, label: string) => {
-  const want = moments(mixture), got = stats(x);
+  const want = moments(mixture),
+    got = stats(x);
   const report = `${label}: mean ${got.mean.map((v) => v.toFixed(4))} vs ${want.mean.map((v) => v.toFixed(4))}, cov ${got.cov.map((v) => v.toFixed(4))} vs ${want.cov.map((v) => v.toFixed(4))}`;
   got.mean.forEach((v, i) => assert.ok(Math.abs(v - want.mean[i]) <= 5 * got.meanSE[i], `${report} (mean ${i}, SE ${got.meanSE[i]})`));
   got.cov.forEach((v, i) => assert.ok(Math.abs(v - want.cov[i]) <= 5 * got.covSE[i], `${report} (cov ${i}, SE ${got.covSE[i]})`));
@@ -95,14 +146,36 @@ const N = 2000;
 // So the moment tests use step counts where that bias is below ~1 SE at N = 2000 (SE of cov[1,1] ~0.017);
 // coarse chains are checked exactly by the linear-Gaussian test below instead.
 const cases: { label: string; sched: Schedule; kind: Prediction; sampler: 'ddpm' | 'ddim'; steps: number; eta?: number }[] = [
-  { label: 'DDPM 1000 steps, v, zero-terminal linear', sched: rescaleZeroTerminalSnr(linearSchedule()), kind: 'v', sampler: 'ddpm', steps: 1000 },
+  {
+    label: 'DDPM 1000 steps, v, zero-terminal linear',
+    sched: rescaleZeroTerminalSnr(linearSchedule()),
+    kind: 'v',
+    sampler: 'ddpm',
+    steps: 1000,
+  },
   { label: 'DDIM eta=0 250 steps, eps, cosine', sched: cosineSchedule(), kind: 'eps', sampler: 'ddim', steps: 250 },
-  { label: 'DDIM eta=0 250 steps, x0, zero-terminal scaled-linear', sched: rescaleZeroTerminalSnr(scaledLinearSchedule()), kind: 'x0', sampler: 'ddim', steps: 250 },
+  {
+    label: 'DDIM eta=0 250 steps, x0, zero-terminal scaled-linear',
+    sched: rescaleZeroTerminalSnr(scaledLinearSchedule()),
+    kind: 'x0',
+    sampler: 'ddim',
+    steps: 250,
+  },
 ];
 
 for (const c of cases)
   test(`webasm: ${c.label} recovers the mixture's mean and covariance (N=${N}, 5 SE)`, () => {
-    const x = sample({ predict: exactPredict(c.sched, c.kind), shape: [N, 2], schedule: c.sched, prediction: c.kind, sampler: c.sampler, steps: c.steps, eta: c.eta, seed: 7, backend: 'webasm' });
+    const x = sample({
+      predict: exactPredict(c.sched, c.kind),
+      shape: [N, 2],
+      schedule: c.sched,
+      prediction: c.kind,
+      sampler: c.sampler,
+      steps: c.steps,
+      eta: c.eta,
+      seed: 7,
+      backend: 'webasm',
+    });
     assert.equal(x.backend, 'webasm');
     assert.ok(x.data.every(Number.isFinite));
     assertRecovers(x, c.label);
@@ -141,14 +214,32 @@ const chainMoments = (sched: Schedule, sampler: 'ddpm' | 'ddim', steps: number, 
     return { m, V };
   });
 
-for (const [sampler, steps, eta] of [['ddim', 10, 0], ['ddim', 20, 0.5], ['ddim', 20, 1], ['ddpm', 25, 0]] as const)
+for (const [sampler, steps, eta] of [
+  ['ddim', 10, 0],
+  ['ddim', 20, 0.5],
+  ['ddim', 20, 1],
+  ['ddpm', 25, 0],
+] as const)
   test(`cpu: ${sampler}${sampler === 'ddim' ? ` eta=${eta}` : ''} ${steps} steps on one Gaussian matches the discretised chain's exact moments`, () => {
     const sched = rescaleZeroTerminalSnr(linearSchedule());
-    const x = sample({ predict: exactPredict(sched, 'v', gaussian), shape: [N, 2], schedule: sched, prediction: 'v', sampler, steps, eta: sampler === 'ddim' ? eta : undefined, seed: 3, backend: 'cpu' });
+    const x = sample({
+      predict: exactPredict(sched, 'v', gaussian),
+      shape: [N, 2],
+      schedule: sched,
+      prediction: 'v',
+      sampler,
+      steps,
+      eta: sampler === 'ddim' ? eta : undefined,
+      seed: 3,
+      backend: 'cpu',
+    });
     const got = stats(x);
     chainMoments(sched, sampler, steps, eta).forEach(({ m, V }, d) => {
       assert.ok(Math.abs(got.mean[d] - m) <= 5 * Math.sqrt(V / N), `dim ${d}: mean ${got.mean[d]} vs chain ${m}`);
-      assert.ok(Math.abs(got.cov[2 * d] - V) <= 5 * V * Math.sqrt(2 / N), `dim ${d}: var ${got.cov[2 * d]} vs chain ${V} (data ${gaussian[0].S[2 * d]})`);
+      assert.ok(
+        Math.abs(got.cov[2 * d] - V) <= 5 * V * Math.sqrt(2 / N),
+        `dim ${d}: var ${got.cov[2 * d]} vs chain ${V} (data ${gaussian[0].S[2 * d]})`,
+      );
     });
   });
 
@@ -156,7 +247,18 @@ for (const [sampler, steps, eta] of [['ddim', 10, 0], ['ddim', 20, 0.5], ['ddim'
 
 const small = (over: Partial<Parameters<typeof sample>[0]> = {}) => {
   const sched = rescaleZeroTerminalSnr(linearSchedule());
-  return sample({ predict: exactPredict(sched, 'v'), shape: [64, 2], schedule: sched, prediction: 'v', sampler: 'ddim', steps: 10, eta: 0.5, seed: 1, backend: 'cpu', ...over });
+  return sample({
+    predict: exactPredict(sched, 'v'),
+    shape: [64, 2],
+    schedule: sched,
+    prediction: 'v',
+    sampler: 'ddim',
+    steps: 10,
+    eta: 0.5,
+    seed: 1,
+    backend: 'cpu',
+    ...over,
+  });
 };
 
 test('same seed gives identical samples; another seed or draw gives different ones', () => {
@@ -176,7 +278,9 @@ test('compiled sampler steps follow the f64 interpreter on every available backe
     assert.equal(got.backend, backend);
     // f32 kernels over 10 steps of O(1) values; the noise is bit-identical in its uniforms, so the only
     // differences are f32 rounding (~1e-7 relative per op, a few hundred ops): 1e-4 leaves a wide margin
-    got.data.forEach((v, i) => assert.ok(Math.abs(v - ref.data[i]) <= 1e-4 * (1 + Math.abs(ref.data[i])), `${backend} [${i}]: ${v} vs ${ref.data[i]}`));
+    got.data.forEach((v, i) =>
+      assert.ok(Math.abs(v - ref.data[i]) <= 1e-4 * (1 + Math.abs(ref.data[i])), `${backend} [${i}]: ${v} vs ${ref.data[i]}`),
+    );
   }
 });
 
@@ -221,7 +325,8 @@ test('guide: CFG on (x0, eps) and the v-space rescale match a host computation',
     const sd = (v: number[]) => Math.sqrt(v.reduce((s, x) => s + (x - v.reduce((a, y) => a + y, 0) / D) ** 2, 0) / D);
     const factor = phi * (sd(vc) / sd(vg)) + (1 - phi);
     for (let j = 0; j < D; j++) {
-      const i = b * D + j, v = vg[j] * factor;
+      const i = b * D + j,
+        v = vg[j] * factor;
       assert.ok(Math.abs(out.x0.data[i] - (alpha * xt[i] - sigma * v)) < 1e-12);
       assert.ok(Math.abs(out.eps.data[i] - (sigma * xt[i] + alpha * v)) < 1e-12);
     }
@@ -242,7 +347,9 @@ test('cfgScale w on a cond/uncond pair equals sampling the guided prediction dir
     const common = { shape: [16, 2], schedule: sched, prediction: kind, sampler: 'ddim', steps: 8, seed: 5, backend: 'interpret' } as const;
     const viaCfg = sample({ ...common, predict, cfgScale: w, nullClass: 1, classes: new Array(16).fill(0) });
     const direct = sample({ ...common, predict: guidedDirect });
-    viaCfg.data.forEach((v, i) => assert.ok(Math.abs(v - direct.data[i]) <= 1e-9 * (1 + Math.abs(v)), `${kind} [${i}]: ${v} vs ${direct.data[i]}`));
+    viaCfg.data.forEach((v, i) =>
+      assert.ok(Math.abs(v - direct.data[i]) <= 1e-9 * (1 + Math.abs(v)), `${kind} [${i}]: ${v} vs ${direct.data[i]}`),
+    );
     // w = 1 is the conditional model alone (a single model call)
     const condOnly = sample({ ...common, predict, classes: new Array(16).fill(0) });
     const plain = sample({ ...common, predict: pa });
@@ -252,7 +359,16 @@ test('cfgScale w on a cond/uncond pair equals sampling the guided prediction dir
 
 test('bad sampler options are clear errors', () => {
   const sched = rescaleZeroTerminalSnr(linearSchedule());
-  const base = { predict: exactPredict(sched, 'v'), shape: [4, 2], schedule: sched, prediction: 'v', sampler: 'ddim', steps: 5, seed: 1, backend: 'interpret' } as const;
+  const base = {
+    predict: exactPredict(sched, 'v'),
+    shape: [4, 2],
+    schedule: sched,
+    prediction: 'v',
+    sampler: 'ddim',
+    steps: 5,
+    seed: 1,
+    backend: 'interpret',
+  } as const;
   assert.throws(() => createSampler({ ...base, cfgScale: 3 }), /conditional\/unconditional pair: give nullClass/);
   assert.throws(() => createSampler({ ...base, cfgScale: 3, nullClass: 10, hasNullClass: false }), /trained without a null class/);
   assert.throws(() => createSampler({ ...base, cfgScale: 3, nullClass: 10 }).sample(), /needs classes \[4\]/);
@@ -272,9 +388,17 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
   for (const [path, a] of flattenParams(host)) a.data.forEach((v, i) => assert.ok(Math.abs(out[path].data[i] - v) < 1e-15));
 
   // compileStep's emaDecay (an f32 device EMA after each update) follows this host recursion over the trajectory
-  const x = initNormal([8, 3], 1, 2), y = initNormal([8, 2], 1, 3);
-  const loss = ({ params, x, y }: { params: ParamTensors<Params>; x: Tensor; y: Tensor }) => mse(nn.linear.apply((params as unknown as { l: ParamTensors<typeof p0.l> }).l, x), y);
-  const step = compileStep(loss, { params: p0, optimizer: sgd({ lr: 0.1 }), emaDecay: 0.8, data: { x: [8, 3], y: [8, 2] }, backend: 'cpu' });
+  const x = initNormal([8, 3], 1, 2),
+    y = initNormal([8, 2], 1, 3);
+  const loss = ({ params, x, y }: { params: ParamTensors<Params>; x: Tensor; y: Tensor }) =>
+    mse(nn.linear.apply((params as unknown as { l: ParamTensors<typeof p0.l> }).l, x), y);
+  const step = compileStep(loss, {
+    params: p0,
+    optimizer: sgd({ lr: 0.1 }),
+    emaDecay: 0.8,
+    data: { x: [8, 3], y: [8, 2] },
+    backend: 'cpu',
+  });
   let ema: Params = p0;
   for (let k = 0; k < 5; k++) {
     step.run({ x, y });
@@ -282,22 +406,38 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
   }
   const dev = new Map(flattenParams(step.ema()));
   // f32 parameters and updates: 1e-5 relative is ~100 ulps over 5 steps of O(1) values
-  for (const [path, a] of flattenParams(ema)) a.data.forEach((v, i) => assert.ok(Math.abs(dev.get(path)!.data[i] - v) <= 1e-5 * (1 + Math.abs(v)), `${path}[${i}]`));
+  for (const [path, a] of flattenParams(ema))
+    a.data.forEach((v, i) => assert.ok(Math.abs(dev.get(path)!.data[i] - v) <= 1e-5 * (1 + Math.abs(v)), `${path}[${i}]`));
   // the warm-up decay: min(d, (1 + step)/(10 + step))
-  const warm = evaluate(trace(({ s }) => emaDecayAt(s, 0.999), { s: [] }), { s: { shape: [], data: Float64Array.of(5) } }).out.data[0];
+  const warm = evaluate(
+    trace(({ s }) => emaDecayAt(s, 0.999), { s: [] }),
+    { s: { shape: [], data: Float64Array.of(5) } },
+  ).out.data[0];
   assert.equal(warm, 6 / 15);
 });
 
-test("sample({ params }) runs the compiled plan with other weights: equal to a sampler made with them; other shapes are refused", async () => {
+test('sample({ params }) runs the compiled plan with other weights: equal to a sampler made with them; other shapes are refused', async () => {
   const { createDenoiser } = await import('../models/index.ts');
   const { denoiserPredict } = await import('../models/samplers.ts');
   const model = createDenoiser({ kind: 'mlp', dim: 2, hidden: 8, depth: 1, timeDim: 4 });
   const [a, b] = [model.init(1), model.init(2)];
-  const opts = { predict: denoiserPredict(model), shape: [16, 2], schedule: cosineSchedule(100), prediction: 'v', sampler: 'ddim', steps: 5, seed: 3, backend: 'cpu' } as const;
+  const opts = {
+    predict: denoiserPredict(model),
+    shape: [16, 2],
+    schedule: cosineSchedule(100),
+    prediction: 'v',
+    sampler: 'ddim',
+    steps: 5,
+    seed: 3,
+    backend: 'cpu',
+  } as const;
   const fromA = createSampler({ ...opts, params: a });
   const withB = fromA.sample({ params: b });
   assert.deepEqual(withB.data, createSampler({ ...opts, params: b }).sample().data);
   assert.notDeepEqual(withB.data, fromA.sample().data);
   const other = createDenoiser({ kind: 'mlp', dim: 2, hidden: 4, depth: 1, timeDim: 4 }).init(1);
-  assert.throws(() => fromA.sample({ params: other }), /sampler: params must have the paths and shapes the sampler was created with; 'params\.hidden\.hidden0\.w' is \[6,8\] there, \[6,4\] here/);
+  assert.throws(
+    () => fromA.sample({ params: other }),
+    /sampler: params must have the paths and shapes the sampler was created with; 'params\.hidden\.hidden0\.w' is \[6,8\] there, \[6,4\] here/,
+  );
 });

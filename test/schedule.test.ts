@@ -12,7 +12,14 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { fromPrediction, perSample, predictions, predictionTarget, type Prediction } from '../models/parameterization.ts';
 import {
-  alphaSigmaAt, cosineSchedule, linearSchedule, rescaleZeroTerminalSnr, sampleTimesteps, scaledLinearSchedule, snr, type Schedule,
+  alphaSigmaAt,
+  cosineSchedule,
+  linearSchedule,
+  rescaleZeroTerminalSnr,
+  sampleTimesteps,
+  scaledLinearSchedule,
+  snr,
+  type Schedule,
 } from '../models/schedule.ts';
 
 const arr = (shape: number[], data: ArrayLike<number>): NDArray => ({ shape, data: Float64Array.from(data) });
@@ -22,8 +29,12 @@ const scheduleArb: fc.Arbitrary<Schedule> = fc
   .tuple(
     fc.integer({ min: 2, max: 2000 }),
     fc.oneof(
-      fc.tuple(fc.double({ min: 1e-5, max: 5e-3, noNaN: true }), fc.double({ min: 1.5, max: 40, noNaN: true })).map(([b0, k]) => ['linear', b0, b0 * k] as const),
-      fc.tuple(fc.double({ min: 1e-4, max: 2e-3, noNaN: true }), fc.double({ min: 1.5, max: 30, noNaN: true })).map(([b0, k]) => ['scaled', b0, b0 * k] as const),
+      fc
+        .tuple(fc.double({ min: 1e-5, max: 5e-3, noNaN: true }), fc.double({ min: 1.5, max: 40, noNaN: true }))
+        .map(([b0, k]) => ['linear', b0, b0 * k] as const),
+      fc
+        .tuple(fc.double({ min: 1e-4, max: 2e-3, noNaN: true }), fc.double({ min: 1.5, max: 30, noNaN: true }))
+        .map(([b0, k]) => ['scaled', b0, b0 * k] as const),
       fc.double({ min: 1e-3, max: 0.05, noNaN: true }).map((s) => ['cosine', s, 0] as const),
     ),
     fc.boolean(),
@@ -57,7 +68,8 @@ test('zero-terminal rescale: abar_T = 0 exactly, abar_1 unchanged, sqrt(abar) an
       assert.equal(snr(s)[s.T - 1], 0);
       assert.equal(s.alphaBar[0], s0.alpha[0] ** 2);
       // (a - aT) * a0 / (a0 - aT): the middle values follow the same line (relative round-off, a few ulps)
-      const a0 = s0.alpha[0], aT = s0.alpha[s0.T - 1];
+      const a0 = s0.alpha[0],
+        aT = s0.alpha[s0.T - 1];
       for (const i of [1, Math.floor(s.T / 2), s.T - 2].filter((i) => i > 0 && i < s.T - 1))
         assert.ok(Math.abs(s.alpha[i] - ((s0.alpha[i] - aT) * a0) / (a0 - aT)) <= 1e-14);
     }),
@@ -106,8 +118,13 @@ test('alphaSigmaAt compiled on every available backend gives the f32-rounded tab
 });
 
 test('sampleTimesteps: integers in 1..T, roughly uniform, deterministic in (seed, stream, counter)', () => {
-  const T = 1000, B = 20000;
-  const draw = (seed: number, counter: number) => evaluate(trace(() => sampleTimesteps(T, B, { seed, stream: 3, counter }), {}), {}).out.data;
+  const T = 1000,
+    B = 20000;
+  const draw = (seed: number, counter: number) =>
+    evaluate(
+      trace(() => sampleTimesteps(T, B, { seed, stream: 3, counter }), {}),
+      {},
+    ).out.data;
   const a = draw(1, 0);
   assert.ok(a.every((t) => Number.isInteger(t) && t >= 1 && t <= T));
   assert.deepEqual(a, draw(1, 0));
@@ -122,7 +139,8 @@ test('sampleTimesteps: integers in 1..T, roughly uniform, deterministic in (seed
 // ---- parameterisations -------------------------------------------------------------------------------------
 
 const roundTrip = (kind: Prediction, x0: number[], eps: number[], alpha: number[], sigma: number[]) => {
-  const B = alpha.length, D = x0.length / B;
+  const B = alpha.length,
+    D = x0.length / B;
   const g = trace(
     ({ x0, eps, alpha, sigma }) => {
       const [a, s] = [perSample(alpha, 2), perSample(sigma, 2)];
@@ -139,15 +157,13 @@ const roundTrip = (kind: Prediction, x0: number[], eps: number[], alpha: number[
 const close = (got: Float64Array, want: ArrayLike<number>, tol: number, what: string) =>
   got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= tol * (1 + Math.abs(want[i])), `${what}[${i}]: ${g} vs ${want[i]}`));
 
-const caseArb = fc
-  .tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 }))
-  .chain(([B, D]) =>
-    fc.record({
-      x0: fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: B * D, maxLength: B * D }),
-      eps: fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: B * D, maxLength: B * D }),
-      alpha: fc.array(fc.double({ min: 0.05, max: 0.999, noNaN: true }), { minLength: B, maxLength: B }),
-    }),
-  );
+const caseArb = fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 3 })).chain(([B, D]) =>
+  fc.record({
+    x0: fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: B * D, maxLength: B * D }),
+    eps: fc.array(fc.double({ min: -3, max: 3, noNaN: true }), { minLength: B * D, maxLength: B * D }),
+    alpha: fc.array(fc.double({ min: 0.05, max: 0.999, noNaN: true }), { minLength: B, maxLength: B }),
+  }),
+);
 
 test('parameterisations: target -> fromPrediction recovers x0 and eps for eps, v and x0', () => {
   fc.assert(
@@ -166,7 +182,10 @@ test('v conversions hold at the singular ends: alpha = 0 (zero terminal SNR) and
   fc.assert(
     fc.property(caseArb, ({ x0, eps, alpha }) => {
       const B = alpha.length;
-      for (const [a, s] of [[0, 1], [1, 0]]) {
+      for (const [a, s] of [
+        [0, 1],
+        [1, 0],
+      ]) {
         const out = roundTrip('v', x0, eps, new Array(B).fill(a), new Array(B).fill(s));
         // alpha = 0: x_t = eps carries no x0 information, v = -x0 does; sigma = 0: x_t = x0, v = eps.
         close(out.x0.data, x0, 1e-15, `v x0 at alpha=${a}`);

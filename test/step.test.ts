@@ -16,7 +16,10 @@ import type { NDArray } from '../core/ndarray.ts';
 const backends = availableBackends().filter((b) => b !== 'webgl2');
 const params0 = { l1: nn.linear.init(seedFor(1, 'l1'), 3, 16), l2: nn.linear.init(seedFor(1, 'l2'), 16, 1) };
 const x = initNormal([32, 3], 1, 5);
-const y: NDArray = { shape: [32, 1], data: Float64Array.from({ length: 32 }, (_, i) => Math.sin(x.data[3 * i]) + 0.5 * x.data[3 * i + 1] * x.data[3 * i + 2]) };
+const y: NDArray = {
+  shape: [32, 1],
+  data: Float64Array.from({ length: 32 }, (_, i) => Math.sin(x.data[3 * i]) + 0.5 * x.data[3 * i + 1] * x.data[3 * i + 2]),
+};
 type P = typeof params0;
 const loss = ({ params, x, y }: { params: ParamTensors<Params>; x: Tensor; y: Tensor }) => {
   const p = params as unknown as ParamTensors<P>;
@@ -41,7 +44,10 @@ const reference = (optimizer: Optimizer, steps: number): number[] => {
   return losses;
 };
 
-for (const [label, optimizer] of [['adam', adam({ lr: 1e-2 })], ['sgd+momentum', sgd({ lr: 5e-2, momentum: 0.9 })]] as const) {
+for (const [label, optimizer] of [
+  ['adam', adam({ lr: 1e-2 })],
+  ['sgd+momentum', sgd({ lr: 5e-2, momentum: 0.9 })],
+] as const) {
   const ref = reference(optimizer, 200);
   for (const backend of backends) {
     test(`${backend}: ${label}, 200 steps follow the f64 interpreter`, () => {
@@ -49,7 +55,8 @@ for (const [label, optimizer] of [['adam', adam({ lr: 1e-2 })], ['sgd+momentum',
       const losses = Array.from({ length: 200 }, () => s.run({ x, y }));
       // f32 rounding perturbs each update by ~1e-7 relative; over 200 steps of a smooth, well-conditioned problem
       // the trajectories stay within 1e-3 relative (observed ~1e-5); a wrong gradient or update diverges by O(1).
-      for (const t of [0, 49, 99, 199]) assert.ok(Math.abs(losses[t] - ref[t]) <= 1e-3 * ref[t], `step ${t + 1}: ${losses[t]} vs f64 ${ref[t]}`);
+      for (const t of [0, 49, 99, 199])
+        assert.ok(Math.abs(losses[t] - ref[t]) <= 1e-3 * ref[t], `step ${t + 1}: ${losses[t]} vs f64 ${ref[t]}`);
       assert.ok(losses[199] < 0.5 * losses[0], `loss fell from ${losses[0]} to ${losses[199]}`);
       assert.equal(s.step, 201);
       const p = s.params() as P;
@@ -66,7 +73,10 @@ test('a non-finite loss is reported with its step and the update is not applied'
     backend: 'cpu',
   });
   const before = s.params() as P;
-  assert.throws(() => s.run({ x }), (e: unknown) => e instanceof NonFiniteLossError && e.step === 1 && /step 1: the loss is -Infinity/.test(e.message));
+  assert.throws(
+    () => s.run({ x }),
+    (e: unknown) => e instanceof NonFiniteLossError && e.step === 1 && /step 1: the loss is -Infinity/.test(e.message),
+  );
   assert.deepEqual([...(s.params() as P).l1.w.data], [...before.l1.w.data]);
 });
 
@@ -77,20 +87,25 @@ test('checkNaN names the first kernel that produced a non-finite value', async (
   const exe = compile(g, { backend: 'cpu', checkNaN: true });
   const x = { shape: [4, 3], data: Float64Array.from({ length: 12 }, (_, i) => i - 6) };
   const w = { shape: [3, 2], data: Float64Array.of(1, 1, 1, 1, 1, 1) };
-  assert.throws(() => exe.run({ x, w }), (e: unknown) => {
-    if (!(e instanceof NonFiniteError)) return false;
-    // the matmul kernel (finite) runs first; the reduction kernel with log and exp inlined makes the NaN
-    assert.equal(e.kernel.index, 1);
-    assert.deepEqual(e.kernel.fusedOps, ['log', 'exp', 'sum', 'reshape']);
-    assert.match(e.message, /^kernel 1 \(k1_reshape, output \[\], fusing log exp sum reshape\) produced NaN at element 0$/);
-    return true;
-  });
+  assert.throws(
+    () => exe.run({ x, w }),
+    (e: unknown) => {
+      if (!(e instanceof NonFiniteError)) return false;
+      // the matmul kernel (finite) runs first; the reduction kernel with log and exp inlined makes the NaN
+      assert.equal(e.kernel.index, 1);
+      assert.deepEqual(e.kernel.fusedOps, ['log', 'exp', 'sum', 'reshape']);
+      assert.match(e.message, /^kernel 1 \(k1_reshape, output \[\], fusing log exp sum reshape\) produced NaN at element 0$/);
+      return true;
+    },
+  );
 });
 
 test('runAsync (webasm worker threads) takes exactly the same steps as run', async () => {
   const { shutdownBackends } = await import('../compiler/index.ts');
-  const mk = () => compileStep(loss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: 'webasm' });
-  const a = mk(), b = mk();
+  const mk = () =>
+    compileStep(loss, { params: params0, optimizer: adam({ lr: 1e-2 }), data: { x: [32, 3], y: [32, 1] }, backend: 'webasm' });
+  const a = mk(),
+    b = mk();
   for (let i = 0; i < 5; i++) assert.equal(await a.runAsync({ x, y }), b.run({ x, y }));
   assert.deepEqual([...(a.params() as P).l1.w.data], [...(b.params() as P).l1.w.data]);
   await shutdownBackends();
@@ -98,7 +113,13 @@ test('runAsync (webasm worker threads) takes exactly the same steps as run', asy
 
 test('EMA of the parameters is updated inside the compiled step: ema_t = d ema_{t-1} + (1 - d) params_t', () => {
   const d = 0.9;
-  const s = compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, backend: 'cpu', emaDecay: d });
+  const s = compileStep(loss, {
+    params: params0,
+    optimizer: sgd({ lr: 0.05 }),
+    data: { x: [32, 3], y: [32, 1] },
+    backend: 'cpu',
+    emaDecay: d,
+  });
   let ema = Float64Array.from(params0.l1.w.data);
   for (let t = 0; t < 5; t++) {
     s.run({ x, y });
@@ -108,7 +129,10 @@ test('EMA of the parameters is updated inside the compiled step: ema_t = d ema_{
   const got = (s.ema() as P).l1.w.data;
   // f32 on the device vs this f64 recurrence: 5 steps of a convex combination, well under 1e-6
   got.forEach((v, i) => assert.ok(Math.abs(v - ema[i]) < 1e-6, `ema[${i}] ${v} vs ${ema[i]}`));
-  assert.throws(() => compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, emaDecay: 1 }), /emaDecay must be in \[0, 1\)/);
+  assert.throws(
+    () => compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, emaDecay: 1 }),
+    /emaDecay must be in \[0, 1\)/,
+  );
 });
 
 test('steps after the first create no kernels (no recompile on the hot path)', async () => {

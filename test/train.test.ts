@@ -6,7 +6,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { CheckpointError, loadCheckpoint, saveCheckpoint, SafetensorsError, SignatureMismatchError, type Checkpoint } from '../storage/checkpoint.ts';
+import {
+  CheckpointError,
+  loadCheckpoint,
+  saveCheckpoint,
+  SafetensorsError,
+  SignatureMismatchError,
+  type Checkpoint,
+} from '../storage/checkpoint.ts';
 import { flattenParams, type Params } from '../dsl/params.ts';
 import { ConfigError, decodeConfig, defaultConfig, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
 import { batchSource, setupRun } from '../runs/setup.ts';
@@ -20,13 +27,32 @@ const sha256 = (p: string) => createHash('sha256').update(fs.readFileSync(p)).di
 const tiny2d = (over: Record<string, Json> = {}): RunConfig =>
   resolveConfig(
     undefined,
-    { 'data.name': 'eightGaussians', 'model.hidden': 16, 'model.depth': 2, 'model.timeDim': 8, 'model.classDim': 4, 'train.batchSize': 32, backend: 'webasm', ...over },
+    {
+      'data.name': 'eightGaussians',
+      'model.hidden': 16,
+      'model.depth': 2,
+      'model.timeDim': 8,
+      'model.classDim': 4,
+      'train.batchSize': 32,
+      backend: 'webasm',
+      ...over,
+    },
     'eightGaussians',
   );
 const tinyMnist = (over: Record<string, Json> = {}): RunConfig =>
   resolveConfig(
     undefined,
-    { 'data.name': 'mnist16', 'data.conditional': true, 'model.hidden': 32, 'model.depth': 2, 'model.timeDim': 8, 'model.classDim': 4, 'train.batchSize': 16, backend: 'webasm', ...over },
+    {
+      'data.name': 'mnist16',
+      'data.conditional': true,
+      'model.hidden': 32,
+      'model.depth': 2,
+      'model.timeDim': 8,
+      'model.classDim': 4,
+      'train.batchSize': 16,
+      backend: 'webasm',
+      ...over,
+    },
     'mnist16',
   );
 const withSteps = (c: RunConfig, steps: number): RunConfig => ({ ...c, train: { ...c.train, steps } });
@@ -41,7 +67,8 @@ const assertTreesIdentical = (a: Params, b: Params, what: string) => {
   for (const [k, x] of fa) {
     const y = fb.get(k)!;
     assert.deepEqual([...y.shape], [...x.shape], `${what}.${k}: shape`);
-    for (let i = 0; i < x.data.length; i++) if (!Object.is(x.data[i], y.data[i])) assert.fail(`${what}.${k}[${i}]: ${x.data[i]} !== ${y.data[i]}`);
+    for (let i = 0; i < x.data.length; i++)
+      if (!Object.is(x.data[i], y.data[i])) assert.fail(`${what}.${k}[${i}]: ${x.data[i]} !== ${y.data[i]}`);
   }
 };
 const treesDiffer = (a: Params, b: Params): boolean => {
@@ -74,7 +101,10 @@ const resumeMatches = async (config: RunConfig, N: number, tag: string, from?: s
   assert.equal(rB1.step, N);
   const half = load(b);
   assert.equal(half.step, N);
-  assert.ok(treesDiffer(half.params, load(a).params), 'the second half of training must change the weights (else the comparison proves nothing)');
+  assert.ok(
+    treesDiffer(half.params, load(a).params),
+    'the second half of training must change the weights (else the comparison proves nothing)',
+  );
   const rB2 = await train({ config: full, checkpoint: b, resume: true, from });
   assert.equal(rB2.startStep, N);
   assert.equal(rB2.step, 2 * N);
@@ -124,7 +154,8 @@ describe('exact resume', () => {
     for (const over of [{ 'objective.minSnrGamma': 5 }, { 'train.lr': 0.01 }, { prediction: 'eps' }] as Record<string, Json>[]) {
       await assert.rejects(
         train({ config: tiny2d({ 'train.steps': 4, ...over }), checkpoint: ck, resume: true }),
-        (e: Error) => e instanceof TrainingError && e.message.includes(ck) && /different run config/.test(e.message) && e.message.includes('saved: {'),
+        (e: Error) =>
+          e instanceof TrainingError && e.message.includes(ck) && /different run config/.test(e.message) && e.message.includes('saved: {'),
         JSON.stringify(over),
       );
     }
@@ -133,7 +164,11 @@ describe('exact resume', () => {
       (e: Error) => e instanceof SignatureMismatchError && e.message.includes(ck) && e.found !== e.expected,
     );
     // what may change: steps, checkpointEvery, sample settings
-    const r = await train({ config: tiny2d({ 'train.steps': 3, 'train.checkpointEvery': 7, 'sample.steps': 10 }), checkpoint: ck, resume: true });
+    const r = await train({
+      config: tiny2d({ 'train.steps': 3, 'train.checkpointEvery': 7, 'sample.steps': 10 }),
+      checkpoint: ck,
+      resume: true,
+    });
     assert.deepEqual([r.startStep, r.step], [2, 3]);
     assert.notEqual(sha256(ck), before);
   });
@@ -165,16 +200,23 @@ describe('fine-tune (sp)', () => {
     saveCheckpoint(s1, { ...orig, step: orig.step + 1 }); // same model, other bytes
     await assert.rejects(
       train({ config: withSteps(config, 4), checkpoint: ck, resume: true, from: s1 }),
-      (e: Error) => e instanceof TrainingError && e.message.includes(s1) && /changed/.test(e.message) && /sha256 [0-9a-f]{64}/.test(e.message),
+      (e: Error) =>
+        e instanceof TrainingError && e.message.includes(s1) && /changed/.test(e.message) && /sha256 [0-9a-f]{64}/.test(e.message),
     );
     fs.rmSync(s1);
-    await assert.rejects(train({ config: withSteps(config, 4), checkpoint: ck, resume: true }), (e: Error) => e instanceof TrainingError && e.message.includes(s1) && /missing/.test(e.message));
+    await assert.rejects(
+      train({ config: withSteps(config, 4), checkpoint: ck, resume: true }),
+      (e: Error) => e instanceof TrainingError && e.message.includes(s1) && /missing/.test(e.message),
+    );
     assert.equal(sha256(ck), ckSha, 'the fine-tune checkpoint is left alone');
   });
 
   test('sp without a stage-1 checkpoint is refused', async () => {
     const config = await ftConfig();
-    await assert.rejects(train({ config, checkpoint: file('sp-nofrom.safetensors') }), (e: Error) => e instanceof TrainingError && /--from/.test(e.message));
+    await assert.rejects(
+      train({ config, checkpoint: file('sp-nofrom.safetensors') }),
+      (e: Error) => e instanceof TrainingError && /--from/.test(e.message),
+    );
     assert.equal(fs.existsSync(file('sp-nofrom.safetensors')), false);
   });
 });
@@ -189,7 +231,11 @@ describe('signature mismatch', () => {
     const expected = setupRun(config).model.signature;
     await assert.rejects(
       train({ config, checkpoint: out, from: other }),
-      (e: Error) => e instanceof SignatureMismatchError && e.message.includes(other) && e.message.includes(`'${expected}'`) && e.message.includes(`'${load(other).signature}'`),
+      (e: Error) =>
+        e instanceof SignatureMismatchError &&
+        e.message.includes(other) &&
+        e.message.includes(`'${expected}'`) &&
+        e.message.includes(`'${load(other).signature}'`),
     );
     assert.equal(sha256(other), before);
     assert.equal(fs.existsSync(out), false);
@@ -210,7 +256,11 @@ describe('non-finite loss', () => {
     const seen: number[] = [];
     let err: Error | undefined;
     try {
-      await train({ config: tiny2d({ 'train.steps': 20, 'train.lr': 1e30, 'train.checkpointEvery': 1 }), checkpoint: ck, onStep: ({ step }) => seen.push(step) });
+      await train({
+        config: tiny2d({ 'train.steps': 20, 'train.lr': 1e30, 'train.checkpointEvery': 1 }),
+        checkpoint: ck,
+        onStep: ({ step }) => seen.push(step),
+      });
     } catch (e) {
       err = e as Error;
     }
@@ -222,7 +272,8 @@ describe('non-finite loss', () => {
     assert.ok(err.message.includes(ck));
     const c = load(ck);
     assert.equal(c.step, failing - 1);
-    for (const tree of [c.params, c.state, c.ema]) for (const [k, a] of flattenParams(tree)) assert.ok(a.data.every(Number.isFinite), `${k} has non-finite values`);
+    for (const tree of [c.params, c.state, c.ema])
+      for (const [k, a] of flattenParams(tree)) assert.ok(a.data.every(Number.isFinite), `${k} has non-finite values`);
   });
 });
 
@@ -230,7 +281,12 @@ describe('stopper', () => {
   test('stop set during a step ends the run after that step and saves it', async () => {
     const ck = file('stop.safetensors');
     const stopper = { stop: false };
-    const r = await train({ config: tiny2d({ 'train.steps': 50 }), checkpoint: ck, stopper, onStep: ({ step }) => void (step === 3 && (stopper.stop = true)) });
+    const r = await train({
+      config: tiny2d({ 'train.steps': 50 }),
+      checkpoint: ck,
+      stopper,
+      onStep: ({ step }) => void (step === 3 && (stopper.stop = true)),
+    });
     assert.deepEqual([r.interrupted, r.step], [true, 3]);
     assert.equal(load(ck).step, 3);
   });
@@ -244,7 +300,10 @@ describe('stopper', () => {
       checkpoint: file('stop-timer.safetensors'),
       stopper,
       onStep: ({ step }) => {
-        if (performance.now() - t0 > 5000) throw new Error(`a 200 ms timer had not run after 5 s (step ${step}): the training loop never yields to the event loop, so Ctrl-C cannot stop it`);
+        if (performance.now() - t0 > 5000)
+          throw new Error(
+            `a 200 ms timer had not run after 5 s (step ${step}): the training loop never yields to the event loop, so Ctrl-C cannot stop it`,
+          );
       },
     });
     assert.equal(r.interrupted, true);
@@ -259,7 +318,8 @@ describe('config errors', () => {
       (e: Error) => {
         assert.ok(e instanceof ConfigError, `${e}`);
         assert.ok(e.message.includes('runs/bad.json'), e.message);
-        for (const p of patterns) assert.ok(typeof p === 'string' ? e.message.includes(p) : p.test(e.message), `${e.message}\n  lacks ${p}`);
+        for (const p of patterns)
+          assert.ok(typeof p === 'string' ? e.message.includes(p) : p.test(e.message), `${e.message}\n  lacks ${p}`);
         return true;
       },
     );
@@ -272,12 +332,31 @@ describe('config errors', () => {
 
   test('an unknown key is named, with the valid ones', () => {
     fails({ train: { lrr: 1 } }, {}, "config.train: unknown key 'lrr'", /expected one of: .*\blr\b/, 'batchSize');
-    fails({ sampel: {} }, {}, "unknown key 'sampel'", /expected one of: data, model, schedule, prediction, objective, train, sample, backend/);
+    fails(
+      { sampel: {} },
+      {},
+      "unknown key 'sampel'",
+      /expected one of: data, model, schedule, prediction, objective, train, sample, backend/,
+    );
   });
 
   test('unknown dataset, objective and backend list the valid names', () => {
-    for (const [json, over] of [[{ data: { name: 'cifar' } }, {}], [{}, { 'data.name': 'cifar' }]] as [unknown, Record<string, Json>][])
-      fails(json, over, 'config.data.name', '"cifar"', '"mnist16"', '"mnist28"', '"eightGaussians"', '"grid25"', '"checkerboard"', '"twoMoons"');
+    for (const [json, over] of [
+      [{ data: { name: 'cifar' } }, {}],
+      [{}, { 'data.name': 'cifar' }],
+    ] as [unknown, Record<string, Json>][])
+      fails(
+        json,
+        over,
+        'config.data.name',
+        '"cifar"',
+        '"mnist16"',
+        '"mnist28"',
+        '"eightGaussians"',
+        '"grid25"',
+        '"checkerboard"',
+        '"twoMoons"',
+      );
     fails({ objective: { kind: 'l1' } }, {}, 'config.objective.kind', '"mse" | "sp"', '"l1"');
     fails({ backend: 'tpu' }, {}, 'config.backend', '"headlessgl"', '"webgl2"', '"webasm"', '"cpu"', '"auto"');
   });
@@ -285,7 +364,11 @@ describe('config errors', () => {
   test('a non-object file, and decodeConfig on its own', () => {
     fails([1, 2], {}, 'must be a JSON object', 'an array');
     assert.deepEqual(decodeConfig(defaultConfig('mnist16')), defaultConfig('mnist16'));
-    assert.throws(() => decodeConfig({ ...defaultConfig('mnist16'), prediction: 'score' }, 'x.json'), (e: Error) => e instanceof ConfigError && /^x\.json is not a valid run config/.test(e.message) && /config\.prediction/.test(e.message));
+    assert.throws(
+      () => decodeConfig({ ...defaultConfig('mnist16'), prediction: 'score' }, 'x.json'),
+      (e: Error) =>
+        e instanceof ConfigError && /^x\.json is not a valid run config/.test(e.message) && /config\.prediction/.test(e.message),
+    );
   });
 });
 
@@ -306,7 +389,8 @@ describe('corrupt checkpoints on the training path', () => {
 
     for (const p of [cut, bad]) {
       const before = sha256(p);
-      const clear = (e: Error) => e instanceof SafetensorsError && e.message.startsWith(`${p}: `) && /truncated|not valid|does not start/.test(e.message);
+      const clear = (e: Error) =>
+        e instanceof SafetensorsError && e.message.startsWith(`${p}: `) && /truncated|not valid|does not start/.test(e.message);
       assert.throws(() => loadCheckpoint(p), clear);
       await assert.rejects(train({ config, checkpoint: p, resume: true }), clear);
       assert.equal(sha256(p), before, 'a failed resume must not overwrite the file');
@@ -315,6 +399,9 @@ describe('corrupt checkpoints on the training path', () => {
     const r = await train({ config: tiny2d({ 'train.steps': 1 }), checkpoint: file('fresh.safetensors'), resume: true });
     assert.deepEqual([r.startStep, r.step], [0, 1]);
     const missing = file('no-such-stage1.safetensors');
-    await assert.rejects(train({ config: tiny2d({ 'objective.kind': 'sp', 'train.steps': 1 }), checkpoint: file('x.safetensors'), from: missing }), (e: Error) => e instanceof CheckpointError && e.message.includes(missing));
+    await assert.rejects(
+      train({ config: tiny2d({ 'objective.kind': 'sp', 'train.steps': 1 }), checkpoint: file('x.safetensors'), from: missing }),
+      (e: Error) => e instanceof CheckpointError && e.message.includes(missing),
+    );
   });
 });

@@ -31,7 +31,17 @@ import { trace } from '../dsl/trace.ts';
 import { valueAndGrad } from '../transforms/grad.ts';
 import { zeroSizeShapeArb } from '../transforms/check/arbitraries.ts';
 import { describeProgram, hardGraphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
-import { affineCase, broadcastAddCase, broadcastGradCase, largeElementCaseArb, longReductionCaseArb, matmulCase, sumCase, transposeCase, type SizeCase } from '../transforms/check/sizeCases.ts';
+import {
+  affineCase,
+  broadcastAddCase,
+  broadcastGradCase,
+  largeElementCaseArb,
+  longReductionCaseArb,
+  matmulCase,
+  sumCase,
+  transposeCase,
+  type SizeCase,
+} from '../transforms/check/sizeCases.ts';
 
 /** The backends every case runs on: add the compiler's own 'wasm' backend here when it lands. */
 export const trustBackends = ['wasm', 'cpu', 'webasm', 'headlessgl'] as const satisfies readonly BackendName[];
@@ -42,7 +52,8 @@ const backends = trustBackends.filter((b) => isAvailable(b));
 const REFUSAL = /kernel .*(exceeds|limit)/;
 
 test(`backends under test: ${backends.join(', ')} (all of ${trustBackends.join(', ')} in CI)`, () => {
-  if (process.env.CI === 'true') assert.deepEqual(backends, [...trustBackends], 'every trust backend must run in CI (headlessgl under xvfb-run)');
+  if (process.env.CI === 'true')
+    assert.deepEqual(backends, [...trustBackends], 'every trust backend must run in CI (headlessgl under xvfb-run)');
   assert.ok(backends.includes('cpu') && backends.includes('webasm'));
 });
 
@@ -76,7 +87,13 @@ type Outcome = { readonly kind: 'match' } | { readonly kind: 'refused'; readonly
  * Compiles and runs `graph` on `backend` and compares with `ref`. Throws on a mismatch (the silent wrong answer this
  * file exists to catch) and on any error, except a refusal naming the kernel and the limit where `mayRefuse`.
  */
-const check = (graph: Graph, args: Record<string, NDArray>, ref: Record<string, NDArray>, backend: BackendName, mayRefuse: boolean): Outcome => {
+const check = (
+  graph: Graph,
+  args: Record<string, NDArray>,
+  ref: Record<string, NDArray>,
+  backend: BackendName,
+  mayRefuse: boolean,
+): Outcome => {
   let got: Record<string, NDArray>;
   try {
     got = compile(graph, { backend }).run(args);
@@ -104,27 +121,79 @@ const grid = (f: (i: number) => number): NDArray => ({ shape: S, data: Float64Ar
 const smooth = grid((i) => Math.sin(i + 1));
 
 const examples: Example[] = [
-  { name: 'valueAndGrad of -sum(neg(x))', graph: () => valueAndGrad(trace(({ x }) => op.neg(op.sum(op.neg(x))), { x: S }), ['x']), args: { x: smooth } },
-  { name: 'valueAndGrad of sum(neg(x) * -2)', graph: () => valueAndGrad(trace(({ x }) => op.sum(op.mul(op.neg(x), -2)), { x: S }), ['x']), args: { x: smooth } },
+  {
+    name: 'valueAndGrad of -sum(neg(x))',
+    graph: () =>
+      valueAndGrad(
+        trace(({ x }) => op.neg(op.sum(op.neg(x))), { x: S }),
+        ['x'],
+      ),
+    args: { x: smooth },
+  },
+  {
+    name: 'valueAndGrad of sum(neg(x) * -2)',
+    graph: () =>
+      valueAndGrad(
+        trace(({ x }) => op.sum(op.mul(op.neg(x), -2)), { x: S }),
+        ['x'],
+      ),
+    args: { x: smooth },
+  },
   { name: 'neg(full(s, -2))', graph: () => trace(() => op.neg(op.full(S, -2)), {}), args: {} },
   { name: 'sigmoid(full(s, -2))', graph: () => trace(() => op.sigmoid(op.full(S, -2)), {}), args: {} },
-  { name: 'x - (-1.3) and -(x * -1.3)', graph: () => trace(({ x }) => ({ a: op.sub(x, -1.3), b: op.neg(op.mul(x, -1.3)) }), { x: S }), args: { x: smooth } },
-  { name: 'eq(x, Infinity) at x = Inf', graph: () => trace(({ x }) => op.eq(x, Infinity), { x: [4] }), args: { x: xs(Infinity, 1, -Infinity, NaN) } },
-  { name: 'eq(x, -Infinity) at x = -Inf', graph: () => trace(({ x }) => op.eq(x, -Infinity), { x: [4] }), args: { x: xs(-Infinity, 1, Infinity, NaN) } },
-  { name: '(x + Inf) - Inf is NaN', graph: () => trace(({ x }) => op.sub(op.add(x, Infinity), Infinity), { x: [3] }), args: { x: xs(1, -2, 0) } },
-  { name: 'x / 0 and x / -0 are signed infinities', graph: () => trace(({ x }) => ({ pos: op.div(x, 0), neg: op.div(x, -0) }), { x: [2] }), args: { x: xs(1, -2) } },
+  {
+    name: 'x - (-1.3) and -(x * -1.3)',
+    graph: () => trace(({ x }) => ({ a: op.sub(x, -1.3), b: op.neg(op.mul(x, -1.3)) }), { x: S }),
+    args: { x: smooth },
+  },
+  {
+    name: 'eq(x, Infinity) at x = Inf',
+    graph: () => trace(({ x }) => op.eq(x, Infinity), { x: [4] }),
+    args: { x: xs(Infinity, 1, -Infinity, NaN) },
+  },
+  {
+    name: 'eq(x, -Infinity) at x = -Inf',
+    graph: () => trace(({ x }) => op.eq(x, -Infinity), { x: [4] }),
+    args: { x: xs(-Infinity, 1, Infinity, NaN) },
+  },
+  {
+    name: '(x + Inf) - Inf is NaN',
+    graph: () => trace(({ x }) => op.sub(op.add(x, Infinity), Infinity), { x: [3] }),
+    args: { x: xs(1, -2, 0) },
+  },
+  {
+    name: 'x / 0 and x / -0 are signed infinities',
+    graph: () => trace(({ x }) => ({ pos: op.div(x, 0), neg: op.div(x, -0) }), { x: [2] }),
+    args: { x: xs(1, -2) },
+  },
   { name: 'max(NaN, 0) is NaN', graph: () => trace(({ x }) => op.maximum(x, 0), { x: [3] }), args: { x: xs(NaN, 1, -1) } },
   { name: 'min(NaN, 0) is NaN', graph: () => trace(({ x }) => op.minimum(x, 0), { x: [3] }), args: { x: xs(NaN, 1, -1) } },
   { name: 'relu(NaN) is NaN', graph: () => trace(({ x }) => op.relu(x), { x: [3] }), args: { x: xs(NaN, 1, -1) } },
   { name: 'tanh(NaN) is NaN', graph: () => trace(({ x }) => op.tanh(x), { x: [3] }), args: { x: xs(NaN, 1, -1) } },
-  { name: 'sigmoid(NaN) is NaN, sigmoid(+-Inf) is 1 and 0', graph: () => trace(({ x }) => op.sigmoid(x), { x: [3] }), args: { x: xs(NaN, Infinity, -Infinity) } },
+  {
+    name: 'sigmoid(NaN) is NaN, sigmoid(+-Inf) is 1 and 0',
+    graph: () => trace(({ x }) => op.sigmoid(x), { x: [3] }),
+    args: { x: xs(NaN, Infinity, -Infinity) },
+  },
   { name: 'NaN * 0 is NaN', graph: () => trace(({ x }) => op.mul(x, 0), { x: [2] }), args: { x: xs(NaN, 1) } },
   { name: 'where(NaN, a, b) is a', graph: () => trace(({ x }) => op.where(x, 1, 2), { x: [3] }), args: { x: xs(NaN, 0, 1) } },
-  { name: 'max of [-Inf, -Inf] is -Inf (the reduction starts below every finite value)', graph: () => trace(({ x }) => op.max(x), { x: [2] }), args: { x: xs(-Infinity, -Infinity) } },
-  { name: 'max of a vector holding a NaN is NaN', graph: () => trace(({ x }) => op.max(x), { x: [4] }), args: { x: xs(1, NaN, 3, -Infinity) } },
+  {
+    name: 'max of [-Inf, -Inf] is -Inf (the reduction starts below every finite value)',
+    graph: () => trace(({ x }) => op.max(x), { x: [2] }),
+    args: { x: xs(-Infinity, -Infinity) },
+  },
+  {
+    name: 'max of a vector holding a NaN is NaN',
+    graph: () => trace(({ x }) => op.max(x), { x: [4] }),
+    args: { x: xs(1, NaN, 3, -Infinity) },
+  },
   {
     name: 'a NaN input makes the loss and its gradient NaN through relu, max and tanh',
-    graph: () => valueAndGrad(trace(({ x }) => op.sum(op.add(op.add(op.relu(x), op.maximum(x, 0)), op.tanh(x))), { x: S }), ['x']),
+    graph: () =>
+      valueAndGrad(
+        trace(({ x }) => op.sum(op.add(op.add(op.relu(x), op.maximum(x, 0)), op.tanh(x))), { x: S }),
+        ['x'],
+      ),
     args: { x: grid((i) => (i === 4 ? NaN : i - 2.5)) },
   },
 ];
@@ -136,8 +205,12 @@ const examples: Example[] = [
  */
 const glDepartures: Record<string, (graph: Graph, args: Record<string, NDArray>, got: Record<string, NDArray>) => void> = {
   'x / 0 and x / -0 are signed infinities': (_g, _a, got) =>
-    assert.ok([...got.pos.data, ...got.neg.data].every((v) => !Number.isFinite(v)), 'x / 0 stays non-finite on GL (NaN on llvmpipe)'),
-  'NaN * 0 is NaN': (_g, _a, got) => assert.deepEqual([...got.out.data], [0, 0], 'GLSL folds x * 0.0 to 0 (measured); if this changes, update docs/numerics.md'),
+    assert.ok(
+      [...got.pos.data, ...got.neg.data].every((v) => !Number.isFinite(v)),
+      'x / 0 stays non-finite on GL (NaN on llvmpipe)',
+    ),
+  'NaN * 0 is NaN': (_g, _a, got) =>
+    assert.deepEqual([...got.out.data], [0, 0], 'GLSL folds x * 0.0 to 0 (measured); if this changes, update docs/numerics.md'),
 };
 
 for (const backend of backends)
@@ -163,13 +236,17 @@ for (const backend of backends)
 // ---- zero-size tensors: refused at trace time, before any backend sees them --------------------------------------
 
 test('a [0,3] tensor is refused at trace time, naming the input and the shape', () => {
-  assert.throws(() => trace(({ x }) => op.add(x, 1), { x: [0, 3] }), (e: Error) => e instanceof ShapeError && /^input: input 'x' has shape \[0,3\]/.test(e.message));
+  assert.throws(
+    () => trace(({ x }) => op.add(x, 1), { x: [0, 3] }),
+    (e: Error) => e instanceof ShapeError && /^input: input 'x' has shape \[0,3\]/.test(e.message),
+  );
 });
 
 test('every shape with a zero dimension is refused at trace time, as an input and as a full()', () => {
   fc.assert(
     fc.property(zeroSizeShapeArb, (shape) => {
-      const refused = (f: () => unknown) => assert.throws(f, (e: Error) => e instanceof ShapeError && e.message.includes(fmt(shape)) && /zero-size/.test(e.message));
+      const refused = (f: () => unknown) =>
+        assert.throws(f, (e: Error) => e instanceof ShapeError && e.message.includes(fmt(shape)) && /zero-size/.test(e.message));
       refused(() => trace(({ x }) => op.exp(x), { x: shape }));
       refused(() => trace(() => op.full(shape, 1), {}));
     }),
@@ -184,11 +261,20 @@ test('every shape with a zero dimension is refused at trace time, as an input an
  * above 1e30 or a non-zero one below 1e-30 in magnitude): there float32 overflows or flushes where float64 does not,
  * and the two legitimately differ. Such programs are discarded (fc.pre), not compared.
  */
-const near = (a: number, b: number) => a !== b && Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) <= 1e-5 * (1 + Math.abs(a) + Math.abs(b));
+const near = (a: number, b: number) =>
+  a !== b && Number.isFinite(a) && Number.isFinite(b) && Math.abs(a - b) <= 1e-5 * (1 + Math.abs(a) + Math.abs(b));
 
 const withinF32 = (graph: Graph, args: Record<string, NDArray>): boolean => {
-  const values = evaluateNodes(graph, args, liveNodes(graph, graph.outputs.map((o) => o.id)));
-  for (const v of values.values()) for (const e of v.data) if (Number.isFinite(e) && e !== 0 && (Math.abs(e) > 1e30 || Math.abs(e) < 1e-30)) return false;
+  const values = evaluateNodes(
+    graph,
+    args,
+    liveNodes(
+      graph,
+      graph.outputs.map((o) => o.id),
+    ),
+  );
+  for (const v of values.values())
+    for (const e of v.data) if (Number.isFinite(e) && e !== 0 && (Math.abs(e) > 1e30 || Math.abs(e) < 1e-30)) return false;
   // near-ties: float32 rounding can make two values that differ in float64 equal (or swap them), which changes a
   // comparison, a max (and where its gradient goes) or a floor; such programs are discarded too
   for (const n of graph.nodes) {
@@ -211,13 +297,18 @@ for (const backend of backends)
     fc.assert(
       fc.property(hardGraphCaseArb(5), (c) => {
         const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
-        const graph = valueAndGrad(trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec), Object.keys(c.args));
+        const graph = valueAndGrad(
+          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+          Object.keys(c.args),
+        );
         const args = f32(c.args);
         fc.pre(withinF32(graph, args));
         try {
           check(graph, args, evaluate(graph, args), backend, false);
         } catch (e) {
-          const inputs = Object.entries(args).map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`).join('; ');
+          const inputs = Object.entries(args)
+            .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
+            .join('; ');
           throw new Error(`${(e as Error).message.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
         }
       }),
@@ -256,4 +347,8 @@ sizeTest(broadcastGradCase([300, 500]), backends);
 // generated ones: a fixed sample of the size-class arbitraries, two past an index limit and three past the loop cut
 // (a sample, not fc.assert: a large case does not shrink to anything smaller that still crosses its limit)
 const sampled = [...fc.sample(largeElementCaseArb, { numRuns: 2, seed: 17 }), ...fc.sample(longReductionCaseArb, { numRuns: 3, seed: 18 })];
-for (const c of sampled) sizeTest(c, backends.filter((b) => largeCaseBackends.includes(b)));
+for (const c of sampled)
+  sizeTest(
+    c,
+    backends.filter((b) => largeCaseBackends.includes(b)),
+  );

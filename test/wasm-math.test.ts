@@ -24,13 +24,17 @@ const build = (routines: Record<string, Routine>) => {
       f.forRange(i, 0, N * 4, width * 4, () => {
         f.get(i).load(kind).set(x);
         const y = fn(L, x);
-        f.get(i).get(y).store(kind, N * 4);
+        f.get(i)
+          .get(y)
+          .store(kind, N * 4);
       });
       return { name: `${name}${width}`, body: f };
     }),
   );
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(encodeModule(functions, { minPages: 1, maxPages: 1, shared: false })), { env: { memory } });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(encodeModule(functions, { minPages: 1, maxPages: 1, shared: false })), {
+    env: { memory },
+  });
   const heap = new Float32Array(memory.buffer);
   return (name: string, width: Width, xs: readonly number[]): Float32Array => {
     heap.fill(0, 0, 2 * N);
@@ -47,14 +51,15 @@ const ulps = (a: number, b: number): number => {
 };
 
 const sigmoid64 = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
-const cases: Record<string, { fn: Routine; ref: (x: number) => number; lo: number; hi: number; bound: { ulp: number } | { abs: number } }> = {
-  exp: { fn: M.exp, ref: Math.exp, lo: -103, hi: 88.7, bound: { ulp: 4 } },
-  log: { fn: M.log, ref: Math.log, lo: 1e-38, hi: 3e38, bound: { ulp: 4 } },
-  tanh: { fn: M.tanh, ref: Math.tanh, lo: -20, hi: 20, bound: { ulp: 4 } },
-  sigmoid: { fn: M.sigmoid, ref: sigmoid64, lo: -80, hi: 80, bound: { ulp: 4 } },
-  sin: { fn: M.sin, ref: Math.sin, lo: -1e4, hi: 1e4, bound: { abs: 4e-7 } },
-  cos: { fn: M.cos, ref: Math.cos, lo: -1e4, hi: 1e4, bound: { abs: 4e-7 } },
-};
+const cases: Record<string, { fn: Routine; ref: (x: number) => number; lo: number; hi: number; bound: { ulp: number } | { abs: number } }> =
+  {
+    exp: { fn: M.exp, ref: Math.exp, lo: -103, hi: 88.7, bound: { ulp: 4 } },
+    log: { fn: M.log, ref: Math.log, lo: 1e-38, hi: 3e38, bound: { ulp: 4 } },
+    tanh: { fn: M.tanh, ref: Math.tanh, lo: -20, hi: 20, bound: { ulp: 4 } },
+    sigmoid: { fn: M.sigmoid, ref: sigmoid64, lo: -80, hi: 80, bound: { ulp: 4 } },
+    sin: { fn: M.sin, ref: Math.sin, lo: -1e4, hi: 1e4, bound: { abs: 4e-7 } },
+    cos: { fn: M.cos, ref: Math.cos, lo: -1e4, hi: 1e4, bound: { abs: 4e-7 } },
+  };
 const run = build(Object.fromEntries(Object.entries(cases).map(([k, c]) => [k, c.fn])));
 
 const check = (name: string, width: Width, xs: readonly number[]) => {
@@ -62,8 +67,10 @@ const check = (name: string, width: Width, xs: readonly number[]) => {
   const got = run(name, width, xs);
   xs.forEach((x, i) => {
     const want = Math.fround(c.ref(Math.fround(x)));
-    if (Number.isNaN(want) || !Number.isFinite(want)) return assert.ok(Object.is(got[i], want), `${name}(${x}) x${width}: ${got[i]}, want ${want}`);
-    if ('ulp' in c.bound) assert.ok(ulps(got[i], want) <= c.bound.ulp, `${name}(${x}) x${width}: ${got[i]} is ${ulps(got[i], want)} ulp from ${want}`);
+    if (Number.isNaN(want) || !Number.isFinite(want))
+      return assert.ok(Object.is(got[i], want), `${name}(${x}) x${width}: ${got[i]}, want ${want}`);
+    if ('ulp' in c.bound)
+      assert.ok(ulps(got[i], want) <= c.bound.ulp, `${name}(${x}) x${width}: ${got[i]} is ${ulps(got[i], want)} ulp from ${want}`);
     else assert.ok(Math.abs(got[i] - c.ref(Math.fround(x))) <= c.bound.abs, `${name}(${x}) x${width}: ${got[i]} vs ${want}`);
   });
 };
@@ -72,21 +79,27 @@ for (const name of Object.keys(cases)) {
   test(`wasm ${name}: scalar and f32x4 within the stated bound on random inputs`, () => {
     const { lo, hi } = cases[name];
     const arb = name === 'log' ? fc.double({ min: -87, max: 88, noNaN: true }).map(Math.exp) : fc.double({ min: lo, max: hi, noNaN: true });
-    for (const width of [1, 4] as Width[]) fc.assert(fc.property(fc.array(arb, { minLength: 1, maxLength: N }), (xs) => check(name, width, xs)), { numRuns: 60 });
+    for (const width of [1, 4] as Width[])
+      fc.assert(
+        fc.property(fc.array(arb, { minLength: 1, maxLength: N }), (xs) => check(name, width, xs)),
+        { numRuns: 60 },
+      );
   });
 }
 
 test('wasm transcendentals: IEEE special values (NaN propagates, infinities, zeros, subnormals)', () => {
   const specials = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -1e-40, 1, -1, 0.625, -0.625, 88.72, -88.72, 1e30, -1e30];
-  for (const name of Object.keys(cases)) for (const width of [1, 4] as Width[]) {
-    const got = run(name, width, specials);
-    specials.forEach((x, i) => {
-      const want = Math.fround(cases[name].ref(Math.fround(x)));
-      if (Number.isNaN(want)) assert.ok(Number.isNaN(got[i]), `${name}(${x}) x${width} = ${got[i]}, want NaN`);
-      else if (!Number.isFinite(want) || want === 0) assert.equal(got[i], want, `${name}(${x}) x${width}`);
-      else if (Math.abs(x) <= cases[name].hi * 1.01 || name === 'log') assert.ok(ulps(got[i], want) <= 4 || Math.abs(got[i] - want) <= 4e-7, `${name}(${x}) x${width}: ${got[i]} vs ${want}`);
-    });
-  }
+  for (const name of Object.keys(cases))
+    for (const width of [1, 4] as Width[]) {
+      const got = run(name, width, specials);
+      specials.forEach((x, i) => {
+        const want = Math.fround(cases[name].ref(Math.fround(x)));
+        if (Number.isNaN(want)) assert.ok(Number.isNaN(got[i]), `${name}(${x}) x${width} = ${got[i]}, want NaN`);
+        else if (!Number.isFinite(want) || want === 0) assert.equal(got[i], want, `${name}(${x}) x${width}`);
+        else if (Math.abs(x) <= cases[name].hi * 1.01 || name === 'log')
+          assert.ok(ulps(got[i], want) <= 4 || Math.abs(got[i] - want) <= 4e-7, `${name}(${x}) x${width}: ${got[i]} vs ${want}`);
+      });
+    }
 });
 
 test('wasm pow: signs of negative bases, zero exponents and the exp-log error', () => {
@@ -94,8 +107,23 @@ test('wasm pow: signs of negative bases, zero exponents and the exp-log error', 
   const L = new Lanes(f, 1);
   f.get(M.pow(L, 0, 1));
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 1 });
-  const pow = new WebAssembly.Instance(new WebAssembly.Module(encodeModule([{ name: 'pow', body: f }], { minPages: 1, maxPages: 1, shared: false })), { env: { memory } }).exports.pow as (a: number, b: number) => number;
-  for (const [a, b] of [[-2, 3], [-2, 2], [-2, 0.5], [0, 2], [0, -1], [0, 0], [NaN, 0], [2, NaN], [1.5, -2.5], [10, 7], [0.3, 1.7]]) {
+  const pow = new WebAssembly.Instance(
+    new WebAssembly.Module(encodeModule([{ name: 'pow', body: f }], { minPages: 1, maxPages: 1, shared: false })),
+    { env: { memory } },
+  ).exports.pow as (a: number, b: number) => number;
+  for (const [a, b] of [
+    [-2, 3],
+    [-2, 2],
+    [-2, 0.5],
+    [0, 2],
+    [0, -1],
+    [0, 0],
+    [NaN, 0],
+    [2, NaN],
+    [1.5, -2.5],
+    [10, 7],
+    [0.3, 1.7],
+  ]) {
     const want = Math.fround(Math.pow(a, b));
     const got = pow(a, b);
     if (!Number.isFinite(want)) assert.ok(Object.is(got, want), `pow(${a}, ${b}) = ${got}, want ${want}`);

@@ -49,7 +49,10 @@ export interface TrainStep {
 }
 
 export class NonFiniteLossError extends Error {
-  constructor(readonly step: number, readonly loss: number) {
+  constructor(
+    readonly step: number,
+    readonly loss: number,
+  ) {
     super(`step ${step}: the loss is ${loss}; rerun with { checkNaN: true } to name the first kernel that produced a non-finite value`);
     this.name = 'NonFiniteLossError';
   }
@@ -59,7 +62,8 @@ const RESERVED = ['params', 'state', 'ema', 'step'];
 
 export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepArgs<D>) => Tensor, options: StepOptions<D>): TrainStep => {
   const { params, optimizer, data } = options;
-  for (const k of Object.keys(data)) if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
+  for (const k of Object.keys(data))
+    if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
   const pSpec = paramSpec(params) as Spec;
   const lossGraph = trace((a) => loss(a as unknown as StepArgs<D>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
   const vg = valueAndGrad(lossGraph, ['params']);
@@ -72,12 +76,16 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       const args = a as unknown as { params: ParamTensors<Params>; state: ParamTensors<Params>; ema?: ParamTensors<Params>; step: Tensor };
       const flatIn = Object.fromEntries(flatten(a as never, isTensor).filter(([n]) => !/^(state|ema)(\.|$)/.test(n)));
       const outs = call(vg, flatIn);
-      const grads = unflatten(flatten(args.params as never, isTensor).map(([p]) => [p, outs[gradName(`params.${p}`)]] as const)) as ParamTensors<Params>;
+      const grads = unflatten(
+        flatten(args.params as never, isTensor).map(([p]) => [p, outs[gradName(`params.${p}`)]] as const),
+      ) as ParamTensors<Params>;
       const next = optimizer.update(args.params, grads, args.state ?? ({} as ParamTensors<Params>), args.step);
       const result: Record<string, unknown> = { loss: outs[vg.outputs[0].name], params: next.params, state: next.state };
       if (args.ema && decay !== undefined) {
         const fresh = new Map(flatten(next.params as never, isTensor));
-        result.ema = unflatten(flatten(args.ema as never, isTensor).map(([p, e]) => [p, op.add(op.mul(e, decay), op.mul(fresh.get(p)!, 1 - decay))] as const));
+        result.ema = unflatten(
+          flatten(args.ema as never, isTensor).map(([p, e]) => [p, op.add(op.mul(e, decay), op.mul(fresh.get(p)!, 1 - decay))] as const),
+        );
       }
       return result as never;
     },
@@ -96,10 +104,12 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
   const readTree = (prefix: string): Params => {
     if (executable.disposed) throw new Error(`step: cannot read ${prefix}: this step was disposed`);
     return unflatten(
-      [...resident].filter(([n]) => n.startsWith(`${prefix}.`)).map(([n, buf]) => {
-        const shape = shapes.get(n)!;
-        return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(executable.read(buf, shape)) }] as const;
-      }),
+      [...resident]
+        .filter(([n]) => n.startsWith(`${prefix}.`))
+        .map(([n, buf]) => {
+          const shape = shapes.get(n)!;
+          return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(executable.read(buf, shape)) }] as const;
+        }),
     ) as Params;
   };
 
@@ -108,7 +118,8 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       const v = batch[k];
       if (v === undefined) throw new Error(`step: missing data input '${k}' of shape ${fmt(data[k])}`);
       const n = 'data' in (v as NDArray) ? (v as NDArray).data.length : (v as ArrayLike<number>).length;
-      if (n !== size(data[k])) throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
+      if (n !== size(data[k]))
+        throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
     }
     return { ...Object.fromEntries(resident), ...batch, step: Float32Array.of(step) };
   };
@@ -117,7 +128,11 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
   const commit = (out: Record<string, DeviceBuffer>): number => {
     const value = executable.read(out.loss, [])[0];
     if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
-    const kept = new Set(Object.entries(out).filter(([n]) => n !== 'loss').map(([, b]) => b));
+    const kept = new Set(
+      Object.entries(out)
+        .filter(([n]) => n !== 'loss')
+        .map(([, b]) => b),
+    );
     for (const [name, buf] of Object.entries(out)) {
       if (name === 'loss') continue;
       const old = resident.get(name);

@@ -23,7 +23,9 @@ export const resolveWrt = (graph: Graph, wrt: readonly string[]): NodeOf<'input'
   for (const w of wrt) {
     const hits = inputs.filter((n) => n.attrs.name === w || n.attrs.name.startsWith(`${w}.`));
     if (hits.length === 0)
-      throw new Error(`grad: no argument named '${w}'; the function's arguments are: ${inputs.map((n) => n.attrs.name).join(', ') || '(none)'}`);
+      throw new Error(
+        `grad: no argument named '${w}'; the function's arguments are: ${inputs.map((n) => n.attrs.name).join(', ') || '(none)'}`,
+      );
     hits.forEach((h) => chosen.add(h));
   }
   return inputs.filter((n) => chosen.has(n));
@@ -41,7 +43,13 @@ interface Seeds {
   (outputs: { name: string; value: Tensor }[], b: GraphBuilder): Map<string, Tensor>;
 }
 
-const backward = (graph: Graph, wrt: readonly string[], seeds: Seeds, keepValues: boolean, extraInputs: (b: GraphBuilder) => void): Graph => {
+const backward = (
+  graph: Graph,
+  wrt: readonly string[],
+  seeds: Seeds,
+  keepValues: boolean,
+  extraInputs: (b: GraphBuilder) => void,
+): Graph => {
   const wrtNodes = resolveWrt(graph, wrt);
   const active = activeNodes(graph, wrtNodes);
   const b = new GraphBuilder();
@@ -63,7 +71,13 @@ const backward = (graph: Graph, wrt: readonly string[], seeds: Seeds, keepValues
       const rule = vjpRules[node.op];
       if (!ct || !active.has(node.id) || rule === nonDiff) continue; // only sources (inputs) are active and nonDiff
       b.siteOf = () => `vjp of ${node.op}${node.site ? ` at ${node.site}` : ''}`;
-      const inputCts = (rule as VjpRule<OpName>)({ ct, ins: node.inputs.map((i) => env.get(i)!), out: env.get(node.id)!, node, needs: node.inputs.map((i) => active.has(i)) });
+      const inputCts = (rule as VjpRule<OpName>)({
+        ct,
+        ins: node.inputs.map((i) => env.get(i)!),
+        out: env.get(node.id)!,
+        node,
+        needs: node.inputs.map((i) => active.has(i)),
+      });
       node.inputs.forEach((i, j) => {
         const c = inputCts[j];
         if (!c || !active.has(i)) return;
@@ -85,10 +99,16 @@ const backward = (graph: Graph, wrt: readonly string[], seeds: Seeds, keepValues
 };
 
 const scalarOutput = (graph: Graph, fn: string) => {
-  if (graph.outputs.length !== 1) throw new Error(`${fn}: the function must return one scalar, it returns ${graph.outputs.length} outputs (${graph.outputs.map((o) => o.name).join(', ')})`);
+  if (graph.outputs.length !== 1)
+    throw new Error(
+      `${fn}: the function must return one scalar, it returns ${graph.outputs.length} outputs (${graph.outputs.map((o) => o.name).join(', ')})`,
+    );
   const out = graph.outputs[0];
   const shape = graph.nodes[out.id].shape;
-  if (shape.length !== 0) throw new Error(`${fn}: the function must return a scalar, its output '${out.name}' has shape ${fmt(shape)}; reduce it (sum, mean) or use vjp`);
+  if (shape.length !== 0)
+    throw new Error(
+      `${fn}: the function must return a scalar, its output '${out.name}' has shape ${fmt(shape)}; reduce it (sum, mean) or use vjp`,
+    );
   return out;
 };
 
@@ -112,10 +132,16 @@ export const valueAndGrad = (graph: Graph, wrt: readonly string[]): Graph => {
  */
 export const vjp = (graph: Graph, wrt: readonly string[]): Graph => {
   const cotangents = new Map<string, Tensor>();
-  return backward(graph, wrt, () => cotangents, true, (b) => {
-    for (const o of graph.outputs) {
-      const shape = graph.nodes[o.id].shape;
-      cotangents.set(o.name, new Tensor(b, b.emit('input', [], { name: cotangentName(o.name) }, shape).id, shape));
-    }
-  });
+  return backward(
+    graph,
+    wrt,
+    () => cotangents,
+    true,
+    (b) => {
+      for (const o of graph.outputs) {
+        const shape = graph.nodes[o.id].shape;
+        cotangents.set(o.name, new Tensor(b, b.emit('input', [], { name: cotangentName(o.name) }, shape).id, shape));
+      }
+    },
+  );
 };

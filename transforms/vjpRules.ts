@@ -32,12 +32,14 @@ export const unbroadcast = (ct: Tensor, shape: readonly number[]): Tensor => {
   return op.reshape(axes.length ? op.sum(ct, axes, true) : ct, shape);
 };
 
-const maxRule = (first: 'gt' | 'lt') => ({ ct, ins: [x, y], needs }: { ct: Tensor; ins: readonly Tensor[]; needs: readonly boolean[] }) => {
-  const half = op.mul(op.eq(x, y), 0.5); // ties share the cotangent equally
-  const winsX = op.add(first === 'gt' ? op.gt(x, y) : op.lt(x, y), half);
-  const winsY = op.add(first === 'gt' ? op.lt(x, y) : op.gt(x, y), half);
-  return [when(needs[0], () => op.mul(ct, winsX)), when(needs[1], () => op.mul(ct, winsY))];
-};
+const maxRule =
+  (first: 'gt' | 'lt') =>
+  ({ ct, ins: [x, y], needs }: { ct: Tensor; ins: readonly Tensor[]; needs: readonly boolean[] }) => {
+    const half = op.mul(op.eq(x, y), 0.5); // ties share the cotangent equally
+    const winsX = op.add(first === 'gt' ? op.gt(x, y) : op.lt(x, y), half);
+    const winsY = op.add(first === 'gt' ? op.lt(x, y) : op.gt(x, y), half);
+    return [when(needs[0], () => op.mul(ct, winsX)), when(needs[1], () => op.mul(ct, winsY))];
+  };
 
 export const vjpRules: VjpTable = {
   input: nonDiff, // a source: its cotangent is the gradient itself
@@ -92,22 +94,50 @@ export const vjpRules: VjpTable = {
     node.attrs.perm.forEach((p, i) => (inverse[p] = i));
     return [op.permute(ct, inverse)];
   },
-  slice: ({ ct, ins: [x], node: { attrs: { start, step }, shape } }) => [
+  slice: ({
+    ct,
+    ins: [x],
+    node: {
+      attrs: { start, step },
+      shape,
+    },
+  }) => [
     op.pad(
       ct,
       x.shape.map((d, i) => [start[i], d - 1 - (start[i] + (shape[i] - 1) * step[i])] as const),
       step.map((s) => s - 1),
     ),
   ],
-  pad: ({ ct, ins: [x], node: { attrs: { lo, interior } } }) => [
-    op.slice(ct, x.shape.map((d, i) => [lo[i], lo[i] + (d - 1) * (interior[i] + 1) + 1, interior[i] + 1] as const)),
+  pad: ({
+    ct,
+    ins: [x],
+    node: {
+      attrs: { lo, interior },
+    },
+  }) => [
+    op.slice(
+      ct,
+      x.shape.map((d, i) => [lo[i], lo[i] + (d - 1) * (interior[i] + 1) + 1, interior[i] + 1] as const),
+    ),
   ],
-  concat: ({ ct, ins, node: { attrs: { axis } }, needs }) => {
+  concat: ({
+    ct,
+    ins,
+    node: {
+      attrs: { axis },
+    },
+    needs,
+  }) => {
     let offset = 0;
     return ins.map((x, i) => {
       const from = offset;
       offset += x.shape[axis];
-      return when(needs[i], () => op.slice(ct, ct.shape.map((d, a) => (a === axis ? [from, from + x.shape[axis]] as const : null))));
+      return when(needs[i], () =>
+        op.slice(
+          ct,
+          ct.shape.map((d, a) => (a === axis ? ([from, from + x.shape[axis]] as const) : null)),
+        ),
+      );
     });
   },
   flip: ({ ct, node }) => [op.flip(ct, node.attrs.axes)],
@@ -119,14 +149,33 @@ export const vjpRules: VjpTable = {
 
   // Both input and weight cotangents are again stride-1 convolutions: interior padding dilates the
   // cotangent by the stride, and rows/columns the forward never read (r below) are cropped or zero.
-  conv2d: ({ ct, ins: [x, w], needs, node: { attrs: { stride: [sh, sw], padding: [pt, pb, pl, pr] } } }) => {
+  conv2d: ({
+    ct,
+    ins: [x, w],
+    needs,
+    node: {
+      attrs: {
+        stride: [sh, sw],
+        padding: [pt, pb, pl, pr],
+      },
+    },
+  }) => {
     const [, , H, W] = x.shape;
     const [, , KH, KW] = w.shape;
     const [, , OH, OW] = ct.shape;
     const rH = H + pt + pb - ((OH - 1) * sh + KH); // trailing rows of the padded input that no output reads
     const rW = W + pl + pr - ((OW - 1) * sw + KW);
     const dx = () => {
-      const dilated = op.pad(ct, [[0, 0], [0, 0], [KH - 1, KH - 1 + rH], [KW - 1, KW - 1 + rW]], [0, 0, sh - 1, sw - 1]);
+      const dilated = op.pad(
+        ct,
+        [
+          [0, 0],
+          [0, 0],
+          [KH - 1, KH - 1 + rH],
+          [KW - 1, KW - 1 + rW],
+        ],
+        [0, 0, sh - 1, sw - 1],
+      );
       const wT = op.flip(op.permute(w, [1, 0, 2, 3]), [2, 3]);
       const full = op.conv2d(dilated, wT); // [N, C, H + pt + pb, W + pl + pr]
       return op.slice(full, [null, null, [pt, pt + H], [pl, pl + W]]);

@@ -46,7 +46,9 @@ const objectiveRadios = [...document.querySelectorAll<HTMLInputElement>('input[n
 // ---- state ----------------------------------------------------------------------------------------------------
 
 const params = new URLSearchParams(location.search);
-const initialBackend = (browserBackends as readonly string[]).includes(params.get('backend') ?? '') ? (params.get('backend') as BackendName) : 'webgl2';
+const initialBackend = (browserBackends as readonly string[]).includes(params.get('backend') ?? '')
+  ? (params.get('backend') as BackendName)
+  : 'webgl2';
 const renderer = webglRenderer();
 let session = new Session(runFromControls(), initialBackend);
 let running = false;
@@ -84,8 +86,11 @@ const renderBanner = () => {
   const running = session.runningBackend;
   const fallback = session.runtimeFallback ?? b.fallback;
   const software = /swiftshader|llvmpipe|software/i.test(renderer ?? '');
-  const gpu = running === 'webgl2' ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}` : '';
-  const k = kernels.kernels ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}` : '';
+  const gpu =
+    running === 'webgl2' ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}` : '';
+  const k = kernels.kernels
+    ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}`
+    : '';
   ui.banner.className = `banner ${fallback || kernels.cpuFallbacks ? 'warn' : 'ok'}`;
   ui.banner.innerHTML = '';
   const head = document.createElement('span');
@@ -103,7 +108,10 @@ const renderStats = () => {
   ui.step.textContent = String(session.step);
   const tot = rateWindow.reduce((a, r) => ({ n: a.n + r.n, ms: a.ms + r.ms }), { n: 0, ms: 0 });
   ui.rate.textContent = tot.ms > 0 ? (tot.n / (tot.ms / 1000)).toFixed(1) : '–';
-  const recent = session.losses.slice(-20).filter((p) => p.objective === session.objective).map((p) => p.loss);
+  const recent = session.losses
+    .slice(-20)
+    .filter((p) => p.objective === session.objective)
+    .map((p) => p.loss);
   ui.loss.textContent = recent.length ? mean(recent).toPrecision(3) : '–';
   ui.objective.textContent = session.objective === 'sp' ? 'SP' : 'MSE';
   ui.objective.style.color = session.objective === 'sp' ? 'var(--sp)' : 'var(--accent)';
@@ -120,14 +128,22 @@ const renderPlots = () => {
   if (!reference) referencePoints.set(m.name, (reference = { points: m.sample(2000, 12345), style: 'reference' }));
   const layers: ScatterLayer[] = [reference];
   const s = session.samples;
-  if (session.objective === 'sp' && session.beforeSp && s && s !== session.beforeSp) layers.push({ points: session.beforeSp.x, style: 'ghost' });
+  if (session.objective === 'sp' && session.beforeSp && s && s !== session.beforeSp)
+    layers.push({ points: session.beforeSp.x, style: 'ghost' });
   if (s) layers.push({ points: s.x, classes: s.classes, style: 'samples' });
   drawScatter(ui.scatter, m.bounds, layers);
   if (s) {
     ui.sampleCaption.textContent = `${s.x.shape[0]} points at step ${s.step} (${s.objective === 'sp' ? 'SP' : 'MSE'}), DDIM ${s.steps}${s.cfgScale !== 1 ? `, CFG ${s.cfgScale}` : ''}${s.weights === 'ema' ? ', EMA' : ''}, ${(s.ms / 1000).toFixed(1)} s on ${s.backend}`;
-    const ll = Number.isFinite(s.logLikelihood) ? s.logLikelihood.toFixed(2) : s.logLikelihood === -Infinity ? '−∞ (some off the support)' : 'n/a';
-    ui.metrics.innerHTML = `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> · modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
-      (session.objective === 'sp' && session.beforeSp ? ` <span class="muted">(rings: the last MSE samples, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>` : '');
+    const ll = Number.isFinite(s.logLikelihood)
+      ? s.logLikelihood.toFixed(2)
+      : s.logLikelihood === -Infinity
+        ? '−∞ (some off the support)'
+        : 'n/a';
+    ui.metrics.innerHTML =
+      `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> · modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
+      (session.objective === 'sp' && session.beforeSp
+        ? ` <span class="muted">(rings: the last MSE samples, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>`
+        : '');
   } else {
     ui.sampleCaption.textContent = 'light grey: the data set';
     ui.metrics.textContent = '';
@@ -147,7 +163,8 @@ const renderControls = () => {
   for (const r of objectiveRadios) r.checked = r.value === session.objective;
   ui.dataset.value = session.run.data.name;
   ui.conditional.checked = session.run.data.conditional;
-  if (![...ui.hidden.options].some((o) => o.value === String(session.run.model.hidden))) ui.hidden.add(new Option(String(session.run.model.hidden), String(session.run.model.hidden)));
+  if (![...ui.hidden.options].some((o) => o.value === String(session.run.model.hidden)))
+    ui.hidden.add(new Option(String(session.run.model.hidden), String(session.run.model.hidden)));
   ui.hidden.value = String(session.run.model.hidden);
   ui.backend.value = session.backend.requested;
   ui.train.textContent = running ? 'Pause' : session.step > 0 ? 'Resume' : 'Train';
@@ -185,11 +202,17 @@ const doSample = async () => {
   renderControls();
   await nextFrame();
   try {
-    const s = session.sample({ count: Number(ui.count.value), steps: Number(ui.steps.value), cfgScale: ui.cfg.disabled ? 1 : Number(ui.cfg.value), weights: ui.weights.value === 'ema' ? 'ema' : 'params' });
+    const s = session.sample({
+      count: Number(ui.count.value),
+      steps: Number(ui.steps.value),
+      cfgScale: ui.cfg.disabled ? 1 : Number(ui.cfg.value),
+      weights: ui.weights.value === 'ema' ? 'ema' : 'params',
+    });
     sampleMs = s.ms;
     sampleEvents++;
     sinceSample = { steps: 0, ms: 0 };
-    if (!s.x.data.every(Number.isFinite)) showMessage('error', 'The samples contain non-finite values: the model has diverged (try Reset).');
+    if (!s.x.data.every(Number.isFinite))
+      showMessage('error', 'The samples contain non-finite values: the model has diverged (try Reset).');
   } catch (e) {
     lastError = e instanceof Error ? e.message : String(e);
     showMessage('error', `Sampling failed: ${lastError}`);
@@ -270,11 +293,13 @@ const replaceSession = () => {
 ui.train.addEventListener('click', () => (running ? void pause() : start()));
 ui.reset.addEventListener('click', () => void change(replaceSession));
 for (const el of [ui.dataset, ui.hidden, ui.conditional]) el.addEventListener('change', () => void change(replaceSession));
-for (const r of objectiveRadios)
-  r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
+for (const r of objectiveRadios) r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
 ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendName)));
 ui.sample.addEventListener('click', () => void doSample());
-for (const el of [ui.count, ui.steps, ui.cfg, ui.weights]) el.addEventListener('change', () => { if (!running && session.samples) void doSample(); });
+for (const el of [ui.count, ui.steps, ui.cfg, ui.weights])
+  el.addEventListener('change', () => {
+    if (!running && session.samples) void doSample();
+  });
 
 ui.download.addEventListener('click', async () => {
   const was = running;
@@ -290,7 +315,10 @@ ui.download.addEventListener('click', async () => {
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    showMessage('info', `Saved ${session.checkpointName} (${(bytes.length / 1024).toFixed(0)} KiB): weights, Adam state, EMA and the run config. fusediff's CLI and any safetensors reader load it.`);
+    showMessage(
+      'info',
+      `Saved ${session.checkpointName} (${(bytes.length / 1024).toFixed(0)} KiB): weights, Adam state, EMA and the run config. fusediff's CLI and any safetensors reader load it.`,
+    );
   } catch (e) {
     showMessage('error', `Could not save the checkpoint: ${e instanceof Error ? e.message : String(e)}`);
   }

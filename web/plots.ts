@@ -3,7 +3,15 @@
 import type { NDArray } from '../core/ndarray.ts';
 import type { LossPoint } from './session.ts';
 
-export const colors = { mse: '#2563eb', sp: '#ea580c', grid: '#e5e7eb', axis: '#6b7280', text: '#374151', reference: 'rgba(148,163,184,0.28)', ghost: 'rgba(71,85,105,0.55)' };
+export const colors = {
+  mse: '#2563eb',
+  sp: '#ea580c',
+  grid: '#e5e7eb',
+  axis: '#6b7280',
+  text: '#374151',
+  reference: 'rgba(148,163,184,0.28)',
+  ghost: 'rgba(71,85,105,0.55)',
+};
 
 /** A palette for class ids (cycled), and one colour for unconditional samples. */
 const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777', '#4f46e5', '#65a30d'];
@@ -46,8 +54,10 @@ export const drawLoss = (canvas: HTMLCanvasElement, losses: readonly LossPoint[]
     ctx.fillText('the loss curve appears once training starts', pad.l, h / 2);
     return;
   }
-  const s0 = finite[0].step, s1 = Math.max(finite[finite.length - 1].step, s0 + 10);
-  let lo = Infinity, hi = -Infinity;
+  const s0 = finite[0].step,
+    s1 = Math.max(finite[finite.length - 1].step, s0 + 10);
+  let lo = Infinity,
+    hi = -Infinity;
   for (const p of finite) [lo, hi] = [Math.min(lo, p.loss), Math.max(hi, p.loss)];
   [lo, hi] = [lo / 1.3, hi * 1.3];
   if (hi / lo < 10) [lo, hi] = [Math.sqrt(lo * hi) / Math.sqrt(10), Math.sqrt(lo * hi) * Math.sqrt(10)];
@@ -76,7 +86,8 @@ export const drawLoss = (canvas: HTMLCanvasElement, losses: readonly LossPoint[]
     ctx.fillRect(X(p.step) - 1, Y(p.loss) - 1, 2, 2);
   }
   // running mean (in log space) per objective segment
-  let mean = NaN, prev: LossPoint | undefined;
+  let mean = NaN,
+    prev: LossPoint | undefined;
   ctx.lineWidth = 2;
   for (const p of finite) {
     const restart = !prev || prev.objective !== p.objective;
@@ -99,13 +110,19 @@ export interface ScatterLayer {
 }
 
 /** Points in the data set's bounding box (square, equal aspect); later layers on top. */
-export const drawScatter = (canvas: HTMLCanvasElement, bounds: readonly [number, number, number, number], layers: readonly ScatterLayer[]): void => {
+export const drawScatter = (
+  canvas: HTMLCanvasElement,
+  bounds: readonly [number, number, number, number],
+  layers: readonly ScatterLayer[],
+): void => {
   const { ctx, w, h } = prepare(canvas);
   const [x0, x1, y0, y1] = bounds;
   const span = Math.max(x1 - x0, y1 - y0) * 1.08;
-  const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+  const cx = (x0 + x1) / 2,
+    cy = (y0 + y1) / 2;
   const side = Math.min(w, h) - 8;
-  const ox = (w - side) / 2, oy = (h - side) / 2;
+  const ox = (w - side) / 2,
+    oy = (h - side) / 2;
   const X = (x: number) => ox + ((x - cx) / span + 0.5) * side;
   const Y = (y: number) => oy + (0.5 - (y - cy) / span) * side;
   ctx.strokeStyle = colors.grid;
@@ -122,7 +139,8 @@ export const drawScatter = (canvas: HTMLCanvasElement, bounds: readonly [number,
     const r = layer.style === 'reference' ? 1.5 : 2.2;
     ctx.lineWidth = 0.8;
     for (let i = 0; i < n; i++) {
-      const px = X(data[2 * i]), py = Y(data[2 * i + 1]);
+      const px = X(data[2 * i]),
+        py = Y(data[2 * i + 1]);
       if (!(px >= ox - 4 && px <= ox + side + 4 && py >= oy - 4 && py <= oy + side + 4)) continue;
       ctx.beginPath();
       ctx.arc(px, py, r, 0, 2 * Math.PI);
@@ -132,7 +150,8 @@ export const drawScatter = (canvas: HTMLCanvasElement, bounds: readonly [number,
         ctx.stroke();
         continue;
       }
-      ctx.fillStyle = layer.style === 'reference' ? colors.reference : layer.classes ? palette[layer.classes[i] % palette.length] : colors.mse;
+      ctx.fillStyle =
+        layer.style === 'reference' ? colors.reference : layer.classes ? palette[layer.classes[i] % palette.length] : colors.mse;
       ctx.globalAlpha = layer.style === 'samples' ? 0.8 : 1;
       ctx.fill();
     }

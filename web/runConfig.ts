@@ -35,7 +35,8 @@ export const defaultRun = (name: MixtureName = 'eightGaussians'): PageRun => {
 };
 
 export const mixtureOf = (run: PageRun): Mixture2D => {
-  if (!isMixtureName(run.data.name)) throw new Error(`the playground trains the 2-D data sets (${mixtureNames.join(', ')}), not '${run.data.name}'`);
+  if (!isMixtureName(run.data.name))
+    throw new Error(`the playground trains the 2-D data sets (${mixtureNames.join(', ')}), not '${run.data.name}'`);
   return mixtures[run.data.name];
 };
 
@@ -53,7 +54,8 @@ export const runFromConfig = (config: unknown): RunFromConfig => {
   if (!isRecord(run)) return { ok: false, why: 'its metadata has no run config' };
   const name = isRecord(run.data) ? run.data.name : undefined;
   if (typeof name !== 'string') return { ok: false, why: 'its run config names no data set (config.run.data.name)' };
-  if (!isMixtureName(name)) return { ok: false, why: `it was trained on '${name}', and this page trains the 2-D data sets (${mixtureNames.join(', ')})` };
+  if (!isMixtureName(name))
+    return { ok: false, why: `it was trained on '${name}', and this page trains the 2-D data sets (${mixtureNames.join(', ')})` };
   const base = defaultRun(name);
   let decoded: RunConfig;
   try {

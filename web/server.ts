@@ -5,7 +5,13 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { bundle } from './bundle.ts';
 
-const types: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml' };
+const types: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+};
 
 export interface ServeOptions {
   /** 0 picks a free port */
@@ -27,10 +33,17 @@ export interface Playground {
 const staticFile = (name: string) => readFileSync(new URL(name, import.meta.url));
 
 /** Bundles every entry, then listens; resolves once the server accepts connections. */
-export const serve = async ({ port = 8080, host = '127.0.0.1', entries = { '/main.js': 'web/main.ts' }, pages, minify = false }: ServeOptions = {}): Promise<Playground> => {
+export const serve = async ({
+  port = 8080,
+  host = '127.0.0.1',
+  entries = { '/main.js': 'web/main.ts' },
+  pages,
+  minify = false,
+}: ServeOptions = {}): Promise<Playground> => {
   const files = new Map<string, { type: string; body: Buffer | string }>();
   for (const [path, entry] of Object.entries(entries)) files.set(path, { type: types['.js'], body: await bundle({ entry, minify }) });
-  for (const [path, html] of Object.entries(pages ?? { '/': staticFile('./index.html').toString('utf8') })) files.set(path, { type: types['.html'], body: html });
+  for (const [path, html] of Object.entries(pages ?? { '/': staticFile('./index.html').toString('utf8') }))
+    files.set(path, { type: types['.html'], body: html });
   files.set('/style.css', { type: types['.css'], body: staticFile('./style.css') });
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;

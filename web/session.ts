@@ -26,7 +26,13 @@ const VERSION = typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ 
  */
 export const SP_LR_FACTOR = 0.1;
 
-export const backendLabels: Record<BackendName, string> = { wasm: 'WebAssembly SIMD', webgl2: 'WebGL2', webasm: 'WebAssembly', cpu: 'CPU (JavaScript)', headlessgl: 'headless-gl' };
+export const backendLabels: Record<BackendName, string> = {
+  wasm: 'WebAssembly SIMD',
+  webgl2: 'WebGL2',
+  webasm: 'WebAssembly',
+  cpu: 'CPU (JavaScript)',
+  headlessgl: 'headless-gl',
+};
 export const browserBackends: readonly BackendName[] = ['webgl2', 'webasm', 'cpu'];
 
 export interface BackendChoice {
@@ -40,8 +46,15 @@ export interface BackendChoice {
 export const chooseBackend = (requested: BackendName): BackendChoice => {
   if (isAvailable(requested)) return { requested, name: requested };
   const name = browserBackends.find((b) => b !== requested && isAvailable(b)) ?? 'cpu';
-  const why = requested === 'webgl2' ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)' : 'this browser does not support it';
-  return { requested, name, fallback: `${backendLabels[requested]} is not available: ${why}. Training runs on ${backendLabels[name]} instead, which is much slower for wide models.` };
+  const why =
+    requested === 'webgl2'
+      ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)'
+      : 'this browser does not support it';
+  return {
+    requested,
+    name,
+    fallback: `${backendLabels[requested]} is not available: ${why}. Training runs on ${backendLabels[name]} instead, which is much slower for wide models.`,
+  };
 };
 
 /** The GPU renderer string WebGL reports (e.g. "ANGLE (..., SwiftShader driver)"), or undefined. */
@@ -106,7 +119,8 @@ export interface LoadResult {
 const copy = (p: Params): Params => mapParams(p, (a) => ({ shape: [...a.shape], data: Float64Array.from(a.data) }));
 const isEmpty = (p: Params): boolean => flattenParams(p).length === 0;
 const sameShapes = (a: Params, b: Params): boolean => {
-  const fa = flattenParams(a), fb = new Map(flattenParams(b));
+  const fa = flattenParams(a),
+    fb = new Map(flattenParams(b));
   return fa.length === fb.size && fa.every(([n, v]) => fb.get(n)?.shape.join(',') === v.shape.join(','));
 };
 
@@ -165,7 +179,10 @@ export class Session {
     this.mixture = mixtureOf(run);
     this.params = weights ? copy(weights.params) : this.model.init(run.train.seed);
     this.ema = weights?.ema && !isEmpty(weights.ema) ? copy(weights.ema) : copy(this.params);
-    this.state = weights?.state && !isEmpty(weights.state) && sameShapes(weights.state, adam({ lr: 1 }).init(this.params)) ? copy(weights.state) : undefined;
+    this.state =
+      weights?.state && !isEmpty(weights.state) && sameShapes(weights.state, adam({ lr: 1 }).init(this.params))
+        ? copy(weights.state)
+        : undefined;
     this.step = weights?.step ?? 0;
     this.objective = 'mse';
     this.frozen = undefined;
@@ -300,7 +317,17 @@ export class Session {
   }
 
   /** Samples with the current or the EMA weights; the same noise every time, so the picture changes only with the model. */
-  sample({ count, steps, cfgScale, weights: which = this.run.sample.weights }: { count: number; steps: number; cfgScale: number; weights?: 'ema' | 'params' }): SampleSet {
+  sample({
+    count,
+    steps,
+    cfgScale,
+    weights: which = this.run.sample.weights,
+  }: {
+    count: number;
+    steps: number;
+    cfgScale: number;
+    weights?: 'ema' | 'params';
+  }): SampleSet {
     this.sync();
     const weights = which === 'ema' ? this.ema : this.params;
     const K = this.numClasses;
@@ -349,7 +376,12 @@ export class Session {
   /** The session as a checkpoint: weights, Adam state, EMA and the run config (the CLI's shape, under `run`). */
   checkpointBytes(): Uint8Array {
     this.sync();
-    const run: PageRun = { ...this.run, objective: { ...this.run.objective, kind: this.objective }, train: { ...this.run.train, lr: this.lr }, backend: this.backend.name };
+    const run: PageRun = {
+      ...this.run,
+      objective: { ...this.run.objective, kind: this.objective },
+      train: { ...this.run.train, lr: this.lr },
+      backend: this.backend.name,
+    };
     return encodeCheckpoint({
       params: this.params,
       state: this.state ?? {},
@@ -395,10 +427,21 @@ export class Session {
       };
     }
     if (signatureOf(model.config, found.params) !== model.signature)
-      return { ok: false, message: `${name} was not loaded: its tensors do not have the shapes its signature names (${signatureDiff(signatureOf(model.config, found.params), model.signature, ['tensors', 'signature']).join('; ')}). Nothing was changed.` };
+      return {
+        ok: false,
+        message: `${name} was not loaded: its tensors do not have the shapes its signature names (${signatureDiff(signatureOf(model.config, found.params), model.signature, ['tensors', 'signature']).join('; ')}). Nothing was changed.`,
+      };
     const ema = !isEmpty(found.ema) && signatureOf(model.config, found.ema) === model.signature ? found.ema : undefined;
-    this.rebuild(described.ok ? { ...described.run, objective: { ...described.run.objective, kind: 'mse' } } : this.run, { params: found.params, state: found.state, ema, step: found.step });
-    const stage = described.ok && described.run.objective.kind === 'sp' ? ' It was fine-tuned with SP; its frozen copy is not in the file, so choosing SP here freezes these weights.' : '';
+    this.rebuild(described.ok ? { ...described.run, objective: { ...described.run.objective, kind: 'mse' } } : this.run, {
+      params: found.params,
+      state: found.state,
+      ema,
+      step: found.step,
+    });
+    const stage =
+      described.ok && described.run.objective.kind === 'sp'
+        ? ' It was fine-tuned with SP; its frozen copy is not in the file, so choosing SP here freezes these weights.'
+        : '';
     return {
       ok: true,
       message: `Loaded ${name}: ${this.run.data.name}, MLP ${this.run.model.hidden}x${this.run.model.depth}${this.numClasses ? `, ${this.numClasses} classes` : ''}, ${this.run.prediction}-prediction, step ${found.step}${ema ? ', with EMA' : ''} (written by fusediff ${found.version}).${stage}`,

@@ -82,11 +82,13 @@ export const mulberry32 = (seed: number): (() => number) => {
 };
 
 /** Standard normals by Box-Muller from a uniform source. */
-export const gaussianSource = (uniform: () => number): (() => number) => () => {
-  const u1 = Math.max(uniform(), 1e-12);
-  const u2 = uniform();
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-};
+export const gaussianSource =
+  (uniform: () => number): (() => number) =>
+  () => {
+    const u1 = Math.max(uniform(), 1e-12);
+    const u2 = uniform();
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  };
 
 /** Eight Gaussians on a circle of radius 2, std 0.1: n points, row-major [n, 2]. Deterministic in (n, seed). */
 export const eightGaussians = (n: number = BATCH, seed: number = DATA_SEED): Float32Array => {
@@ -114,7 +116,8 @@ export const initParams = (seed: number = PARAM_SEED): LayerInit[] => {
   const u = mulberry32(seed);
   const layers: LayerInit[] = [];
   for (let l = 0; l + 1 < LAYER_SIZES.length; l++) {
-    const inDim = LAYER_SIZES[l], outDim = LAYER_SIZES[l + 1];
+    const inDim = LAYER_SIZES[l],
+      outDim = LAYER_SIZES[l + 1];
     const bound = 1 / Math.sqrt(inDim);
     const w = new Float32Array(inDim * outDim);
     for (let i = 0; i < w.length; i++) w[i] = (2 * u() - 1) * bound;

@@ -14,16 +14,26 @@ import * as W from './reference.ts';
 type Layer = { w: { shape: number[]; data: Float64Array }; b: { shape: number[]; data: Float64Array } };
 
 /** The project's MLP denoiser; its default configuration is the workload's 66 -> 256 -> 256 -> 256 -> 2. */
-export const workloadModel = createDenoiser({ kind: 'mlp', dim: W.POINT_DIM, hidden: W.HIDDEN, depth: W.LAYER_SIZES.length - 2, timeDim: W.EMB_DIM });
+export const workloadModel = createDenoiser({
+  kind: 'mlp',
+  dim: W.POINT_DIM,
+  hidden: W.HIDDEN,
+  depth: W.LAYER_SIZES.length - 2,
+  timeDim: W.EMB_DIM,
+});
 
 /** The workload's initial parameters in the model's tree ({ hidden: { hidden0, ... }, out }, same [in, out] layout). */
 export const workloadParams = (): Params => {
-  const layers = W.initParams().map((l): Layer => ({ w: { shape: [l.inDim, l.outDim], data: Float64Array.from(l.w) }, b: { shape: [l.outDim], data: Float64Array.from(l.b) } }));
+  const layers = W.initParams().map((l): Layer => ({
+    w: { shape: [l.inDim, l.outDim], data: Float64Array.from(l.w) },
+    b: { shape: [l.outDim], data: Float64Array.from(l.b) },
+  }));
   const hidden = Object.fromEntries(layers.slice(0, -1).map((l, i) => [`hidden${i}`, l]));
   return { hidden, out: layers[layers.length - 1] };
 };
 
-const denoise = (p: ParamTensors<Params>, xt: Tensor, t: Tensor): Tensor => workloadModel.apply(p as unknown as Parameters<typeof workloadModel.apply>[0], xt, op.reshape(t, [W.BATCH]));
+const denoise = (p: ParamTensors<Params>, xt: Tensor, t: Tensor): Tensor =>
+  workloadModel.apply(p as unknown as Parameters<typeof workloadModel.apply>[0], xt, op.reshape(t, [W.BATCH]));
 
 export const lossOf = (p: ParamTensors<Params>, x0: Tensor, eps: Tensor, t: Tensor): Tensor => {
   const ang = op.mul(t, Math.PI / 2 / W.T_STEPS);

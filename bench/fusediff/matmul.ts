@@ -17,7 +17,10 @@ export class FusediffMatmul implements MatmulPeer {
   }
 
   async setup(n: number): Promise<void> {
-    this.exe = compile(trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }), { backend: this.requested });
+    this.exe = compile(
+      trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }),
+      { backend: this.requested },
+    );
     this.a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     this.b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
   }

@@ -18,7 +18,10 @@ export class FusediffMlp implements PeerSystem {
   private last = NaN;
   private readonly x0 = W.eightGaussians();
 
-  constructor(private readonly requested: BackendRequest, private readonly fusion: FusionMode = 'fused') {
+  constructor(
+    private readonly requested: BackendRequest,
+    private readonly fusion: FusionMode = 'fused',
+  ) {
     this.backend = `${requested}${fusion === 'unfused' ? ', unfused' : ''}`;
   }
 

@@ -13,14 +13,19 @@ const arg = (name: string): string | undefined => {
 const steps = Number(arg('steps') ?? 20);
 const warmup = Number(arg('warmup') ?? 3);
 const only = arg('only')?.split(',') ?? [...PEER_IDS];
-for (const id of only) if (!(PEER_IDS as readonly string[]).includes(id)) throw new Error(`unknown peer '${id}'; valid: ${PEER_IDS.join(', ')}`);
+for (const id of only)
+  if (!(PEER_IDS as readonly string[]).includes(id)) throw new Error(`unknown peer '${id}'; valid: ${PEER_IDS.join(', ')}`);
 const ids = only as PeerId[];
 const matmul = !process.argv.includes('--no-matmul');
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x: number, d = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
-const load = (): string => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = (): string =>
+  os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.cpus().length} cores, Node ${process.version}; load average ${load()}`);
 console.log(`workload: MLP denoiser 66-256-256-256-2 (SiLU), batch ${BATCH}, MSE on eps, Adam; ${warmup} warmup + ${steps} timed steps\n`);
 
@@ -37,7 +42,8 @@ for (const id of ids) {
   const relErr = Math.abs(before - ref) / ref;
   for (let i = 0; i < warmup; i++) await peer.step();
   const setupMs = performance.now() - t0;
-  const times: number[] = [], losses: number[] = [];
+  const times: number[] = [],
+    losses: number[] = [];
   for (let i = 0; i < steps; i++) {
     const s = performance.now();
     await peer.step();
@@ -54,7 +60,7 @@ for (const id of ids) {
   console.log(`  noise: ${peer.noise}`);
   console.log(`  setup + ${warmup} warmup steps: ${fmt(setupMs)} ms`);
   console.log(`  probe loss before: ${before.toFixed(6)} (float64 reference ${ref.toFixed(6)}, rel err ${relErr.toExponential(1)})`);
-  console.log(`  ${fmt(sps)} samples/s (mean ${fmt(total * 1000 / steps, 2)} ms/step, median ${fmt(median(times), 2)} ms)`);
+  console.log(`  ${fmt(sps)} samples/s (mean ${fmt((total * 1000) / steps, 2)} ms/step, median ${fmt(median(times), 2)} ms)`);
   console.log(`  loss per step: ${losses.map((l) => l.toFixed(3)).join(' ')}`);
   console.log(`  probe loss after ${warmup + steps} steps: ${after.toFixed(6)} ${ok ? '(falls: trains)' : '<-- FAILED'}\n`);
   await peer.dispose();

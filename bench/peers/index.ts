@@ -11,8 +11,7 @@ export const PEER_IDS = ['tfjs-wasm', 'tfjs-cpu', 'jaxjs-wasm'] as const;
 export type PeerId = (typeof PEER_IDS)[number];
 
 /** A fresh (not yet set up) MLP-step peer. */
-export const mlpPeer = (id: PeerId): PeerSystem =>
-  id === 'tfjs-wasm' ? tfjsMlp('wasm') : id === 'tfjs-cpu' ? tfjsMlp('cpu') : jaxjsMlp();
+export const mlpPeer = (id: PeerId): PeerSystem => (id === 'tfjs-wasm' ? tfjsMlp('wasm') : id === 'tfjs-cpu' ? tfjsMlp('cpu') : jaxjsMlp());
 
 /** A fresh (not yet set up) matmul peer. */
 export const matmulPeer = (id: PeerId): MatmulPeer =>
@@ -23,4 +22,5 @@ export const CONV_PEER_IDS = ['tfjs-wasm', 'jaxjs-wasm', 'jaxjs-wasm-eager'] as 
 export type ConvPeerId = (typeof CONV_PEER_IDS)[number];
 
 /** A fresh (not yet set up) conv peer. */
-export const convPeer = (id: ConvPeerId): ConvPeer => (id === 'tfjs-wasm' ? tfjsConv('wasm') : jaxjsConv(id === 'jaxjs-wasm' ? 'jit' : 'eager'));
+export const convPeer = (id: ConvPeerId): ConvPeer =>
+  id === 'tfjs-wasm' ? tfjsConv('wasm') : jaxjsConv(id === 'jaxjs-wasm' ? 'jit' : 'eager');

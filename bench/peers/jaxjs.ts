@@ -6,7 +6,19 @@
 // Memory: jax-js reference-counts arrays; passing an array to any function consumes it, `.ref` keeps a copy.
 import type * as Jax from '@jax-js/jax';
 import type { ConvPeer, MatmulPeer, PeerSystem } from './types.ts';
-import { ADAM, BATCH, CONV, EMB_DIM, POINT_DIM, T_STEPS, convInputs, eightGaussians, initParams, timeFreqs, type ConvWorkload } from '../../workloads/reference.ts';
+import {
+  ADAM,
+  BATCH,
+  CONV,
+  EMB_DIM,
+  POINT_DIM,
+  T_STEPS,
+  convInputs,
+  eightGaussians,
+  initParams,
+  timeFreqs,
+  type ConvWorkload,
+} from '../../workloads/reference.ts';
 
 type JaxModule = typeof Jax;
 type Arr = Jax.Array;
@@ -80,15 +92,23 @@ const buildStep = (jax: JaxModule) => {
     const [loss, grads] = jax.valueAndGrad(lossWithDraws)(jax.tree.ref(s.params), x0, freqs, sub);
     const count = s.count.add(1);
     // bias corrections 1 - b^count, as exp(count ln b)
-    const bc1 = np.exp(count.ref.mul(Math.log(beta1))).mul(-1).add(1);
-    const bc2 = np.exp(count.ref.mul(Math.log(beta2))).mul(-1).add(1);
+    const bc1 = np
+      .exp(count.ref.mul(Math.log(beta1)))
+      .mul(-1)
+      .add(1);
+    const bc2 = np
+      .exp(count.ref.mul(Math.log(beta2)))
+      .mul(-1)
+      .add(1);
     const upd = (p: Arr, g: Arr, m: Arr, v: Arr): [Arr, Arr, Arr] => {
       const m2 = m.mul(beta1).add(g.ref.mul(1 - beta1));
       const v2 = v.mul(beta2).add(np.square(g).mul(1 - beta2));
       const stepDir = m2.ref.div(bc1.ref).div(np.sqrt(v2.ref.div(bc2.ref)).add(adamEps));
       return [p.sub(stepDir.mul(lr)), m2, v2];
     };
-    const params: Params = [], m: Params = [], v: Params = [];
+    const params: Params = [],
+      m: Params = [],
+      v: Params = [];
     s.params.forEach((l, i) => {
       const [pw, mw, vw] = upd(l.w, grads[i].w, s.m[i].w, s.v[i].w);
       const [pb, mb, vb] = upd(l.b, grads[i].b, s.m[i].b, s.v[i].b);

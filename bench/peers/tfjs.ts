@@ -11,7 +11,19 @@ import '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import type { ConvPeer, MatmulPeer, PeerSystem } from './types.ts';
-import { ADAM, BATCH, CONV, EMB_DIM, POINT_DIM, T_STEPS, convInputs, eightGaussians, initParams, timeFreqs, type ConvWorkload } from '../../workloads/reference.ts';
+import {
+  ADAM,
+  BATCH,
+  CONV,
+  EMB_DIM,
+  POINT_DIM,
+  T_STEPS,
+  convInputs,
+  eightGaussians,
+  initParams,
+  timeFreqs,
+  type ConvWorkload,
+} from '../../workloads/reference.ts';
 
 export type TfjsBackend = 'cpu' | 'wasm';
 
@@ -66,14 +78,18 @@ const lossOf = (layers: TfLayer[], x0: tf.Tensor2D, freqs: tf.Tensor2D, eps: tf.
 class TfjsMlp implements PeerSystem {
   readonly system = `TensorFlow.js ${TFJS_VERSION}`;
   backend: string;
-  readonly noise = 'tf.randomNormal / tf.randomUniform(int32) per step: drawn on the host by tfjs-core (seedrandom) and uploaded, as tfjs does on every backend';
+  readonly noise =
+    'tf.randomNormal / tf.randomUniform(int32) per step: drawn on the host by tfjs-core (seedrandom) and uploaded, as tfjs does on every backend';
   private layers: TfLayer[] = [];
   private x0?: tf.Tensor2D;
   private freqs?: tf.Tensor2D;
   private opt?: tf.AdamOptimizer;
   private last = NaN;
   private steps = 0;
-  constructor(private readonly name: TfjsBackend, private readonly seed = 1234) {
+  constructor(
+    private readonly name: TfjsBackend,
+    private readonly seed = 1234,
+  ) {
     this.backend = name;
   }
 
@@ -97,11 +113,15 @@ class TfjsMlp implements PeerSystem {
     const { x0, freqs, opt } = this.ready();
     const s = this.seed + this.steps++;
     const vars = this.layers.flatMap((l) => [l.w, l.b]);
-    const cost = opt.minimize(() => {
-      const eps = tf.randomNormal([BATCH, POINT_DIM], 0, 1, 'float32', s) as tf.Tensor2D;
-      const t = tf.cast(tf.randomUniform([BATCH, 1], 0, T_STEPS, 'int32', s + 0x9e3779b9), 'float32') as tf.Tensor2D;
-      return lossOf(this.layers, x0, freqs, eps, t);
-    }, true, vars);
+    const cost = opt.minimize(
+      () => {
+        const eps = tf.randomNormal([BATCH, POINT_DIM], 0, 1, 'float32', s) as tf.Tensor2D;
+        const t = tf.cast(tf.randomUniform([BATCH, 1], 0, T_STEPS, 'int32', s + 0x9e3779b9), 'float32') as tf.Tensor2D;
+        return lossOf(this.layers, x0, freqs, eps, t);
+      },
+      true,
+      vars,
+    );
     if (!cost) throw new Error('TensorFlow.js: minimize returned no cost');
     this.last = (await cost.data())[0];
     cost.dispose();

@@ -30,7 +30,14 @@ interface Engine {
 /** The RNG's JS helper source as GLSL: every value is a float, Math.f is the built-in f. */
 export const toGLSL = (src: string): string =>
   src
-    .replace(/function (\w+)\(([^)]*)\)/, (_, name: string, params: string) => `float ${name}(${params.split(',').map((p) => `float ${p.trim()}`).join(', ')})`)
+    .replace(
+      /function (\w+)\(([^)]*)\)/,
+      (_, name: string, params: string) =>
+        `float ${name}(${params
+          .split(',')
+          .map((p) => `float ${p.trim()}`)
+          .join(', ')})`,
+    )
     .replace(/\b(const|let) /g, 'float ')
     .replace(/Math\.(\w+)/g, '$1');
 
@@ -41,7 +48,11 @@ class GpuJsKernel implements BackendKernel {
   readonly first: EngineKernel;
   refs = 1;
 
-  constructor(readonly key: string, readonly shortcut: Shortcut, private readonly mode: BackendName) {
+  constructor(
+    readonly key: string,
+    readonly shortcut: Shortcut,
+    private readonly mode: BackendName,
+  ) {
     this.first = shortcut.kernel;
   }
 
@@ -62,7 +73,11 @@ class GpuJsKernel implements BackendKernel {
   /** Destroys every gpu.js kernel object this kernel used and takes them out of the GPU's list. */
   destroy(engine: Engine): void {
     const hook = this.first.onRequestSwitchKernel;
-    const mine = new Set([this.first, ...engine.kernels.filter((k) => hook !== undefined && k.onRequestSwitchKernel === hook), this.shortcut.kernel]);
+    const mine = new Set([
+      this.first,
+      ...engine.kernels.filter((k) => hook !== undefined && k.onRequestSwitchKernel === hook),
+      this.shortcut.kernel,
+    ]);
     // newest first: a later kernel holds textures made by an earlier one, and deleting a texture asks its maker,
     // which skips the delete once its own context reference is gone
     for (const k of [...mine].reverse()) k.destroy();
@@ -74,7 +89,8 @@ class GpuJsKernel implements BackendKernel {
 const UPLOAD: KernelSource = { source: 'function (a) { return a[this.thread.x]; }', args: [], subKernels: [] };
 const kernelKey = (gl: boolean, src: KernelSource, o: KernelOptions): string =>
   `${gl ? o.owner : ''}|${o.size}|${o.argSizes}|${o.immutable}|${o.asyncMode ?? false}|${src.source}|${src.subKernels.join('|')}`;
-const uploadKey = (length: number): string => kernelKey(true, UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` });
+const uploadKey = (length: number): string =>
+  kernelKey(true, UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` });
 const outputLength = (b: DeviceBuffer): number => (b instanceof Float32Array ? b.length : (b as unknown as { output: number[] }).output[0]);
 
 export class GpuJsBackend implements KernelBackend {
@@ -164,7 +180,8 @@ export class GpuJsBackend implements KernelBackend {
   }
 
   private uploader(length: number): GpuJsKernel {
-    return (this.cache.get(uploadKey(length)) ?? this.compileKernel(UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` })) as GpuJsKernel;
+    return (this.cache.get(uploadKey(length)) ??
+      this.compileKernel(UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` })) as GpuJsKernel;
   }
 
   read(buffer: DeviceBuffer, length: number): Float32Array {
@@ -184,7 +201,12 @@ export class GpuJsBackend implements KernelBackend {
 
   counters(): BackendCounters {
     for (const b of this.uploads) if (isTexture(b) && (b as unknown as { _deleted?: boolean })._deleted) this.uploads.delete(b);
-    return { kernels: this.cache.size, engineKernels: this.engine.kernels.length, textures: this.isDisposed ? 0 : (this.textures?.live() ?? 0), buffers: this.uploads.size };
+    return {
+      kernels: this.cache.size,
+      engineKernels: this.engine.kernels.length,
+      textures: this.isDisposed ? 0 : (this.textures?.live() ?? 0),
+      buffers: this.uploads.size,
+    };
   }
 
   kernelInfo(): readonly KernelInfo[] {

@@ -22,19 +22,30 @@ export const probeBackend = (b: BackendName): Availability => {
   switch (b) {
     case 'headlessgl':
       if (GPU.isHeadlessGLSupported) return { available: true, reason: 'the gl package created a context' };
-      return { available: false, reason: hasDisplay() ? 'the gl package could not create a context (is it built?)' : 'no X display (DISPLAY is unset): run under xvfb-run, e.g. sh scripts/with-display.sh' };
+      return {
+        available: false,
+        reason: hasDisplay()
+          ? 'the gl package could not create a context (is it built?)'
+          : 'no X display (DISPLAY is unset): run under xvfb-run, e.g. sh scripts/with-display.sh',
+      };
     case 'webgl2':
       if (!('document' in globalThis)) return { available: false, reason: 'not in a browser (no document)' };
-      return GPU.isWebGL2Supported ? { available: true, reason: 'this browser created a WebGL2 context' } : { available: false, reason: 'this browser could not create a WebGL2 context' };
+      return GPU.isWebGL2Supported
+        ? { available: true, reason: 'this browser created a WebGL2 context' }
+        : { available: false, reason: 'this browser could not create a WebGL2 context' };
     case 'webasm':
-      return GPU.isWebAssemblySupported ? { available: true, reason: 'WebAssembly is supported' } : { available: false, reason: 'WebAssembly is not supported here' };
+      return GPU.isWebAssemblySupported
+        ? { available: true, reason: 'WebAssembly is supported' }
+        : { available: false, reason: 'WebAssembly is not supported here' };
     case 'cpu':
       return { available: true, reason: 'always available' };
     case 'wasm': {
       if (typeof WebAssembly === 'undefined') return { available: false, reason: 'WebAssembly is not supported here' };
       // the smallest module with one f32x4 instruction: validates only where SIMD128 is on
       const simd = Uint8Array.of(0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 17, 11);
-      return WebAssembly.validate(simd) ? { available: true, reason: 'WebAssembly with SIMD128' } : { available: false, reason: 'WebAssembly SIMD128 is not supported here' };
+      return WebAssembly.validate(simd)
+        ? { available: true, reason: 'WebAssembly with SIMD128' }
+        : { available: false, reason: 'WebAssembly SIMD128 is not supported here' };
     }
   }
 };
@@ -58,7 +69,9 @@ export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend =>
   if (!(backendNames as readonly string[]).includes(req))
     throw new Error(`unknown backend '${req}'; backends: ${backendNames.join(', ')}, or auto`);
   if (!available.includes(req))
-    throw new Error(`backend '${req}' is not available here; available: ${available.join(', ')} (headlessgl needs the gl package built and an X display, e.g. xvfb-run)`);
+    throw new Error(
+      `backend '${req}' is not available here; available: ${available.join(', ')} (headlessgl needs the gl package built and an X display, e.g. xvfb-run)`,
+    );
   return { name: req, reason: 'requested' };
 };
 
@@ -68,10 +81,11 @@ const glRenderer = (b: 'headlessgl' | 'webgl2'): string | undefined => {
     let gl: WebGLRenderingContext | WebGL2RenderingContext | null = null;
     if (b === 'webgl2') gl = document.createElement('canvas').getContext('webgl2');
     else {
-      const nodeModule = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:module') as
-        | { createRequire(url: string): (id: string) => unknown }
-        | undefined;
-      const create = nodeModule?.createRequire(import.meta.url)('gl') as ((w: number, h: number) => WebGLRenderingContext | null) | undefined;
+      const nodeModule = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.(
+        'node:module',
+      ) as { createRequire(url: string): (id: string) => unknown } | undefined;
+      const create = nodeModule?.createRequire(import.meta.url)('gl') as
+        ((w: number, h: number) => WebGLRenderingContext | null) | undefined;
       gl = create?.(1, 1) ?? null;
     }
     if (!gl) return undefined;

@@ -8,7 +8,8 @@ import type { BackendName } from './names.ts';
 const shared = new Map<BackendName, Backend>();
 
 /** A new Backend object that owns its own gpu.js instance; dispose() it when done. */
-export const createBackend = (name: BackendName, options: { threads?: number } = {}): Backend => (name === 'wasm' ? new WasmBackend(options) : new GpuJsBackend(name));
+export const createBackend = (name: BackendName, options: { threads?: number } = {}): Backend =>
+  name === 'wasm' ? new WasmBackend(options) : new GpuJsBackend(name);
 
 /** The shared Backend for a name (created on first use). */
 export const backendFor = (name: BackendName): Backend => {

@@ -10,8 +10,7 @@ import type { BackendCounters, DeviceBuffer, KernelInfo, PlanBackend } from './b
 export const defaultThreads = (): number => {
   if (!threadsSupported()) return 1;
   const os = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:os') as
-    | { availableParallelism?: () => number; cpus(): unknown[] }
-    | undefined;
+    { availableParallelism?: () => number; cpus(): unknown[] } | undefined;
   return Math.max(1, os?.availableParallelism?.() ?? os?.cpus().length ?? 1);
 };
 

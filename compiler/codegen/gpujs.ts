@@ -103,21 +103,44 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
     if (hit) return hit;
     let k: string;
     switch (s.k) {
-      case 'lit': k = `l${Object.is(s.v, -0) ? '-0' : s.v}`; break;
-      case 'load': k = `L${s.buf}[${ixKeyOf(s.at)}]`; break;
-      case 'un': k = `${s.op}(${key(s.x)})`; break;
-      case 'bin': k = `${s.op}(${key(s.a)},${key(s.b)})`; break;
-      case 'where': k = `where(${key(s.c)},${key(s.a)},${key(s.b)})`; break;
-      case 'guard': k = `guard(${s.conds.map(condKey).join('&')},${key(s.x)})`; break;
-      case 'pick': k = `pick(${condKey(s.cond)},${key(s.a)},${key(s.b)})`; break;
-      case 'random': k = `rand(${s.seed},${s.stream},${s.dist},${key(s.counter)},${ixKeyOf(s.at)})`; break;
-      case 'reduce': k = `${s.op}[${s.vars.join(',')}](${key(s.body)})`; break;
+      case 'lit':
+        k = `l${Object.is(s.v, -0) ? '-0' : s.v}`;
+        break;
+      case 'load':
+        k = `L${s.buf}[${ixKeyOf(s.at)}]`;
+        break;
+      case 'un':
+        k = `${s.op}(${key(s.x)})`;
+        break;
+      case 'bin':
+        k = `${s.op}(${key(s.a)},${key(s.b)})`;
+        break;
+      case 'where':
+        k = `where(${key(s.c)},${key(s.a)},${key(s.b)})`;
+        break;
+      case 'guard':
+        k = `guard(${s.conds.map(condKey).join('&')},${key(s.x)})`;
+        break;
+      case 'pick':
+        k = `pick(${condKey(s.cond)},${key(s.a)},${key(s.b)})`;
+        break;
+      case 'random':
+        k = `rand(${s.seed},${s.stream},${s.dist},${key(s.counter)},${ixKeyOf(s.at)})`;
+        break;
+      case 'reduce':
+        k = `${s.op}[${s.vars.join(',')}](${key(s.body)})`;
+        break;
     }
     keys.set(s, k);
     return k;
   };
   const ixKeyOf = (x: Ix) => [...x.terms.map(([a, c]) => `${c}*${atomStr(a)}`), x.c].join('+');
-  const atomStr = (a: Atom): string => (a.k === 'var' ? `v${a.v}` : a.k === 'clamp' ? `clamp(${ixKeyOf(a.x)},${a.lo},${a.hi})` : `(${ixKeyOf(a.x)})${a.k === 'div' ? '/' : '%'}${a.d}`);
+  const atomStr = (a: Atom): string =>
+    a.k === 'var'
+      ? `v${a.v}`
+      : a.k === 'clamp'
+        ? `clamp(${ixKeyOf(a.x)},${a.lo},${a.hi})`
+        : `(${ixKeyOf(a.x)})${a.k === 'div' ? '/' : '%'}${a.d}`;
   const condKey = (c: Cond) => `${ixKeyOf(c.ix)}in[${c.lo},${c.hi}]${c.step ? `/${c.step}` : ''}`;
 
   const atom = (a: Atom): string => {
@@ -140,7 +163,8 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
   };
   // the flat output index itself is the thread index: no need to rebuild it from the coordinates
   const flatOutKey = ixKeyOf(flattenIx(ir.outVars.map(varIx), ir.shape));
-  const ix = (x: Ix): string => (ir.shape.length > 0 && ixKeyOf(x) === flatOutKey ? 't' : x.terms.reduce((acc, [a, c]) => add(acc, mulc(atom(a), c)), lit(x.c)));
+  const ix = (x: Ix): string =>
+    ir.shape.length > 0 && ixKeyOf(x) === flatOutKey ? 't' : x.terms.reduce((acc, [a, c]) => add(acc, mulc(atom(a), c)), lit(x.c));
 
   const cond = (c: Cond): string[] => {
     const [lo, hi] = range(c.ix, ir.vars);
@@ -222,14 +246,29 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
     const condLevel = (c: Cond) => ixLevel(c.ix);
     let l = 0;
     switch (s.k) {
-      case 'load': l = ixLevel(s.at); break;
-      case 'un': l = levelOf(s.x, vars, memo); break;
-      case 'bin': l = Math.max(levelOf(s.a, vars, memo), levelOf(s.b, vars, memo)); break;
-      case 'where': l = Math.max(levelOf(s.c, vars, memo), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo)); break;
-      case 'guard': l = Math.max(levelOf(s.x, vars, memo), ...s.conds.map(condLevel)); break;
-      case 'pick': l = Math.max(condLevel(s.cond), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo)); break;
-      case 'random': l = Math.max(levelOf(s.counter, vars, memo), ixLevel(s.at)); break;
-      default: break;
+      case 'load':
+        l = ixLevel(s.at);
+        break;
+      case 'un':
+        l = levelOf(s.x, vars, memo);
+        break;
+      case 'bin':
+        l = Math.max(levelOf(s.a, vars, memo), levelOf(s.b, vars, memo));
+        break;
+      case 'where':
+        l = Math.max(levelOf(s.c, vars, memo), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo));
+        break;
+      case 'guard':
+        l = Math.max(levelOf(s.x, vars, memo), ...s.conds.map(condLevel));
+        break;
+      case 'pick':
+        l = Math.max(condLevel(s.cond), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo));
+        break;
+      case 'random':
+        l = Math.max(levelOf(s.counter, vars, memo), ixLevel(s.at));
+        break;
+      default:
+        break;
     }
     memo.set(s, l);
     return l;
@@ -267,7 +306,8 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
     });
     const v = value(r.body);
     if (r.op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
-    else if (target.gl) e.line(`${acc} = (${v} > ${acc} || ${v} !== ${v}) ? ${v} : ${acc};`); // GLSL's max drops NaN
+    else if (target.gl)
+      e.line(`${acc} = (${v} > ${acc} || ${v} !== ${v}) ? ${v} : ${acc};`); // GLSL's max drops NaN
     else e.line(`${acc} = Math.max(${acc}, ${v});`);
     for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
     r.vars.forEach(() => e.close());

@@ -54,7 +54,13 @@ const normalize = (terms: (readonly [Atom, number])[], c: number): Ix => {
 };
 
 export const addIx = (a: Ix, b: Ix): Ix => normalize([...a.terms, ...b.terms], a.c + b.c);
-export const scaleIx = (a: Ix, s: number): Ix => (s === 0 ? constIx(0) : normalize(a.terms.map(([t, c]) => [t, c * s] as const), a.c * s));
+export const scaleIx = (a: Ix, s: number): Ix =>
+  s === 0
+    ? constIx(0)
+    : normalize(
+        a.terms.map(([t, c]) => [t, c * s] as const),
+        a.c * s,
+      );
 export const sumIx = (xs: readonly Ix[]): Ix => xs.reduce(addIx, constIx(0));
 
 /** The range [lo, hi] an expression takes over its variables' ranges. */
@@ -104,7 +110,14 @@ export const divmodIx = (x: Ix, d: number, vars: ReadonlyMap<number, VarInfo>): 
   const rc = x.c - qc * d;
   const restWithC: Ix = { ...rest, c: rc };
   const [lo, hi] = range(restWithC, vars);
-  if (lo >= 0 && hi < d) return { q: normalize(whole.map(([a, c]) => [a, c / d] as const), qc), r: restWithC };
+  if (lo >= 0 && hi < d)
+    return {
+      q: normalize(
+        whole.map(([a, c]) => [a, c / d] as const),
+        qc,
+      ),
+      r: restWithC,
+    };
   const [xlo, xhi] = range(x, vars);
   if (xlo >= 0 && xhi < d) return { q: constIx(0), r: x };
   return { q: atomIx({ k: 'div', x, d }), r: atomIx({ k: 'mod', x, d }) };

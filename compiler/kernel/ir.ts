@@ -25,7 +25,14 @@ export type Scalar =
   /** a where the condition on the indices holds, else b (concat) */
   | { readonly k: 'pick'; readonly cond: Cond; readonly a: Scalar; readonly b: Scalar }
   /** the counter-based RNG at flat element `at` of the random node */
-  | { readonly k: 'random'; readonly seed: number; readonly stream: number; readonly dist: RandomDist; readonly counter: Scalar; readonly at: Ix }
+  | {
+      readonly k: 'random';
+      readonly seed: number;
+      readonly stream: number;
+      readonly dist: RandomDist;
+      readonly counter: Scalar;
+      readonly at: Ix;
+    }
   /** sum or max of body over the reduction variables `vars` (innermost last) */
   | { readonly k: 'reduce'; readonly op: 'sum' | 'max'; readonly vars: readonly number[]; readonly body: Scalar };
 

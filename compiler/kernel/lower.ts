@@ -22,21 +22,25 @@ export type LowerTable<Ops extends string = OpName> = { readonly [P in Ops]: Low
 
 const shapeOf = (c: LowerContext, id: number) => c.graph.nodes[id].shape;
 
-const un = <K extends 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'relu' | 'abs' | 'floor'>(): Lower<K> =>
+const un =
+  <K extends 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'sin' | 'cos' | 'tanh' | 'sigmoid' | 'relu' | 'abs' | 'floor'>(): Lower<K> =>
   (c, n, at) => ({ k: 'un', op: n.op, x: c.value(n.inputs[0], at) });
-const bin = <K extends 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne'>(): Lower<K> =>
+const bin =
+  <K extends 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'max' | 'min' | 'lt' | 'le' | 'gt' | 'ge' | 'eq' | 'ne'>(): Lower<K> =>
   (c, n, at) => ({ k: 'bin', op: n.op, a: c.value(n.inputs[0], at), b: c.value(n.inputs[1], at) });
 const materialised: Lower<'input' | 'constant'> = (_c, n) => {
   throw new Error(`kernel IR: ${n.op} %${n.id} must be materialised`);
 };
 
-const reduce = (op: 'sum' | 'max'): Lower<'sum' | 'reduceMax'> => (c, n, at) => {
-  const src = shapeOf(c, n.inputs[0]);
-  const axes = n.attrs.axes;
-  const vars = axes.map((d) => c.newVar(src[d], 'red'));
-  const inner = src.map((_, d) => (axes.includes(d) ? varIx(vars[axes.indexOf(d)]) : at[d]));
-  return { k: 'reduce', op, vars, body: c.value(n.inputs[0], inner) };
-};
+const reduce =
+  (op: 'sum' | 'max'): Lower<'sum' | 'reduceMax'> =>
+  (c, n, at) => {
+    const src = shapeOf(c, n.inputs[0]);
+    const axes = n.attrs.axes;
+    const vars = axes.map((d) => c.newVar(src[d], 'red'));
+    const inner = src.map((_, d) => (axes.includes(d) ? varIx(vars[axes.indexOf(d)]) : at[d]));
+    return { k: 'reduce', op, vars, body: c.value(n.inputs[0], inner) };
+  };
 
 export const lowerRules: LowerTable = {
   input: materialised,
@@ -81,15 +85,26 @@ export const lowerRules: LowerTable = {
   broadcast: (c, n, at) => {
     const src = shapeOf(c, n.inputs[0]);
     const off = n.shape.length - src.length;
-    return c.value(n.inputs[0], src.map((d, i) => (d === 1 ? constIx(0) : at[i + off])));
+    return c.value(
+      n.inputs[0],
+      src.map((d, i) => (d === 1 ? constIx(0) : at[i + off])),
+    );
   },
   permute: (c, n, at) => {
     const inner = new Array<Ix>(at.length);
     n.attrs.perm.forEach((p, d) => (inner[p] = at[d]));
     return c.value(n.inputs[0], inner);
   },
-  slice: (c, n, at) => c.value(n.inputs[0], at.map((x, d) => addIx(constIx(n.attrs.start[d]), scaleIx(x, n.attrs.step[d])))),
-  flip: (c, n, at) => c.value(n.inputs[0], at.map((x, d) => (n.attrs.axes.includes(d) ? addIx(constIx(n.shape[d] - 1), scaleIx(x, -1)) : x))),
+  slice: (c, n, at) =>
+    c.value(
+      n.inputs[0],
+      at.map((x, d) => addIx(constIx(n.attrs.start[d]), scaleIx(x, n.attrs.step[d]))),
+    ),
+  flip: (c, n, at) =>
+    c.value(
+      n.inputs[0],
+      at.map((x, d) => (n.attrs.axes.includes(d) ? addIx(constIx(n.shape[d] - 1), scaleIx(x, -1)) : x)),
+    ),
   pad: (c, n, at) => {
     const src = shapeOf(c, n.inputs[0]);
     const conds: Cond[] = [];
@@ -111,13 +126,19 @@ export const lowerRules: LowerTable = {
     const parts = n.inputs.map((id) => {
       const d = shapeOf(c, id)[ax];
       const local = clampIx(addIx(at[ax], constIx(-offset)), 0, d - 1, c.vars);
-      const v = c.value(id, at.map((x, a) => (a === ax ? local : x)));
+      const v = c.value(
+        id,
+        at.map((x, a) => (a === ax ? local : x)),
+      );
       offset += d;
       return { end: offset, v };
     });
     return parts
       .slice(0, -1)
-      .reduceRight<Scalar>((acc, p) => ({ k: 'pick', cond: { ix: at[ax], lo: Number.MIN_SAFE_INTEGER, hi: p.end - 1 }, a: p.v, b: acc }), parts[parts.length - 1].v);
+      .reduceRight<Scalar>(
+        (acc, p) => ({ k: 'pick', cond: { ix: at[ax], lo: Number.MIN_SAFE_INTEGER, hi: p.end - 1 }, a: p.v, b: acc }),
+        parts[parts.length - 1].v,
+      );
   },
 
   sum: reduce('sum'),

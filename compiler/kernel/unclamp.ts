@@ -49,7 +49,8 @@ export const unclampGuarded = (ir: KernelIR, slack: number, sizeOf: (buf: number
   };
   /** x with every clamp that the conditions make the identity replaced by its operand */
   const dropClamps = (x: Ix, conds: readonly Cond[]): Ix => {
-    const bounded = (a: Atom) => a.k === 'clamp' && conds.some((c) => !c.step && ixKey(c.ix) === ixKey(a.x) && c.lo >= a.lo && c.hi <= a.hi);
+    const bounded = (a: Atom) =>
+      a.k === 'clamp' && conds.some((c) => !c.step && ixKey(c.ix) === ixKey(a.x) && c.lo >= a.lo && c.hi <= a.hi);
     if (!x.terms.some(([a]) => bounded(a))) return x;
     return sumIx([constIx(x.c), ...x.terms.map(([a, c]) => scaleIx(bounded(a) && a.k === 'clamp' ? a.x : { terms: [[a, 1]], c: 0 }, c))]);
   };

@@ -87,8 +87,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
     for (const n of nodes) {
       if (!live.has(n.id)) continue;
       cost.set(n.id, fusionRules[n.op].cost + n.inputs.reduce((a, i) => a + (M.has(i) ? 0 : (cost.get(i) ?? 0)), 0));
-      if (!M.has(n.id) && isInlined(n) && users[n.id].filter((u) => live.has(u)).length > 1 && cost.get(n.id)! > SHARE_COST)
-        M.add(n.id);
+      if (!M.has(n.id) && isInlined(n) && users[n.id].filter((u) => live.has(u)).length > 1 && cost.get(n.id)! > SHARE_COST) M.add(n.id);
     }
     // epilogues: a core read only through same-element ops (elementwise, reshape) by a single kernel is
     // computed in that kernel's loop instead of getting a buffer
@@ -115,7 +114,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
       if (isCore(nodes[root]) || coresOf(root).length > 1) M.add(c.id);
     }
     // cap kernel sizes
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const r of [...M]) {
         const inl = inlined(r);
@@ -178,7 +177,9 @@ export const mergeOutputs = (prog: FusedProgram): FusedProgram => {
       const S = kernels[si];
       if (S.core !== undefined || S.shape.length !== k.shape.length || S.shape.some((d, i) => d !== k.shape[i])) continue;
       const inK = new Set(k.fused);
-      const elementwiseInK = users[s].filter((u) => inK.has(u)).every((u) => isElementwise(nodes[u]) && nodes[u].shape.every((d, i) => d === S.shape[i]));
+      const elementwiseInK = users[s]
+        .filter((u) => inK.has(u))
+        .every((u) => isElementwise(nodes[u]) && nodes[u].shape.every((d, i) => d === S.shape[i]));
       const othersLater = kernels.every((kk, i) => i === ki || !kk.reads.includes(s) || i > ki);
       if (!elementwiseInK || !othersLater) continue;
       absorbed.add(si);

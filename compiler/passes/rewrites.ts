@@ -25,7 +25,11 @@ export interface Rewrite {
   apply(a: RewriteArgs<OpName>): number | undefined;
 }
 
-const rule = <P extends OpName>(name: string, ops: readonly P[], apply: (a: RewriteArgs<P>) => number | undefined): Rewrite => ({ name, ops, apply });
+const rule = <P extends OpName>(name: string, ops: readonly P[], apply: (a: RewriteArgs<P>) => number | undefined): Rewrite => ({
+  name,
+  ops,
+  apply,
+});
 
 /** The value of a splat input, looking through reshapes and broadcasts (how the DSL builds a literal operand). */
 const splat = (a: RewriteArgs<OpName>, x: Node): number | undefined =>
@@ -45,7 +49,9 @@ export const rewrites: readonly Rewrite[] = [
     const x = node(ins[0]);
     return x.op === 'neg' ? x.inputs[0] : undefined;
   }),
-  rule('a reshape or broadcast to the same shape is its input', ['reshape', 'broadcast'], ({ n, ins, node }) => (sameShape(node(ins[0]).shape, n.shape) ? ins[0] : undefined)),
+  rule('a reshape or broadcast to the same shape is its input', ['reshape', 'broadcast'], ({ n, ins, node }) =>
+    sameShape(node(ins[0]).shape, n.shape) ? ins[0] : undefined,
+  ),
   rule('a reshaped or broadcast splat is a broadcast scalar (the canonical splat)', ['reshape', 'broadcast'], (a) => {
     const x = a.node(a.ins[0]);
     const v = splat(a, x);
@@ -60,7 +66,8 @@ export const rewrites: readonly Rewrite[] = [
   // input gradient
   rule('conv2d(pad(x)) with plain spatial zero padding is conv2d(x) with more padding', ['conv2d'], ({ n, ins, node, emit }) => {
     const x = node(ins[0]);
-    if (x.op !== 'pad' || x.attrs.interior.some((v) => v !== 0) || [0, 1].some((d) => x.attrs.lo[d] !== 0 || x.attrs.hi[d] !== 0)) return undefined;
+    if (x.op !== 'pad' || x.attrs.interior.some((v) => v !== 0) || [0, 1].some((d) => x.attrs.lo[d] !== 0 || x.attrs.hi[d] !== 0))
+      return undefined;
     const [pt, pb, pl, pr] = n.attrs.padding;
     const padding = [pt + x.attrs.lo[2], pb + x.attrs.hi[2], pl + x.attrs.lo[3], pr + x.attrs.hi[3]] as const;
     return emit({ ...n, attrs: { stride: n.attrs.stride, padding } }, [x.inputs[0], ins[1]]);

@@ -16,14 +16,21 @@ const rulesFor = new Map<OpName, Rewrite[]>();
 for (const r of rewrites) for (const op of r.ops) rulesFor.set(op, [...(rulesFor.get(op) ?? []), r]);
 
 const keyOf = (n: Node, inputs: readonly number[]): string | undefined => {
-  if (n.op === 'input' || n.op === 'random') return n.op === 'random' ? `random|${inputs}|${JSON.stringify(n.attrs)}|${n.shape}` : undefined;
+  if (n.op === 'input' || n.op === 'random')
+    return n.op === 'random' ? `random|${inputs}|${JSON.stringify(n.attrs)}|${n.shape}` : undefined;
   // -0 keeps its sign in the key (String(-0) is '0'): x / -0 is -Infinity, not x / 0
-  if (n.op === 'constant') return n.attrs.value.length <= FOLD_LIMIT ? `c|${n.shape}|${Array.from(n.attrs.value, (v) => (Object.is(v, -0) ? '-0' : v)).join(',')}` : undefined;
+  if (n.op === 'constant')
+    return n.attrs.value.length <= FOLD_LIMIT
+      ? `c|${n.shape}|${Array.from(n.attrs.value, (v) => (Object.is(v, -0) ? '-0' : v)).join(',')}`
+      : undefined;
   return `${n.op}|${inputs}|${JSON.stringify(n.attrs)}|${n.shape}`;
 };
 
 export const simplify = (graph: Graph): Graph => {
-  const live = liveNodes(graph, graph.outputs.map((o) => o.id));
+  const live = liveNodes(
+    graph,
+    graph.outputs.map((o) => o.id),
+  );
   const b = new GraphBuilder();
   const map = new Map<number, number>(); // old id -> new id
   const seen = new Map<string, number>();
@@ -36,7 +43,8 @@ export const simplify = (graph: Graph): Graph => {
     if (key !== undefined) seen.set(key, id);
     return id;
   };
-  const constant = (shape: readonly number[], value: Float64Array) => emit({ id: -1, op: 'constant', inputs: [], shape, attrs: { value } }, []);
+  const constant = (shape: readonly number[], value: Float64Array) =>
+    emit({ id: -1, op: 'constant', inputs: [], shape, attrs: { value } }, []);
 
   for (const n of graph.nodes) {
     if (!live.has(n.id) && n.op !== 'input') continue;
@@ -66,7 +74,11 @@ export const simplify = (graph: Graph): Graph => {
     if (n.op === 'broadcast' && inNodes[0].shape.length === 0) return undefined; // already canonical
     if (!inNodes.every((x) => x.op === 'constant') || size(n.shape) > FOLD_LIMIT) return undefined;
     const args: NDArray[] = inNodes.map((x) => ({ shape: x.shape, data: (x as Extract<Node, { op: 'constant' }>).attrs.value }));
-    const value = (primitives[n.op].eval as (a: readonly NDArray[], attrs: unknown, s: readonly number[]) => Float64Array)(args, n.attrs, n.shape);
+    const value = (primitives[n.op].eval as (a: readonly NDArray[], attrs: unknown, s: readonly number[]) => Float64Array)(
+      args,
+      n.attrs,
+      n.shape,
+    );
     const first = value[0];
     return value.every((v) => Object.is(v, first)) ? splatBroadcast(n, first) : constant(n.shape, Float64Array.from(value));
   }

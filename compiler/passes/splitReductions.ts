@@ -17,7 +17,8 @@ export const splitReductions = (graph: Graph, limit: number): Graph => {
   if (!needs) return graph;
   const b = new GraphBuilder();
   const map = new Map<number, number>();
-  const emit = <K extends OpName>(op: K, inputs: number[], attrs: AttrsOf[K], shape?: readonly number[]) => b.emit(op, inputs, attrs, shape).id;
+  const emit = <K extends OpName>(op: K, inputs: number[], attrs: AttrsOf[K], shape?: readonly number[]) =>
+    b.emit(op, inputs, attrs, shape).id;
   const shapeOf = (id: number) => b.node(id).shape;
 
   /** [...keep, R] with the reduced axes last, padded with `fill` to a * blk, reshaped to [...keep, a, blk]. */
@@ -28,7 +29,8 @@ export const splitReductions = (graph: Graph, limit: number): Graph => {
     const R = axes.reduce((p, i) => p * s[i], 1);
     const blk = Math.min(limit, Math.ceil(Math.sqrt(R)));
     const a = Math.ceil(R / blk);
-    if (a > limit) throw new ReductionTooLongError(`a reduction of ${R} terms exceeds ${limit}^2, more than two passes below the loop limit can reduce`);
+    if (a > limit)
+      throw new ReductionTooLongError(`a reduction of ${R} terms exceeds ${limit}^2, more than two passes below the loop limit can reduce`);
     let id = emit('permute', [x], { perm: [...keepAxes, ...axes] });
     id = emit('reshape', [id], {}, [...keep, R]);
     if (a * blk > R) {
@@ -65,7 +67,8 @@ export const splitReductions = (graph: Graph, limit: number): Graph => {
       const partial = emit('matmul', [Ap, Bp], {}); // [..., a, M, N]
       const total = emit('sum', [partial], { axes: [r - 2] });
       map.set(n.id, emit('reshape', [total], {}, n.shape));
-    } else throw new ReductionTooLongError(`${n.op} reduces over ${R} terms per output element, more than the backend's loop limit of ${limit}`);
+    } else
+      throw new ReductionTooLongError(`${n.op} reduces over ${R} terms per output element, more than the backend's loop limit of ${limit}`);
   }
   return b.build(graph.outputs.map((o) => ({ name: o.name, id: map.get(o.id)! })));
 };

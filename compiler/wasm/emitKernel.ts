@@ -71,7 +71,9 @@ export const chooseTiling = (ir: KernelIR): Tiling => {
   };
   const candidates = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 4 === 0);
   if (!candidates.length) return scalarTiling;
-  const vecAxis = candidates.reduce((best, a) => (costAlong(a) < costAlong(best) || (costAlong(a) === costAlong(best) && a > best) ? a : best));
+  const vecAxis = candidates.reduce((best, a) =>
+    costAlong(a) < costAlong(best) || (costAlong(a) === costAlong(best) && a > best) ? a : best,
+  );
   const hasReduction = reductionOf(ir) !== undefined;
   const vectors = hasReduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
   if (!hasReduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1 };
@@ -90,7 +92,12 @@ const unaryRoutine: Partial<Record<UnaryOp, (L: Lanes, x: number) => number>> = 
   sigmoid: M.sigmoid,
 };
 
-export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: number; extras: readonly number[] }, tiling = chooseTiling(ir)): FunctionBody => {
+export const emitKernel = (
+  ir: KernelIR,
+  layout: KernelLayout,
+  outputs: { root: number; extras: readonly number[] },
+  tiling = chooseTiling(ir),
+): FunctionBody => {
   // (lo, hi): the range of the outermost output axis this call computes, so threads can split a kernel by rows
   const f = new FunctionBody(['i32', 'i32']);
   const L = new Lanes(f, tiling.width);
@@ -170,7 +177,9 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
         return t;
       }
       if (lo >= 0) {
-        f.i32(a.d).op(a.k === 'div' ? Op.i32DivU : Op.i32RemU).set(t);
+        f.i32(a.d)
+          .op(a.k === 'div' ? Op.i32DivU : Op.i32RemU)
+          .set(t);
         return t;
       }
       // floor division and a non-negative remainder for possibly negative x: r = ((x % d) + d) % d, q = (x - r) / d
@@ -296,7 +305,10 @@ export const emitKernel = (ir: KernelIR, layout: KernelLayout, outputs: { root: 
       // affine along the lanes: the four indices are base + step * [0, 1, 2, 3], compared as an i32x4
       const idx = f.local('v128');
       pushResolved(resolve(c.ix));
-      f.simd(Simd.i32x4Splat).simd(Simd.v128Const, ...[0, 1, 2, 3].flatMap((l) => [...new Uint8Array(Int32Array.of(l * step).buffer)])).simd(Simd.i32x4Add).set(idx);
+      f.simd(Simd.i32x4Splat)
+        .simd(Simd.v128Const, ...[0, 1, 2, 3].flatMap((l) => [...new Uint8Array(Int32Array.of(l * step).buffer)]))
+        .simd(Simd.i32x4Add)
+        .set(idx);
       const tests: (() => void)[] = [];
       if (lo < c.lo) tests.push(() => f.get(idx).i32(c.lo).simd(Simd.i32x4Splat).simd(Simd.i32x4GeS));
       if (hi > c.hi) tests.push(() => f.get(idx).i32(c.hi).simd(Simd.i32x4Splat).simd(Simd.i32x4LeS));
@@ -650,4 +662,3 @@ const walkHas = (root: Scalar, target: Scalar): boolean => {
   walk(root, (s) => (found ||= s === target));
   return found;
 };
-

@@ -178,7 +178,10 @@ export class FunctionBody {
   readonly code: number[] = [];
   private readonly extraLocals: ValType[] = [];
 
-  constructor(readonly params: readonly ValType[], readonly results: readonly ValType[] = []) {}
+  constructor(
+    readonly params: readonly ValType[],
+    readonly results: readonly ValType[] = [],
+  ) {}
 
   local(type: ValType): number {
     this.extraLocals.push(type);
@@ -263,7 +266,7 @@ export class FunctionBody {
   /** The function's code entry: locals grouped by runs of one type, then the instructions and the final end. */
   encode(): number[] {
     const groups: number[][] = [];
-    for (let k = 0; k < this.extraLocals.length; ) {
+    for (let k = 0; k < this.extraLocals.length;) {
       let n = 1;
       while (this.extraLocals[k + n] === this.extraLocals[k]) n++;
       groups.push([...u32(n), valTypeCode[this.extraLocals[k]]]);
@@ -283,7 +286,10 @@ export interface ModuleFunction {
  * A module importing one memory (`env.memory`, shared when `shared`, so worker threads can run the same code on the
  * same buffers) and exporting each function by name.
  */
-export const encodeModule = (functions: readonly ModuleFunction[], memory: { minPages: number; maxPages: number; shared: boolean }): Uint8Array<ArrayBuffer> => {
+export const encodeModule = (
+  functions: readonly ModuleFunction[],
+  memory: { minPages: number; maxPages: number; shared: boolean },
+): Uint8Array<ArrayBuffer> => {
   const sigs: string[] = [];
   const sigOf = (f: FunctionBody) => {
     const key = `${f.params.join(',')}->${f.results.join(',')}`;
@@ -296,11 +302,20 @@ export const encodeModule = (functions: readonly ModuleFunction[], memory: { min
     const [ps, rs] = key.split('->').map((s) => (s ? (s.split(',') as ValType[]) : []));
     return [0x60, ...vec(ps.map((t) => [valTypeCode[t]])), ...vec(rs.map((t) => [valTypeCode[t]]))];
   });
-  const limits = memory.shared ? [0x03, ...u32(memory.minPages), ...u32(memory.maxPages)] : [0x01, ...u32(memory.minPages), ...u32(memory.maxPages)];
+  const limits = memory.shared
+    ? [0x03, ...u32(memory.minPages), ...u32(memory.maxPages)]
+    : [0x01, ...u32(memory.minPages), ...u32(memory.maxPages)];
   const name = (s: string) => [...u32(utf8(s).length), ...utf8(s)];
   const importEntry = [...name('env'), ...name('memory'), 0x02, ...limits];
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(typeEntries)),
     ...section(2, vec([importEntry])),
     ...section(3, vec(funcTypes.map((t) => u32(t)))),

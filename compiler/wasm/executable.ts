@@ -48,12 +48,15 @@ export const compileOnPlanBackend = (
     for (const n of inputNodes) {
       const name = n.op === 'input' ? n.attrs.name : '';
       const v = given[name];
-      if (v === undefined) throw new Error(`run: missing input '${name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
+      if (v === undefined)
+        throw new Error(`run: missing input '${name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
       if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
         throw new Error(`run: input '${name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
-      if (!(v instanceof Float32Array) && typeof v === 'object' && v !== null && 'toArray' in v) throw new Error(`run: input '${name}' is a GL texture; the wasm backend takes host arrays`);
+      if (!(v instanceof Float32Array) && typeof v === 'object' && v !== null && 'toArray' in v)
+        throw new Error(`run: input '${name}' is a GL texture; the wasm backend takes host arrays`);
       const data = 'data' in (v as NDArray) && !(v instanceof Float32Array) ? (v as NDArray).data : (v as ArrayLike<number>);
-      if (data.length !== size(n.shape)) throw new Error(`run: input '${name}' has ${data.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
+      if (data.length !== size(n.shape))
+        throw new Error(`run: input '${name}' has ${data.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
       compiled.view(n.id).set(data);
     }
   };
@@ -97,7 +100,9 @@ export const compileOnPlanBackend = (
     run: (given, only) => {
       const out = runDevice(given);
       return Object.fromEntries(
-        g.outputs.filter((o) => !only || only.includes(o.name)).map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
+        g.outputs
+          .filter((o) => !only || only.includes(o.name))
+          .map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
       );
     },
     heldBuffers: () => 0,

@@ -132,8 +132,14 @@ export class Lanes {
   /** 2^n for integer-valued n in [-126, 127], built from the exponent bits. */
   pow2i(n: number, dst = this.tmp()): number {
     this.f.get(n);
-    if (this.width === 1) this.f.op(0xfc, 0x00).i32(127) // i32.trunc_sat_f32_s: NaN -> 0, no trap
-    .op(Op.i32Add).i32(23).op(Op.i32Shl).op(Op.f32ReinterpretI32);
+    if (this.width === 1)
+      this.f
+        .op(0xfc, 0x00)
+        .i32(127) // i32.trunc_sat_f32_s: NaN -> 0, no trap
+        .op(Op.i32Add)
+        .i32(23)
+        .op(Op.i32Shl)
+        .op(Op.f32ReinterpretI32);
     else this.f.simd(Simd.i32x4TruncSatF32x4S).i32(127).simd(Simd.i32x4Splat).simd(Simd.i32x4Add).i32(23).simd(Simd.i32x4Shl);
     this.f.set(dst);
     return dst;

@@ -8,7 +8,7 @@ import type { Lanes } from './lanes.ts';
 
 const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.693359375; // 9 significant bits: n * LN2_HI is exact
-const LN2_LO = -2.12194440e-4;
+const LN2_LO = -2.1219444e-4;
 
 /** e^x */
 export const exp = (L: Lanes, x: number): number => {
@@ -17,7 +17,7 @@ export const exp = (L: Lanes, x: number): number => {
   const r = L.sub(xc, L.mul(n, { c: LN2_HI }));
   L.sub(r, L.mul(n, { c: LN2_LO }), r);
   const r2 = L.mul(r, r);
-  const p = L.poly(r, [5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.987569150e-4]);
+  const p = L.poly(r, [5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.98756915e-4]);
   L.mul(p, r2, p);
   L.add(p, r, p);
   L.add(p, { c: 1 }, p);
@@ -41,7 +41,13 @@ export const log = (L: Lanes, x: number): number => {
   L.add(e, L.select(big, { c: 1 }, { c: 0 }), e);
   const f = L.sub(m, { c: 1 });
   const z = L.mul(f, f);
-  const p = L.poly(f, [3.3333331174e-1, -2.4999993993e-1, 2.0000714765e-1, -1.6668057665e-1, 1.4249322787e-1, -1.2420140846e-1, 1.167699874e-1, -1.151461031e-1, 7.0376836292e-2]);
+  const p = L.poly(
+    f,
+    [
+      3.3333331174e-1, -2.4999993993e-1, 2.0000714765e-1, -1.6668057665e-1, 1.4249322787e-1, -1.2420140846e-1, 1.167699874e-1,
+      -1.151461031e-1, 7.0376836292e-2,
+    ],
+  );
   const y = L.mul(L.mul(f, z), p);
   L.mulAdd(e, { c: LN2_LO }, y, y);
   L.mulAdd(z, { c: -0.5 }, y, y);

@@ -68,7 +68,9 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   }
   end += MARGIN;
   if (end > MAX_PLAN_BYTES)
-    throw new WasmPlanError(`the wasm backend cannot hold this plan: its buffers take ${end} bytes, more than the ${MAX_PLAN_BYTES} a 32-bit memory addresses here`);
+    throw new WasmPlanError(
+      `the wasm backend cannot hold this plan: its buffers take ${end} bytes, more than the ${MAX_PLAN_BYTES} a 32-bit memory addresses here`,
+    );
   const pages = Math.max(1, Math.ceil(end / PAGE));
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
   const layout = {
@@ -92,7 +94,8 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   const extents = irs.map((ir) => (ir.shape.length ? ir.shape[0] : 1));
   const steps = irs.map((ir, i) => outerStep(ir, tilings[i]));
   const parallel = irs.map((ir, i) => pool !== undefined && workOf(ir) >= PARALLEL_WORK && extents[i] >= 2 * steps[i]);
-  for (const n of graph.nodes) if (n.op === 'constant' && offsets.has(n.id)) new Float32Array(memory.buffer, offsets.get(n.id)!, size(n.shape)).set(n.attrs.value);
+  for (const n of graph.nodes)
+    if (n.op === 'constant' && offsets.has(n.id)) new Float32Array(memory.buffer, offsets.get(n.id)!, size(n.shape)).set(n.attrs.value);
   return {
     memory,
     offsets,

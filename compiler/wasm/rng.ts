@@ -58,7 +58,8 @@ const bits = (L: Lanes, key: number, i: number): number => {
   return rot12(L, add24(L, sqr24(L, x), z));
 };
 
-const uniform = (L: Lanes, key: number, i: number): number => L.mul(L.add(L.floor(L.mul(bits(L, key, i), { c: 0.5 })), { c: 0.5 }), { c: 1 / 8388608 });
+const uniform = (L: Lanes, key: number, i: number): number =>
+  L.mul(L.add(L.floor(L.mul(bits(L, key, i), { c: 0.5 })), { c: 0.5 }), { c: 1 / 8388608 });
 
 /** rngDraw(base, counter, i, normal): element i of the draw keyed by (base, counter); counter and i are lane values. */
 export const randomDraw = (L: Lanes, base: number, counter: number, i: number, normal: boolean): number => {

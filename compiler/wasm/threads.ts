@@ -77,7 +77,10 @@ export const createThreadPool = (threads: number, module: WebAssembly.Module, me
   const n = threads - 1;
   const control = new SharedArrayBuffer(4 * (SLOTS + 3 * n));
   const ctl = new Int32Array(control);
-  const workers = Array.from({ length: n }, (_, index) => new Worker(workerSource, { eval: true, workerData: { module, memory, control, index } }));
+  const workers = Array.from(
+    { length: n },
+    (_, index) => new Worker(workerSource, { eval: true, workerData: { module, memory, control, index } }),
+  );
   workers.forEach((w) => w.unref()); // an idle pool never keeps the process alive
   // wait (blocking the main thread is allowed in Node) until every worker has instantiated the module
   while (Atomics.load(ctl, DONE) < n) Atomics.wait(ctl, DONE, Atomics.load(ctl, DONE), 1000);

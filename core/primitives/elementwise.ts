@@ -44,7 +44,8 @@ export const binaryFns: Record<BinaryOp | CompareOp, (a: number, b: number) => n
 const sameShapes = (op: string, shapes: readonly Shape[]): Shape => {
   const first = shapes[0];
   for (const s of shapes)
-    if (!sameShape(s, first)) throw new ShapeError(op, `inputs must have equal shapes after broadcasting, got ${shapes.map(fmt).join(' and ')}`);
+    if (!sameShape(s, first))
+      throw new ShapeError(op, `inputs must have equal shapes after broadcasting, got ${shapes.map(fmt).join(' and ')}`);
   return first;
 };
 

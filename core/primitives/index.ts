@@ -38,7 +38,8 @@ export const primitives: PrimitiveTable = {
   constant: {
     shape: (_i, { value }, declared) => {
       const shape = declared ?? [value.length];
-      if (shape.reduce((a, b) => a * b, 1) !== value.length) throw new ShapeError('constant', `${value.length} values do not fill shape [${shape.join(',')}]`);
+      if (shape.reduce((a, b) => a * b, 1) !== value.length)
+        throw new ShapeError('constant', `${value.length} values do not fill shape [${shape.join(',')}]`);
       return shape;
     },
     eval: (_i, { value }) => value,

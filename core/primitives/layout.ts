@@ -70,10 +70,18 @@ export const permute: PrimitiveImpl<'permute'> = {
 
 export const slice: PrimitiveImpl<'slice'> = {
   shape: ([x], { start, stop, step }) => {
-    for (const [n, v] of [['start', start], ['stop', stop], ['step', step]] as const) perAxis('slice', n, v, x.length);
+    for (const [n, v] of [
+      ['start', start],
+      ['stop', stop],
+      ['step', step],
+    ] as const)
+      perAxis('slice', n, v, x.length);
     return x.map((d, i) => {
       if (step[i] < 1 || start[i] < 0 || stop[i] > d || start[i] > stop[i])
-        throw new ShapeError('slice', `axis ${i}: start ${start[i]}, stop ${stop[i]}, step ${step[i]} do not fit dimension ${d} of ${fmt(x)}`);
+        throw new ShapeError(
+          'slice',
+          `axis ${i}: start ${start[i]}, stop ${stop[i]}, step ${step[i]} do not fit dimension ${d} of ${fmt(x)}`,
+        );
       return Math.ceil((stop[i] - start[i]) / step[i]);
     });
   },
@@ -92,7 +100,11 @@ export const slice: PrimitiveImpl<'slice'> = {
 /** Zero padding: `lo`/`hi` elements at each end and `interior` zeros between neighbours (as in XLA's pad). */
 export const pad: PrimitiveImpl<'pad'> = {
   shape: ([x], { lo, hi, interior }) => {
-    for (const [n, v] of [['lo', lo], ['hi', hi], ['interior', interior]] as const) {
+    for (const [n, v] of [
+      ['lo', lo],
+      ['hi', hi],
+      ['interior', interior],
+    ] as const) {
       perAxis('pad', n, v, x.length);
       if (v.some((e) => e < 0)) throw new ShapeError('pad', `${n} must be non-negative, got [${v.join(',')}]`);
     }

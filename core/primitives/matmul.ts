@@ -6,7 +6,8 @@ export const matmul: PrimitiveImpl<'matmul'> = {
   shape: ([a, b]) => {
     const r = a.length;
     if (r < 2 || b.length !== r) throw new ShapeError('matmul', `operands must have equal rank >= 2, got ${fmt(a)} and ${fmt(b)}`);
-    if (a[r - 1] !== b[r - 2]) throw new ShapeError('matmul', `inner dimensions differ: ${fmt(a)} x ${fmt(b)} (${a[r - 1]} vs ${b[r - 2]})`);
+    if (a[r - 1] !== b[r - 2])
+      throw new ShapeError('matmul', `inner dimensions differ: ${fmt(a)} x ${fmt(b)} (${a[r - 1]} vs ${b[r - 2]})`);
     if (a.slice(0, -2).some((d, i) => d !== b[i])) throw new ShapeError('matmul', `batch dimensions differ: ${fmt(a)} x ${fmt(b)}`);
     return [...a.slice(0, -1), b[r - 1]];
   },

@@ -8,10 +8,14 @@ import type { PrimitiveImpl } from './types.ts';
 export const random: PrimitiveImpl<'random'> = {
   shape: ([counter], { dist, seed, stream }, declared) => {
     if (counter.length !== 0) throw new ShapeError('random', `the counter must be a scalar, got ${fmt(counter)}`);
-    if (!Number.isInteger(seed) || !Number.isInteger(stream)) throw new ShapeError('random', `seed and stream must be integers, got ${seed}, ${stream}`);
+    if (!Number.isInteger(seed) || !Number.isInteger(stream))
+      throw new ShapeError('random', `seed and stream must be integers, got ${seed}, ${stream}`);
     if (!declared) throw new ShapeError('random', 'needs an output shape');
     if (size(declared) > maxRandomElements[dist])
-      throw new ShapeError('random', `a ${dist} draw holds at most ${maxRandomElements[dist]} elements, ${fmt(declared)} has ${size(declared)}`);
+      throw new ShapeError(
+        'random',
+        `a ${dist} draw holds at most ${maxRandomElements[dist]} elements, ${fmt(declared)} has ${size(declared)}`,
+      );
     return declared;
   },
   eval: ([counter], { dist, seed, stream }, shape) => {

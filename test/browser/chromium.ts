@@ -6,13 +6,15 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 
 /** Where Debian's package puts it; CHROMIUM_PATH overrides. */
-export const chromiumPath = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? '/usr/bin/chromium';
+export const chromiumPath =
+  process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? '/usr/bin/chromium';
 
 /**
  * Why the browser tests cannot run here, or undefined when they can. In CI (CI=true) a missing browser is a
  * failure, not a skip: the browser path must be tested on every submission.
  */
-export const browserMissing = (): string | undefined => (existsSync(chromiumPath) ? undefined : `no Chromium at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH)`);
+export const browserMissing = (): string | undefined =>
+  existsSync(chromiumPath) ? undefined : `no Chromium at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH)`;
 
 /** `test()` options: skip locally without a browser; in CI run anyway, so the launch fails loudly. */
 export const browserTestOptions = (): { skip?: string; timeout: number } => {

@@ -20,14 +20,24 @@ const api = {
   /** The program's value and gradient wrt every input, compiled for WebGL2. */
   run(program: Program, args: Record<string, WireArray>) {
     const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
-    const graph = valueAndGrad(trace((a) => runProgram(program, a as Record<string, Tensor>), spec), Object.keys(args));
+    const graph = valueAndGrad(
+      trace((a) => runProgram(program, a as Record<string, Tensor>), spec),
+      Object.keys(args),
+    );
     const exe = compile(graph, { backend: 'webgl2' });
     const out = exe.run(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toNd(v)])));
-    return { backend: exe.backend, kernels: exe.kernels.length, outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])) };
+    return {
+      backend: exe.backend,
+      kernels: exe.kernels.length,
+      outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])),
+    };
   },
   /** n uniforms from the counter-based RNG, drawn in a WebGL2 kernel. */
   uniforms(n: number, seed: number, stream: number, counter: number) {
-    const exe = compile(trace(() => op.uniform([n], { seed, stream, counter }), {}), { backend: 'webgl2' });
+    const exe = compile(
+      trace(() => op.uniform([n], { seed, stream, counter }), {}),
+      { backend: 'webgl2' },
+    );
     return { backend: exe.backend, data: Array.from(exe.run({}).out.data) };
   },
   kernels: () => kernelReport('webgl2'),

@@ -43,11 +43,20 @@ const nestedLoops = (a: number, b: number) =>
 
 /** Whether gpu.js can run `mode` in this process (headlessgl needs the gl package and an X display). */
 export const probeAvailable = (mode: ProbeMode): boolean =>
-  mode === 'headlessgl' ? GPU.isHeadlessGLSupported : mode === 'webgl2' ? GPU.isWebGL2Supported && 'document' in globalThis : mode === 'webasm' ? GPU.isWebAssemblySupported : true;
+  mode === 'headlessgl'
+    ? GPU.isHeadlessGLSupported
+    : mode === 'webgl2'
+      ? GPU.isWebGL2Supported && 'document' in globalThis
+      : mode === 'webasm'
+        ? GPU.isWebAssemblySupported
+        : true;
 
 /** Finds the largest literal loop count that completes on `mode`, up to `max` (at most 2^23). */
 export const probeLoopLimit = async (mode: ProbeMode, { max = 2 ** 22 }: { max?: number } = {}): Promise<LoopProbe> => {
-  if (!probeAvailable(mode)) throw new Error(`loop probe: gpu.js backend '${mode}' is not available here${mode === 'headlessgl' ? ' (run under sh scripts/with-display.sh)' : ''}`);
+  if (!probeAvailable(mode))
+    throw new Error(
+      `loop probe: gpu.js backend '${mode}' is not available here${mode === 'headlessgl' ? ' (run under sh scripts/with-display.sh)' : ''}`,
+    );
   if (max > 2 ** 23) throw new Error('loop probe: counts above 2^23 are not exact in a float32 sum of ones');
   const t0 = performance.now();
   const gpu = new GPU({ mode });

@@ -39,4 +39,6 @@ export const probeNonFinite = async (mode: ProbeMode): Promise<Record<string, st
 };
 
 export const describeNonFinite = (mode: string, table: Record<string, string[]>): string =>
-  [`${mode}: x = [${nonFiniteInputs.join(', ')}]`, ...Object.entries(table).map(([k, v]) => `  ${k.padEnd(26)} ${v.join(', ')}`)].join('\n');
+  [`${mode}: x = [${nonFiniteInputs.join(', ')}]`, ...Object.entries(table).map(([k, v]) => `  ${k.padEnd(26)} ${v.join(', ')}`)].join(
+    '\n',
+  );

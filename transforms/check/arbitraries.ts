@@ -16,7 +16,10 @@ export const arrayArb = (shapeA: fc.Arbitrary<number[]>, min = -2, max = 2) => s
 
 /** Maps values into a domain: positive (log, sqrt, pow base) or away from zero (div). */
 export const positive = (a: NDArray, floor = 0.2): NDArray => ({ shape: a.shape, data: a.data.map((v) => floor + Math.abs(v)) });
-export const awayFromZero = (a: NDArray, floor = 0.5): NDArray => ({ shape: a.shape, data: a.data.map((v) => (v < 0 ? -floor + v : floor + v)) });
+export const awayFromZero = (a: NDArray, floor = 0.5): NDArray => ({
+  shape: a.shape,
+  data: a.data.map((v) => (v < 0 ? -floor + v : floor + v)),
+});
 
 /**
  * Non-differentiable points (relu/abs at 0, ties of max/min and comparisons) are avoided, not tested:
@@ -34,9 +37,9 @@ export const awayFromKinks = (a: NDArray, gap = 0.05): NDArray => ({
 
 /** A shape that broadcasts against `s`: some dims set to 1 and possibly some leading dims dropped. */
 export const broadcastPartner = (s: readonly number[]) =>
-  fc.tuple(fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }), fc.integer({ min: 0, max: s.length })).map(([ones, drop]) =>
-    s.map((d, i) => (ones[i] ? 1 : d)).slice(drop),
-  );
+  fc
+    .tuple(fc.array(fc.boolean(), { minLength: s.length, maxLength: s.length }), fc.integer({ min: 0, max: s.length }))
+    .map(([ones, drop]) => s.map((d, i) => (ones[i] ? 1 : d)).slice(drop));
 
 // ---- hard inputs: non-finite values, negative and non-finite constants, zero-size shapes -----------------------
 
@@ -62,9 +65,7 @@ export const hardValuesArb = (shape: readonly number[], min = -2, max = 2, pNonF
 };
 
 /** Shapes with at least one zero dimension: every one must be refused at trace time (core/builder.ts). */
-export const zeroSizeShapeArb = fc
-  .tuple(shapeArb(1, 3), fc.nat())
-  .map(([s, k]) => s.map((d, i) => (i === k % s.length ? 0 : d)));
+export const zeroSizeShapeArb = fc.tuple(shapeArb(1, 3), fc.nat()).map(([s, k]) => s.map((d, i) => (i === k % s.length ? 0 : d)));
 
 // ---- size classes ----------------------------------------------------------------------------------------------
 // tiny: the shapes above (dims 1..4, the [2,3] pool of graphArbitrary.ts): fast, and where algebra bugs show.

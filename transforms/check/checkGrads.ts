@@ -69,7 +69,10 @@ const scalarize = (graph: Graph, spec: Spec, seed: number): Graph => {
   const out = graph.nodes[graph.outputs[0].id];
   if (out.shape.length === 0) return graph;
   const c = randomLike(out.shape, seed, 9001);
-  return trace((args) => op.sum(op.mul(Object.values(call(graph, flat(args)))[0], op.constant(c.data, c.shape))), spec as Record<string, Spec>);
+  return trace(
+    (args) => op.sum(op.mul(Object.values(call(graph, flat(args)))[0], op.constant(c.data, c.shape))),
+    spec as Record<string, Spec>,
+  );
 };
 
 const flat = (args: unknown): Record<string, Tensor> => Object.fromEntries(flatten(args as TensorTree, isTensor));
@@ -93,14 +96,22 @@ const mismatch = (order: number, fd: number, an: number, ctx: Ctx): Mismatch & {
 };
 
 /** Directional checks of a scalar graph's gradient; returns every comparison made. */
-const directionalChecks = (graph: Graph, inputs: Values, wrt: readonly string[], order: number, ctx: Ctx): (Mismatch & { ok: boolean })[] => {
+const directionalChecks = (
+  graph: Graph,
+  inputs: Values,
+  wrt: readonly string[],
+  order: number,
+  ctx: Ctx,
+): (Mismatch & { ok: boolean })[] => {
   const g = evaluate(grad(graph, wrt), inputs);
   const results: (Mismatch & { ok: boolean })[] = [];
   for (let d = 0; d < ctx.directions; d++) {
     const t = Object.fromEntries(wrt.map((name, i) => [name, randomLike(inputs[name].shape, ctx.seed + order * 7919 + d, i)]));
     const shifted = (sign: number): Values => ({
       ...inputs,
-      ...Object.fromEntries(wrt.map((n) => [n, { shape: inputs[n].shape, data: inputs[n].data.map((v, i) => v + sign * ctx.eps * t[n].data[i]) }])),
+      ...Object.fromEntries(
+        wrt.map((n) => [n, { shape: inputs[n].shape, data: inputs[n].data.map((v, i) => v + sign * ctx.eps * t[n].data[i]) }]),
+      ),
     });
     const fd = (scalarValue(graph, shifted(1)) - scalarValue(graph, shifted(-1))) / (2 * ctx.eps);
     const an = wrt.reduce((acc, n) => acc + dot(t[n].data, g[gradName(n)].data), 0);
@@ -122,7 +133,14 @@ const gradientProbe = (graph: Graph, inputs: Values, wrt: readonly string[], see
 
 /** Checks each differentiable node alone at the point's values, to name the primitive whose vjp is wrong. */
 export const localize = (graph: Graph, inputs: Values, wrt: readonly string[], ctx: Ctx): GradCheckReport['culprit'] => {
-  const values = evaluateNodes(graph, inputs, liveNodes(graph, graph.outputs.map((o) => o.id)));
+  const values = evaluateNodes(
+    graph,
+    inputs,
+    liveNodes(
+      graph,
+      graph.outputs.map((o) => o.id),
+    ),
+  );
   const active = activeNodes(graph, resolveWrt(graph, wrt));
   let worst: GradCheckReport['culprit'];
   for (const node of graph.nodes) {
@@ -163,7 +181,10 @@ export const checkGrads = <A extends { readonly [name: string]: Tree<NDArray> }>
   const inputs = Object.fromEntries(flatten(args, isNDArray)) as Values;
   for (const [name, v] of Object.entries(inputs)) {
     const bad = v.data.findIndex((x) => !Number.isFinite(x));
-    if (bad >= 0) throw new Error(`checkGrads: argument '${name}' has a non-finite value (${v.data[bad]}) at flat index ${bad}; finite differences need finite inputs`);
+    if (bad >= 0)
+      throw new Error(
+        `checkGrads: argument '${name}' has a non-finite value (${v.data[bad]}) at flat index ${bad}; finite differences need finite inputs`,
+      );
   }
   const spec = specOf(args) as Record<string, Spec>;
   const traced = trace(f as (a: TensorsOf<Record<string, Spec>>) => TensorTree, spec);

@@ -35,7 +35,11 @@ export const compositeCases: Record<string, fc.Arbitrary<PrimitiveCase>> = {
   softmax: unary((x) => c.softmax(x)),
   logsumexp: unary((x) => c.logsumexp(x, [x.rank - 1])),
   // normalisation over a single element is degenerate (variance 0): at least 2 elements per group
-  layerNorm: unary((x) => c.layerNorm(x), fc.tuple(dim, fc.integer({ min: 2, max: 5 })).map(([a, b]) => [a, b]), spread),
+  layerNorm: unary(
+    (x) => c.layerNorm(x),
+    fc.tuple(dim, fc.integer({ min: 2, max: 5 })).map(([a, b]) => [a, b]),
+    spread,
+  ),
   groupNorm: fc
     .tuple(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 2 }), fc.integer({ min: 2, max: 3 }))
     .chain(([n, g, cpg, hw]) => fc.tuple(fc.constant(g), valuesArb([n, g * cpg, hw, hw]), valuesArb([g * cpg]), valuesArb([g * cpg])))
@@ -46,21 +50,30 @@ export const compositeCases: Record<string, fc.Arbitrary<PrimitiveCase>> = {
     })),
   silu: unary((x) => c.silu(x)),
   gelu: unary((x) => c.gelu(x)),
-  avgPool2d: fc.tuple(nchw, fc.integer({ min: 1, max: 2 })).chain(([[n, ch, h, w], k]) => fc.tuple(fc.constant(k), valuesArb([n, ch, h * k, w * k]))).map(([k, x]): PrimitiveCase => ({
-    fn: ({ x: t }) => c.avgPool2d(t, k),
-    args: { x },
-    describe: `x ${fmtShape(x)}, k ${k}`,
-  })),
-  upsampleNearest2d: fc.tuple(nchw, fc.integer({ min: 1, max: 3 })).chain(([s, k]) => fc.tuple(fc.constant(k), valuesArb(s))).map(([k, x]): PrimitiveCase => ({
-    fn: ({ x: t }) => c.upsampleNearest2d(t, k),
-    args: { x },
-    describe: `x ${fmtShape(x)}, k ${k}`,
-  })),
-  timestepEmbedding: fc.tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 })).chain(([b, half]) => fc.tuple(fc.constant(2 * half), valuesArb([b], 0, 3))).map(([d, t]): PrimitiveCase => ({
-    fn: ({ t: x }) => c.timestepEmbedding(x, d),
-    args: { t },
-    describe: `t ${fmtShape(t)}, dim ${d}`,
-  })),
+  avgPool2d: fc
+    .tuple(nchw, fc.integer({ min: 1, max: 2 }))
+    .chain(([[n, ch, h, w], k]) => fc.tuple(fc.constant(k), valuesArb([n, ch, h * k, w * k])))
+    .map(([k, x]): PrimitiveCase => ({
+      fn: ({ x: t }) => c.avgPool2d(t, k),
+      args: { x },
+      describe: `x ${fmtShape(x)}, k ${k}`,
+    })),
+  upsampleNearest2d: fc
+    .tuple(nchw, fc.integer({ min: 1, max: 3 }))
+    .chain(([s, k]) => fc.tuple(fc.constant(k), valuesArb(s)))
+    .map(([k, x]): PrimitiveCase => ({
+      fn: ({ x: t }) => c.upsampleNearest2d(t, k),
+      args: { x },
+      describe: `x ${fmtShape(x)}, k ${k}`,
+    })),
+  timestepEmbedding: fc
+    .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 4 }))
+    .chain(([b, half]) => fc.tuple(fc.constant(2 * half), valuesArb([b], 0, 3)))
+    .map(([d, t]): PrimitiveCase => ({
+      fn: ({ t: x }) => c.timestepEmbedding(x, d),
+      args: { t },
+      describe: `t ${fmtShape(t)}, dim ${d}`,
+    })),
 };
 
 export interface FrozenCase {
@@ -81,15 +94,21 @@ export const frozenCaseArb: fc.Arbitrary<FrozenCase> = fc
  */
 export const frozenLaw = ({ widths: [a, b, o], seed, x }: FrozenCase) => {
   const params = { l1: nn.linear.init(seed, a, b), l2: nn.linear.init(seed + 1, b, o) };
-  const net = (p: ParamTensors<typeof params>, t: Tensor) =>
-    op.sum(op.mul(nn.linear.apply(p.l2, c.silu(nn.linear.apply(p.l1, t))), 0.7));
+  const net = (p: ParamTensors<typeof params>, t: Tensor) => op.sum(op.mul(nn.linear.apply(p.l2, c.silu(nn.linear.apply(p.l1, t))), 0.7));
   const frozenGraph = trace(({ x: t }) => net(frozen(params), t as Tensor), { x: x.shape });
-  const onlyX = graphInputs(frozenGraph).map((n) => n.attrs.name).join(',') === 'x';
+  const onlyX =
+    graphInputs(frozenGraph)
+      .map((n) => n.attrs.name)
+      .join(',') === 'x';
   const report = checkGrads(({ x: t }) => net(frozen(params), t), { x });
   const liveGraph = trace(({ x: t, p }) => net(p as ParamTensors<typeof params>, t), { x: x.shape, p: paramSpec(params) });
   const inputs = { x, ...bindInputs({ p: params }) };
   const gFrozen = evaluate(grad(frozenGraph, ['x']), { x })[gradName('x')].data;
   const gLive = evaluate(grad(liveGraph, ['x']), inputs)[gradName('x')].data;
   const same = gFrozen.every((v, i) => v === gLive[i]);
-  return { ok: onlyX && report.ok && same, relErr: report.worst.relErr, text: `only input x: ${onlyX}, matches finite differences: ${report.ok}, equals unfrozen input gradient: ${same}` };
+  return {
+    ok: onlyX && report.ok && same,
+    relErr: report.worst.relErr,
+    text: `only input x: ${onlyX}, matches finite differences: ${report.ok}, equals unfrozen input gradient: ${same}`,
+  };
 };

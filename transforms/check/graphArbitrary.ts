@@ -40,11 +40,32 @@ const templates: Record<string, Template> = {
   'a @ (bᵀb)': { arity: 2, apply: (a, b) => op.matmul(a, op.matmul(op.transpose(b), b)) },
   'flip(a)': { arity: 1, apply: (a) => op.flip(a, [1]) },
   'a ⊕ b (concat, slice)': { arity: 2, apply: (a, b) => op.slice(op.concat([a, b], 1), [null, [1, 4]]) },
-  'pad(a) then slice': { arity: 1, apply: (a) => op.slice(op.pad(a, [[1, 0], [0, 2]], [0, 1]), [[1, 3], [0, 5, 2]]) },
+  'pad(a) then slice': {
+    arity: 1,
+    apply: (a) =>
+      op.slice(
+        op.pad(
+          a,
+          [
+            [1, 0],
+            [0, 2],
+          ],
+          [0, 1],
+        ),
+        [
+          [1, 3],
+          [0, 5, 2],
+        ],
+      ),
+  },
   'reshape/permute': { arity: 1, apply: (a) => op.reshape(op.permute(op.reshape(a, [3, 2]), [1, 0]), [2, 3]) },
   'conv(a, b[:, :2])': {
     arity: 2,
-    apply: (a, b) => op.reshape(op.conv2d(op.reshape(a, [1, 1, 2, 3]), op.reshape(op.slice(b, [null, [0, 2]]), [1, 1, 2, 2]), { padding: [1, 0, 1, 0] }), [2, 3]),
+    apply: (a, b) =>
+      op.reshape(
+        op.conv2d(op.reshape(a, [1, 1, 2, 3]), op.reshape(op.slice(b, [null, [0, 2]]), [1, 1, 2, 2]), { padding: [1, 0, 1, 0] }),
+        [2, 3],
+      ),
   },
   'where(a>b, a, b²)': { arity: 2, apply: (a, b) => op.where(op.gt(a, b), a, op.mul(b, b)) },
 };
@@ -104,7 +125,10 @@ export interface GraphCase {
 export const programArb = (maxSteps = 8): fc.Arbitrary<Program> =>
   fc.record({
     inputs: fc.integer({ min: 1, max: 3 }),
-    steps: fc.array(fc.record({ template: fc.constantFrom(...templateNames), a: fc.nat(20), b: fc.nat(20) }), { minLength: 1, maxLength: maxSteps }),
+    steps: fc.array(fc.record({ template: fc.constantFrom(...templateNames), a: fc.nat(20), b: fc.nat(20) }), {
+      minLength: 1,
+      maxLength: maxSteps,
+    }),
   });
 
 export const graphCaseArb = (maxSteps = 8): fc.Arbitrary<GraphCase> =>
@@ -124,7 +148,10 @@ export const graphCaseArb = (maxSteps = 8): fc.Arbitrary<GraphCase> =>
 export const hardProgramArb = (maxSteps = 6): fc.Arbitrary<Program> =>
   fc.record({
     inputs: fc.integer({ min: 1, max: 3 }),
-    steps: fc.array(fc.record({ template: fc.constantFrom(...hardTemplateNames), a: fc.nat(20), b: fc.nat(20), c: hardConstantArb }), { minLength: 1, maxLength: maxSteps }),
+    steps: fc.array(fc.record({ template: fc.constantFrom(...hardTemplateNames), a: fc.nat(20), b: fc.nat(20), c: hardConstantArb }), {
+      minLength: 1,
+      maxLength: maxSteps,
+    }),
   });
 
 /** Hard programs on [2,3] inputs in [-1.5, 1.5] where about `pNonFinite` of the elements are NaN or +-Infinity. */
@@ -140,7 +167,9 @@ export const hardGraphCaseArb = (maxSteps = 6, pNonFinite = 0.1): fc.Arbitrary<G
 
 /** Builds the program over the pool; the result is the last value, reduced against fixed weights. */
 export const runProgram = (program: Program, args: Record<string, Tensor>): Tensor => {
-  const pool: Tensor[] = Object.keys(args).sort().map((k) => args[k]);
+  const pool: Tensor[] = Object.keys(args)
+    .sort()
+    .map((k) => args[k]);
   for (const s of program.steps) {
     const t = allTemplates[s.template];
     pool.push(t.apply(pool[s.a % pool.length], pool[s.b % pool.length], s.c ?? 0));

@@ -30,25 +30,33 @@ const binaryCase = (f: (a: Tensor, b: Tensor) => Tensor, domA = (a: NDArray) => 
     .chain((s) => fc.tuple(fc.constant(s), broadcastPartner(s), fc.boolean()))
     .chain(([s, t, swap]) => fc.tuple(valuesArb(swap ? t : s), valuesArb(swap ? s : t)))
     .map(([a0, b0]): PrimitiveCase => {
-      const a = domA(a0), b = domB(b0);
+      const a = domA(a0),
+        b = domB(b0);
       return { fn: ({ a: x, b: y }) => f(x, y), args: { a, b }, describe: `a ${fmtShape(a)}, b ${fmtShape(b)}` };
     });
 
 /** Values with no ties between a and b, for max/min and comparisons. */
-const distinctPair = (a: NDArray, b: NDArray): [NDArray, NDArray] => [awayFromKinks(a), { shape: b.shape, data: awayFromKinks(b).data.map((v) => v + 0.0071) }];
+const distinctPair = (a: NDArray, b: NDArray): [NDArray, NDArray] => [
+  awayFromKinks(a),
+  { shape: b.shape, data: awayFromKinks(b).data.map((v) => v + 0.0071) },
+];
 
 const axesArb = (rank: number) => fc.subarray([...Array(rank).keys()]).chain((axes) => fc.tuple(fc.constant(axes), fc.boolean()));
 
 const reduceCase = (f: (x: Tensor, axes: number[], keep: boolean) => Tensor, domain = (a: NDArray) => a) =>
-  arrayArb(shapeArb(1)).chain((x) => fc.tuple(fc.constant(x), axesArb(x.shape.length))).map(([x0, [axes, keep]]): PrimitiveCase => {
-    const x = domain(x0);
-    return { fn: ({ x: t }) => f(t, axes, keep), args: { x }, describe: `x ${fmtShape(x)}, axes [${axes}], keepDims ${keep}` };
-  });
+  arrayArb(shapeArb(1))
+    .chain((x) => fc.tuple(fc.constant(x), axesArb(x.shape.length)))
+    .map(([x0, [axes, keep]]): PrimitiveCase => {
+      const x = domain(x0);
+      return { fn: ({ x: t }) => f(t, axes, keep), args: { x }, describe: `x ${fmtShape(x)}, axes [${axes}], keepDims ${keep}` };
+    });
 
 const permutation = (n: number) => fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n });
 
 const sliceRange = (d: number) =>
-  fc.tuple(fc.integer({ min: 0, max: d - 1 }), fc.integer({ min: 1, max: d }), fc.integer({ min: 1, max: 3 })).map(([s, len, step]) => [s, Math.min(d, s + len), step] as const);
+  fc
+    .tuple(fc.integer({ min: 0, max: d - 1 }), fc.integer({ min: 1, max: d }), fc.integer({ min: 1, max: 3 }))
+    .map(([s, len, step]) => [s, Math.min(d, s + len), step] as const);
 
 /** One entry per op of Ops (OpName; a parameter for test/optable.types.test.ts): its case, or null with the reason. */
 export type CaseTable<Ops extends string = OpName> = { readonly [P in Ops]: fc.Arbitrary<PrimitiveCase> | null };
@@ -73,12 +81,19 @@ export const primitiveCaseTable: CaseTable = {
   relu: unaryCase(op.relu, awayFromKinks),
   abs: unaryCase(op.abs, awayFromKinks),
   // piecewise constant: away from integers both sides agree that the gradient is zero
-  floor: unaryCase((x) => op.add(op.floor(x), op.mul(x, x)), (a) => ({ shape: a.shape, data: a.data.map((v) => Math.round(v) + 0.5 + 0.8 * (v - Math.round(v))) })),
+  floor: unaryCase(
+    (x) => op.add(op.floor(x), op.mul(x, x)),
+    (a) => ({ shape: a.shape, data: a.data.map((v) => Math.round(v) + 0.5 + 0.8 * (v - Math.round(v))) }),
+  ),
 
   add: binaryCase(op.add),
   sub: binaryCase(op.sub),
   mul: binaryCase(op.mul),
-  div: binaryCase(op.div, (a) => a, (b) => awayFromZero(b)),
+  div: binaryCase(
+    op.div,
+    (a) => a,
+    (b) => awayFromZero(b),
+  ),
   pow: binaryCase(op.pow, (a) => positive(a, 0.5)),
   max: binaryCase((a, b) => op.maximum(a, b)).map((c) => withDistinct(c)),
   min: binaryCase((a, b) => op.minimum(a, b)).map((c) => withDistinct(c)),
@@ -102,28 +117,44 @@ export const primitiveCaseTable: CaseTable = {
   sum: reduceCase((x, axes, keep) => op.sum(x, axes, keep)),
   reduceMax: reduceCase((x, axes, keep) => op.max(x, axes, keep), awayFromKinks),
 
-  reshape: arrayArb(shapeArb()).chain((x) => fc.tuple(fc.constant(x), fc.shuffledSubarray(factorise(x.shape.reduce((a, b) => a * b, 1))))).map(([x, dims]): PrimitiveCase => {
-    const target = dims.length ? dims : [];
-    const rest = x.data.length / target.reduce((a, b) => a * b, 1);
-    const shape = [...target, rest];
-    return { fn: ({ x: t }) => op.reshape(t, shape), args: { x }, describe: `x ${fmtShape(x)} -> [${shape}]` };
-  }),
-  broadcast: arrayArb(shapeArb()).chain((x) => fc.tuple(fc.constant(x), fc.array(dim, { maxLength: 2 }), fc.array(dim, { minLength: x.shape.length, maxLength: x.shape.length }))).map(([x, lead, grow]): PrimitiveCase => {
-    const shape = [...lead, ...x.shape.map((d, i) => (d === 1 ? grow[i] : d))];
-    return { fn: ({ x: t }) => op.broadcastTo(t, shape), args: { x }, describe: `x ${fmtShape(x)} -> [${shape}]` };
-  }),
-  permute: arrayArb(shapeArb(1, 4)).chain((x) => fc.tuple(fc.constant(x), permutation(x.shape.length))).map(([x, perm]): PrimitiveCase => ({
-    fn: ({ x: t }) => op.permute(t, perm),
-    args: { x },
-    describe: `x ${fmtShape(x)}, perm [${perm}]`,
-  })),
-  slice: arrayArb(shapeArb(1)).chain((x) => fc.tuple(fc.constant(x), fc.tuple(...x.shape.map(sliceRange)))).map(([x, ranges]): PrimitiveCase => ({
-    fn: ({ x: t }) => op.slice(t, ranges),
-    args: { x },
-    describe: `x ${fmtShape(x)}, ranges ${JSON.stringify(ranges)}`,
-  })),
+  reshape: arrayArb(shapeArb())
+    .chain((x) => fc.tuple(fc.constant(x), fc.shuffledSubarray(factorise(x.shape.reduce((a, b) => a * b, 1)))))
+    .map(([x, dims]): PrimitiveCase => {
+      const target = dims.length ? dims : [];
+      const rest = x.data.length / target.reduce((a, b) => a * b, 1);
+      const shape = [...target, rest];
+      return { fn: ({ x: t }) => op.reshape(t, shape), args: { x }, describe: `x ${fmtShape(x)} -> [${shape}]` };
+    }),
+  broadcast: arrayArb(shapeArb())
+    .chain((x) =>
+      fc.tuple(fc.constant(x), fc.array(dim, { maxLength: 2 }), fc.array(dim, { minLength: x.shape.length, maxLength: x.shape.length })),
+    )
+    .map(([x, lead, grow]): PrimitiveCase => {
+      const shape = [...lead, ...x.shape.map((d, i) => (d === 1 ? grow[i] : d))];
+      return { fn: ({ x: t }) => op.broadcastTo(t, shape), args: { x }, describe: `x ${fmtShape(x)} -> [${shape}]` };
+    }),
+  permute: arrayArb(shapeArb(1, 4))
+    .chain((x) => fc.tuple(fc.constant(x), permutation(x.shape.length)))
+    .map(([x, perm]): PrimitiveCase => ({
+      fn: ({ x: t }) => op.permute(t, perm),
+      args: { x },
+      describe: `x ${fmtShape(x)}, perm [${perm}]`,
+    })),
+  slice: arrayArb(shapeArb(1))
+    .chain((x) => fc.tuple(fc.constant(x), fc.tuple(...x.shape.map(sliceRange))))
+    .map(([x, ranges]): PrimitiveCase => ({
+      fn: ({ x: t }) => op.slice(t, ranges),
+      args: { x },
+      describe: `x ${fmtShape(x)}, ranges ${JSON.stringify(ranges)}`,
+    })),
   pad: arrayArb(shapeArb(1))
-    .chain((x) => fc.tuple(fc.constant(x), fc.array(fc.tuple(fc.nat(2), fc.nat(2)), { minLength: x.shape.length, maxLength: x.shape.length }), fc.array(fc.nat(2), { minLength: x.shape.length, maxLength: x.shape.length })))
+    .chain((x) =>
+      fc.tuple(
+        fc.constant(x),
+        fc.array(fc.tuple(fc.nat(2), fc.nat(2)), { minLength: x.shape.length, maxLength: x.shape.length }),
+        fc.array(fc.nat(2), { minLength: x.shape.length, maxLength: x.shape.length }),
+      ),
+    )
     .map(([x, widths, interior]): PrimitiveCase => ({
       fn: ({ x: t }) => op.pad(t, widths, interior),
       args: { x },
@@ -131,30 +162,59 @@ export const primitiveCaseTable: CaseTable = {
     })),
   concat: shapeArb(1)
     .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: 0, max: s.length - 1 }), fc.array(dim, { minLength: 2, maxLength: 3 })))
-    .chain(([s, axis, sizes]) => fc.tuple(fc.constant(axis), fc.tuple(...sizes.map((d) => valuesArb(s.map((e, i) => (i === axis ? d : e)))))))
+    .chain(([s, axis, sizes]) =>
+      fc.tuple(fc.constant(axis), fc.tuple(...sizes.map((d) => valuesArb(s.map((e, i) => (i === axis ? d : e)))))),
+    )
     .map(([axis, parts]): PrimitiveCase => ({
-      fn: (args) => op.concat(parts.map((_, i) => args[`x${i}`]), axis),
+      fn: (args) =>
+        op.concat(
+          parts.map((_, i) => args[`x${i}`]),
+          axis,
+        ),
       args: Object.fromEntries(parts.map((p, i) => [`x${i}`, p])),
       describe: `${parts.map(fmtShape).join(' ++ ')} on axis ${axis}`,
     })),
-  flip: arrayArb(shapeArb(1)).chain((x) => fc.tuple(fc.constant(x), fc.subarray([...Array(x.shape.length).keys()]))).map(([x, axes]): PrimitiveCase => ({
-    fn: ({ x: t }) => op.flip(t, axes),
-    args: { x },
-    describe: `x ${fmtShape(x)}, axes [${axes}]`,
-  })),
+  flip: arrayArb(shapeArb(1))
+    .chain((x) => fc.tuple(fc.constant(x), fc.subarray([...Array(x.shape.length).keys()])))
+    .map(([x, axes]): PrimitiveCase => ({
+      fn: ({ x: t }) => op.flip(t, axes),
+      args: { x },
+      describe: `x ${fmtShape(x)}, axes [${axes}]`,
+    })),
 
   matmul: fc
     .tuple(shapeArb(0, 2), dim, dim, dim)
     .chain(([batch, m, k, n]) => fc.tuple(fc.constant([batch, m, k, n] as const), broadcastPartner(batch), fc.boolean()))
-    .chain(([[batch, m, k, n], other, swap]) => fc.tuple(valuesArb([...(swap ? other : batch), m, k]), valuesArb([...(swap ? batch : other), k, n])))
-    .map(([a, b]): PrimitiveCase => ({ fn: ({ a: x, b: y }) => op.matmul(x, y), args: { a, b }, describe: `a ${fmtShape(a)}, b ${fmtShape(b)}` })),
+    .chain(([[batch, m, k, n], other, swap]) =>
+      fc.tuple(valuesArb([...(swap ? other : batch), m, k]), valuesArb([...(swap ? batch : other), k, n])),
+    )
+    .map(([a, b]): PrimitiveCase => ({
+      fn: ({ a: x, b: y }) => op.matmul(x, y),
+      args: { a, b },
+      describe: `a ${fmtShape(a)}, b ${fmtShape(b)}`,
+    })),
   conv2d: fc
-    .record({ n: fc.integer({ min: 1, max: 2 }), c: fc.integer({ min: 1, max: 3 }), o: fc.integer({ min: 1, max: 3 }), kh: fc.integer({ min: 1, max: 3 }), kw: fc.integer({ min: 1, max: 3 }), sh: fc.integer({ min: 1, max: 3 }), sw: fc.integer({ min: 1, max: 3 }), pad: fc.tuple(fc.nat(2), fc.nat(2), fc.nat(2), fc.nat(2)), extraH: fc.nat(4), extraW: fc.nat(4) })
+    .record({
+      n: fc.integer({ min: 1, max: 2 }),
+      c: fc.integer({ min: 1, max: 3 }),
+      o: fc.integer({ min: 1, max: 3 }),
+      kh: fc.integer({ min: 1, max: 3 }),
+      kw: fc.integer({ min: 1, max: 3 }),
+      sh: fc.integer({ min: 1, max: 3 }),
+      sw: fc.integer({ min: 1, max: 3 }),
+      pad: fc.tuple(fc.nat(2), fc.nat(2), fc.nat(2), fc.nat(2)),
+      extraH: fc.nat(4),
+      extraW: fc.nat(4),
+    })
     .chain((p) => {
       // the input is at least as large as the kernel, so every drawn configuration is valid
       const h = Math.max(1, p.kh + p.extraH - p.pad[0] - p.pad[1]);
       const w = Math.max(1, p.kw + p.extraW - p.pad[2] - p.pad[3]);
-      return fc.tuple(fc.constant(p), valuesArb([p.n, p.c, h + Math.max(0, p.kh - (h + p.pad[0] + p.pad[1])), w + Math.max(0, p.kw - (w + p.pad[2] + p.pad[3]))]), valuesArb([p.o, p.c, p.kh, p.kw]));
+      return fc.tuple(
+        fc.constant(p),
+        valuesArb([p.n, p.c, h + Math.max(0, p.kh - (h + p.pad[0] + p.pad[1])), w + Math.max(0, p.kw - (w + p.pad[2] + p.pad[3]))]),
+        valuesArb([p.o, p.c, p.kh, p.kw]),
+      );
     })
     .map(([p, x, w]): PrimitiveCase => ({
       fn: ({ x: a, w: b }) => op.conv2d(a, b, { stride: [p.sh, p.sw], padding: p.pad }),
@@ -175,7 +235,9 @@ const suiteName: Partial<Record<OpName, string>> = { max: 'maximum', min: 'minim
 
 /** The cases by suite name, in table order, without the null entries. */
 export const primitiveCases: Readonly<Record<string, fc.Arbitrary<PrimitiveCase>>> = Object.fromEntries(
-  (Object.entries(primitiveCaseTable) as [OpName, fc.Arbitrary<PrimitiveCase> | null][]).flatMap(([o, arb]) => (arb ? [[suiteName[o] ?? o, arb]] : [])),
+  (Object.entries(primitiveCaseTable) as [OpName, fc.Arbitrary<PrimitiveCase> | null][]).flatMap(([o, arb]) =>
+    arb ? [[suiteName[o] ?? o, arb]] : [],
+  ),
 );
 
 function withDistinct(c: PrimitiveCase): PrimitiveCase {

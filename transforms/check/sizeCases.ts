@@ -33,7 +33,13 @@ export const broadcastAddCase = ([r, c]: readonly [number, number]): SizeCase =>
   size: r * c,
   build: () => ({
     graph: trace(({ a, b }) => op.add(a, b), { a: [1, c], b: [r, 1] }),
-    args: { a: nd([1, c], hashedInts(c, 1)), b: nd([r, 1], hashedInts(r, 2).map((v) => v * 4096)) },
+    args: {
+      a: nd([1, c], hashedInts(c, 1)),
+      b: nd(
+        [r, 1],
+        hashedInts(r, 2).map((v) => v * 4096),
+      ),
+    },
   }),
 });
 
@@ -48,7 +54,10 @@ export const affineCase = ([r, c]: readonly [number, number]): SizeCase => ({
 export const sumCase = (n: number, ones = false): SizeCase => ({
   name: `sum of ${n} ${ones ? 'ones' : 'small integers'}`,
   size: n,
-  build: () => ({ graph: trace(({ x }) => op.sum(x), { x: [n] }), args: { x: nd([n], ones ? new Float64Array(n).fill(1) : hashedInts(n, 3, 4)) } }),
+  build: () => ({
+    graph: trace(({ x }) => op.sum(x), { x: [n] }),
+    args: { x: nd([n], ones ? new Float64Array(n).fill(1) : hashedInts(n, 3, 4)) },
+  }),
 });
 
 /** max of n terms, its largest element near the end (a cut loop misses it). */
@@ -68,7 +77,13 @@ export const matmulCase = (k: number): SizeCase => ({
   size: k,
   build: () => ({
     graph: trace(({ a, b }) => op.matmul(a, b), { a: [2, k], b: [k, 3] }),
-    args: { a: nd([2, k], hashedInts(2 * k, 5, 3)), b: nd([k, 3], hashedInts(3 * k, 6, 3).map((v) => v - 1)) },
+    args: {
+      a: nd([2, k], hashedInts(2 * k, 5, 3)),
+      b: nd(
+        [k, 3],
+        hashedInts(3 * k, 6, 3).map((v) => v - 1),
+      ),
+    },
   }),
 });
 
@@ -77,17 +92,25 @@ export const broadcastGradCase = ([r, c]: readonly [number, number]): SizeCase =
   name: `gradient of a broadcast over [${r},${c}]`,
   size: r * c,
   build: () => ({
-    graph: valueAndGrad(trace(({ x, w }) => op.sum(op.mul(op.broadcastTo(x, [r, c]), w)), { x: [], w: [r, c] }), ['x']),
+    graph: valueAndGrad(
+      trace(({ x, w }) => op.sum(op.mul(op.broadcastTo(x, [r, c]), w)), { x: [], w: [r, c] }),
+      ['x'],
+    ),
     args: { x: nd([], Float64Array.of(1.5)), w: nd([r, c], hashedInts(r * c, 7, 4)) },
   }),
 });
 
 /** A large-element case: transpose, broadcast add or 2x+1 on one of arbitraries.ts's largeShapes. */
-export const largeElementCaseArb: fc.Arbitrary<SizeCase> = fc.tuple(largeShapeArb, fc.constantFrom(transposeCase, broadcastAddCase, affineCase)).map(([s, f]) => f(s));
+export const largeElementCaseArb: fc.Arbitrary<SizeCase> = fc
+  .tuple(largeShapeArb, fc.constantFrom(transposeCase, broadcastAddCase, affineCase))
+  .map(([s, f]) => f(s));
 
 /** A long-reduction case: sum, max, matmul or a broadcast's gradient over 10^5..10^6 terms. */
 export const longReductionCaseArb: fc.Arbitrary<SizeCase> = fc
-  .tuple(longReductionArb, fc.constantFrom<(n: number) => SizeCase>(sumCase, maxCase, matmulCase, (n) => broadcastGradCase([Math.ceil(n / 500), 500])))
+  .tuple(
+    longReductionArb,
+    fc.constantFrom<(n: number) => SizeCase>(sumCase, maxCase, matmulCase, (n) => broadcastGradCase([Math.ceil(n / 500), 500])),
+  )
   .map(([n, f]) => f(n));
 
 /** Either kind. */

@@ -42,7 +42,14 @@ const reportText = (r: GradCheckReport) =>
   `order ${r.worst.order}: finite difference ${r.worst.finiteDifference}, reverse mode ${r.worst.reverseMode} (rel err ${r.worst.relErr.toExponential(2)})` +
   (r.culprit ? `; worst local vjp: ${r.culprit.op}${r.culprit.site ? ` at ${r.culprit.site}` : ''}` : '');
 
-const runProperty = <T>(name: string, arb: fc.Arbitrary<T>, runs: number, seed: number, check: (x: T) => { ok: boolean; relErr: number; text?: string }, show: (x: T) => string): PrimitiveResult => {
+const runProperty = <T>(
+  name: string,
+  arb: fc.Arbitrary<T>,
+  runs: number,
+  seed: number,
+  check: (x: T) => { ok: boolean; relErr: number; text?: string },
+  show: (x: T) => string,
+): PrimitiveResult => {
   let maxRelErr = 0;
   let lastText = '';
   const details = fc.check(
@@ -56,7 +63,9 @@ const runProperty = <T>(name: string, arb: fc.Arbitrary<T>, runs: number, seed: 
   );
   const result: PrimitiveResult = { name, runs: details.numRuns, maxRelErr, ok: !details.failed };
   if (details.failed)
-    result.counterexample = details.counterexample ? `${show(details.counterexample[0])}\n${lastText}` : String(details.errorInstance ?? 'failed');
+    result.counterexample = details.counterexample
+      ? `${show(details.counterexample[0])}\n${lastText}`
+      : String(details.errorInstance ?? 'failed');
   return result;
 };
 
@@ -80,7 +89,11 @@ const stopGradientLaws = (c: GraphCase) => {
   const gp = evaluate(grad(plain, wrt), c.args);
   const gm = evaluate(grad(mixed, wrt), c.args);
   const equal = wrt.every((n) => gp[gradName(n)].data.every((v, i) => v === gm[gradName(n)].data[i]));
-  return { ok: same && zero && equal, relErr: 0, text: `forward unchanged: ${same}, gradient zero: ${zero}, grad(P + sg(Q)) = grad(P): ${equal}` };
+  return {
+    ok: same && zero && equal,
+    relErr: 0,
+    text: `forward unchanged: ${same}, gradient zero: ${zero}, grad(P + sg(Q)) = grad(P): ${equal}`,
+  };
 };
 
 export const runSuite = ({ runs, seed, only, onResult }: SuiteOptions): SuiteReport => {
@@ -97,14 +110,27 @@ export const runSuite = ({ runs, seed, only, onResult }: SuiteOptions): SuiteRep
     onResult?.(r);
     return r;
   });
-  const graphs = only && !only.includes('graphs')
-    ? { runs: 0, failures: 0, maxRelErr: 0 }
-    : (() => {
-        const r = runProperty('graphs', graphCaseArb(8), runs, seed, (c) => {
-          const rep = checkGrads((a) => runProgram(c.program, a as Record<string, Tensor>), c.args, { order: 1 });
-          return { ok: rep.ok, relErr: rep.worst.relErr, text: reportText(rep) };
-        }, (c) => describeProgram(c.program));
-        return { runs: r.runs, failures: r.ok ? 0 : 1, maxRelErr: r.maxRelErr, ...(r.counterexample ? { counterexample: r.counterexample } : {}) };
-      })();
+  const graphs =
+    only && !only.includes('graphs')
+      ? { runs: 0, failures: 0, maxRelErr: 0 }
+      : (() => {
+          const r = runProperty(
+            'graphs',
+            graphCaseArb(8),
+            runs,
+            seed,
+            (c) => {
+              const rep = checkGrads((a) => runProgram(c.program, a as Record<string, Tensor>), c.args, { order: 1 });
+              return { ok: rep.ok, relErr: rep.worst.relErr, text: reportText(rep) };
+            },
+            (c) => describeProgram(c.program),
+          );
+          return {
+            runs: r.runs,
+            failures: r.ok ? 0 : 1,
+            maxRelErr: r.maxRelErr,
+            ...(r.counterexample ? { counterexample: r.counterexample } : {}),
+          };
+        })();
   return { seed, primitives, graphs, seconds: (performance.now() - start) / 1000 };
 };

@@ -2,7 +2,9 @@
 // `node:os`, `node:url`, `node:crypto` and `node:path` here). Pure helpers work; anything that needs a file
 // system throws an error that says so, so a browser code path that reaches for a file fails loudly, not silently.
 const unsupported = (name: string) => (): never => {
-  throw new Error(`${name} is not available in the browser build of fusediff (use the pure byte functions, e.g. encodeCheckpoint/decodeCheckpoint, and a Blob or File)`);
+  throw new Error(
+    `${name} is not available in the browser build of fusediff (use the pure byte functions, e.g. encodeCheckpoint/decodeCheckpoint, and a Blob or File)`,
+  );
 };
 
 // node:fs
@@ -40,5 +42,25 @@ export const join = (...parts: string[]): string => parts.join('/').replace(/\/+
 // node:module (data/mnist.ts finds the mnist package's files with it; there are none in the browser)
 export const createRequire = (): ((id: string) => never) => unsupported('require');
 
-const node = { readFileSync, writeFileSync, openSync, writeSync, fsyncSync, closeSync, renameSync, rmSync, unlinkSync, mkdirSync, existsSync, statSync, endianness, fileURLToPath, pathToFileURL, randomBytes, dirname, join, createRequire };
+const node = {
+  readFileSync,
+  writeFileSync,
+  openSync,
+  writeSync,
+  fsyncSync,
+  closeSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  mkdirSync,
+  existsSync,
+  statSync,
+  endianness,
+  fileURLToPath,
+  pathToFileURL,
+  randomBytes,
+  dirname,
+  join,
+  createRequire,
+};
 export default node;
