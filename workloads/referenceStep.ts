@@ -1,7 +1,7 @@
 // The reference training step written in the DSL: the workload of ./reference.ts (an MLP denoiser on 8 Gaussians,
 // Adam) compiled by compileStep. Noise (eps) and timesteps (t) are drawn inside the compiled step by the
 // counter-based RNG, keyed by the step counter. The bench times it against the peers; `fusediff inspect` shows it.
-import type { BackendRequest, FusionMode } from '../compiler/index.ts';
+import type { Backend, BackendRequest, FusionMode } from '../compiler/index.ts';
 import * as c from '../dsl/composites.ts';
 import { adam } from '../dsl/optim.ts';
 import * as op from '../dsl/ops.ts';
@@ -48,7 +48,7 @@ export const trainingLoss = ({ params, step, x0 }: { params: ParamTensors<Params
   return lossOf(params, x0, eps, t);
 };
 
-export const compileReferenceStep = (backend: BackendRequest, fusion: FusionMode = 'fused', profile = false): TrainStep =>
+export const compileReferenceStep = (backend: BackendRequest | Backend, fusion: FusionMode = 'fused', profile = false): TrainStep =>
   compileStep(trainingLoss, {
     params: workloadParams(),
     optimizer: adam({ lr: W.ADAM.lr, b1: W.ADAM.beta1, b2: W.ADAM.beta2, eps: W.ADAM.eps }),
