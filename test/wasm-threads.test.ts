@@ -15,7 +15,10 @@ test('a training step on wasm gives the same bits with 1, 2 and 3 threads', asyn
     assert.match(step.executable.backendReason, new RegExp(`${threads} thread`));
     const losses = [];
     for (let i = 0; i < 3; i++) losses.push(step.run({ x0 }));
-    const params = step.params() as { hidden: Record<string, { w: { data: Float64Array } }>; out: { w: { data: Float64Array } } };
+    const params = step.params() as unknown as {
+      hidden: Record<string, { w: { data: Float64Array } }>;
+      out: { w: { data: Float64Array } };
+    };
     runs.push({ threads, losses, w: [...params.hidden.hidden1.w.data], out: [...params.out.w.data] });
     step.dispose();
     await backend.dispose();
