@@ -90,7 +90,8 @@ for (const { sys, peer, peerId } of systems) {
   };
   rows.push(row);
   console.log(
-    `${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${row.samplesPerSec.toFixed(0).padStart(8)} samples/s  (${ms.toFixed(1)} ms/step, loss ${(await sys.loss()).toFixed(4)})`,
+    `${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${row.samplesPerSec.toFixed(0).padStart(8)} samples/s  ` +
+      `(${ms.toFixed(1)} ms/step, loss ${(await sys.loss()).toFixed(4)})`,
   );
   await sys.dispose();
 }
@@ -138,7 +139,8 @@ for (const n of quick ? [256] : MATMUL_SIZES) {
     Object.assign(row, { ratioToJaxjs: ratio(row.gflops, jax), ratioToTfjsWasm: ratio(row.gflops, tfw) });
     if (!skipPeers)
       console.log(
-        `matmul ${String(n).padStart(4)}  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`,
+        `matmul ${String(n).padStart(4)}  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ` +
+          `${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`,
       );
   }
 }
@@ -178,7 +180,8 @@ console.log('');
     for (const { row, peerId } of timed)
       if (peerId === undefined)
         console.log(
-          `conv2d  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`,
+          `conv2d  ${row.system.padEnd(24)} ${row.backend.padEnd(34)} ` +
+            `${fmtRatio(row.ratioToJaxjs)} jax-js  ${fmtRatio(row.ratioToTfjsWasm)} TF.js wasm`,
         );
 }
 const conv = {
@@ -199,7 +202,8 @@ const memory = {
   kernels: plan.kernels.length,
 };
 console.log(
-  `\nmemory plan of the reference step: ${(memory.plannedBytes / 1e6).toFixed(2)} MB in ${memory.buffers} buffers vs ${(memory.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`,
+  `\nmemory plan of the reference step: ${(memory.plannedBytes / 1e6).toFixed(2)} MB ` +
+    `in ${memory.buffers} buffers vs ${(memory.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`,
 );
 
 // ---- 5. MSE and self-perceptual steps of the MLP and the UNet -------------------------------------------------
@@ -233,7 +237,8 @@ for (const c of spCostCases) {
   });
   spDetail.push({ model: c.name, backend: mse.executable.backend, batch: c.batch, mseMs, spMs, mseKernels, spKernels });
   console.log(
-    `${c.name} step (batch ${c.batch}, ${mse.executable.backend}): MSE ${mseMs.toFixed(1)} ms, SP ${spMs.toFixed(1)} ms, SP / MSE ${(spMs / mseMs).toFixed(2)}x  (${mseKernels} vs ${spKernels} kernels)`,
+    `${c.name} step (batch ${c.batch}, ${mse.executable.backend}): MSE ${mseMs.toFixed(1)} ms, ` +
+      `SP ${spMs.toFixed(1)} ms, SP / MSE ${(spMs / mseMs).toFixed(2)}x  (${mseKernels} vs ${spKernels} kernels)`,
   );
   mse.dispose();
   sp.dispose();
@@ -261,16 +266,20 @@ const yesNo = (b: boolean | undefined) => (b === undefined ? 'not measured' : b 
 console.log(`\nissue 12 targets (fusediff wasm):`);
 console.log(`  MLP step >= 1.5x jax-js: ${fmtRatio(targets.mlpWasmRatioToJaxjs)}  ${yesNo(targets.mlpWasmRatioToJaxjsAtLeast1_5)}`);
 console.log(
-  `  matmul 512 >= 1.5x jax-js and >= TF.js wasm: ${fmtRatio(targets.matmul512WasmRatioToJaxjs)} / ${fmtRatio(targets.matmul512WasmRatioToTfjsWasm)}  ${yesNo(targets.matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm)}`,
+  `  matmul 512 >= 1.5x jax-js and >= TF.js wasm: ${fmtRatio(targets.matmul512WasmRatioToJaxjs)} ` +
+    `/ ${fmtRatio(targets.matmul512WasmRatioToTfjsWasm)}  ${yesNo(targets.matmul512WasmAtLeast1_5JaxjsAnd1TfjsWasm)}`,
 );
 console.log(`  UNet MSE step <= 150 ms: ${stepCost.unetMseStepMs?.toFixed(1) ?? '-'} ms  ${yesNo(targets.unetMseStepMsAtMost150)}`);
 console.log(
-  `  SP / MSE <= 1.6x (MLP, UNet): ${fmtRatio(spOverMse.spOverMseMlp)} / ${fmtRatio(spOverMse.spOverMseUnet)}  ${yesNo(targets.spOverMseAtMost1_6)}`,
+  `  SP / MSE <= 1.6x (MLP, UNet): ${fmtRatio(spOverMse.spOverMseMlp)} ` +
+    `/ ${fmtRatio(spOverMse.spOverMseUnet)}  ${yesNo(targets.spOverMseAtMost1_6)}`,
 );
 
 const result = {
   machine,
-  workload: `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
+  workload:
+    `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, ` +
+    `SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
   quick,
   rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise }) => ({
     system,

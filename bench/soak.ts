@@ -38,7 +38,8 @@ const counts = (c: BackendCounters) =>
 const beforeCompile = device.counters();
 const step = compileReferenceStep(request); // compiles on the shared backend of that name: `device`
 console.log(
-  `soak: ${steps} reference steps on ${step.executable.backend} (${step.executable.backendReason}); available: ${availableBackends().join(', ')}`,
+  `soak: ${steps} reference steps on ${step.executable.backend} (${step.executable.backendReason}); ` +
+    `available: ${availableBackends().join(', ')}`,
 );
 const x0 = eightGaussians();
 const measure = () => {
@@ -71,10 +72,13 @@ for (let s = 1; s <= steps; s++) {
 const pct = (a: number, b: number) => (100 * (b - a)) / a;
 if (!at100 || !end) throw new Error('unreachable: steps > 150');
 console.log(
-  `steps 101-150 (peak):  heap ${(at100.heap / 1e6).toFixed(2)} MB, external ${(at100.external / 1e6).toFixed(2)} MB, live device buffers ${at100.buffers}, kernels ${at100.kernels}, GL textures ${at100.textures}`,
+  `steps 101-150 (peak):  heap ${(at100.heap / 1e6).toFixed(2)} MB, external ${(at100.external / 1e6).toFixed(2)} MB, ` +
+    `live device buffers ${at100.buffers}, kernels ${at100.kernels}, GL textures ${at100.textures}`,
 );
 console.log(
-  `last 50 steps (peak): heap ${(end.heap / 1e6).toFixed(2)} MB (${pct(at100.heap, end.heap).toFixed(2)}%), external ${(end.external / 1e6).toFixed(2)} MB (${pct(at100.external, end.external).toFixed(2)}%), live device buffers ${end.buffers}, kernels ${end.kernels}, GL textures ${end.textures}`,
+  `last 50 steps (peak): heap ${(end.heap / 1e6).toFixed(2)} MB (${pct(at100.heap, end.heap).toFixed(2)}%), ` +
+    `external ${(end.external / 1e6).toFixed(2)} MB (${pct(at100.external, end.external).toFixed(2)}%), ` +
+    `live device buffers ${end.buffers}, kernels ${end.kernels}, GL textures ${end.textures}`,
 );
 const stable =
   pct(at100.heap, end.heap) <= 1 &&
@@ -92,7 +96,8 @@ step.dispose();
 const afterDispose = device.counters();
 const freed = JSON.stringify(afterDispose) === JSON.stringify(beforeCompile);
 console.log(
-  `before the compile: ${counts(beforeCompile)}; after step.dispose(): ${counts(afterDispose)}${freed ? '' : ' (FAILED: not back to the counts before the compile)'}`,
+  `before the compile: ${counts(beforeCompile)}; ` +
+    `after step.dispose(): ${counts(afterDispose)}${freed ? '' : ' (FAILED: not back to the counts before the compile)'}`,
 );
 
 // plans of different sizes share no kernel: each compile builds new ones, each dispose must free them
@@ -109,7 +114,8 @@ for (let i = 1; i <= plans; i++) {
 }
 const flat = JSON.stringify(seen[10]) === JSON.stringify(seen[plans]);
 console.log(
-  `${plans} plans compiled, run and disposed in ${((performance.now() - planStart) / 1000).toFixed(1)} s${flat ? '' : ' (FAILED: the counts grew)'}:`,
+  `${plans} plans compiled, run and disposed in ${((performance.now() - planStart) / 1000).toFixed(1)} s` +
+    `${flat ? '' : ' (FAILED: the counts grew)'}:`,
 );
 for (const i of [10, plans])
   console.log(`  plan ${i}: while it ran ${counts(seen[i].running)}; after its dispose ${counts(seen[i].disposed)}`);

@@ -81,7 +81,8 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
   const small = { p: params, x0: { shape: [8, 2], data: data.data.slice(0, 16) }, step: { shape: [], data: Float64Array.of(3) } };
   const report = checkGrads(({ p, x0, step }) => loss(p, x0, step as fd.Tensor<readonly []>, 8), small, { wrt: ['p'], order: 2 });
   console.log(
-    `3. check     checkGrads (orders 1 and 2, ${report.checks} random directions): ${report.ok ? 'ok' : 'FAILED'}, worst rel err ${report.worst.relErr.toExponential(2)}`,
+    `3. check     checkGrads (orders 1 and 2, ${report.checks} random directions): ${report.ok ? 'ok' : 'FAILED'}, ` +
+      `worst rel err ${report.worst.relErr.toExponential(2)}`,
   );
   if (!report.ok) return 1;
 
@@ -113,13 +114,15 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
     }
     if (s % 50 === 0 || s === steps)
       console.log(
-        `   step ${String(s).padStart(4)}  loss ${l.toFixed(4)}  (mean of last 20: ${(recent.reduce((a, b) => a + b) / recent.length).toFixed(4)})`,
+        `   step ${String(s).padStart(4)}  loss ${l.toFixed(4)}  ` +
+          `(mean of last 20: ${(recent.reduce((a, b) => a + b) / recent.length).toFixed(4)})`,
       );
   }
   const last = recent.reduce((a, b) => a + b) / recent.length;
   const secs = (performance.now() - start) / 1000;
   console.log(
-    `4. fit       Adam, ${steps} steps in ${secs.toFixed(1)} s on the interpreter: loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`,
+    `4. fit       Adam, ${steps} steps in ${secs.toFixed(1)} s on the interpreter: ` +
+      `loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`,
   );
 
   // 5. the same step compiled into fused gpu.js kernels, state on the device
@@ -138,7 +141,9 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
   }
   const cLast = cl.reduce((a, b) => a + b) / cl.length;
   console.log(
-    `5. compile   backend ${exe.backend} (${exe.backendReason}): ${exe.kernels.length} fused kernels for ${exe.program.graph.nodes.length} nodes; ${steps} steps in ${((performance.now() - t1) / 1000).toFixed(1)} s: loss ${c0.toFixed(4)} -> ${cLast.toFixed(4)}`,
+    `5. compile   backend ${exe.backend} (${exe.backendReason}): ${exe.kernels.length} fused kernels ` +
+      `for ${exe.program.graph.nodes.length} nodes; ${steps} steps in ${((performance.now() - t1) / 1000).toFixed(1)} s: ` +
+      `loss ${c0.toFixed(4)} -> ${cLast.toFixed(4)}`,
   );
   return last < first && cLast < c0 ? 0 : 1;
 };

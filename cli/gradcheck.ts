@@ -20,7 +20,8 @@ export const gradcheck = (flags: GradcheckFlags): number => {
   }
   if (!flags.json)
     console.log(
-      `gradient check: ${flags.runs} random cases per primitive, seed ${flags.seed}, float64 interpreter, central differences (eps 1e-6, rtol 1e-5, atol 1e-6)`,
+      `gradient check: ${flags.runs} random cases per primitive, seed ${flags.seed}, ` +
+        `float64 interpreter, central differences (eps 1e-6, rtol 1e-5, atol 1e-6)`,
     );
   const report: SuiteReport = runSuite({
     runs: flags.runs,
@@ -33,12 +34,14 @@ export const gradcheck = (flags: GradcheckFlags): number => {
     console.log(JSON.stringify(report));
   } else {
     console.log(
-      `${report.graphs.failures ? 'FAIL' : 'ok  '}  ${'random graphs'.padEnd(14)} ${String(report.graphs.runs).padStart(5)} runs   max rel err ${report.graphs.maxRelErr.toExponential(2)}`,
+      `${report.graphs.failures ? 'FAIL' : 'ok  '}  ${'random graphs'.padEnd(14)} ` +
+        `${String(report.graphs.runs).padStart(5)} runs   max rel err ${report.graphs.maxRelErr.toExponential(2)}`,
     );
     for (const f of failed) console.log(`\n${f.name}: minimal failing case\n${f.counterexample}`);
     if (report.graphs.counterexample) console.log(`\nminimal failing graph:\n${report.graphs.counterexample}`);
     console.log(
-      `\n${failed.length + report.graphs.failures === 0 ? 'all gradients ok' : `${failed.length + report.graphs.failures} failure(s)`} in ${report.seconds.toFixed(1)} s`,
+      `\n${failed.length + report.graphs.failures === 0 ? 'all gradients ok' : `${failed.length + report.graphs.failures} failure(s)`}` +
+        ` in ${report.seconds.toFixed(1)} s`,
     );
   }
   return failed.length + report.graphs.failures === 0 ? 0 : 1;

@@ -203,7 +203,8 @@ export const printProfile = (r: InspectReport, top: number): void => {
   const p = r.profile;
   if (!p) return;
   console.log(
-    `\nprofile: ${p.steps} steps after ${p.warmup} warm-up steps on ${r.backend}: ${p.stepMs.toFixed(2)} ms per step (wall), ${p.kernelMs.toFixed(2)} ms in kernels (${((100 * p.kernelMs) / p.stepMs).toFixed(1)}%)`,
+    `\nprofile: ${p.steps} steps after ${p.warmup} warm-up steps on ${r.backend}: ${p.stepMs.toFixed(2)} ms per step (wall), ` +
+      `${p.kernelMs.toFixed(2)} ms in kernels (${((100 * p.kernelMs) / p.stepMs).toFixed(1)}%)`,
   );
   if (p.note) console.log(`note: ${p.note}`);
   const shown = top > 0 ? p.kernels.slice(0, top) : p.kernels;
@@ -214,7 +215,10 @@ export const printProfile = (r: InspectReport, top: number): void => {
   const shapeW = Math.max(5, ...shown.map((k) => k.shape.join(',').length + 2));
   const row = (name: string, shape: string, ms: number, share: number, fused: string) =>
     console.log(
-      `  ${name.padEnd(nameW)}  ${shape.padEnd(shapeW)}  ${ms.toFixed(3).padStart(9)}  ${`${share.toFixed(1)}%`.padStart(6)}  ${fused}`.trimEnd(),
+      (
+        `  ${name.padEnd(nameW)}  ${shape.padEnd(shapeW)}  ` +
+        `${ms.toFixed(3).padStart(9)}  ${`${share.toFixed(1)}%`.padStart(6)}  ${fused}`
+      ).trimEnd(),
     );
   console.log(`  ${'kernel'.padEnd(nameW)}  ${'out'.padEnd(shapeW)}  ${'ms/step'.padStart(9)}  ${'share'.padStart(6)}  fuses`);
   for (const k of shown) row(k.name, `[${k.shape.join(',')}]`, k.ms, k.share, `${k.fused.length}: ${fusedSummary(k.fused)}`);
@@ -247,9 +251,11 @@ export const printInspect = (r: InspectReport, showSource: boolean, top = 15): v
     }
   printProfile(r, top);
   console.log(
-    `\n${r.kernels} kernels for ${r.primitives} primitives (unfused: ${r.unfusedKernels} kernels, ${(r.kernels / r.unfusedKernels).toFixed(2)}x)`,
+    `\n${r.kernels} kernels for ${r.primitives} primitives ` +
+      `(unfused: ${r.unfusedKernels} kernels, ${(r.kernels / r.unfusedKernels).toFixed(2)}x)`,
   );
   console.log(
-    `memory plan: ${r.buffers} buffers, ${(r.bytes / 1e6).toFixed(2)} MB with reuse vs ${(r.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`,
+    `memory plan: ${r.buffers} buffers, ${(r.bytes / 1e6).toFixed(2)} MB with reuse ` +
+      `vs ${(r.naiveBytes / 1e6).toFixed(2)} MB for one buffer per node`,
   );
 };

@@ -24,7 +24,8 @@ const program = new Command('fusediff').description(
 program
   .command('gradcheck')
   .description(
-    'run the property-based gradient suite on the float64 interpreter (no compiler backend): every primitive and random graphs against finite differences',
+    'run the property-based gradient suite on the float64 interpreter (no compiler backend): ' +
+      'every primitive and random graphs against finite differences',
   )
   .option('--json', 'print one JSON report', false)
   .option('--runs <n>', 'random cases per primitive', integer('--runs'), 100)
@@ -46,7 +47,8 @@ program
 program
   .command('inspect')
   .description(
-    `show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}); with --profile, each kernel's share of the step's time`,
+    `show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}); ` +
+      `with --profile, each kernel's share of the step's time`,
   )
   .argument('[example]', 'example name', 'mlp')
   .option('--json', 'print one JSON report', false)
@@ -84,7 +86,8 @@ withRunOptions(
   program
     .command('finetune')
     .description(
-      'stage 2: fine-tune a stage-1 checkpoint, by default with the self-perceptual objective (the frozen copy is made from the checkpoint)',
+      'stage 2: fine-tune a stage-1 checkpoint, ' +
+        'by default with the self-perceptual objective (the frozen copy is made from the checkpoint)',
     ),
 )
   .requiredOption('--from <checkpoint>', 'the stage-1 checkpoint (its config is the base of this run)')
@@ -172,7 +175,8 @@ program
 program
   .command('bench')
   .description(
-    'the benchmarks (tinybench): fusediff on every available backend (or --backend) side by side with TF.js and jax-js; writes bench/results/latest.json',
+    'the benchmarks (tinybench): fusediff on every available backend (or --backend) ' +
+      'side by side with TF.js and jax-js; writes bench/results/latest.json',
   )
   .option('--quick', 'fewer iterations', false)
   .option('--no-peers', 'skip TF.js and jax-js')

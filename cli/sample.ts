@@ -62,7 +62,8 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
     const file = path.join(dir, `samples-cfg${r.cfgScale}.safetensors`);
     writeFileAtomic(file, encodeSafetensors(tensors, { fusediff: JSON.stringify({ checkpoint: f.checkpoint, cfgScale: r.cfgScale }) }));
     console.log(
-      `${r.name}: ${r.samples!.shape[0]} samples in ${r.sampleSeconds.toFixed(1)} s on ${r.backend} -> ${path.join(dir, r.picture)}, ${file}`,
+      `${r.name}: ${r.samples!.shape[0]} samples in ${r.sampleSeconds.toFixed(1)} s on ${r.backend} ` +
+        `-> ${path.join(dir, r.picture)}, ${file}`,
     );
   }
   return 0;

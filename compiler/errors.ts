@@ -10,7 +10,8 @@ export class NonFiniteError extends Error {
     readonly value: number,
   ) {
     super(
-      `kernel ${kernel.index} (${kernel.name}, output ${fmt(kernel.shape)}, fusing ${kernel.fusedOps.join(' ')}) produced ${value} at element ${index}`,
+      `kernel ${kernel.index} (${kernel.name}, output ${fmt(kernel.shape)}, ` +
+        `fusing ${kernel.fusedOps.join(' ')}) produced ${value} at element ${index}`,
     );
     this.name = 'NonFiniteError';
   }
@@ -23,7 +24,8 @@ export class BackendError extends Error {
     override readonly cause: unknown,
   ) {
     super(
-      `backend ${backend} cannot run kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, output [${kernel.shape.join(',')}]): ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
+      `backend ${backend} cannot run kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, ` +
+        `output [${kernel.shape.join(',')}]): ${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}`,
     );
     this.name = 'BackendError';
   }
@@ -46,7 +48,8 @@ export class KernelLimitError extends Error {
     readonly detail: string,
   ) {
     super(
-      `backend ${backend} cannot compute kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, output ${fmt(kernel.shape)}) exactly: ${detail}`,
+      `backend ${backend} cannot compute kernel ${kernel.index} (${kernel.name}: ${kernel.fusedOps.join(' ')}, ` +
+        `output ${fmt(kernel.shape)}) exactly: ${detail}`,
     );
     this.name = 'KernelLimitError';
   }

@@ -101,7 +101,8 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       throw new KernelLimitError(
         k,
         backend,
-        `its indices reach ${extent}, which exceeds the limit of ${exactIndexLimit[backend]} below which gpu.js's float index arithmetic on ${backend} is exact; the wasm backend indexes it exactly`,
+        `its indices reach ${extent}, which exceeds the limit of ${exactIndexLimit[backend]} below which ` +
+          `gpu.js's float index arithmetic on ${backend} is exact; the wasm backend indexes it exactly`,
       );
     return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend), float64: backend === 'cpu' }) };
   });
@@ -149,7 +150,8 @@ const compileOnKernelBackend = (
     if (disposed) throw new Error(`${what}: this plan was disposed (its kernels and buffers are freed); compile the graph again`);
     if (device.disposed)
       throw new Error(
-        `${what}: backend ${backend} was disposed (shutdownBackends or Backend.dispose) after this plan was compiled; compile the graph again`,
+        `${what}: backend ${backend} was disposed (shutdownBackends or Backend.dispose) ` +
+          `after this plan was compiled; compile the graph again`,
       );
   };
 

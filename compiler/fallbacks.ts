@@ -33,6 +33,9 @@ export class FallbackWatch {
   describe(base: string): string {
     const n = this.found.length;
     if (!n) return base;
-    return `${base} (${n} kernel${n === 1 ? '' : 's'} fell back to gpu.js's CPU path: ${this.found.map((f) => `${f.kernel.name} (${f.reason})`).join(', ')})`;
+    return (
+      `${base} (${n} kernel${n === 1 ? '' : 's'} fell back to gpu.js's CPU path: ` +
+      `${this.found.map((f) => `${f.kernel.name} (${f.reason})`).join(', ')})`
+    );
   }
 }

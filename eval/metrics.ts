@@ -52,7 +52,8 @@ export const frechetFromStats = (a: GaussianStats, b: GaussianStats): number => 
   const d = a.mean.shape[0];
   if (b.mean.shape[0] !== d || a.cov.shape[0] !== d || b.cov.shape[0] !== d) {
     throw new Error(
-      `frechetFromStats: feature sizes differ: mean ${fmt(a.mean.shape)} cov ${fmt(a.cov.shape)} vs mean ${fmt(b.mean.shape)} cov ${fmt(b.cov.shape)}`,
+      `frechetFromStats: feature sizes differ: mean ${fmt(a.mean.shape)} ` +
+        `cov ${fmt(a.cov.shape)} vs mean ${fmt(b.mean.shape)} cov ${fmt(b.cov.shape)}`,
     );
   }
   let meanTerm = 0;

@@ -59,7 +59,8 @@ export const reportMarkdown = (r: ExperimentReport): string => {
       const o = m.config.objective;
       const obj = o.kind === 'sp' ? `sp (layer ${o.layer}, t' ${o.tPrime}, ${o.distance})` : 'mse';
       parts.push(
-        `| ${m.name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} | ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`,
+        `| ${m.name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} ` +
+          `| ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`,
       );
     }
     parts.push('', rowsTable(d.rows, true));

@@ -104,7 +104,8 @@ const runDataset = async (
       finetuneBase(stage1.config),
     );
     log(
-      `fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, t' ${config.objective.tPrime}, ${config.objective.distance}, ${config.train.steps} steps`,
+      `fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, ` +
+        `t' ${config.objective.tPrime}, ${config.objective.distance}, ${config.train.steps} steps`,
     );
     const r = await runTraining(config, path.join(dir, f.name.replace(/[^\w.-]+/g, '_')), {
       from: stage1.checkpoint,

@@ -58,11 +58,13 @@ const checkInputs = (parts: DenoiserParts<Params>, x: Tensor, t: Tensor, c: Tens
   const n = config.numClasses;
   if (n === undefined && c)
     throw new DenoiserError(
-      `${config.kind} denoiser: class ids were given to an unconditional model (its config has no numClasses); omit c, or create the model with numClasses`,
+      `${config.kind} denoiser: class ids were given to an unconditional model ` +
+        `(its config has no numClasses); omit c, or create the model with numClasses`,
     );
   if (n !== undefined && !c)
     throw new DenoiserError(
-      `${config.kind} denoiser: the model is conditional (numClasses ${n}) and needs class ids c [${B}]; for the unconditional (CFG) branch pass the null class id ${n}`,
+      `${config.kind} denoiser: the model is conditional (numClasses ${n}) ` +
+        `and needs class ids c [${B}]; for the unconditional (CFG) branch pass the null class id ${n}`,
     );
   if (c && !(c.rank === 1 && c.shape[0] === B))
     throw new DenoiserError(`${config.kind} denoiser: c must be [${B}] class ids, got ${fmtShape(c.shape)}`);

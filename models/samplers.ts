@@ -150,16 +150,19 @@ const validate = (o: SamplerOptions, plan: StepCoefficients[]): void => {
   if (w !== 1) {
     if (o.hasNullClass === false)
       throw new Error(
-        `sampler: cfgScale ${w} needs an unconditional branch, but the model was trained without a null class; train with condition dropout, or sample with cfgScale 1`,
+        `sampler: cfgScale ${w} needs an unconditional branch, but the model was trained without a null class; ` +
+          `train with condition dropout, or sample with cfgScale 1`,
       );
     if (o.nullClass === undefined)
       throw new Error(
-        `sampler: cfgScale ${w} needs a conditional/unconditional pair: give nullClass (the id the model reads as "no condition") and classes at sample time`,
+        `sampler: cfgScale ${w} needs a conditional/unconditional pair: ` +
+          `give nullClass (the id the model reads as "no condition") and classes at sample time`,
       );
   }
   if (o.prediction === 'eps' && plan[0].alpha === 0)
     throw new Error(
-      `sampler: eps-prediction cannot start at t=${plan[0].t} of ${o.schedule.name}: alpha = 0 there (zero terminal SNR), so x0 = (x_t - sigma eps)/alpha is undefined; use v-prediction`,
+      `sampler: eps-prediction cannot start at t=${plan[0].t} of ${o.schedule.name}: ` +
+        `alpha = 0 there (zero terminal SNR), so x0 = (x_t - sigma eps)/alpha is undefined; use v-prediction`,
     );
 };
 
@@ -274,7 +277,8 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     for (const [n, v] of Object.entries(paramInputs))
       if (!given[n] || given[n].shape.join(',') !== v.shape.join(','))
         throw new Error(
-          `sampler: params must have the paths and shapes the sampler was created with; '${n}' is [${v.shape.join(',')}] there, ${given[n] ? `[${given[n].shape.join(',')}]` : 'missing'} here`,
+          `sampler: params must have the paths and shapes the sampler was created with; ` +
+            `'${n}' is [${v.shape.join(',')}] there, ${given[n] ? `[${given[n].shape.join(',')}]` : 'missing'} here`,
         );
     if (Object.keys(given).length !== Object.keys(paramInputs).length)
       throw new Error(

@@ -29,9 +29,9 @@ const closed = <P extends t.Props>(props: P, name: string) => {
                 .slice(1)
                 .map((e) => e.key)
                 .filter((k) => k !== ''),
-            ].join(
-              '.',
-            )}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')}; expected one of: ${Object.keys(props).join(', ')}`,
+            ].join('.')}: unknown key${extra.length > 1 ? 's' : ''} ` +
+              `${extra.map((k) => `'${k}'`).join(', ')}; ` +
+              `expected one of: ${Object.keys(props).join(', ')}`,
           );
       }
       return base.validate(u, c);

@@ -79,7 +79,8 @@ const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
     const ck: Checkpoint<StoredConfig> = loadCheckpoint(o.checkpoint, { expectSignature: sig, configCodec: StoredConfig });
     if (JSON.stringify(comparable(ck.config.run)) !== JSON.stringify(comparable(o.config)))
       throw new TrainingError(
-        `--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`,
+        `--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, ` +
+          `sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`,
       );
     const init = ck.config.init;
     const frozen = init && stage1(init.from, init.weights, init.sha256).weights;

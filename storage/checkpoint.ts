@@ -52,7 +52,8 @@ export class SignatureMismatchError extends CheckpointError {
     readonly expected: string,
   ) {
     super(
-      `${path} was saved for model signature '${found}', but this model's signature is '${expected}'; refusing to load it (the file is left unchanged)`,
+      `${path} was saved for model signature '${found}', ` +
+        `but this model's signature is '${expected}'; refusing to load it (the file is left unchanged)`,
     );
   }
 }
@@ -239,7 +240,8 @@ export const decodeCheckpoint = <C = Record<string, unknown>>(
   const raw = metadata[METADATA_KEY];
   if (raw === undefined)
     throw new CheckpointError(
-      `${source}: not a fusediff checkpoint: __metadata__ has no '${METADATA_KEY}' key (keys: ${Object.keys(metadata).join(', ') || 'none'})`,
+      `${source}: not a fusediff checkpoint: ` +
+        `__metadata__ has no '${METADATA_KEY}' key (keys: ${Object.keys(metadata).join(', ') || 'none'})`,
     );
   let json: unknown;
   try {

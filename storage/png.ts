@@ -169,9 +169,9 @@ const defaultRange = (p: NDArray): [number, number, number, number] => {
 /**
  * A square PNG scatter plot of points [N, 2]: light background, grey axes through 0 where visible, reference
  * points as faint grey pixels, samples as dark-blue dots (2x2, 3x3 from size 720). Samples outside the range (or
- * NaN: left/bottom edge) are clamped onto the border as red dots one pixel larger, so outliers stay visible. y points up; (x, y) lands on pixel
- * (round((x - xmin) / (xmax - xmin) (size - 1)), round((ymax - y) / (ymax - ymin) (size - 1))), the dot's top-left
- * (2x2) or centre (3x3).
+ * NaN: left/bottom edge) are clamped onto the border as red dots one pixel larger, so outliers stay visible. y
+ * points up; (x, y) lands on pixel (round((x - xmin) / (xmax - xmin) (size - 1)), round((ymax - y) / (ymax - ymin)
+ * (size - 1))), the dot's top-left (2x2) or centre (3x3).
  */
 export const scatterPlot = (points: NDArray, options: ScatterOptions = {}): Uint8Array => {
   const n = points2(points, 'points');
@@ -181,7 +181,8 @@ export const scatterPlot = (points: NDArray, options: ScatterOptions = {}): Uint
   const [xmin, xmax, ymin, ymax] = options.range ?? defaultRange(reference ?? points);
   if (!(xmin < xmax && ymin < ymax && [xmin, xmax, ymin, ymax].every(Number.isFinite))) {
     throw new Error(
-      `scatterPlot: range must be finite [xmin, xmax, ymin, ymax] with xmin < xmax and ymin < ymax, got [${[xmin, xmax, ymin, ymax].join(', ')}]`,
+      `scatterPlot: range must be finite [xmin, xmax, ymin, ymax] ` +
+        `with xmin < xmax and ymin < ymax, got [${[xmin, xmax, ymin, ymax].join(', ')}]`,
     );
   }
   const last = size - 1;

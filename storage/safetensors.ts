@@ -185,7 +185,8 @@ export const decodeSafetensors = (bytes: Uint8Array, { source = 'safetensors' }:
   const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(bytes.length - 8)) {
     fail(
-      `header length ${n64} (bytes 0-7) exceeds the ${bytes.length - 8} bytes that follow the prefix (file is ${bytes.length} bytes: truncated or not a safetensors file)`,
+      `header length ${n64} (bytes 0-7) exceeds the ${bytes.length - 8} bytes that follow the prefix ` +
+        `(file is ${bytes.length} bytes: truncated or not a safetensors file)`,
     );
   }
   const n = Number(n64);
@@ -226,12 +227,14 @@ export const decodeSafetensors = (bytes: Uint8Array, { source = 'safetensors' }:
     if (begin > end) fail(`tensor '${name}' has data_offsets [${begin}, ${end}] with begin after end`);
     if (end > dataLen)
       fail(
-        `tensor '${name}' has data_offsets [${begin}, ${end}] beyond the ${dataLen}-byte data section (file bytes ${dataStart}-${bytes.length - 1}; truncated file?)`,
+        `tensor '${name}' has data_offsets [${begin}, ${end}] beyond the ${dataLen}-byte data section ` +
+          `(file bytes ${dataStart}-${bytes.length - 1}; truncated file?)`,
       );
     const want = numel(h.shape) * width;
     if (end - begin !== want)
       fail(
-        `tensor '${name}': shape ${fmtShape(h.shape)} of ${h.dtype} needs ${want} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+        `tensor '${name}': shape ${fmtShape(h.shape)} of ${h.dtype} needs ${want} bytes ` +
+          `but data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
     entries.push([name, h]);
   }

@@ -100,7 +100,8 @@ test('webgl2: random graphs and their gradients match the float64 interpreter', 
   );
   const report = await inPage('kernels');
   t.diagnostic(
-    `${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`,
+    `${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+      `worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`,
   );
   assert.ok(
     report.kernels > 0 && report.webgl2Kernels === report.kernels,

@@ -128,7 +128,8 @@ test(
     const s = await train(STEPS);
     const seconds = (performance.now() - t0) / 1000;
     t.diagnostic(
-      `${s.step} steps in ${seconds.toFixed(1)} s (page: ${s.stepsPerSecond} steps/s while training), ${s.sampleEvents} samples, ${s.kernels.kernels} kernels`,
+      `${s.step} steps in ${seconds.toFixed(1)} s (page: ${s.stepsPerSecond} steps/s while training), ` +
+        `${s.sampleEvents} samples, ${s.kernels.kernels} kernels`,
     );
 
     assert.ok(s.losses.length >= STEPS && s.losses.every(Number.isFinite), 'every loss is finite');
@@ -150,7 +151,8 @@ test(
     assert.equal(s.samples.step, s.step, 'the last sample used the final weights');
     assert.equal(s.samples.backend, 'webgl2');
     t.diagnostic(
-      `samples: log-likelihood ${s.samples.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples.offData).toFixed(1)}%, modes covered ${(100 * s.samples.coverage).toFixed(0)}%`,
+      `samples: log-likelihood ${s.samples.logLikelihood.toFixed(2)}, ` +
+        `off the data ${(100 * s.samples.offData).toFixed(1)}%, modes covered ${(100 * s.samples.coverage).toFixed(0)}%`,
     );
     // 8 Gaussians: a model that learned anything puts samples near at least half of the modes
     assert.ok(s.samples.coverage >= 0.5, `mode coverage ${s.samples.coverage}`);
@@ -179,7 +181,8 @@ test('SP fine-tuning starts from the MSE weights, trains on WebGL2 and redraws t
   assert.equal(s.kernels.cpuFallbacks, 0);
   assert.ok(s.samples?.finite && s.samples.objective === 'sp' && s.samples.step === s.step);
   t.diagnostic(
-    `samples after SP: log-likelihood ${s.samples!.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples!.offData).toFixed(1)}% (before: ${before.samples!.logLikelihood.toFixed(2)}, ${(100 * before.samples!.offData).toFixed(1)}%)`,
+    `samples after SP: log-likelihood ${s.samples!.logLikelihood.toFixed(2)}, off the data ${(100 * s.samples!.offData).toFixed(1)}% ` +
+      `(before: ${before.samples!.logLikelihood.toFixed(2)}, ${(100 * before.samples!.offData).toFixed(1)}%)`,
   );
   await page.screenshot({ path: path.join(shots, 'playground.png'), fullPage: true });
 });
@@ -267,7 +270,10 @@ test("another model's checkpoint gets a message naming both signatures, and noth
   assert.ok(await page.isVisible('#message'), 'the message is visible');
   assert.match(
     s.message!,
-    /mnist16\.safetensors was not loaded: it is a checkpoint of another model \(it was trained on 'mnist16', and this page trains the 2-D data sets/,
+    new RegExp(
+      /mnist16\.safetensors was not loaded: it is a checkpoint of another model /.source +
+        /\(it was trained on 'mnist16', and this page trains the 2-D data sets/.source,
+    ),
   );
   assert.ok(s.message!.includes(setup.model.signature), 'names the checkpoint signature');
   assert.ok(s.message!.includes(before.signature), "names the page model's signature");

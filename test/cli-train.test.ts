@@ -77,7 +77,10 @@ test('config errors exit 1 and name the path, the expected type and the valid na
   assert.equal(d.status, 1, d.stderr);
   assert.match(
     d.stderr,
-    /config\.data\.name: expected dataset: "mnist16" \| "mnist28" \| "eightGaussians" \| "grid25" \| "checkerboard" \| "twoMoons", got "cifar"/,
+    new RegExp(
+      /config\.data\.name: expected dataset: "mnist16" \| "mnist28" \| "eightGaussians" /.source +
+        /\| "grid25" \| "checkerboard" \| "twoMoons", got "cifar"/.source,
+    ),
   );
   assert.equal(fs.existsSync(out), false, 'nothing is written for an invalid config');
 });

@@ -65,7 +65,10 @@ const checkGrad = (g: Graph, inputs: Record<string, NDArray>, wrt: readonly stri
   }
 };
 
-/** Gradient check of a tensor-valued f through the scalar sum(f(x) * r) with fixed random weights r (a plain sum would hide errors, e.g. softmax's sum is constant). */
+/**
+ * Gradient check of a tensor-valued f through the scalar sum(f(x) * r) with fixed random weights r (a plain sum
+ * would hide errors, e.g. softmax's sum is constant).
+ */
 const checkComposite = (f: (x: Tensor) => Tensor, x: NDArray, seed = 99) => {
   const probe = fd.trace(({ x: t }) => f(t), { x: x.shape });
   const outShape = probe.nodes[probe.outputs[0].id].shape;

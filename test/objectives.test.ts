@@ -71,30 +71,34 @@ for (const [name, opts, B] of [
   ['UNet', tinyUnet, 1],
 ] as const) {
   for (const prediction of ['v', 'eps'] as const) {
-    test(`${name}, ${prediction}-prediction: SP gradient reaches the online parameters, matches finite differences, and never the frozen copy`, () => {
-      const s = setup(opts, B);
-      const sp = selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction });
-      const g = lossGraph(sp, s.model, s.online, B);
-      // the frozen copy is made of constants: no input, hence no gradient entry, carries its weights
-      assert.deepEqual(
-        graphInputs(g)
-          .map((n) => n.attrs.name)
-          .filter((n) => !n.startsWith('params.'))
-          .sort(),
-        ['c', 'step', 'x0'],
-      );
-      const out = evaluate(valueAndGrad(g, ['params']), inputsOf(s));
-      const grads = Object.entries(out).filter(([k]) => k.startsWith('grad.'));
-      assert.ok(grads.length > 0 && grads.every(([k]) => k.startsWith('grad.params.')));
-      const norm = Math.sqrt(grads.reduce((a, [, v]) => a + v.data.reduce((b, x) => b + x * x, 0), 0));
-      assert.ok(norm > 1e-6, `d loss / d theta must not vanish (norm ${norm})`);
-      const report = checkGrads(
-        ({ params, x0, c, step }) => sp({ params: params as ParamTensors<Params>, x0, c, step }),
-        { params: s.online, x0: s.x0, c: s.c, step: s.step },
-        { wrt: ['params'] },
-      );
-      assert.ok(report.ok, JSON.stringify(report));
-    });
+    test(
+      `${name}, ${prediction}-prediction: SP gradient reaches the online parameters, ` +
+        `matches finite differences, and never the frozen copy`,
+      () => {
+        const s = setup(opts, B);
+        const sp = selfPerceptualObjective({ model: s.model, frozenParams: s.stage1, schedule, prediction });
+        const g = lossGraph(sp, s.model, s.online, B);
+        // the frozen copy is made of constants: no input, hence no gradient entry, carries its weights
+        assert.deepEqual(
+          graphInputs(g)
+            .map((n) => n.attrs.name)
+            .filter((n) => !n.startsWith('params.'))
+            .sort(),
+          ['c', 'step', 'x0'],
+        );
+        const out = evaluate(valueAndGrad(g, ['params']), inputsOf(s));
+        const grads = Object.entries(out).filter(([k]) => k.startsWith('grad.'));
+        assert.ok(grads.length > 0 && grads.every(([k]) => k.startsWith('grad.params.')));
+        const norm = Math.sqrt(grads.reduce((a, [, v]) => a + v.data.reduce((b, x) => b + x * x, 0), 0));
+        assert.ok(norm > 1e-6, `d loss / d theta must not vanish (norm ${norm})`);
+        const report = checkGrads(
+          ({ params, x0, c, step }) => sp({ params: params as ParamTensors<Params>, x0, c, step }),
+          { params: s.online, x0: s.x0, c: s.c, step: s.step },
+          { wrt: ['params'] },
+        );
+        assert.ok(report.ok, JSON.stringify(report));
+      },
+    );
   }
 
   test(`${name}: at t' = t the SP loss and its gradient vanish (to f64 round-off)`, () => {

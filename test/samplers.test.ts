@@ -133,7 +133,9 @@ const stats = (x: NDArray) => {
 const assertRecovers = (x: NDArray, label: string) => {
   const want = moments(mixture),
     got = stats(x);
-  const report = `${label}: mean ${got.mean.map((v) => v.toFixed(4))} vs ${want.mean.map((v) => v.toFixed(4))}, cov ${got.cov.map((v) => v.toFixed(4))} vs ${want.cov.map((v) => v.toFixed(4))}`;
+  const report =
+    `${label}: mean ${got.mean.map((v) => v.toFixed(4))} vs ${want.mean.map((v) => v.toFixed(4))}, ` +
+    `cov ${got.cov.map((v) => v.toFixed(4))} vs ${want.cov.map((v) => v.toFixed(4))}`;
   got.mean.forEach((v, i) => assert.ok(Math.abs(v - want.mean[i]) <= 5 * got.meanSE[i], `${report} (mean ${i}, SE ${got.meanSE[i]})`));
   got.cov.forEach((v, i) => assert.ok(Math.abs(v - want.cov[i]) <= 5 * got.covSE[i], `${report} (cov ${i}, SE ${got.covSE[i]})`));
   return report;
@@ -220,28 +222,32 @@ for (const [sampler, steps, eta] of [
   ['ddim', 20, 1],
   ['ddpm', 25, 0],
 ] as const)
-  test(`cpu: ${sampler}${sampler === 'ddim' ? ` eta=${eta}` : ''} ${steps} steps on one Gaussian matches the discretised chain's exact moments`, () => {
-    const sched = rescaleZeroTerminalSnr(linearSchedule());
-    const x = sample({
-      predict: exactPredict(sched, 'v', gaussian),
-      shape: [N, 2],
-      schedule: sched,
-      prediction: 'v',
-      sampler,
-      steps,
-      eta: sampler === 'ddim' ? eta : undefined,
-      seed: 3,
-      backend: 'cpu',
-    });
-    const got = stats(x);
-    chainMoments(sched, sampler, steps, eta).forEach(({ m, V }, d) => {
-      assert.ok(Math.abs(got.mean[d] - m) <= 5 * Math.sqrt(V / N), `dim ${d}: mean ${got.mean[d]} vs chain ${m}`);
-      assert.ok(
-        Math.abs(got.cov[2 * d] - V) <= 5 * V * Math.sqrt(2 / N),
-        `dim ${d}: var ${got.cov[2 * d]} vs chain ${V} (data ${gaussian[0].S[2 * d]})`,
-      );
-    });
-  });
+  test(
+    `cpu: ${sampler}${sampler === 'ddim' ? ` eta=${eta}` : ''} ${steps} steps ` +
+      `on one Gaussian matches the discretised chain's exact moments`,
+    () => {
+      const sched = rescaleZeroTerminalSnr(linearSchedule());
+      const x = sample({
+        predict: exactPredict(sched, 'v', gaussian),
+        shape: [N, 2],
+        schedule: sched,
+        prediction: 'v',
+        sampler,
+        steps,
+        eta: sampler === 'ddim' ? eta : undefined,
+        seed: 3,
+        backend: 'cpu',
+      });
+      const got = stats(x);
+      chainMoments(sched, sampler, steps, eta).forEach(({ m, V }, d) => {
+        assert.ok(Math.abs(got.mean[d] - m) <= 5 * Math.sqrt(V / N), `dim ${d}: mean ${got.mean[d]} vs chain ${m}`);
+        assert.ok(
+          Math.abs(got.cov[2 * d] - V) <= 5 * V * Math.sqrt(2 / N),
+          `dim ${d}: var ${got.cov[2 * d]} vs chain ${V} (data ${gaussian[0].S[2 * d]})`,
+        );
+      });
+    },
+  );
 
 // ---- determinism, backends, timesteps ----------------------------------------------------------------------
 
@@ -416,7 +422,9 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
   assert.equal(warm, 6 / 15);
 });
 
-test('sample({ params }) runs the compiled plan with other weights: equal to a sampler made with them; other shapes are refused', async () => {
+const paramsTitle =
+  'sample({ params }) runs the compiled plan with other weights: equal to a sampler made with them; other shapes are refused';
+test(paramsTitle, async () => {
   const { createDenoiser } = await import('../models/index.ts');
   const { denoiserPredict } = await import('../models/samplers.ts');
   const model = createDenoiser({ kind: 'mlp', dim: 2, hidden: 8, depth: 1, timeDim: 4 });
@@ -438,6 +446,9 @@ test('sample({ params }) runs the compiled plan with other weights: equal to a s
   const other = createDenoiser({ kind: 'mlp', dim: 2, hidden: 4, depth: 1, timeDim: 4 }).init(1);
   assert.throws(
     () => fromA.sample({ params: other }),
-    /sampler: params must have the paths and shapes the sampler was created with; 'params\.hidden\.hidden0\.w' is \[6,8\] there, \[6,4\] here/,
+    new RegExp(
+      /sampler: params must have the paths and shapes the sampler was created with; /.source +
+        /'params\.hidden\.hidden0\.w' is \[6,8\] there, \[6,4\] here/.source,
+    ),
   );
 });

@@ -78,7 +78,8 @@ test('zero-terminal rescale: abar_T = 0 exactly, abar_1 unchanged, sqrt(abar) an
 });
 
 test('reference values: DDPM linear and SD scaled-linear abar_T, cosine close to its closed form', () => {
-  // computed independently: prod(1 - linspace(1e-4, 0.02, 1000)) ~ 4.04e-5 (DDPM); SD scaled_linear gives sqrt(abar_T) = 0.068265, the value Lin et al. 2023 quote
+  // computed independently: prod(1 - linspace(1e-4, 0.02, 1000)) ~ 4.04e-5 (DDPM); SD scaled_linear gives
+  // sqrt(abar_T) = 0.068265, the value Lin et al. 2023 quote
   assert.ok(Math.abs(linearSchedule().alphaBar[999] / 4.0358e-5 - 1) < 1e-3, `${linearSchedule().alphaBar[999]}`);
   assert.ok(Math.abs(scaledLinearSchedule().alpha[999] - 0.068265) < 1e-6, `${scaledLinearSchedule().alpha[999]}`);
   const c = cosineSchedule(1000);

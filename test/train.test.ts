@@ -147,31 +147,38 @@ describe('exact resume', () => {
     assert.notDeepEqual(seqBatches[2].c!.data, seqBatches[0].c!.data);
   });
 
-  test('resume refuses a changed objective or optimiser config (TrainingError naming the checkpoint), and another model (SignatureMismatchError)', async () => {
-    const ck = file('refuse.safetensors');
-    await train({ config: tiny2d({ 'train.steps': 2 }), checkpoint: ck });
-    const before = sha256(ck);
-    for (const over of [{ 'objective.minSnrGamma': 5 }, { 'train.lr': 0.01 }, { prediction: 'eps' }] as Record<string, Json>[]) {
+  test(
+    'resume refuses a changed objective or optimiser config (TrainingError naming the checkpoint), ' +
+      'and another model (SignatureMismatchError)',
+    async () => {
+      const ck = file('refuse.safetensors');
+      await train({ config: tiny2d({ 'train.steps': 2 }), checkpoint: ck });
+      const before = sha256(ck);
+      for (const over of [{ 'objective.minSnrGamma': 5 }, { 'train.lr': 0.01 }, { prediction: 'eps' }] as Record<string, Json>[]) {
+        await assert.rejects(
+          train({ config: tiny2d({ 'train.steps': 4, ...over }), checkpoint: ck, resume: true }),
+          (e: Error) =>
+            e instanceof TrainingError &&
+            e.message.includes(ck) &&
+            /different run config/.test(e.message) &&
+            e.message.includes('saved: {'),
+          JSON.stringify(over),
+        );
+      }
       await assert.rejects(
-        train({ config: tiny2d({ 'train.steps': 4, ...over }), checkpoint: ck, resume: true }),
-        (e: Error) =>
-          e instanceof TrainingError && e.message.includes(ck) && /different run config/.test(e.message) && e.message.includes('saved: {'),
-        JSON.stringify(over),
+        train({ config: tiny2d({ 'train.steps': 4, 'model.hidden': 24 }), checkpoint: ck, resume: true }),
+        (e: Error) => e instanceof SignatureMismatchError && e.message.includes(ck) && e.found !== e.expected,
       );
-    }
-    await assert.rejects(
-      train({ config: tiny2d({ 'train.steps': 4, 'model.hidden': 24 }), checkpoint: ck, resume: true }),
-      (e: Error) => e instanceof SignatureMismatchError && e.message.includes(ck) && e.found !== e.expected,
-    );
-    // what may change: steps, checkpointEvery, sample settings
-    const r = await train({
-      config: tiny2d({ 'train.steps': 3, 'train.checkpointEvery': 7, 'sample.steps': 10 }),
-      checkpoint: ck,
-      resume: true,
-    });
-    assert.deepEqual([r.startStep, r.step], [2, 3]);
-    assert.notEqual(sha256(ck), before);
-  });
+      // what may change: steps, checkpointEvery, sample settings
+      const r = await train({
+        config: tiny2d({ 'train.steps': 3, 'train.checkpointEvery': 7, 'sample.steps': 10 }),
+        checkpoint: ck,
+        resume: true,
+      });
+      assert.deepEqual([r.startStep, r.step], [2, 3]);
+      assert.notEqual(sha256(ck), before);
+    },
+  );
 });
 
 describe('fine-tune (sp)', () => {
@@ -302,7 +309,8 @@ describe('stopper', () => {
       onStep: ({ step }) => {
         if (performance.now() - t0 > 5000)
           throw new Error(
-            `a 200 ms timer had not run after 5 s (step ${step}): the training loop never yields to the event loop, so Ctrl-C cannot stop it`,
+            `a 200 ms timer had not run after 5 s (step ${step}): ` +
+              `the training loop never yields to the event loop, so Ctrl-C cannot stop it`,
           );
       },
     });

@@ -293,28 +293,32 @@ const withinF32 = (graph: Graph, args: Record<string, NDArray>): boolean => {
 };
 
 for (const backend of backends)
-  test(`${backend}: hard programs (NaN and +-Infinity inputs, negative and non-finite constants) and their gradients match the interpreter`, () => {
-    fc.assert(
-      fc.property(hardGraphCaseArb(5), (c) => {
-        const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
-        const graph = valueAndGrad(
-          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-          Object.keys(c.args),
-        );
-        const args = f32(c.args);
-        fc.pre(withinF32(graph, args));
-        try {
-          check(graph, args, evaluate(graph, args), backend, false);
-        } catch (e) {
-          const inputs = Object.entries(args)
-            .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
-            .join('; ');
-          throw new Error(`${(e as Error).message.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
-        }
-      }),
-      { numRuns: 20, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
-    );
-  });
+  test(
+    `${backend}: hard programs (NaN and +-Infinity inputs, ` +
+      `negative and non-finite constants) and their gradients match the interpreter`,
+    () => {
+      fc.assert(
+        fc.property(hardGraphCaseArb(5), (c) => {
+          const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+          const graph = valueAndGrad(
+            trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+            Object.keys(c.args),
+          );
+          const args = f32(c.args);
+          fc.pre(withinF32(graph, args));
+          try {
+            check(graph, args, evaluate(graph, args), backend, false);
+          } catch (e) {
+            const inputs = Object.entries(args)
+              .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
+              .join('; ');
+            throw new Error(`${(e as Error).message.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
+          }
+        }),
+        { numRuns: 20, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
+      );
+    },
+  );
 
 // ---- the size class: past exact float32 indices and GL's loop cut -----------------------------------------------
 
@@ -323,18 +327,23 @@ for (const backend of backends)
  * may refuse with an error naming the kernel and the limit; it may not return a wrong element.
  */
 const sizeTest = (c: SizeCase, on: readonly BackendName[]) =>
-  test(`${c.name} (${c.size.toLocaleString('en-US')}): each backend matches the interpreter or refuses, naming the kernel and the limit`, async (t) => {
-    let built: { graph: Graph; args: Record<string, NDArray>; ref: Record<string, NDArray> } | undefined = (() => {
-      const { graph, args } = c.build();
-      return { graph, args, ref: evaluate(graph, args) };
-    })();
-    for (const backend of on)
-      await t.test(backend, (st) => {
-        const outcome = check(built!.graph, built!.args, built!.ref, backend, true);
-        if (outcome.kind === 'refused') st.diagnostic(`refused: ${outcome.message}`);
-      });
-    built = undefined; // the next case allocates its own hundreds of MB
-  });
+  test(
+    `${c.name} (${c.size.toLocaleString('en-US')}): ` +
+      `each backend matches the interpreter or refuses, ` +
+      `naming the kernel and the limit`,
+    async (t) => {
+      let built: { graph: Graph; args: Record<string, NDArray>; ref: Record<string, NDArray> } | undefined = (() => {
+        const { graph, args } = c.build();
+        return { graph, args, ref: evaluate(graph, args) };
+      })();
+      for (const backend of on)
+        await t.test(backend, (st) => {
+          const outcome = check(built!.graph, built!.args, built!.ref, backend, true);
+          if (outcome.kind === 'refused') st.diagnostic(`refused: ${outcome.message}`);
+        });
+      built = undefined; // the next case allocates its own hundreds of MB
+    },
+  );
 
 // the issue's large examples, on every backend
 sizeTest(transposeCase([4096, 4096]), backends);

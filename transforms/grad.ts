@@ -101,7 +101,8 @@ const backward = (
 const scalarOutput = (graph: Graph, fn: string) => {
   if (graph.outputs.length !== 1)
     throw new Error(
-      `${fn}: the function must return one scalar, it returns ${graph.outputs.length} outputs (${graph.outputs.map((o) => o.name).join(', ')})`,
+      `${fn}: the function must return one scalar, ` +
+        `it returns ${graph.outputs.length} outputs (${graph.outputs.map((o) => o.name).join(', ')})`,
     );
   const out = graph.outputs[0];
   const shape = graph.nodes[out.id].shape;

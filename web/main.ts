@@ -89,7 +89,8 @@ const renderBanner = () => {
   const gpu =
     running === 'webgl2' ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}` : '';
   const k = kernels.kernels
-    ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}`
+    ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}` +
+      `${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}`
     : '';
   ui.banner.className = `banner ${fallback || kernels.cpuFallbacks ? 'warn' : 'ok'}`;
   ui.banner.innerHTML = '';
@@ -133,16 +134,21 @@ const renderPlots = () => {
   if (s) layers.push({ points: s.x, classes: s.classes, style: 'samples' });
   drawScatter(ui.scatter, m.bounds, layers);
   if (s) {
-    ui.sampleCaption.textContent = `${s.x.shape[0]} points at step ${s.step} (${s.objective === 'sp' ? 'SP' : 'MSE'}), DDIM ${s.steps}${s.cfgScale !== 1 ? `, CFG ${s.cfgScale}` : ''}${s.weights === 'ema' ? ', EMA' : ''}, ${(s.ms / 1000).toFixed(1)} s on ${s.backend}`;
+    ui.sampleCaption.textContent =
+      `${s.x.shape[0]} points at step ${s.step} (${s.objective === 'sp' ? 'SP' : 'MSE'}), ` +
+      `DDIM ${s.steps}${s.cfgScale !== 1 ? `, CFG ${s.cfgScale}` : ''}${s.weights === 'ema' ? ', EMA' : ''}, ` +
+      `${(s.ms / 1000).toFixed(1)} s on ${s.backend}`;
     const ll = Number.isFinite(s.logLikelihood)
       ? s.logLikelihood.toFixed(2)
       : s.logLikelihood === -Infinity
         ? '−∞ (some off the support)'
         : 'n/a';
     ui.metrics.innerHTML =
-      `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> · modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
+      `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> ` +
+      `· modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
       (session.objective === 'sp' && session.beforeSp
-        ? ` <span class="muted">(rings: the last MSE samples, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>`
+        ? ` <span class="muted">(rings: the last MSE samples, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, ` +
+          `off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>`
         : '');
   } else {
     ui.sampleCaption.textContent = 'light grey: the data set';
@@ -154,9 +160,13 @@ const renderControls = () => {
   const conditional = session.numClasses !== undefined;
   ui.cfg.disabled = !conditional;
   ui.cfgNote.textContent = conditional
-    ? `Samples cycle through the ${session.numClasses} classes (mixture modes); CFG mixes the class-conditional and the unconditional (null-class) predictions.`
+    ? `Samples cycle through the ${session.numClasses} classes (mixture modes); ` +
+      `CFG mixes the class-conditional and the unconditional (null-class) predictions.`
     : 'CFG needs a class-conditional model: tick "Condition on the mixture mode". (SP needs no classes.)';
-  ui.modelNote.textContent = `MLP ${session.run.model.hidden}×${session.run.model.depth}, ${session.run.prediction}-prediction, ${session.schedule.name}; batch ${session.run.train.batchSize}, Adam lr ${session.run.train.lr} (SP fine-tuning: ${+(session.run.train.lr * SP_LR_FACTOR).toPrecision(3)}), EMA ${session.run.train.emaDecay}.`;
+  ui.modelNote.textContent =
+    `MLP ${session.run.model.hidden}×${session.run.model.depth}, ${session.run.prediction}-prediction, ${session.schedule.name}; ` +
+    `batch ${session.run.train.batchSize}, Adam lr ${session.run.train.lr} ` +
+    `(SP fine-tuning: ${+(session.run.train.lr * SP_LR_FACTOR).toPrecision(3)}), EMA ${session.run.train.emaDecay}.`;
   const warning = session.objective === 'sp' ? session.objectiveWarning : undefined;
   ui.objectiveWarning.hidden = !warning;
   ui.objectiveWarning.textContent = warning ?? '';
@@ -317,7 +327,8 @@ ui.download.addEventListener('click', async () => {
     setTimeout(() => URL.revokeObjectURL(url), 10_000);
     showMessage(
       'info',
-      `Saved ${session.checkpointName} (${(bytes.length / 1024).toFixed(0)} KiB): weights, Adam state, EMA and the run config. fusediff's CLI and any safetensors reader load it.`,
+      `Saved ${session.checkpointName} (${(bytes.length / 1024).toFixed(0)} KiB): weights, ` +
+        `Adam state, EMA and the run config. fusediff's CLI and any safetensors reader load it.`,
     );
   } catch (e) {
     showMessage('error', `Could not save the checkpoint: ${e instanceof Error ? e.message : String(e)}`);
@@ -390,5 +401,7 @@ const state = () => ({
 (window as unknown as { fusediffPlayground: { state: typeof state } }).fusediffPlayground = { state };
 
 declare const __FUSEDIFF_VERSION__: string;
-ui.about.textContent = `fusediff ${typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ : ''} · kernels compiled by fusediff into gpu.js · the same library code as in Node`;
+ui.about.textContent =
+  `fusediff ${typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ : ''} ` +
+  `· kernels compiled by fusediff into gpu.js · the same library code as in Node`;
 render();

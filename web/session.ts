@@ -53,7 +53,9 @@ export const chooseBackend = (requested: BackendName): BackendChoice => {
   return {
     requested,
     name,
-    fallback: `${backendLabels[requested]} is not available: ${why}. Training runs on ${backendLabels[name]} instead, which is much slower for wide models.`,
+    fallback:
+      `${backendLabels[requested]} is not available: ${why}. ` +
+      `Training runs on ${backendLabels[name]} instead, which is much slower for wide models.`,
   };
 };
 
@@ -251,7 +253,12 @@ export class Session {
   get objectiveWarning(): string | undefined {
     const alphaT = this.schedule.alpha[this.schedule.T - 1];
     if (this.run.prediction === 'eps' && alphaT < 1e-3)
-      return `This model predicts eps on a schedule with alpha_T = ${alphaT.toExponential(1)}: x0_hat = (x_t - sigma eps_hat) / alpha amplifies its error up to ${Math.round(1 / alphaT)}x near t = T, which the SP objective re-noises, so SP fine-tuning can diverge. v-prediction (the page's default) does not have this problem.`;
+      return (
+        `This model predicts eps on a schedule with alpha_T = ${alphaT.toExponential(1)}: ` +
+        `x0_hat = (x_t - sigma eps_hat) / alpha amplifies its error up to ${Math.round(1 / alphaT)}x near t = T, ` +
+        `which the SP objective re-noises, so SP fine-tuning can diverge. ` +
+        `v-prediction (the page's default) does not have this problem.`
+      );
     return undefined;
   }
 
@@ -307,7 +314,10 @@ export class Session {
       this.dropPlans();
       const next = browserBackends.find((b) => b !== failed && isAvailable(b)) ?? 'cpu';
       this.backend = { requested: this.backend.requested, name: next };
-      this.runtimeFallback = `${backendLabels[failed]} failed to run the training step (${e.message}); training runs on ${backendLabels[next]} instead.`;
+      this.runtimeFallback = [
+        `${backendLabels[failed]} failed to run the training step (${e.message});`,
+        `training runs on ${backendLabels[next]} instead.`,
+      ].join(' ');
       this.trainer = this.compileTrainer();
       loss = this.trainer.run(this.batch(this.step + 1));
     }
@@ -423,13 +433,18 @@ export class Session {
         : `it is a checkpoint of another model (${described.why}), and its signature differs from this page's model`;
       return {
         ok: false,
-        message: `${name} was not loaded: ${why}.\nDiffers in: ${diff.join('; ')}\nCheckpoint signature: ${e.found}\n${described.ok ? 'Config' : 'Page'} model signature: ${e.expected}\nNothing was changed.`,
+        message:
+          `${name} was not loaded: ${why}.\nDiffers in: ${diff.join('; ')}\nCheckpoint signature: ${e.found}` +
+          `\n${described.ok ? 'Config' : 'Page'} model signature: ${e.expected}\nNothing was changed.`,
       };
     }
     if (signatureOf(model.config, found.params) !== model.signature)
       return {
         ok: false,
-        message: `${name} was not loaded: its tensors do not have the shapes its signature names (${signatureDiff(signatureOf(model.config, found.params), model.signature, ['tensors', 'signature']).join('; ')}). Nothing was changed.`,
+        message:
+          `${name} was not loaded: its tensors do not have the shapes its signature names ` +
+          `(${signatureDiff(signatureOf(model.config, found.params), model.signature, ['tensors', 'signature']).join('; ')}). ` +
+          `Nothing was changed.`,
       };
     const ema = !isEmpty(found.ema) && signatureOf(model.config, found.ema) === model.signature ? found.ema : undefined;
     this.rebuild(described.ok ? { ...described.run, objective: { ...described.run.objective, kind: 'mse' } } : this.run, {
@@ -444,7 +459,10 @@ export class Session {
         : '';
     return {
       ok: true,
-      message: `Loaded ${name}: ${this.run.data.name}, MLP ${this.run.model.hidden}x${this.run.model.depth}${this.numClasses ? `, ${this.numClasses} classes` : ''}, ${this.run.prediction}-prediction, step ${found.step}${ema ? ', with EMA' : ''} (written by fusediff ${found.version}).${stage}`,
+      message:
+        `Loaded ${name}: ${this.run.data.name}, MLP ${this.run.model.hidden}x${this.run.model.depth}` +
+        `${this.numClasses ? `, ${this.numClasses} classes` : ''}, ${this.run.prediction}-prediction, ` +
+        `step ${found.step}${ema ? ', with EMA' : ''} (written by fusediff ${found.version}).${stage}`,
     };
   }
 }

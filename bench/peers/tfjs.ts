@@ -79,7 +79,8 @@ class TfjsMlp implements PeerSystem {
   readonly system = `TensorFlow.js ${TFJS_VERSION}`;
   backend: string;
   readonly noise =
-    'tf.randomNormal / tf.randomUniform(int32) per step: drawn on the host by tfjs-core (seedrandom) and uploaded, as tfjs does on every backend';
+    'tf.randomNormal / tf.randomUniform(int32) per step: ' +
+    'drawn on the host by tfjs-core (seedrandom) and uploaded, as tfjs does on every backend';
   private layers: TfLayer[] = [];
   private x0?: tf.Tensor2D;
   private freqs?: tf.Tensor2D;

@@ -70,7 +70,8 @@ export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend =>
     throw new Error(`unknown backend '${req}'; backends: ${backendNames.join(', ')}, or auto`);
   if (!available.includes(req))
     throw new Error(
-      `backend '${req}' is not available here; available: ${available.join(', ')} (headlessgl needs the gl package built and an X display, e.g. xvfb-run)`,
+      `backend '${req}' is not available here; available: ${available.join(', ')} ` +
+        `(headlessgl needs the gl package built and an X display, e.g. xvfb-run)`,
     );
   return { name: req, reason: 'requested' };
 };

@@ -232,7 +232,10 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
         return c.length ? `((${c.join(' && ')}) ? ${a} : ${b})` : a;
       }
       case 'random':
-        return `${rngEntryPoint}(${lit(randomBase(s.seed, s.stream))}, ${value(s.counter)}, ${ix(s.at)}, ${s.dist === 'normal' ? '1.0' : '0.0'})`;
+        return (
+          `${rngEntryPoint}(${lit(randomBase(s.seed, s.stream))}, ` +
+          `${value(s.counter)}, ${ix(s.at)}, ${s.dist === 'normal' ? '1.0' : '0.0'})`
+        );
       case 'reduce':
         return reduce(s);
     }

@@ -84,7 +84,9 @@ export const compileOnPlanBackend = (
   return {
     backend: device.name,
     device,
-    backendReason: `${reason} (${device.threads} thread${device.threads === 1 ? '' : 's'}${compiled.threads < device.threads ? `, ${compiled.threads} used: no worker threads here` : ''})`,
+    backendReason:
+      `${reason} (${device.threads} thread${device.threads === 1 ? '' : 's'}` +
+      `${compiled.threads < device.threads ? `, ${compiled.threads} used: no worker threads here` : ''})`,
     fallbacks: [],
     program,
     kernels,

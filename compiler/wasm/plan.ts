@@ -69,7 +69,8 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   end += MARGIN;
   if (end > MAX_PLAN_BYTES)
     throw new WasmPlanError(
-      `the wasm backend cannot hold this plan: its buffers take ${end} bytes, more than the ${MAX_PLAN_BYTES} a 32-bit memory addresses here`,
+      `the wasm backend cannot hold this plan: its buffers take ${end} bytes, ` +
+        `more than the ${MAX_PLAN_BYTES} a 32-bit memory addresses here`,
     );
   const pages = Math.max(1, Math.ceil(end / PAGE));
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });

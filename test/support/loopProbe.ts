@@ -109,5 +109,6 @@ export const probeLoopLimit = async (mode: ProbeMode, { max = 2 ** 22 }: { max?:
 
 /** One line per probe, for a report or a test diagnostic. */
 export const describeProbe = (p: LoopProbe): string =>
-  `${p.mode} (${p.kernelClass}): ${p.limit === null ? `no cut up to ${p.max}` : `largest complete loop ${p.limit}; ${p.firstCut!.loops} gave ${p.firstCut!.got}`}; ` +
+  `${p.mode} (${p.kernelClass}): ` +
+  `${p.limit === null ? `no cut up to ${p.max}` : `largest complete loop ${p.limit}; ${p.firstCut!.loops} gave ${p.firstCut!.got}`}; ` +
   `${p.shared.map((r) => `${r.loops}: ${r.got} of ${r.want}`).join('; ')} (${p.kernels} kernels, ${p.ms.toFixed(0)} ms)`;

@@ -183,7 +183,8 @@ export const checkGrads = <A extends { readonly [name: string]: Tree<NDArray> }>
     const bad = v.data.findIndex((x) => !Number.isFinite(x));
     if (bad >= 0)
       throw new Error(
-        `checkGrads: argument '${name}' has a non-finite value (${v.data[bad]}) at flat index ${bad}; finite differences need finite inputs`,
+        `checkGrads: argument '${name}' has a non-finite value (${v.data[bad]}) ` +
+          `at flat index ${bad}; finite differences need finite inputs`,
       );
   }
   const spec = specOf(args) as Record<string, Spec>;

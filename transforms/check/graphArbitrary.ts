@@ -186,7 +186,10 @@ export const describeProgram = (p: Program): string => {
     const a = names[s.a % names.length];
     const b = names[s.b % names.length];
     names.push(`v${i}`);
-    return `v${i} = ${s.template}(${t.arity === 1 ? a : `${a}, ${b}`})${s.c === undefined ? '' : ` with c = ${Object.is(s.c, -0) ? '-0' : s.c}`}`;
+    return (
+      `v${i} = ${s.template}(${t.arity === 1 ? a : `${a}, ${b}`})` +
+      `${s.c === undefined ? '' : ` with c = ${Object.is(s.c, -0) ? '-0' : s.c}`}`
+    );
   });
   return [...lines, `out = sum(${names[names.length - 1]} * w)`].join('\n');
 };

@@ -39,7 +39,8 @@ export interface SuiteOptions {
 }
 
 const reportText = (r: GradCheckReport) =>
-  `order ${r.worst.order}: finite difference ${r.worst.finiteDifference}, reverse mode ${r.worst.reverseMode} (rel err ${r.worst.relErr.toExponential(2)})` +
+  `order ${r.worst.order}: finite difference ${r.worst.finiteDifference}, ` +
+  `reverse mode ${r.worst.reverseMode} (rel err ${r.worst.relErr.toExponential(2)})` +
   (r.culprit ? `; worst local vjp: ${r.culprit.op}${r.culprit.site ? ` at ${r.culprit.site}` : ''}` : '');
 
 const runProperty = <T>(

@@ -3,7 +3,8 @@
 // system throws an error that says so, so a browser code path that reaches for a file fails loudly, not silently.
 const unsupported = (name: string) => (): never => {
   throw new Error(
-    `${name} is not available in the browser build of fusediff (use the pure byte functions, e.g. encodeCheckpoint/decodeCheckpoint, and a Blob or File)`,
+    `${name} is not available in the browser build of fusediff (use the pure byte functions, ` +
+      `e.g. encodeCheckpoint/decodeCheckpoint, and a Blob or File)`,
   );
 };
 
