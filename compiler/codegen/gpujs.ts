@@ -7,7 +7,7 @@
 import { randomBase, rngEntryPoint } from '../../core/rng.ts';
 import { strides } from '../../core/shape.ts';
 import { coefficientOf, flattenIx, ixDependsOn, range, substituteIx, varIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
-import { walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { add, Emitter, lit, mulc } from './emitter.ts';
 
 export interface KernelSource {
@@ -242,40 +242,8 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
   };
 
   /** 1 + the position (in vars) of the innermost reduction variable s depends on; 0 when it depends on none. */
-  const levelOf = (s: Scalar, vars: readonly number[], memo: Map<Scalar, number>): number => {
-    const hit = memo.get(s);
-    if (hit !== undefined) return hit;
-    const ixLevel = (x: Ix) => vars.reduce((l, v, i) => (ixDependsOn(x, v) ? i + 1 : l), 0);
-    const condLevel = (c: Cond) => ixLevel(c.ix);
-    let l = 0;
-    switch (s.k) {
-      case 'load':
-        l = ixLevel(s.at);
-        break;
-      case 'un':
-        l = levelOf(s.x, vars, memo);
-        break;
-      case 'bin':
-        l = Math.max(levelOf(s.a, vars, memo), levelOf(s.b, vars, memo));
-        break;
-      case 'where':
-        l = Math.max(levelOf(s.c, vars, memo), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo));
-        break;
-      case 'guard':
-        l = Math.max(levelOf(s.x, vars, memo), ...s.conds.map(condLevel));
-        break;
-      case 'pick':
-        l = Math.max(condLevel(s.cond), levelOf(s.a, vars, memo), levelOf(s.b, vars, memo));
-        break;
-      case 'random':
-        l = Math.max(levelOf(s.counter, vars, memo), ixLevel(s.at));
-        break;
-      default:
-        break;
-    }
-    memo.set(s, l);
-    return l;
-  };
+  const levelOf = (s: Scalar, vars: readonly number[], memo: Map<Scalar, number>): number =>
+    scalarLevel(s, (x) => vars.reduce((l, v, i) => (ixDependsOn(x, v) ? i + 1 : l), 0), memo);
 
   const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => {
     const acc = e.fresh('acc');

@@ -118,3 +118,44 @@ export const indexExtent = (k: KernelIR): number => {
     });
   return hi;
 };
+
+/**
+ * The loop level a scalar can be computed at: the deepest level among the variables its indices use (ixLevel maps an
+ * index expression to that level), and `reduceLevel` for a reduction's value. Memoised per scalar in `memo`.
+ */
+export const scalarLevel = (s: Scalar, ixLevel: (x: Ix) => number, memo: Map<Scalar, number>, reduceLevel = 0): number => {
+  const hit = memo.get(s);
+  if (hit !== undefined) return hit;
+  const of = (t: Scalar) => scalarLevel(t, ixLevel, memo, reduceLevel);
+  let l = 0;
+  switch (s.k) {
+    case 'load':
+      l = ixLevel(s.at);
+      break;
+    case 'un':
+      l = of(s.x);
+      break;
+    case 'bin':
+      l = Math.max(of(s.a), of(s.b));
+      break;
+    case 'where':
+      l = Math.max(of(s.c), of(s.a), of(s.b));
+      break;
+    case 'guard':
+      l = Math.max(of(s.x), ...s.conds.map((c) => ixLevel(c.ix)));
+      break;
+    case 'pick':
+      l = Math.max(ixLevel(s.cond.ix), of(s.a), of(s.b));
+      break;
+    case 'random':
+      l = Math.max(of(s.counter), ixLevel(s.at));
+      break;
+    case 'reduce':
+      l = reduceLevel;
+      break;
+    case 'lit':
+      break;
+  }
+  memo.set(s, l);
+  return l;
+};

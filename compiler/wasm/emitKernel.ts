@@ -9,7 +9,7 @@
 import { randomBase } from '../../core/rng.ts';
 import type { UnaryOp } from '../../core/ir.ts';
 import { coefficientOf, ixDependsOn, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
-import { reductionOf, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { FunctionBody, Op, Simd } from './encoder.ts';
 import { Lanes } from './lanes.ts';
 import * as M from './math.ts';
@@ -463,41 +463,8 @@ export const emitKernel = (
   if (reduction) walk(reduction.body, (s) => inBody.add(s));
   const afterReduce = new Set<Scalar>();
   const ixLevel = (x: Ix) => Math.max(0, ...loopVars.filter((v) => ixDependsOn(x, v)).map((v) => levelOfVar.get(v)!));
-  const computeLevel = (s: Scalar): number => {
-    const hit = levelOf.get(s);
-    if (hit !== undefined) return hit;
-    let l = 0;
-    switch (s.k) {
-      case 'load':
-        l = ixLevel(s.at);
-        break;
-      case 'un':
-        l = computeLevel(s.x);
-        break;
-      case 'bin':
-        l = Math.max(computeLevel(s.a), computeLevel(s.b));
-        break;
-      case 'where':
-        l = Math.max(computeLevel(s.c), computeLevel(s.a), computeLevel(s.b));
-        break;
-      case 'guard':
-        l = Math.max(computeLevel(s.x), ...s.conds.map((c) => ixLevel(c.ix)));
-        break;
-      case 'pick':
-        l = Math.max(ixLevel(s.cond.ix), computeLevel(s.a), computeLevel(s.b));
-        break;
-      case 'random':
-        l = Math.max(computeLevel(s.counter), ixLevel(s.at));
-        break;
-      case 'reduce':
-        l = rank; // available once the output loops are all open and the reduction has run
-        break;
-      default:
-        break;
-    }
-    levelOf.set(s, l);
-    return l;
-  };
+  // a reduction's value is available once every output loop is open and the reduction has run
+  const computeLevel = (s: Scalar): number => scalarLevel(s, ixLevel, levelOf, rank);
   const roots = [ir.value, ...ir.extras.map((x) => x.value)];
   const byLevel: Scalar[][] = loopVars.map(() => []).concat([[]]);
   for (const root of roots)
