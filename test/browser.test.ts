@@ -349,7 +349,7 @@ test('without WebGL2 the page says so in a banner and trains on the fallback bac
   await open(p);
   const s0 = await state(p);
   assert.equal(s0.requestedBackend, 'webgl2');
-  assert.equal(s0.backend, 'webasm');
+  assert.equal(s0.backend, 'wasm');
   assert.match(
     s0.fallback ?? '',
     /WebGL2 is not available: this browser could not create a WebGL2 context .* Training runs on WebAssembly instead/,
@@ -360,10 +360,10 @@ test('without WebGL2 the page says so in a banner and trains on the fallback bac
   await p.selectOption('#count', '500');
   await p.selectOption('#steps', '25');
   const s = await train(30, p);
-  t.diagnostic(`webasm fallback: ${s.stepsPerSecond} steps/s`);
-  assert.equal(s.backend, 'webasm');
+  t.diagnostic(`wasm fallback: ${s.stepsPerSecond} steps/s`);
+  assert.equal(s.backend, 'wasm');
   assert.ok(s.losses.length >= 30 && s.losses.every(Number.isFinite));
-  assert.ok(s.samples?.finite && s.samples.backend === 'webasm');
+  assert.ok(s.samples?.finite && s.samples.backend === 'wasm');
   await p.close();
 });
 

@@ -27,13 +27,14 @@ const VERSION = typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ 
 export const SP_LR_FACTOR = 0.1;
 
 export const backendLabels: Record<BackendName, string> = {
-  wasm: 'WebAssembly SIMD',
+  wasm: 'WebAssembly',
   webgl2: 'WebGL2',
-  webasm: 'WebAssembly',
+  webasm: 'WebAssembly (gpu.js)',
   cpu: 'CPU (JavaScript)',
   headlessgl: 'headless-gl',
 };
-export const browserBackends: readonly BackendName[] = ['webgl2', 'webasm', 'cpu'];
+// wasm, the compiler's own WebAssembly SIMD, is the CPU path; gpu.js's webasm and cpu stay selectable
+export const browserBackends: readonly BackendName[] = ['webgl2', 'wasm', 'webasm', 'cpu'];
 
 export interface BackendChoice {
   readonly requested: BackendName;
@@ -42,7 +43,7 @@ export interface BackendChoice {
   readonly fallback?: string;
 }
 
-/** The requested backend if this browser has it, else the next one of webgl2 > webasm > cpu, saying why. */
+/** The requested backend if this browser has it, else the next one of webgl2 > wasm > webasm > cpu, saying why. */
 export const chooseBackend = (requested: BackendName): BackendChoice => {
   if (isAvailable(requested)) return { requested, name: requested };
   const name = browserBackends.find((b) => b !== requested && isAvailable(b)) ?? 'cpu';
