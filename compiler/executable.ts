@@ -78,7 +78,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     : device.kind === 'plans'
       ? padConvInputs(simplified)
       : simplified;
-  const fused = fuse(lowered, options.fusion ?? 'fused');
+  const fused = fuse(lowered, options.fusion ?? 'fused', { contiguousOperands: device.kind === 'plans' });
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
   const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;

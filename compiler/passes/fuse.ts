@@ -55,7 +55,14 @@ export const usersOf = (g: Graph): number[][] => {
   return users;
 };
 
-export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => {
+export interface FuseOptions {
+  /** give a matmul's right operand its own buffer when it is read through a transpose of its last axis */
+  readonly contiguousOperands?: boolean;
+}
+
+const movesLastAxis = (n: Node): boolean => n.op === 'permute' && n.attrs.perm[n.attrs.perm.length - 1] !== n.attrs.perm.length - 1;
+
+export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOptions = {}): FusedProgram => {
   const nodes = graph.nodes;
   const users = usersOf(graph);
   const outputs = new Set(graph.outputs.map((o) => o.id));
@@ -77,10 +84,16 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused'): FusedProgram => 
     // operands of matmul/conv2d: buffers, or views of buffers
     for (const n of nodes) {
       if (!live.has(n.id) || !isContraction(n.op)) continue;
-      for (let x of n.inputs) {
-        while (fusionClass(nodes[x].op) === 'view' && !M.has(x)) x = nodes[x].inputs[0];
+      n.inputs.forEach((input, k) => {
+        let x = input;
+        while (fusionClass(nodes[x].op) === 'view' && !M.has(x)) {
+          // a matmul's right operand read through a transpose of its last axis walks memory with a stride along the
+          // output's columns; where the backend vectorises them (wasm), the transposed operand gets a buffer of its own
+          if (options.contiguousOperands && n.op === 'matmul' && k === 1 && movesLastAxis(nodes[x])) break;
+          x = nodes[x].inputs[0];
+        }
         if (!isSplat(graph, x)) M.add(x);
-      }
+      });
     }
     // shared, costly elementwise nodes
     const cost = new Map<number, number>();
