@@ -16,4 +16,4 @@ export { WasmBackend } from './backends/wasm.ts';
 export { backendFor, compiledKernelCount, createBackend, sharedBackends, shutdownBackends } from './backends/registry.ts';
 export type { FusionMode, FusedProgram, Kernel } from './passes/fuse.ts';
 export type { BufferPlan } from './memoryPlan.ts';
-export type { KernelSource } from './codegen/kernelSource.ts';
+export type { KernelSource } from './codegen/gpujs.ts';

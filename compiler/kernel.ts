@@ -1,6 +1,6 @@
 // One kernel of a compiled plan as the rest of the project sees it: what it computes, where, and from which ops.
 import type { Shape } from '../core/shape.ts';
-import type { KernelSource } from './codegen/kernelSource.ts';
+import type { KernelSource } from './codegen/gpujs.ts';
 
 export interface CompiledKernel {
   readonly index: number;

@@ -1,7 +1,7 @@
 // What a backend is to the compiler: an object that compiles kernels, moves buffers to and from the device, counts
 // what it holds, and frees all of it on dispose(). Plans (Executables) borrow its kernels and give them back.
 import type { Texture } from 'gpu.js';
-import type { KernelSource } from '../codegen/kernelSource.ts';
+import type { KernelSource } from '../codegen/gpujs.ts';
 import type { BackendName } from './names.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import type { KernelIR } from '../kernel/ir.ts';

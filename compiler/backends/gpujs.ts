@@ -2,7 +2,7 @@
 // counted per use), its GL context and the textures in it, and webasm's worker pools; dispose() frees them all.
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import { rngEntryPoint, rngFunctionSources } from '../../core/rng.ts';
-import type { KernelSource } from '../codegen/kernelSource.ts';
+import type { KernelSource } from '../codegen/gpujs.ts';
 import type { KernelBackend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
 import { countTextures, type TextureCount } from './glTextures.ts';
 import { isGL, probeBackend, type Availability, type BackendName } from './names.ts';
