@@ -8,7 +8,16 @@ export { BackendError, KernelLimitError, NonFiniteError, guard } from './errors.
 export { exactIndexLimit } from './executable.ts';
 export type { KernelFallback } from './fallbacks.ts';
 export { release } from './buffers.ts';
-export { availableBackends, backendNames, isAvailable, isGL, isSoftwareRenderer, probeBackend, resolveBackend } from './backends/names.ts';
+export {
+  availableBackends,
+  backendNames,
+  glRenderer,
+  isAvailable,
+  isGL,
+  isSoftwareRenderer,
+  probeBackend,
+  resolveBackend,
+} from './backends/names.ts';
 export type { Availability, BackendName, BackendRequest, ResolvedBackend } from './backends/names.ts';
 export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backends/backend.ts';
 export { GpuJsBackend } from './backends/gpujs.ts';

@@ -13,12 +13,26 @@ test(`backends available here: ${availableBackends().join(', ')}`, () => {
 test('auto says which backend it chose and why: GL only on a hardware GPU, else the wasm backend', () => {
   const r = resolveBackend('auto');
   assert.match(r.reason, new RegExp(`^auto: ${r.name}`));
-  if (r.name === 'headlessgl') assert.match(r.reason, /GPU: /);
+  // a GPU it names: headless-gl's own RENDERER is just 'ANGLE', which once passed for a GPU on llvmpipe
+  if (r.name === 'headlessgl') assert.match(r.reason, /GPU: ANGLE on (NVIDIA's|Mesa (?!swrast|kms_swrast))/);
   else {
     assert.equal(r.name, 'wasm');
     // here (no GPU) headless-gl, when present, runs on Mesa's llvmpipe, and auto says why it passed it over
     if (availableBackends().includes('headlessgl')) assert.match(r.reason, /headlessgl renders on .*llvmpipe.*a CPU rasterizer/i);
   }
+});
+
+test("headless-gl's driver is read from the libraries its context loaded", async () => {
+  const { glDriverOfProcess } = await import('../compiler/backends/names.ts');
+  const lib = (path: string) => `7f0000000000-7f0000001000 r-xp 00000000 fe:01 123 ${path}\n`;
+  const mesa = lib('/usr/lib/x86_64-linux-gnu/libGLX_mesa.so.0.0.0');
+  assert.equal(glDriverOfProcess(undefined, mesa + lib('/usr/lib/x86_64-linux-gnu/dri/swrast_dri.so')), 'Mesa swrast_dri.so (llvmpipe)');
+  assert.equal(glDriverOfProcess(undefined, mesa + lib('/usr/lib/x86_64-linux-gnu/dri/iris_dri.so')), 'Mesa iris_dri.so');
+  assert.match(glDriverOfProcess(undefined, lib('/usr/local/nvidia/lib64/libnvidia-glcore.so.580.159.04')) ?? '', /NVIDIA/);
+  assert.equal(glDriverOfProcess(undefined, mesa), undefined, 'no driver library: unknown, so auto will not take GL for a GPU');
+  const { isSoftwareRenderer } = await import('../compiler/index.ts');
+  assert.ok(isSoftwareRenderer('ANGLE on Mesa swrast_dri.so (llvmpipe)'));
+  assert.ok(!isSoftwareRenderer("ANGLE on NVIDIA's GL driver (libnvidia-glcore)"));
 });
 
 test('software rasterizers are recognised by their renderer names', async () => {

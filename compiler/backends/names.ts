@@ -77,14 +77,14 @@ export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend =>
 };
 
 /** The GL renderer's name (e.g. 'llvmpipe (LLVM 15.0.6, 256 bits)', 'SwiftShader', a GPU's), or undefined. */
-const glRenderer = (b: 'headlessgl' | 'webgl2'): string | undefined => {
+export const glRenderer = (b: 'headlessgl' | 'webgl2'): string | undefined => {
   try {
     let gl: WebGLRenderingContext | WebGL2RenderingContext | null = null;
+    const node = (id: string): unknown =>
+      (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.(id);
     if (b === 'webgl2') gl = document.createElement('canvas').getContext('webgl2');
     else {
-      const nodeModule = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.(
-        'node:module',
-      ) as { createRequire(url: string): (id: string) => unknown } | undefined;
+      const nodeModule = node('node:module') as { createRequire(url: string): (id: string) => unknown } | undefined;
       const create = nodeModule?.createRequire(import.meta.url)('gl') as
         ((w: number, h: number) => WebGLRenderingContext | null) | undefined;
       gl = create?.(1, 1) ?? null;
@@ -92,11 +92,39 @@ const glRenderer = (b: 'headlessgl' | 'webgl2'): string | undefined => {
     if (!gl) return undefined;
     const info = gl.getExtension('WEBGL_debug_renderer_info');
     const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+    // headless-gl says only 'ANGLE': the driver under it is the GL library its context loaded into this process
+    const driver = b === 'headlessgl' && !info ? glDriverOfProcess(node('node:fs') as FsLike | undefined) : undefined;
     gl.getExtension('WEBGL_lose_context')?.loseContext();
-    return name;
+    return b === 'headlessgl' && !info ? (driver ? `${name} on ${driver}` : undefined) : name;
   } catch {
     return undefined;
   }
+};
+
+interface FsLike {
+  readFileSync(path: string, encoding: 'utf8'): string;
+}
+
+/**
+ * The GL driver loaded into this process, from the shared objects in /proc/self/maps (Linux): NVIDIA's GL core, or
+ * a Mesa driver by name (swrast_dri.so is Mesa's software rasterizer: llvmpipe, or softpipe when GALLIUM_DRIVER says
+ * so). Undefined where it cannot be told (no /proc, or a Mesa build with all its drivers in one libgallium).
+ */
+export const glDriverOfProcess = (fs: FsLike | undefined, maps?: string): string | undefined => {
+  let text = maps;
+  try {
+    text ??= fs?.readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return undefined;
+  }
+  if (!text) return undefined;
+  if (/libnvidia-glcore|libGLX_nvidia/.test(text)) return "NVIDIA's GL driver (libnvidia-glcore)";
+  const dri = /\/(\w+)_dri\.so/.exec(text)?.[1];
+  if (dri === 'swrast' || dri === 'kms_swrast') {
+    const gallium = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.GALLIUM_DRIVER;
+    return `Mesa ${dri}_dri.so (${gallium ?? 'llvmpipe'})`;
+  }
+  return dri ? `Mesa ${dri}_dri.so` : undefined;
 };
 
 /** A CPU rasterizer behind a GL context: GL kernels then run on the CPU, slower than the wasm backend. */
