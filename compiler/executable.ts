@@ -10,6 +10,7 @@ import { GL_LOOP_LIMIT, printGpuJs } from './codegen/gpujs.ts';
 import { padConvInputs } from './passes/padConvInputs.ts';
 import { splitReductions } from './passes/splitReductions.ts';
 import { indexExtent } from './kernel/ir.ts';
+import { glLanes } from './kernel/lanes.ts';
 import { lowerKernel } from './kernel/lower.ts';
 import { printKernelIR } from './kernel/print.ts';
 import { compileOnPlanBackend } from './wasm/executable.ts';
@@ -34,6 +35,11 @@ export interface CompileOptions {
    * gpu.js's webasm would run such a kernel on its cpu fallback, so there the default is off
    */
   multiOutput?: boolean;
+  /**
+   * GL: 4 computes four outputs per thread where lanes share loads (matmul, conv; kernel/lanes.ts), 1 keeps one per
+   * thread (the layout before; for comparison)
+   */
+  glLanes?: 1 | 4;
   /** accumulate wall time per kernel in `Executable.profile` (GL backends queue work, so only totals are exact there) */
   profile?: boolean;
   /** when gpu.js moves a kernel to its CPU path: say so in `backendReason` (default) or throw a BackendError */
@@ -104,7 +110,8 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
         `its indices reach ${extent}, which exceeds the limit of ${exactIndexLimit[backend]} below which ` +
           `gpu.js's float index arithmetic on ${backend} is exact; the wasm backend indexes it exactly`,
       );
-    return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend), float64: backend === 'cpu' }) };
+    const lanes = isGL(backend) && (options.glLanes ?? 4) === 4 ? glLanes(irs[i]) : 1;
+    return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend), float64: backend === 'cpu', lanes }) };
   });
   return compileOnKernelBackend(device, reason, program, kernels, options);
 };

@@ -1,7 +1,7 @@
 // The reference training step written in the DSL: the workload of ./reference.ts (an MLP denoiser on 8 Gaussians,
 // Adam) compiled by compileStep. Noise (eps) and timesteps (t) are drawn inside the compiled step by the
 // counter-based RNG, keyed by the step counter. The bench times it against the peers; `fusediff inspect` shows it.
-import type { Backend, BackendRequest, FusionMode } from '../compiler/index.ts';
+import type { Backend, BackendRequest, CompileOptions, FusionMode } from '../compiler/index.ts';
 import * as c from '../dsl/composites.ts';
 import { adam } from '../dsl/optim.ts';
 import * as op from '../dsl/ops.ts';
@@ -48,8 +48,14 @@ export const trainingLoss = ({ params, step, x0 }: { params: ParamTensors<Params
   return lossOf(params, x0, eps, t);
 };
 
-export const compileReferenceStep = (backend: BackendRequest | Backend, fusion: FusionMode = 'fused', profile = false): TrainStep =>
+export const compileReferenceStep = (
+  backend: BackendRequest | Backend,
+  fusion: FusionMode = 'fused',
+  profile = false,
+  options: CompileOptions = {},
+): TrainStep =>
   compileStep(trainingLoss, {
+    ...options,
     params: workloadParams(),
     optimizer: adam({ lr: W.ADAM.lr, b1: W.ADAM.beta1, b2: W.ADAM.beta2, eps: W.ADAM.eps }),
     data: { x0: [W.BATCH, W.POINT_DIM] },

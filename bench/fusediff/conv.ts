@@ -1,5 +1,5 @@
 // fusediff's conv row: one forward conv2d (NCHW input, OIHW weights, stride 1, 'same' padding) compiled on a backend.
-import type { BackendName } from '../../compiler/index.ts';
+import type { BackendName, CompileOptions } from '../../compiler/index.ts';
 import { compile, type Executable } from '../../compiler/index.ts';
 import * as op from '../../dsl/ops.ts';
 import { trace } from '../../dsl/trace.ts';
@@ -13,7 +13,10 @@ export class FusediffConv implements ConvPeer {
   private x?: Float32Array;
   private w?: Float32Array;
 
-  constructor(private readonly requested: BackendName) {
+  constructor(
+    private readonly requested: BackendName,
+    private readonly options: CompileOptions = {},
+  ) {
     this.backend = requested;
   }
 
@@ -24,7 +27,7 @@ export class FusediffConv implements ConvPeer {
         x: [c.batch, c.inChannels, c.size, c.size],
         w: [c.outChannels, c.inChannels, c.kernel, c.kernel],
       }),
-      { backend: this.requested },
+      { ...this.options, backend: this.requested },
     );
     this.backend = this.exe.backend;
     ({ x: this.x, w: this.w } = convInputs(c));

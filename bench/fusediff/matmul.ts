@@ -1,5 +1,5 @@
 // fusediff's matmul row: one n x n x n f32 matmul compiled to a single kernel on a given backend.
-import type { BackendName } from '../../compiler/index.ts';
+import type { BackendName, CompileOptions } from '../../compiler/index.ts';
 import { compile, type Executable } from '../../compiler/index.ts';
 import * as op from '../../dsl/ops.ts';
 import { trace } from '../../dsl/trace.ts';
@@ -12,14 +12,17 @@ export class FusediffMatmul implements MatmulPeer {
   private a?: Float32Array;
   private b?: Float32Array;
 
-  constructor(private readonly requested: BackendName) {
+  constructor(
+    private readonly requested: BackendName,
+    private readonly options: CompileOptions = {},
+  ) {
     this.backend = requested;
   }
 
   async setup(n: number): Promise<void> {
     this.exe = compile(
       trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }),
-      { backend: this.requested },
+      { ...this.options, backend: this.requested },
     );
     this.a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     this.b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);

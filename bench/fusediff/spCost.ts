@@ -1,6 +1,6 @@
 // The cost of a self-perceptual training step relative to an MSE step on the same model, batch and backend.
 // SP adds two forward passes of f*'s encoder half (to 'mid') and a backward through one of them.
-import type { BackendName } from '../../compiler/index.ts';
+import type { BackendName, CompileOptions } from '../../compiler/index.ts';
 import { compileStep, type TrainStep } from '../../train/compileStep.ts';
 import { adam } from '../../dsl/optim.ts';
 import { initNormal } from '../../dsl/params.ts';
@@ -20,12 +20,17 @@ export const spCostCases: readonly SpCostCase[] = [
   { name: 'Unet', model: { kind: 'unet', imageSize: 16, numClasses: 10 }, batch: 16 },
 ];
 
-export const spCostSteps = (c: SpCostCase, backend: BackendName): { mse: TrainStep; sp: TrainStep; batch: Record<string, NDArray> } => {
+export const spCostSteps = (
+  c: SpCostCase,
+  backend: BackendName,
+  options: CompileOptions = {},
+): { mse: TrainStep; sp: TrainStep; batch: Record<string, NDArray> } => {
   const model = createDenoiser(c.model);
   const schedule = rescaleZeroTerminalSnr(cosineSchedule(1000));
   const params = model.init(1);
   const mk = (objective: Objective) =>
     compileStep(({ params: p, step, x0, c: cls }) => objective({ params: p, x0, c: cls, step }), {
+      ...options,
       params,
       optimizer: adam({ lr: 1e-4 }),
       data: { x0: [c.batch, ...model.dataShape], c: [c.batch] },

@@ -86,9 +86,45 @@ class GpuJsKernel implements BackendKernel {
   }
 }
 
+/**
+ * A kernel computing four outputs per thread (KernelSource.lanes): it writes one RGBA texel per thread, and an
+ * unpack kernel copies the texels into the one-value-per-texel layout every other kernel reads. The packed texture
+ * is overwritten each call (it is consumed at once); the unpacked one follows the kernel's options.
+ */
+class LanedKernel implements BackendKernel {
+  refs = 1;
+  constructor(
+    readonly key: string,
+    private readonly packed: GpuJsKernel,
+    private readonly unpack: GpuJsKernel,
+  ) {}
+
+  run(args: readonly DeviceBuffer[]): KernelOutput {
+    return this.unpack.run([this.packed.run(args) as DeviceBuffer]);
+  }
+
+  async runAsync(args: readonly DeviceBuffer[]): Promise<KernelOutput> {
+    return this.unpack.runAsync([(await this.packed.runAsync(args)) as DeviceBuffer]);
+  }
+
+  fallbackReason(): string | undefined {
+    return this.packed.fallbackReason() ?? this.unpack.fallbackReason();
+  }
+
+  destroy(engine: Engine): void {
+    this.unpack.destroy(engine);
+    this.packed.destroy(engine);
+  }
+}
+
+/** texel floor(t / 4), component t mod 4 (GLSL indexes a vector by constants only, so the component is chosen) */
+const UNPACK =
+  'function (a) { const t = this.thread.x * 1.0; const q = Math.floor((t + 0.5) / 4.0); const c = t - q * 4.0; const v = a[q]; ' +
+  'return c < 0.5 ? v[0] : (c < 1.5 ? v[1] : (c < 2.5 ? v[2] : v[3])); }';
+
 const UPLOAD: KernelSource = { source: 'function (a) { return a[this.thread.x]; }', args: [], subKernels: [] };
 const kernelKey = (gl: boolean, src: KernelSource, o: KernelOptions): string =>
-  `${gl ? o.owner : ''}|${o.size}|${o.argSizes}|${o.immutable}|${o.asyncMode ?? false}|${src.source}|${src.subKernels.join('|')}`;
+  `${gl ? o.owner : ''}|${o.size}|${o.argSizes}|${o.immutable}|${o.asyncMode ?? false}|${src.lanes ?? 1}|${src.source}|${src.subKernels.join('|')}`;
 const uploadKey = (length: number): string =>
   kernelKey(true, UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` });
 const outputLength = (b: DeviceBuffer): number => (b instanceof Float32Array ? b.length : (b as unknown as { output: number[] }).output[0]);
@@ -101,7 +137,7 @@ export class GpuJsBackend implements KernelBackend {
 
   readonly gl: boolean;
   private readonly gpu: GPU;
-  private readonly cache = new Map<string, GpuJsKernel>();
+  private readonly cache = new Map<string, GpuJsKernel | LanedKernel>();
   /** buffers from allocate/upload that free() has not seen (textures deleted elsewhere drop out when counted) */
   private readonly uploads = new Set<DeviceBuffer>();
   private textures?: TextureCount;
@@ -141,27 +177,38 @@ export class GpuJsBackend implements KernelBackend {
       cached.refs++;
       return cached;
     }
-    const settings = {
-      output: [o.size],
+    const lanes = src.lanes ?? 1;
+    if (lanes > 1 && (!this.gl || src.subKernels.length > 0 || o.size % lanes !== 0))
+      throw new Error(`backend ${this.name}: a kernel of ${lanes} lanes needs GL, one output and a size divisible by ${lanes}`);
+    const common = {
       precision: 'single',
       tactic: 'precision',
       pipeline: this.gl,
-      immutable: o.immutable,
       asyncMode,
       loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
+    };
+    const settings = {
+      ...common,
+      output: [o.size / lanes],
+      immutable: o.immutable,
+      ...(lanes > 1 ? { returnType: 'Array(4)', immutable: false } : {}),
     } as never;
     const run = src.subKernels.length
       ? (this.gpu.createKernelMap([...src.subKernels] as never, src.source as never, settings) as unknown as IKernelRunShortcut)
       : this.gpu.createKernel(src.source as never, settings);
     // the GPU's context exists once its first kernel does, and no texture is made before a kernel first runs
     if (this.gl && !this.textures && this.engine.context) this.textures = countTextures(this.engine.context);
-    const kernel = new GpuJsKernel(key, run as unknown as Shortcut, this.name);
+    let kernel: GpuJsKernel | LanedKernel = new GpuJsKernel(key, run as unknown as Shortcut, this.name);
+    if (lanes > 1) {
+      const unpack = this.gpu.createKernel(UNPACK as never, { ...common, output: [o.size], immutable: o.immutable } as never);
+      kernel = new LanedKernel(key, kernel, new GpuJsKernel(`${key}|unpack`, unpack as unknown as Shortcut, this.name));
+    }
     this.cache.set(key, kernel);
     return kernel;
   }
 
   releaseKernel(kernel: BackendKernel): void {
-    const k = kernel as GpuJsKernel;
+    const k = kernel as GpuJsKernel | LanedKernel;
     if (this.isDisposed || this.cache.get(k.key) !== k || --k.refs > 0) return;
     this.cache.delete(k.key);
     k.destroy(this.engine);
@@ -179,9 +226,11 @@ export class GpuJsBackend implements KernelBackend {
     return buffer;
   }
 
-  private uploader(length: number): GpuJsKernel {
-    return (this.cache.get(uploadKey(length)) ??
-      this.compileKernel(UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` })) as GpuJsKernel;
+  private uploader(length: number): BackendKernel {
+    return (
+      this.cache.get(uploadKey(length)) ??
+      this.compileKernel(UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` })
+    );
   }
 
   read(buffer: DeviceBuffer, length: number): Float32Array {

@@ -16,6 +16,11 @@ export class Emitter {
     return name;
   }
 
+  /** Makes `name` the value of `key` in the current scope (a value computed by hand, e.g. an accumulator). */
+  bind(key: string, name: string): void {
+    this.scopes[this.scopes.length - 1].set(key, name);
+  }
+
   /** A fresh constant; plain identifiers and literals are returned as they are. */
   let(expr: string): string {
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr) || /^-?[0-9.]+(e[-+]?[0-9]+)?$/.test(expr)) return expr;

@@ -8,6 +8,7 @@ import { randomBase, rngEntryPoint } from '../../core/rng.ts';
 import { strides } from '../../core/shape.ts';
 import { coefficientOf, flattenIx, ixDependsOn, range, substituteIx, varIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
 import { scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { splitLanes, type LaneKernelIR } from '../kernel/lanes.ts';
 import { add, Emitter, lit, mulc } from './emitter.ts';
 
 export interface KernelSource {
@@ -17,6 +18,8 @@ export interface KernelSource {
   readonly args: readonly number[];
   /** gpu.js sub-kernel sources for the extra outputs (keep0 writes extraOutputs[0], ...) */
   readonly subKernels: readonly string[];
+  /** outputs per thread: 1, or 4 returned as one texel (gpu.js Array(4)) holding consecutive output elements */
+  readonly lanes?: 1 | 4;
 }
 
 type Fmt = (x: string, e: Emitter) => string;
@@ -75,6 +78,8 @@ export interface GpuJsTarget {
    * mask of a max reduction's gradient came out empty)
    */
   readonly float64?: boolean;
+  /** outputs per thread (lanes.ts): 4 returns consecutive elements of the last axis as one Array(4) */
+  readonly lanes?: 1 | 4;
 }
 
 /**
@@ -84,7 +89,9 @@ export interface GpuJsTarget {
  */
 export const GL_LOOP_LIMIT = 65535;
 
-export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): KernelSource => {
+export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }): KernelSource => {
+  const lanes = target.lanes ?? 1;
+  const ir: LaneKernelIR = lanes > 1 ? splitLanes(kernel, lanes) : { ...kernel, values: [kernel.value] };
   const e = new Emitter();
   const args: number[] = [];
   const argName = (id: number) => {
@@ -94,8 +101,8 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
   };
   /** float expression of each variable in scope */
   const varName = new Map<number, string>();
-  /** loads walked by a running pointer in the current innermost loop */
-  const pointers = new Map<Scalar, string>();
+  /** loads (by key) walked by a running pointer in the current innermost loop */
+  const pointers = new Map<string, string>();
   const keys = new WeakMap<Scalar, string>();
 
   const key = (s: Scalar): string => {
@@ -178,7 +185,7 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
 
   const value = (s: Scalar): string => {
     if (s.k === 'lit') return lit(s.v);
-    const ptr = pointers.get(s);
+    const ptr = pointers.get(key(s));
     if (ptr) return e.memo(`ptr|${ptr}`, () => `${argName((s as Extract<Scalar, { k: 'load' }>).buf)}[${ptr}]`);
     return e.memo(key(s), () => compute(s));
   };
@@ -237,7 +244,7 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
           `${value(s.counter)}, ${ix(s.at)}, ${s.dist === 'normal' ? '1.0' : '0.0'})`
         );
       case 'reduce':
-        return reduce(s);
+        return reduce([s])[0];
     }
   };
 
@@ -245,29 +252,48 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
   const levelOf = (s: Scalar, vars: readonly number[], memo: Map<Scalar, number>): number =>
     scalarLevel(s, (x) => vars.reduce((l, v, i) => (ixDependsOn(x, v) ? i + 1 : l), 0), memo);
 
-  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => {
-    const acc = e.fresh('acc');
-    e.line(`let ${acc} = ${r.op === 'sum' ? '0.0' : lit(-Infinity)};`);
+  /**
+   * Reductions over the same variables (one per lane) in one loop nest, an accumulator each; the values they share
+   * (same key) are computed once. Returns the accumulators in the order of rs.
+   */
+  const reduce = (rs: readonly Extract<Scalar, { k: 'reduce' }>[]): string[] => {
+    const unique = new Map<string, Extract<Scalar, { k: 'reduce' }>>();
+    for (const r of rs) if (!unique.has(key(r))) unique.set(key(r), r);
+    const [first] = unique.values();
+    const { op, vars } = first;
+    const accs = new Map<string, string>();
+    for (const [k, r] of unique) {
+      if (r.op !== op || r.vars.join() !== vars.join()) throw new Error('gpu.js codegen: lanes reduce differently');
+      const acc = e.fresh('acc');
+      e.line(`let ${acc} = ${op === 'sum' ? '0.0' : lit(-Infinity)};`);
+      accs.set(k, acc);
+    }
     const levels = new Map<Scalar, number>();
-    const byLevel: Scalar[][] = r.vars.map(() => []);
+    const byLevel: Scalar[][] = vars.map(() => []);
     byLevel.push([]);
-    walk(r.body, (s) => {
-      if (s.k !== 'lit') byLevel[levelOf(s, r.vars, levels)].push(s);
-    });
+    const seen = new Set<Scalar>();
+    for (const r of unique.values())
+      walk(
+        r.body,
+        (s) => {
+          if (s.k !== 'lit') byLevel[levelOf(s, vars, levels)].push(s);
+        },
+        seen,
+      );
     // values that depend on no loop variable are computed once, before the loops
     for (const s of byLevel[0]) value(s);
-    const innermost = r.vars[r.vars.length - 1];
+    const innermost = vars[vars.length - 1];
     const walked: { name: string; step: number }[] = [];
-    r.vars.forEach((v, i) => {
-      const last = i === r.vars.length - 1;
+    vars.forEach((v, i) => {
+      const last = i === vars.length - 1;
       if (last)
         for (const s of byLevel[i + 1]) {
-          if (s.k !== 'load') continue;
+          if (s.k !== 'load' || pointers.has(key(s))) continue;
           const step = coefficientOf(s.at, innermost);
           if (step === undefined) continue;
           const name = e.fresh('p');
           e.line(`let ${name} = ${ix(substituteIx(s.at, innermost, 0, ir.vars))};`);
-          pointers.set(s, name);
+          pointers.set(key(s), name);
           walked.push({ name, step });
         }
       const loop = e.fresh('r');
@@ -275,23 +301,26 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
       varName.set(v, e.let(`(${loop} * 1.0)`));
       if (!last) for (const s of byLevel[i + 1]) value(s);
     });
-    const v = value(r.body);
-    if (r.op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
-    else if (target.gl)
-      e.line(`${acc} = (${v} > ${acc} || ${v} !== ${v}) ? ${v} : ${acc};`); // GLSL's max drops NaN
-    else e.line(`${acc} = Math.max(${acc}, ${v});`);
+    for (const [k, r] of unique) {
+      const v = value(r.body);
+      const acc = accs.get(k)!;
+      if (op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
+      else if (target.gl)
+        e.line(`${acc} = (${v} > ${acc} || ${v} !== ${v}) ? ${v} : ${acc};`); // GLSL's max drops NaN
+      else e.line(`${acc} = Math.max(${acc}, ${v});`);
+    }
     for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
-    r.vars.forEach(() => e.close());
-    for (const s of pointers.keys()) pointers.delete(s);
-    for (const v of r.vars) varName.delete(v);
-    return acc;
+    vars.forEach(() => e.close());
+    pointers.clear();
+    for (const v of vars) varName.delete(v);
+    return rs.map((r) => accs.get(key(r))!);
   };
 
   // output coordinates from the thread index, outermost first (only those the kernel reads)
   e.line('const t = this.thread.x * 1.0;');
   const used = new Set<number>();
   const markIx = (x: Ix): void => x.terms.forEach(([a]) => (a.k === 'var' ? used.add(a.v) : markIx(a.x)));
-  for (const root of [ir.value, ...ir.extras.map((x) => x.value)])
+  for (const root of [...ir.values, ...kernel.extras.map((x) => x.value)])
     walk(root, (s) => {
       if (s.k === 'load' || s.k === 'random') markIx(s.at);
       if (s.k === 'guard') s.conds.forEach((c) => markIx(c.ix));
@@ -308,9 +337,15 @@ export const printGpuJs = (ir: KernelIR, target: GpuJsTarget = { gl: false }): K
     rest = e.let(`(${rest} - ${q} * ${lit(st[d])})`);
   });
 
-  ir.extras.forEach((x, j) => e.line(`keep${j}(${value(x.value)});`));
-  e.line(`return ${value(ir.value)};`);
+  kernel.extras.forEach((x, j) => e.line(`keep${j}(${value(x.value)});`));
+  if (lanes > 1) {
+    // the lanes' reductions share one loop nest (computed first, then bound to their keys for the epilogues)
+    const rs: Extract<Scalar, { k: 'reduce' }>[] = [];
+    for (const v of ir.values) walk(v, (s) => void (s.k === 'reduce' && rs.push(s)));
+    if (rs.length > 0) reduce(rs).forEach((acc, i) => e.bind(key(rs[i]), acc));
+    e.line(`return [${ir.values.map(value).join(', ')}];`);
+  } else e.line(`return ${value(ir.values[0])};`);
   const params = args.map((_, i) => `b${i}`).join(', ');
-  const subKernels = ir.extras.map((_, j) => `function keep${j}(v) { return v; }`);
-  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], subKernels };
+  const subKernels = kernel.extras.map((_, j) => `function keep${j}(v) { return v; }`);
+  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], subKernels, lanes };
 };

@@ -172,14 +172,14 @@ export const coefficientOf = (x: Ix, v: number): number | undefined => {
 export const dependsOn = (a: Atom, v: number): boolean => (a.k === 'var' ? a.v === v : a.x.terms.some(([t]) => dependsOn(t, v)));
 export const ixDependsOn = (x: Ix, v: number): boolean => x.terms.some(([a]) => dependsOn(a, v));
 
-/** x with variable v replaced by a constant. */
-export const substituteIx = (x: Ix, v: number, value: number, vars: ReadonlyMap<number, VarInfo>): Ix =>
+/** x with variable v replaced by a constant or an index expression (whose variables must be in `vars`). */
+export const substituteIx = (x: Ix, v: number, value: number | Ix, vars: ReadonlyMap<number, VarInfo>): Ix =>
   sumIx([constIx(x.c), ...x.terms.map(([a, c]) => scaleIx(substituteAtom(a, v, value, vars), c))]);
 
-const substituteAtom = (a: Atom, v: number, value: number, vars: ReadonlyMap<number, VarInfo>): Ix => {
+const substituteAtom = (a: Atom, v: number, value: number | Ix, vars: ReadonlyMap<number, VarInfo>): Ix => {
   switch (a.k) {
     case 'var':
-      return a.v === v ? constIx(value) : atomIx(a);
+      return a.v === v ? (typeof value === 'number' ? constIx(value) : value) : atomIx(a);
     case 'div':
       return divmodIx(substituteIx(a.x, v, value, vars), a.d, vars).q;
     case 'mod':

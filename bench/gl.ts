@@ -1,0 +1,39 @@
+// `npm run bench:gl`: the GL kernels with four outputs per thread against one output per thread, on every GL backend
+// available here (headless-gl in Node), with the renderer that ran them: Mesa llvmpipe under Xvfb on a machine
+// without a GPU, the GPU's own driver where there is one. Writes bench/results/gl-<renderer>.json.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { Bench } from 'tinybench';
+import { availableBackends, glRenderer, isGL } from '../compiler/index.ts';
+import { glLaneRows, type GlLaneRow } from './fusediff/glLanes.ts';
+
+const quick = process.argv.includes('--quick');
+const time = async (name: string, fn: () => Promise<void>, setup: () => Promise<void>): Promise<number> => {
+  await setup();
+  const bench = new Bench({ time: quick ? 500 : 2000, iterations: quick ? 2 : 5, warmupTime: 0, warmupIterations: quick ? 1 : 2 } as never);
+  bench.add(name, fn);
+  await bench.run();
+  const r = bench.tasks[0].result as { state: string; latency?: { mean: number }; error?: unknown };
+  if (r.state !== 'completed' || !r.latency) throw new Error(`${name}: ${r.state} ${String(r.error ?? '')}`);
+  return r.latency.mean;
+};
+
+const gls = availableBackends().filter((b) => isGL(b) && b !== 'webgl2');
+if (gls.length === 0) throw new Error('bench:gl: no GL backend here (headless-gl needs a display: npm run bench:gl starts Xvfb)');
+const machine = { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version };
+const results: { backend: string; renderer: string; rows: GlLaneRow[] }[] = [];
+for (const b of gls) {
+  const renderer = glRenderer(b as 'headlessgl') ?? 'unknown';
+  console.log(`${b}: renderer ${renderer}; ${machine.cpu}, ${machine.cores} cores`);
+  results.push({ backend: b, renderer, rows: await glLaneRows(b, time, quick) });
+}
+const tag = (results[0]?.renderer ?? 'unknown')
+  .split(/[ (]/)[0]
+  .toLowerCase()
+  .replace(/[^a-z0-9]+/g, '-');
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+const path = new URL(`./results/gl-${tag}${quick ? '-quick' : ''}.json`, import.meta.url).pathname;
+writeFileSync(`${path}.tmp`, JSON.stringify({ machine, quick, results }, null, 2) + '\n');
+renameSync(`${path}.tmp`, path);
+console.log(`wrote ${path}`);
+process.exit(0);
