@@ -91,15 +91,23 @@ export const glRenderer = (b: 'headlessgl' | 'webgl2'): string | undefined => {
     }
     if (!gl) return undefined;
     const info = gl.getExtension('WEBGL_debug_renderer_info');
-    const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
-    // headless-gl says only 'ANGLE': the driver under it is the GL library its context loaded into this process
-    const driver = b === 'headlessgl' && !info ? glDriverOfProcess(node('node:fs') as FsLike | undefined) : undefined;
+    // headless-gl's RENDERER says only 'ANGLE'; its _getParameterDirect asks ANGLE, which names the driver under it
+    // ('ANGLE (Mesa/X.org llvmpipe (LLVM 15.0.6, 256 bits) ...)'); failing that, the GL library the context loaded
+    const direct = (gl as { _getParameterDirect?: (p: number) => unknown })._getParameterDirect;
+    const name =
+      b === 'headlessgl' && !info
+        ? typeof direct === 'function'
+          ? String(direct.call(gl, gl.RENDERER))
+          : withDriver(String(gl.getParameter(gl.RENDERER)), glDriverOfProcess(node('node:fs') as FsLike | undefined))
+        : String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
     gl.getExtension('WEBGL_lose_context')?.loseContext();
-    return b === 'headlessgl' && !info ? (driver ? `${name} on ${driver}` : undefined) : name;
+    return name;
   } catch {
     return undefined;
   }
 };
+
+const withDriver = (name: string, driver: string | undefined): string | undefined => (driver ? `${name} on ${driver}` : undefined);
 
 interface FsLike {
   readFileSync(path: string, encoding: 'utf8'): string;
