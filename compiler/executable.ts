@@ -40,6 +40,13 @@ export interface CompileOptions {
    * thread (the layout before; for comparison)
    */
   glLanes?: 1 | 4;
+  /**
+   * State that stays on the device between runs: output name -> the input it becomes in the next run (a training
+   * step's new parameters -> its parameters). Plan backends (wasm) then keep those inputs in their memory: runDevice
+   * does not copy the outputs out, `adoptFeedback()` moves them into place, the inputs may be left out of later runs.
+   * Backends of GL textures return them as usual (a texture is already resident).
+   */
+  feedback?: Readonly<Record<string, string>>;
   /** accumulate wall time per kernel in `Executable.profile` (GL backends queue work, so only totals are exact there) */
   profile?: boolean;
   /** when gpu.js moves a kernel to its CPU path: say so in `backendReason` (default) or throw a BackendError */

@@ -35,6 +35,14 @@ export interface Executable {
   readonly profile: Float64Array;
   /** Reads one device buffer back as float32 values. */
   read(buffer: DeviceBuffer, shape: Shape): Float32Array;
+  /**
+   * Plan backends (wasm) with `feedback` outputs (CompileOptions): moves each feedback output into its input's place
+   * in the plan's memory, for the next run (a copy within the memory; runDevice left those outputs there and returned
+   * none of them). Absent on backends that return every output.
+   */
+  adoptFeedback?(): void;
+  /** Plan backends: a copy of an input's current value (the feedback inputs hold the state between runs). */
+  readInput?(name: string): Float32Array;
   /** Textures returned by this plan's runs and not yet released (0 off GL). */
   heldBuffers(): number;
   readonly disposed: boolean;

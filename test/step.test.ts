@@ -80,6 +80,33 @@ test('a non-finite loss is reported with its step and the update is not applied'
   assert.deepEqual([...(s.params() as P).l1.w.data], [...before.l1.w.data]);
 });
 
+for (const backend of ['cpu', 'wasm'] as const)
+  test(`${backend}: a step whose loss is not finite changes nothing; the next good step goes on from the last good state`, () => {
+    const mk = () =>
+      compileStep(loss, { params: params0, optimizer: adam({ lr: 0.01 }), data: { x: [32, 3], y: [32, 1] }, backend, emaDecay: 0.9 });
+    const bad = { shape: x.shape, data: x.data.map((v, i) => (i === 7 ? NaN : v)) };
+    const s = mk();
+    s.run({ x, y });
+    const [p1, st1, e1] = [s.params(), s.state(), s.ema()];
+    assert.throws(() => s.run({ x: bad, y }), NonFiniteLossError);
+    assert.deepEqual([s.params(), s.state(), s.ema()], [p1, st1, e1]);
+    assert.equal(s.step, 2);
+    const l2 = s.run({ x, y });
+    // the same two good steps without the bad one between them: the same bits
+    const t = mk();
+    t.run({ x, y });
+    assert.equal(t.run({ x, y }), l2);
+    assert.deepEqual(t.params(), s.params());
+    assert.deepEqual(t.ema(), s.ema());
+    if (backend === 'wasm') {
+      // the state lives in the plan's memory: a run returns only the loss, and the state inputs may be left out
+      const out = s.executable.runDevice({ x: x.data, y: y.data, step: Float32Array.of(s.step) });
+      assert.deepEqual(Object.keys(out), ['loss']);
+    }
+    s.dispose();
+    t.dispose();
+  });
+
 test('checkNaN names the first kernel that produced a non-finite value', async () => {
   const { compile, NonFiniteError } = await import('../compiler/index.ts');
   const { trace } = await import('../dsl/trace.ts');

@@ -91,9 +91,13 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
     },
     { params: pSpec, state: paramSpec(state0) as Spec, ...(ema0 ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>,
   );
-  const executable = compile(stepGraph, options);
+  // every output but the loss is the next step's input of the same name: on the wasm backend it never leaves the
+  // plan's memory (feedback), on GL it stays in its texture
+  const stateNames = stepGraph.outputs.map((o) => o.name).filter((n) => n !== 'loss');
+  const executable = compile(stepGraph, { ...options, feedback: Object.fromEntries(stateNames.map((n) => [n, n])) });
+  const inPlace = executable.adoptFeedback !== undefined;
 
-  // device-resident state: parameter and optimizer buffers by input name
+  // device-resident state: parameter and optimizer buffers by input name (on wasm: the first run's inputs only)
   const resident = new Map<string, DeviceBuffer>();
   for (const [p, v] of flatten(params, isNDArray)) resident.set(`params.${p}`, Float32Array.from(v.data));
   for (const [p, v] of flatten(state0, isNDArray)) resident.set(`state.${p}`, Float32Array.from(v.data));
@@ -104,11 +108,12 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
   const readTree = (prefix: string): Params => {
     if (executable.disposed) throw new Error(`step: cannot read ${prefix}: this step was disposed`);
     return unflatten(
-      [...resident]
-        .filter(([n]) => n.startsWith(`${prefix}.`))
-        .map(([n, buf]) => {
+      stateNames
+        .filter((n) => n.startsWith(`${prefix}.`))
+        .map((n) => {
           const shape = shapes.get(n)!;
-          return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(executable.read(buf, shape)) }] as const;
+          const data = resident.has(n) ? executable.read(resident.get(n)!, shape) : executable.readInput!(n);
+          return [n.slice(prefix.length + 1), { shape, data: Float64Array.from(data) }] as const;
         }),
     ) as Params;
   };
@@ -126,8 +131,15 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
 
   /** Reads the loss; when finite, adopts the new state (freeing replaced textures) and advances the counter. */
   const commit = (out: Record<string, DeviceBuffer>): number => {
+    // wasm: the run wrote the state into the plan's memory, where it stays; the host copies are not needed again
+    if (inPlace) resident.clear();
     const value = executable.read(out.loss, [])[0];
     if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
+    if (inPlace) {
+      executable.adoptFeedback!();
+      step++;
+      return value;
+    }
     const kept = new Set(
       Object.entries(out)
         .filter(([n]) => n !== 'loss')
@@ -156,7 +168,7 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       return commit(await executable.runDeviceAsync(inputsFor(batch)));
     },
     params: () => readTree('params'),
-    liveBuffers: () => new Set(resident.values()).size,
+    liveBuffers: () => (inPlace ? (executable.disposed ? 0 : stateNames.length) : new Set(resident.values()).size),
     state: () => readTree('state'),
     ema: () => {
       if (!ema0) throw new Error('step: no EMA is kept; compile with { emaDecay }');

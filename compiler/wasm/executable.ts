@@ -1,6 +1,8 @@
 // An Executable on a plan backend (wasm): the whole fused program is one module over one memory. A run copies the
 // given inputs into their places, runs the kernels in order (large ones split over the backend's threads) and
-// returns copies of the outputs, so a result stays valid whatever runs next.
+// returns copies of the outputs, so a result stays valid whatever runs next. Feedback outputs (a training step's
+// new parameters) are the exception: they stay in the memory until adoptFeedback() copies them into their inputs'
+// places, so state never leaves the module between steps.
 import type { NDArray } from '../../core/ndarray.ts';
 import { fmt, sameShape, size, type Shape } from '../../core/shape.ts';
 import type { DeviceBuffer, PlanBackend } from '../backends/backend.ts';
@@ -16,6 +18,8 @@ type Given = Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>
 export interface PlanCompileOptions {
   readonly checkNaN?: boolean;
   readonly profile?: boolean;
+  /** output name -> input name it becomes in the next run */
+  readonly feedback?: Readonly<Record<string, string>>;
 }
 
 export const compileOnPlanBackend = (
@@ -38,6 +42,17 @@ export const compileOnPlanBackend = (
   const inputNodes = g.nodes.filter((n) => n.op === 'input');
   const profile = new Float64Array(kernels.length);
   let disposed = false;
+  const outputId = new Map(g.outputs.map((o) => [o.name, o.id]));
+  const inputId = new Map(inputNodes.map((n) => [n.op === 'input' ? n.attrs.name : '', n.id]));
+  const feedback = Object.entries(options.feedback ?? {}).map(([out, inp]) => {
+    const from = outputId.get(out);
+    const to = inputId.get(inp);
+    if (from === undefined || to === undefined || !sameShape(g.nodes[from].shape, g.nodes[to].shape))
+      throw new Error(`compile: feedback '${out}' -> '${inp}' needs an output and an input of one shape`);
+    return { from, to };
+  });
+  const fedBack = new Set(Object.keys(options.feedback ?? {}));
+  const resident = new Set(Object.values(options.feedback ?? {}));
 
   const live = (what: string) => {
     if (disposed) throw new Error(`${what}: this plan was disposed (its module and memory are freed); compile the graph again`);
@@ -48,6 +63,7 @@ export const compileOnPlanBackend = (
     for (const n of inputNodes) {
       const name = n.op === 'input' ? n.attrs.name : '';
       const v = given[name];
+      if (v === undefined && resident.has(name)) continue; // kept in the memory from the last run
       if (v === undefined)
         throw new Error(`run: missing input '${name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
       if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
@@ -78,7 +94,7 @@ export const compileOnPlanBackend = (
         if (bad >= 0) throw new NonFiniteError(k, bad, data[bad]);
       }
     });
-    return Object.fromEntries(g.outputs.map((o) => [o.name, compiled.view(o.id).slice()]));
+    return Object.fromEntries(g.outputs.filter((o) => !fedBack.has(o.name)).map((o) => [o.name, compiled.view(o.id).slice()]));
   };
 
   return {
@@ -103,9 +119,19 @@ export const compileOnPlanBackend = (
       const out = runDevice(given);
       return Object.fromEntries(
         g.outputs
-          .filter((o) => !only || only.includes(o.name))
+          .filter((o) => (!only || only.includes(o.name)) && !fedBack.has(o.name))
           .map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
       );
+    },
+    adoptFeedback: () => {
+      live('adoptFeedback');
+      for (const { from, to } of feedback) compiled.view(to).set(compiled.view(from));
+    },
+    readInput: (name) => {
+      live('readInput');
+      const id = inputId.get(name);
+      if (id === undefined) throw new Error(`readInput: no input '${name}'; inputs: ${[...inputs.keys()].join(', ')}`);
+      return compiled.view(id).slice();
     },
     heldBuffers: () => 0,
     get disposed() {
