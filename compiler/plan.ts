@@ -41,6 +41,8 @@ export interface Executable {
    * none of them). Absent on backends that return every output.
    */
   adoptFeedback?(): void;
+  /** Plan backends: kernel calls so far that were split over worker threads (0 while a page's workers start) */
+  splitKernelCalls?(): number;
   /** Plan backends: a copy of an input's current value (the feedback inputs hold the state between runs). */
   readInput?(name: string): Float32Array;
   /** Textures returned by this plan's runs and not yet released (0 off GL). */

@@ -121,3 +121,24 @@ test("webgl2: the counter-based RNG gives the interpreter's uniforms bit for bit
   const differ = ref.findIndex((v, i) => v !== got.data[i]);
   assert.equal(differ, -1, `uniform ${differ}: webgl2 ${got.data[differ]}, interpreter ${ref[differ]}`);
 });
+
+test(
+  'wasm in the page: Web Workers split the kernels (the page is cross-origin isolated) and the bits match one thread',
+  options,
+  async (t: TestContext) => {
+    const got = await inPage('wasmThreads', [1, 3]);
+    assert.equal(got.crossOriginIsolated, true, 'the server sends COOP and COEP');
+    const [one, three] = got.runs;
+    t.diagnostic(`${three.reason}; kernel calls split over workers: ${three.splitCalls}`);
+    assert.match(three.reason, /3 threads/);
+    assert.ok(three.splitCalls > 0, 'some kernels ran on the workers');
+    assert.equal(one.splitCalls, 0);
+    assert.deepEqual(three.losses, one.losses);
+    assert.ok(one.losses[4] < one.losses[0], `the loss falls: ${one.losses.join(', ')}`);
+    assert.equal(three.params.length, one.params.length);
+    assert.ok(
+      three.params.every((v, i) => Object.is(v, one.params[i])),
+      'parameters after 5 steps: bit for bit',
+    );
+  },
+);

@@ -56,7 +56,14 @@ export const serve = async ({
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
       return;
     }
-    res.writeHead(200, { 'content-type': file.type, 'cache-control': 'no-store' });
+    // cross-origin isolated (COOP + COEP): the page may share memory with Web Workers, which the wasm backend's
+    // threads need; everything it loads is from this server
+    res.writeHead(200, {
+      'content-type': file.type,
+      'cache-control': 'no-store',
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
+    });
     res.end(req.method === 'HEAD' ? undefined : file.body);
   });
   await new Promise<void>((resolve, reject) => {

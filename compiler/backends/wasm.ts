@@ -11,7 +11,8 @@ export const defaultThreads = (): number => {
   if (!threadsSupported()) return 1;
   const os = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:os') as
     { availableParallelism?: () => number; cpus(): unknown[] } | undefined;
-  return Math.max(1, os?.availableParallelism?.() ?? os?.cpus().length ?? 1);
+  const browser = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+  return Math.max(1, os?.availableParallelism?.() ?? os?.cpus().length ?? browser ?? 1);
 };
 
 export class WasmBackend implements PlanBackend {

@@ -133,6 +133,7 @@ export const compileOnPlanBackend = (
       if (id === undefined) throw new Error(`readInput: no input '${name}'; inputs: ${[...inputs.keys()].join(', ')}`);
       return compiled.view(id).slice();
     },
+    splitKernelCalls: () => compiled.splitCalls(),
     heldBuffers: () => 0,
     get disposed() {
       return disposed;

@@ -29,6 +29,8 @@ export interface WasmPlan {
   runKernel(i: number): void;
   /** threads that compute a share of each large kernel (1: the calling thread only) */
   readonly threads: number;
+  /** kernel calls split over the threads so far */
+  splitCalls(): number;
   readonly tilings: readonly Tiling[];
   /** bytes of the memory the plan uses */
   readonly bytes: number;
@@ -39,7 +41,7 @@ export interface WasmPlan {
 }
 
 export interface WasmPlanOptions {
-  /** threads to split large kernels over (default 1); more than 1 needs Node's worker_threads */
+  /** threads to split large kernels over (default 1); more than 1 needs worker_threads or a cross-origin isolated page */
   readonly threads?: number;
 }
 
@@ -103,6 +105,7 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
     kernelCount: kernels.length,
     runKernel: (i) => (parallel[i] ? pool!.run(i, extents[i], steps[i], kernels[i]) : kernels[i](0, extents[i])),
     threads: pool ? pool.workers + 1 : 1,
+    splitCalls: () => pool?.splitCalls ?? 0,
     tilings,
     bytes: end,
     view: (id) => new Float32Array(memory.buffer, layout.offsetOf(id), size(graph.nodes[id].shape)),
