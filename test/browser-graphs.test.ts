@@ -142,3 +142,12 @@ test(
     );
   },
 );
+
+test('webgl2 (SwiftShader): four outputs per thread against one, the same bits (timings printed)', options, async (t: TestContext) => {
+  const rows = await inPage('glLanes', 3);
+  for (const r of rows) {
+    t.diagnostic(`${r.name}: 1/thread ${r.oneMs.toFixed(1)} ms, 4/thread ${r.fourMs.toFixed(1)} ms, ${(r.oneMs / r.fourMs).toFixed(2)}x`);
+    assert.deepEqual(r.lanes, [1, 4], `${r.name}: the kernel took 4 lanes only when asked`);
+    assert.ok(r.sameBits, `${r.name}: the same bits with 4 lanes`);
+  }
+});

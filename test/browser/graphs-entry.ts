@@ -11,6 +11,7 @@ import * as nn from '../../dsl/nn.ts';
 import { flattenParams, initNormal, seedFor, type ParamTensors, type Params } from '../../dsl/params.ts';
 import * as op from '../../dsl/ops.ts';
 import { mse } from '../../dsl/composites.ts';
+import { CONV, convInputs } from '../../workloads/reference.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import { trace } from '../../dsl/trace.ts';
 import { kernelReport } from '../../web/session.ts';
@@ -46,6 +47,46 @@ const api = {
     return { backend: exe.backend, data: Array.from(exe.run({}).out.data) };
   },
   kernels: () => kernelReport('webgl2'),
+  /**
+   * WebGL2 (SwiftShader here) with four outputs per thread against one: ms per run of a 256 matmul and of the
+   * reference conv, alternating, and whether both layouts give the same bits.
+   */
+  glLanes(reps: number) {
+    const n = 256;
+    const pad = (CONV.kernel - 1) / 2;
+    const work = [
+      {
+        name: 'matmul 256',
+        graph: trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }),
+        args: {
+          a: Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
+          b: Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5),
+        } as Record<string, Float32Array>,
+      },
+      {
+        name: 'conv2d (reference)',
+        graph: trace(({ x, w }) => op.conv2d(x, w, { padding: [pad, pad, pad, pad] }), {
+          x: [CONV.batch, CONV.inChannels, CONV.size, CONV.size],
+          w: [CONV.outChannels, CONV.inChannels, CONV.kernel, CONV.kernel],
+        }),
+        args: convInputs(CONV) as Record<string, Float32Array>,
+      },
+    ];
+    return work.map(({ name, graph, args }) => {
+      const exes = ([1, 4] as const).map((glLanes) => compile(graph, { backend: 'webgl2', glLanes }));
+      const outs = exes.map((e) => e.run(args).out.data);
+      const ms = [0, 0];
+      for (let r = 0; r < reps; r++)
+        exes.forEach((e, i) => {
+          const t0 = performance.now();
+          e.read(e.runDevice(args).out, []);
+          ms[i] += (performance.now() - t0) / reps;
+        });
+      const lanes = exes.map((e) => Math.max(...e.kernels.map((k) => k.source.lanes ?? 1)));
+      exes.forEach((e) => e.dispose());
+      return { name, oneMs: ms[0], fourMs: ms[1], lanes, sameBits: outs[0].every((v, i) => Object.is(v, outs[1][i])) };
+    });
+  },
   /**
    * Five steps of a small MLP's training on the wasm backend with each thread count: the losses, the parameters
    * after them, and how many kernel calls were split over Web Workers (the page is cross-origin isolated).
