@@ -73,9 +73,10 @@ const rows2 = (p: NDArray | undefined, what: string): [number, number][] => {
 export const SERIES = { data: 'data (true samples)', samples: 'samples', ghost: 'earlier samples', outside: 'outside the window' } as const;
 
 /**
- * Samples (filled, translucent) under the data set's own draws (small, dark, on top), so the samples never hide
- * the data; samples outside the window clamped onto its border as red crosses; equal scales on both axes. The
- * subtitle gains how many samples are outside the window and how many are not finite (those cannot be drawn).
+ * Samples (filled, translucent) under the data set's own draws (small, dark, translucent, on top), so the samples
+ * never hide the data and a tight cluster of samples still shows through it; samples outside the window clamped
+ * onto its border as red crosses; equal scales on both axes. The subtitle gains how many samples are outside the
+ * window and how many are not finite (those cannot be drawn).
  */
 export const scatterFigure = (s: ScatterInput): Figure => {
   const [x0, x1, y0, y1] = s.bounds;
@@ -143,8 +144,8 @@ export const scatterFigure = (s: ScatterInput): Figure => {
     height,
     layer: [
       { data: { name: 'ghost' }, mark: { type: 'point', size: 14, strokeWidth: 0.8, opacity: 0.6 }, encoding: xy },
-      { data: { name: 'samples' }, mark: { type: 'circle', size: 14, opacity: 0.35 }, encoding: xy },
-      { data: { name: 'reference' }, mark: { type: 'circle', size: 3, opacity: 0.7 }, encoding: xy },
+      { data: { name: 'samples' }, mark: { type: 'circle', size: 16, opacity: 0.5 }, encoding: xy },
+      { data: { name: 'reference' }, mark: { type: 'circle', size: 4, opacity: 0.4 }, encoding: xy },
       { data: { name: 'outside' }, mark: { type: 'point', shape: 'cross', size: 40, filled: true, opacity: 0.9 }, encoding: xy },
     ],
   };
