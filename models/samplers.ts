@@ -267,6 +267,12 @@ export interface SampleCallOptions {
   onStep?: (done: number, total: number) => void | Promise<void>;
   /** sampleAsync only: checked after each step; once aborted, the device buffers are freed and the call rejects */
   signal?: AbortSignal;
+  /**
+   * sampleAsync only: read each step's result back before onStep. A GL device otherwise queues the whole chain and
+   * the final read waits for all of it at once (10 s for 100 steps on SwiftShader); read step by step, a page that
+   * yields in onStep waits for one step at a time.
+   */
+  syncEachStep?: boolean;
 }
 
 /** Compiles the step once per (unconditional | conditional) use; the seed is a random-primitive attribute, so a new seed is a new plan. */
@@ -334,6 +340,7 @@ export const createSampler = (o: SamplerOptions): Sampler => {
       for (let done = 1; !r.done; done++) {
         const { runner, inputs } = r.value;
         const out = await runner.runAsync(inputs);
+        if (opts.syncEachStep) runner.read(out); // a GL device finishes the step before onStep: nothing stays queued
         await opts.onStep?.(done, total);
         if (opts.signal?.aborted) {
           runner.free(out);
