@@ -19,7 +19,11 @@ export class FigureView {
       this.view = new View(parse(compile(f.spec).spec), { renderer: 'canvas', container: this.container, hover: false });
       this.key = key;
     }
-    for (const [name, rows] of Object.entries(f.data)) this.view.data(name, rows.map((r) => ({ ...r })));
+    for (const [name, rows] of Object.entries(f.data))
+      this.view.data(
+        name,
+        rows.map((r) => ({ ...r })),
+      );
     await this.view.runAsync();
   }
 }
