@@ -210,6 +210,7 @@ test(
     assert.ok(during.sampleProgress.done < during.sampleProgress.total, `progress ${JSON.stringify(during.sampleProgress)}`);
     assert.ok(await page.isVisible('#sampleProgress'), 'the progress bar is shown while sampling');
     // a plain mouse click where the button is (no waiting for actionability, as a person clicks)
+    await page.locator('#stopSampling').scrollIntoViewIfNeeded();
     const box = (await page.locator('#stopSampling').boundingBox())!;
     const t0 = performance.now();
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
@@ -415,6 +416,31 @@ test(
     assert.deepEqual(counts[3], counts[1], 'the same model after the 2nd and 4th switch');
   },
 );
+
+test('Reset while the page samples stops the sampling first: the new model is not sampled with the old plans', options, async () => {
+  await page.selectOption('#steps', '100'); // samples the current model anew, 100 steps
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return s.sampling && s.sampleProgress.done >= 2;
+    },
+    null,
+    { timeout: 60_000, polling: 100 },
+  );
+  await page.click('#reset');
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return s.step === 0 && !s.sampling;
+    },
+    null,
+    { timeout: 30_000, polling: 100 },
+  );
+  const s = await state();
+  assert.equal(s.lastError, null);
+  assert.doesNotMatch(s.message ?? '', /failed/i);
+  await page.selectOption('#steps', '25');
+});
 
 test('without WebGL2 the page says so in a banner and trains on the fallback backend', options, async (t: TestContext) => {
   const p = await browser!.context.newPage();

@@ -354,10 +354,17 @@ const pause = async () => {
 };
 
 /** Applies a change that needs a new session state, pausing the loop around it. */
+/** Aborts the sampling in flight and waits until it has ended (its sampler must not run on a replaced model). */
+const stopSampling = async () => {
+  sampleAbort?.abort();
+  while (sampling) await nextFrame();
+};
+
 const change = async (f: () => void) => {
   const was = running;
   running = false;
   await nextFrame();
+  await stopSampling();
   try {
     f();
   } catch (e) {
