@@ -64,6 +64,11 @@ export const reportMarkdown = (r: ExperimentReport): string => {
       );
     }
     parts.push('', rowsTable(d.rows, true));
+    const figures = [
+      ...(d.pictures?.loss ? [`![training loss of ${d.dataset}](${d.pictures.loss})`] : []),
+      ...(d.pictures?.cfg ? [`![metrics of ${d.dataset} against the CFG scale](${d.pictures.cfg})`] : []),
+    ];
+    if (figures.length) parts.push('', figures.join(' '));
   }
   return `${parts.join('\n')}\n`;
 };
@@ -72,7 +77,7 @@ export const writeReport = (dir: string, r: ExperimentReport): void => {
   const enc = (s: string) => new TextEncoder().encode(s);
   writeFileAtomic(
     path.join(dir, 'report.json'),
-    enc(`${JSON.stringify(r, (k, v) => (k === 'samples' || k === 'classes' ? undefined : v), 2)}\n`),
+    enc(`${JSON.stringify(r, (k, v) => (k === 'samples' || k === 'classes' || k === 'losses' ? undefined : v), 2)}\n`),
   );
   writeFileAtomic(path.join(dir, 'report.md'), enc(reportMarkdown(r)));
 };

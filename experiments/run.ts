@@ -13,7 +13,7 @@ import { runTraining } from '../runs/runTraining.ts';
 import { progressBar } from '../runs/progress.ts';
 import { drawSamples } from './sample.ts';
 import { evaluateSamples, type Metrics } from './evaluate.ts';
-import { samplePicture } from './pictures.ts';
+import { cfgPicture, lossPicture, metricPanels, samplePicture } from './pictures.ts';
 import type { DatasetSpec, ExperimentSpec } from './spec.ts';
 
 export interface ModelReport {
@@ -25,6 +25,8 @@ export interface ModelReport {
   seconds?: number;
   lossFirst?: number;
   lossLast?: number;
+  /** the loss of every step trained here (not written to report.json; each run folder has losses.json) */
+  losses?: number[];
   config: RunConfig;
 }
 
@@ -46,6 +48,8 @@ export interface DatasetReport {
   dataset: string;
   models: ModelReport[];
   rows: RowReport[];
+  /** the loss curves of the models trained here and each metric against the CFG scale, next to the row pictures */
+  pictures?: { loss?: string; cfg?: string };
 }
 
 export interface ExperimentReport {
@@ -91,6 +95,7 @@ const runDataset = async (
       seconds: r.seconds,
       lossFirst: mean(r.losses.slice(0, 50)),
       lossLast: mean(r.losses.slice(-50)),
+      losses: r.losses,
       config,
     };
   }
@@ -120,6 +125,7 @@ const runDataset = async (
       seconds: r.seconds,
       lossFirst: mean(r.losses.slice(0, 20)),
       lossLast: mean(r.losses.slice(-20)),
+      losses: r.losses,
       config,
     });
   }
@@ -137,10 +143,52 @@ const runDataset = async (
         { ...(spec.sampleSet as Record<string, Json>), backend: e.backend },
         path.join(dir, '..'),
         opts.quiet,
+        e.name,
       ),
     );
   }
-  return { dataset: spec.dataset, models: [...models.values()], rows };
+  return { dataset: spec.dataset, models: [...models.values()], rows, pictures: await datasetPictures(spec.dataset, e, models, rows, dir) };
+};
+
+/** `<dataset>-loss.png` (models trained here) and `<dataset>-cfg.png` (when the rows have more than one CFG scale). */
+const datasetPictures = async (
+  dataset: string,
+  e: ExperimentSpec,
+  models: ReadonlyMap<string, ModelReport>,
+  rows: readonly RowReport[],
+  dir: string,
+): Promise<DatasetReport['pictures']> => {
+  const pictures: DatasetReport['pictures'] = {};
+  const trained = [...models.values()].filter((m) => m.losses?.length);
+  const committed = [...models.values()].filter((m) => m.source === 'committed').map((m) => m.name);
+  const describe = (m: ModelReport) => `${m.name} (${m.config.objective.kind === 'sp' ? 'SP' : 'MSE'})`;
+  if (trained.length) {
+    pictures.loss = `${dataset}-loss.png`;
+    await lossPicture(
+      {
+        title: `${dataset} · training loss · ${e.name}`,
+        subtitle: [
+          trained.map((m) => `${describe(m)}: ${m.steps} steps, batch ${m.config.train.batchSize}, lr ${m.config.train.lr}`).join(' · '),
+          ...(committed.length ? [`not shown: ${committed.join(', ')} (committed: its checkpoint holds no loss history)`] : []),
+        ],
+      },
+      trained.map((m) => ({ name: describe(m), losses: m.losses!, objective: m.config.objective.kind })),
+      path.join(dir, '..', pictures.loss),
+    );
+  }
+  if (new Set(rows.map((r) => r.cfgScale)).size > 1) {
+    pictures.cfg = `${dataset}-cfg.png`;
+    const series = (r: RowReport) => `${describe(models.get(r.model)!)}${r.classes ? '' : ' unconditional'}`;
+    await cfgPicture(
+      {
+        title: `${dataset} · metrics against the CFG scale · ${e.name}`,
+        subtitle: [`${rows[0].samples?.shape[0] ?? '?'} samples per point; CFG 1 is no guidance`],
+      },
+      metricPanels(rows.map((r) => ({ series: series(r), cfg: r.cfgScale, metrics: r.metrics }))),
+      path.join(dir, '..', pictures.cfg),
+    );
+  }
+  return pictures;
 };
 
 /** A model's checkpoint, loaded once and checked against the model its own run config builds. */
@@ -158,11 +206,14 @@ export const sampleRow = async (
   overrides: Record<string, Json>,
   pictureDir: string,
   quiet = false,
+  /** what the picture's title names besides the data set and row, e.g. the experiment */
+  context?: string,
 ): Promise<RowReport> => {
   const run = ck.config.run;
   const config = resolveConfig(undefined, overrides, run.data.name, run);
   const setup = setupRun(config);
-  const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
+  const ema = config.sample.weights === 'ema' && Object.keys(ck.ema).length > 0;
+  const weights = ema ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
   const s = await drawSamples(
     setup,
@@ -173,7 +224,16 @@ export const sampleRow = async (
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
   const picture = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
   fs.mkdirSync(pictureDir, { recursive: true });
-  samplePicture(setup, s.samples, path.join(pictureDir, picture));
+  const o = run.objective;
+  const heading = {
+    title: `${config.data.name} · ${row.name}${context ? ` · ${context}` : ''}`,
+    subtitle: [
+      `model ${row.model}: ${o.kind === 'sp' ? `SP fine-tune (layer ${o.layer}, t' ${o.tPrime})` : 'MSE'}, ${ck.step} steps`,
+      `CFG ${row.cfg}${row.unconditional ? ' (null class: unconditional)' : ''} · ${ema ? 'EMA' : 'current'} weights · ` +
+        `${config.sample.sampler.toUpperCase()} ${config.sample.steps} steps · ${config.sample.count} samples`,
+    ],
+  };
+  await samplePicture(setup, s.samples, s.classes, heading, path.join(pictureDir, picture));
   return {
     dataset: config.data.name,
     name: row.name,

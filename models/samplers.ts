@@ -260,6 +260,19 @@ export interface SampleCallOptions {
   classes?: ArrayLike<number>;
   draw?: number;
   params?: Params;
+  /**
+   * sampleAsync only: awaited after each of the `total` runs (the initial noise, then every denoising step), so a
+   * page can show progress and yield to its event loop between steps.
+   */
+  onStep?: (done: number, total: number) => void | Promise<void>;
+  /** sampleAsync only: checked after each step; once aborted, the device buffers are freed and the call rejects */
+  signal?: AbortSignal;
+  /**
+   * sampleAsync only: read each step's result back before onStep. A GL device otherwise queues the whole chain and
+   * the final read waits for all of it at once (10 s for 100 steps on SwiftShader); read step by step, a page that
+   * yields in onStep waits for one step at a time.
+   */
+  syncEachStep?: boolean;
 }
 
 /** Compiles the step once per (unconditional | conditional) use; the seed is a random-primitive attribute, so a new seed is a new plan. */
@@ -322,8 +335,20 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     },
     async sampleAsync(opts = {}) {
       const loop = chain(opts);
+      const total = plan.length + 1;
       let r = loop.next();
-      while (!r.done) r = loop.next(await r.value.runner.runAsync(r.value.inputs));
+      for (let done = 1; !r.done; done++) {
+        const { runner, inputs } = r.value;
+        const out = await runner.runAsync(inputs);
+        if (opts.syncEachStep) runner.read(out); // a GL device finishes the step before onStep: nothing stays queued
+        await opts.onStep?.(done, total);
+        if (opts.signal?.aborted) {
+          runner.free(out);
+          loop.return(undefined as never); // frees the chain's current x
+          opts.signal.throwIfAborted();
+        }
+        r = loop.next(out);
+      }
       return r.value;
     },
     dispose() {
@@ -349,17 +374,20 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     const base = draw * (plan.length + 1);
     let x = yield { runner: noiseRunner(), inputs: { counter: scalar(base) } };
     const t = new Float64Array(B);
-    for (const [i, k] of plan.entries()) {
-      const inputs: Record<string, NDArray | DeviceBuffer> = { ...weights, x, t: vec(t.fill(k.t)), counter: scalar(base + i + 1) };
-      for (const name of ['alpha', 'sigma', 'cX0', 'cEps', 'cXt', 'cNoise'] as const) inputs[name] = scalar(k[name]);
-      if (conditional) inputs.c = vec(classes);
-      const next = yield { runner: step, inputs };
-      step.free(x);
-      x = next;
+    try {
+      for (const [i, k] of plan.entries()) {
+        const inputs: Record<string, NDArray | DeviceBuffer> = { ...weights, x, t: vec(t.fill(k.t)), counter: scalar(base + i + 1) };
+        for (const name of ['alpha', 'sigma', 'cX0', 'cEps', 'cXt', 'cNoise'] as const) inputs[name] = scalar(k[name]);
+        if (conditional) inputs.c = vec(classes);
+        const next = yield { runner: step, inputs };
+        step.free(x);
+        x = next;
+      }
+      const out = step.read(x);
+      return { ...out, backend: step.backend, timesteps: plan.map((k) => k.t) };
+    } finally {
+      step.free(x); // also when the driver stops the chain early (an aborted sampleAsync)
     }
-    const out = step.read(x);
-    step.free(x);
-    return { ...out, backend: step.backend, timesteps: plan.map((k) => k.t) };
   }
 };
 

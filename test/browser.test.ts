@@ -43,6 +43,8 @@ type PageState = {
   signature: string;
   run: { data: { name: string; conditional: boolean } };
   sampleEvents: number;
+  sampleProgress: { done: number; total: number };
+  stopClicks: number[];
   samples?: {
     count: number;
     finite: boolean;
@@ -185,6 +187,88 @@ test('SP fine-tuning starts from the MSE weights, trains on WebGL2 and redraws t
       `(before: ${before.samples!.logLikelihood.toFixed(2)}, ${(100 * before.samples!.offData).toFixed(1)}%)`,
   );
   await page.screenshot({ path: path.join(shots, 'playground.png'), fullPage: true });
+});
+
+test(
+  'while the page samples on WebGL2 it shows progress and handles a click within 1 s; Stop keeps the previous samples',
+  options,
+  async (t: TestContext) => {
+    const before = await state();
+    assert.ok(before.samples, 'the earlier tests drew samples');
+    // a long sampling run (choosing a setting samples anew): 500 points, 100 DDIM steps, tens of seconds on SwiftShader
+    await page.selectOption('#steps', '100');
+    const busy = (): Promise<PageState> => state();
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+        return s.sampling && s.sampleProgress.done >= 3;
+      },
+      null,
+      { timeout: 120_000, polling: 100 },
+    );
+    const during = await busy();
+    assert.ok(during.sampleProgress.done < during.sampleProgress.total, `progress ${JSON.stringify(during.sampleProgress)}`);
+    assert.ok(await page.isVisible('#sampleProgress'), 'the progress bar is shown while sampling');
+    // a plain mouse click where the button is (no waiting for actionability, as a person clicks)
+    await page.locator('#stopSampling').scrollIntoViewIfNeeded();
+    const box = (await page.locator('#stopSampling').boundingBox())!;
+    const t0 = performance.now();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await page.waitForFunction(
+      () => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().stopClicks.length > 0,
+      null,
+      { timeout: 5_000, polling: 20 },
+    );
+    const clicked = performance.now() - t0;
+    const handled = await busy();
+    t.diagnostic(
+      `click on Stop at step ${during.sampleProgress.done}/${during.sampleProgress.total}: handled ` +
+        `${handled.stopClicks[0].toFixed(0)} ms after the browser received it (${clicked.toFixed(0)} ms from the test's click to ` +
+        `reading its effect)`,
+    );
+    assert.ok(handled.stopClicks[0] < 1000, `the click waited ${handled.stopClicks[0]} ms for the page`);
+    assert.ok(clicked < 1000, `${clicked} ms from the click to its effect`);
+    await page.waitForFunction(
+      () => !(window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().sampling,
+      null,
+      { timeout: 30_000, polling: 100 },
+    );
+    const after = await state();
+    assert.match(after.message ?? '', /Sampling stopped/);
+    assert.equal(after.sampleEvents, before.sampleEvents, 'no new samples');
+    assert.equal(after.samples?.step, before.samples.step, 'the previous samples are kept');
+    assert.equal(after.lastError, null);
+    assert.ok(!(await page.isVisible('#sampleProgress')), 'the progress bar is hidden again');
+    await page.selectOption('#steps', '25'); // samples again, to the end
+    await page.waitForFunction(
+      (n) => {
+        const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+        return !s.sampling && s.sampleEvents > n;
+      },
+      before.sampleEvents,
+      { timeout: 120_000, polling: 100 },
+    );
+  },
+);
+
+test('the pictures are vega figures drawn into the page, and no backend name is cut off in its drop-down', options, async () => {
+  for (const id of ['loss', 'scatter']) assert.equal(await page.locator(`#${id} canvas`).count(), 1, `#${id} holds a canvas`);
+  const fits = await page.evaluate(() => {
+    const select = document.getElementById('backend') as HTMLSelectElement;
+    const style = getComputedStyle(select);
+    const ctx = document.createElement('canvas').getContext('2d')!;
+    ctx.font = style.font;
+    // the room for the chosen option's text: the box less its padding, borders and the drop-down arrow (about 20 px)
+    const room =
+      select.getBoundingClientRect().width -
+      ['paddingLeft', 'paddingRight', 'borderLeftWidth', 'borderRightWidth'].reduce(
+        (a, k) => a + parseFloat(style[k as 'paddingLeft']),
+        0,
+      ) -
+      20;
+    return [...select.options].map((o) => ({ text: o.text, width: ctx.measureText(o.text).width, room }));
+  });
+  for (const f of fits) assert.ok(f.width <= f.room, `'${f.text}' needs ${f.width.toFixed(0)} px, the drop-down has ${f.room.toFixed(0)}`);
 });
 
 test(
@@ -332,6 +416,31 @@ test(
     assert.deepEqual(counts[3], counts[1], 'the same model after the 2nd and 4th switch');
   },
 );
+
+test('Reset while the page samples stops the sampling first: the new model is not sampled with the old plans', options, async () => {
+  await page.selectOption('#steps', '100'); // samples the current model anew, 100 steps
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return s.sampling && s.sampleProgress.done >= 2;
+    },
+    null,
+    { timeout: 60_000, polling: 100 },
+  );
+  await page.click('#reset');
+  await page.waitForFunction(
+    () => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return s.step === 0 && !s.sampling;
+    },
+    null,
+    { timeout: 30_000, polling: 100 },
+  );
+  const s = await state();
+  assert.equal(s.lastError, null);
+  assert.doesNotMatch(s.message ?? '', /failed/i);
+  await page.selectOption('#steps', '25');
+});
 
 test('without WebGL2 the page says so in a banner and trains on the fallback backend', options, async (t: TestContext) => {
   const p = await browser!.context.newPage();

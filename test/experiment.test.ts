@@ -65,6 +65,13 @@ test('a tiny experiment: stage 1 trained, SP fine-tune, rows sampled and evaluat
     assert.equal(json.datasets[0].rows[0].samples, undefined, 'samples are not dumped into report.json');
     const md = fs.readFileSync(path.join(dir, 'report.md'), 'utf8');
     for (const name of ['MSE+CFG 3', 'SP', 'true samples']) assert.ok(md.includes(name), name);
+    // the loss curves of both models trained here, and the metrics against the CFG scale (rows at CFG 1 and 3)
+    assert.deepEqual(d.pictures, { loss: 'eightGaussians-loss.png', cfg: 'eightGaussians-cfg.png' });
+    for (const file of [d.pictures!.loss!, d.pictures!.cfg!]) {
+      const png = PNG.sync.read(fs.readFileSync(path.join(dir, file)));
+      assert.ok(png.width > 400 && png.height > 200, `${file}: ${png.width}x${png.height}`);
+      assert.ok(md.includes(`](${file})`), `report.md shows ${file}`);
+    }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

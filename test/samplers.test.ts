@@ -290,6 +290,41 @@ test('compiled sampler steps follow the f64 interpreter on every available backe
   }
 });
 
+test('sampleAsync reports every step, and an aborted one rejects at once and leaves the sampler usable', async () => {
+  // on headless-gl where npm test's display has it (device buffers are textures there), else on wasm
+  const backend = availableBackends().includes('headlessgl') ? 'headlessgl' : 'wasm';
+  const sched = rescaleZeroTerminalSnr(linearSchedule());
+  const s = createSampler({
+    predict: exactPredict(sched, 'v'),
+    shape: [64, 2],
+    schedule: sched,
+    prediction: 'v',
+    sampler: 'ddim',
+    steps: 10,
+    seed: 1,
+    backend,
+  });
+  try {
+    const seen: [number, number][] = [];
+    const got = await s.sampleAsync({ onStep: (done, total) => void seen.push([done, total]) });
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 11 }, (_, i) => [i + 1, 11]),
+    );
+    assert.deepEqual(got.data, s.sample().data, 'the same samples as sample()');
+    const stop = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      s.sampleAsync({ signal: stop.signal, onStep: (done) => void (++calls, done === 4 && stop.abort()) }),
+      (e: Error) => e.name === 'AbortError',
+    );
+    assert.equal(calls, 4, 'no step after the abort');
+    assert.deepEqual((await s.sampleAsync()).data, got.data, 'the sampler still works');
+  } finally {
+    s.dispose();
+  }
+});
+
 test('trailing timesteps start at T and end at round(T/steps); the last step lands on x0_hat', () => {
   assert.deepEqual(timestepSubsequence(1000, 4), [1000, 750, 500, 250]);
   assert.deepEqual(timestepSubsequence(10, 3), [10, 7, 3]);

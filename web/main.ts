@@ -1,7 +1,9 @@
 // The playground page: controls, the training loop (chunks of steps between frames, so the page stays
 // responsive), live plots, and checkpoints in and out. All computation is in web/session.ts and the library.
 import type { BackendName } from '../compiler/index.ts';
-import { drawLoss, drawScatter, type ScatterLayer } from './plots.ts';
+import { lossFigure, palette, scatterFigure, type LossSeries } from '../plots/specs.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { FigureView } from './plots.ts';
 import { defaultRun, isMixtureName, type ObjectiveKind, type PageRun } from './runConfig.ts';
 import { backendLabels, browserBackends, kernelReport, Session, SP_LR_FACTOR, webglRenderer, type KernelReport } from './session.ts';
 
@@ -34,9 +36,12 @@ const ui = {
   loss: $('stLoss'),
   objective: $('stObjective'),
   backendStat: $('stBackend'),
-  lossCanvas: $<HTMLCanvasElement>('loss'),
-  scatter: $<HTMLCanvasElement>('scatter'),
-  sampleCaption: $('sampleCaption'),
+  lossFigure: $('loss'),
+  scatter: $('scatter'),
+  progress: $('sampleProgress'),
+  progressBar: $<HTMLProgressElement>('sampleBar'),
+  progressText: $('sampleStatus'),
+  stopSampling: $<HTMLButtonElement>('stopSampling'),
   metrics: $('metrics'),
   message: $('message'),
   about: $('about'),
@@ -60,6 +65,12 @@ let rateWindow: { n: number; ms: number }[] = [];
 let sinceSample = { steps: 0, ms: 0 };
 let sampleMs = 0;
 let sampleEvents = 0;
+/** stops the sampling in flight (the Stop button) */
+let sampleAbort: AbortController | undefined;
+/** sampling progress: DDIM steps done of total */
+let sampleProgress = { done: 0, total: 0 };
+/** clicks on Stop and how long after the browser received each one its handler ran (event.timeStamp to now), in ms */
+let stopClicks: number[] = [];
 
 function runFromControls(): PageRun {
   const name = isMixtureName(ui.dataset.value) ? ui.dataset.value : 'eightGaussians';
@@ -118,26 +129,73 @@ const renderStats = () => {
   ui.objective.style.color = session.objective === 'sp' ? 'var(--sp)' : 'var(--accent)';
 };
 
-const referencePoints = new Map<string, ScatterLayer>();
+const referencePoints = new Map<string, NDArray>();
+const lossView = new FigureView(ui.lossFigure);
+const scatterView = new FigureView(ui.scatter);
 let plotsDrawnAt = 0;
+/** what the sample figure shows now: it is redrawn only when one of these changes */
+let scatterShown: Record<string, unknown> = {};
+
+/** Figure widths from the containers' CSS widths, leaving room for the legends. */
+const widthOf = (el: HTMLElement, legend: number, max: number) => Math.max(220, Math.min(max, (el.clientWidth || 600) - legend));
+
+/** The loss history as one series per stretch of one objective (MSE, then SP, ...), in the report's colours. */
+const lossSeries = (): LossSeries[] => {
+  const series: { name: string; losses: number[]; firstStep: number; colour: string }[] = [];
+  const seen = { mse: 0, sp: 0 };
+  let prev: string | undefined;
+  for (const p of session.losses) {
+    if (p.objective !== prev) {
+      const n = ++seen[p.objective];
+      const name = `${p.objective === 'sp' ? 'SP' : 'MSE'}${n > 1 ? ` (${n})` : ''}`;
+      series.push({ name, losses: [], firstStep: p.step, colour: p.objective === 'sp' ? palette.sp : palette.mse });
+      prev = p.objective;
+    }
+    series[series.length - 1].losses.push(p.loss);
+  }
+  return series;
+};
 
 const renderPlots = () => {
   plotsDrawnAt = performance.now();
-  drawLoss(ui.lossCanvas, session.losses);
+  const run = session.run;
+  const model = `MLP ${run.model.hidden}×${run.model.depth}${session.numClasses ? ', class-conditional' : ''}`;
+  void lossView.show(
+    lossFigure({
+      title: `Training loss · ${run.data.name}`,
+      subtitle: [`${model}, batch ${run.train.batchSize}; SP fine-tunes at lr ${+(run.train.lr * SP_LR_FACTOR).toPrecision(3)}`],
+      series: lossSeries(),
+      width: widthOf(ui.lossFigure, 130, 640),
+      height: 170,
+    }),
+  );
   const m = session.mixture;
   let reference = referencePoints.get(m.name);
-  if (!reference) referencePoints.set(m.name, (reference = { points: m.sample(2000, 12345), style: 'reference' }));
-  const layers: ScatterLayer[] = [reference];
+  if (!reference) referencePoints.set(m.name, (reference = m.sample(2000, 12345)));
   const s = session.samples;
-  if (session.objective === 'sp' && session.beforeSp && s && s !== session.beforeSp)
-    layers.push({ points: session.beforeSp.x, style: 'ghost' });
-  if (s) layers.push({ points: s.x, classes: s.classes, style: 'samples' });
-  drawScatter(ui.scatter, m.bounds, layers);
+  const ghost = session.objective === 'sp' && session.beforeSp && s && s !== session.beforeSp ? session.beforeSp.x : undefined;
+  const size = widthOf(ui.scatter, 190, 460);
+  const shown = { s, ghost, size, name: m.name };
+  if (Object.entries(shown).every(([k, v]) => scatterShown[k as keyof typeof shown] === v)) return; // nothing new to draw
+  scatterShown = shown;
+  void scatterView.show(
+    scatterFigure({
+      title: s ? `Samples · ${run.data.name} · step ${s.step} (${s.objective === 'sp' ? 'SP' : 'MSE'})` : `Data · ${run.data.name}`,
+      subtitle: s
+        ? [
+            `${model} · CFG ${s.cfgScale}${s.cfgScale === 1 ? ' (none)' : ''} · ${s.weights === 'ema' ? 'EMA' : 'current'} weights`,
+            `DDIM ${s.steps} steps · ${s.x.shape[0]} points · ${(s.ms / 1000).toFixed(1)} s on ${s.backend}`,
+          ]
+        : ['the samples appear here once the model has trained'],
+      samples: s?.x,
+      classes: s?.classes,
+      reference,
+      ghost,
+      bounds: m.bounds,
+      size,
+    }),
+  );
   if (s) {
-    ui.sampleCaption.textContent =
-      `${s.x.shape[0]} points at step ${s.step} (${s.objective === 'sp' ? 'SP' : 'MSE'}), ` +
-      `DDIM ${s.steps}${s.cfgScale !== 1 ? `, CFG ${s.cfgScale}` : ''}${s.weights === 'ema' ? ', EMA' : ''}, ` +
-      `${(s.ms / 1000).toFixed(1)} s on ${s.backend}`;
     const ll = Number.isFinite(s.logLikelihood)
       ? s.logLikelihood.toFixed(2)
       : s.logLikelihood === -Infinity
@@ -146,14 +204,11 @@ const renderPlots = () => {
     ui.metrics.innerHTML =
       `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> ` +
       `· modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
-      (session.objective === 'sp' && session.beforeSp
-        ? ` <span class="muted">(rings: the last MSE samples, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, ` +
+      (ghost && session.beforeSp
+        ? ` <span class="muted">(earlier samples: the last MSE ones, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, ` +
           `off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>`
         : '');
-  } else {
-    ui.sampleCaption.textContent = 'light grey: the data set';
-    ui.metrics.textContent = '';
-  }
+  } else ui.metrics.textContent = '';
 };
 
 const renderControls = () => {
@@ -180,6 +235,10 @@ const renderControls = () => {
   ui.train.textContent = running ? 'Pause' : session.step > 0 ? 'Resume' : 'Train';
   ui.train.classList.toggle('running', running);
   ui.sample.disabled = sampling;
+  ui.progress.hidden = !sampling;
+  ui.progressBar.max = Math.max(1, sampleProgress.total);
+  ui.progressBar.value = sampleProgress.done;
+  ui.progressText.textContent = sampleProgress.total ? `step ${sampleProgress.done} of ${sampleProgress.total}` : 'starting…';
 };
 
 const refreshKernels = () => {
@@ -206,17 +265,32 @@ const fail = (e: unknown) => {
   console.error(e);
 };
 
+/**
+ * Samples step by step: after each DDIM step the progress bar moves, and at least every 30 ms the loop yields to the
+ * page, so clicks and redraws are handled while it samples (Stop aborts after the step in flight).
+ */
 const doSample = async () => {
   if (sampling) return;
   sampling = true;
+  const abort = (sampleAbort = new AbortController());
+  sampleProgress = { done: 0, total: 0 };
   renderControls();
   await nextFrame();
   try {
-    const s = session.sample({
+    let yielded = performance.now();
+    const s = await session.sampleAsync({
       count: Number(ui.count.value),
       steps: Number(ui.steps.value),
       cfgScale: ui.cfg.disabled ? 1 : Number(ui.cfg.value),
       weights: ui.weights.value === 'ema' ? 'ema' : 'params',
+      signal: abort.signal,
+      onStep: async (done, total) => {
+        sampleProgress = { done, total };
+        if (performance.now() - yielded < 30) return;
+        renderControls();
+        await nextFrame();
+        yielded = performance.now();
+      },
     });
     sampleMs = s.ms;
     sampleEvents++;
@@ -224,11 +298,16 @@ const doSample = async () => {
     if (!s.x.data.every(Number.isFinite))
       showMessage('error', 'The samples contain non-finite values: the model has diverged (try Reset).');
   } catch (e) {
-    lastError = e instanceof Error ? e.message : String(e);
-    showMessage('error', `Sampling failed: ${lastError}`);
-    console.error(e);
+    if (e instanceof Error && e.name === 'AbortError') showMessage('info', 'Sampling stopped: the picture shows the previous samples.');
+    else {
+      lastError = e instanceof Error ? e.message : String(e);
+      showMessage('error', `Sampling failed: ${lastError}`);
+      console.error(e);
+    }
   } finally {
     sampling = false;
+    sampleAbort = undefined;
+    sampleProgress = { done: 0, total: 0 };
     render();
   }
 };
@@ -275,10 +354,17 @@ const pause = async () => {
 };
 
 /** Applies a change that needs a new session state, pausing the loop around it. */
+/** Aborts the sampling in flight and waits until it has ended (its sampler must not run on a replaced model). */
+const stopSampling = async () => {
+  sampleAbort?.abort();
+  while (sampling) await nextFrame();
+};
+
 const change = async (f: () => void) => {
   const was = running;
   running = false;
   await nextFrame();
+  await stopSampling();
   try {
     f();
   } catch (e) {
@@ -306,6 +392,10 @@ for (const el of [ui.dataset, ui.hidden, ui.conditional]) el.addEventListener('c
 for (const r of objectiveRadios) r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
 ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendName)));
 ui.sample.addEventListener('click', () => void doSample());
+ui.stopSampling.addEventListener('click', (e) => {
+  stopClicks = [...stopClicks, performance.now() - e.timeStamp];
+  sampleAbort?.abort();
+});
 for (const el of [ui.count, ui.steps, ui.cfg, ui.weights])
   el.addEventListener('change', () => {
     if (!running && session.samples) void doSample();
@@ -383,6 +473,8 @@ const state = () => ({
   signature: session.signature,
   run: session.run,
   sampleEvents,
+  sampleProgress,
+  stopClicks,
   samples: session.samples && {
     count: session.samples.x.shape[0],
     finite: session.samples.x.data.every(Number.isFinite),

@@ -10,7 +10,7 @@ import { adam } from '../dsl/optim.ts';
 import { flattenParams, mapParams, type Params } from '../dsl/params.ts';
 import type { Mixture2D } from '../data/mixtures.ts';
 import { signatureDiff, signatureOf, type Denoiser } from '../models/index.ts';
-import { createSampler, denoiserPredict, type Sampler } from '../models/samplers.ts';
+import { createSampler, denoiserPredict, type SampleResult, type Sampler } from '../models/samplers.ts';
 import type { Schedule } from '../models/schedule.ts';
 import type { Objective } from '../objectives/index.ts';
 import { batchSource, buildObjective, setupRun, type RunSetup, type StepBatch } from '../runs/setup.ts';
@@ -112,6 +112,13 @@ export interface SampleSet {
   readonly logLikelihood: number;
   readonly offData: number;
   readonly coverage: number;
+}
+
+export interface SampleRequest {
+  readonly count: number;
+  readonly steps: number;
+  readonly cfgScale: number;
+  readonly weights?: 'ema' | 'params';
 }
 
 export interface LoadResult {
@@ -328,17 +335,26 @@ export class Session {
   }
 
   /** Samples with the current or the EMA weights; the same noise every time, so the picture changes only with the model. */
-  sample({
-    count,
-    steps,
-    cfgScale,
-    weights: which = this.run.sample.weights,
-  }: {
-    count: number;
-    steps: number;
-    cfgScale: number;
-    weights?: 'ema' | 'params';
-  }): SampleSet {
+  sample(opts: SampleRequest): SampleSet {
+    const { sampler, classes, weights, finish } = this.prepareSample(opts);
+    const t0 = performance.now();
+    return finish(sampler.sample({ classes, params: weights }), performance.now() - t0);
+  }
+
+  /**
+   * The same samples, step by step: `onStep` is awaited after each DDIM step (the page shows progress and yields to
+   * its event loop there), and an aborted `signal` stops after the step in flight, keeping the previous samples.
+   */
+  async sampleAsync(
+    opts: SampleRequest & { onStep?: (done: number, total: number) => void | Promise<void>; signal?: AbortSignal },
+  ): Promise<SampleSet> {
+    const { sampler, classes, weights, finish } = this.prepareSample(opts);
+    const t0 = performance.now();
+    const x = await sampler.sampleAsync({ classes, params: weights, onStep: opts.onStep, signal: opts.signal, syncEachStep: true });
+    return finish(x, performance.now() - t0);
+  }
+
+  private prepareSample({ count, steps, cfgScale, weights: which = this.run.sample.weights }: SampleRequest) {
     this.sync();
     const weights = which === 'ema' ? this.ema : this.params;
     const K = this.numClasses;
@@ -363,25 +379,25 @@ export class Session {
       this.samplers.set(key, sampler);
     }
     const classes = K === undefined ? undefined : Float64Array.from({ length: count }, (_, i) => i % K);
-    const t0 = performance.now();
-    const x = sampler.sample({ classes, params: weights });
-    const ms = performance.now() - t0;
-    const finite = x.data.every(Number.isFinite);
-    this.samples = {
-      x,
-      classes,
-      step: this.step,
-      objective: this.objective,
-      cfgScale: guided ? cfgScale : 1,
-      steps,
-      weights: which,
-      ms,
-      backend: x.backend,
-      logLikelihood: finite ? this.mixture.meanLogLikelihood(x) : NaN,
-      offData: finite ? this.mixture.offDataShare(x) : NaN,
-      coverage: finite ? this.mixture.modeCoverage(x) : NaN,
+    const finish = (x: SampleResult, ms: number): SampleSet => {
+      const finite = x.data.every(Number.isFinite);
+      this.samples = {
+        x,
+        classes,
+        step: this.step,
+        objective: this.objective,
+        cfgScale: guided ? cfgScale : 1,
+        steps,
+        weights: which,
+        ms,
+        backend: x.backend,
+        logLikelihood: finite ? this.mixture.meanLogLikelihood(x) : NaN,
+        offData: finite ? this.mixture.offDataShare(x) : NaN,
+        coverage: finite ? this.mixture.modeCoverage(x) : NaN,
+      };
+      return this.samples;
     };
-    return this.samples;
+    return { sampler, classes, weights, finish };
   }
 
   /** The session as a checkpoint: weights, Adam state, EMA and the run config (the CLI's shape, under `run`). */
