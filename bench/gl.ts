@@ -27,10 +27,14 @@ for (const b of gls) {
   console.log(`${b}: renderer ${renderer}; ${machine.cpu}, ${machine.cores} cores`);
   results.push({ backend: b, renderer, rows: await glLaneRows(b, time, quick) });
 }
+// 'ANGLE (Mesa/X.org llvmpipe (LLVM 15.0.6, 256 bits) OpenGL 4.5 core)' -> llvmpipe;
+// 'ANGLE (Collabora Ltd zink (NVIDIA H200) OpenGL 4.6 core)' -> zink-nvidia-h200
 const tag = (results[0]?.renderer ?? 'unknown')
-  .split(/[ (]/)[0]
+  .replace(/^ANGLE \((.*)\)$/, '$1')
+  .replace(/Mesa\/X\.org|Collabora Ltd|OpenGL.*$|\(LLVM[^)]*\)/g, '')
   .toLowerCase()
-  .replace(/[^a-z0-9]+/g, '-');
+  .replace(/[^a-z0-9]+/g, '-')
+  .replace(/^-|-$/g, '');
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const path = new URL(`./results/gl-${tag}${quick ? '-quick' : ''}.json`, import.meta.url).pathname;
 writeFileSync(`${path}.tmp`, JSON.stringify({ machine, quick, results }, null, 2) + '\n');
