@@ -65,9 +65,10 @@ const state = (p: Page = page): Promise<PageState> =>
   p.evaluate(() => (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state());
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
-const open = async (p: Page) => {
+/** Opens the playground; the tests of the WebGL2 path ask for it (the default, auto, picks wasm on SwiftShader). */
+const open = async (p: Page, query = '?backend=webgl2') => {
   p.on('pageerror', (e) => pageErrors.push(e.message));
-  await p.goto(server!.url);
+  await p.goto(`${server!.url}${query}`);
   await p.waitForFunction(() => (window as unknown as { fusediffPlayground?: unknown }).fusediffPlayground !== undefined, null, {
     timeout: 30_000,
   });
@@ -475,6 +476,31 @@ test('without WebGL2 the page says so in a banner and trains on the fallback bac
   assert.ok(s.samples?.finite && s.samples.backend === 'wasm');
   await p.close();
 });
+
+test(
+  'by default (auto) the page trains on WebAssembly where WebGL2 is a software rasterizer, and says why',
+  options,
+  async (t: TestContext) => {
+    const p = await browser!.context.newPage();
+    await open(p, '');
+    const s0 = await state(p);
+    assert.equal(s0.requestedBackend, 'auto');
+    assert.equal(s0.backend, 'wasm');
+    assert.equal(s0.fallback, null, 'auto choosing wasm is not a fallback');
+    assert.equal(await p.inputValue('#backend'), 'auto');
+    const banner = (await p.textContent('#banner')) ?? '';
+    assert.match(banner, /Running on WebAssembly/);
+    assert.match(banner, /auto: wasm \(webgl2 renders on .*SwiftShader.*a CPU rasterizer/i);
+    await p.selectOption('#hidden', '64');
+    await p.selectOption('#count', '500');
+    await p.selectOption('#steps', '25');
+    const s = await train(30, p);
+    t.diagnostic(`auto -> wasm: ${s.stepsPerSecond} steps/s; ${banner}`);
+    assert.equal(s.backend, 'wasm');
+    assert.ok(s.losses.length >= 30 && s.losses.every(Number.isFinite));
+    await p.close();
+  },
+);
 
 test('no uncaught errors on the pages', options, () => {
   assert.deepEqual(pageErrors, []);

@@ -1,6 +1,6 @@
 // The playground page: controls, the training loop (chunks of steps between frames, so the page stays
 // responsive), live plots, and checkpoints in and out. All computation is in web/session.ts and the library.
-import type { BackendName } from '../compiler/index.ts';
+import type { BackendName, BackendRequest } from '../compiler/index.ts';
 import { lossFigure, palette, scatterFigure, type LossSeries } from '../plots/specs.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { FigureView } from './plots.ts';
@@ -51,9 +51,9 @@ const objectiveRadios = [...document.querySelectorAll<HTMLInputElement>('input[n
 // ---- state ----------------------------------------------------------------------------------------------------
 
 const params = new URLSearchParams(location.search);
-const initialBackend = (browserBackends as readonly string[]).includes(params.get('backend') ?? '')
+const initialBackend: BackendRequest = (browserBackends as readonly string[]).includes(params.get('backend') ?? '')
   ? (params.get('backend') as BackendName)
-  : 'webgl2';
+  : 'auto';
 const renderer = webglRenderer();
 let session = new Session(runFromControls(), initialBackend);
 let running = false;
@@ -108,7 +108,8 @@ const renderBanner = () => {
   const head = document.createElement('span');
   head.textContent = fallback ? `⚠ ${fallback}` : `Running on ${backendLabels[running]}${gpu}`;
   const small = document.createElement('small');
-  small.textContent = fallback ? `Backend: ${backendLabels[running]}${k}` : `backend: ${running}${k}`;
+  const why = b.reason && running === b.name ? ` · ${b.reason}` : '';
+  small.textContent = fallback ? `Backend: ${backendLabels[running]}${k}` : `backend: ${running}${why}${k}`;
   ui.banner.append(head, small);
   ui.banner.dataset.backend = running;
   ui.backendStat.textContent = running;
@@ -390,7 +391,7 @@ ui.train.addEventListener('click', () => (running ? void pause() : start()));
 ui.reset.addEventListener('click', () => void change(replaceSession));
 for (const el of [ui.dataset, ui.hidden, ui.conditional]) el.addEventListener('change', () => void change(replaceSession));
 for (const r of objectiveRadios) r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
-ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendName)));
+ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendRequest)));
 ui.sample.addEventListener('click', () => void doSample());
 ui.stopSampling.addEventListener('click', (e) => {
   stopClicks = [...stopClicks, performance.now() - e.timeStamp];

@@ -2,7 +2,7 @@
 // chosen backend (parameters, Adam state and EMA stay on the device), the loss history, sampling, and checkpoints
 // in and out. The page (web/main.ts) drives it; everything here is the library's ordinary API.
 import type { NDArray } from '../core/ndarray.ts';
-import { backendFor, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
+import { backendFor, isAvailable, isGL, resolveBackend, type BackendName, type BackendRequest } from '../compiler/index.ts';
 import { BackendError } from '../compiler/index.ts';
 import { compileStep, type TrainStep } from '../train/compileStep.ts';
 import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../storage/checkpoint.ts';
@@ -37,14 +37,24 @@ export const backendLabels: Record<BackendName, string> = {
 export const browserBackends: readonly BackendName[] = ['webgl2', 'wasm', 'webasm', 'cpu'];
 
 export interface BackendChoice {
-  readonly requested: BackendName;
+  readonly requested: BackendRequest;
   readonly name: BackendName;
   /** why the requested backend is not the one running (absent when it is) */
   readonly fallback?: string;
+  /** auto: what it found and why it chose (compiler's resolveBackend) */
+  readonly reason?: string;
 }
 
-/** The requested backend if this browser has it, else the next one of webgl2 > wasm > webasm > cpu, saying why. */
-export const chooseBackend = (requested: BackendName): BackendChoice => {
+/**
+ * 'auto' (the default): WebGL2 on a hardware GPU, else the wasm backend (a software rasterizer such as SwiftShader
+ * is slower than WebAssembly SIMD), with the reason. A named backend if this browser has it, else the next one of
+ * webgl2 > wasm > webasm > cpu, saying why.
+ */
+export const chooseBackend = (requested: BackendRequest): BackendChoice => {
+  if (requested === 'auto') {
+    const { name, reason } = resolveBackend('auto');
+    return { requested, name, reason };
+  }
   if (isAvailable(requested)) return { requested, name: requested };
   const name = browserBackends.find((b) => b !== requested && isAvailable(b)) ?? 'cpu';
   const why =
@@ -160,7 +170,7 @@ export class Session {
   /** set when a backend failed at run time and the session moved to another one */
   runtimeFallback?: string;
 
-  constructor(run: PageRun, backend: BackendName) {
+  constructor(run: PageRun, backend: BackendRequest) {
     this.run = run;
     this.backend = chooseBackend(backend);
     this.rebuild(run);
@@ -231,7 +241,7 @@ export class Session {
     this.dropPlans();
   }
 
-  setBackend(requested: BackendName): void {
+  setBackend(requested: BackendRequest): void {
     this.sync();
     this.dropPlans();
     this.runtimeFallback = undefined;
