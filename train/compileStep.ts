@@ -9,8 +9,8 @@ import type { Shape } from '../dsl/shapeTypes.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { call, isNDArray, isTensor, trace, type Spec } from '../dsl/trace.ts';
 import { flatten, unflatten } from '../dsl/tree.ts';
-import * as op from '../dsl/ops.ts';
 import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from '../compiler/index.ts';
+import { emaDecayAt, emaUpdate } from './ema.ts';
 
 /** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
 export type StepArgs<D extends Record<string, Shape>> = { params: ParamTensors<Params>; step: Tensor } & { [K in keyof D]: Tensor };
@@ -22,8 +22,13 @@ export interface StepOptions<D extends Record<string, Shape>> extends CompileOpt
   data: D;
   /** the counter of the first step (default 1); a resumed run passes its next step */
   startStep?: number;
-  /** keep an exponential moving average of the parameters, updated in the same plan: ema = d ema + (1 - d) params */
+  /**
+   * keep an exponential moving average of the parameters, updated in the same plan: ema = d_n ema + (1 - d_n) params
+   * at step n, where d_n = min(emaDecay, (1 + n) / (10 + n)) with the warm-up (the default), else emaDecay
+   */
   emaDecay?: number;
+  /** the EMA's warm-up (default true): early averages are not dominated by the initial weights */
+  emaWarmup?: boolean;
   /** optimizer state and EMA to resume from (default: the optimizer's init and a copy of params) */
   initialState?: { state?: Params; ema?: Params };
 }
@@ -81,12 +86,9 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       ) as ParamTensors<Params>;
       const next = optimizer.update(args.params, grads, args.state ?? ({} as ParamTensors<Params>), args.step);
       const result: Record<string, unknown> = { loss: outs[vg.outputs[0].name], params: next.params, state: next.state };
-      if (args.ema && decay !== undefined) {
-        const fresh = new Map(flatten(next.params as never, isTensor));
-        result.ema = unflatten(
-          flatten(args.ema as never, isTensor).map(([p, e]) => [p, op.add(op.mul(e, decay), op.mul(fresh.get(p)!, 1 - decay))] as const),
-        );
-      }
+      // the decay is a function of the step input, so a resumed run (fed its next step) continues bit for bit
+      if (args.ema && decay !== undefined)
+        result.ema = emaUpdate(args.ema, next.params, emaDecayAt(args.step, decay, options.emaWarmup ?? true));
       return result as never;
     },
     { params: pSpec, state: paramSpec(state0) as Spec, ...(ema0 ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>,
