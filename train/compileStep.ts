@@ -5,18 +5,23 @@ import type { NDArray } from '../core/ndarray.ts';
 import { fmt, size } from '../core/shape.ts';
 import type { Optimizer } from '../dsl/optim.ts';
 import { paramSpec, type Params, type ParamTensors } from '../dsl/params.ts';
-import type { Shape } from '../dsl/shapeTypes.ts';
+import type { MutableShape, Shape } from '../dsl/shapeTypes.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { call, isNDArray, isTensor, trace, type Spec } from '../dsl/trace.ts';
 import { flatten, unflatten } from '../dsl/tree.ts';
 import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from '../compiler/index.ts';
 import { emaDecayAt, emaUpdate } from './ema.ts';
 
-/** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
-export type StepArgs<D extends Record<string, Shape>> = { params: ParamTensors<Params>; step: Tensor } & { [K in keyof D]: Tensor };
+/**
+ * What the loss function receives: the parameters (the tensors of the tree P), the 1-based step counter (e.g. for
+ * noise) and the data, each a tensor of its declared shape (`data: { x: [16, 2] }` gives `x: Tensor<[16, 2]>`).
+ */
+export type StepArgs<D extends Record<string, Shape>, P = Params> = { params: ParamTensors<P>; step: Tensor<[]> } & {
+  -readonly [K in keyof D]: Tensor<MutableShape<D[K]>>;
+};
 
-export interface StepOptions<D extends Record<string, Shape>> extends CompileOptions {
-  params: Params;
+export interface StepOptions<D extends Record<string, Shape>, P extends Params = Params> extends CompileOptions {
+  params: P;
   optimizer: Optimizer;
   /** shapes of the per-step data inputs */
   data: D;
@@ -33,7 +38,7 @@ export interface StepOptions<D extends Record<string, Shape>> extends CompileOpt
   initialState?: { state?: Params; ema?: Params };
 }
 
-export interface TrainStep {
+export interface TrainStep<P extends Params = Params> {
   readonly executable: Executable;
   /** the next step's counter */
   readonly step: number;
@@ -42,11 +47,11 @@ export interface TrainStep {
   /** The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
   runAsync(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number>;
   /** Reads the parameters back to the host. */
-  params(): Params;
+  params(): P;
   /** Reads the optimizer state back to the host. */
   state(): Params;
   /** Reads the parameters' EMA back to the host (with `emaDecay`). */
-  ema(): Params;
+  ema(): P;
   /** Device buffers (parameters, optimizer state) this step holds between runs. */
   liveBuffers(): number;
   /** Frees the device-resident state and the compiled plan; runs and reads afterwards throw. */
@@ -65,12 +70,15 @@ export class NonFiniteLossError extends Error {
 
 const RESERVED = ['params', 'state', 'ema', 'step'];
 
-export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepArgs<D>) => Tensor, options: StepOptions<D>): TrainStep => {
+export const compileStep = <const D extends Record<string, Shape>, P extends Params = Params>(
+  loss: (args: StepArgs<D, P>) => Tensor,
+  options: StepOptions<D, P>,
+): TrainStep<P> => {
   const { params, optimizer, data } = options;
   for (const k of Object.keys(data))
     if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
   const pSpec = paramSpec(params) as Spec;
-  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
+  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D, P>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
   const vg = valueAndGrad(lossGraph, ['params']);
   const state0 = options.initialState?.state ?? optimizer.init(params);
   const decay = options.emaDecay;
@@ -157,12 +165,12 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
     async runAsync(batch) {
       return commit(await executable.runDeviceAsync(inputsFor(batch)));
     },
-    params: () => readTree('params'),
+    params: () => readTree('params') as P,
     liveBuffers: () => new Set(resident.values()).size,
     state: () => readTree('state'),
     ema: () => {
       if (!ema0) throw new Error('step: no EMA is kept; compile with { emaDecay }');
-      return readTree('ema');
+      return readTree('ema') as P;
     },
     dispose: () => {
       if (executable.disposed) return;
