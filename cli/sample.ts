@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/checkpoint.ts';
 import { encodeSafetensors } from '../storage/safetensors.ts';
-import { resolveBackend } from '../compiler/index.ts';
+import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
 import type { Json, RunConfig } from '../runs/config.ts';
@@ -97,8 +97,9 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
 export const evalCommand = async (f: SampleFlags): Promise<number> => {
   const dir = f.out === undefined ? defaultOutDir(f.checkpoint, 'eval') : path.resolve(f.out);
   const t0 = performance.now();
-  const { rows, run } = await rowsOf(f, dir);
-  const resolved = resolveBackend((f.backend ?? run.backend) as never);
+  const { rows } = await rowsOf(f, dir);
+  // as sampleRow: the backend the checkpoint recorded is not inherited
+  const resolved = resolveBackend((f.backend ?? 'auto') as BackendRequest);
   const report: ExperimentReport = {
     name: `eval ${f.checkpoint}`,
     backend: resolved.name,

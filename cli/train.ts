@@ -56,7 +56,7 @@ export const trainCommand = async (f: TrainFlags): Promise<number> => {
       throw new RunFolderError(
         `${checkpoint} is a fine-tune of ${saved.init.from}; continue it with fusediff finetune --resume --out ${dir}`,
       );
-    config = configFrom(f, {}, saved.run);
+    config = configFrom(f, {}, { ...saved.run, backend: 'auto' }); // the backend may change on resume: auto unless given
   }
   const r = await runTraining(config, dir, { resume: f.resume, replace: f.force, quiet: f.quiet, label: 'train (mse)' });
   return report(r, f, 'train');
@@ -103,7 +103,7 @@ export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
           'a resumed fine-tune keeps its stage-1 checkpoint: leave --from out or give that one',
       );
     from = saved.init.from;
-    config = configFrom(f, objective, saved.run);
+    config = configFrom(f, objective, { ...saved.run, backend: 'auto' });
   }
   if (!config) throw new Error('finetune: no config (unreachable)');
   refuseIgnoredSpSettings(config, 'finetune');

@@ -162,7 +162,8 @@ export const sampleRow = async (
   quiet = false,
 ): Promise<RowReport> => {
   const run = ck.config.run;
-  const config = resolveConfig(undefined, overrides, run.data.name, run);
+  // the backend the run trained on is not inherited (the committed models record webasm): auto unless given
+  const config = resolveConfig(undefined, { backend: 'auto', ...overrides }, run.data.name, run);
   const setup = setupRun(config);
   const weights = config.sample.weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);

@@ -226,11 +226,13 @@ export const decodeConfig = (value: unknown, source = 'config'): RunConfig =>
 
 /**
  * The base config of a fine-tune of a stage-1 run: the same data, model and schedule; 500 steps at a tenth of the
- * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps.
+ * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps. The
+ * backend is not inherited (it says where stage 1 ran, not what it computed): `auto` unless given.
  */
 export const finetuneBase = (stage1: RunConfig): RunConfig => ({
   ...stage1,
   train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 },
+  backend: 'auto',
 });
 
 /** Levenshtein distance, case-insensitive (for "did you mean"). */

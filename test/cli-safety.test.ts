@@ -273,3 +273,17 @@ test('a short run samples well from its EMA: the warm-up keeps the average off t
   assert.equal(m.modeCoverage, 1, JSON.stringify(m));
   assert.ok(m.offData < 0.2, JSON.stringify(m));
 });
+
+test("a checkpoint's recorded backend does not pin later commands: finetune and sample use auto unless --backend", () => {
+  // the committed models were trained on webasm (recorded in their config); gpu.js's webasm is ~30x slower here
+  const ck = path.join(repo, 'pretrained', 'stage1-eightGaussians.safetensors');
+  assert.equal((loadCheckpoint(ck).config as { run: { backend: string } }).run.backend, 'webasm');
+  const out = at('ft-auto');
+  let r = run(['finetune', '--from', ck, '--steps', '2', '--batch-size', '32', '--out', out, '--json', '--quiet']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.notEqual(JSON.parse(r.stdout).backend, 'webasm');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).backend, 'auto');
+  r = run(['sample', '--checkpoint', ck, '--count', '8', '--steps', '2', '--cfg', '1', '--out', at('s-auto'), '--json', '--quiet']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.notEqual(JSON.parse(r.stdout).rows[0].backend, 'webasm');
+});
