@@ -2,9 +2,11 @@
 // the float64 interpreter), differentiation and gradient checking, the compiler and the compiled training step.
 export * from './dsl/index.ts';
 export { grad, valueAndGrad, vjp, gradName, cotangentName } from './transforms/grad.ts';
-export { checkGrads, type CheckGradsOptions, type GradCheckReport } from './transforms/check/checkGrads.ts';
+export { checkGrads, type CheckGradsOptions, type GradCheckReport, type HostArgs } from './transforms/check/checkGrads.ts';
 export { runSuite, suiteNames, type SuiteReport } from './transforms/check/suite.ts';
 export { compile, availableBackends, probeBackend, resolveBackend, backendFor, createBackend, shutdownBackends } from './compiler/index.ts';
 export type { Backend, BackendCounters, BackendName, BackendRequest, CompileOptions, Executable } from './compiler/index.ts';
-export { compileStep, NonFiniteLossError, type StepOptions, type TrainStep } from './train/compileStep.ts';
+export { compileStep, NonFiniteLossError, type StepArgs, type StepOptions, type TrainStep } from './train/compileStep.ts';
+export { adam, sgd, type Optimizer } from './dsl/optim.ts';
+export { emaDecayAt, emaUpdate } from './train/ema.ts';
 export type { Node, OpName } from './core/ir.ts';

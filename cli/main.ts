@@ -75,9 +75,11 @@ withRunOptions(
     .command('train')
     .description('stage 1: train a diffusion model with the MSE objective; writes <out>/checkpoint.safetensors, config.json, losses.json'),
 )
-  .option('--out <dir>', 'run directory (default out/<dataset>-mse)')
-  .option('--resume', 'continue from <out>/checkpoint.safetensors exactly where it stopped', false)
-  .option('--quiet', 'no progress bar', false)
+  .option('--out <dir>', 'run directory (default out/<dataset>-mse); a folder that holds a run needs --resume or --force')
+  .option('--resume', 'continue from <out>/checkpoint.safetensors exactly where it stopped (with its saved config)', false)
+  .option('--force', 'replace the run in --out (its checkpoint, config.json and losses.json are deleted first)', false)
+  .option('--quiet', 'no progress bar (the result is still printed)', false)
+  .option('--json', 'print the result as one JSON object on stdout', false)
   .action(async (o: TrainFlags) => {
     process.exitCode = await trainCommand(o);
   });
@@ -90,14 +92,16 @@ withRunOptions(
         'by default with the self-perceptual objective (the frozen copy is made from the checkpoint)',
     ),
 )
-  .requiredOption('--from <checkpoint>', 'the stage-1 checkpoint (its config is the base of this run)')
-  .option('--objective <name>', 'sp or mse (objective.kind)', 'sp')
+  .option('--from <checkpoint>', 'the stage-1 checkpoint (its config is the base of this run); with --resume, the recorded one')
+  .option('--objective <name>', 'sp or mse (objective.kind; default sp)')
   .option('--layer <name>', "SP feature layer of the frozen copy: 'mid', another layer name, or 'all' (objective.layer)")
   .option('--t-prime <mode>', "SP t': 'uniform' or 'same' (objective.tPrime)")
   .option('--distance <d>', 'SP feature distance: mse or mae (objective.distance)')
-  .option('--out <dir>', 'run directory (default out/<dataset>-<objective>)')
-  .option('--resume', 'continue from <out>/checkpoint.safetensors exactly where it stopped', false)
-  .option('--quiet', 'no progress bar', false)
+  .option('--out <dir>', 'run directory (default out/<dataset>-<objective>); never the folder of --from')
+  .option('--resume', 'continue from <out>/checkpoint.safetensors exactly where it stopped (with its saved config)', false)
+  .option('--force', 'replace the run in --out (its checkpoint, config.json and losses.json are deleted first)', false)
+  .option('--quiet', 'no progress bar (the result is still printed)', false)
+  .option('--json', 'print the result as one JSON object on stdout', false)
   .action(async (o: FinetuneFlags) => {
     process.exitCode = await finetuneCommand(o);
   });
@@ -131,14 +135,15 @@ const samplingOptions = (cmd: Command) =>
     .option('--seed <n>', 'sampling seed (sample.seed)', number('--seed'))
     .option('--weights <which>', 'ema or params (sample.weights)')
     .addOption(backendOption())
-    .option('--quiet', 'no progress bars', false);
+    .option('--quiet', 'no progress bars (the result is still printed)', false)
+    .option('--json', 'print the result as one JSON object on stdout', false);
 
 samplingOptions(
   program
     .command('sample')
     .description('draw samples from a checkpoint: a PNG grid (MNIST) or scatter plot (2-D) and a samples .safetensors per scale'),
 )
-  .option('--out <dir>', 'output directory (default <checkpoint dir>/samples)')
+  .option('--out <dir>', "output directory (default out/samples/<run>: the checkpoint folder's name, or the file's)")
   .action(async (o: SampleFlags) => {
     process.exitCode = await sampleCommand(o);
   });
@@ -150,7 +155,7 @@ samplingOptions(
       'sample and evaluate a checkpoint: FD-MNIST, IS, class coverage (MNIST) or log-likelihood, off-data share, mode coverage (2-D)',
     ),
 )
-  .option('--out <dir>', 'output directory (default <checkpoint dir>/eval)')
+  .option('--out <dir>', "output directory (default out/eval/<run>: the checkpoint folder's name, or the file's)")
   .action(async (o: SampleFlags) => {
     process.exitCode = await evalCommand(o);
   });

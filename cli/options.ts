@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames } from '../compiler/index.ts';
-import { ConfigError, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
+import { canonicalName, closestName, ConfigError, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
 
 export interface RunFlags {
   config?: string;
@@ -22,7 +22,25 @@ export const number = (name: string) => (v: string) => {
   return n;
 };
 
-export const backendOption = () => new Option('--backend <name>', `compute backend: ${[...backendNames, 'auto'].join(', ')}`);
+const backendChoices = [...backendNames, 'auto'];
+
+/** --backend's parser: names match case-insensitively; webgl2 is refused for what it is (a browser's); typos get a suggestion. */
+export const parseBackend = (v: string): string => {
+  const name = canonicalName(v, backendChoices);
+  if (name === 'webgl2')
+    throw new InvalidArgumentError(
+      'webgl2 exists only in a browser (see npm run play for the playground); ' +
+        `in Node use ${backendChoices.filter((b) => b !== 'webgl2').join(', ')}`,
+    );
+  if (!backendChoices.includes(name)) {
+    const near = closestName(v, backendChoices);
+    throw new InvalidArgumentError(`backends: ${backendChoices.join(', ')}${near ? `; did you mean ${near}?` : ''}`);
+  }
+  return name;
+};
+
+export const backendOption = () =>
+  new Option('--backend <name>', `compute backend: ${backendChoices.join(', ')} (webgl2: in a browser only)`).argParser(parseBackend);
 
 /** Adds --config, --set and the shortcuts for the config's most used fields. */
 export const withRunOptions = (cmd: Command): Command =>

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/checkpoint.ts';
 import { encodeSafetensors } from '../storage/safetensors.ts';
-import { resolveBackend } from '../compiler/index.ts';
+import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
 import type { Json, RunConfig } from '../runs/config.ts';
@@ -21,7 +21,19 @@ export interface SampleFlags {
   backend?: string;
   out?: string;
   quiet: boolean;
+  json?: boolean;
 }
+
+/**
+ * The default output folder of `sample` / `eval`: under out/, named after the run (the checkpoint's folder when
+ * the file is a run's checkpoint.safetensors, else the file's name), never next to the checkpoint, which may be
+ * in a committed folder such as pretrained/.
+ */
+export const defaultOutDir = (checkpoint: string, command: 'sample' | 'eval'): string => {
+  const abs = path.resolve(checkpoint);
+  const name = path.basename(abs) === 'checkpoint.safetensors' ? path.basename(path.dirname(abs)) : path.basename(abs, '.safetensors');
+  return path.resolve('out', command === 'sample' ? 'samples' : 'eval', name);
+};
 
 const overridesOf = (f: SampleFlags): Record<string, Json> =>
   definedOverrides({
@@ -53,7 +65,8 @@ const rowsOf = async (f: SampleFlags, dir: string): Promise<{ rows: RowReport[];
 
 /** Writes <out>/<dataset>-<row>.png and <out>/samples-cfg<w>.safetensors (tensors `samples`, and `classes` when conditional). */
 export const sampleCommand = async (f: SampleFlags): Promise<number> => {
-  const dir = path.resolve(f.out ?? path.join(path.dirname(f.checkpoint), 'samples'));
+  const dir = f.out === undefined ? defaultOutDir(f.checkpoint, 'sample') : path.resolve(f.out);
+  const results: Record<string, Json>[] = [];
   for (const r of (await rowsOf(f, dir)).rows) {
     const tensors: Record<string, { shape: number[]; data: Float64Array }> = {
       samples: { shape: [...r.samples!.shape], data: r.samples!.data },
@@ -61,20 +74,32 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
     if (r.classes) tensors.classes = { shape: [r.classes.length], data: Float64Array.from(r.classes) };
     const file = path.join(dir, `samples-cfg${r.cfgScale}.safetensors`);
     writeFileAtomic(file, encodeSafetensors(tensors, { fusediff: JSON.stringify({ checkpoint: f.checkpoint, cfgScale: r.cfgScale }) }));
-    console.log(
-      `${r.name}: ${r.samples!.shape[0]} samples in ${r.sampleSeconds.toFixed(1)} s on ${r.backend} ` +
-        `-> ${path.join(dir, r.picture)}, ${file}`,
-    );
+    results.push({
+      name: r.name,
+      cfgScale: r.cfgScale,
+      count: r.samples!.shape[0],
+      seconds: r.sampleSeconds,
+      backend: r.backend,
+      picture: path.join(dir, r.picture),
+      samples: file,
+    });
+    if (!f.json)
+      console.log(
+        `${r.name}: ${r.samples!.shape[0]} samples in ${r.sampleSeconds.toFixed(1)} s on ${r.backend} ` +
+          `-> ${path.join(dir, r.picture)}, ${file}`,
+      );
   }
+  if (f.json) console.log(JSON.stringify({ command: 'sample', checkpoint: path.resolve(f.checkpoint), dir, rows: results }));
   return 0;
 };
 
 /** Samples at every --cfg scale, evaluates, and writes <out>/report.md and report.json. */
 export const evalCommand = async (f: SampleFlags): Promise<number> => {
-  const dir = path.resolve(f.out ?? path.join(path.dirname(f.checkpoint), 'eval'));
+  const dir = f.out === undefined ? defaultOutDir(f.checkpoint, 'eval') : path.resolve(f.out);
   const t0 = performance.now();
-  const { rows, run } = await rowsOf(f, dir);
-  const resolved = resolveBackend((f.backend ?? run.backend) as never);
+  const { rows } = await rowsOf(f, dir);
+  // as sampleRow: the backend the checkpoint recorded is not inherited
+  const resolved = resolveBackend((f.backend ?? 'auto') as BackendRequest);
   const report: ExperimentReport = {
     name: `eval ${f.checkpoint}`,
     backend: resolved.name,
@@ -85,6 +110,14 @@ export const evalCommand = async (f: SampleFlags): Promise<number> => {
     datasets: [{ dataset: rows[0].dataset, models: [], rows }],
   };
   writeReport(dir, report);
+  if (f.json) {
+    const { datasets, command, ...rest } = report;
+    const rowsJson = datasets[0].rows.map(({ samples: _s, classes: _c, ...row }) => ({ ...row, picture: path.join(dir, row.picture) }));
+    console.log(
+      JSON.stringify({ command: 'eval', commandLine: command, ...rest, dir, report: path.join(dir, 'report.md'), rows: rowsJson }),
+    );
+    return 0;
+  }
   printComparison(report);
   console.log(`\nreport: ${path.join(dir, 'report.md')}`);
   return 0;

@@ -9,7 +9,7 @@ export type { Layer, LinearParams, Conv2dParams, NormParams, EmbeddingParams, De
 export { trace, call, specOf, isShape, isTensor, isNDArray, type Spec, type TensorsOf, type TensorTree } from './trace.ts';
 export { Tensor, type Operand, type ShapeOf } from './tensor.ts';
 export { flatten, unflatten, mapTree, type Tree } from './tree.ts';
-export type { Shape, Broadcast, BroadcastCheck, MatmulCheck, MatmulShape } from './shapeTypes.ts';
+export type { Shape, MutableShape, Broadcast, BroadcastCheck, MatmulCheck, MatmulShape } from './shapeTypes.ts';
 export type { NDArray } from '../core/ndarray.ts';
 export type { Graph } from '../core/ir.ts';
 export { ShapeError } from '../core/shape.ts';

@@ -2,6 +2,9 @@
 export type { Shape } from '../core/shape.ts';
 import type { Shape } from '../core/shape.ts';
 
+/** A shape as a mutable tuple (`readonly [3, 2]` -> `[3, 2]`): the type users write in annotations. */
+export type MutableShape<S> = { -readonly [K in keyof S]: S[K] };
+
 type IsTuple<S extends Shape> = number extends S['length'] ? false : true;
 
 type BroadcastDim<A extends number, B extends number> = A extends 1

@@ -3,15 +3,20 @@ import { GraphBuilder } from '../core/builder.ts';
 import type { Graph, Output } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { callSite } from './site.ts';
-import type { Shape } from './shapeTypes.ts';
+import type { MutableShape, Shape } from './shapeTypes.ts';
 import { Tensor, withBuilder } from './tensor.ts';
 import { flatten, unflatten, type Tree } from './tree.ts';
 
 /** A tree of input shapes: `{ x: [4, 2], params: { w: [2, 3], b: [3] } }`. */
 export type Spec = Shape | { readonly [key: string]: Spec };
 
-/** The tensors a function receives for a spec, with literal shapes kept. */
-export type TensorsOf<Sp> = Sp extends Shape ? Tensor<Sp> : { [K in keyof Sp]: TensorsOf<Sp[K]> };
+/**
+ * The tensors a function receives for a spec, with literal shapes kept, as mutable tuples: a spec `[3, 2]` gives
+ * `Tensor<[3, 2]>`, the type a user writes, which a function annotated `Tensor<readonly [3, 2]>` accepts too.
+ */
+export type TensorsOf<Sp> = Sp extends Shape
+  ? Tensor<{ -readonly [K in keyof Sp]: Sp[K] }>
+  : { -readonly [K in keyof Sp]: TensorsOf<Sp[K]> };
 
 export type TensorTree = Tree<Tensor>;
 

@@ -48,13 +48,10 @@ export const reportMarkdown = (r: ExperimentReport): string => {
     r.command ? `\nCommand: \`${r.command}\`` : '',
   ];
   for (const d of r.datasets) {
-    parts.push(
-      '',
-      `## ${d.dataset}`,
-      '',
-      '| model | source | steps | loss (first -> last) | seconds | objective |',
-      '|---|---|---|---|---|---|',
-    );
+    parts.push('', `## ${d.dataset}`);
+    // `fusediff eval` trains nothing: no models table then (a header with no rows says nothing)
+    if (d.models.length)
+      parts.push('', '| model | source | steps | loss (first -> last) | seconds | objective |', '|---|---|---|---|---|---|');
     for (const m of d.models) {
       const o = m.config.objective;
       const obj = o.kind === 'sp' ? `sp (layer ${o.layer}, t' ${o.tPrime}, ${o.distance})` : 'mse';

@@ -8,8 +8,8 @@ import { resolveBackend } from '../compiler/index.ts';
 import type { Json, RunConfig } from '../runs/config.ts';
 import { finetuneBase, resolveConfig } from '../runs/config.ts';
 import { setupRun } from '../runs/setup.ts';
-import { StoredConfig } from '../runs/trainer.ts';
-import { runTraining } from '../runs/runTraining.ts';
+import { loadRunCheckpoint, StoredConfig } from '../runs/trainer.ts';
+import { runTraining, trainingSummary } from '../runs/runTraining.ts';
 import { progressBar } from '../runs/progress.ts';
 import { drawSamples } from './sample.ts';
 import { evaluateSamples, type Metrics } from './evaluate.ts';
@@ -87,6 +87,7 @@ const runDataset = async (
     );
     log(`stage 1: training (MSE, ${config.train.steps} steps)`);
     const r = await runTraining(config, path.join(dir, 'stage1'), { quiet: opts.quiet, label: 'stage 1 (mse)' });
+    log(trainingSummary(r));
     stage1 = {
       name: 'stage1',
       checkpoint: r.checkpoint,
@@ -117,6 +118,7 @@ const runDataset = async (
       quiet: opts.quiet,
       label: `fine-tune ${f.name}`,
     });
+    log(trainingSummary(r));
     models.set(f.name, {
       name: f.name,
       checkpoint: r.checkpoint,
@@ -193,7 +195,7 @@ const datasetPictures = async (
 
 /** A model's checkpoint, loaded once and checked against the model its own run config builds. */
 export const loadModel = (file: string): Checkpoint<StoredConfig> => {
-  const ck = loadCheckpoint(file, { configCodec: StoredConfig });
+  const ck = loadRunCheckpoint(file);
   const expected = setupRun(ck.config.run).model.signature;
   if (!sameSignature(ck.signature, expected)) throw new SignatureMismatchError(file, ck.signature, expected);
   return ck;
@@ -210,7 +212,8 @@ export const sampleRow = async (
   context?: string,
 ): Promise<RowReport> => {
   const run = ck.config.run;
-  const config = resolveConfig(undefined, overrides, run.data.name, run);
+  // the backend the run trained on is not inherited (the committed models record webasm): auto unless given
+  const config = resolveConfig(undefined, { backend: 'auto', ...overrides }, run.data.name, run);
   const setup = setupRun(config);
   const ema = config.sample.weights === 'ema' && Object.keys(ck.ema).length > 0;
   const weights = ema ? ck.ema : ck.params;

@@ -226,12 +226,79 @@ export const decodeConfig = (value: unknown, source = 'config'): RunConfig =>
 
 /**
  * The base config of a fine-tune of a stage-1 run: the same data, model and schedule; 500 steps at a tenth of the
- * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps.
+ * stage-1 learning rate (a fresh Adam at the full rate first undoes training), a checkpoint every 100 steps. The
+ * backend is not inherited (it says where stage 1 ran, not what it computed): `auto` unless given.
  */
 export const finetuneBase = (stage1: RunConfig): RunConfig => ({
   ...stage1,
   train: { ...stage1.train, steps: 500, lr: stage1.train.lr / 10, checkpointEvery: 100 },
+  backend: 'auto',
 });
+
+/** Levenshtein distance, case-insensitive (for "did you mean"). */
+const distance = (a: string, b: string): number => {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[y.length];
+};
+
+/** The closest of `names` to `value` when it is close enough to be a typo (a third of its letters, at least 2), else undefined. */
+export const closestName = (value: string, names: readonly string[]): string | undefined => {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const n of names) {
+    const d = distance(value, n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return bestD <= Math.max(2, Math.floor(value.length / 3)) ? best : undefined;
+};
+
+/**
+ * A name as the config spells it: `names`' own spelling of a case-insensitive match ('eightgaussians' ->
+ * 'eightGaussians'), else the value unchanged (validation then refuses it, with closestName's suggestion).
+ */
+export const canonicalName = (value: string, names: readonly string[]): string =>
+  names.find((n) => n.toLowerCase() === value.toLowerCase()) ?? value;
+
+/** The config's fields that hold a name from a fixed list: matched case-insensitively, typos get a suggestion. */
+const NAMED_FIELDS: [string, readonly string[]][] = [
+  ['data.name', datasetNames],
+  ['model.kind', ['mlp', 'unet']],
+  ['backend', [...backendNames, 'auto']],
+  ['objective.kind', objectiveNames],
+  ['schedule.kind', ['cosine', 'linear', 'scaledLinear']],
+  ['prediction', ['eps', 'v', 'x0']],
+  ['objective.tPrime', ['uniform', 'same']],
+  ['objective.distance', ['mse', 'mae']],
+  ['train.initFrom', ['ema', 'params']],
+  ['sample.sampler', ['ddim', 'ddpm']],
+  ['sample.weights', ['ema', 'params']],
+];
+
+const getPath = (obj: unknown, path: string): unknown =>
+  path.split('.').reduce<unknown>((node, k) => (isRecord(node) ? node[k] : undefined), obj);
+
+/** Canonicalises the named fields in place; returns "did you mean" lines for the values that match no name. */
+const canonicalNames = (merged: Record<string, unknown>): string[] => {
+  const hints: string[] = [];
+  for (const [p, names] of NAMED_FIELDS) {
+    const v = getPath(merged, p);
+    if (typeof v !== 'string') continue;
+    const c = canonicalName(v, names);
+    if (c !== v) setPath(merged, p, c);
+    else if (!names.includes(v)) {
+      const near = closestName(v, names);
+      if (near) hints.push(`config.${p}: did you mean "${near}" (for "${v}")?`);
+    }
+  }
+  return hints;
+};
 
 /** A model section of `kind` with that kind's defaults (switching kind must not drag the other kind's fields along). */
 const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] => {
@@ -257,11 +324,20 @@ export const resolveConfig = (
       `${file.path}: a run config must be a JSON object, got ${Array.isArray(file.json) ? 'an array' : typeof file.json}`,
     );
   const fromFile = (k: string): unknown => (file && isRecord(file.json) && isRecord(file.json[k]) ? file.json[k] : undefined);
-  const dataset = String(overrides['data.name'] ?? (fromFile('data') as { name?: unknown } | undefined)?.name ?? fallbackDataset);
+  const dataset = canonicalName(
+    String(overrides['data.name'] ?? (fromFile('data') as { name?: unknown } | undefined)?.name ?? fallbackDataset),
+    datasetNames,
+  );
   const start = structuredClone(base ?? defaultConfig(dataset));
   const kind = overrides['model.kind'] ?? (fromFile('model') as { kind?: unknown } | undefined)?.kind;
-  start.model = modelDefaults(kind, start.model);
+  start.model = modelDefaults(typeof kind === 'string' ? canonicalName(kind, ['mlp', 'unet']) : kind, start.model);
   const merged = merge(start, file?.json ?? {}) as Record<string, unknown>;
   for (const [p, v] of Object.entries(overrides)) setPath(merged, p, v);
-  return decodeConfig(merged, file?.path ?? 'config');
+  const hints = canonicalNames(merged);
+  try {
+    return decodeConfig(merged, file?.path ?? 'config');
+  } catch (e) {
+    if (e instanceof ConfigError && hints.length) throw new ConfigError(`${e.message}\n${hints.join('\n')}`);
+    throw e;
+  }
 };

@@ -9,15 +9,141 @@ import { progressBar } from './progress.ts';
 
 export const runDir = (out: string | undefined, fallback: string): string => path.resolve(out ?? path.join('out', fallback));
 
+/** A run folder that must not be used as asked: it holds a run, it is missing, it cannot be written. */
+export class RunFolderError extends Error {
+  override name = 'RunFolderError';
+}
+
+/** The files that make a folder a run: a checkpoint or the run's config. losses.json goes with them. */
+export const RUN_FILES = ['checkpoint.safetensors', 'config.json'] as const;
+const OWNED_FILES = [...RUN_FILES, 'losses.json'];
+
+const realOrResolved = (p: string): string => {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+};
+
+/**
+ * Refuses, before anything is computed or written, what would lose work: an existing run folder without
+ * `resume` or `force`, `resume` without a checkpoint (naming what it looked for), both at once, and (for a
+ * fine-tune) an out folder that holds the `from` checkpoint.
+ */
+export const checkRunFolder = (dir: string, o: { resume?: boolean; force?: boolean; from?: string }): void => {
+  if (o.resume && o.force)
+    throw new RunFolderError(`--resume continues the run in ${dir} and --force replaces it: give one of them, not both`);
+  if (o.from !== undefined && realOrResolved(path.dirname(o.from)) === realOrResolved(dir))
+    throw new RunFolderError(
+      `--out ${dir} holds the --from checkpoint ${o.from}: this run would write its own checkpoint.safetensors, ` +
+        'config.json and losses.json beside (or over) the weights it starts from; choose another --out',
+    );
+  const checkpoint = path.join(dir, 'checkpoint.safetensors');
+  if (o.resume) {
+    if (fs.existsSync(checkpoint)) return;
+    const where = !fs.existsSync(dir)
+      ? 'the folder does not exist'
+      : `the folder holds ${fs.readdirSync(dir).sort().join(', ') || 'nothing'}`;
+    throw new RunFolderError(
+      `--resume: no checkpoint to resume: looked for ${checkpoint}, but ${where}. ` +
+        'Check --out (or --dataset, which names the default out/<dataset>-<objective>), or drop --resume to start a new run',
+    );
+  }
+  const found = fs.existsSync(dir) ? RUN_FILES.filter((f) => fs.existsSync(path.join(dir, f))) : [];
+  if (found.length && !o.force)
+    throw new RunFolderError(
+      `${dir} already holds a run (${found.join(', ')}); nothing was changed. ` +
+        'Pass --resume to continue it, --force to replace it, or another --out',
+    );
+};
+
+/** Throws a RunFolderError unless a file can be created in `dir` (checked before the first step, not at the first save). */
+const checkWritable = (dir: string): void => {
+  const probe = path.join(dir, `.fusediff-write-test-${process.pid}`);
+  try {
+    fs.writeFileSync(probe, '');
+  } catch (e) {
+    throw new RunFolderError(`cannot write to the run folder ${dir}: ${(e as Error).message}; nothing was trained`, { cause: e });
+  } finally {
+    fs.rmSync(probe, { force: true });
+  }
+};
+
+/** Removes `dir` and its parents up to `top` (the first folder mkdir created) where they are empty. */
+const removeEmptyFolders = (dir: string, top: string): void => {
+  for (let d = dir; ; d = path.dirname(d)) {
+    try {
+      if (fs.readdirSync(d).length) return;
+      fs.rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top || path.dirname(d) === d) return;
+  }
+};
+
 const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null, 2)}\n`);
 
-/** Trains under a progress bar; the first Ctrl-C stops after the step in flight and saves, a second one exits at once. */
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+
+/** The one-line result of a training run, for people. */
+export const trainingSummary = (r: TrainResult): string =>
+  `${
+    r.interrupted
+      ? `interrupted: saved step ${r.step} to ${r.checkpoint}`
+      : `trained steps ${r.startStep + 1}..${r.step} in ${r.seconds.toFixed(1)} s on ${r.backend}`
+  }; mean loss of the last 50 steps ${mean(r.losses.slice(-50)).toPrecision(4)}; checkpoint ${r.checkpoint}`;
+
+/** The result of a training run as JSON (`--json`): what ran, where it is, how it went. */
+export const trainingJson = (r: TrainResult, command: string) => ({
+  command,
+  checkpoint: r.checkpoint,
+  dir: path.dirname(r.checkpoint),
+  startStep: r.startStep,
+  step: r.step,
+  steps: r.setup.config.train.steps,
+  interrupted: r.interrupted,
+  seconds: r.seconds,
+  backend: r.backend,
+  meanLossLast50: mean(r.losses.slice(-50)),
+  objective: r.setup.config.objective.kind,
+  dataset: r.setup.config.data.name,
+});
+
+/**
+ * Trains in `dir` under a progress bar (on stderr); the first Ctrl-C stops after the step in flight and saves, a
+ * second one exits at once. The folder is checked writable before the first step, and a folder this call created
+ * is removed again if the run fails before writing anything into it. The result is returned, not printed
+ * (trainingSummary, trainingJson).
+ */
 export const runTraining = async (
+  config: RunConfig,
+  dir: string,
+  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string; replace?: boolean },
+): Promise<TrainResult> => {
+  let created: string | undefined;
+  try {
+    created = fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new RunFolderError(`cannot create the run folder ${dir}: ${(e as Error).message}; nothing was trained`, { cause: e });
+  }
+  try {
+    checkWritable(dir);
+    // --force: the old run's files go now, so that what the folder holds is this run's alone
+    if (opts.replace) for (const f of OWNED_FILES) fs.rmSync(path.join(dir, f), { force: true });
+    return await trainIn(config, dir, opts);
+  } catch (e) {
+    if (created !== undefined) removeEmptyFolders(dir, created);
+    throw e;
+  }
+};
+
+const trainIn = async (
   config: RunConfig,
   dir: string,
   opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string },
 ): Promise<TrainResult> => {
-  fs.mkdirSync(dir, { recursive: true });
   const checkpoint = path.join(dir, 'checkpoint.safetensors');
   const stopper = { stop: false };
   const onSigint = () => {
@@ -48,12 +174,6 @@ export const runTraining = async (
         ? (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses: number[] }).losses.slice(0, r.startStep)
         : [];
     writeFileAtomic(log, json({ losses: [...previous, ...r.losses], backend: r.backend, seconds: r.seconds }));
-    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
-    const msg = r.interrupted
-      ? `interrupted: saved step ${r.step} to ${checkpoint}`
-      : `trained steps ${r.startStep + 1}..${r.step} in ${r.seconds.toFixed(1)} s on ${r.backend}`;
-    if (!opts.quiet)
-      console.error(`${msg}; mean loss of the last 50 steps ${mean(r.losses.slice(-50)).toPrecision(4)}; checkpoint ${checkpoint}`);
     return r;
   } finally {
     bar?.stop();

@@ -6,7 +6,15 @@ import * as t from 'io-ts';
 import { NonFiniteLossError, compileStep } from '../train/compileStep.ts';
 import { adam } from '../dsl/optim.ts';
 import type { Params } from '../dsl/params.ts';
-import { decodeCheckpoint, loadCheckpoint, readCheckpointFile, saveCheckpoint, type Checkpoint } from '../storage/checkpoint.ts';
+import {
+  CheckpointError,
+  decodeCheckpoint,
+  readCheckpointFile,
+  saveCheckpoint,
+  type Checkpoint,
+  type LoadOptions,
+} from '../storage/checkpoint.ts';
+import { decodeOrThrow } from '../storage/ioReport.ts';
 import { RunConfig } from './config.ts';
 import { batchSource, buildObjective, setupRun, type RunSetup } from './setup.ts';
 
@@ -20,6 +28,55 @@ export type StoredConfig = t.TypeOf<typeof StoredConfig>;
 export class TrainingError extends Error {
   override name = 'TrainingError';
 }
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What a checkpoint that is not a diffusion run is, in words, from its metadata (for the error that refuses it). */
+const describeOther = (config: Record<string, unknown>, signature: string): string => {
+  const model = isRecord(config.model) ? config.model.kind : undefined;
+  if (model === 'cnn-classifier' || signature.startsWith('cnn-classifier'))
+    return 'an evaluation classifier (fusediff train-classifier), not a diffusion run';
+  const keys = Object.keys(config);
+  return `not a diffusion run: its metadata config has ${keys.length ? `the keys ${keys.join(', ')}` : 'no keys'}, not 'run'`;
+};
+
+/**
+ * Decodes a checkpoint written by train or finetune. A fusediff checkpoint of another kind (the evaluation
+ * classifier, say) is refused with what it is, instead of a codec error about a missing field.
+ */
+export const decodeRunCheckpoint = (
+  bytes: Uint8Array,
+  source: string,
+  opts: Omit<LoadOptions<StoredConfig>, 'configCodec'> = {},
+): Checkpoint<StoredConfig> => {
+  const raw = decodeCheckpoint(bytes, source);
+  if (!('run' in raw.config)) throw new CheckpointError(`${source} is ${describeOther(raw.config, raw.signature)}`);
+  const ck = decodeCheckpoint(bytes, source, opts);
+  const config = decodeOrThrow(
+    StoredConfig,
+    ck.config,
+    'metadata.config',
+    (m) => new CheckpointError(`${source}: invalid config in checkpoint metadata:\n${m}`),
+  );
+  return { ...ck, config };
+};
+
+/** loadCheckpoint for the checkpoints of train and finetune (decodeRunCheckpoint). */
+export const loadRunCheckpoint = (path: string, opts: Omit<LoadOptions<StoredConfig>, 'configCodec'> = {}): Checkpoint<StoredConfig> =>
+  decodeRunCheckpoint(readCheckpointFile(path), path, opts);
+
+const show = (v: unknown): string => (v === undefined ? '(absent)' : JSON.stringify(v));
+
+/** The dotted paths at which two JSON values differ, with both values: `train.lr: 0.001 -> 0.01`. */
+export const configDifferences = (saved: unknown, requested: unknown, prefix = ''): string[] => {
+  if (isRecord(saved) && isRecord(requested)) {
+    const keys = [...new Set([...Object.keys(saved), ...Object.keys(requested)])];
+    return keys.flatMap((k) => configDifferences(saved[k], requested[k], prefix ? `${prefix}.${k}` : k));
+  }
+  return JSON.stringify(saved) === JSON.stringify(requested)
+    ? []
+    : [`${prefix || '(root)'}: saved ${show(saved)}, requested ${show(requested)}`];
+};
 
 export interface TrainOptions {
   config: RunConfig;
@@ -71,16 +128,22 @@ const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
     const bytes = readCheckpointFile(path);
     const hash = createHash('sha256').update(bytes).digest('hex');
     if (expectSha256 !== undefined && hash !== expectSha256) throw changed();
-    const ck = decodeCheckpoint(bytes, path, { expectSignature: sig, configCodec: StoredConfig });
+    const ck = decodeRunCheckpoint(bytes, path, { expectSignature: sig });
     const w = weights === 'ema' && Object.keys(ck.ema).length ? ck.ema : ck.params;
     return { weights: w, init: { from: path, sha256: hash, weights, step: ck.step } };
   };
   if (o.resume && fs.existsSync(o.checkpoint)) {
-    const ck: Checkpoint<StoredConfig> = loadCheckpoint(o.checkpoint, { expectSignature: sig, configCodec: StoredConfig });
-    if (JSON.stringify(comparable(ck.config.run)) !== JSON.stringify(comparable(o.config)))
+    const ck = loadRunCheckpoint(o.checkpoint, { expectSignature: sig });
+    const differences = configDifferences(comparable(ck.config.run), comparable(o.config));
+    if (differences.length)
       throw new TrainingError(
-        `--resume: ${o.checkpoint} was made by a different run config (only train.steps, train.checkpointEvery, ` +
-          `sample and backend may change on resume); saved: ${JSON.stringify(ck.config.run)}`,
+        `--resume: ${o.checkpoint} was made by a different run config; it differs at:\n  ${differences.join('\n  ')}\n` +
+          '(only train.steps, train.checkpointEvery, sample and backend may change on resume)',
+      );
+    if (ck.step >= o.config.train.steps)
+      throw new TrainingError(
+        `--resume: ${o.checkpoint} is at step ${ck.step}, ${ck.step === o.config.train.steps ? 'which is' : 'past'} ` +
+          `train.steps ${o.config.train.steps}: nothing to train; give --steps above ${ck.step} to continue it`,
       );
     const init = ck.config.init;
     const frozen = init && stage1(init.from, init.weights, init.sha256).weights;
@@ -96,6 +159,7 @@ const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
 export const train = async (o: TrainOptions): Promise<TrainResult> => {
   const setup = setupRun(o.config);
   const { config: c, model } = setup;
+  if (c.train.steps < 1) throw new TrainingError(`train.steps is ${c.train.steps}: a run trains at least one step`);
   if (c.objective.kind === 'sp' && !o.from && !(o.resume && fs.existsSync(o.checkpoint)))
     throw new TrainingError('the "sp" objective fine-tunes a stage-1 model: pass --from <stage-1 checkpoint>');
   const start = startingPoint(o, setup);

@@ -43,18 +43,64 @@ export class CheckpointError extends Error {
   override name = 'CheckpointError';
 }
 
-/** Loading a checkpoint of another model: names both signatures. */
+/** The two halves of a model signature `<config>|<name=shape>;...`: the config part and parameter name -> shape. */
+const splitSignature = (sig: string): { config: string; params: Map<string, string> } => {
+  const i = sig.indexOf('|');
+  const list = i < 0 ? '' : sig.slice(i + 1);
+  const params = new Map<string, string>();
+  for (const entry of list.split(';').filter((e) => e !== '')) {
+    const eq = entry.indexOf('=');
+    params.set(eq < 0 ? entry : entry.slice(0, eq), eq < 0 ? '?' : entry.slice(eq + 1));
+  }
+  return { config: i < 0 ? sig : sig.slice(0, i), params };
+};
+
+/**
+ * What differs between two model signatures, one line each: the parameters whose shapes differ (name, saved
+ * shape, requested shape), those only one side has, and the model settings of the config part.
+ */
+export const signatureDifferences = (saved: string, requested: string): string[] => {
+  const a = splitSignature(saved);
+  const b = splitSignature(requested);
+  const lines: string[] = [];
+  // `mlp;hidden=16;...`: a bare entry is the model's kind, the others are settings
+  const settings = (c: string) =>
+    new Map(
+      c
+        .split(';')
+        .map((kv, i) => (kv.includes('=') ? [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] : [i ? kv : 'kind', kv])),
+    );
+  const sa = settings(a.config);
+  const sb = settings(b.config);
+  for (const k of new Set([...sa.keys(), ...sb.keys()]))
+    if (sa.get(k) !== sb.get(k)) lines.push(`model ${k}: saved ${sa.get(k) ?? '(absent)'}, requested ${sb.get(k) ?? '(absent)'}`);
+  for (const [name, shape] of a.params) {
+    const other = b.params.get(name);
+    if (other === undefined) lines.push(`${name}: saved ${shape}, not in the requested model`);
+    else if (other !== shape) lines.push(`${name}: saved ${shape}, requested ${other}`);
+  }
+  for (const [name, shape] of b.params) if (!a.params.has(name)) lines.push(`${name}: not in the checkpoint, requested ${shape}`);
+  return lines;
+};
+
+/** Loading a checkpoint of another model: names the parameters (and model settings) that differ. */
 export class SignatureMismatchError extends CheckpointError {
   override name = 'SignatureMismatchError';
+  /** one line per difference: `name: saved [..], requested [..]` */
+  readonly differences: string[];
   constructor(
     readonly path: string,
     readonly found: string,
     readonly expected: string,
   ) {
+    const differences = signatureDifferences(found, expected);
+    if (differences.length === 0) differences.push(`signature: saved '${found}', requested '${expected}'`);
+    const shown = differences.slice(0, 12);
     super(
-      `${path} was saved for model signature '${found}', ` +
-        `but this model's signature is '${expected}'; refusing to load it (the file is left unchanged)`,
+      `${path} was saved for another model; refusing to load it (the file is left unchanged). It differs at:\n  ` +
+        `${shown.join('\n  ')}${differences.length > shown.length ? `\n  ... and ${differences.length - shown.length} more` : ''}`,
     );
+    this.differences = differences;
   }
 }
 

@@ -46,7 +46,9 @@ test('train writes checkpoint.safetensors, config.json and losses.json', () => {
   const out = path.join(dir, 'train');
   const r = run('train', '--dataset', 'eightGaussians', '--steps', '5', ...tiny, '--out', out);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /trained steps 1\.\.5 in [\d.]+ s on webasm/);
+  // the result on stdout, the progress on stderr
+  assert.match(r.stdout, /^trained steps 1\.\.5 in [\d.]+ s on webasm; mean loss of the last 50 steps [\d.]+; checkpoint /);
+  assert.doesNotMatch(r.stderr, /trained steps/);
   const ck = loadCheckpoint(path.join(out, 'checkpoint.safetensors'), { configCodec: StoredConfig });
   assert.equal(ck.step, 5);
   assert.equal(ck.config.init, undefined);
@@ -90,10 +92,13 @@ test('Ctrl-C stops after the step in flight, saves, and exits 130', async () => 
   const child = spawn(
     process.execPath,
     [bin, 'train', '--dataset', 'eightGaussians', '--steps', '100000', ...tiny, 'train.checkpointEvery=100000', '--out', out],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let stderr = '';
+  let stdout = '';
   child.stderr.setEncoding('utf8');
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (s: string) => (stdout += s));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -112,10 +117,10 @@ test('Ctrl-C stops after the step in flight, saves, and exits 130', async () => 
     const res = await within(exited, 15_000);
     assert.ok(res, `still running 15 s after SIGINT (Ctrl-C did not stop the training):\n${stderr}`);
     assert.deepEqual(res, { code: 130, signal: null }, stderr);
-    assert.match(stderr, /interrupted: saved step \d+/);
+    assert.match(stdout, /interrupted: saved step \d+/);
     const ck = loadCheckpoint(path.join(out, 'checkpoint.safetensors'), { configCodec: StoredConfig });
     assert.ok(ck.step >= 1 && ck.step < 100_000, `step ${ck.step}`);
-    assert.match(stderr, new RegExp(`interrupted: saved step ${ck.step} `));
+    assert.match(stdout, new RegExp(`interrupted: saved step ${ck.step} `));
     const log = JSON.parse(fs.readFileSync(path.join(out, 'losses.json'), 'utf8'));
     assert.equal(log.losses.length, ck.step);
   } finally {

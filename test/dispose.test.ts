@@ -218,7 +218,10 @@ test('plans compiled without a backend object use the shared one, which shutdown
 
 test('each backend says whether it is available and why', () => {
   assert.deepEqual(probeBackend('cpu'), { available: true, reason: 'always available' });
-  assert.deepEqual(probeBackend('webgl2'), { available: false, reason: 'not in a browser (no document)' });
+  assert.deepEqual(probeBackend('webgl2'), {
+    available: false,
+    reason: 'webgl2 exists only in a browser (no document here); see npm run play for the playground',
+  });
   const gl = probeBackend('headlessgl');
   assert.ok(gl.reason.length > 0);
   if (process.env.CI === 'true') assert.ok(gl.available, gl.reason);

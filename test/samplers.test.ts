@@ -428,7 +428,8 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
   const host = emaUpdateHost(p0, p1, 0.9);
   for (const [path, a] of flattenParams(host)) a.data.forEach((v, i) => assert.ok(Math.abs(out[path].data[i] - v) < 1e-15));
 
-  // compileStep's emaDecay (an f32 device EMA after each update) follows this host recursion over the trajectory
+  // compileStep's emaDecay (an f32 device EMA after each update) follows this host recursion over the trajectory,
+  // with the default warm-up: at step n the decay is min(0.8, (1 + n) / (10 + n))
   const x = initNormal([8, 3], 1, 2),
     y = initNormal([8, 2], 1, 3);
   const loss = ({ params, x, y }: { params: ParamTensors<Params>; x: Tensor; y: Tensor }) =>
@@ -441,9 +442,9 @@ test('emaUpdate matches the host lerp; compileStep emaDecay follows the host EMA
     backend: 'cpu',
   });
   let ema: Params = p0;
-  for (let k = 0; k < 5; k++) {
+  for (let n = 1; n <= 5; n++) {
     step.run({ x, y });
-    ema = emaUpdateHost(ema, step.params(), 0.8);
+    ema = emaUpdateHost(ema, step.params(), Math.min(0.8, (1 + n) / (10 + n)));
   }
   const dev = new Map(flattenParams(step.ema()));
   // f32 parameters and updates: 1e-5 relative is ~100 ulps over 5 steps of O(1) values

@@ -24,8 +24,7 @@ const expectType =
 
 /**
  * `expectShape(t, [2, 5])` compiles only when t's shape *type* is exactly the literal tuple given (readonly
- * aside: trace hands out `readonly [2, 3]`, ops return `[2, 3]`), and at run time asserts the runtime shape
- * equals it too, so the type and the value cannot drift apart.
+ * aside), and at run time asserts the runtime shape equals it too, so the type and the value cannot drift apart.
  */
 const expectShape = <T extends Tensor, const S extends Shape>(
   t: T,
@@ -52,9 +51,9 @@ test('the type helpers reject wrong types (self-check)', () => {
       assert.throws(() => expectShape(a, [2, 4]));
       // @ts-expect-error a wrong rank is a compile error
       assert.throws(() => expectShape(a, [2, 3, 1]));
-      expectType<Tensor<readonly [2, 3]>>()(a);
-      // @ts-expect-error exact: readonly-ness counts for expectType
       expectType<Tensor<[2, 3]>>()(a);
+      // @ts-expect-error exact: readonly-ness counts for expectType
+      expectType<Tensor<readonly [2, 3]>>()(a);
       // @ts-expect-error exact: a wider shape type is not equal
       expectType<Tensor<number[]>>()(a);
       return a;
@@ -65,13 +64,13 @@ test('the type helpers reject wrong types (self-check)', () => {
 
 // ---- trace keeps literal shapes ----------------------------------------------------------------------------
 
-test('trace hands out tensors with the literal shapes of its spec (nested trees too)', () => {
+test('trace hands out tensors with the literal shapes of its spec (nested trees too), as mutable tuples', () => {
   trace(
     ({ a, params }) => {
-      expectType<Tensor<readonly [2, 3]>>()(a);
-      expectType<Tensor<readonly [3, 5]>>()(params.w);
-      expectType<Tensor<readonly [5]>>()(params.inner.b);
-      expectType<Tensor<readonly []>>()(params.inner.s);
+      expectType<Tensor<[2, 3]>>()(a);
+      expectType<Tensor<[3, 5]>>()(params.w);
+      expectType<Tensor<[5]>>()(params.inner.b);
+      expectType<Tensor<[]>>()(params.inner.s);
       expectShape(params.w, [3, 5]);
       expectShape(params.inner.s, []);
       return a;
@@ -250,11 +249,36 @@ test('where: broadcasting of its three operands', () => {
 test('a scalar input from trace can drive the random counter', () => {
   trace(
     ({ step }) => {
-      expectType<Tensor<readonly []>>()(step);
+      expectType<Tensor<[]>>()(step);
       const noise = op.normal([2, 3], { seed: 1, stream: 0, counter: step });
       expectShape(noise, [2, 3]);
       return noise;
     },
     { step: [] },
   );
+});
+
+// ---- annotations written the natural way -------------------------------------------------------------------
+
+test('functions annotated with mutable literal shapes trace, differentiate, check and compile', async () => {
+  const { checkGrads } = await import('../transforms/check/checkGrads.ts');
+  const { grad } = await import('../transforms/grad.ts');
+  const { compile } = await import('../compiler/index.ts');
+  const { evaluate } = await import('../core/interpret.ts');
+  const { initNormal } = await import('../dsl/params.ts');
+  const f = ({ a, b }: { a: Tensor<[3, 2]>; b: Tensor<[2, 4]> }): Tensor<[]> => op.sum(op.tanh(op.matmul(a, b)));
+  const g = trace(f, { a: [3, 2], b: [2, 4] });
+  // @ts-expect-error the spec's shapes must be the annotation's (and trace refuses it too)
+  throwsShape(() => trace(f, { a: [3, 3], b: [2, 4] }), 'matmul');
+  // a readonly annotation is accepted as well
+  trace(({ a }: { a: Tensor<readonly [3, 2]> }) => op.sum(a), { a: [3, 2] });
+  const a = initNormal([3, 2], 1, 1);
+  const b = initNormal([2, 4], 1, 2);
+  assert.equal(checkGrads(f, { a, b }, { order: 2 }).ok, true);
+  // @ts-expect-error the host arguments must cover the annotated tree (b is missing)
+  assert.throws(() => checkGrads(f, { a }));
+  const dg = grad(g, ['a']);
+  const want = evaluate(dg, { a, b })['grad.a'];
+  const got = compile(dg, { backend: 'cpu' }).run({ a, b })['grad.a'];
+  got.data.forEach((v, i) => assert.ok(Math.abs(v - want.data[i]) <= 1e-4 * (1 + Math.abs(want.data[i]))));
 });

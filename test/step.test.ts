@@ -138,24 +138,41 @@ test('runAsync (webasm worker threads) takes exactly the same steps as run', asy
   await shutdownBackends();
 });
 
-test('EMA of the parameters is updated inside the compiled step: ema_t = d ema_{t-1} + (1 - d) params_t', () => {
+test('EMA of the parameters is updated inside the compiled step: ema_n = d_n ema_{n-1} + (1 - d_n) params_n', () => {
   const d = 0.9;
-  const s = compileStep(loss, {
-    params: params0,
-    optimizer: sgd({ lr: 0.05 }),
-    data: { x: [32, 3], y: [32, 1] },
-    backend: 'cpu',
-    emaDecay: d,
-  });
-  let ema = Float64Array.from(params0.l1.w.data);
-  for (let t = 0; t < 5; t++) {
-    s.run({ x, y });
-    const p = (s.params() as P).l1.w.data;
-    ema = ema.map((e, i) => d * e + (1 - d) * p[i]);
+  // d_n = min(d, (1 + n) / (10 + n)) at step n (the warm-up, the default); d itself with emaWarmup: false
+  const cases: { name: string; warmup?: boolean; startStep?: number; decayAt: (n: number) => number }[] = [
+    { name: 'warm-up from step 1', decayAt: (n) => Math.min(d, (1 + n) / (10 + n)) },
+    { name: 'warm-up from step 100 (a resumed run)', startStep: 100, decayAt: (n) => Math.min(d, (1 + n) / (10 + n)) },
+    { name: 'no warm-up', warmup: false, decayAt: () => d },
+  ];
+  const finals: Float64Array[] = [];
+  for (const c of cases) {
+    const s = compileStep(loss, {
+      params: params0,
+      optimizer: sgd({ lr: 0.05 }),
+      data: { x: [32, 3], y: [32, 1] },
+      backend: 'cpu',
+      emaDecay: d,
+      emaWarmup: c.warmup,
+      startStep: c.startStep,
+    });
+    let ema = Float64Array.from(params0.l1.w.data);
+    for (let n = c.startStep ?? 1; n < (c.startStep ?? 1) + 5; n++) {
+      s.run({ x, y });
+      const p = (s.params() as P).l1.w.data;
+      const dn = c.decayAt(n);
+      ema = ema.map((e, i) => dn * e + (1 - dn) * p[i]);
+    }
+    const got = (s.ema() as P).l1.w.data;
+    // f32 on the device vs this f64 recurrence: 5 steps of a convex combination, well under 1e-6
+    got.forEach((v, i) => assert.ok(Math.abs(v - ema[i]) < 1e-6, `${c.name}: ema[${i}] ${v} vs ${ema[i]}`));
+    finals.push(got);
+    s.dispose();
   }
-  const got = (s.ema() as P).l1.w.data;
-  // f32 on the device vs this f64 recurrence: 5 steps of a convex combination, well under 1e-6
-  got.forEach((v, i) => assert.ok(Math.abs(v - ema[i]) < 1e-6, `ema[${i}] ${v} vs ${ema[i]}`));
+  // the three schedules differ (so the comparisons above can tell them apart): warm-up early follows the weights
+  assert.ok(finals[0].some((v, i) => Math.abs(v - finals[2][i]) > 1e-4));
+  assert.ok(finals[0].some((v, i) => Math.abs(v - finals[1][i]) > 1e-4));
   assert.throws(
     () => compileStep(loss, { params: params0, optimizer: sgd({ lr: 0.05 }), data: { x: [32, 3], y: [32, 1] }, emaDecay: 1 }),
     /emaDecay must be in \[0, 1\)/,

@@ -154,20 +154,38 @@ describe('exact resume', () => {
       const ck = file('refuse.safetensors');
       await train({ config: tiny2d({ 'train.steps': 2 }), checkpoint: ck });
       const before = sha256(ck);
-      for (const over of [{ 'objective.minSnrGamma': 5 }, { 'train.lr': 0.01 }, { prediction: 'eps' }] as Record<string, Json>[]) {
+      // the error names each differing path with both values, and nothing else of the config
+      const cases: [Record<string, Json>, string][] = [
+        [{ 'objective.minSnrGamma': 5 }, 'objective.minSnrGamma: saved 0, requested 5'],
+        [{ 'train.lr': 0.01 }, 'train.lr: saved 0.002, requested 0.01'],
+        [{ prediction: 'eps' }, 'prediction: saved "v", requested "eps"'],
+      ];
+      for (const [over, line] of cases) {
         await assert.rejects(
           train({ config: tiny2d({ 'train.steps': 4, ...over }), checkpoint: ck, resume: true }),
           (e: Error) =>
             e instanceof TrainingError &&
             e.message.includes(ck) &&
-            /different run config/.test(e.message) &&
-            e.message.includes('saved: {'),
+            /different run config; it differs at:\n {2}/.test(e.message) &&
+            e.message
+              .split('\n')
+              .filter((l) => l.startsWith('  '))
+              .join('\n') === `  ${line}`,
           JSON.stringify(over),
         );
       }
+      assert.equal(sha256(ck), before);
       await assert.rejects(
         train({ config: tiny2d({ 'train.steps': 4, 'model.hidden': 24 }), checkpoint: ck, resume: true }),
-        (e: Error) => e instanceof SignatureMismatchError && e.message.includes(ck) && e.found !== e.expected,
+        (e: Error) =>
+          e instanceof SignatureMismatchError &&
+          e.message.includes(ck) &&
+          e.found !== e.expected &&
+          // the differing parameters by name with both shapes, not two whole signatures
+          e.differences.includes('model hidden: saved 16, requested 24') &&
+          e.differences.includes('hidden.hidden0.w: saved [14,16], requested [14,24]') &&
+          e.message.includes('\n  out.w: saved [16,2], requested [24,2]') &&
+          !e.message.includes(e.found),
       );
       // what may change: steps, checkpointEvery, sample settings
       const r = await train({
@@ -229,7 +247,7 @@ describe('fine-tune (sp)', () => {
 });
 
 describe('signature mismatch', () => {
-  test('from = a checkpoint of another model: SignatureMismatchError naming both signatures, file unchanged, nothing written', async () => {
+  test('from = another model: SignatureMismatchError naming the differing parameters, file unchanged, nothing written', async () => {
     const other = file('other-model.safetensors');
     await train({ config: tiny2d({ 'train.steps': 1, 'model.hidden': 24 }), checkpoint: other });
     const before = sha256(other);
@@ -241,8 +259,10 @@ describe('signature mismatch', () => {
       (e: Error) =>
         e instanceof SignatureMismatchError &&
         e.message.includes(other) &&
-        e.message.includes(`'${expected}'`) &&
-        e.message.includes(`'${load(other).signature}'`),
+        e.expected === expected &&
+        e.found === load(other).signature &&
+        e.message.includes('\n  hidden.hidden1.w: saved [24,24], requested [16,16]') &&
+        e.message.includes('\n  model hidden: saved 24, requested 16'),
     );
     assert.equal(sha256(other), before);
     assert.equal(fs.existsSync(out), false);

@@ -5,30 +5,40 @@ import type { NDArray } from '../core/ndarray.ts';
 import { fmt, size } from '../core/shape.ts';
 import type { Optimizer } from '../dsl/optim.ts';
 import { paramSpec, type Params, type ParamTensors } from '../dsl/params.ts';
-import type { Shape } from '../dsl/shapeTypes.ts';
+import type { MutableShape, Shape } from '../dsl/shapeTypes.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { call, isNDArray, isTensor, trace, type Spec } from '../dsl/trace.ts';
 import { flatten, unflatten } from '../dsl/tree.ts';
-import * as op from '../dsl/ops.ts';
 import { compile, release, type CompileOptions, type DeviceBuffer, type Executable } from '../compiler/index.ts';
+import { emaDecayAt, emaUpdate } from './ema.ts';
 
-/** What the loss function receives: the parameters, the 1-based step counter (e.g. for noise) and the data. */
-export type StepArgs<D extends Record<string, Shape>> = { params: ParamTensors<Params>; step: Tensor } & { [K in keyof D]: Tensor };
+/**
+ * What the loss function receives: the parameters (the tensors of the tree P), the 1-based step counter (e.g. for
+ * noise) and the data, each a tensor of its declared shape (`data: { x: [16, 2] }` gives `x: Tensor<[16, 2]>`).
+ */
+export type StepArgs<D extends Record<string, Shape>, P = Params> = { params: ParamTensors<P>; step: Tensor<[]> } & {
+  -readonly [K in keyof D]: Tensor<MutableShape<D[K]>>;
+};
 
-export interface StepOptions<D extends Record<string, Shape>> extends CompileOptions {
-  params: Params;
+export interface StepOptions<D extends Record<string, Shape>, P extends Params = Params> extends CompileOptions {
+  params: P;
   optimizer: Optimizer;
   /** shapes of the per-step data inputs */
   data: D;
   /** the counter of the first step (default 1); a resumed run passes its next step */
   startStep?: number;
-  /** keep an exponential moving average of the parameters, updated in the same plan: ema = d ema + (1 - d) params */
+  /**
+   * keep an exponential moving average of the parameters, updated in the same plan: ema = d_n ema + (1 - d_n) params
+   * at step n, where d_n = min(emaDecay, (1 + n) / (10 + n)) with the warm-up (the default), else emaDecay
+   */
   emaDecay?: number;
+  /** the EMA's warm-up (default true): early averages are not dominated by the initial weights */
+  emaWarmup?: boolean;
   /** optimizer state and EMA to resume from (default: the optimizer's init and a copy of params) */
   initialState?: { state?: Params; ema?: Params };
 }
 
-export interface TrainStep {
+export interface TrainStep<P extends Params = Params> {
   readonly executable: Executable;
   /** the next step's counter */
   readonly step: number;
@@ -37,11 +47,11 @@ export interface TrainStep {
   /** The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
   runAsync(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number>;
   /** Reads the parameters back to the host. */
-  params(): Params;
+  params(): P;
   /** Reads the optimizer state back to the host. */
   state(): Params;
   /** Reads the parameters' EMA back to the host (with `emaDecay`). */
-  ema(): Params;
+  ema(): P;
   /** Device buffers (parameters, optimizer state) this step holds between runs. */
   liveBuffers(): number;
   /** Frees the device-resident state and the compiled plan; runs and reads afterwards throw. */
@@ -60,12 +70,15 @@ export class NonFiniteLossError extends Error {
 
 const RESERVED = ['params', 'state', 'ema', 'step'];
 
-export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepArgs<D>) => Tensor, options: StepOptions<D>): TrainStep => {
+export const compileStep = <const D extends Record<string, Shape>, P extends Params = Params>(
+  loss: (args: StepArgs<D, P>) => Tensor,
+  options: StepOptions<D, P>,
+): TrainStep<P> => {
   const { params, optimizer, data } = options;
   for (const k of Object.keys(data))
     if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
   const pSpec = paramSpec(params) as Spec;
-  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
+  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D, P>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
   const vg = valueAndGrad(lossGraph, ['params']);
   const state0 = options.initialState?.state ?? optimizer.init(params);
   const decay = options.emaDecay;
@@ -81,12 +94,9 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
       ) as ParamTensors<Params>;
       const next = optimizer.update(args.params, grads, args.state ?? ({} as ParamTensors<Params>), args.step);
       const result: Record<string, unknown> = { loss: outs[vg.outputs[0].name], params: next.params, state: next.state };
-      if (args.ema && decay !== undefined) {
-        const fresh = new Map(flatten(next.params as never, isTensor));
-        result.ema = unflatten(
-          flatten(args.ema as never, isTensor).map(([p, e]) => [p, op.add(op.mul(e, decay), op.mul(fresh.get(p)!, 1 - decay))] as const),
-        );
-      }
+      // the decay is a function of the step input, so a resumed run (fed its next step) continues bit for bit
+      if (args.ema && decay !== undefined)
+        result.ema = emaUpdate(args.ema, next.params, emaDecayAt(args.step, decay, options.emaWarmup ?? true));
       return result as never;
     },
     { params: pSpec, state: paramSpec(state0) as Spec, ...(ema0 ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>,
@@ -167,12 +177,12 @@ export const compileStep = <D extends Record<string, Shape>>(loss: (args: StepAr
     async runAsync(batch) {
       return commit(await executable.runDeviceAsync(inputsFor(batch)));
     },
-    params: () => readTree('params'),
+    params: () => readTree('params') as P,
     liveBuffers: () => (inPlace ? (executable.disposed ? 0 : stateNames.length) : new Set(resident.values()).size),
     state: () => readTree('state'),
     ema: () => {
       if (!ema0) throw new Error('step: no EMA is kept; compile with { emaDecay }');
-      return readTree('ema');
+      return readTree('ema') as P;
     },
     dispose: () => {
       if (executable.disposed) return;

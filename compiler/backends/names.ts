@@ -29,7 +29,8 @@ export const probeBackend = (b: BackendName): Availability => {
           : 'no X display (DISPLAY is unset): run under xvfb-run, e.g. sh scripts/with-display.sh',
       };
     case 'webgl2':
-      if (!('document' in globalThis)) return { available: false, reason: 'not in a browser (no document)' };
+      if (!('document' in globalThis))
+        return { available: false, reason: 'webgl2 exists only in a browser (no document here); see npm run play for the playground' };
       return GPU.isWebGL2Supported
         ? { available: true, reason: 'this browser created a WebGL2 context' }
         : { available: false, reason: 'this browser could not create a WebGL2 context' };
@@ -69,10 +70,7 @@ export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend =>
   if (!(backendNames as readonly string[]).includes(req))
     throw new Error(`unknown backend '${req}'; backends: ${backendNames.join(', ')}, or auto`);
   if (!available.includes(req))
-    throw new Error(
-      `backend '${req}' is not available here; available: ${available.join(', ')} ` +
-        `(headlessgl needs the gl package built and an X display, e.g. xvfb-run)`,
-    );
+    throw new Error(`backend '${req}' is not available here: ${probeBackend(req).reason}; available: ${available.join(', ')}, or auto`);
   return { name: req, reason: 'requested' };
 };
 

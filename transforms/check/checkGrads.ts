@@ -172,11 +172,24 @@ const singleNodeGraph = (node: Node, graph: Graph): Graph => {
  * Checks reverse-mode gradients of `f` at `args` against central finite differences (float64 interpreter).
  * Returns a report; `ok` is false when any directional derivative differs by more than atol + rtol * |value|.
  */
-export const checkGrads = <A extends { readonly [name: string]: Tree<NDArray> }>(
+/** The host arguments of a function of tensors: the same tree, with an NDArray for every Tensor. */
+export type HostArgs<T> = T extends Tensor ? NDArray : { [K in keyof T]: HostArgs<T[K]> };
+
+/** `f` with untyped (or `Tensor`) arguments: their tree follows `args`. */
+export function checkGrads<A extends { readonly [name: string]: Tree<NDArray> }>(
   f: (args: ParamTensors<A>) => Tensor,
   args: A,
-  options: CheckGradsOptions = {},
-): GradCheckReport => {
+  options?: CheckGradsOptions,
+): GradCheckReport;
+/** `f` annotated with literal shapes (`{ a: Tensor<[3, 2]> }`): `args` holds the host arrays of those tensors. */
+export function checkGrads<T extends { readonly [name: string]: unknown }>(
+  f: (args: T) => Tensor,
+  args: HostArgs<T>,
+  options?: CheckGradsOptions,
+): GradCheckReport;
+export function checkGrads(f: (args: never) => Tensor, hostArgs: object, options: CheckGradsOptions = {}): GradCheckReport {
+  // both overloads: a tree of host arrays, and a function of the matching tree of tensors (trace checks the shapes)
+  const args = hostArgs as { readonly [name: string]: Tree<NDArray> };
   const { order, eps, atol, rtol, directions, seed } = { ...defaults, ...options };
   const inputs = Object.fromEntries(flatten(args, isNDArray)) as Values;
   for (const [name, v] of Object.entries(inputs)) {
@@ -203,4 +216,4 @@ export const checkGrads = <A extends { readonly [name: string]: Tree<NDArray> }>
   const report: GradCheckReport = { ok: failing.length === 0, checks: all.length, worst };
   if (!report.ok) report.culprit = localize(worst.order === 1 ? graph : gradientProbe(graph, inputs, wrt, seed), inputs, wrt, ctx);
   return report;
-};
+}
