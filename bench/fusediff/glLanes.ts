@@ -97,9 +97,10 @@ export const glLaneRows = async (backend: BackendName, time: Timer, quick: boole
       ...(w.flops ? { gflops: w.flops / ms[4] / 1e6 } : {}),
     };
     rows.push(row);
+    const rate = row.gflops ? `  (${row.gflops.toFixed(2)} GFLOP/s)` : '';
     console.log(
-      `${backend.padEnd(11)} ${w.name.padEnd(26)} 1/thread ${ms[1].toFixed(1).padStart(8)} ms   4/thread ${ms[4].toFixed(1).padStart(8)} ms` +
-        `   ${row.speedup.toFixed(2)}x${row.gflops ? `  (${row.gflops.toFixed(2)} GFLOP/s)` : ''}`,
+      `${backend.padEnd(11)} ${w.name.padEnd(26)} 1/thread ${ms[1].toFixed(1).padStart(8)} ms   ` +
+        `4/thread ${ms[4].toFixed(1).padStart(8)} ms   ${row.speedup.toFixed(2)}x${rate}`,
     );
   }
   return rows;

@@ -1,6 +1,6 @@
 // The cost of a self-perceptual training step relative to an MSE step on the same model, batch and backend.
 // SP adds two forward passes of f*'s encoder half (to 'mid') and a backward through one of them.
-import type { BackendName, CompileOptions } from '../../compiler/index.ts';
+import type { Backend, BackendName, CompileOptions } from '../../compiler/index.ts';
 import { compileStep, type TrainStep } from '../../train/compileStep.ts';
 import { adam } from '../../dsl/optim.ts';
 import { initNormal } from '../../dsl/params.ts';
@@ -22,7 +22,7 @@ export const spCostCases: readonly SpCostCase[] = [
 
 export const spCostSteps = (
   c: SpCostCase,
-  backend: BackendName,
+  backend: BackendName | Backend,
   options: CompileOptions = {},
 ): { mse: TrainStep; sp: TrainStep; batch: Record<string, NDArray> } => {
   const model = createDenoiser(c.model);

@@ -124,7 +124,7 @@ const UNPACK =
 
 const UPLOAD: KernelSource = { source: 'function (a) { return a[this.thread.x]; }', args: [], subKernels: [] };
 const kernelKey = (gl: boolean, src: KernelSource, o: KernelOptions): string =>
-  `${gl ? o.owner : ''}|${o.size}|${o.argSizes}|${o.immutable}|${o.asyncMode ?? false}|${src.lanes ?? 1}|${src.source}|${src.subKernels.join('|')}`;
+  [gl ? o.owner : '', o.size, o.argSizes, o.immutable, o.asyncMode ?? false, src.lanes ?? 1, src.source, ...src.subKernels].join('|');
 const uploadKey = (length: number): string =>
   kernelKey(true, UPLOAD, { size: length, argSizes: [length], immutable: true, owner: `upload:${length}` });
 const outputLength = (b: DeviceBuffer): number => (b instanceof Float32Array ? b.length : (b as unknown as { output: number[] }).output[0]);
