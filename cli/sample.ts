@@ -1,7 +1,7 @@
 // `fusediff sample` (pictures and a samples file from a checkpoint) and `fusediff eval` (metrics at one or more
 // guidance scales, with a report).
 import path from 'node:path';
-import { writeFileAtomic } from '../storage/checkpoint.ts';
+import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import { encodeSafetensors } from '../storage/safetensors.ts';
 import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';

@@ -1,7 +1,7 @@
 // The experiment report: report.json (everything measured) and report.md (tables and pictures), and the
 // comparison table printed at the end of a run.
 import path from 'node:path';
-import { writeFileAtomic } from '../storage/checkpoint.ts';
+import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import type { ExperimentReport, RowReport } from './run.ts';
 
 const f = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));

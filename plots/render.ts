@@ -7,7 +7,7 @@ import { parse, View } from 'vega';
 import { compile } from 'vega-lite';
 import type { NDArray } from '../core/ndarray.ts';
 import { imageGrid } from '../storage/png.ts';
-import { writeFileAtomic } from '../storage/checkpoint.ts';
+import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import type { Figure } from './specs.ts';
 
 const require = createRequire(import.meta.url);

@@ -2,7 +2,7 @@
 // The CLI's train/finetune commands and the experiments both run training through it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../storage/checkpoint.ts';
+import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import type { RunConfig } from './config.ts';
 import { train, type TrainResult } from './trainer.ts';
 import { progressBar } from './progress.ts';

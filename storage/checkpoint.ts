@@ -30,11 +30,10 @@
 //     "rngCounter": <int>, "schedule": "<noise schedule name>", "config": { ...the run's config... } }
 // Python: `json.loads(safe_open(path, 'pt').metadata()['fusediff'])`.
 import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { dirname } from 'node:path';
 import * as t from 'io-ts';
 import type { NDArray } from '../core/ndarray.ts';
 import type { Params } from '../dsl/params.ts';
+import { writeFileAtomic, WriteError } from './atomicWrite.ts';
 import { decodeOrThrow, NonNegativeInteger } from './ioReport.ts';
 import { decodeSafetensors, encodeSafetensors, SafetensorsError, type WriteDtype } from './safetensors.ts';
 
@@ -331,54 +330,18 @@ export const decodeCheckpoint = <C = Record<string, unknown>>(
 
 // ---- files ---------------------------------------------------------------------------------------------------
 
-/** Writes bytes to `path` atomically: a sibling temporary file, fsync, rename; on failure the temporary is removed. */
-export const writeFileAtomic = (path: string, bytes: Uint8Array): void => {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(tmp, 'wx', 0o644);
-    for (let off = 0; off < bytes.length;) off += fs.writeSync(fd, bytes, off, bytes.length - off);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = undefined;
-    fs.renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        /* already failing */
-      }
-    }
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      /* the directory may be gone */
-    }
-    throw new CheckpointError(`could not write ${path}: ${(e as Error).message} (any previous file at that path is unchanged)`, {
-      cause: e,
-    });
-  }
-  // Persist the rename itself; not every platform can fsync a directory, and the data is already safe.
-  try {
-    const dfd = fs.openSync(dirname(path), 'r');
-    try {
-      fs.fsyncSync(dfd);
-    } finally {
-      fs.closeSync(dfd);
-    }
-  } catch {
-    /* best effort */
-  }
-};
-
 /**
  * Saves a checkpoint atomically: everything is validated and encoded first, then written to
  * `<path>.tmp-<pid>-<random>`, fsynced and renamed over `path`. A failure at any point leaves the previous file
  * (if any) intact and no temporary file behind.
  */
 export const saveCheckpoint = <C>(path: string, ckpt: CheckpointInput<C>, opts: SaveOptions = {}): void => {
-  writeFileAtomic(path, encodeCheckpoint(ckpt, opts));
+  const bytes = encodeCheckpoint(ckpt, opts);
+  try {
+    writeFileAtomic(path, bytes);
+  } catch (e) {
+    throw e instanceof WriteError ? new CheckpointError(e.message, { cause: e }) : e;
+  }
 };
 
 /**
