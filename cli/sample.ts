@@ -6,6 +6,8 @@ import { encodeSafetensors } from '../storage/safetensors.ts';
 import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
+import { cfgPicture, lossPicture, metricPanels } from '../experiments/pictures.ts';
+import fs from 'node:fs';
 import type { Json, RunConfig } from '../runs/config.ts';
 import { definedOverrides } from './options.ts';
 
@@ -93,11 +95,48 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
   return 0;
 };
 
-/** Samples at every --cfg scale, evaluates, and writes <out>/report.md and report.json. */
+/**
+ * The eval report's pictures: `<dataset>-loss.png` when the checkpoint's run folder has its losses.json, and
+ * `<dataset>-cfg.png` (each metric against the CFG scale) when more than one scale was sampled.
+ */
+const evalPictures = async (
+  checkpoint: string,
+  run: RunConfig,
+  rows: readonly RowReport[],
+  dir: string,
+): Promise<{ loss?: string; cfg?: string }> => {
+  const pictures: { loss?: string; cfg?: string } = {};
+  const dataset = rows[0].dataset;
+  const name = path.basename(checkpoint);
+  const log = path.join(path.dirname(checkpoint), 'losses.json');
+  const losses = fs.existsSync(log) ? (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses?: unknown }).losses : undefined;
+  if (Array.isArray(losses) && losses.length > 0 && losses.every((x) => typeof x === 'number')) {
+    pictures.loss = `${dataset}-loss.png`;
+    await lossPicture(
+      { title: `${dataset} · training loss · ${name}`, subtitle: [`${losses.length} steps, from ${log}`] },
+      [{ name, losses: losses as number[], objective: run.objective.kind }],
+      path.join(dir, pictures.loss),
+    );
+  }
+  if (new Set(rows.map((r) => r.cfgScale)).size > 1) {
+    pictures.cfg = `${dataset}-cfg.png`;
+    await cfgPicture(
+      {
+        title: `${dataset} · metrics against the CFG scale · ${name}`,
+        subtitle: [`${rows[0].samples?.shape[0] ?? '?'} samples per point; CFG 1 is no guidance`],
+      },
+      metricPanels(rows.map((r) => ({ series: name, cfg: r.cfgScale, metrics: r.metrics }))),
+      path.join(dir, pictures.cfg),
+    );
+  }
+  return pictures;
+};
+
+/** Samples at every --cfg scale, evaluates, and writes <out>/report.md and report.json (with the pictures above). */
 export const evalCommand = async (f: SampleFlags): Promise<number> => {
   const dir = f.out === undefined ? defaultOutDir(f.checkpoint, 'eval') : path.resolve(f.out);
   const t0 = performance.now();
-  const { rows } = await rowsOf(f, dir);
+  const { rows, run } = await rowsOf(f, dir);
   // as sampleRow: the backend the checkpoint recorded is not inherited
   const resolved = resolveBackend((f.backend ?? 'auto') as BackendRequest);
   const report: ExperimentReport = {
@@ -107,7 +146,7 @@ export const evalCommand = async (f: SampleFlags): Promise<number> => {
     startedAt: new Date().toISOString(),
     seconds: (performance.now() - t0) / 1000,
     command: `fusediff ${process.argv.slice(2).join(' ')}`,
-    datasets: [{ dataset: rows[0].dataset, models: [], rows }],
+    datasets: [{ dataset: rows[0].dataset, models: [], rows, pictures: await evalPictures(f.checkpoint, run, rows, dir) }],
   };
   writeReport(dir, report);
   if (f.json) {

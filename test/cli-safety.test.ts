@@ -259,6 +259,14 @@ test('sample and eval write under out/ by default, never beside a committed chec
   }
   assert.equal(tables.length, 1, md);
   for (const t of tables) assert.ok(t.length >= 3, `a table without rows:\n${t.join('\n')}`);
+  // the run's losses.json gives the report a loss curve; two CFG scales give the metrics against the scale
+  assert.match(md, /!\[training loss of eightGaussians\]\(eightGaussians-loss\.png\)/);
+  assert.doesNotMatch(md, /-cfg\.png/, 'one CFG scale: no CFG picture');
+  r = run(['eval', '--checkpoint', stage1Ck, ...opts.slice(0, -1), '1,2', '--out', 'cfg2', '--quiet'], { cwd });
+  assert.equal(r.status, 0, r.stderr);
+  const md2 = fs.readFileSync(path.join(cwd, 'cfg2', 'report.md'), 'utf8');
+  assert.match(md2, /!\[metrics of eightGaussians against the CFG scale\]\(eightGaussians-cfg\.png\)/);
+  for (const png of ['eightGaussians-loss.png', 'eightGaussians-cfg.png']) assert.ok(fs.statSync(path.join(cwd, 'cfg2', png)).size > 1000);
 });
 
 test('a short run samples well from its EMA: the warm-up keeps the average off the initial weights', () => {
