@@ -3,20 +3,12 @@
 // without a GPU, the GPU's own driver where there is one. Writes bench/results/gl-<renderer>.json.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Bench } from 'tinybench';
+import { timer } from './timer.ts';
 import { availableBackends, glRenderer, isGL } from '../compiler/index.ts';
 import { glLaneRows, type GlLaneRow } from './fusediff/glLanes.ts';
 
 const quick = process.argv.includes('--quick');
-const time = async (name: string, fn: () => Promise<void>, setup: () => Promise<void>): Promise<number> => {
-  await setup();
-  const bench = new Bench({ time: quick ? 500 : 2000, iterations: quick ? 2 : 5, warmupTime: 0, warmupIterations: quick ? 1 : 2 } as never);
-  bench.add(name, fn);
-  await bench.run();
-  const r = bench.tasks[0].result as { state: string; latency?: { mean: number }; error?: unknown };
-  if (r.state !== 'completed' || !r.latency) throw new Error(`${name}: ${r.state} ${String(r.error ?? '')}`);
-  return r.latency.mean;
-};
+const time = timer(quick ? { time: 500, iterations: 2, warmups: 1 } : { time: 2000, iterations: 5, warmups: 2 });
 
 const gls = availableBackends().filter((b) => isGL(b) && b !== 'webgl2');
 if (gls.length === 0) throw new Error('bench:gl: no GL backend here (headless-gl needs a display: npm run bench:gl starts Xvfb)');

@@ -9,7 +9,7 @@
 // Writes bench/results/latest.json and prints the tables. `--quick` runs shorter (for a smoke test).
 import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import os from 'node:os';
-import { Bench } from 'tinybench';
+import { timer } from './timer.ts';
 import { availableBackends, type BackendName } from '../compiler/index.ts';
 import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
 import { compileReferenceStep } from '../workloads/referenceStep.ts';
@@ -56,15 +56,7 @@ interface Row {
 const ratio = (a: number, b: number | undefined): number | undefined => (b !== undefined && b > 0 ? a / b : undefined);
 const fmtRatio = (r: number | undefined): string => (r === undefined ? '    -' : `${r.toFixed(2)}x`.padStart(6));
 
-const timeTask = async (name: string, fn: () => Promise<void>, setup: () => Promise<void>): Promise<number> => {
-  await setup();
-  const bench = new Bench({ time: quick ? 500 : 3000, iterations: quick ? 2 : 5, warmupTime: 0, warmupIterations: quick ? 1 : 3 } as never);
-  bench.add(name, fn);
-  await bench.run();
-  const r = bench.tasks[0].result as { state: string; latency?: { mean: number }; error?: unknown };
-  if (r.state !== 'completed' || !r.latency) throw new Error(`${name}: ${r.state} ${String(r.error ?? '')}`);
-  return r.latency.mean;
-};
+const timeTask = timer(quick ? { time: 500, iterations: 2, warmups: 1 } : { time: 3000, iterations: 5, warmups: 3 });
 
 // ---- 1. reference MLP step ------------------------------------------------------------------------------------
 const systems: { sys: PeerSystem; peer: boolean; peerId?: string }[] = [

@@ -8,6 +8,7 @@ import * as W from '../../workloads/reference.ts';
 import { FusediffConv } from './conv.ts';
 import { FusediffMatmul } from './matmul.ts';
 import { spCostCases, spCostSteps } from './spCost.ts';
+import type { Timer } from '../timer.ts';
 
 export interface GlLaneRow {
   readonly backend: string;
@@ -21,8 +22,6 @@ export interface GlLaneRow {
   /** GFLOP/s of the four-lane run, where the workload has a FLOP count */
   readonly gflops?: number;
 }
-
-type Timer = (name: string, fn: () => Promise<void>, setup: () => Promise<void>) => Promise<number>;
 
 interface Workload {
   readonly name: string;

@@ -86,6 +86,29 @@ export const walk = (s: Scalar, visit: (s: Scalar) => void, seen = new Set<Scala
   visit(s);
 };
 
+/** s with each scalar child replaced by f(child) (indices and conditions kept); leaves are returned as they are. */
+export const mapChildren = (s: Scalar, f: (child: Scalar) => Scalar): Scalar => {
+  switch (s.k) {
+    case 'lit':
+    case 'load':
+      return s;
+    case 'un':
+      return { ...s, x: f(s.x) };
+    case 'bin':
+      return { ...s, a: f(s.a), b: f(s.b) };
+    case 'where':
+      return { ...s, c: f(s.c), a: f(s.a), b: f(s.b) };
+    case 'guard':
+      return { ...s, x: f(s.x) };
+    case 'pick':
+      return { ...s, a: f(s.a), b: f(s.b) };
+    case 'random':
+      return { ...s, counter: f(s.counter) };
+    case 'reduce':
+      return { ...s, body: f(s.body) };
+  }
+};
+
 /** The reduction of a kernel, if it has one (fusion puts at most one core in a kernel). */
 export const reductionOf = (k: KernelIR): Extract<Scalar, { k: 'reduce' }> | undefined => {
   let found: Extract<Scalar, { k: 'reduce' }> | undefined;

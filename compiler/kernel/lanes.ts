@@ -2,7 +2,7 @@
 // one thread computes a group: the loads that do not depend on that axis (a matmul's row of A, a conv's weights)
 // are read once for all lanes, and the lanes' reductions run in one loop. GL kernels return the lanes as one RGBA
 // texel (gpu.js's Array(4)); the flat order of the elements is unchanged.
-import { reductionOf, walk, type Cond, type KernelIR, type Scalar } from './ir.ts';
+import { mapChildren, reductionOf, walk, type Cond, type KernelIR, type Scalar } from './ir.ts';
 import { addIx, ixDependsOn, scaleIx, substituteIx, varIx, type Ix, type VarInfo } from './indexExpr.ts';
 
 export interface LaneKernelIR {
@@ -45,38 +45,12 @@ export const mapIndices = (root: Scalar, f: (x: Ix) => Ix): Scalar => {
   const memo = new Map<Scalar, Scalar>();
   const cond = (c: Cond): Cond => ({ ...c, ix: f(c.ix) });
   const go = (s: Scalar): Scalar => {
-    const hit = memo.get(s);
-    if (hit) return hit;
-    let out: Scalar;
-    switch (s.k) {
-      case 'lit':
-        out = s;
-        break;
-      case 'load':
-        out = { ...s, at: f(s.at) };
-        break;
-      case 'un':
-        out = { ...s, x: go(s.x) };
-        break;
-      case 'bin':
-        out = { ...s, a: go(s.a), b: go(s.b) };
-        break;
-      case 'where':
-        out = { ...s, c: go(s.c), a: go(s.a), b: go(s.b) };
-        break;
-      case 'guard':
-        out = { ...s, conds: s.conds.map(cond), x: go(s.x) };
-        break;
-      case 'pick':
-        out = { ...s, cond: cond(s.cond), a: go(s.a), b: go(s.b) };
-        break;
-      case 'random':
-        out = { ...s, counter: go(s.counter), at: f(s.at) };
-        break;
-      case 'reduce':
-        out = { ...s, body: go(s.body) };
-        break;
-    }
+    let out = memo.get(s);
+    if (out) return out;
+    out = mapChildren(s, go);
+    if (out.k === 'load' || out.k === 'random') out = { ...out, at: f(out.at) };
+    else if (out.k === 'guard') out = { ...out, conds: out.conds.map(cond) };
+    else if (out.k === 'pick') out = { ...out, cond: cond(out.cond) };
     memo.set(s, out);
     return out;
   };

@@ -4,7 +4,7 @@
 // anyway. Dropping such clamps makes the padded reads of conv2d and pad affine again, so they vectorise as plain
 // loads. A clamp is kept when the unclamped index could reach further than `slack` elements outside the buffer.
 import { constIx, ixKey, range, scaleIx, sumIx, type Atom, type Ix } from './indexExpr.ts';
-import type { Cond, KernelIR, Scalar } from './ir.ts';
+import { mapChildren, type Cond, type KernelIR, type Scalar } from './ir.ts';
 
 export const unclampGuarded = (ir: KernelIR, slack: number, sizeOf: (buf: number) => number): KernelIR => {
   const memo = new Map<Scalar, Scalar>();
@@ -12,38 +12,12 @@ export const unclampGuarded = (ir: KernelIR, slack: number, sizeOf: (buf: number
     const hit = conds.length === 0 ? memo.get(s) : undefined;
     if (hit) return hit;
     let out: Scalar;
-    switch (s.k) {
-      case 'lit':
-        out = s;
-        break;
-      case 'load': {
-        const at = conds.length ? dropClamps(s.at, conds) : s.at;
-        const [lo, hi] = range(at, ir.vars);
-        out = at !== s.at && lo >= -slack && hi < sizeOf(s.buf) + slack ? { ...s, at } : s;
-        break;
-      }
-      case 'un':
-        out = { ...s, x: rewrite(s.x, conds) };
-        break;
-      case 'bin':
-        out = { ...s, a: rewrite(s.a, conds), b: rewrite(s.b, conds) };
-        break;
-      case 'where':
-        out = { ...s, c: rewrite(s.c, conds), a: rewrite(s.a, conds), b: rewrite(s.b, conds) };
-        break;
-      case 'guard':
-        out = { ...s, x: rewrite(s.x, [...conds, ...s.conds]) };
-        break;
-      case 'pick':
-        out = { ...s, a: rewrite(s.a, conds), b: rewrite(s.b, conds) };
-        break;
-      case 'random':
-        out = { ...s, counter: rewrite(s.counter, conds) };
-        break;
-      case 'reduce':
-        out = { ...s, body: rewrite(s.body, conds) };
-        break;
-    }
+    if (s.k === 'load') {
+      const at = conds.length ? dropClamps(s.at, conds) : s.at;
+      const [lo, hi] = range(at, ir.vars);
+      out = at !== s.at && lo >= -slack && hi < sizeOf(s.buf) + slack ? { ...s, at } : s;
+    } else if (s.k === 'guard') out = { ...s, x: rewrite(s.x, [...conds, ...s.conds]) };
+    else out = mapChildren(s, (c) => rewrite(c, conds));
     if (conds.length === 0) memo.set(s, out);
     return out;
   };
