@@ -1,5 +1,6 @@
-// Building blocks of the UNet: the conditioning embedding (time + class) and the DDPM residual block.
-import { silu, timestepEmbedding } from '../dsl/composites.ts';
+// Building blocks of the UNet: the conditioning embedding (time + class), the DDPM residual block and its
+// self-attention block.
+import { silu, softmax, timestepEmbedding } from '../dsl/composites.ts';
 import * as nn from '../dsl/nn.ts';
 import * as op from '../dsl/ops.ts';
 import { seedFor, type ParamTensors } from '../dsl/params.ts';
@@ -69,5 +70,43 @@ export const resBlock = {
     h = op.add(h, op.reshape(nn.linear.apply(p.emb, embAct), [x.shape[0], outCh, 1, 1]));
     h = nn.conv2d.apply(p.conv2, silu(nn.groupNorm.apply(p.norm2, h, groups)), { padding: 1 });
     return op.add(p.skip ? nn.conv2d.apply(p.skip, x) : x, h);
+  },
+};
+
+// ---- self-attention ------------------------------------------------------------------------------------------
+
+export type AttentionParams = {
+  norm: nn.NormParams;
+  /** 1x1 conv to queries, keys and values, C -> 3C */
+  qkv: nn.Conv2dParams;
+  /** zero-initialised 1x1 conv, so the block starts as the identity (DDPM's zero_module) */
+  proj: nn.Conv2dParams;
+};
+
+/**
+ * DDPM's single-head self-attention over the H x W positions: out = x + proj(v softmax(q^T k / sqrt(C))^T), with
+ * q, k, v from a 1x1 conv of the group-normed input. Written in DSL ops (matmul, softmax), so the compiler fuses it.
+ */
+export const attentionBlock = {
+  init: (seed: number, ch: number): AttentionParams => {
+    const s = (k: string) => seedFor(seed, k);
+    return {
+      norm: nn.groupNorm.init(s('norm'), ch),
+      qkv: nn.conv2d.init(s('qkv'), ch, 3 * ch, 1),
+      proj: nn.conv2d.init(s('proj'), ch, ch, 1, { gain: 0 }),
+    };
+  },
+  /** x [B, C, H, W] -> [B, C, H, W] */
+  apply: (p: ParamTensors<AttentionParams>, x: Tensor, groups: number): Tensor => {
+    const [b, c, h, w] = x.shape;
+    const n = h * w;
+    const qkv = op.reshape(nn.conv2d.apply(p.qkv, nn.groupNorm.apply(p.norm, x, groups)), [b, 3, c, n]);
+    const part = (i: number) => op.reshape(op.slice(qkv, [null, [i, i + 1]]), [b, c, n]);
+    const [q, k, v] = [part(0), part(1), part(2)];
+    // scores[i, j] = q_i . k_j / sqrt(C): [B, N, C] x [B, C, N]; softmax over the keys j
+    const attn = softmax(op.mul(op.matmul(op.transpose(q), k), 1 / Math.sqrt(c)), -1);
+    // out[:, i] = sum_j v[:, j] attn[i, j]: [B, C, N] x [B, N, N]^T
+    const out = op.reshape(op.matmul(v, op.transpose(attn)), [b, c, h, w]);
+    return op.add(x, nn.conv2d.apply(p.proj, out));
   },
 };

@@ -36,6 +36,8 @@ export interface UnetConfig {
   readonly groups: number;
   /** width of the time (+ class) embedding */
   readonly embDim: number;
+  /** the middle block is res, self-attention, res (DDPM, Stable Diffusion) rather than two res blocks */
+  readonly midAttention: boolean;
   readonly numClasses?: number;
 }
 
@@ -50,6 +52,7 @@ export const unetDefaults: Omit<UnetConfig, 'kind'> = {
   numResBlocks: 1,
   groups: 4,
   embDim: 64,
+  midAttention: true,
 };
 
 /**

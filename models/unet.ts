@@ -1,6 +1,7 @@
 // A small DDPM-style UNet for C x H x W images. Level i runs at H / 2^i with baseChannels * channelMults[i] channels:
-//   convIn -> down0 .. down{L-1} (avgPool 2 before each level but the first) -> mid (two res blocks at the lowest
-//   resolution) -> up0 .. up{L-1} (upsample 2 before each but the first, then concat the matching down output)
+//   convIn -> down0 .. down{L-1} (avgPool 2 before each level but the first) -> mid (res block, self-attention,
+//   res block at the lowest resolution, as DDPM and Stable Diffusion; two res blocks with midAttention: false)
+//   -> up0 .. up{L-1} (upsample 2 before each but the first, then concat the matching down output)
 //   -> out (groupNorm, SiLU, zero-initialised conv).
 // Each named layer's output is the last res block of that stage; 'mid' is the bottleneck the self-perceptual loss reads.
 import { avgPool2d, silu, upsampleNearest2d } from '../dsl/composites.ts';
@@ -8,7 +9,7 @@ import * as nn from '../dsl/nn.ts';
 import * as op from '../dsl/ops.ts';
 import { seedFor, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import { conditioning, resBlock, type CondParams, type ResBlockParams } from './blocks.ts';
+import { attentionBlock, conditioning, resBlock, type AttentionParams, type CondParams, type ResBlockParams } from './blocks.ts';
 import { unetDefaults, type UnetConfig, type UnetOptions } from './configs.ts';
 import { DenoiserError, makeDenoiser, type Denoiser } from './denoiser.ts';
 
@@ -19,8 +20,8 @@ export type UnetParams = {
   convIn: nn.Conv2dParams;
   /** down.down0.res0, ... */
   down: { [name: string]: Stage };
-  /** mid.res0, mid.res1 */
-  mid: Stage;
+  /** mid.res0, mid.attn (with midAttention), mid.res1 */
+  mid: { res0: ResBlockParams; attn?: AttentionParams; res1: ResBlockParams };
   up: { [name: string]: Stage };
   normOut: nn.NormParams;
   convOut: nn.Conv2dParams;
@@ -56,7 +57,7 @@ const resNames = (n: number) => Array.from({ length: n }, (_, r) => `res${r}`);
 
 export const createUnet = (options: UnetOptions): Denoiser<UnetParams> => {
   const config = resolve(options);
-  const { channels, imageSize, baseChannels, channelMults, numResBlocks, groups, embDim, numClasses } = config;
+  const { channels, imageSize, baseChannels, channelMults, numResBlocks, groups, embDim, midAttention, numClasses } = config;
   const L = channelMults.length;
   const ch = channelMults.map((m) => m * baseChannels);
   const downNames = ch.map((_, i) => `down${i}`);
@@ -73,7 +74,11 @@ export const createUnet = (options: UnetOptions): Denoiser<UnetParams> => {
       );
       cur = ch[i];
     });
-    const mid = Object.fromEntries(resNames(2).map((b) => [b, resBlock.init(s(`mid.${b}`), cur, cur, embDim)]));
+    const mid: UnetParams['mid'] = {
+      res0: resBlock.init(s('mid.res0'), cur, cur, embDim),
+      ...(midAttention ? { attn: attentionBlock.init(s('mid.attn'), cur) } : {}),
+      res1: resBlock.init(s('mid.res1'), cur, cur, embDim),
+    };
     const up: UnetParams['up'] = {};
     upNames.forEach((name, j) => {
       const i = L - 1 - j;
@@ -103,7 +108,9 @@ export const createUnet = (options: UnetOptions): Denoiser<UnetParams> => {
       skips.push(h);
       yield [downNames[i], h];
     }
-    h = resNames(2).reduce((acc, b) => resBlock.apply(p.mid[b], acc, embAct, groups), h);
+    h = resBlock.apply(p.mid.res0, h, embAct, groups);
+    if (p.mid.attn) h = attentionBlock.apply(p.mid.attn, h, groups);
+    h = resBlock.apply(p.mid.res1, h, embAct, groups);
     yield ['mid', h];
     for (let j = 0; j < L; j++) {
       const up = j === 0 ? h : upsampleNearest2d(h, 2);

@@ -80,6 +80,7 @@ export const UnetModelConfig = closed(
     numResBlocks: PositiveInt,
     groups: PositiveInt,
     embDim: PositiveInt,
+    midAttention: t.boolean,
   },
   'unet model config',
 );
@@ -304,8 +305,8 @@ const canonicalNames = (merged: Record<string, unknown>): string[] => {
 const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] => {
   if (kind === fallback.kind || (kind !== 'mlp' && kind !== 'unet')) return fallback;
   if (kind === 'mlp') return imageMlp;
-  const { baseChannels, channelMults, numResBlocks, groups, embDim } = unetDefaults;
-  return { kind: 'unet', baseChannels, channelMults: [...channelMults], numResBlocks, groups, embDim };
+  const { baseChannels, channelMults, numResBlocks, groups, embDim, midAttention } = unetDefaults;
+  return { kind: 'unet', baseChannels, channelMults: [...channelMults], numResBlocks, groups, embDim, midAttention };
 };
 
 /**

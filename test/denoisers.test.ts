@@ -23,6 +23,7 @@ import {
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { assertSameSignature, createDenoiser, DenoiserError, signatureOf, type Denoiser, type DenoiserOptions } from '../models/index.ts';
+import { attentionBlock, type AttentionParams } from '../models/blocks.ts';
 
 const B = 2;
 const shapeOf = (g: Graph): readonly number[] => g.nodes[g.outputs[0].id].shape;
@@ -204,6 +205,80 @@ test('signatures: equal for equal configs, different otherwise; assertSameSignat
     /numClasses: only in online \(2\)[\s\S]*param cond.cls.table: only in online \(\[3,8\]\)/,
   );
   assert.throws(() => assertSameSignature(createDenoiser(tinyMlp), a), /kind: mlp \(online\) vs unet \(frozen\)/);
+});
+
+// ---- self-attention in the UNet's middle block ---------------------------------------------------------------
+
+test('the attention block matches a direct float64 implementation (loops), and starts as the identity', () => {
+  const [b, ch, h, w, groups] = [2, 4, 3, 2, 2];
+  const n = h * w;
+  const p0 = attentionBlock.init(3, ch);
+  const p = mapParams(p0 as unknown as Params, (a, path) => {
+    const z = initNormal(a.shape, 0.5, seedFor(9, path));
+    return { shape: a.shape, data: a.data.map((v, i) => v + z.data[i]) };
+  }) as unknown as AttentionParams;
+  const x = initNormal([b, ch, h, w], 1, 4);
+  const run = (params: AttentionParams) =>
+    evaluate(
+      trace(({ params: q, x: xs }) => attentionBlock.apply(q as unknown as ParamTensors<AttentionParams>, xs as Tensor, groups), {
+        params: paramSpec(params as unknown as Params),
+        x: x.shape,
+      }),
+      bindInputs({ params: params as unknown as Params, x }),
+    ).out;
+  // reference: group norm, 1x1 convs, softmax(q^T k / sqrt(C)) over keys, v attn^T, projection, residual
+  const X = (bi: number, c: number, i: number) => x.data[(bi * ch + c) * n + i];
+  const want = new Float64Array(b * ch * n);
+  for (let bi = 0; bi < b; bi++) {
+    const normed = Array.from({ length: ch }, () => new Float64Array(n));
+    const per = ch / groups;
+    for (let g = 0; g < groups; g++) {
+      const vals: number[] = [];
+      for (let c = g * per; c < (g + 1) * per; c++) for (let i = 0; i < n; i++) vals.push(X(bi, c, i));
+      const mean = vals.reduce((a, v) => a + v, 0) / vals.length;
+      const v = vals.reduce((a, u) => a + (u - mean) ** 2, 0) / vals.length;
+      for (let c = g * per; c < (g + 1) * per; c++)
+        for (let i = 0; i < n; i++)
+          normed[c][i] = ((X(bi, c, i) - mean) / Math.sqrt(v + 1e-5)) * p.norm.gamma.data[c] + p.norm.beta.data[c];
+    }
+    const conv = (wt: NDArray, bias: NDArray | undefined, inp: Float64Array[], o: number, i: number) =>
+      inp.reduce((a, row, c) => a + wt.data[o * inp.length + c] * row[i], bias?.data[o] ?? 0);
+    const qkv = Array.from({ length: 3 * ch }, (_, o) => Float64Array.from({ length: n }, (_, i) => conv(p.qkv.w, p.qkv.b, normed, o, i)));
+    const [q, k, v] = [qkv.slice(0, ch), qkv.slice(ch, 2 * ch), qkv.slice(2 * ch)];
+    const out = Array.from({ length: ch }, () => new Float64Array(n));
+    for (let i = 0; i < n; i++) {
+      const scores = Array.from({ length: n }, (_, j) => q.reduce((a, qc, c) => a + qc[i] * k[c][j], 0) / Math.sqrt(ch));
+      const top = Math.max(...scores);
+      const e = scores.map((sc) => Math.exp(sc - top));
+      const z = e.reduce((a, u) => a + u, 0);
+      for (let c = 0; c < ch; c++) out[c][i] = e.reduce((a, u, j) => a + (u / z) * v[c][j], 0);
+    }
+    for (let c = 0; c < ch; c++)
+      for (let i = 0; i < n; i++) want[(bi * ch + c) * n + i] = X(bi, c, i) + conv(p.proj.w, p.proj.b, out, c, i);
+  }
+  const got = run(p);
+  assert.deepEqual(got.shape, [b, ch, h, w]);
+  const worst = Math.max(...got.data.map((g, i) => Math.abs(g - want[i])));
+  // the same float64 arithmetic in another order: rounding differences only
+  assert.ok(worst < 1e-12, `max |dsl - loops| = ${worst}`);
+  assert.ok(Math.max(...want.map((v, i) => Math.abs(v - x.data[i]))) > 0.1, 'the block changes its input');
+  // zero-initialised projection: at init the block is the identity
+  assert.deepEqual([...run(p0).data], [...x.data]);
+});
+
+test("the UNet's middle block is res, attention, res; midAttention: false leaves two res blocks", () => {
+  const withAttn = createDenoiser(tinyUnet);
+  const without = createDenoiser({ ...tinyUnet, midAttention: false });
+  const names = (m: Denoiser) =>
+    flattenParams(m.init(0))
+      .map(([path]) => path)
+      .filter((path) => path.startsWith('mid.'));
+  assert.ok(names(withAttn).some((path) => path.startsWith('mid.attn.qkv')));
+  assert.ok(!names(without).some((path) => path.includes('attn')));
+  assert.notEqual(withAttn.signature, without.signature);
+  const g = traceModel(withAttn, 'mid');
+  const ops = new Set(g.nodes.map((nd) => nd.op));
+  assert.ok(ops.has('matmul') && ops.has('exp'), 'attention traces as matmul and softmax');
 });
 
 // ---- gradients and compiled plans ----------------------------------------------------------------------------
