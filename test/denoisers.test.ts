@@ -178,7 +178,9 @@ test('init is deterministic in the seed, and different seeds or layers draw diff
   const a = flattenParams(m.init(7));
   assert.deepEqual(a, flattenParams(m.init(7)));
   const b = flattenParams(m.init(8));
-  const random = a.filter(([p]) => p.endsWith('.w') && !p.startsWith('convOut') && !p.endsWith('conv2.w'));
+  // zero-initialised by design: the output conv, each res block's conv2 and the attention's projection
+  const zeroInit = (p: string) => p.startsWith('convOut') || p.endsWith('conv2.w') || p.endsWith('attn.proj.w');
+  const random = a.filter(([p]) => p.endsWith('.w') && !zeroInit(p));
   assert.ok(random.length > 5 && random.every(([p, v]) => !v.data.every((x, i) => x === b.find(([q]) => q === p)![1].data[i])));
   const [r0, r1] = [a.find(([p]) => p === 'down.down0.res0.conv1.w')![1], a.find(([p]) => p === 'up.up1.res0.emb.w')![1]];
   assert.notEqual(r0.data[0], r1.data[0]);
