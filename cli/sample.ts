@@ -6,8 +6,8 @@ import { encodeSafetensors } from '../storage/safetensors.ts';
 import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
-import { cfgPicture, lossPicture, metricPanels } from '../experiments/pictures.ts';
-import fs from 'node:fs';
+import { lossPicture, rowsCfgPicture } from '../experiments/pictures.ts';
+import { readLosses } from '../runs/runTraining.ts';
 import type { Json, RunConfig } from '../runs/config.ts';
 import { definedOverrides } from './options.ts';
 
@@ -108,27 +108,16 @@ const evalPictures = async (
   const pictures: { loss?: string; cfg?: string } = {};
   const dataset = rows[0].dataset;
   const name = path.basename(checkpoint);
-  const log = path.join(path.dirname(checkpoint), 'losses.json');
-  const losses = fs.existsSync(log) ? (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses?: unknown }).losses : undefined;
-  if (Array.isArray(losses) && losses.length > 0 && losses.every((x) => typeof x === 'number')) {
+  const losses = readLosses(path.dirname(checkpoint));
+  if (losses?.length) {
     pictures.loss = `${dataset}-loss.png`;
     await lossPicture(
-      { title: `${dataset} · training loss · ${name}`, subtitle: [`${losses.length} steps, from ${log}`] },
-      [{ name, losses: losses as number[], objective: run.objective.kind }],
+      { title: `${dataset} · training loss · ${name}`, subtitle: [`${losses.length} steps, from the run's losses.json`] },
+      [{ name, losses, objective: run.objective.kind }],
       path.join(dir, pictures.loss),
     );
   }
-  if (new Set(rows.map((r) => r.cfgScale)).size > 1) {
-    pictures.cfg = `${dataset}-cfg.png`;
-    await cfgPicture(
-      {
-        title: `${dataset} · metrics against the CFG scale · ${name}`,
-        subtitle: [`${rows[0].samples?.shape[0] ?? '?'} samples per point; CFG 1 is no guidance`],
-      },
-      metricPanels(rows.map((r) => ({ series: name, cfg: r.cfgScale, metrics: r.metrics }))),
-      path.join(dir, pictures.cfg),
-    );
-  }
+  pictures.cfg = await rowsCfgPicture(rows, name, () => name, dir);
   return pictures;
 };
 

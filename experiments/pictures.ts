@@ -1,6 +1,7 @@
 // The report's pictures, as figures of plots/specs.ts rendered by plots/render.ts: a row's samples (a digit grid
 // whose columns are the digits the samples were conditioned on, or a 2-D scatter under true samples of the mixture),
 // the loss curves of the models trained, and each metric against the CFG scale.
+import path from 'node:path';
 import type { NDArray } from '../core/ndarray.ts';
 import type { RunSetup } from '../runs/setup.ts';
 import { cfgFigure, gridFigure, lossFigure, palette, scatterFigure, type Figure, type Heading, type MetricPanel } from '../plots/specs.ts';
@@ -54,7 +55,7 @@ export const lossPicture = async (
   );
 
 /** The panels of a data set kind: log-likelihood and mode coverage for 2-D mixtures, FD and IS for images. */
-export const metricPanels = (rows: readonly { series: string; cfg: number; metrics: Metrics }[]): MetricPanel[] => {
+const metricPanels = (rows: readonly { series: string; cfg: number; metrics: Metrics }[]): MetricPanel[] => {
   if (rows.length === 0) return [];
   const panel = (metric: string, value: (m: Metrics) => number | undefined): MetricPanel => ({
     metric,
@@ -71,5 +72,30 @@ export const metricPanels = (rows: readonly { series: string; cfg: number; metri
       ];
 };
 
-export const cfgPicture = async (heading: Heading, panels: readonly MetricPanel[], file: string): Promise<void> =>
+const cfgPicture = async (heading: Heading, panels: readonly MetricPanel[], file: string): Promise<void> =>
   writeFigure(file, cfgFigure({ ...heading, panels }));
+
+/**
+ * `<dataset>-cfg.png` in `dir`, each metric of the rows against their CFG scale, one series per `seriesOf`; only
+ * where the rows have more than one scale. Returns the file's name when it drew one.
+ */
+export const rowsCfgPicture = async <
+  R extends { dataset: string; cfgScale: number; metrics: Metrics; samples?: { shape: readonly number[] } },
+>(
+  rows: readonly R[],
+  label: string,
+  seriesOf: (r: R) => string,
+  dir: string,
+): Promise<string | undefined> => {
+  if (new Set(rows.map((r) => r.cfgScale)).size < 2) return undefined;
+  const name = `${rows[0].dataset}-cfg.png`;
+  await cfgPicture(
+    {
+      title: `${rows[0].dataset} · metrics against the CFG scale · ${label}`,
+      subtitle: [`${rows[0].samples?.shape[0] ?? '?'} samples per point; CFG 1 is no guidance`],
+    },
+    metricPanels(rows.map((r) => ({ series: seriesOf(r), cfg: r.cfgScale, metrics: r.metrics }))),
+    path.join(dir, name),
+  );
+  return name;
+};

@@ -13,7 +13,7 @@ import { runTraining, trainingSummary } from '../runs/runTraining.ts';
 import { progressBar } from '../runs/progress.ts';
 import { drawSamples } from './sample.ts';
 import { evaluateSamples, type Metrics } from './evaluate.ts';
-import { cfgPicture, lossPicture, metricPanels, samplePicture } from './pictures.ts';
+import { lossPicture, rowsCfgPicture, samplePicture } from './pictures.ts';
 import type { DatasetSpec, ExperimentSpec } from './spec.ts';
 
 export interface ModelReport {
@@ -178,18 +178,8 @@ const datasetPictures = async (
       path.join(dir, '..', pictures.loss),
     );
   }
-  if (new Set(rows.map((r) => r.cfgScale)).size > 1) {
-    pictures.cfg = `${dataset}-cfg.png`;
-    const series = (r: RowReport) => `${describe(models.get(r.model)!)}${r.classes ? '' : ' unconditional'}`;
-    await cfgPicture(
-      {
-        title: `${dataset} · metrics against the CFG scale · ${e.name}`,
-        subtitle: [`${rows[0].samples?.shape[0] ?? '?'} samples per point; CFG 1 is no guidance`],
-      },
-      metricPanels(rows.map((r) => ({ series: series(r), cfg: r.cfgScale, metrics: r.metrics }))),
-      path.join(dir, '..', pictures.cfg),
-    );
-  }
+  const series = (r: RowReport) => `${describe(models.get(r.model)!)}${r.classes ? '' : ' unconditional'}`;
+  pictures.cfg = await rowsCfgPicture(rows, e.name, series, path.join(dir, '..'));
   return pictures;
 };
 

@@ -18,6 +18,14 @@ export class RunFolderError extends Error {
 export const RUN_FILES = ['checkpoint.safetensors', 'config.json'] as const;
 const OWNED_FILES = [...RUN_FILES, 'losses.json'];
 
+/** The per-step losses a run folder's losses.json holds, or undefined where it has none. */
+export const readLosses = (dir: string): number[] | undefined => {
+  const log = path.join(dir, 'losses.json');
+  if (!fs.existsSync(log)) return undefined;
+  const losses = (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses?: unknown }).losses;
+  return Array.isArray(losses) && losses.every((x) => typeof x === 'number') ? losses : undefined;
+};
+
 const realOrResolved = (p: string): string => {
   try {
     return fs.realpathSync(p);
@@ -168,12 +176,8 @@ const trainIn = async (
     });
     bar?.stop();
     writeFileAtomic(path.join(dir, 'config.json'), json(config));
-    const log = path.join(dir, 'losses.json');
-    const previous =
-      opts.resume && fs.existsSync(log)
-        ? (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses: number[] }).losses.slice(0, r.startStep)
-        : [];
-    writeFileAtomic(log, json({ losses: [...previous, ...r.losses], backend: r.backend, seconds: r.seconds }));
+    const previous = opts.resume ? (readLosses(dir) ?? []).slice(0, r.startStep) : [];
+    writeFileAtomic(path.join(dir, 'losses.json'), json({ losses: [...previous, ...r.losses], backend: r.backend, seconds: r.seconds }));
     return r;
   } finally {
     bar?.stop();

@@ -64,12 +64,12 @@ export const glLaneRows = async (backend: BackendName, time: Timer, quick: boole
           {
             name: 'UNet MSE step (batch 16)',
             make: async (o: CompileOptions) => {
-              const { mse, sp, batch } = spCostSteps(
+              const { mse, batch } = spCostSteps(
                 spCostCases.find((c) => c.name === 'Unet')!,
                 backend,
                 o,
+                'mse',
               );
-              sp.dispose();
               return { run: async () => void mse.run(batch), dispose: () => mse.dispose() };
             },
           },

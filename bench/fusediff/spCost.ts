@@ -20,11 +20,24 @@ export const spCostCases: readonly SpCostCase[] = [
   { name: 'Unet', model: { kind: 'unet', imageSize: 16, numClasses: 10 }, batch: 16 },
 ];
 
-export const spCostSteps = (
+/** The case's MSE step (or, with only: 'mse', just it: the SP step is not compiled), its SP step and its batch. */
+export function spCostSteps(
+  c: SpCostCase,
+  backend: BackendName | Backend,
+  options?: CompileOptions,
+): { mse: TrainStep; sp: TrainStep; batch: Record<string, NDArray> };
+export function spCostSteps(
+  c: SpCostCase,
+  backend: BackendName | Backend,
+  options: CompileOptions,
+  only: 'mse',
+): { mse: TrainStep; batch: Record<string, NDArray> };
+export function spCostSteps(
   c: SpCostCase,
   backend: BackendName | Backend,
   options: CompileOptions = {},
-): { mse: TrainStep; sp: TrainStep; batch: Record<string, NDArray> } => {
+  only?: 'mse',
+): { mse: TrainStep; sp?: TrainStep; batch: Record<string, NDArray> } {
   const model = createDenoiser(c.model);
   const schedule = rescaleZeroTerminalSnr(cosineSchedule(1000));
   const params = model.init(1);
@@ -42,7 +55,7 @@ export const spCostSteps = (
   };
   return {
     mse: mk(mseObjective({ model, schedule, prediction: 'v' })),
-    sp: mk(selfPerceptualObjective({ model, frozenParams: params, schedule, prediction: 'v' })),
+    ...(only === 'mse' ? {} : { sp: mk(selfPerceptualObjective({ model, frozenParams: params, schedule, prediction: 'v' })) }),
     batch,
   };
-};
+}
