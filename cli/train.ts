@@ -16,8 +16,15 @@ export interface TrainFlags extends RunFlags {
 }
 
 /** The sp objective's own knobs: a run with another objective would ignore them. */
-const SP_FIELDS = ['layer', 'tPrime', 'distance'] as const;
-const SP_FLAGS: Record<(typeof SP_FIELDS)[number], string> = { layer: '--layer', tPrime: '--t-prime', distance: '--distance' };
+const SP_FIELDS = ['layer', 'tPrime', 'tPrimeOffset', 'distance', 'renoise', 'perceptual'] as const;
+const SP_FLAGS: Record<(typeof SP_FIELDS)[number], string> = {
+  layer: '--layer',
+  tPrime: '--t-prime',
+  tPrimeOffset: '--t-prime-offset',
+  distance: '--distance',
+  renoise: '--renoise',
+  perceptual: '--perceptual',
+};
 
 /** Refuses sp settings that differ from their defaults in a run whose objective is not sp: they would do nothing. */
 const refuseIgnoredSpSettings = (config: RunConfig, command: string): void => {
@@ -67,7 +74,10 @@ export interface FinetuneFlags extends TrainFlags {
   objective?: string;
   layer?: string;
   tPrime?: string;
+  tPrimeOffset?: string;
   distance?: string;
+  renoise?: string;
+  perceptual?: string;
 }
 
 export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
@@ -75,7 +85,10 @@ export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
     'objective.kind': f.objective ?? (f.resume ? undefined : 'sp'),
     'objective.layer': f.layer,
     'objective.tPrime': f.tPrime,
+    'objective.tPrimeOffset': f.tPrimeOffset === undefined ? undefined : Number(f.tPrimeOffset),
     'objective.distance': f.distance,
+    'objective.renoise': f.renoise,
+    'objective.perceptual': f.perceptual,
   };
   let from = f.from === undefined ? undefined : path.resolve(f.from);
   let config: RunConfig | undefined;

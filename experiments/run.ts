@@ -111,7 +111,8 @@ const runDataset = async (
     );
     log(
       `fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, ` +
-        `t' ${config.objective.tPrime}, ${config.objective.distance}, ${config.train.steps} steps`,
+        `t' ${config.objective.tPrime}, ${config.objective.distance}, re-noise ${config.objective.renoise}, ` +
+        `perceptual ${config.objective.perceptual}, ${config.train.steps} steps`,
     );
     const r = await runTraining(config, path.join(dir, f.name.replace(/[^\w.-]+/g, '_')), {
       from: stage1.checkpoint,

@@ -5,7 +5,7 @@ import { perSample } from '../models/parameterization.ts';
 import { alphaSigmaAt, sampleTimesteps, type Schedule } from '../models/schedule.ts';
 
 /** Random streams of the objectives; distinct so t, eps, t' and the condition dropout are independent. */
-export const streams = { t: 101, eps: 102, tPrime: 103, dropout: 104 } as const;
+export const streams = { t: 101, eps: 102, tPrime: 103, dropout: 104, renoise: 105 } as const;
 
 export interface Noised {
   t: Tensor; // [B]

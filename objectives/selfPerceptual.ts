@@ -7,6 +7,8 @@
 import * as op from '../dsl/ops.ts';
 import { frozen, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
+import { isTensor } from '../dsl/trace.ts';
+import { mapTree, type Tree } from '../dsl/tree.ts';
 import { assertSameSignature, signatureOf, type Denoiser } from '../models/index.ts';
 import { fromPrediction, type Prediction } from '../models/parameterization.ts';
 import { sampleTimesteps, type Schedule } from '../models/schedule.ts';
@@ -21,8 +23,20 @@ export interface SelfPerceptualOptions {
   prediction: Prediction;
   /** the feature layer of f*: 'mid' (the paper's choice), any layer name of the model, or 'all' (sum over layers) */
   layer?: string;
-  /** how t' is drawn: 'uniform' (the paper's best) or 'same' (t' = t, under which the loss is identically zero) */
-  tPrime?: 'uniform' | 'same';
+  /**
+   * how t' is drawn: 'uniform' (the paper's best), 'same' (t' = t, under which the loss is identically zero) or
+   * 'offset' (t' = t + tPrimeOffset, clamped to 1..T)
+   */
+  tPrime?: 'uniform' | 'same' | 'offset';
+  /** with tPrime 'offset': t' - t in timesteps (may be negative) */
+  tPrimeOffset?: number;
+  /**
+   * the noise of the two branches at t': 'predicted' (real with eps, predicted with eps_hat: the paper's Algorithm 1),
+   * 'true' (both with the true eps) or 'fresh' (both with one new draw eps')
+   */
+  renoise?: 'predicted' | 'true' | 'fresh';
+  /** the perceptual network: the frozen stage-1 copy (the paper) or the EMA of the online model (`args.ema`) */
+  perceptual?: 'frozen' | 'ema';
   distance?: 'mse' | 'mae';
   seed?: number;
   /** for the negative test only: wraps the whole frozen call in a stop-gradient (the classic bug) */
@@ -46,22 +60,35 @@ const checkOptions = (o: SelfPerceptualOptions): readonly string[] => {
   return layers;
 };
 
+/** The perceptual network's weights: the frozen copy as graph constants, or the EMA input (never differentiated). */
+const perceptualParams = (o: SelfPerceptualOptions, ema: ParamTensors<Params> | undefined): ParamTensors<Params> => {
+  if ((o.perceptual ?? 'frozen') === 'frozen') return frozen(o.frozenParams) as ParamTensors<Params>;
+  if (!ema) throw new Error("selfPerceptual: perceptual 'ema' reads the step's EMA: compile the step with { emaDecay, emaInLoss: true }");
+  return mapTree(ema as Tree<Tensor>, isTensor, (v) => op.stopGradient(v)) as ParamTensors<Params>;
+};
+
 /** Steps 1-6 of the method up to the features (no stop-gradient applied yet: the objective decides). */
 export const selfPerceptualFeatures = (o: SelfPerceptualOptions) => {
   const layers = checkOptions(o);
-  const { model, schedule, prediction, tPrime = 'uniform', seed = 0 } = o;
-  return ({ params, x0, c, step }: ObjectiveArgs): PerceptualFeatures => {
+  const { model, schedule, prediction, tPrime = 'uniform', tPrimeOffset = 0, renoise = 'predicted', seed = 0 } = o;
+  return ({ params, x0, c, step, ema }: ObjectiveArgs): PerceptualFeatures => {
+    const counter = step as Tensor<readonly []>;
     const n = noise(schedule, x0, step, seed);
     const pred = model.apply(params, n.xt, n.t, c);
     const { x0: x0Hat, eps: epsHat } = fromPrediction(prediction, pred, n.xt, n.alpha, n.sigma);
     const t2 =
       tPrime === 'same'
         ? n.t
-        : sampleTimesteps(schedule, x0.shape[0], { seed, stream: streams.tPrime, counter: step as Tensor<readonly []> });
+        : tPrime === 'offset'
+          ? op.minimum(op.maximum(op.add(n.t, tPrimeOffset), 1), schedule.T)
+          : sampleTimesteps(schedule, x0.shape[0], { seed, stream: streams.tPrime, counter });
     const { alpha, sigma } = coefficients(schedule, t2, x0.rank);
-    const real = op.add(op.mul(alpha, x0), op.mul(sigma, n.eps));
-    const predicted = op.add(op.mul(alpha, x0Hat), op.mul(sigma, epsHat));
-    const fStar = frozen(o.frozenParams) as ParamTensors<Params>;
+    const fresh = renoise === 'fresh' ? op.normal(x0.shape, { seed, stream: streams.renoise, counter }) : undefined;
+    const realNoise = fresh ?? n.eps;
+    const predictedNoise = fresh ?? (renoise === 'true' ? n.eps : epsHat);
+    const real = op.add(op.mul(alpha, x0), op.mul(sigma, realNoise));
+    const predicted = op.add(op.mul(alpha, x0Hat), op.mul(sigma, predictedNoise));
+    const fStar = perceptualParams(o, ema);
     return {
       layers,
       real: layers.map((l) => model.apply(fStar, real, t2, c, { until: l })),

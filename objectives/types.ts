@@ -11,6 +11,8 @@ export interface ObjectiveArgs {
   c?: Tensor;
   /** the step counter: keys every random draw, so a resumed run replays the same noise */
   step: Tensor;
+  /** the online parameters' EMA before this step (only where the step is compiled with `emaInLoss`) */
+  ema?: ParamTensors<Params>;
 }
 
 export type Objective = (args: ObjectiveArgs) => Tensor;

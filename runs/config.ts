@@ -53,6 +53,10 @@ const PositiveNumber = refine('positive number', (n) => Number.isFinite(n) && n 
 const NonNegNumber = refine('non-negative number', (n) => Number.isFinite(n) && n >= 0);
 const Probability = refine('number in [0, 1]', (n) => n >= 0 && n <= 1);
 const Decay = refine('number in [0, 1)', (n) => n >= 0 && n < 1);
+/** A field added after checkpoints were made: absent (an older run's config) decodes as the behaviour it had then. */
+const since = <A>(type: t.Type<A, A, unknown>, before: A) =>
+  new t.Type<A, A, unknown>(type.name, type.is, (u, c) => (u === undefined ? t.success(before) : type.validate(u, c)), type.encode);
+const Int = refine('integer', (n) => Number.isSafeInteger(n));
 const keyof = <K extends string>(names: readonly K[], what: string) =>
   t.keyof(Object.fromEntries(names.map((n) => [n, null])) as { [k in K]: null }, `${what}: ${names.map((n) => `"${n}"`).join(' | ')}`);
 
@@ -103,6 +107,9 @@ export const ScheduleConfig = closed(
 );
 
 export const objectiveNames = ['mse', 'sp'] as const;
+const tPrimeNames = ['uniform', 'same', 'offset'] as const;
+const renoiseNames = ['predicted', 'true', 'fresh'] as const;
+const perceptualNames = ['frozen', 'ema'] as const;
 export const ObjectiveConfig = closed(
   {
     kind: keyof(objectiveNames, 'objective'),
@@ -112,8 +119,14 @@ export const ObjectiveConfig = closed(
     condDropout: Probability,
     /** sp: feature layer of the frozen copy ('mid', another layer name, or 'all') */
     layer: t.string,
-    tPrime: keyof(['uniform', 'same'], 'tPrime'),
+    /** sp: t' uniform on 1..T (the paper), equal to t (a control: the loss is zero), or t + tPrimeOffset clamped */
+    tPrime: keyof(tPrimeNames, 'tPrime'),
+    tPrimeOffset: since(Int, 0),
     distance: keyof(['mse', 'mae'], 'distance'),
+    /** sp: the noise at t': real with eps and predicted with eps_hat (the paper), both with eps, or both fresh */
+    renoise: since(keyof(renoiseNames, 'renoise'), 'predicted'),
+    /** sp: the perceptual network: the frozen stage-1 copy (the paper) or the EMA of the online model */
+    perceptual: since(keyof(perceptualNames, 'perceptual'), 'frozen'),
   },
   'objective config',
 );
@@ -177,7 +190,17 @@ export const defaultConfig = (dataset: string): RunConfig => {
     model: image ? imageMlp : { kind: 'mlp', hidden: 128, depth: 3, timeDim: 32, classDim: 16 },
     schedule: { kind: 'cosine', T: 1000, zeroTerminalSnr: false },
     prediction: 'v',
-    objective: { kind: 'mse', minSnrGamma: 0, condDropout: 0.1, layer: 'mid', tPrime: 'uniform', distance: 'mse' },
+    objective: {
+      kind: 'mse',
+      minSnrGamma: 0,
+      condDropout: 0.1,
+      layer: 'mid',
+      tPrime: 'uniform',
+      tPrimeOffset: 0,
+      distance: 'mse',
+      renoise: 'predicted',
+      perceptual: 'frozen',
+    },
     train: {
       steps: image ? 3000 : 2000,
       batchSize: image ? 128 : 256,
@@ -275,7 +298,9 @@ const NAMED_FIELDS: [string, readonly string[]][] = [
   ['objective.kind', objectiveNames],
   ['schedule.kind', ['cosine', 'linear', 'scaledLinear']],
   ['prediction', ['eps', 'v', 'x0']],
-  ['objective.tPrime', ['uniform', 'same']],
+  ['objective.tPrime', tPrimeNames],
+  ['objective.renoise', renoiseNames],
+  ['objective.perceptual', perceptualNames],
   ['objective.distance', ['mse', 'mae']],
   ['train.initFrom', ['ema', 'params']],
   ['sample.sampler', ['ddim', 'ddpm']],

@@ -115,7 +115,8 @@ export const buildObjective = (s: RunSetup, frozenParams?: Params): Objective =>
   if (o.kind === 'mse') return mseObjective({ ...common, minSnrGamma: o.minSnrGamma || undefined, condDropout: dropout });
   if (!frozenParams)
     throw new ConfigError('objective "sp" fine-tunes a trained model: give the stage-1 checkpoint (fusediff finetune --from <checkpoint>)');
-  const sp = selfPerceptualObjective({ ...common, frozenParams, layer: o.layer, tPrime: o.tPrime, distance: o.distance });
+  const { layer, tPrime, tPrimeOffset, distance, renoise, perceptual } = o;
+  const sp = selfPerceptualObjective({ ...common, frozenParams, layer, tPrime, tPrimeOffset, distance, renoise, perceptual });
   // keep the null class trained during fine-tuning, so the SP model can still be guided (the SP+CFG rows)
   if (dropout === 0) return sp;
   return (args) => sp({ ...args, c: args.c && dropCondition(args.c, dropout, s.numClasses!, args.step, seed + 7) });

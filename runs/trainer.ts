@@ -169,13 +169,14 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   const conditional = setup.numClasses !== undefined;
   const data: Record<string, number[]> = { x0: [B, ...model.dataShape] };
   if (conditional) data.c = [B];
-  const step = compileStep(({ params, step: k, x0, c: cls }) => objective({ params, x0, c: cls, step: k }), {
+  const step = compileStep(({ params, step: k, x0, c: cls, ema }) => objective({ params, x0, c: cls, step: k, ema }), {
     params: start.params,
     optimizer: adam({ lr: c.train.lr, weightDecay: c.train.weightDecay }),
     data,
     backend: c.backend,
     startStep: start.step + 1,
     emaDecay: c.train.emaDecay,
+    emaInLoss: c.objective.kind === 'sp' && c.objective.perceptual === 'ema',
     initialState: { state: start.state, ema: start.ema },
   });
   const stored: StoredConfig = start.init ? { run: c, init: start.init } : { run: c };

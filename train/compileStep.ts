@@ -16,7 +16,12 @@ import { emaDecayAt, emaUpdate } from './ema.ts';
  * What the loss function receives: the parameters (the tensors of the tree P), the 1-based step counter (e.g. for
  * noise) and the data, each a tensor of its declared shape (`data: { x: [16, 2] }` gives `x: Tensor<[16, 2]>`).
  */
-export type StepArgs<D extends Record<string, Shape>, P = Params> = { params: ParamTensors<P>; step: Tensor<[]> } & {
+export type StepArgs<D extends Record<string, Shape>, P = Params> = {
+  params: ParamTensors<P>;
+  step: Tensor<[]>;
+  /** the parameters' EMA before this step's update (with `emaInLoss`; not differentiated) */
+  ema?: ParamTensors<P>;
+} & {
   -readonly [K in keyof D]: Tensor<MutableShape<D[K]>>;
 };
 
@@ -34,6 +39,8 @@ export interface StepOptions<D extends Record<string, Shape>, P extends Params =
   emaDecay?: number;
   /** the EMA's warm-up (default true): early averages are not dominated by the initial weights */
   emaWarmup?: boolean;
+  /** the loss reads the EMA (`args.ema`), e.g. as the perceptual network of an SP ablation; needs `emaDecay` */
+  emaInLoss?: boolean;
   /** optimizer state and EMA to resume from (default: the optimizer's init and a copy of params) */
   initialState?: { state?: Params; ema?: Params };
 }
@@ -78,16 +85,22 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
   for (const k of Object.keys(data))
     if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
   const pSpec = paramSpec(params) as Spec;
-  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D, P>), { params: pSpec, step: [], ...data } as Record<string, Spec>);
-  const vg = valueAndGrad(lossGraph, ['params']);
-  const state0 = options.initialState?.state ?? optimizer.init(params);
   const decay = options.emaDecay;
   if (decay !== undefined && !(decay >= 0 && decay < 1)) throw new Error(`compileStep: emaDecay must be in [0, 1), got ${decay}`);
+  const emaInLoss = options.emaInLoss ?? false;
+  if (emaInLoss && decay === undefined) throw new Error('compileStep: emaInLoss needs emaDecay (there is no EMA to read)');
+  const lossSpec = { params: pSpec, ...(emaInLoss ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>;
+  const lossGraph = trace((a) => loss(a as unknown as StepArgs<D, P>), lossSpec);
+  // only the parameters are differentiated: the EMA is an input the loss reads, like the data
+  const vg = valueAndGrad(lossGraph, ['params']);
+  const state0 = options.initialState?.state ?? optimizer.init(params);
   const ema0 = decay === undefined ? undefined : (options.initialState?.ema ?? params);
   const stepGraph = trace(
     (a) => {
       const args = a as unknown as { params: ParamTensors<Params>; state: ParamTensors<Params>; ema?: ParamTensors<Params>; step: Tensor };
-      const flatIn = Object.fromEntries(flatten(a as never, isTensor).filter(([n]) => !/^(state|ema)(\.|$)/.test(n)));
+      const flatIn = Object.fromEntries(
+        flatten(a as never, isTensor).filter(([n]) => !(emaInLoss ? /^state(\.|$)/ : /^(state|ema)(\.|$)/).test(n)),
+      );
       const outs = call(vg, flatIn);
       const grads = unflatten(
         flatten(args.params as never, isTensor).map(([p]) => [p, outs[gradName(`params.${p}`)]] as const),
