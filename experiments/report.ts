@@ -3,21 +3,33 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import type { ExperimentReport, RowReport } from './run.ts';
+import type { MetricName } from './seeds.ts';
 
 const f = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
 const pct = (x: number | undefined) => (x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
 
-/** One markdown table per data set kind: the metrics that kind has. */
+/** A metric of a row: with seeds, the mean and its 95% interval ('248.7 ± 3.1'). */
+const cell = (r: RowReport, name: MetricName, format: (x: number | undefined) => string): string => {
+  const iv = r.seeds?.interval[name];
+  const value = (r.metrics as unknown as Record<string, number | undefined>)[name];
+  if (!iv) return format(value);
+  const half = format(iv.half).replace('%', '');
+  return `${format(iv.mean)} ± ${half}`;
+};
+const f2 = (x: number | undefined) => f(x, 2);
+
+/** One markdown table per data set kind: the metrics that kind has (means ± 95% intervals over seeds, where seeded). */
 export const rowsTable = (rows: RowReport[], pictures = false): string => {
   if (rows.length === 0) return '';
   const pic = (r: RowReport) => (pictures ? ` | ![${r.name}](${r.picture})` : '');
   const head = pictures ? ' | samples' : '';
   if (rows[0].metrics.kind === 'points') {
     const real = rows[0].metrics;
-    const lines = rows.map((r) => {
-      const m = r.metrics as Extract<RowReport['metrics'], { kind: 'points' }>;
-      return `| ${r.name} | ${r.cfgScale} | ${f(m.logLikelihood)} | ${pct(m.offData)} | ${pct(m.modeCoverage)}${pic(r)} |`;
-    });
+    const lines = rows.map(
+      (r) =>
+        `| ${r.name} | ${r.cfgScale} | ${cell(r, 'logLikelihood', f)} | ${cell(r, 'offData', pct)} | ` +
+        `${cell(r, 'modeCoverage', pct)}${pic(r)} |`,
+    );
     const ref = `| *true samples* | - | ${f(real.logLikelihoodReal)} | ${pct(real.offDataReal)} | 100.0%${pictures ? ' | ' : ''} |`;
     return [
       `| row | CFG | mean log-likelihood (true samples: the reference) | off data (lower better) | mode coverage${head} |`,
@@ -27,10 +39,11 @@ export const rowsTable = (rows: RowReport[], pictures = false): string => {
     ].join('\n');
   }
   const real = rows[0].metrics;
-  const lines = rows.map((r) => {
-    const m = r.metrics as Extract<RowReport['metrics'], { kind: 'image' }>;
-    return `| ${r.name} | ${r.cfgScale} | ${f(m.fd, 2)} | ${f(m.is, 2)} | ${pct(m.coverage)} | ${pct(m.accuracy)}${pic(r)} |`;
-  });
+  const lines = rows.map(
+    (r) =>
+      `| ${r.name} | ${r.cfgScale} | ${cell(r, 'fd', f2)} | ${cell(r, 'is', f2)} | ${cell(r, 'coverage', pct)} | ` +
+      `${cell(r, 'accuracy', pct)}${pic(r)} |`,
+  );
   const ref = `| *real digits* | - | ${f(real.fdReal, 2)} | - | - | -${pictures ? ' | ' : ''} |`;
   return [
     `| row | CFG | FD-MNIST (lower better) | IS (higher better) | class coverage | cond. accuracy${head} |`,
@@ -39,6 +52,16 @@ export const rowsTable = (rows: RowReport[], pictures = false): string => {
     ref,
   ].join('\n');
 };
+
+/** The SP settings of a fine-tune, the paper's defaults left out. */
+const spSettings = (o: ExperimentReport['datasets'][number]['models'][number]['config']['objective']): string =>
+  [
+    `layer ${o.layer}`,
+    o.tPrime === 'offset' ? `t' = t + ${o.tPrimeOffset}` : `t' ${o.tPrime}`,
+    o.distance,
+    ...(o.renoise === 'predicted' ? [] : [`re-noise ${o.renoise}`]),
+    ...(o.perceptual === 'frozen' ? [] : [`perceptual ${o.perceptual}`]),
+  ].join(', ');
 
 export const reportMarkdown = (r: ExperimentReport): string => {
   const parts = [
@@ -54,9 +77,9 @@ export const reportMarkdown = (r: ExperimentReport): string => {
       parts.push('', '| model | source | steps | loss (first -> last) | seconds | objective |', '|---|---|---|---|---|---|');
     for (const m of d.models) {
       const o = m.config.objective;
-      const obj = o.kind === 'sp' ? `sp (layer ${o.layer}, t' ${o.tPrime}, ${o.distance})` : 'mse';
+      const obj = o.kind === 'sp' ? `sp (${spSettings(o)})` : 'mse';
       parts.push(
-        `| ${m.name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} ` +
+        `| ${m.name}${m.seed === undefined ? '' : ` (seed ${m.seed})`} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} ` +
           `| ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`,
       );
     }

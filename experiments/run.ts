@@ -15,9 +15,13 @@ import { drawSamples } from './sample.ts';
 import { evaluateSamples, type Metrics } from './evaluate.ts';
 import { lossPicture, rowsCfgPicture, samplePicture } from './pictures.ts';
 import type { DatasetSpec, ExperimentSpec } from './spec.ts';
+import { overSeeds, type MetricName } from './seeds.ts';
+import type { MeanInterval } from '../eval/interval.ts';
 
 export interface ModelReport {
   name: string;
+  /** the fine-tune's train.seed, when the experiment has seeds */
+  seed?: number;
   checkpoint: string;
   /** 'committed' (loaded) or 'trained' (in this run) */
   source: 'committed' | 'trained';
@@ -35,7 +39,10 @@ export interface RowReport {
   name: string;
   model: string;
   cfgScale: number;
+  /** one run's metrics, or with seeds the mean over them (`seeds` has the rest) */
   metrics: Metrics;
+  /** with several seeds: each seed's metrics and the 95% interval of every metric's mean */
+  seeds?: { seeds: number[]; perSeed: Metrics[]; interval: Partial<Record<MetricName, MeanInterval>> };
   picture: string;
   sampleSeconds: number;
   backend: string;
@@ -101,54 +108,68 @@ const runDataset = async (
     };
   }
   models.set('stage1', stage1);
-  // ---- fine-tunes from stage 1
-  for (const f of spec.finetunes) {
-    const config = resolveConfig(
-      undefined,
-      { 'objective.kind': 'sp', ...(f.set as Record<string, Json>), backend: e.backend },
-      spec.dataset,
-      finetuneBase(stage1.config),
-    );
-    log(
-      `fine-tune '${f.name}': ${config.objective.kind}, layer ${config.objective.layer}, ` +
-        `t' ${config.objective.tPrime}, ${config.objective.distance}, re-noise ${config.objective.renoise}, ` +
-        `perceptual ${config.objective.perceptual}, ${config.train.steps} steps`,
-    );
-    const r = await runTraining(config, path.join(dir, f.name.replace(/[^\w.-]+/g, '_')), {
-      from: stage1.checkpoint,
-      quiet: opts.quiet,
-      label: `fine-tune ${f.name}`,
-    });
-    log(trainingSummary(r));
-    models.set(f.name, {
-      name: f.name,
-      checkpoint: r.checkpoint,
-      source: 'trained',
-      steps: r.step,
-      seconds: r.seconds,
-      lossFirst: mean(r.losses.slice(0, 20)),
-      lossLast: mean(r.losses.slice(-20)),
-      losses: r.losses,
-      config,
-    });
-  }
-  // ---- rows
+  // ---- fine-tunes from stage 1, once per seed when the spec has seeds
+  const seeds: (number | undefined)[] = spec.seeds?.length ? spec.seeds : [undefined];
+  const keyOf = (model: string, seed: number | undefined) => (model === 'stage1' || seed === undefined ? model : `${model}@${seed}`);
+  for (const f of spec.finetunes)
+    for (const seed of seeds) {
+      const config = resolveConfig(
+        undefined,
+        {
+          'objective.kind': 'sp',
+          ...(f.set as Record<string, Json>),
+          ...(seed === undefined ? {} : { 'train.seed': seed }),
+          backend: e.backend,
+        },
+        spec.dataset,
+        finetuneBase(stage1.config),
+      );
+      const o = config.objective;
+      log(
+        `fine-tune '${f.name}'${seed === undefined ? '' : ` seed ${seed}`}: ${o.kind}, layer ${o.layer}, t' ${o.tPrime}, ${o.distance}, ` +
+          `re-noise ${o.renoise}, perceptual ${o.perceptual}, ${config.train.steps} steps`,
+      );
+      const folder = `${f.name.replace(/[^\w.-]+/g, '_')}${seed === undefined ? '' : `-seed${seed}`}`;
+      const r = await runTraining(config, path.join(dir, folder), {
+        from: stage1.checkpoint,
+        quiet: opts.quiet,
+        label: `fine-tune ${f.name}`,
+      });
+      log(trainingSummary(r));
+      models.set(keyOf(f.name, seed), {
+        name: f.name,
+        seed,
+        checkpoint: r.checkpoint,
+        source: 'trained',
+        steps: r.step,
+        seconds: r.seconds,
+        lossFirst: mean(r.losses.slice(0, 20)),
+        lossLast: mean(r.losses.slice(-20)),
+        losses: r.losses,
+        config,
+      });
+    }
+  // ---- rows: one sampling run per seed, from that seed's fine-tune
   const rows: RowReport[] = [];
   const loaded = new Map<string, Checkpoint<StoredConfig>>();
   for (const row of spec.rows) {
-    const m = models.get(row.model);
-    if (!m) throw new Error(`experiment row '${row.name}': no model '${row.model}'; models: ${[...models.keys()].join(', ')}`);
-    if (!loaded.has(m.name)) loaded.set(m.name, loadModel(m.checkpoint));
-    rows.push(
-      await sampleRow(
-        loaded.get(m.name)!,
-        row,
-        { ...(spec.sampleSet as Record<string, Json>), backend: e.backend },
-        path.join(dir, '..'),
-        opts.quiet,
-        e.name,
-      ),
-    );
+    const runs: RowReport[] = [];
+    for (const [i, seed] of seeds.entries()) {
+      const key = keyOf(row.model, seed);
+      const m = models.get(key);
+      if (!m)
+        throw new Error(
+          `experiment row '${row.name}': no model '${row.model}'; models: ${spec.finetunes.map((f) => f.name).join(', ')}, stage1`,
+        );
+      if (!loaded.has(key)) loaded.set(key, loadModel(m.checkpoint));
+      const sampleSet = {
+        ...(spec.sampleSet as Record<string, Json>),
+        ...(seed === undefined ? {} : { 'sample.seed': seed }),
+        backend: e.backend,
+      };
+      runs.push(await sampleRow(loaded.get(key)!, row, sampleSet, path.join(dir, '..'), opts.quiet, e.name, i === 0));
+    }
+    rows.push(seeds.length > 1 ? overSeeds(runs, seeds as number[]) : runs[0]);
   }
   return { dataset: spec.dataset, models: [...models.values()], rows, pictures: await datasetPictures(spec.dataset, e, models, rows, dir) };
 };
@@ -179,7 +200,8 @@ const datasetPictures = async (
       path.join(dir, '..', pictures.loss),
     );
   }
-  const series = (r: RowReport) => `${describe(models.get(r.model)!)}${r.classes ? '' : ' unconditional'}`;
+  const modelOf = (name: string) => models.get(name) ?? [...models.values()].find((m) => m.name === name)!;
+  const series = (r: RowReport) => `${describe(modelOf(r.model))}${r.classes ? '' : ' unconditional'}`;
   pictures.cfg = await rowsCfgPicture(rows, e.name, series, path.join(dir, '..'));
   return pictures;
 };
@@ -195,12 +217,14 @@ export const loadModel = (file: string): Checkpoint<StoredConfig> => {
 /** Samples one row from a loaded model, evaluates it and draws its picture into `pictureDir`. */
 export const sampleRow = async (
   ck: Checkpoint<StoredConfig>,
-  row: { name: string; model: string; cfg: number; unconditional?: boolean },
+  row: { name: string; model: string; cfg: number; unconditional?: boolean; rescale?: number },
   overrides: Record<string, Json>,
   pictureDir: string,
   quiet = false,
   /** what the picture's title names besides the data set and row, e.g. the experiment */
   context?: string,
+  /** draw the row's picture (the later seeds of a row do not: the first seed's grid shows the row) */
+  picture = true,
 ): Promise<RowReport> => {
   const run = ck.config.run;
   // the backend the run trained on is not inherited (the committed models record webasm): auto unless given
@@ -211,30 +235,38 @@ export const sampleRow = async (
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
   const s = await drawSamples(
     setup,
-    { ...config.sample, weights, cfgScale: row.cfg, backend: config.backend, unconditional: row.unconditional },
+    {
+      ...config.sample,
+      weights,
+      cfgScale: row.cfg,
+      guidanceRescale: row.rescale,
+      backend: config.backend,
+      unconditional: row.unconditional,
+    },
     (done) => bar?.update(done),
   );
   bar?.stop();
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
-  const picture = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
+  const file = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
   fs.mkdirSync(pictureDir, { recursive: true });
   const o = run.objective;
   const heading = {
     title: `${config.data.name} · ${row.name}${context ? ` · ${context}` : ''}`,
     subtitle: [
       `model ${row.model}: ${o.kind === 'sp' ? `SP fine-tune (layer ${o.layer}, t' ${o.tPrime})` : 'MSE'}, ${ck.step} steps`,
-      `CFG ${row.cfg}${row.unconditional ? ' (null class: unconditional)' : ''} · ${ema ? 'EMA' : 'current'} weights · ` +
-        `${config.sample.sampler.toUpperCase()} ${config.sample.steps} steps · ${config.sample.count} samples`,
+      `CFG ${row.cfg}${row.rescale ? ` (rescale ${row.rescale})` : ''}${row.unconditional ? ' (null class: unconditional)' : ''} · ` +
+        `${ema ? 'EMA' : 'current'} weights · ${config.sample.sampler.toUpperCase()} ${config.sample.steps} steps · ` +
+        `${config.sample.count} samples · seed ${config.sample.seed}`,
     ],
   };
-  await samplePicture(setup, s.samples, s.classes, heading, path.join(pictureDir, picture));
+  if (picture) await samplePicture(setup, s.samples, s.classes, heading, path.join(pictureDir, file));
   return {
     dataset: config.data.name,
     name: row.name,
     model: row.model,
     cfgScale: row.cfg,
     metrics,
-    picture,
+    picture: file,
     sampleSeconds: s.seconds,
     backend: s.backend,
     samples: s.samples,

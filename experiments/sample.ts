@@ -9,6 +9,8 @@ import { toData, type RunSetup } from '../runs/setup.ts';
 export interface SampleOptions {
   weights: Params;
   cfgScale: number;
+  /** guidance rescale phi in [0, 1] (Lin et al. 2023; 0 = plain CFG) */
+  guidanceRescale?: number;
   count: number;
   batchSize: number;
   seed: number;
@@ -63,6 +65,7 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
     steps: o.steps,
     eta: o.eta,
     cfgScale: o.cfgScale,
+    guidanceRescale: o.guidanceRescale,
     clipX0: s.dataset.kind === 'image' ? 1 : undefined,
     seed: o.seed,
     backend: o.backend,

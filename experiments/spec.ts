@@ -8,21 +8,30 @@ const Overrides = t.record(t.string, t.unknown, 'config overrides { "dotted.path
 
 export const FinetuneSpec = t.type({ name: t.string, set: Overrides }, 'fine-tune { name, set }');
 export const RowSpec = t.intersection(
-  [t.type({ name: t.string, model: t.string, cfg: t.number }), t.partial({ unconditional: t.boolean })],
-  'row { name, model ("stage1" or a fine-tune name), cfg, unconditional? }',
+  [t.type({ name: t.string, model: t.string, cfg: t.number }), t.partial({ unconditional: t.boolean, rescale: t.number })],
+  'row { name, model ("stage1" or a fine-tune name), cfg, unconditional?, rescale? (guidance rescale phi) }',
 );
 
-export const DatasetSpec = t.type(
-  {
-    dataset: t.string,
-    /** the committed stage-1 checkpoint to load; when absent (or with --train-stage1) stage 1 is trained with `stage1Set` */
-    stage1Checkpoint: t.union([t.string, t.null]),
-    stage1Set: Overrides,
-    finetunes: t.array(FinetuneSpec),
-    /** sample.* overrides (count, steps, seed, ...) */
-    sampleSet: Overrides,
-    rows: t.array(RowSpec),
-  },
+export const DatasetSpec = t.intersection(
+  [
+    t.type({
+      dataset: t.string,
+      /** the committed stage-1 checkpoint to load; when absent (or with --train-stage1) stage 1 is trained with `stage1Set` */
+      stage1Checkpoint: t.union([t.string, t.null]),
+      stage1Set: Overrides,
+      finetunes: t.array(FinetuneSpec),
+      /** sample.* overrides (count, steps, seed, ...) */
+      sampleSet: Overrides,
+      rows: t.array(RowSpec),
+    }),
+    t.partial({
+      /**
+       * each fine-tune is trained once per seed (train.seed) and each row sampled once per seed (sample.seed, from the
+       * fine-tune of that seed); rows then report the mean over seeds with a 95% interval
+       */
+      seeds: t.array(t.number),
+    }),
+  ],
   'dataset experiment',
 );
 
