@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { Command, InvalidArgumentError } from 'commander';
 import { evalCommand, sampleCommand, type SampleFlags } from './sample.ts';
+import { curveCommand, type CurveFlags } from './curve.ts';
 import { trainClassifierCommand, type TrainClassifierFlags } from './trainClassifier.ts';
 import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
@@ -161,6 +162,21 @@ samplingOptions(
   .option('--out <dir>', "output directory (default out/eval/<run>: the checkpoint folder's name, or the file's)")
   .action(async (o: SampleFlags) => {
     process.exitCode = await evalCommand(o);
+  });
+
+program
+  .command('curve')
+  .description('metrics against training steps: samples and evaluates every given checkpoint of one run alike; curve.md, .json, .png')
+  .argument('<checkpoints...>', "the run's checkpoints (e.g. the step-<n>.safetensors that train.keepEvery keeps), any order")
+  .option('--cfg <scales>', 'guidance scales, comma separated (default 1: none)', cfgList)
+  .option('--count <n>', 'samples per checkpoint and scale (sample.count)', number('--count'))
+  .option('--steps <n>', 'denoising steps (sample.steps)', number('--steps'))
+  .option('--seed <n>', 'sampling seed, the same for every checkpoint (sample.seed)', number('--seed'))
+  .addOption(backendOption())
+  .requiredOption('--out <dir>', 'output directory')
+  .option('--quiet', 'no progress bars', false)
+  .action(async (files: string[], o: CurveFlags) => {
+    process.exitCode = await curveCommand(files, o);
   });
 
 program

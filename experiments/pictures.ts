@@ -55,7 +55,7 @@ export const lossPicture = async (
   );
 
 /** The panels of a data set kind: log-likelihood and mode coverage for 2-D mixtures, FD and IS for images. */
-const metricPanels = (rows: readonly { series: string; cfg: number; metrics: Metrics }[]): MetricPanel[] => {
+export const metricPanels = (rows: readonly { series: string; cfg: number; metrics: Metrics }[]): MetricPanel[] => {
   if (rows.length === 0) return [];
   const panel = (metric: string, value: (m: Metrics) => number | undefined): MetricPanel => ({
     metric,

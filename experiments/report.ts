@@ -78,8 +78,9 @@ export const reportMarkdown = (r: ExperimentReport): string => {
     for (const m of d.models) {
       const o = m.config.objective;
       const obj = o.kind === 'sp' ? `sp (${spSettings(o)})` : 'mse';
+      const name = `${m.name}${m.seed === undefined ? '' : ` (seed ${m.seed})`}`;
       parts.push(
-        `| ${m.name}${m.seed === undefined ? '' : ` (seed ${m.seed})`} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} ` +
+        `| ${name} | ${m.source === 'committed' ? `committed \`${m.checkpoint}\`` : 'trained here'} ` +
           `| ${m.steps} | ${f(m.lossFirst, 4)} -> ${f(m.lossLast, 4)} | ${f(m.seconds, 1)} | ${obj} |`,
       );
     }

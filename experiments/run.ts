@@ -15,8 +15,7 @@ import { drawSamples } from './sample.ts';
 import { evaluateSamples, type Metrics } from './evaluate.ts';
 import { lossPicture, rowsCfgPicture, samplePicture } from './pictures.ts';
 import type { DatasetSpec, ExperimentSpec } from './spec.ts';
-import { overSeeds, type MetricName } from './seeds.ts';
-import type { MeanInterval } from '../eval/interval.ts';
+import { overSeeds, type SeedSummary } from './seeds.ts';
 
 export interface ModelReport {
   name: string;
@@ -42,7 +41,7 @@ export interface RowReport {
   /** one run's metrics, or with seeds the mean over them (`seeds` has the rest) */
   metrics: Metrics;
   /** with several seeds: each seed's metrics and the 95% interval of every metric's mean */
-  seeds?: { seeds: number[]; perSeed: Metrics[]; interval: Partial<Record<MetricName, MeanInterval>> };
+  seeds?: SeedSummary;
   picture: string;
   sampleSeconds: number;
   backend: string;
@@ -248,7 +247,6 @@ export const sampleRow = async (
   bar?.stop();
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
   const file = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
-  fs.mkdirSync(pictureDir, { recursive: true });
   const o = run.objective;
   const heading = {
     title: `${config.data.name} · ${row.name}${context ? ` · ${context}` : ''}`,
@@ -259,6 +257,7 @@ export const sampleRow = async (
         `${config.sample.count} samples · seed ${config.sample.seed}`,
     ],
   };
+  if (picture) fs.mkdirSync(pictureDir, { recursive: true });
   if (picture) await samplePicture(setup, s.samples, s.classes, heading, path.join(pictureDir, file));
   return {
     dataset: config.data.name,

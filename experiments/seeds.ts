@@ -1,7 +1,6 @@
 // A row sampled once per seed becomes one row: every metric's mean over the seeds, with its 95% interval.
 import { meanInterval, type MeanInterval } from '../eval/interval.ts';
 import type { ImageMetrics, Metrics, PointMetrics } from './evaluate.ts';
-import type { RowReport } from './run.ts';
 
 /** The scalar metrics a row reports (class shares are averaged too, without an interval). */
 export type MetricName = Exclude<keyof ImageMetrics | keyof PointMetrics, 'kind' | 'classShares'>;
@@ -11,7 +10,17 @@ const scalars = (m: Metrics): Partial<Record<MetricName, number>> => {
   return Object.fromEntries(Object.entries(rest).filter((e): e is [MetricName, number] => typeof e[1] === 'number'));
 };
 
-export const overSeeds = (runs: readonly RowReport[], seeds: readonly number[]): RowReport => {
+/** Each seed's metrics and the 95% interval of every metric's mean. */
+export interface SeedSummary {
+  readonly seeds: number[];
+  readonly perSeed: Metrics[];
+  readonly interval: Partial<Record<MetricName, MeanInterval>>;
+}
+
+export const overSeeds = <R extends { metrics: Metrics; sampleSeconds: number }>(
+  runs: readonly R[],
+  seeds: readonly number[],
+): R & { seeds: SeedSummary } => {
   if (runs.length !== seeds.length || runs.length === 0) throw new Error(`overSeeds: ${runs.length} runs for ${seeds.length} seeds`);
   const perSeed = runs.map((r) => r.metrics);
   const interval: Partial<Record<MetricName, MeanInterval>> = {};

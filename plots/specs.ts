@@ -289,7 +289,7 @@ export interface MetricPanel {
 /** One panel per metric, side by side: the metric against the CFG scale, one line (with its points) per model. */
 type Panel = Extract<TopLevelSpec, { hconcat: unknown }>['hconcat'][number];
 
-export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[] }): Figure => {
+export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]; readonly xTitle?: string }): Figure => {
   const series = [...new Set(h.panels.flatMap((p) => p.points.map((q) => q.series)))];
   const scales = [...new Set(h.panels.flatMap((p) => p.points.map((q) => q.cfg)))].sort((a, b) => a - b);
   const fallback = [palette.mse, palette.sp, ...palette.classes.slice(2)];
@@ -305,7 +305,7 @@ export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]
     const x = {
       field: 'cfg',
       type: 'quantitative',
-      title: 'CFG scale',
+      title: h.xTitle ?? 'CFG scale',
       scale: { zero: false, nice: false, padding: 12 },
       axis: { values: scales, format: '~g' },
     } as const;

@@ -141,6 +141,8 @@ export const TrainConfig = closed(
     seed: NonNegInt,
     /** save a checkpoint every this many steps (and at the end, and on Ctrl-C) */
     checkpointEvery: PositiveInt,
+    /** also keep the checkpoint of every this many steps as step-<n>.safetensors (0 = off): FD-against-steps curves */
+    keepEvery: since(NonNegInt, 0),
     /** the weights the fine-tune starts from and the frozen copy is made of: the stage-1 'ema' or raw 'params' */
     initFrom: keyof(['ema', 'params'], 'initFrom'),
   },
@@ -209,6 +211,7 @@ export const defaultConfig = (dataset: string): RunConfig => {
       emaDecay: 0.995,
       seed: 0,
       checkpointEvery: 250,
+      keepEvery: 0,
       initFrom: 'ema',
     },
     sample: {

@@ -2,6 +2,7 @@
 // compiled step, deterministic per-step batches, atomic checkpoints, exact resume, Ctrl-C and non-finite losses.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import * as t from 'io-ts';
 import { NonFiniteLossError, compileStep } from '../train/compileStep.ts';
 import { adam } from '../dsl/optim.ts';
@@ -105,7 +106,12 @@ export interface TrainResult {
 }
 
 // Fields that may change between a run and its resumption without changing what is computed.
-const comparable = (c: RunConfig) => ({ ...c, train: { ...c.train, steps: 0, checkpointEvery: 0 }, sample: undefined, backend: undefined });
+const comparable = (c: RunConfig) => ({
+  ...c,
+  train: { ...c.train, steps: 0, checkpointEvery: 0, keepEvery: 0 },
+  sample: undefined,
+  backend: undefined,
+});
 
 interface Start {
   params: Params;
@@ -192,6 +198,9 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       schedule: setup.schedule.name,
       signature: model.signature,
     });
+  // kept checkpoints (train.keepEvery) are copies of the atomically written one: a partial copy is never the only one
+  const keep = (k: number) => c.train.keepEvery > 0 && k % c.train.keepEvery === 0;
+  const kept = (k: number) => path.join(path.dirname(o.checkpoint), `step-${k}.safetensors`);
   const losses: number[] = [];
   const t0 = performance.now();
   let interrupted = false;
@@ -219,8 +228,13 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       break;
     }
     if (k % c.train.checkpointEvery === 0 && k < c.train.steps) save();
+    if (keep(k) && k < c.train.steps) {
+      if (k % c.train.checkpointEvery !== 0) save();
+      fs.copyFileSync(o.checkpoint, kept(k));
+    }
   }
   if (done > start.step || !fs.existsSync(o.checkpoint)) save();
+  if (keep(done) && done > start.step) fs.copyFileSync(o.checkpoint, kept(done));
   const seconds = (performance.now() - t0) / 1000;
   const backend = step.executable.backend;
   step.dispose(); // an experiment trains several models in one process: free this one's kernels and buffers
