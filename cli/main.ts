@@ -167,7 +167,11 @@ samplingOptions(
 program
   .command('curve')
   .description('metrics against training steps: samples and evaluates every given checkpoint of one run alike; curve.md, .json, .png')
-  .argument('<checkpoints...>', "the run's checkpoints (e.g. the step-<n>.safetensors that train.keepEvery keeps), any order")
+  .argument(
+    '<checkpoints...>',
+    "one run's checkpoints (e.g. the step-<n>.safetensors that train.keepEvery keeps), any order; with a fine-tune's, " +
+      'its stage-1 checkpoint is step 0',
+  )
   .option('--cfg <scales>', 'guidance scales, comma separated (default 1: none)', cfgList)
   .option('--count <n>', 'samples per checkpoint and scale (sample.count)', number('--count'))
   .option('--steps <n>', 'denoising steps (sample.steps)', number('--steps'))

@@ -18,23 +18,28 @@ export interface CurvePoint {
   readonly sampleSeconds: number;
 }
 
-/** Samples and evaluates each checkpoint at each scale (same sampling seed and count for all: one curve). */
+/**
+ * Samples and evaluates each checkpoint at each scale (same sampling seed and count for all: one curve). Given
+ * fine-tunes with the stage-1 checkpoint they start from, the stage-1 one is the curve's step 0.
+ */
 export const checkpointCurve = async (
   files: readonly string[],
   scales: readonly number[],
   overrides: Record<string, Json>,
   quiet = true,
 ): Promise<CurvePoint[]> => {
-  const models = files.map((file) => ({ file, ck: loadModel(file) })).sort((a, b) => a.ck.step - b.ck.step);
+  const loaded = files.map((file) => ({ file, ck: loadModel(file) }));
+  const fineTunes = loaded.some((m) => m.ck.config.init);
+  const models = loaded.map((m) => ({ ...m, step: fineTunes && !m.ck.config.init ? 0 : m.ck.step })).sort((a, b) => a.step - b.step);
   const datasets = new Set(models.map((m) => m.ck.config.run.data.name));
   if (datasets.size > 1)
     throw new Error(`curve: the checkpoints are of different data sets (${[...datasets].join(', ')}): one run's, please`);
   const points: CurvePoint[] = [];
-  for (const { file, ck } of models)
+  for (const { file, ck, step } of models)
     for (const cfg of scales) {
-      const row = { name: `step ${ck.step}`, model: path.basename(file), cfg };
+      const row = { name: `step ${step}`, model: path.basename(file), cfg };
       const r = await sampleRow(ck, row, overrides, '', quiet, undefined, false);
-      points.push({ checkpoint: file, step: ck.step, cfg, metrics: r.metrics, sampleSeconds: r.sampleSeconds });
+      points.push({ checkpoint: file, step, cfg, metrics: r.metrics, sampleSeconds: r.sampleSeconds });
     }
   return points;
 };

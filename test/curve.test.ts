@@ -39,6 +39,19 @@ test('train.keepEvery keeps every n-th checkpoint (also across a resume); curve 
       ],
     );
     for (const p of points) assert.ok(p.metrics.kind === 'points' && Number.isFinite(p.metrics.logLikelihood));
+    // a fine-tune's curve starts at its stage-1 checkpoint, as step 0
+    const ft = path.join(dir, 'ft');
+    const base = loadRunCheckpoint(path.join(dir, 'checkpoint.safetensors')).config.run;
+    const spConfig = resolveConfig(undefined, { 'objective.kind': 'sp', 'train.steps': 2, 'train.keepEvery': 2 }, 'eightGaussians', base);
+    await runTraining(spConfig, ft, { quiet: true, from: path.join(dir, 'checkpoint.safetensors') });
+    const ftPoints = await checkpointCurve([path.join(ft, 'step-2.safetensors'), path.join(dir, 'step-6.safetensors')], [1], {
+      'sample.count': 50,
+      'sample.steps': 2,
+    });
+    assert.deepEqual(
+      ftPoints.map((p) => p.step),
+      [0, 2],
+    );
     const out = path.join(dir, 'curve');
     fs.mkdirSync(out);
     await writeCurve(out, 'test curve', points, 'fusediff curve ...');
