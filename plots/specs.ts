@@ -289,7 +289,15 @@ export interface MetricPanel {
 /** One panel per metric, side by side: the metric against the CFG scale, one line (with its points) per model. */
 type Panel = Extract<TopLevelSpec, { hconcat: unknown }>['hconcat'][number];
 
-export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]; readonly xTitle?: string }): Figure => {
+/** The x axis and legend of a metric figure: the CFG scale and the model by default; training steps for curves. */
+export interface MetricAxes {
+  readonly x: string;
+  readonly format: string;
+  readonly legend: string;
+}
+
+export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]; readonly axes?: MetricAxes }): Figure => {
+  const axes = h.axes ?? { x: 'CFG scale', format: '~g', legend: 'model' };
   const series = [...new Set(h.panels.flatMap((p) => p.points.map((q) => q.series)))];
   const scales = [...new Set(h.panels.flatMap((p) => p.points.map((q) => q.cfg)))].sort((a, b) => a - b);
   const fallback = [palette.mse, palette.sp, ...palette.classes.slice(2)];
@@ -297,7 +305,7 @@ export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]
     field: 'series',
     type: 'nominal',
     scale: { domain: series, range: series.map((_, i) => fallback[i % fallback.length]) },
-    legend: { title: 'model', orient: 'right' },
+    legend: { title: axes.legend, orient: 'right' },
   } as const;
   const data: Record<string, Row[]> = {};
   const panel = (p: MetricPanel, i: number): Panel => {
@@ -305,9 +313,9 @@ export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]
     const x = {
       field: 'cfg',
       type: 'quantitative',
-      title: h.xTitle ?? 'CFG scale',
+      title: axes.x,
       scale: { zero: false, nice: false, padding: 12 },
-      axis: { values: scales, format: '~g' },
+      axis: { values: scales, format: axes.format },
     } as const;
     const y = { field: 'value', type: 'quantitative', title: p.metric, scale: { zero: false } } as const;
     return {
