@@ -70,6 +70,26 @@ export interface ExperimentReport {
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
 
+/** A model trained in this run; its loss is summarised by the mean of the first and of the last `window` steps. */
+const trainedModel = (
+  name: string,
+  seed: number | undefined,
+  r: Awaited<ReturnType<typeof runTraining>>,
+  config: RunConfig,
+  window: number,
+): ModelReport => ({
+  name,
+  seed,
+  checkpoint: r.checkpoint,
+  source: 'trained',
+  steps: r.step,
+  seconds: r.seconds,
+  lossFirst: mean(r.losses.slice(0, window)),
+  lossLast: mean(r.losses.slice(-window)),
+  losses: r.losses,
+  config,
+});
+
 const runDataset = async (
   spec: DatasetSpec,
   e: ExperimentSpec,
@@ -94,17 +114,7 @@ const runDataset = async (
     log(`stage 1: training (MSE, ${config.train.steps} steps)`);
     const r = await runTraining(config, path.join(dir, 'stage1'), { quiet: opts.quiet, label: 'stage 1 (mse)' });
     log(trainingSummary(r));
-    stage1 = {
-      name: 'stage1',
-      checkpoint: r.checkpoint,
-      source: 'trained',
-      steps: r.step,
-      seconds: r.seconds,
-      lossFirst: mean(r.losses.slice(0, 50)),
-      lossLast: mean(r.losses.slice(-50)),
-      losses: r.losses,
-      config,
-    };
+    stage1 = trainedModel('stage1', undefined, r, config, 50);
   }
   models.set('stage1', stage1);
   // ---- fine-tunes from stage 1, once per seed when the spec has seeds
@@ -135,18 +145,7 @@ const runDataset = async (
         label: `fine-tune ${f.name}`,
       });
       log(trainingSummary(r));
-      models.set(keyOf(f.name, seed), {
-        name: f.name,
-        seed,
-        checkpoint: r.checkpoint,
-        source: 'trained',
-        steps: r.step,
-        seconds: r.seconds,
-        lossFirst: mean(r.losses.slice(0, 20)),
-        lossLast: mean(r.losses.slice(-20)),
-        losses: r.losses,
-        config,
-      });
+      models.set(keyOf(f.name, seed), trainedModel(f.name, seed, r, config, 20));
     }
   // ---- rows: one sampling run per seed, from that seed's fine-tune
   const rows: RowReport[] = [];
