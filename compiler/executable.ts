@@ -16,7 +16,7 @@ import { printKernelIR } from './kernel/print.ts';
 import { compileOnPlanBackend } from './wasm/executable.ts';
 import type { Executable } from './plan.ts';
 import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backends/backend.ts';
-import { isGL, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
+import { isGL, isResident, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
 import { backendFor } from './backends/registry.ts';
 import { isDeleted, isTexture, release } from './buffers.ts';
 import { BackendError, guard, KernelLimitError, NonFiniteError } from './errors.ts';
@@ -32,7 +32,7 @@ export interface CompileOptions {
   checkNaN?: boolean;
   /**
    * write outputs of the same shape from one kernel (gpu.js kernel maps) where the backend has them: GL and cpu;
-   * gpu.js's webasm would run such a kernel on its cpu fallback, so there the default is off
+   * gpu.js's webasm would run such a kernel on its cpu fallback, so there the default is off; webgpu has none
    */
   multiOutput?: boolean;
   /**
@@ -79,6 +79,8 @@ export const exactIndexLimit: Readonly<Record<BackendName, number>> = {
   webasm: 2 ** 23,
   headlessgl: 2 ** 21,
   webgl2: 2 ** 21,
+  // WGSL allows f32 division 2.5 ulp of error, as GLSL does
+  webgpu: 2 ** 21,
 };
 
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
@@ -92,7 +94,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       ? padConvInputs(simplified)
       : simplified;
   const fused = fuse(lowered, options.fusion ?? 'fused', { contiguousOperands: device.kind === 'plans' });
-  const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused';
+  const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused' && backend !== 'webgpu';
   const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;
   const irs = program.kernels.map((k) => lowerKernel(program, k));
@@ -118,7 +120,9 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
           `gpu.js's float index arithmetic on ${backend} is exact; the wasm backend indexes it exactly`,
       );
     const lanes = isGL(backend) && (options.glLanes ?? 4) === 4 ? glLanes(irs[i]) : 1;
-    return { ...k, source: printGpuJs(irs[i], { gl: isGL(backend), float64: backend === 'cpu', lanes }) };
+    // WGSL, like GLSL, leaves max/min of a NaN undefined: webgpu takes the GL forms that propagate it
+    const gl = isGL(backend) || backend === 'webgpu';
+    return { ...k, source: printGpuJs(irs[i], { gl, float64: backend === 'cpu', lanes, wgsl: backend === 'webgpu' }) };
   });
   return compileOnKernelBackend(device, reason, program, kernels, options);
 };
@@ -133,7 +137,7 @@ const compileOnKernelBackend = (
   const backend = device.name;
   const g = program.graph;
   const outputIds = new Set(g.outputs.map((o) => o.id));
-  const gl = isGL(backend);
+  const gl = isResident(backend);
   const planId = nextPlanId++;
   const kernelOptions = (k: CompiledKernel, immutable: boolean, owner: string, asyncMode = false): KernelOptions => ({
     size: Math.max(1, size(k.shape)),
@@ -172,6 +176,11 @@ const compileOnKernelBackend = (
   const read = (buffer: DeviceBuffer, shape: Shape): Float32Array => {
     live('read');
     return device.read(buffer, size(shape));
+  };
+
+  const readAsync = async (buffer: DeviceBuffer, shape: Shape): Promise<Float32Array> => {
+    live('read');
+    return device.readAsync(buffer, size(shape));
   };
 
   const bindInputs = (given: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Map<number, DeviceBuffer> => {
@@ -214,6 +223,7 @@ const compileOnKernelBackend = (
 
   const runDevice: Executable['runDevice'] = (given) => {
     live('run');
+    if (backend === 'webgpu') throw new Error('run: webgpu kernels run only asynchronously; use runAsync or runDeviceAsync');
     const values = bindInputs(given);
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
@@ -226,22 +236,27 @@ const compileOnKernelBackend = (
     return outputsOf(values);
   };
 
+  // webasm: separate kernels in gpu.js's async mode (worker threads); webgpu: the plan's own, which are always async
+  // (each call queues its pass and resolves at once, after the first, which builds the pipeline)
   const runDeviceAsync: Executable['runDeviceAsync'] = async (given) => {
-    if (backend !== 'webasm') return runDevice(given);
+    if (backend !== 'webasm' && backend !== 'webgpu') return runDevice(given);
     live('run');
-    asyncRunners ??= kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, false, '', true)));
+    const async =
+      backend === 'webgpu'
+        ? runners
+        : (asyncRunners ??= kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, false, '', true))));
     const values = bindInputs(given);
     for (const k of kernels) {
       const args = k.source.args.map((id) => values.get(id)!);
       const start = options.profile ? performance.now() : 0;
       let out: KernelOutput;
       try {
-        out = await asyncRunners[k.index].runAsync(args);
+        out = await async[k.index].runAsync(args);
       } catch (e) {
         throw new BackendError(k, backend, e);
       }
       if (options.profile) profile[k.index] += performance.now() - start;
-      watch.check(k, asyncRunners[k.index]);
+      watch.check(k, async[k.index]);
       afterKernel(k, out, values);
     }
     return outputsOf(values);
@@ -264,6 +279,17 @@ const compileOnKernelBackend = (
     runDevice,
     runDeviceAsync,
     read,
+    readAsync,
+    runAsync: async (given, only) => {
+      const out = await runDeviceAsync(given);
+      const result: Record<string, NDArray> = {};
+      for (const o of g.outputs.filter((o) => !only || only.includes(o.name))) {
+        const shape = g.nodes[o.id].shape;
+        result[o.name] = { shape, data: Float64Array.from(await readAsync(out[o.name], shape)) };
+      }
+      for (const b of new Set(Object.values(out))) release(b);
+      return result;
+    },
     run: (given, only) => {
       const out = runDevice(given);
       const result = Object.fromEntries(

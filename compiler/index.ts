@@ -14,11 +14,14 @@ export {
   glRenderer,
   isAvailable,
   isGL,
+  isResident,
   isSoftwareRenderer,
   probeBackend,
   resolveBackend,
 } from './backends/names.ts';
 export type { Availability, BackendName, BackendRequest, ResolvedBackend } from './backends/names.ts';
+export { prepareWebGPU, webgpuAdapter } from './backends/webgpuAdapter.ts';
+export type { WebGPUAdapter } from './backends/webgpuAdapter.ts';
 export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backends/backend.ts';
 export { GpuJsBackend } from './backends/gpujs.ts';
 export { WasmBackend } from './backends/wasm.ts';

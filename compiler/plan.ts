@@ -29,12 +29,19 @@ export interface Executable {
    * gpu.js's worker pool (threads over shared wasm memory); other backends run as in runDevice.
    */
   runDeviceAsync(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Promise<Record<string, DeviceBuffer>>;
-  /** Runs and reads the outputs back to the host. */
+  /** Runs and reads the outputs back to the host (throws on webgpu: use runAsync). */
   run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
   /** milliseconds spent in each kernel call, summed over runs (with `profile: true`) */
   readonly profile: Float64Array;
-  /** Reads one device buffer back as float32 values. */
+  /** runDeviceAsync, then reads the outputs back without blocking (the only way on webgpu). */
+  runAsync(
+    inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>,
+    only?: readonly string[],
+  ): Promise<Record<string, NDArray>>;
+  /** Reads one device buffer back as float32 values (throws on webgpu: use readAsync). */
   read(buffer: DeviceBuffer, shape: Shape): Float32Array;
+  /** Reads one device buffer back without blocking (a mapAsync copy on webgpu). */
+  readAsync(buffer: DeviceBuffer, shape: Shape): Promise<Float32Array>;
   /**
    * Plan backends (wasm) with `feedback` outputs (CompileOptions): moves each feedback output into its input's place
    * in the plan's memory, for the next run (a copy within the memory; runDevice left those outputs there and returned

@@ -1,7 +1,7 @@
-// Random graphs compiled for WebGL2 in headless Chromium against the float64 interpreter in Node: fast-check's
-// random programs (transforms/check/graphArbitrary.ts) and their gradients are traced, compiled and run in the page
-// (test/browser/graphs-entry.ts); Node evaluates the same graphs on the interpreter. Tolerance as in
-// test/compiled.test.ts: |webgl2 - f64| <= 1e-4 (1 + |f64|), both sides seeing the inputs rounded to f32.
+// Random graphs compiled for WebGL2 and WebGPU in headless Chromium against the float64 interpreter in Node:
+// fast-check's random programs (transforms/check/graphArbitrary.ts) and their gradients are traced, compiled and run
+// in the page (test/browser/graphs-entry.ts); Node evaluates the same graphs on the interpreter. Tolerance as in
+// test/compiled.test.ts: |gpu - f64| <= 1e-4 (1 + |f64|), both sides seeing the inputs rounded to f32.
 // Without Chromium the tests are skipped locally and FAIL in CI (CI=true).
 import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
@@ -58,69 +58,76 @@ test('WebGL2 is available in the page (not a silent fallback)', options, async (
   assert.equal(await page.evaluate(() => (window as unknown as { fusediffGraphs: GraphsApi }).fusediffGraphs.webgl2), true);
 });
 
-test('webgl2: random graphs and their gradients match the float64 interpreter', options, async (t: TestContext) => {
-  let cases = 0,
-    kernels = 0,
-    worst = 0,
-    worstAt = '';
-  const t0 = performance.now();
-  await fc.assert(
-    fc.asyncProperty(graphCaseArb(6), async (c) => {
-      const args = Object.fromEntries(
-        Object.entries(c.args).map(([k, v]) => [k, { shape: [...v.shape], data: Array.from(v.data, Math.fround) }]),
-      ) as Record<string, WireArray>;
-      const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
-      const graph = valueAndGrad(
-        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-        Object.keys(args),
-      );
-      const ref = evaluate(
-        graph,
-        Object.fromEntries(
-          Object.entries(args).map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) } satisfies NDArray]),
-        ),
-      );
-      const got = await inPage('run', c.program, args);
-      assert.equal(got.backend, 'webgl2');
-      cases++;
-      kernels += got.kernels;
-      for (const [name, r] of Object.entries(ref)) {
-        const g = got.outputs[name];
-        assert.ok(g, `the page returned no output '${name}'`);
-        for (let i = 0; i < r.data.length; i++) {
-          const err = Math.abs(g.data[i] - r.data[i]);
-          if (err / (1 + Math.abs(r.data[i])) > worst)
-            [worst, worstAt] = [err / (1 + Math.abs(r.data[i])), `${name}[${i}] in ${describeProgram(c.program).replaceAll('\n', '; ')}`];
-          if (!(err <= tol(r.data[i])))
-            throw new Error(`${name}[${i}]: webgl2 ${g.data[i]}, interpreter ${r.data[i]}\n${describeProgram(c.program)}`);
-        }
-      }
-    }),
-    { numRuns: 25, seed: 7 },
-  );
-  const report = await inPage('kernels');
-  t.diagnostic(
-    `${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
-      `worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`,
-  );
-  assert.ok(
-    report.kernels > 0 && report.webgl2Kernels === report.kernels,
-    `every kernel ran in a WebGL2 context: ${JSON.stringify(report)}`,
-  );
-  assert.equal(report.cpuFallbacks, 0, 'no kernel fell back to the CPU');
+test('WebGPU is available in the page: an adapter on SwiftShader (not a silent skip)', options, async (t: TestContext) => {
+  const got = await inPage('webgpu');
+  t.diagnostic(`adapter: ${JSON.stringify(got.adapter)}`);
+  assert.equal(got.available, true, 'prepareWebGPU() found an adapter (the WebGPU flags are in test/browser/chromium.ts)');
+  assert.ok(got.adapter?.software, `SwiftShader's adapter counts as a CPU implementation: ${JSON.stringify(got.adapter)}`);
 });
 
-test("webgl2: the counter-based RNG gives the interpreter's uniforms bit for bit", options, async () => {
-  const n = 4096;
-  const got = await inPage('uniforms', n, 1234, 5, 77);
-  const ref = evaluate(
-    trace(() => op.uniform([n], { seed: 1234, stream: 5, counter: 77 }), {}),
-    {},
-  ).out.data;
-  assert.equal(got.backend, 'webgl2');
-  const differ = ref.findIndex((v, i) => v !== got.data[i]);
-  assert.equal(differ, -1, `uniform ${differ}: webgl2 ${got.data[differ]}, interpreter ${ref[differ]}`);
-});
+for (const backend of ['webgl2', 'webgpu'] as const)
+  test(`${backend}: random graphs and their gradients match the float64 interpreter`, options, async (t: TestContext) => {
+    let cases = 0,
+      kernels = 0,
+      worst = 0,
+      worstAt = '';
+    const t0 = performance.now();
+    await fc.assert(
+      fc.asyncProperty(graphCaseArb(6), async (c) => {
+        const args = Object.fromEntries(
+          Object.entries(c.args).map(([k, v]) => [k, { shape: [...v.shape], data: Array.from(v.data, Math.fround) }]),
+        ) as Record<string, WireArray>;
+        const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
+        const graph = valueAndGrad(
+          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+          Object.keys(args),
+        );
+        const ref = evaluate(
+          graph,
+          Object.fromEntries(
+            Object.entries(args).map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) } satisfies NDArray]),
+          ),
+        );
+        const got = await inPage('run', c.program, args, backend);
+        assert.equal(got.backend, backend);
+        assert.ok(got.contexts.length > 0 && got.contexts.every((c) => c === backend), `gpu.js built: ${got.contexts.join(', ')}`);
+        cases++;
+        kernels += got.kernels;
+        for (const [name, r] of Object.entries(ref)) {
+          const g = got.outputs[name];
+          assert.ok(g, `the page returned no output '${name}'`);
+          for (let i = 0; i < r.data.length; i++) {
+            const err = Math.abs(g.data[i] - r.data[i]);
+            if (err / (1 + Math.abs(r.data[i])) > worst)
+              [worst, worstAt] = [err / (1 + Math.abs(r.data[i])), `${name}[${i}] in ${describeProgram(c.program).replaceAll('\n', '; ')}`];
+            if (!(err <= tol(r.data[i])))
+              throw new Error(`${name}[${i}]: ${backend} ${g.data[i]}, interpreter ${r.data[i]}\n${describeProgram(c.program)}`);
+          }
+        }
+      }),
+      { numRuns: 25, seed: 7 },
+    );
+    const report = await inPage('kernels', backend);
+    t.diagnostic(
+      `${cases} graphs, ${kernels} kernels in ${((performance.now() - t0) / 1000).toFixed(1)} s; ` +
+        `worst |err|/(1+|ref|) = ${worst.toExponential(2)} (${worstAt}); gpu.js: ${JSON.stringify(report)}`,
+    );
+    // each case's plan is disposed after it ran (its kernels' contexts checked above)
+    assert.equal(report.cpuFallbacks, 0, 'no kernel fell back to the CPU');
+  });
+
+for (const backend of ['webgl2', 'webgpu'] as const)
+  test(`${backend}: the counter-based RNG gives the interpreter's uniforms bit for bit`, options, async () => {
+    const n = 4096;
+    const got = await inPage('uniforms', n, 1234, 5, 77, backend);
+    const ref = evaluate(
+      trace(() => op.uniform([n], { seed: 1234, stream: 5, counter: 77 }), {}),
+      {},
+    ).out.data;
+    assert.equal(got.backend, backend);
+    const differ = ref.findIndex((v, i) => v !== got.data[i]);
+    assert.equal(differ, -1, `uniform ${differ}: ${backend} ${got.data[differ]}, interpreter ${ref[differ]}`);
+  });
 
 test(
   'wasm in the page: Web Workers split the kernels (the page is cross-origin isolated) and the bits match one thread',

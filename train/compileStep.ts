@@ -51,10 +51,15 @@ export interface TrainStep<P extends Params = Params> {
   readonly step: number;
   /** Runs one step on the device and returns the loss (the only readback). */
   run(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): number;
-  /** The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. */
+  /**
+   * The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads; on webgpu (which
+   * has only this) the loss is read back with mapAsync, so the page's event loop runs while the GPU works.
+   */
   runAsync(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number>;
-  /** Reads the parameters back to the host. */
+  /** Reads the parameters back to the host (on webgpu: use readAsync). */
   params(): P;
+  /** Parameters, optimizer state and EMA (empty without `emaDecay`) read back without blocking; the way on webgpu. */
+  readAsync(): Promise<{ params: P; state: Params; ema: P }>;
   /** Reads the optimizer state back to the host. */
   state(): Params;
   /** Reads the parameters' EMA back to the host (with `emaDecay`). */
@@ -141,6 +146,17 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
     ) as Params;
   };
 
+  const readTreeAsync = async (prefix: string): Promise<Params> => {
+    if (executable.disposed) throw new Error(`step: cannot read ${prefix}: this step was disposed`);
+    const entries: [string, NDArray][] = [];
+    for (const n of stateNames.filter((n) => n.startsWith(`${prefix}.`))) {
+      const shape = shapes.get(n)!;
+      const data = resident.has(n) ? await executable.readAsync(resident.get(n)!, shape) : executable.readInput!(n);
+      entries.push([n.slice(prefix.length + 1), { shape, data: Float64Array.from(data) }]);
+    }
+    return unflatten(entries) as Params;
+  };
+
   const inputsFor = (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>) => {
     for (const k of Object.keys(data)) {
       const v = batch[k];
@@ -153,10 +169,10 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
   };
 
   /** Reads the loss; when finite, adopts the new state (freeing replaced textures) and advances the counter. */
-  const commit = (out: Record<string, DeviceBuffer>): number => {
+  const commit = (out: Record<string, DeviceBuffer>, loss?: number): number => {
     // wasm: the run wrote the state into the plan's memory, where it stays; the host copies are not needed again
     if (inPlace) resident.clear();
-    const value = executable.read(out.loss, [])[0];
+    const value = loss ?? executable.read(out.loss, [])[0];
     if (!Number.isFinite(value)) throw new NonFiniteLossError(step, value); // the update is not applied
     if (inPlace) {
       executable.adoptFeedback!();
@@ -188,9 +204,15 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
       return commit(executable.runDevice(inputsFor(batch)));
     },
     async runAsync(batch) {
-      return commit(await executable.runDeviceAsync(inputsFor(batch)));
+      const out = await executable.runDeviceAsync(inputsFor(batch));
+      return commit(out, (await executable.readAsync(out.loss, []))[0]);
     },
     params: () => readTree('params') as P,
+    readAsync: async () => ({
+      params: (await readTreeAsync('params')) as P,
+      state: await readTreeAsync('state'),
+      ema: (ema0 ? await readTreeAsync('ema') : {}) as P,
+    }),
     liveBuffers: () => (inPlace ? (executable.disposed ? 0 : stateNames.length) : new Set(resident.values()).size),
     state: () => readTree('state'),
     ema: () => {

@@ -32,6 +32,7 @@ export const backendLabels: Record<BackendName, string> = {
   webasm: 'WebAssembly (gpu.js)',
   cpu: 'CPU (JavaScript)',
   headlessgl: 'headless-gl',
+  webgpu: 'WebGPU',
 };
 // wasm, the compiler's own WebAssembly SIMD, is the CPU path; gpu.js's webasm and cpu stay selectable
 export const browserBackends: readonly BackendName[] = ['webgl2', 'wasm', 'webasm', 'cpu'];

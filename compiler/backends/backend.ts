@@ -7,7 +7,7 @@ import type { FusedProgram } from '../passes/fuse.ts';
 import type { KernelIR } from '../kernel/ir.ts';
 import type { WasmPlan } from '../wasm/plan.ts';
 
-/** A device buffer: a typed array (cpu, webasm) or a texture (GL backends). */
+/** A device buffer: a typed array (cpu, webasm) or a texture (GL backends; on webgpu gpu.js's storage-buffer handle). */
 export type DeviceBuffer = Float32Array | Texture;
 
 /** What a kernel call returns: its output, or for a multi-output kernel { result, 0: first extra output, ... }. */
@@ -62,8 +62,10 @@ export interface BackendBase {
   allocate(length: number): DeviceBuffer;
   /** A device buffer holding a copy of `data`. */
   upload(data: Float32Array): DeviceBuffer;
-  /** The first `length` values of a device buffer. */
+  /** The first `length` values of a device buffer (throws on webgpu, which reads only asynchronously). */
   read(buffer: DeviceBuffer, length: number): Float32Array;
+  /** The same without blocking: on webgpu a mapAsync copy, elsewhere read(). */
+  readAsync(buffer: DeviceBuffer, length: number): Promise<Float32Array>;
   /** Frees a device buffer (deletes a texture; typed arrays are left to the GC). */
   free(buffer: DeviceBuffer): void;
   counters(): BackendCounters;

@@ -1,11 +1,13 @@
 // The gpu.js backends as Backend objects. Each owns one gpu.js GPU: its kernels (cached by source and sizes and
 // counted per use), its GL context and the textures in it, and webasm's worker pools; dispose() frees them all.
+// On webgpu gpu.js compiles the same kernel source to WGSL compute shaders over storage buffers; its kernels run
+// only asynchronously (their first call builds the pipeline, reading back needs mapAsync).
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import { rngEntryPoint, rngFunctionSources } from '../../core/rng.ts';
 import type { KernelSource } from '../codegen/gpujs.ts';
 import type { KernelBackend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
 import { countTextures, type TextureCount } from './glTextures.ts';
-import { isGL, probeBackend, type Availability, type BackendName } from './names.ts';
+import { isGL, isResident, probeBackend, type Availability, type BackendName } from './names.ts';
 
 /** The parts of gpu.js's kernel objects (outside its typings) that ownership and fallback detection read. */
 interface EngineKernel {
@@ -136,6 +138,8 @@ export class GpuJsBackend implements KernelBackend {
   }
 
   readonly gl: boolean;
+  /** results stay on the device (GL textures, WebGPU storage buffers: gpu.js pipeline mode) */
+  readonly resident: boolean;
   private readonly gpu: GPU;
   private readonly cache = new Map<string, GpuJsKernel | LanedKernel>();
   /** buffers from allocate/upload that free() has not seen (textures deleted elsewhere drop out when counted) */
@@ -147,9 +151,11 @@ export class GpuJsBackend implements KernelBackend {
     const { available, reason } = probeBackend(name);
     if (!available) throw new Error(`backend '${name}' is not available here: ${reason}`);
     this.gl = isGL(name);
+    this.resident = isResident(name);
     this.gpu = new GPU({ mode: name });
     // On GL the helpers go in as GLSL, in dependency order (gpu.js's own translation emits callers before
-    // callees, which GLSL rejects); the GLSL is a mechanical rewrite of the same source text.
+    // callees, which GLSL rejects); the GLSL is a mechanical rewrite of the same source text. gpu.js translates
+    // the JS helpers to WGSL itself (webgpu has no native functions).
     if (this.gl) this.gpu.addNativeFunction(rngEntryPoint, rngFunctionSources.map(toGLSL).join('\n'));
     else for (const src of rngFunctionSources) this.gpu.addFunction(src as never);
   }
@@ -171,7 +177,7 @@ export class GpuJsBackend implements KernelBackend {
   compileKernel(src: KernelSource, o: KernelOptions): BackendKernel {
     if (this.isDisposed) throw new Error(`backend ${this.name} was disposed; create another to compile on it`);
     const asyncMode = o.asyncMode ?? false;
-    const key = kernelKey(this.gl, src, o);
+    const key = kernelKey(this.resident, src, o);
     const cached = this.cache.get(key);
     if (cached) {
       cached.refs++;
@@ -183,7 +189,7 @@ export class GpuJsBackend implements KernelBackend {
     const common = {
       precision: 'single',
       tactic: 'precision',
-      pipeline: this.gl,
+      pipeline: this.resident,
       asyncMode,
       loopMaxIterations: 1 << 30, // loops carry literal bounds; this only guards against gpu.js's default cap
     };
@@ -218,7 +224,11 @@ export class GpuJsBackend implements KernelBackend {
     return this.upload(new Float32Array(length));
   }
 
-  /** Off GL a copy of the array; on GL the texture an identity kernel (one per size, kept while its buffers live) writes. */
+  /**
+   * Off GL a copy of the array; on GL the texture an identity kernel (one per size, kept while its buffers live)
+   * writes. On webgpu a copy too: its kernels take host arrays and upload them per call (a kernel there runs only
+   * asynchronously, and upload is sync).
+   */
   upload(data: Float32Array): DeviceBuffer {
     if (this.isDisposed) throw new Error(`backend ${this.name} was disposed; create another to upload to it`);
     const buffer = this.gl ? (this.uploader(data.length).run([data]) as DeviceBuffer) : Float32Array.from(data);
@@ -235,7 +245,15 @@ export class GpuJsBackend implements KernelBackend {
 
   read(buffer: DeviceBuffer, length: number): Float32Array {
     if (!isTexture(buffer)) return buffer.length === length ? buffer : buffer.subarray(0, length);
+    if (this.name === 'webgpu') throw new Error('webgpu reads device buffers only asynchronously: use readAsync');
     const arr = buffer.toArray() as unknown as Float32Array;
+    return arr.length === length ? arr : arr.subarray(0, length);
+  }
+
+  /** On webgpu a copy through mapAsync, which waits for the work queued before it; elsewhere as read(). */
+  async readAsync(buffer: DeviceBuffer, length: number): Promise<Float32Array> {
+    if (!isTexture(buffer) || this.name !== 'webgpu') return this.read(buffer, length);
+    const arr = (await (buffer.toArray() as unknown as Promise<Float32Array>)) as Float32Array;
     return arr.length === length ? arr : arr.subarray(0, length);
   }
 

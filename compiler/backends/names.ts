@@ -1,8 +1,9 @@
 // The gpu.js backends fusediff can run on, how to tell which are available (and why not), and `auto`'s choice.
 import { GPU } from 'gpu.js';
+import { webgpuAvailability, webgpuAdapter } from './webgpuAdapter.ts';
 
 // wasm: the compiler's own WebAssembly (SIMD, threads); the others run gpu.js kernels
-export const backendNames = ['wasm', 'headlessgl', 'webgl2', 'webasm', 'cpu'] as const;
+export const backendNames = ['wasm', 'headlessgl', 'webgl2', 'webgpu', 'webasm', 'cpu'] as const;
 export type BackendName = (typeof backendNames)[number];
 export type BackendRequest = BackendName | 'auto';
 
@@ -34,6 +35,8 @@ export const probeBackend = (b: BackendName): Availability => {
       return GPU.isWebGL2Supported
         ? { available: true, reason: 'this browser created a WebGL2 context' }
         : { available: false, reason: 'this browser could not create a WebGL2 context' };
+    case 'webgpu':
+      return webgpuAvailability();
     case 'webasm':
       return GPU.isWebAssemblySupported
         ? { available: true, reason: 'WebAssembly is supported' }
@@ -57,6 +60,9 @@ export const availableBackends = (): BackendName[] => backendNames.filter(isAvai
 
 /** GL backends keep results in textures (pipeline mode); the others return typed arrays. */
 export const isGL = (b: BackendName): boolean => b === 'headlessgl' || b === 'webgl2';
+
+/** Results stay on the device between kernels and runs (gpu.js pipeline mode): GL textures, WebGPU storage buffers. */
+export const isResident = (b: BackendName): boolean => isGL(b) || b === 'webgpu';
 
 export interface ResolvedBackend {
   readonly name: BackendName;
@@ -137,11 +143,16 @@ export const glDriverOfProcess = (fs: FsLike | undefined, maps?: string): string
 export const isSoftwareRenderer = (renderer: string): boolean => /llvmpipe|softpipe|swiftshader|software|swrast/i.test(renderer);
 
 /**
- * `auto`: a GL backend on a hardware GPU (WebGL2 in a browser, headless-gl in Node), else the wasm backend, else
+ * `auto`: WebGPU on a hardware adapter, else a GL backend on a hardware GPU (WebGL2 in a browser, headless-gl in
+ * Node), else the wasm backend, else
  * whatever gpu.js path is available. The reason says what was found.
  */
 const chooseAuto = (available: readonly BackendName[]): ResolvedBackend => {
   const notes: string[] = [];
+  const adapter = webgpuAdapter();
+  if (available.includes('webgpu') && adapter && !adapter.software)
+    return { name: 'webgpu', reason: `auto: webgpu (GPU: ${adapter.description})` };
+  if (adapter) notes.push(`webgpu's adapter is ${adapter.description}, a CPU implementation`);
   for (const gl of ['webgl2', 'headlessgl'] as const) {
     if (!available.includes(gl)) continue;
     const renderer = glRenderer(gl);

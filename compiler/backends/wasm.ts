@@ -59,6 +59,10 @@ export class WasmBackend implements PlanBackend {
     return buffer.length === length ? buffer : buffer.subarray(0, length);
   }
 
+  async readAsync(buffer: DeviceBuffer, length: number): Promise<Float32Array> {
+    return this.read(buffer, length);
+  }
+
   free(buffer: DeviceBuffer): void {
     if (buffer instanceof Float32Array && this.buffers > 0) this.buffers--;
   }

@@ -80,6 +80,11 @@ export interface GpuJsTarget {
   readonly float64?: boolean;
   /** outputs per thread (lanes.ts): 4 returns consecutive elements of the last axis as one Array(4) */
   readonly lanes?: 1 | 4;
+  /**
+   * gpu.js translates the source to WGSL (webgpu), where dividing by a constant zero is a compile error: the
+   * infinities and NaN of `lit` then divide by a zero computed at run time
+   */
+  readonly wgsl?: boolean;
 }
 
 /**
@@ -347,5 +352,6 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
   } else e.line(`return ${value(ir.values[0])};`);
   const params = args.map((_, i) => `b${i}`).join(', ');
   const subKernels = kernel.extras.map((_, j) => `function keep${j}(v) { return v; }`);
-  return { source: `function (${params}) {\n${e.text()}\n}`, args: [...args], subKernels, lanes };
+  const body = target.wgsl ? e.text().replace(/\/ 0\.0\)/g, '/ (t * 0.0))') : e.text();
+  return { source: `function (${params}) {\n${body}\n}`, args: [...args], subKernels, lanes };
 };

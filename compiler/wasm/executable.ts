@@ -97,6 +97,13 @@ export const compileOnPlanBackend = (
     return Object.fromEntries(g.outputs.filter((o) => !fedBack.has(o.name)).map((o) => [o.name, compiled.view(o.id).slice()]));
   };
 
+  const hostOutputs = (out: Record<string, DeviceBuffer>, only?: readonly string[]) =>
+    Object.fromEntries(
+      g.outputs
+        .filter((o) => (!only || only.includes(o.name)) && !fedBack.has(o.name))
+        .map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
+    );
+
   return {
     backend: device.name,
     device,
@@ -115,14 +122,12 @@ export const compileOnPlanBackend = (
       live('read');
       return device.read(buffer, size(shape));
     },
-    run: (given, only) => {
-      const out = runDevice(given);
-      return Object.fromEntries(
-        g.outputs
-          .filter((o) => (!only || only.includes(o.name)) && !fedBack.has(o.name))
-          .map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
-      );
+    readAsync: async (buffer: DeviceBuffer, shape: Shape) => {
+      live('read');
+      return device.read(buffer, size(shape));
     },
+    run: (given, only) => hostOutputs(runDevice(given), only),
+    runAsync: async (given, only) => hostOutputs(runDevice(given), only),
     adoptFeedback: () => {
       live('adoptFeedback');
       for (const { from, to } of feedback) compiled.view(to).set(compiled.view(from));

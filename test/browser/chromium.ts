@@ -22,7 +22,10 @@ export const browserTestOptions = (): { skip?: string; timeout: number } => {
   return missing && process.env.CI !== 'true' ? { skip: missing, timeout: 1 } : { timeout: 240_000 };
 };
 
-/** The flags: no network services, no first-run UI, SwiftShader WebGL even without a GPU. Playwright adds --headless. */
+/**
+ * The flags: no network services, no first-run UI, SwiftShader WebGL even without a GPU, and WebGPU on SwiftShader's
+ * Vulkan (headless Chromium otherwise offers navigator.gpu with no adapter). Playwright adds --headless.
+ */
 export const chromiumArgs = [
   '--no-sandbox',
   '--disable-quic',
@@ -33,6 +36,9 @@ export const chromiumArgs = [
   '--use-angle=swiftshader',
   '--enable-unsafe-swiftshader',
   '--ignore-gpu-blocklist',
+  '--enable-unsafe-webgpu',
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-features=Vulkan',
 ];
 
 export interface Browser {

@@ -1,9 +1,10 @@
 // The browser side of test/browser-graphs.test.ts: traces a random program (transforms/check/graphArbitrary.ts) and
-// its gradient in the page, compiles it for WebGL2 and returns the outputs; Node compares them with the interpreter.
+// its gradient in the page, compiles it for WebGL2 or WebGPU and returns the outputs; Node compares them with the
+// interpreter.
 import { valueAndGrad } from '../../transforms/grad.ts';
 import { poolShape, runProgram, type Program } from '../../transforms/check/graphArbitrary.ts';
 import type { NDArray } from '../../core/ndarray.ts';
-import { createBackend, isAvailable } from '../../compiler/index.ts';
+import { createBackend, isAvailable, prepareWebGPU, type BackendName } from '../../compiler/index.ts';
 import { compile } from '../../compiler/index.ts';
 import { compileStep } from '../../train/compileStep.ts';
 import { adam } from '../../dsl/optim.ts';
@@ -21,32 +22,45 @@ export type WireArray = { shape: number[]; data: number[] };
 const toNd = (a: WireArray): NDArray => ({ shape: a.shape, data: Float64Array.from(a.data) });
 const toWire = (a: NDArray): WireArray => ({ shape: [...a.shape], data: Array.from(a.data) });
 
+type PageBackend = Extract<BackendName, 'webgl2' | 'webgpu'>;
+
 const api = {
   webgl2: isAvailable('webgl2'),
-  /** The program's value and gradient wrt every input, compiled for WebGL2. */
-  run(program: Program, args: Record<string, WireArray>) {
+  /** The WebGPU adapter the page got (requested once; undefined where there is none) and why not. */
+  async webgpu() {
+    const adapter = await prepareWebGPU();
+    return { adapter, available: isAvailable('webgpu') };
+  },
+  /** The program's value and gradient wrt every input, compiled for WebGL2 or WebGPU. */
+  async run(program: Program, args: Record<string, WireArray>, backend: PageBackend = 'webgl2') {
     const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
     const graph = valueAndGrad(
       trace((a) => runProgram(program, a as Record<string, Tensor>), spec),
       Object.keys(args),
     );
-    const exe = compile(graph, { backend: 'webgl2' });
-    const out = exe.run(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toNd(v)])));
+    const exe = compile(graph, { backend });
+    const out = await exe.runAsync(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toNd(v)])));
+    // what gpu.js built the plan's kernels as ('webgl2' for a WebGL2 context, else its mode), before they are freed
+    const contexts = exe.device.kernelInfo().map((k) => (k.fellBack ? 'cpu fallback' : k.context));
+    exe.dispose();
     return {
+      contexts,
       backend: exe.backend,
       kernels: exe.kernels.length,
       outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])),
     };
   },
-  /** n uniforms from the counter-based RNG, drawn in a WebGL2 kernel. */
-  uniforms(n: number, seed: number, stream: number, counter: number) {
+  /** n uniforms from the counter-based RNG, drawn in a WebGL2 or WebGPU kernel. */
+  async uniforms(n: number, seed: number, stream: number, counter: number, backend: PageBackend = 'webgl2') {
     const exe = compile(
       trace(() => op.uniform([n], { seed, stream, counter }), {}),
-      { backend: 'webgl2' },
+      { backend },
     );
-    return { backend: exe.backend, data: Array.from(exe.run({}).out.data) };
+    const data = Array.from((await exe.runAsync({})).out.data);
+    exe.dispose();
+    return { backend: exe.backend, data };
   },
-  kernels: () => kernelReport('webgl2'),
+  kernels: (backend: PageBackend = 'webgl2') => kernelReport(backend),
   /**
    * WebGL2 (SwiftShader here) with four outputs per thread against one: ms per run of a 256 matmul and of the
    * reference conv, alternating, and whether both layouts give the same bits.
@@ -123,4 +137,5 @@ const api = {
 };
 
 export type GraphsApi = typeof api;
+await prepareWebGPU(); // before the API appears, so every test may compile for webgpu
 (window as unknown as { fusediffGraphs: GraphsApi }).fusediffGraphs = api;
