@@ -93,7 +93,11 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     : device.kind === 'plans'
       ? padConvInputs(simplified)
       : simplified;
-  const fused = fuse(lowered, options.fusion ?? 'fused', { contiguousOperands: device.kind === 'plans' });
+  const fused = fuse(lowered, options.fusion ?? 'fused', {
+    contiguousOperands: device.kind === 'plans',
+    // WebGPU's default limit: 8 storage buffers per shader stage, one of them the output (gpu.js asks for no more)
+    maxReads: backend === 'webgpu' ? 7 : undefined,
+  });
   const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused' && backend !== 'webgpu';
   const program = multiOutput ? mergeOutputs(fused) : fused;
   const g = program.graph;

@@ -206,6 +206,8 @@ interface Runner {
   run(inputs: Record<string, NDArray | DeviceBuffer>): DeviceBuffer | NDArray;
   runAsync(inputs: Record<string, NDArray | DeviceBuffer>): Promise<DeviceBuffer | NDArray>;
   read(v: DeviceBuffer | NDArray): NDArray;
+  /** the same without blocking (the only read on webgpu) */
+  readAsync(v: DeviceBuffer | NDArray): Promise<NDArray>;
   free(v: DeviceBuffer | NDArray): void;
   dispose(): void;
 }
@@ -223,6 +225,7 @@ const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: read
       run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x,
       runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x,
       read: (v) => v as NDArray,
+      readAsync: async (v) => v as NDArray,
       free: () => {},
       dispose: () => {},
     };
@@ -233,6 +236,7 @@ const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: read
     run: (i) => keepX(exe.runDevice(i as never)),
     runAsync: async (i) => keepX(await exe.runDeviceAsync(i as never)),
     read: (v) => ({ shape: [...shape], data: Float64Array.from(exe.read(v as DeviceBuffer, shape)) }),
+    readAsync: async (v) => ({ shape: [...shape], data: Float64Array.from(await exe.readAsync(v as DeviceBuffer, shape)) }),
     free: (v) => release(v as DeviceBuffer),
     dispose: () => exe.dispose(),
   };
@@ -331,7 +335,12 @@ export const createSampler = (o: SamplerOptions): Sampler => {
       const loop = chain(opts);
       let r = loop.next();
       while (!r.done) r = loop.next(r.value.runner.run(r.value.inputs) as DeviceBuffer);
-      return r.value;
+      const { x, runner } = r.value;
+      try {
+        return { ...runner.read(x), backend: runner.backend, timesteps: plan.map((k) => k.t) };
+      } finally {
+        runner.free(x);
+      }
     },
     async sampleAsync(opts = {}) {
       const loop = chain(opts);
@@ -340,7 +349,7 @@ export const createSampler = (o: SamplerOptions): Sampler => {
       for (let done = 1; !r.done; done++) {
         const { runner, inputs } = r.value;
         const out = await runner.runAsync(inputs);
-        if (opts.syncEachStep) runner.read(out); // a GL device finishes the step before onStep: nothing stays queued
+        if (opts.syncEachStep) await runner.readAsync(out); // a GL device finishes the step before onStep: nothing stays queued
         await opts.onStep?.(done, total);
         if (opts.signal?.aborted) {
           runner.free(out);
@@ -349,21 +358,29 @@ export const createSampler = (o: SamplerOptions): Sampler => {
         }
         r = loop.next(out);
       }
-      return r.value;
+      const { x, runner } = r.value;
+      try {
+        return { ...(await runner.readAsync(x)), backend: runner.backend, timesteps: plan.map((k) => k.t) };
+      } finally {
+        runner.free(x);
+      }
     },
     dispose() {
       for (const r of [...runners.values(), ...(noise ? [noise] : [])]) r.dispose();
     },
   };
 
-  /** The denoising chain as a generator of step inputs, so one loop serves the sync and the async driver. */
+  /**
+   * The denoising chain as a generator of step inputs, so one loop serves the sync and the async driver; it returns
+   * the final x (still on the device) for the driver to read (webgpu reads only asynchronously) and free.
+   */
   function* chain({
     classes,
     draw = 0,
     params,
   }: SampleCallOptions): Generator<
     { runner: Runner; inputs: Record<string, NDArray | DeviceBuffer> },
-    SampleResult,
+    { x: DeviceBuffer | NDArray; runner: Runner },
     DeviceBuffer | NDArray
   > {
     const weights = params === undefined ? deviceParams : forRunner(paramInputsFor(params));
@@ -374,6 +391,7 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     const base = draw * (plan.length + 1);
     let x = yield { runner: noiseRunner(), inputs: { counter: scalar(base) } };
     const t = new Float64Array(B);
+    let finished = false;
     try {
       for (const [i, k] of plan.entries()) {
         const inputs: Record<string, NDArray | DeviceBuffer> = { ...weights, x, t: vec(t.fill(k.t)), counter: scalar(base + i + 1) };
@@ -383,10 +401,10 @@ export const createSampler = (o: SamplerOptions): Sampler => {
         step.free(x);
         x = next;
       }
-      const out = step.read(x);
-      return { ...out, backend: step.backend, timesteps: plan.map((k) => k.t) };
+      finished = true;
+      return { x, runner: step };
     } finally {
-      step.free(x); // also when the driver stops the chain early (an aborted sampleAsync)
+      if (!finished) step.free(x); // the driver stopped the chain early (an aborted sampleAsync)
     }
   }
 };

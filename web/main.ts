@@ -1,11 +1,20 @@
 // The playground page: controls, the training loop (chunks of steps between frames, so the page stays
 // responsive), live plots, and checkpoints in and out. All computation is in web/session.ts and the library.
-import type { BackendName, BackendRequest } from '../compiler/index.ts';
+import { prepareWebGPU, type BackendName, type BackendRequest } from '../compiler/index.ts';
 import { lossFigure, palette, scatterFigure, type LossSeries } from '../plots/specs.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { FigureView } from './plots.ts';
 import { defaultRun, isMixtureName, type ObjectiveKind, type PageRun } from './runConfig.ts';
-import { backendLabels, browserBackends, kernelReport, Session, SP_LR_FACTOR, webglRenderer, type KernelReport } from './session.ts';
+import {
+  backendLabels,
+  browserBackends,
+  kernelReport,
+  Session,
+  SP_LR_FACTOR,
+  webglRenderer,
+  webgpuAdapterText,
+  type KernelReport,
+} from './session.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -55,6 +64,9 @@ const initialBackend: BackendRequest = (browserBackends as readonly string[]).in
   ? (params.get('backend') as BackendName)
   : 'auto';
 const renderer = webglRenderer();
+// the adapter is asked for once, before the first session, so 'auto' can weigh it (and the webgpu backend exists)
+await prepareWebGPU();
+const adapter = webgpuAdapterText();
 let session = new Session(runFromControls(), initialBackend);
 let running = false;
 let sampling = false;
@@ -98,7 +110,11 @@ const renderBanner = () => {
   const fallback = session.runtimeFallback ?? b.fallback;
   const software = /swiftshader|llvmpipe|software/i.test(renderer ?? '');
   const gpu =
-    running === 'webgl2' ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}` : '';
+    running === 'webgl2'
+      ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}`
+      : running === 'webgpu'
+        ? ` · adapter: ${adapter ?? 'unknown'}`
+        : '';
   const k = kernels.kernels
     ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}` +
       `${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}`
@@ -320,7 +336,7 @@ const loop = async () => {
     let n = 0;
     try {
       do {
-        session.trainStep();
+        await session.trainStepAsync();
         n++;
       } while (running && performance.now() - t0 < 100);
     } catch (e) {
@@ -367,6 +383,7 @@ const change = async (f: () => void) => {
   await nextFrame();
   await stopSampling();
   try {
+    await session.syncAsync(); // webgpu reads its weights back only asynchronously; f may need them
     f();
   } catch (e) {
     showMessage('error', e instanceof Error ? e.message : String(e));
@@ -407,6 +424,7 @@ ui.download.addEventListener('click', async () => {
   running = false;
   await nextFrame();
   try {
+    await session.syncAsync();
     const bytes = session.checkpointBytes();
     const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
     const a = document.createElement('a');
@@ -466,6 +484,7 @@ const state = () => ({
   backend: session.runningBackend,
   fallback: session.runtimeFallback ?? session.backend.fallback ?? null,
   renderer: renderer ?? null,
+  adapter: adapter ?? null,
   kernels,
   step: session.step,
   objective: session.objective,

@@ -2,7 +2,15 @@
 // chosen backend (parameters, Adam state and EMA stay on the device), the loss history, sampling, and checkpoints
 // in and out. The page (web/main.ts) drives it; everything here is the library's ordinary API.
 import type { NDArray } from '../core/ndarray.ts';
-import { backendFor, isAvailable, isGL, resolveBackend, type BackendName, type BackendRequest } from '../compiler/index.ts';
+import {
+  backendFor,
+  isAvailable,
+  isResident,
+  resolveBackend,
+  webgpuAdapter,
+  type BackendName,
+  type BackendRequest,
+} from '../compiler/index.ts';
 import { BackendError } from '../compiler/index.ts';
 import { compileStep, type TrainStep } from '../train/compileStep.ts';
 import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../storage/checkpoint.ts';
@@ -35,7 +43,7 @@ export const backendLabels: Record<BackendName, string> = {
   webgpu: 'WebGPU',
 };
 // wasm, the compiler's own WebAssembly SIMD, is the CPU path; gpu.js's webasm and cpu stay selectable
-export const browserBackends: readonly BackendName[] = ['webgl2', 'wasm', 'webasm', 'cpu'];
+export const browserBackends: readonly BackendName[] = ['webgpu', 'webgl2', 'wasm', 'webasm', 'cpu'];
 
 export interface BackendChoice {
   readonly requested: BackendRequest;
@@ -47,9 +55,10 @@ export interface BackendChoice {
 }
 
 /**
- * 'auto' (the default): WebGL2 on a hardware GPU, else the wasm backend (a software rasterizer such as SwiftShader
- * is slower than WebAssembly SIMD), with the reason. A named backend if this browser has it, else the next one of
- * webgl2 > wasm > webasm > cpu, saying why.
+ * 'auto' (the default): WebGPU on a hardware adapter, else WebGL2 on a hardware GPU, else the wasm backend (a
+ * software implementation such as SwiftShader is slower than WebAssembly SIMD), with the reason. A named backend if
+ * this browser has it, else the next one of webgpu > webgl2 > wasm > webasm > cpu, saying why. The page awaits
+ * prepareWebGPU() before it asks.
  */
 export const chooseBackend = (requested: BackendRequest): BackendChoice => {
   if (requested === 'auto') {
@@ -61,7 +70,9 @@ export const chooseBackend = (requested: BackendRequest): BackendChoice => {
   const why =
     requested === 'webgl2'
       ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)'
-      : 'this browser does not support it';
+      : requested === 'webgpu'
+        ? resolveAvailability('webgpu')
+        : 'this browser does not support it';
   return {
     requested,
     name,
@@ -69,6 +80,21 @@ export const chooseBackend = (requested: BackendRequest): BackendChoice => {
       `${backendLabels[requested]} is not available: ${why}. ` +
       `Training runs on ${backendLabels[name]} instead, which is much slower for wide models.`,
   };
+};
+
+const resolveAvailability = (b: BackendName): string => {
+  try {
+    resolveBackend(b);
+    return 'available';
+  } catch (e) {
+    return (e as Error).message.replace(/; available: .*$/, '');
+  }
+};
+
+/** The WebGPU adapter prepareWebGPU() found, in words (e.g. 'google swiftshader, a CPU implementation'). */
+export const webgpuAdapterText = (): string | undefined => {
+  const a = webgpuAdapter();
+  return a && `${a.description}${a.software ? ', a CPU implementation' : ''}`;
 };
 
 /** The GPU renderer string WebGL reports (e.g. "ANGLE (..., SwiftShader driver)"), or undefined. */
@@ -167,6 +193,8 @@ export class Session {
   private state?: Params;
   private ema!: Params;
   private trainer?: TrainStep;
+  /** the trainer's step counter when syncAsync last read its weights back (webgpu) */
+  private syncedStep = -1;
   private samplers = new Map<string, Sampler>();
   /** set when a backend failed at run time and the session moved to another one */
   runtimeFallback?: string;
@@ -213,12 +241,29 @@ export class Session {
     this.beforeSp = undefined;
   }
 
-  /** Reads parameters, optimizer state and EMA back from the device (the trainer keeps them there). */
+  /**
+   * Reads parameters, optimizer state and EMA back from the device (the trainer keeps them there). On webgpu, which
+   * reads only asynchronously, syncAsync() must have read them since the last step.
+   */
   sync(): void {
     if (!this.trainer) return;
+    if (this.trainer.executable.backend === 'webgpu') {
+      if (this.syncedStep !== this.trainer.step) throw new Error('session: on webgpu, await syncAsync() before reading the weights');
+      return;
+    }
     this.params = this.trainer.params();
     this.state = this.trainer.state();
     this.ema = this.trainer.ema();
+  }
+
+  /** sync() without blocking: the way weights come back from webgpu (mapAsync), and the same as sync() elsewhere. */
+  async syncAsync(): Promise<void> {
+    const trainer = this.trainer;
+    if (!trainer || trainer.executable.backend !== 'webgpu') return this.sync();
+    if (this.syncedStep === trainer.step) return;
+    const { params, state, ema } = await trainer.readAsync();
+    if (trainer !== this.trainer) return; // dropped while reading: nothing to keep
+    Object.assign(this, { params, state, ema, syncedStep: trainer.step });
   }
 
   /** Frees the compiled training step and samplers (their kernels and device buffers); the next use compiles anew. */
@@ -315,7 +360,7 @@ export class Session {
 
   /**
    * One training step on the device; returns the loss. A backend that fails to run a kernel (e.g. a shader that
-   * does not compile) is left for the next one, with the reason in `runtimeFallback`.
+   * does not compile) is left for the next one, with the reason in `runtimeFallback`. Not on webgpu: trainStepAsync.
    */
   trainStep(): number {
     if (!this.trainer) this.trainer = this.compileTrainer();
@@ -323,26 +368,53 @@ export class Session {
     try {
       loss = this.trainer.run(this.batch(this.step + 1));
     } catch (e) {
-      if (!(e instanceof BackendError) || !isGL(this.backend.name)) throw e;
-      const failed = this.backend.name;
-      try {
-        this.sync(); // keep the steps already taken, if the failed backend can still be read
-      } catch {
-        // it cannot: continue from the last weights read back
-      }
-      this.dropPlans();
-      const next = browserBackends.find((b) => b !== failed && isAvailable(b)) ?? 'cpu';
-      this.backend = { requested: this.backend.requested, name: next };
-      this.runtimeFallback = [
-        `${backendLabels[failed]} failed to run the training step (${e.message});`,
-        `training runs on ${backendLabels[next]} instead.`,
-      ].join(' ');
-      this.trainer = this.compileTrainer();
-      loss = this.trainer.run(this.batch(this.step + 1));
+      loss = this.fallBack(e, () => this.sync());
     }
+    return this.record(loss);
+  }
+
+  /** One step, awaiting the loss (mapAsync on webgpu, so the page stays responsive while the GPU works). */
+  async trainStepAsync(): Promise<number> {
+    if (!this.trainer) this.trainer = this.compileTrainer();
+    let loss: number;
+    try {
+      loss =
+        this.backend.name === 'webgpu'
+          ? await this.trainer.runAsync(this.batch(this.step + 1))
+          : this.trainer.run(this.batch(this.step + 1));
+    } catch (e) {
+      // keep the steps already taken, if the failed backend can still be read
+      if (e instanceof BackendError) await this.syncAsync().catch(() => {});
+      loss = this.fallBack(e, () => {});
+    }
+    return this.record(loss);
+  }
+
+  private record(loss: number): number {
     this.step++;
     this.losses.push({ step: this.step, loss, objective: this.objective });
     return loss;
+  }
+
+  /** After a BackendError on a GPU backend: the next backend takes over (else the error goes on); returns its first loss. */
+  private fallBack(e: unknown, keep: () => void): number {
+    if (!(e instanceof BackendError) || !isResident(this.backend.name)) throw e;
+    const failed = this.backend.name;
+    try {
+      keep(); // keep the steps already taken, if the failed backend can still be read
+    } catch {
+      // it cannot: continue from the last weights read back
+    }
+    this.dropPlans();
+    // the next GPU or CPU path that runs synchronously (webgpu runs only through trainStepAsync)
+    const next = browserBackends.find((b) => b !== failed && b !== 'webgpu' && isAvailable(b)) ?? 'cpu';
+    this.backend = { requested: this.backend.requested, name: next };
+    this.runtimeFallback = [
+      `${backendLabels[failed]} failed to run the training step (${e.message});`,
+      `training runs on ${backendLabels[next]} instead.`,
+    ].join(' ');
+    this.trainer = this.compileTrainer();
+    return this.trainer.run(this.batch(this.step + 1));
   }
 
   /** Samples with the current or the EMA weights; the same noise every time, so the picture changes only with the model. */
@@ -359,6 +431,7 @@ export class Session {
   async sampleAsync(
     opts: SampleRequest & { onStep?: (done: number, total: number) => void | Promise<void>; signal?: AbortSignal },
   ): Promise<SampleSet> {
+    await this.syncAsync();
     const { sampler, classes, weights, finish } = this.prepareSample(opts);
     const t0 = performance.now();
     const x = await sampler.sampleAsync({ classes, params: weights, onStep: opts.onStep, signal: opts.signal, syncEachStep: true });

@@ -58,6 +58,11 @@ export const usersOf = (g: Graph): number[][] => {
 export interface FuseOptions {
   /** give a matmul's right operand its own buffer when it is read through a transpose of its last axis */
   readonly contiguousOperands?: boolean;
+  /**
+   * the most buffers one kernel may read (WebGPU binds each as a storage buffer: 8 per shader stage by default,
+   * the output's included); a kernel reading more gets some of its inlined nodes computed in kernels of their own
+   */
+  readonly maxReads?: number;
 }
 
 const movesLastAxis = (n: Node): boolean => n.op === 'permute' && n.attrs.perm[n.attrs.perm.length - 1] !== n.attrs.perm.length - 1;
@@ -135,6 +140,34 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
         const victim = inl.filter((i) => i !== r && !isCore(nodes[i])).sort((a, b) => users[b].length - users[a].length || b - a)[0];
         if (victim === undefined) continue;
         M.add(victim);
+        changed = true;
+      }
+    }
+  }
+  if (options.maxReads !== undefined) capReads(options.maxReads);
+
+  /** The buffers a kernel rooted at `root` reads. */
+  function readsOf(root: number): Set<number> {
+    const fused = inlined(root);
+    const inside = new Set(fused);
+    const reads = new Set<number>();
+    for (const f of fused) for (const i of nodes[f].inputs) if (M.has(i) && !inside.has(i)) reads.add(i);
+    return reads;
+  }
+  /** Gives a buffer to the inlined node that gathers the most reads, until no kernel reads more than `max`. */
+  function capReads(max: number): void {
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const r of [...M]) {
+        if (nodes[r].op === 'input' || nodes[r].op === 'constant' || readsOf(r).size <= max) continue;
+        const best = inlined(r)
+          .filter((i) => i !== r && !isCore(nodes[i]))
+          .map((i) => [i, readsOf(i).size] as const)
+          .filter(([, n]) => n >= 2)
+          .sort((a, b) => b[1] - a[1] || b[0] - a[0])[0];
+        if (best === undefined)
+          throw new Error(`fuse: kernel ${r} (${nodes[r].op}) reads more than ${max} buffers, and no inlined node gathers two`);
+        M.add(best[0]);
         changed = true;
       }
     }
