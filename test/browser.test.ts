@@ -35,6 +35,7 @@ type PageState = {
   requestedBackend: string;
   fallback: string | null;
   renderer: string | null;
+  adapter: string | null;
   kernels: { kernels: number; webgl2Kernels: number; cpuFallbacks: number; textures: number };
   step: number;
   objective: string;
@@ -490,7 +491,10 @@ test(
     assert.equal(await p.inputValue('#backend'), 'auto');
     const banner = (await p.textContent('#banner')) ?? '';
     assert.match(banner, /Running on WebAssembly/);
-    assert.match(banner, /auto: wasm \(webgl2 renders on .*SwiftShader.*a CPU rasterizer/i);
+    assert.match(
+      banner,
+      /auto: wasm \(webgpu's adapter is .*swiftshader, a CPU implementation; webgl2 renders on .*SwiftShader.*a CPU rasterizer/i,
+    );
     await p.selectOption('#hidden', '64');
     await p.selectOption('#count', '500');
     await p.selectOption('#steps', '25');
@@ -501,6 +505,54 @@ test(
     await p.close();
   },
 );
+
+/** Steps of the WebGPU training run; the loss must fall by 30% (first 20 vs last 20 steps) within them, as on WebGL2. */
+const WEBGPU_STEPS = 100;
+
+test(
+  `the page trains on WebGPU (SwiftShader's adapter) for ${WEBGPU_STEPS} steps: the loss falls, samples are drawn`,
+  options,
+  async (t) => {
+    const p = await browser!.context.newPage();
+    await open(p, '?backend=webgpu');
+    const s0 = await state(p);
+    assert.equal(s0.backend, 'webgpu', `the page runs on ${s0.backend}: ${s0.fallback}`);
+    assert.equal(s0.fallback, null);
+    assert.match(s0.banner, /Running on WebGPU · adapter: .*swiftshader, a CPU implementation/);
+    await p.selectOption('#hidden', '64');
+    await p.selectOption('#count', '500');
+    await p.selectOption('#steps', '25');
+    const s = await train(WEBGPU_STEPS, p);
+    assert.equal(s.backend, 'webgpu');
+    assert.ok(s.losses.length >= WEBGPU_STEPS && s.losses.every(Number.isFinite), 'every loss is finite');
+    const first = mean(s.losses.slice(0, 20)),
+      last = mean(s.losses.slice(-20));
+    t.diagnostic(`webgpu: ${s.stepsPerSecond} steps/s; loss: first 20 steps ${first.toFixed(4)}, last 20 ${last.toFixed(4)}`);
+    assert.ok(last < 0.7 * first, `the loss did not fall: ${first} -> ${last}`);
+    assert.ok(
+      s.samples?.finite && s.samples.backend === 'webgpu' && s.samples.step === s.step,
+      'samples drawn on webgpu with the final weights',
+    );
+    await p.close();
+  },
+);
+
+test("in-page speed of the playground's default model: WebGPU, WebGL2 and WebAssembly side by side", options, async (t) => {
+  const rows: string[] = [];
+  for (const backend of ['webgpu', 'webgl2', 'wasm']) {
+    const p = await browser!.context.newPage();
+    await open(p, `?backend=${backend}`);
+    // the default model (MLP 128x3, batch 256); short samples, so the pause after training is quick
+    await p.selectOption('#count', '500');
+    await p.selectOption('#steps', '25');
+    const s = await train(backend === 'wasm' ? 200 : 40, p);
+    assert.equal(s.backend, backend);
+    assert.ok(s.stepsPerSecond !== null && s.stepsPerSecond > 0, `${backend}: the page measured its speed`);
+    rows.push(`${backend} ${s.stepsPerSecond} steps/s`);
+    await p.close();
+  }
+  t.diagnostic(`MLP 128x3, batch 256, SwiftShader (a CPU): ${rows.join(', ')}`);
+});
 
 test('no uncaught errors on the pages', options, () => {
   assert.deepEqual(pageErrors, []);

@@ -57,8 +57,7 @@ export interface BackendChoice {
 /**
  * 'auto' (the default): WebGPU on a hardware adapter, else WebGL2 on a hardware GPU, else the wasm backend (a
  * software implementation such as SwiftShader is slower than WebAssembly SIMD), with the reason. A named backend if
- * this browser has it, else the next one of webgpu > webgl2 > wasm > webasm > cpu, saying why. The page awaits
- * prepareWebGPU() before it asks.
+ * this browser has it, else auto's choice, saying why. The page awaits prepareWebGPU() before it asks.
  */
 export const chooseBackend = (requested: BackendRequest): BackendChoice => {
   if (requested === 'auto') {
@@ -66,7 +65,8 @@ export const chooseBackend = (requested: BackendRequest): BackendChoice => {
     return { requested, name, reason };
   }
   if (isAvailable(requested)) return { requested, name: requested };
-  const name = browserBackends.find((b) => b !== requested && isAvailable(b)) ?? 'cpu';
+  // what auto would choose: a GPU backend only on a hardware GPU (SwiftShader's WebGPU is slower than wasm)
+  const name = resolveBackend('auto').name;
   const why =
     requested === 'webgl2'
       ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)'
