@@ -8,7 +8,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import type { Page } from 'playwright-core';
 import { valueAndGrad } from '../transforms/grad.ts';
-import { describeProgram, graphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
+import { describeProgram, graphCaseArb, hardGraphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import * as op from '../dsl/ops.ts';
@@ -17,6 +17,10 @@ import { trace } from '../dsl/trace.ts';
 import { serve, type Playground } from '../web/server.ts';
 import { browserTestOptions, launch, type Browser } from './browser/chromium.ts';
 import type { GraphsApi, WireArray } from './browser/graphs-entry.ts';
+import { graphToWire, toWire } from './browser/wire.ts';
+import { examples, f32, glDepartures, mismatches, show, withinF32 } from './support/trustExamples.ts';
+import { primitiveCases } from '../transforms/check/primitiveCases.ts';
+import type { Graph } from '../core/ir.ts';
 
 const options = browserTestOptions();
 const tol = (ref: number) => 1e-4 * (1 + Math.abs(ref));
@@ -128,6 +132,109 @@ for (const backend of ['webgl2', 'webgpu'] as const)
     const differ = ref.findIndex((v, i) => v !== got.data[i]);
     assert.equal(differ, -1, `uniform ${differ}: ${backend} ${got.data[differ]}, interpreter ${ref[differ]}`);
   });
+
+/** Runs a graph built here in the page on webgpu: its outputs, or the error's message. */
+const runOnWebGPU = async (graph: Graph, args: Record<string, NDArray>, fusion: 'fused' | 'unfused' = 'fused') => {
+  const wire = Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toWire(v)]));
+  const got = await inPage('runGraph', graphToWire(graph), wire, 'webgpu', fusion);
+  if (got.outputs === undefined) return got.error ?? 'the page returned neither outputs nor an error';
+  return Object.fromEntries(Object.entries(got.outputs).map(([k, v]) => [k, { shape: v.shape, data: Float64Array.from(v.data) }]));
+};
+
+/** The mismatches of a webgpu run against the interpreter (both given the inputs rounded to f32), or the error. */
+const onWebGPU = async (graph: Graph, args64: Record<string, NDArray>, fusion: 'fused' | 'unfused' = 'fused') => {
+  const args = f32(args64);
+  const got = await runOnWebGPU(graph, args, fusion);
+  return typeof got === 'string' ? got : mismatches(evaluate(graph, args), got);
+};
+
+/**
+ * WebGPU's one measured departure, GL's too: the shader compiler folds x * 0.0 to 0 (SwiftShader's, measured; a
+ * zero computed at run time is folded as well), so NaN * 0 is 0. It must give exactly that, so a change shows here.
+ */
+const webgpuDepartures = { 'NaN * 0 is NaN': glDepartures['NaN * 0 is NaN'] };
+
+// The compiled-versus-interpreter cases of test/trust.test.ts and test/compiled.test.ts, on WebGPU: the issue-11
+// examples (NaN must be NaN, an infinity the same infinity, else |x - f64| <= 1e-4 (1 + |f64|)), every primitive
+// forward and backward fused and unfused, and a long reduction.
+test('webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, infinities, negative literals)', options, async () => {
+  const failures: string[] = [];
+  for (const ex of examples) {
+    const departure = webgpuDepartures[ex.name as keyof typeof webgpuDepartures];
+    try {
+      if (departure) {
+        const graph = ex.graph();
+        const got = await runOnWebGPU(graph, f32(ex.args));
+        if (typeof got === 'string') throw new Error(got);
+        departure(graph, f32(ex.args), got);
+        continue;
+      }
+      const bad = await onWebGPU(ex.graph(), ex.args);
+      if (bad) throw new Error(bad);
+    } catch (e) {
+      failures.push(`${ex.name}: ${(e as Error).message.split('\n')[0].slice(0, 300)}`);
+    }
+  }
+  assert.ok(failures.length === 0, `${failures.length} of ${examples.length} examples fail on webgpu:\n${failures.join('\n')}`);
+});
+
+test('webgpu: hard programs (NaN and +-Infinity inputs, negative and non-finite constants) and their gradients', options, async () => {
+  // as test/trust.test.ts: programs whose float64 values leave float32's range or come near a tie are discarded
+  await fc.assert(
+    fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
+      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+      const graph = valueAndGrad(
+        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+        Object.keys(c.args),
+      );
+      const args = f32(c.args);
+      fc.pre(withinF32(graph, args));
+      const bad = await onWebGPU(graph, args);
+      if (bad) {
+        const inputs = Object.entries(args)
+          .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
+          .join('; ');
+        throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
+      }
+    }),
+    { numRuns: 20, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
+  );
+});
+
+test('webgpu: every primitive, forward and gradient, fused and unfused, matches the interpreter', options, async (t: TestContext) => {
+  let graphs = 0;
+  for (const [name, arb] of Object.entries(primitiveCases)) {
+    await fc.assert(
+      fc.asyncProperty(arb, async (c) => {
+        const spec = Object.fromEntries(Object.entries(c.args).map(([k, v]) => [k, v.shape]));
+        const g = valueAndGrad(
+          trace((a) => op.sum(op.mul(c.fn(a as Record<string, Tensor>), 0.5)), spec),
+          c.wrt ?? Object.keys(c.args),
+        );
+        for (const fusion of ['fused', 'unfused'] as const) {
+          const bad = await onWebGPU(g, c.args as Record<string, NDArray>, fusion);
+          graphs++;
+          if (bad) throw new Error(`${name} (${fusion}) ${c.describe}: ${bad}`);
+        }
+      }),
+      { numRuns: 3, seed: 11 },
+    );
+  }
+  t.diagnostic(`${graphs} graphs (${Object.keys(primitiveCases).length} primitives)`);
+});
+
+test('webgpu: a reduction over 5000 elements is not truncated', options, async () => {
+  const n = 5000;
+  const x = { shape: [n], data: Float64Array.from({ length: n }, (_, i) => ((i % 7) - 3) / 4 + 1) };
+  // exact sums of small multiples of 1/4 in f32 and f64 alike; a loop cut at 1000 would lose 80%
+  assert.equal(
+    await onWebGPU(
+      trace(({ x }) => op.sum(x), { x: [n] }),
+      { x },
+    ),
+    undefined,
+  );
+});
 
 test(
   'wasm in the page: Web Workers split the kernels (the page is cross-origin isolated) and the bits match one thread',

@@ -4,10 +4,11 @@
 // only asynchronously (their first call builds the pipeline, reading back needs mapAsync).
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import { rngEntryPoint, rngFunctionSources } from '../../core/rng.ts';
-import type { KernelSource } from '../codegen/gpujs.ts';
+import { wgslNanStandIn, type KernelSource } from '../codegen/gpujs.ts';
 import type { KernelBackend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
 import { countTextures, type TextureCount } from './glTextures.ts';
 import { isGL, isResident, probeBackend, type Availability, type BackendName } from './names.ts';
+import { useNanTest } from './webgpuKernel.ts';
 
 /** The parts of gpu.js's kernel objects (outside its typings) that ownership and fallback detection read. */
 interface EngineKernel {
@@ -158,6 +159,10 @@ export class GpuJsBackend implements KernelBackend {
     // the JS helpers to WGSL itself (webgpu has no native functions).
     if (this.gl) this.gpu.addNativeFunction(rngEntryPoint, rngFunctionSources.map(toGLSL).join('\n'));
     else for (const src of rngFunctionSources) this.gpu.addFunction(src as never);
+    if (name === 'webgpu') {
+      this.gpu.addFunction(wgslNanStandIn as never);
+      useNanTest(this.gpu);
+    }
   }
 
   get disposed(): boolean {

@@ -81,11 +81,20 @@ export interface GpuJsTarget {
   /** outputs per thread (lanes.ts): 4 returns consecutive elements of the last axis as one Array(4) */
   readonly lanes?: 1 | 4;
   /**
-   * gpu.js translates the source to WGSL (webgpu), where dividing by a constant zero is a compile error: the
-   * infinities and NaN of `lit` then divide by a zero computed at run time
+   * gpu.js translates the source to WGSL (webgpu). Dividing by a constant zero is a compile error there, so the
+   * infinities, NaN and -0 of `lit` come from a zero computed at run time; and WGSL lets the compiler assume no NaN
+   * (measured: SwiftShader folds x != x to false, relu(NaN) gave 0), so NaN is told by its bits (the helper
+   * WGSL_NAN_TEST, whose body the backend writes in WGSL), and transcendentals and `where` pass a NaN on explicitly
    */
   readonly wgsl?: boolean;
 }
+
+/** The helper every WGSL NaN test calls; gpu.js translates this JS stand-in, the webgpu backend swaps in its body. */
+export const WGSL_NAN_TEST = 'fdIsNan';
+export const wgslNanStandIn = `function ${WGSL_NAN_TEST}(x) { return 0.0; }`;
+/** The WGSL body: an f32 whose exponent bits are all set and whose mantissa is not zero. */
+export const wgslNanBody = (name: string): string =>
+  `fn ${name}(x : f32) -> f32 { return select(0.0, 1.0, (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u); }`;
 
 /**
  * The most loop iterations one GL shader invocation runs: Mesa's llvmpipe, behind headless-gl, stops after 65,535, counting
@@ -96,6 +105,8 @@ export const GL_LOOP_LIMIT = 65535;
 
 export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }): KernelSource => {
   const lanes = target.lanes ?? 1;
+  /** a NaN test that survives compilers which assume there is none (WGSL), else the IEEE x !== x */
+  const nanTest = (x: string) => (target.wgsl ? `${WGSL_NAN_TEST}(${x}) > 0.5` : `${x} !== ${x}`);
   const ir: LaneKernelIR = lanes > 1 ? splitLanes(kernel, lanes) : { ...kernel, values: [kernel.value] };
   const e = new Emitter();
   const args: number[] = [];
@@ -204,13 +215,17 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
       case 'un':
         if (target.gl && s.op === 'relu') {
           const x = e.let(value(s.x));
-          return `((${x} > 0.0 || ${x} !== ${x}) ? ${x} : 0.0)`;
+          return `((${x} > 0.0 || ${nanTest(x)}) ? ${x} : 0.0)`;
         }
         // the exp form's tanh(-15) is -0.99999999999991 in float64, not -1: on cpu use Math.tanh, exact at the tails
         if (target.float64 && s.op === 'tanh') return `Math.tanh(${value(s.x)})`;
         if (target.gl && s.op === 'tanh') {
           const x = e.let(value(s.x));
-          return `(${x} !== ${x} ? ${x} : ${unaryFormat.tanh(x, e)})`;
+          return `(${nanTest(x)} ? ${x} : ${unaryFormat.tanh(x, e)})`;
+        }
+        if (target.wgsl && s.op !== 'neg' && s.op !== 'abs') {
+          const x = e.let(value(s.x));
+          return `(${nanTest(x)} ? ${x} : ${unaryFormat[s.op](x, e)})`;
         }
         return unaryFormat[s.op](value(s.x), e);
       case 'bin':
@@ -223,14 +238,20 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
           // GLSL's max/min may return the other operand for a NaN; IEEE (and the interpreter) give NaN
           const a = e.let(value(s.a));
           const b = e.let(value(s.b));
-          return `((${a} ${s.op === 'max' ? '>' : '<'} ${b} || ${a} !== ${a}) ? ${a} : ${b})`;
+          return `((${a} ${s.op === 'max' ? '>' : '<'} ${b} || ${nanTest(a)}) ? ${a} : ${b})`;
+        }
+        if (target.wgsl && s.op === 'ne') {
+          // IEEE: NaN != anything; an ordered != says false
+          const a = e.let(value(s.a));
+          const b = e.let(value(s.b));
+          return `((${a} !== ${b} || ${nanTest(a)} || ${nanTest(b)}) ? 1.0 : 0.0)`;
         }
         if (target.float64 && ['lt', 'le', 'gt', 'ge', 'eq', 'ne'].includes(s.op))
           return binaryFormat[s.op](`Math.fround(${value(s.a)})`, `Math.fround(${value(s.b)})`);
         return binaryFormat[s.op](value(s.a), value(s.b));
       case 'where': {
-        const c = value(s.c);
-        return `(${c} !== 0.0 ? ${value(s.a)} : ${value(s.b)})`;
+        const c = target.wgsl ? e.let(value(s.c)) : value(s.c);
+        return `(${c} !== 0.0${target.wgsl ? ` || ${nanTest(c)}` : ''} ? ${value(s.a)} : ${value(s.b)})`;
       }
       case 'guard': {
         const conds = s.conds.flatMap(cond);
@@ -311,7 +332,7 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
       const acc = accs.get(k)!;
       if (op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
       else if (target.gl)
-        e.line(`${acc} = (${v} > ${acc} || ${v} !== ${v}) ? ${v} : ${acc};`); // GLSL's max drops NaN
+        e.line(`${acc} = (${v} > ${acc} || ${nanTest(v)}) ? ${v} : ${acc};`); // GLSL's max drops NaN
       else e.line(`${acc} = Math.max(${acc}, ${v});`);
     }
     for (const w of walked) e.line(`${w.name} = ${w.name} + ${lit(w.step)};`);
@@ -352,6 +373,11 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
   } else e.line(`return ${value(ir.values[0])};`);
   const params = args.map((_, i) => `b${i}`).join(', ');
   const subKernels = kernel.extras.map((_, j) => `function keep${j}(v) { return v; }`);
-  const body = target.wgsl ? e.text().replace(/\/ 0\.0\)/g, '/ (t * 0.0))') : e.text();
+  const body = target.wgsl
+    ? e
+        .text()
+        .replace(/\/ 0\.0\)/g, '/ (t * 0.0))')
+        .replace(/\(-0\.0\)/g, '(-(t * 0.0))')
+    : e.text();
   return { source: `function (${params}) {\n${body}\n}`, args: [...args], subKernels, lanes };
 };

@@ -17,10 +17,9 @@ import type { Tensor } from '../../dsl/tensor.ts';
 import { trace } from '../../dsl/trace.ts';
 import { kernelReport } from '../../web/session.ts';
 
-export type WireArray = { shape: number[]; data: number[] };
+import { fromWire as toNd, graphFromWire, toWire, type WireArray, type WireGraph } from './wire.ts';
 
-const toNd = (a: WireArray): NDArray => ({ shape: a.shape, data: Float64Array.from(a.data) });
-const toWire = (a: NDArray): WireArray => ({ shape: [...a.shape], data: Array.from(a.data) });
+export type { WireArray };
 
 type PageBackend = Extract<BackendName, 'webgl2' | 'webgpu'>;
 
@@ -49,6 +48,17 @@ const api = {
       kernels: exe.kernels.length,
       outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])),
     };
+  },
+  /** A graph built in Node (test/browser/wire.ts), compiled and run here; the outputs, or the error's message. */
+  async runGraph(wire: WireGraph, args: Record<string, WireArray>, backend: PageBackend, fusion: 'fused' | 'unfused' = 'fused') {
+    try {
+      const exe = compile(graphFromWire(wire), { backend, fusion });
+      const out = await exe.runAsync(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toNd(v)])));
+      exe.dispose();
+      return { outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])) };
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
   },
   /** n uniforms from the counter-based RNG, drawn in a WebGL2 or WebGPU kernel. */
   async uniforms(n: number, seed: number, stream: number, counter: number, backend: PageBackend = 'webgl2') {
