@@ -237,6 +237,22 @@ test('webgpu: a reduction over 5000 elements is not truncated', options, async (
 });
 
 test(
+  'webgpu: overlapped training steps give the sequential losses; a non-finite loss keeps its update and the later ones out',
+  options,
+  async (t: TestContext) => {
+    const got = await inPage('overlappedSteps');
+    t.diagnostic(JSON.stringify(got.settled));
+    const [first, second, third, fourth] = got.settled;
+    assert.deepEqual([first, second], got.sequential.slice(0, 2), 'steps 1 and 2 overlapped: the sequential losses, bit for bit');
+    assert.match(String(third), /NonFiniteLossError: step 3: the loss is NaN/);
+    assert.match(String(fourth), /discarded/);
+    assert.ok(got.sameParams, 'the parameters are those after step 2: neither step 3 nor step 4 was applied');
+    assert.equal(got.stepAfter, 3, 'the counter is back at step 3');
+    assert.equal(got.next, got.sequential[2], 'the next step from there is the sequential step 3');
+  },
+);
+
+test(
   'wasm in the page: Web Workers split the kernels (the page is cross-origin isolated) and the bits match one thread',
   options,
   async (t: TestContext) => {

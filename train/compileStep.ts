@@ -52,8 +52,11 @@ export interface TrainStep<P extends Params = Params> {
   /** Runs one step on the device and returns the loss (the only readback). */
   run(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): number;
   /**
-   * The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads; on webgpu (which
-   * has only this) the loss is read back with mapAsync, so the page's event loop runs while the GPU works.
+   * The same step, awaiting kernels: on webasm large kernels then run on gpu.js's worker threads. On webgpu (which
+   * has only this) calls may overlap: each step is submitted as soon as the one before it has been (its state as
+   * input), and its loss is read with mapAsync while later steps run, so the GPU does not wait for the readback. The
+   * state a step replaced is kept until its loss is known finite; a non-finite loss restores the state from before
+   * that step, and steps submitted after it reject too (none of their updates is kept).
    */
   runAsync(data: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number>;
   /** Reads the parameters back to the host (on webgpu: use readAsync). */
@@ -195,6 +198,45 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
     return value;
   };
 
+  // webgpu: submissions in order, one after another; a rollback bumps the epoch, and steps of an older epoch reject
+  let submitted: Promise<unknown> = Promise.resolve();
+  let epoch = 0;
+  const releaseUnless = (buffers: Iterable<DeviceBuffer>, keep: Set<DeviceBuffer>) => {
+    for (const b of new Set(buffers)) if (!keep.has(b)) release(b);
+  };
+  const runOverlapped = async (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number> => {
+    const mine = epoch;
+    const turn = submitted.then(async () => {
+      if (epoch !== mine) throw new Error('step: discarded, an earlier step of this batch had a non-finite loss');
+      const before = new Map(resident);
+      const at = step;
+      const out = await executable.runDeviceAsync(inputsFor(batch));
+      for (const [name, buf] of Object.entries(out)) if (name !== 'loss') resident.set(name, buf);
+      step++;
+      return { out, before, at };
+    });
+    submitted = turn.catch(() => {});
+    const { out, before, at } = await turn;
+    const loss = (await executable.readAsync(out.loss, []))[0];
+    const state = new Set(resident.values());
+    releaseUnless([out.loss], state);
+    if (epoch !== mine) {
+      // rolled back under it: neither its outputs nor the state it read are anyone's state now
+      releaseUnless([...Object.values(out), ...before.values()], state);
+      throw new Error('step: discarded, an earlier step of this batch had a non-finite loss');
+    }
+    if (!Number.isFinite(loss)) {
+      epoch++;
+      const now = [...resident.values()];
+      for (const [name, buf] of before) resident.set(name, buf);
+      step = at;
+      releaseUnless(now, new Set(before.values()));
+      throw new NonFiniteLossError(at, loss); // the update is not applied
+    }
+    releaseUnless(before.values(), state); // the state this step replaced
+    return loss;
+  };
+
   return {
     executable,
     get step() {
@@ -204,15 +246,19 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
       return commit(executable.runDevice(inputsFor(batch)));
     },
     async runAsync(batch) {
+      if (executable.backend === 'webgpu') return runOverlapped(batch);
       const out = await executable.runDeviceAsync(inputsFor(batch));
       return commit(out, (await executable.readAsync(out.loss, []))[0]);
     },
     params: () => readTree('params') as P,
-    readAsync: async () => ({
-      params: (await readTreeAsync('params')) as P,
-      state: await readTreeAsync('state'),
-      ema: (ema0 ? await readTreeAsync('ema') : {}) as P,
-    }),
+    readAsync: async () => {
+      await submitted; // the state of the last step submitted
+      return {
+        params: (await readTreeAsync('params')) as P,
+        state: await readTreeAsync('state'),
+        ema: (ema0 ? await readTreeAsync('ema') : {}) as P,
+      };
+    },
     liveBuffers: () => (inPlace ? (executable.disposed ? 0 : stateNames.length) : new Set(resident.values()).size),
     state: () => readTree('state'),
     ema: () => {

@@ -335,10 +335,7 @@ const loop = async () => {
     const t0 = performance.now();
     let n = 0;
     try {
-      do {
-        await session.trainStepAsync();
-        n++;
-      } while (running && performance.now() - t0 < 100);
+      n = await session.trainWhile(() => running && performance.now() - t0 < 100);
     } catch (e) {
       fail(e);
       break;

@@ -390,6 +390,44 @@ export class Session {
     return this.record(loss);
   }
 
+  /**
+   * Steps while `more()` says so (asked before each further step), at least one; returns how many ran. On webgpu one
+   * step stays in flight: the next is submitted before the loss of the last is read, so the GPU does not wait for
+   * the readback (compileStep's overlapped runAsync; a non-finite loss still keeps the update from being applied).
+   */
+  async trainWhile(more: () => boolean): Promise<number> {
+    if (this.backend.name !== 'webgpu') {
+      let n = 0;
+      do {
+        await this.trainStepAsync();
+        n++;
+      } while (more());
+      return n;
+    }
+    this.trainer ??= this.compileTrainer();
+    const trainer = this.trainer;
+    let next = this.step + 1;
+    let inflight = trainer.runAsync(this.batch(next++));
+    let n = 0;
+    for (;;) {
+      const following = more() ? trainer.runAsync(this.batch(next++)) : undefined;
+      following?.catch(() => {}); // rejects (discarded) when `inflight` does; awaited below otherwise
+      let loss: number;
+      try {
+        loss = await inflight;
+      } catch (e) {
+        if (!(e instanceof BackendError)) throw e;
+        await this.syncAsync().catch(() => {});
+        this.record(this.fallBack(e, () => {}));
+        return n + 1;
+      }
+      this.record(loss);
+      n++;
+      if (!following) return n;
+      inflight = following;
+    }
+  }
+
   private record(loss: number): number {
     this.step++;
     this.losses.push({ step: this.step, loss, objective: this.objective });

@@ -112,6 +112,43 @@ const api = {
     });
   },
   /**
+   * compileStep's overlapped steps on webgpu: four submitted at once, the third with a NaN in its batch. Returns what
+   * each call settled to, whether the parameters afterwards are bit for bit those after two sequential steps, and
+   * the losses of a fifth step from there and of the sequential third.
+   */
+  async overlappedSteps() {
+    const params = { l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) };
+    const x = initNormal([8, 4], 1, 9);
+    const bad = { shape: x.shape, data: x.data.map((v, i) => (i === 0 ? NaN : v)) };
+    const make = () =>
+      compileStep(
+        ({ params: p, x: xs }) => {
+          const q = p as unknown as ParamTensors<typeof params>;
+          return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
+        },
+        { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'webgpu' },
+      );
+    const flat = (p: Params) => flattenParams(p).flatMap(([, v]) => Array.from(v.data));
+    const ref = make();
+    const sequential = [await ref.runAsync({ x }), await ref.runAsync({ x })];
+    const refParams = flat((await ref.readAsync()).params);
+    sequential.push(await ref.runAsync({ x }));
+    ref.dispose();
+    const s = make();
+    const settled = await Promise.allSettled([s.runAsync({ x }), s.runAsync({ x }), s.runAsync({ x: bad }), s.runAsync({ x })]);
+    const after = flat((await s.readAsync()).params);
+    const stepAfter = s.step;
+    const next = await s.runAsync({ x });
+    s.dispose();
+    return {
+      sequential,
+      settled: settled.map((r) => (r.status === 'fulfilled' ? r.value : `${(r.reason as Error).name}: ${(r.reason as Error).message}`)),
+      sameParams: after.length === refParams.length && after.every((v, i) => Object.is(v, refParams[i])),
+      stepAfter,
+      next,
+    };
+  },
+  /**
    * Five steps of a small MLP's training on the wasm backend with each thread count: the losses, the parameters
    * after them, and how many kernel calls were split over Web Workers (the page is cross-origin isolated).
    */
