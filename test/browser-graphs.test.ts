@@ -252,6 +252,16 @@ test(
   },
 );
 
+test('webgpu (SwiftShader): a 256 matmul by gpu.js against hand-written WGSL, plain and tiled (timings printed)', options, async (t) => {
+  const got = await inPage('webgpuMatmul', 5);
+  t.diagnostic(`gpu.js (kernel IR -> gpu.js -> WGSL; with uploads and readback): ${got.gpujsMs.toFixed(1)} ms`);
+  for (const w of got.wgsl) {
+    t.diagnostic(`${w.name}: ${w.ms.toFixed(1)} ms, max |difference| from gpu.js's ${w.maxDiff.toExponential(1)}`);
+    // 256 products of values in [-0.5, 0.5] summed in f32 in other orders: differences of a few ulp of ~5
+    assert.ok(w.maxDiff < 1e-4, `${w.name} computes the same matmul`);
+  }
+});
+
 test(
   'wasm in the page: Web Workers split the kernels (the page is cross-origin isolated) and the bits match one thread',
   options,

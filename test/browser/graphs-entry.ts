@@ -17,6 +17,7 @@ import type { Tensor } from '../../dsl/tensor.ts';
 import { trace } from '../../dsl/trace.ts';
 import { kernelReport } from '../../web/session.ts';
 
+import { timeWgslMatmuls } from './wgslTiles.ts';
 import { fromWire as toNd, graphFromWire, toWire, type WireArray, type WireGraph } from './wire.ts';
 
 export type { WireArray };
@@ -110,6 +111,31 @@ const api = {
       exes.forEach((e) => e.dispose());
       return { name, oneMs: ms[0], fourMs: ms[1], lanes, sameBits: outs[0].every((v, i) => Object.is(v, outs[1][i])) };
     });
+  },
+  /**
+   * A 256 matmul on webgpu: gpu.js's kernel (from the kernel IR, as every fusediff kernel) against hand-written WGSL
+   * with one output per thread and with workgroup-shared tiles (wgslTiles.ts): ms per run, and the largest
+   * difference of each WGSL result from gpu.js's.
+   */
+  async webgpuMatmul(reps: number) {
+    const n = 256;
+    const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+    const b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+    const exe = compile(
+      trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }),
+      { backend: 'webgpu' },
+    );
+    const ref = (await exe.runAsync({ a, b })).out.data;
+    const t0 = performance.now();
+    // each run uploads a and b and reads c back (256 KB each way): the way a plan runs on given host arrays
+    for (let r = 0; r < reps; r++) await exe.readAsync((await exe.runDeviceAsync({ a, b })).out, [n, n]);
+    const gpujsMs = (performance.now() - t0) / reps;
+    exe.dispose();
+    const wgsl = await timeWgslMatmuls(a, b, reps);
+    return {
+      gpujsMs,
+      wgsl: wgsl.map(({ name, ms, out }) => ({ name, ms, maxDiff: Math.max(...Array.from(out, (v, i) => Math.abs(v - ref[i]))) })),
+    };
   },
   /**
    * compileStep's overlapped steps on webgpu: four submitted at once, the third with a NaN in its batch. Returns what
