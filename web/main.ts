@@ -69,6 +69,8 @@ await prepareWebGPU();
 const adapter = webgpuAdapterText();
 let session = new Session(runFromControls(), initialBackend);
 let running = false;
+/** the training loop while it runs: on WebGPU a step ends asynchronously, so stopping waits for this */
+let looping: Promise<void> | undefined;
 let sampling = false;
 let lastError: string | undefined;
 let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0, textures: 0 };
@@ -352,18 +354,24 @@ const loop = async () => {
 };
 
 const start = () => {
-  if (running) return;
+  if (running || looping) return;
   clearMessage();
   running = true;
   rateWindow = [];
   render();
-  void loop();
+  looping = loop().finally(() => (looping = undefined));
+};
+
+/** Stops the loop and waits until its chunk (and on WebGPU the steps still in flight) has ended. */
+const halt = async () => {
+  running = false;
+  await looping;
 };
 
 /** Stops after the chunk in flight and samples with the final weights (doSample marks itself busy at once). */
 const pause = async () => {
   if (!running) return;
-  running = false;
+  await halt();
   await doSample();
 };
 
@@ -376,8 +384,7 @@ const stopSampling = async () => {
 
 const change = async (f: () => void) => {
   const was = running;
-  running = false;
-  await nextFrame();
+  await halt();
   await stopSampling();
   try {
     await session.syncAsync(); // webgpu reads its weights back only asynchronously; f may need them
@@ -418,8 +425,7 @@ for (const el of [ui.count, ui.steps, ui.cfg, ui.weights])
 
 ui.download.addEventListener('click', async () => {
   const was = running;
-  running = false;
-  await nextFrame();
+  await halt();
   try {
     await session.syncAsync();
     const bytes = session.checkpointBytes();
@@ -475,7 +481,7 @@ window.addEventListener('resize', () => renderPlots());
 
 const state = () => ({
   ready: true,
-  running,
+  running: running || looping !== undefined,
   sampling,
   requestedBackend: session.backend.requested,
   backend: session.runningBackend,
