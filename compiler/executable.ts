@@ -154,8 +154,11 @@ const compileOnKernelBackend = (
   const runners = kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, immutable[k.index], `${planId}:${k.index}`)));
   // an immutable kernel returns a fresh texture for each of its results; those that are not outputs of the plan
   // are consumed within the run and released at its end (else each run would leave them behind)
+  // On webgpu a mutable kernel's every call hands out one more reference to its one output buffer (gpu.js counts
+  // them; the kernel keeps its own), so those handles are released at the end of the run too, or the buffer would
+  // outlive the kernel. On GL releasing one would delete the texture the kernel reuses.
   const transient = kernels.flatMap((k) =>
-    immutable[k.index] ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : [],
+    immutable[k.index] || backend === 'webgpu' ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : [],
   );
   const produced = new Set(kernels.flatMap((k) => [k.root, ...(k.extraOutputs ?? [])]));
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));

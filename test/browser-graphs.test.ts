@@ -263,6 +263,19 @@ test('webgpu (SwiftShader): a 256 matmul by gpu.js against hand-written WGSL, pl
 });
 
 test(
+  'webgpu: a training step holds a steady number of GPU buffers and, after a rollback too, frees them all on dispose',
+  options,
+  async (t: TestContext) => {
+    const got = await inPage('webgpuBuffers');
+    t.diagnostic(JSON.stringify(got));
+    assert.ok(got.warm > got.before, 'the step made buffers (the count sees them)');
+    // the loss kernel's staging pool for overlapped reads grows to at most 3 (gpu.js); nothing else may grow per step
+    assert.ok(got.steady - got.warm <= 2, `12 overlapped steps: ${got.warm} -> ${got.steady} live buffers`);
+    assert.equal(got.disposed, got.before, 'dispose frees every buffer the step made');
+  },
+);
+
+test(
   'wasm in the page: Web Workers split the kernels (the page is cross-origin isolated) and the bits match one thread',
   options,
   async (t: TestContext) => {

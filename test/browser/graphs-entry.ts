@@ -24,6 +24,25 @@ export type { WireArray };
 
 type PageBackend = Extract<BackendName, 'webgl2' | 'webgpu'>;
 
+/** WebGPU buffers created and not yet destroyed in this page (counted by wrapping GPUDevice.createBuffer). */
+const liveGpuBuffers = new Set<object>();
+{
+  type Buffer = { destroy(): void };
+  const proto = (globalThis as { GPUDevice?: { prototype: { createBuffer(d: unknown): Buffer } } }).GPUDevice?.prototype;
+  const create = proto?.createBuffer;
+  if (proto && create)
+    proto.createBuffer = function (this: unknown, d: unknown) {
+      const b = create.call(this, d);
+      liveGpuBuffers.add(b);
+      const destroy = b.destroy;
+      b.destroy = function (this: Buffer) {
+        liveGpuBuffers.delete(b);
+        destroy.call(this);
+      };
+      return b;
+    };
+}
+
 const api = {
   webgl2: isAvailable('webgl2'),
   /** The WebGPU adapter the page got (requested once; undefined where there is none) and why not. */
@@ -142,6 +161,31 @@ const api = {
    * each call settled to, whether the parameters afterwards are bit for bit those after two sequential steps, and
    * the losses of a fifth step from there and of the sequential third.
    */
+  /**
+   * Live WebGPU buffers around a training step's life: before compiling, after 3 steps, after 12 more submitted at
+   * once and a NaN batch (rolled back) with 2 behind it, and after dispose.
+   */
+  async webgpuBuffers() {
+    const params = { l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) };
+    const x = initNormal([8, 4], 1, 9);
+    const bad = { shape: x.shape, data: x.data.map((v, i) => (i === 0 ? NaN : v)) };
+    const before = liveGpuBuffers.size;
+    const s = compileStep(
+      ({ params: p, x: xs }) => {
+        const q = p as unknown as ParamTensors<typeof params>;
+        return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
+      },
+      { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'webgpu' },
+    );
+    for (let i = 0; i < 3; i++) await s.runAsync({ x });
+    const warm = liveGpuBuffers.size;
+    await Promise.all(Array.from({ length: 12 }, () => s.runAsync({ x })));
+    const steady = liveGpuBuffers.size;
+    await Promise.allSettled([s.runAsync({ x: bad }), s.runAsync({ x }), s.runAsync({ x })]);
+    const rolledBack = liveGpuBuffers.size;
+    s.dispose();
+    return { before, warm, steady, rolledBack, disposed: liveGpuBuffers.size };
+  },
   async overlappedSteps() {
     const params = { l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) };
     const x = initNormal([8, 4], 1, 9);

@@ -68,6 +68,7 @@ interface Device {
   destroy(): void;
 }
 interface Buf {
+  destroy(): void;
   mapAsync(mode: number): Promise<void>;
   getMappedRange(): ArrayBuffer;
   unmap(): void;
@@ -121,6 +122,7 @@ export const timeWgslMatmuls = async (a: Float32Array, b: Float32Array, reps: nu
     staging.unmap();
     results.push({ name, ms, out });
   }
+  for (const b of [ba, bb, bc, staging]) b.destroy();
   device.destroy();
   return results;
 };
