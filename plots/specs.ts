@@ -297,7 +297,7 @@ export interface MetricAxes {
 }
 
 export const cfgFigure = (h: Heading & { readonly panels: readonly MetricPanel[]; readonly axes?: MetricAxes }): Figure => {
-  const axes = h.axes ?? { x: 'CFG scale', format: '~g', legend: 'model' };
+  const axes = h.axes ?? { x: 'CFG scale', format: '.2~r', legend: 'model' };
   const series = [...new Set(h.panels.flatMap((p) => p.points.map((q) => q.series)))];
   const scales = [...new Set(h.panels.flatMap((p) => p.points.map((q) => q.cfg)))].sort((a, b) => a - b);
   const fallback = [palette.mse, palette.sp, ...palette.classes.slice(2)];

@@ -1,14 +1,16 @@
 // Makes the example pictures under docs/figures/ from a report's PNGs (by default `npm start`'s, in out/default/):
 // each is halved (2x2 pixel blocks averaged), so the committed copies stay small; the report's own are at twice
 // their CSS size; a picture without colour is stored as grey levels.
-// `node --import tsx scripts/docs-figures.ts [report folder]`
+// `node --import tsx scripts/docs-figures.ts [report folder] [to folder] [picture ...]` (default: npm start's four
+// README pictures into docs/figures; docs/RESULTS.md's pictures go to docs/results/<table>)
 import fs from 'node:fs';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 
-const from = process.argv[2] ?? 'out/default';
-const to = 'docs/figures';
-const pictures = ['eightGaussians-SP_CFG_3.png', 'mnist16-SP_CFG_3.png', 'eightGaussians-loss.png', 'mnist16-cfg.png'];
+const [from = 'out/default', to = 'docs/figures', ...named] = process.argv.slice(2);
+const pictures = named.length
+  ? named
+  : ['eightGaussians-SP_CFG_3.png', 'mnist16-SP_CFG_3.png', 'eightGaussians-loss.png', 'mnist16-cfg.png'];
 
 const halve = (src: PNG): PNG => {
   const out = new PNG({ width: src.width >> 1, height: src.height >> 1 });
