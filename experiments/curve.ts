@@ -67,9 +67,11 @@ export const writeCurve = async (dir: string, title: string, points: readonly Cu
   writeFileAtomic(path.join(dir, 'curve.json'), enc(`${JSON.stringify({ command, points }, null, 2)}\n`));
   writeFileAtomic(path.join(dir, 'curve.md'), enc(`# ${title}\n\nCommand: \`${command}\`\n\n${curveMarkdown(points)}\n`));
   const panels = metricPanels(points.map((p) => ({ series: p.cfg === 1 ? 'no CFG' : `CFG ${p.cfg}`, cfg: p.step, metrics: p.metrics })));
-  await writeFigure(
-    path.join(dir, 'curve.png'),
-    cfgFigure({ title, subtitle: [command], panels, axes: { x: 'training step', format: 'd', legend: 'guidance' } }),
-  );
+  const steps = [...new Set(points.map((p) => p.step))];
+  const subtitle = [
+    `${steps.length} checkpoints (steps ${steps[0]} to ${steps[steps.length - 1]}), each sampled alike; the command is in curve.md`,
+  ];
+  const axes = { x: 'training step', format: 'd', legend: 'guidance' };
+  await writeFigure(path.join(dir, 'curve.png'), cfgFigure({ title, subtitle, panels, axes }));
   return ['curve.json', 'curve.md', 'curve.png'].map((n) => path.join(dir, n));
 };
