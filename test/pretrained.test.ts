@@ -1,4 +1,4 @@
-// The committed stage-1 UNet checkpoints: they load as the model their own config builds, and their command
+// The committed stage-1 checkpoints: the UNets load as the model their own config builds, and their command
 // reproduces them: training the first steps again with the stored config gives the stored loss curve's start.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../experiments/run.ts';
+import { decodeSpec, defaultSpec } from '../experiments/spec.ts';
+import { resolveConfig, type Json } from '../runs/config.ts';
 import { runTraining } from '../runs/runTraining.ts';
 
 const repo = new URL('..', import.meta.url).pathname;
@@ -36,3 +38,25 @@ for (const name of ['stage1-unet-mnist16', 'stage1-unet-mnist16-uncond']) {
     }
   });
 }
+
+// Each spec's `stage1Set` is the record of how its committed stage-1 checkpoint was made (and what `--train-stage1`
+// trains instead): it must rebuild that checkpoint's config exactly, so that a table's command and its checkpoint
+// cannot drift apart (e.g. a checkpoint trained longer while the spec still says the old step count).
+const specFiles = fs.readdirSync(path.join(repo, 'experiments/specs')).filter((f) => f.endsWith('.json'));
+for (const [name, spec] of [
+  ['the default spec', defaultSpec] as const,
+  ...specFiles.map((f) => [f, decodeSpec(JSON.parse(fs.readFileSync(path.join(repo, 'experiments/specs', f), 'utf8')), f)] as const),
+])
+  test(`${name}: its stage1Set rebuilds the config of the committed stage-1 checkpoint it names`, () => {
+    for (const d of spec.datasets) {
+      if (!d.stage1Checkpoint) continue;
+      const ck = loadModel(path.join(repo, d.stage1Checkpoint));
+      const overrides = {
+        ...(d.stage1Set as Record<string, Json>),
+        'data.name': d.dataset,
+        'objective.kind': 'mse',
+        backend: ck.config.run.backend,
+      };
+      assert.deepEqual(resolveConfig(undefined, overrides, d.dataset), ck.config.run, `${name}: ${d.dataset}, ${d.stage1Checkpoint}`);
+    }
+  });
