@@ -75,7 +75,7 @@ export const defaultSpec: ExperimentSpec = {
       stage1Set: {
         'model.kind': 'unet',
         'schedule.zeroTerminalSnr': true,
-        'train.steps': 3000,
+        'train.steps': 9000,
         'train.batchSize': 64,
         'train.emaDecay': 0.999,
         'train.checkpointEvery': 1000,
