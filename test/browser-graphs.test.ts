@@ -18,7 +18,7 @@ import { serve, type Playground } from '../web/server.ts';
 import { browserTestOptions, launch, type Browser } from './browser/chromium.ts';
 import type { GraphsApi, WireArray } from './browser/graphs-entry.ts';
 import { graphToWire, toWire } from './browser/wire.ts';
-import { examples, f32, glDepartures, mismatches, show, withinF32 } from './support/trustExamples.ts';
+import { examples, f32, gpujsWebgpuDepartures, mismatches, show, withinF32 } from './support/trustExamples.ts';
 import { primitiveCases } from '../transforms/check/primitiveCases.ts';
 import type { Graph } from '../core/ir.ts';
 
@@ -148,11 +148,7 @@ const onWebGPU = async (graph: Graph, args64: Record<string, NDArray>, fusion: '
   return typeof got === 'string' ? got : mismatches(evaluate(graph, args), got);
 };
 
-/**
- * WebGPU's one measured departure, GL's too: the shader compiler folds x * 0.0 to 0 (SwiftShader's, measured; a
- * zero computed at run time is folded as well), so NaN * 0 is 0. It must give exactly that, so a change shows here.
- */
-const webgpuDepartures = { 'NaN * 0 is NaN': glDepartures['NaN * 0 is NaN'] };
+const webgpuDepartures = gpujsWebgpuDepartures;
 
 // The compiled-versus-interpreter cases of test/trust.test.ts and test/compiled.test.ts, on WebGPU: the issue-11
 // examples (NaN must be NaN, an infinity the same infinity, else |x - f64| <= 1e-4 (1 + |f64|)), every primitive

@@ -175,24 +175,34 @@ test('names match case-insensitively, typos get the closest name, webgl2 is a br
   refused(['sample', '--checkpoint', stage1Ck, '--backend', 'wsam'], /backends: wasm, .*; did you mean wasm\?/);
 });
 
+/**
+ * How to run the CLI so that a 0555 folder is unwritable to it. Root ignores permissions, so as root it runs in a new
+ * user namespace (`unshare -U`): its uid is still the files' owner, so it reads the clone wherever it lives (under a
+ * 0700 folder too), but it has no capability over them, so the owner bits (r-x) refuse the write. Where user
+ * namespaces are not allowed, it runs as uid 65534, which needs the clone to be reachable by other users.
+ */
+const unwritableRunner = (): { command: string; prefix: string[]; opts: SpawnSyncOptions } => {
+  if (process.getuid?.() !== 0) return { command: process.execPath, prefix: [], opts: {} };
+  if (spawnSync('unshare', ['-U', 'true']).status === 0) return { command: 'unshare', prefix: ['-U', process.execPath], opts: {} };
+  for (const d of [dir, at('shared')]) fs.chmodSync(d, 0o777);
+  return { command: process.execPath, prefix: [], opts: { uid: 65534, gid: 65534, env: { ...process.env, HOME: at('shared', 'read-only') } } };
+};
+
 test('an --out that cannot be written is refused before the first step', () => {
   const ro = at('shared', 'read-only');
   fs.mkdirSync(ro, { recursive: true });
-  // root ignores permissions: run the command as nobody then (uid 65534), who cannot write a 0555 folder
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) for (const d of [dir, at('shared')]) fs.chmodSync(d, 0o777);
+  const runner = unwritableRunner();
   fs.chmodSync(ro, 0o555);
   const before = snapshot(dir);
-  const r = run(
-    ['train', ...tiny, '--steps', '1', '--out', ro],
-    asRoot ? { uid: 65534, gid: 65534, env: { ...process.env, HOME: ro } } : {},
-  );
+  const args = [...runner.prefix, bin, 'train', ...tiny, '--steps', '1', '--out', ro];
+  const out = spawnSync(runner.command, args, { encoding: 'utf8', timeout: 120_000, cwd: dir, ...runner.opts });
+  const r = { status: out.status, stderr: String(out.stderr) };
   assert.equal(r.status, 1, r.stderr);
   assert.match(r.stderr, /RunFolderError: cannot write to the run folder .*read-only: EACCES: permission denied.*; nothing was trained/);
   assert.doesNotMatch(r.stderr, /train \(mse\) +\|/, 'no step ran (no progress bar)');
   assert.deepEqual(snapshot(dir), before);
   fs.chmodSync(ro, 0o755);
-  if (asRoot) fs.chmodSync(dir, 0o700);
+  fs.chmodSync(dir, 0o700);
 });
 
 test('train: the result on stdout (one JSON object with --json); --quiet hides the progress, not the result', () => {

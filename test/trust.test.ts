@@ -42,7 +42,7 @@ import {
   transposeCase,
   type SizeCase,
 } from '../transforms/check/sizeCases.ts';
-import { examples, f32, glDepartures, mismatches, show, withinF32 } from './support/trustExamples.ts';
+import { examples, f32, mismatches, show, withinF32 } from './support/trustExamples.ts';
 
 /** The backends every case runs on: add the compiler's own 'wasm' backend here when it lands. */
 export const trustBackends = ['wasm', 'cpu', 'webasm', 'headlessgl'] as const satisfies readonly BackendName[];
@@ -95,12 +95,8 @@ for (const backend of backends)
       try {
         const graph = ex.graph();
         const args = f32(ex.args);
-        const departure = isGL(backend) ? glDepartures[ex.name] : undefined;
-        if (departure) {
-          const exe = compile(graph, { backend });
-          departure(graph, args, exe.run(args));
-          exe.dispose();
-        } else check(graph, args, evaluate(graph, args), backend, false);
+        // GL included: no departure is pinned to one driver's answer (x / 0 and NaN * 0 are written by the printer)
+        check(graph, args, evaluate(graph, args), backend, false);
       } catch (e) {
         failures.push(`${ex.name}: ${(e as Error).message.split('\n')[0].slice(0, 300)}`);
       }

@@ -206,6 +206,22 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
     return e.memo(key(s), () => compute(s));
   };
 
+  const isZeroLit = (s: Scalar): boolean => s.k === 'lit' && s.v === 0;
+  /**
+   * a / b on GL with IEEE results for a zero divisor, whatever the driver does with one at run time (llvmpipe gave
+   * NaN on an AMD host and 0 on an Intel host with AVX-512 for x / 0): a zero divisor never reaches the division.
+   * x / +-0 is +-Infinity by the signs, 0 / 0 and NaN / 0 are NaN. A literal divisor's sign is known here; a zero
+   * computed at run time is taken as +0, since GLSL ES 1.0 cannot read the sign of a zero (docs/numerics.md).
+   */
+  const glDivide = (sa: Scalar, sb: Scalar): string => {
+    const a = e.let(value(sa));
+    const zeroSign = sb.k === 'lit' && Object.is(sb.v, -0) ? -1 : 1;
+    const byZero = `((${nanTest(a)} || ${a} === 0.0) ? ${lit(NaN)} : (${a} > 0.0 ? ${lit(zeroSign * Infinity)} : ${lit(-zeroSign * Infinity)}))`;
+    if (sb.k === 'lit') return sb.v === 0 ? byZero : `(${a} / ${lit(sb.v)})`;
+    const b = e.let(value(sb));
+    return `(${b} === 0.0 ? ${byZero} : (${a} / ${b}))`;
+  };
+
   const compute = (s: Scalar): string => {
     switch (s.k) {
       case 'lit':
@@ -239,6 +255,13 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
           const a = e.let(value(s.a));
           const b = e.let(value(s.b));
           return `((${a} ${s.op === 'max' ? '>' : '<'} ${b} || ${nanTest(a)}) ? ${a} : ${b})`;
+        }
+        if (target.gl && s.op === 'div') return glDivide(s.a, s.b);
+        if (target.gl && s.op === 'mul' && (isZeroLit(s.a) || isZeroLit(s.b))) {
+          // GLSL compilers fold x * 0.0 to 0 (NaN * 0 came out 0): IEEE gives NaN for a NaN or infinite x
+          const [z, other] = isZeroLit(s.a) ? [s.a, s.b] : [s.b, s.a];
+          const x = e.let(value(other));
+          return `((${nanTest(x)} || ${x} === ${lit(Infinity)} || ${x} === ${lit(-Infinity)}) ? ${lit(NaN)} : (${x} * ${lit((z as { v: number }).v)}))`;
         }
         if (target.wgsl && s.op === 'ne') {
           // IEEE: NaN != anything; an ordered != says false
