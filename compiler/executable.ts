@@ -14,6 +14,8 @@ import { glLanes } from './kernel/lanes.ts';
 import { lowerKernel } from './kernel/lower.ts';
 import { printKernelIR } from './kernel/print.ts';
 import { compileOnPlanBackend } from './wasm/executable.ts';
+import { compileOnWebGPU } from './webgpu/plan.ts';
+import { printWgsl } from './webgpu/wgsl.ts';
 import type { Executable } from './plan.ts';
 import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backends/backend.ts';
 import { isGL, isResident, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
@@ -47,6 +49,11 @@ export interface CompileOptions {
    * Backends of GL textures return them as usual (a texture is already resident).
    */
   feedback?: Readonly<Record<string, string>>;
+  /**
+   * webgpu: the output whose finiteness decides, on the GPU, whether a run adopts its feedback (a training step's
+   * loss; see Executable.runGated). Without it the feedback is adopted after every run.
+   */
+  feedbackGate?: string;
   /** accumulate wall time per kernel in `Executable.profile` (GL backends queue work, so only totals are exact there) */
   profile?: boolean;
   /** when gpu.js moves a kernel to its CPU path: say so in `backendReason` (default) or throw a BackendError */
@@ -80,7 +87,9 @@ export const exactIndexLimit: Readonly<Record<BackendName, number>> = {
   headlessgl: 2 ** 21,
   webgl2: 2 ** 21,
   // WGSL allows f32 division 2.5 ulp of error, as GLSL does
-  webgpu: 2 ** 21,
+  'gpujs-webgpu': 2 ** 21,
+  // the compiler's own WGSL indexes with i32
+  webgpu: 2 ** 31,
 };
 
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
@@ -96,10 +105,16 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   const fused = fuse(lowered, options.fusion ?? 'fused', {
     contiguousOperands: device.kind === 'plans',
     // WebGPU's default limit: 8 storage buffers per shader stage, one of them the output (gpu.js asks for no more)
-    maxReads: backend === 'webgpu' ? 7 : undefined,
+    // the WGSL backend binds every read and every output: as many storage buffers as the adapter allows
+    maxReads: backend === 'gpujs-webgpu' ? 7 : device.kind === 'wgsl' ? device.context().maxStorageBuffers - 1 : undefined,
   });
-  const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused' && backend !== 'webgpu';
-  const program = multiOutput ? mergeOutputs(fused) : fused;
+  const multiOutput = (options.multiOutput ?? backend !== 'webasm') && options.fusion !== 'unfused' && backend !== 'gpujs-webgpu';
+  const merged = multiOutput ? mergeOutputs(fused) : fused;
+  // on webgpu a merged kernel must still bind within the adapter's limit, else the outputs stay apart
+  const bindsWithin = (p: FusedProgram) =>
+    device.kind !== 'wgsl' ||
+    p.kernels.every((k) => lowerKernel(p, k).reads.length + 1 + (k.extraOutputs ?? []).length <= device.context().maxStorageBuffers);
+  const program = merged === fused || bindsWithin(merged) ? merged : fused;
   const g = program.graph;
   const irs = program.kernels.map((k) => lowerKernel(program, k));
   const named = program.kernels.map((k, index) => ({
@@ -114,6 +129,11 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     const kernels = named.map((k, i) => ({ ...k, source: { source: printKernelIR(irs[i]), args: irs[i].reads, subKernels: [] } }));
     return compileOnPlanBackend(device, reason, program, kernels, irs, options);
   }
+  if (device.kind === 'wgsl') {
+    const shaders = irs.map((ir, i) => printWgsl(ir, [named[i].root, ...named[i].extraOutputs]));
+    const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));
+    return compileOnWebGPU(device, reason, program, kernels, shaders, options);
+  }
   const kernels: CompiledKernel[] = named.map((k, i) => {
     const extent = indexExtent(irs[i]);
     if (extent > exactIndexLimit[backend])
@@ -125,8 +145,8 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       );
     const lanes = isGL(backend) && (options.glLanes ?? 4) === 4 ? glLanes(irs[i]) : 1;
     // WGSL, like GLSL, leaves max/min of a NaN undefined: webgpu takes the GL forms that propagate it
-    const gl = isGL(backend) || backend === 'webgpu';
-    return { ...k, source: printGpuJs(irs[i], { gl, float64: backend === 'cpu', lanes, wgsl: backend === 'webgpu' }) };
+    const gl = isGL(backend) || backend === 'gpujs-webgpu';
+    return { ...k, source: printGpuJs(irs[i], { gl, float64: backend === 'cpu', lanes, wgsl: backend === 'gpujs-webgpu' }) };
   });
   return compileOnKernelBackend(device, reason, program, kernels, options);
 };
@@ -158,7 +178,7 @@ const compileOnKernelBackend = (
   // them; the kernel keeps its own), so those handles are released at the end of the run too, or the buffer would
   // outlive the kernel. On GL releasing one would delete the texture the kernel reuses.
   const transient = kernels.flatMap((k) =>
-    immutable[k.index] || backend === 'webgpu' ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : [],
+    immutable[k.index] || backend === 'gpujs-webgpu' ? [k.root, ...(k.extraOutputs ?? [])].filter((id) => !outputIds.has(id)) : [],
   );
   const produced = new Set(kernels.flatMap((k) => [k.root, ...(k.extraOutputs ?? [])]));
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
@@ -230,7 +250,7 @@ const compileOnKernelBackend = (
 
   const runDevice: Executable['runDevice'] = (given) => {
     live('run');
-    if (backend === 'webgpu') throw new Error('run: webgpu kernels run only asynchronously; use runAsync or runDeviceAsync');
+    if (backend === 'gpujs-webgpu') throw new Error('run: webgpu kernels run only asynchronously; use runAsync or runDeviceAsync');
     const values = bindInputs(given);
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
@@ -246,10 +266,10 @@ const compileOnKernelBackend = (
   // webasm: separate kernels in gpu.js's async mode (worker threads); webgpu: the plan's own, which are always async
   // (each call queues its pass and resolves at once, after the first, which builds the pipeline)
   const runDeviceAsync: Executable['runDeviceAsync'] = async (given) => {
-    if (backend !== 'webasm' && backend !== 'webgpu') return runDevice(given);
+    if (backend !== 'webasm' && backend !== 'gpujs-webgpu') return runDevice(given);
     live('run');
     const async =
-      backend === 'webgpu'
+      backend === 'gpujs-webgpu'
         ? runners
         : (asyncRunners ??= kernels.map((k) => device.compileKernel(k.source, kernelOptions(k, false, '', true))));
     const values = bindInputs(given);

@@ -48,6 +48,16 @@ export interface Executable {
    * none of them). Absent on backends that return every output.
    */
   adoptFeedback?(): void;
+  /**
+   * webgpu: runs with these inputs and, in the same submission, adopts the feedback outputs on the GPU when output
+   * `gate` is finite and no earlier gated run failed since the last resetGate(); resolves with the gate's value. Runs
+   * may overlap: each is submitted at once, and its value is read back while later runs proceed.
+   */
+  runGated?(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, gate: string): Promise<number>;
+  /** webgpu: after a gated run with a non-finite gate, lets later runs adopt their feedback again. */
+  resetGate?(): void;
+  /** webgpu: a copy of an input's current value, read without blocking (the feedback inputs hold the state). */
+  readInputAsync?(name: string): Promise<Float32Array>;
   /** Plan backends: kernel calls so far that were split over worker threads (0 while a page's workers start) */
   splitKernelCalls?(): number;
   /** Plan backends: a copy of an input's current value (the feedback inputs hold the state between runs). */

@@ -3,4 +3,8 @@
 # there is none, so that headless-gl (the GL backend) is tested too.
 set -e
 cd "$(dirname "$0")/.."
+# the webgpu backend runs on SwiftShader (Debian chromium ships its Vulkan driver) unless a Vulkan driver is named
+if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f /usr/lib/chromium/vk_swiftshader_icd.json ]; then
+  export VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json
+fi
 exec sh scripts/with-display.sh node --import tsx --test --test-reporter=spec test/*.test.ts

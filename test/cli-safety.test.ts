@@ -185,7 +185,11 @@ const unwritableRunner = (): { command: string; prefix: string[]; opts: SpawnSyn
   if (process.getuid?.() !== 0) return { command: process.execPath, prefix: [], opts: {} };
   if (spawnSync('unshare', ['-U', 'true']).status === 0) return { command: 'unshare', prefix: ['-U', process.execPath], opts: {} };
   for (const d of [dir, at('shared')]) fs.chmodSync(d, 0o777);
-  return { command: process.execPath, prefix: [], opts: { uid: 65534, gid: 65534, env: { ...process.env, HOME: at('shared', 'read-only') } } };
+  return {
+    command: process.execPath,
+    prefix: [],
+    opts: { uid: 65534, gid: 65534, env: { ...process.env, HOME: at('shared', 'read-only') } },
+  };
 };
 
 test('an --out that cannot be written is refused before the first step', () => {

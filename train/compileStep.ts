@@ -125,8 +125,14 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
   // every output but the loss is the next step's input of the same name: on the wasm backend it never leaves the
   // plan's memory (feedback), on GL it stays in its texture
   const stateNames = stepGraph.outputs.map((o) => o.name).filter((n) => n !== 'loss');
-  const executable = compile(stepGraph, { ...options, feedback: Object.fromEntries(stateNames.map((n) => [n, n])) });
-  const inPlace = executable.adoptFeedback !== undefined;
+  const executable = compile(stepGraph, {
+    ...options,
+    feedback: Object.fromEntries(stateNames.map((n) => [n, n])),
+    // webgpu adopts the new state on the GPU, in the step's own submission, only when the loss is finite
+    feedbackGate: 'loss',
+  });
+  const gated = executable.runGated !== undefined;
+  const inPlace = executable.adoptFeedback !== undefined || gated;
 
   // device-resident state: parameter and optimizer buffers by input name (on wasm: the first run's inputs only)
   const resident = new Map<string, DeviceBuffer>();
@@ -154,7 +160,11 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
     const entries: [string, NDArray][] = [];
     for (const n of stateNames.filter((n) => n.startsWith(`${prefix}.`))) {
       const shape = shapes.get(n)!;
-      const data = resident.has(n) ? await executable.readAsync(resident.get(n)!, shape) : executable.readInput!(n);
+      const data = resident.has(n)
+        ? await executable.readAsync(resident.get(n)!, shape)
+        : executable.readInputAsync
+          ? await executable.readInputAsync(n)
+          : executable.readInput!(n);
       entries.push([n.slice(prefix.length + 1), { shape, data: Float64Array.from(data) }]);
     }
     return unflatten(entries) as Params;
@@ -198,9 +208,29 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
     return value;
   };
 
-  // webgpu: submissions in order, one after another; a rollback bumps the epoch, and steps of an older epoch reject
+  // gpujs-webgpu: submissions in order, one after another; a rollback bumps the epoch, and steps of an older epoch reject
   let submitted: Promise<unknown> = Promise.resolve();
   let epoch = 0;
+
+  // webgpu (WGSL): each step is submitted at once, its state adopted on the GPU when its loss is finite; a non-finite
+  // loss leaves the state of the step before it (later steps submitted meanwhile adopt nothing and reject), and the
+  // counter goes back to it
+  const runGated = async (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number> => {
+    const mine = epoch;
+    const at = step;
+    const given = inputsFor(batch);
+    resident.clear(); // the first run wrote the initial state into the plan; it stays there
+    step++;
+    const loss = await executable.runGated!(given, 'loss');
+    if (epoch !== mine) throw new Error('step: discarded, an earlier step of this batch had a non-finite loss');
+    if (!Number.isFinite(loss)) {
+      epoch++;
+      step = at;
+      executable.resetGate!();
+      throw new NonFiniteLossError(at, loss); // the update is not applied
+    }
+    return loss;
+  };
   const releaseUnless = (buffers: Iterable<DeviceBuffer>, keep: Set<DeviceBuffer>) => {
     for (const b of new Set(buffers)) if (!keep.has(b)) release(b);
   };
@@ -246,7 +276,8 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
       return commit(executable.runDevice(inputsFor(batch)));
     },
     async runAsync(batch) {
-      if (executable.backend === 'webgpu') return runOverlapped(batch);
+      if (gated) return runGated(batch);
+      if (executable.backend === 'gpujs-webgpu') return runOverlapped(batch);
       const out = await executable.runDeviceAsync(inputsFor(batch));
       return commit(out, (await executable.readAsync(out.loss, []))[0]);
     },

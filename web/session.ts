@@ -40,10 +40,11 @@ export const backendLabels: Record<BackendName, string> = {
   webasm: 'WebAssembly (gpu.js)',
   cpu: 'CPU (JavaScript)',
   headlessgl: 'headless-gl',
-  webgpu: 'WebGPU',
+  'gpujs-webgpu': 'WebGPU (gpu.js)',
+  webgpu: 'WebGPU (WGSL)',
 };
 // wasm, the compiler's own WebAssembly SIMD, is the CPU path; gpu.js's webasm and cpu stay selectable
-export const browserBackends: readonly BackendName[] = ['webgpu', 'webgl2', 'wasm', 'webasm', 'cpu'];
+export const browserBackends: readonly BackendName[] = ['gpujs-webgpu', 'webgl2', 'wasm', 'webasm', 'cpu'];
 
 export interface BackendChoice {
   readonly requested: BackendRequest;
@@ -70,8 +71,8 @@ export const chooseBackend = (requested: BackendRequest): BackendChoice => {
   const why =
     requested === 'webgl2'
       ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)'
-      : requested === 'webgpu'
-        ? resolveAvailability('webgpu')
+      : requested === 'gpujs-webgpu'
+        ? resolveAvailability('gpujs-webgpu')
         : 'this browser does not support it';
   return {
     requested,
@@ -247,7 +248,7 @@ export class Session {
    */
   sync(): void {
     if (!this.trainer) return;
-    if (this.trainer.executable.backend === 'webgpu') {
+    if (this.trainer.executable.backend === 'gpujs-webgpu') {
       if (this.syncedStep !== this.trainer.step) throw new Error('session: on webgpu, await syncAsync() before reading the weights');
       return;
     }
@@ -259,7 +260,7 @@ export class Session {
   /** sync() without blocking: the way weights come back from webgpu (mapAsync), and the same as sync() elsewhere. */
   async syncAsync(): Promise<void> {
     const trainer = this.trainer;
-    if (!trainer || trainer.executable.backend !== 'webgpu') return this.sync();
+    if (!trainer || trainer.executable.backend !== 'gpujs-webgpu') return this.sync();
     if (this.syncedStep === trainer.step) return;
     const { params, state, ema } = await trainer.readAsync();
     if (trainer !== this.trainer) return; // dropped while reading: nothing to keep
@@ -379,7 +380,7 @@ export class Session {
     let loss: number;
     try {
       loss =
-        this.backend.name === 'webgpu'
+        this.backend.name === 'gpujs-webgpu'
           ? await this.trainer.runAsync(this.batch(this.step + 1))
           : this.trainer.run(this.batch(this.step + 1));
     } catch (e) {
@@ -396,7 +397,7 @@ export class Session {
    * the readback (compileStep's overlapped runAsync; a non-finite loss still keeps the update from being applied).
    */
   async trainWhile(more: () => boolean): Promise<number> {
-    if (this.backend.name !== 'webgpu') {
+    if (this.backend.name !== 'gpujs-webgpu') {
       let n = 0;
       do {
         await this.trainStepAsync();
@@ -445,7 +446,7 @@ export class Session {
     }
     this.dropPlans();
     // the next GPU or CPU path that runs synchronously (webgpu runs only through trainStepAsync)
-    const next = browserBackends.find((b) => b !== failed && b !== 'webgpu' && isAvailable(b)) ?? 'cpu';
+    const next = browserBackends.find((b) => b !== failed && b !== 'gpujs-webgpu' && isAvailable(b)) ?? 'cpu';
     this.backend = { requested: this.backend.requested, name: next };
     this.runtimeFallback = [
       `${backendLabels[failed]} failed to run the training step (${e.message});`,

@@ -6,6 +6,7 @@ import type { BackendName } from './names.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import type { KernelIR } from '../kernel/ir.ts';
 import type { WasmPlan } from '../wasm/plan.ts';
+import type { GpuContext } from '../webgpu/gpu.ts';
 
 /** A device buffer: a typed array (cpu, webasm) or a texture (GL backends; on webgpu gpu.js's storage-buffer handle). */
 export type DeviceBuffer = Float32Array | Texture;
@@ -93,4 +94,21 @@ export interface PlanBackend extends BackendBase {
   releasePlan(plan: WasmPlan): void;
 }
 
-export type Backend = KernelBackend | PlanBackend;
+/** The compiler's own WGSL backend (../webgpu/): compile() prints and runs its plans itself; the backend owns the GPU objects. */
+export interface WgslPlanBackend extends BackendBase {
+  readonly kind: 'wgsl';
+  /** the device and its limits (throws once disposed) */
+  context(): GpuContext;
+  /** a compute pipeline for this WGSL text (cached by the text) */
+  pipeline(code: string): GPUComputePipeline;
+  createBuffer(bytes: number, usage: number): GPUBuffer;
+  destroyBuffer(buffer: GPUBuffer): void;
+  /** a mapped-read buffer of at least `bytes` from the backend's pool, and its return */
+  staging(bytes: number): GPUBuffer;
+  returnStaging(buffer: GPUBuffer): void;
+  /** a plan of `kernels` kernels was compiled / disposed */
+  addPlan(kernels: number): void;
+  releasePlan(kernels: number): void;
+}
+
+export type Backend = KernelBackend | PlanBackend | WgslPlanBackend;

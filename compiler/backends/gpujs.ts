@@ -148,18 +148,19 @@ export class GpuJsBackend implements KernelBackend {
   private textures?: TextureCount;
   private isDisposed = false;
 
-  constructor(readonly name: Exclude<BackendName, 'wasm'>) {
+  constructor(readonly name: Exclude<BackendName, 'wasm' | 'webgpu'>) {
     const { available, reason } = probeBackend(name);
     if (!available) throw new Error(`backend '${name}' is not available here: ${reason}`);
     this.gl = isGL(name);
     this.resident = isResident(name);
-    this.gpu = new GPU({ mode: name });
+    // gpujs-webgpu is gpu.js's own 'webgpu' mode
+    this.gpu = new GPU({ mode: name === 'gpujs-webgpu' ? 'webgpu' : name });
     // On GL the helpers go in as GLSL, in dependency order (gpu.js's own translation emits callers before
     // callees, which GLSL rejects); the GLSL is a mechanical rewrite of the same source text. gpu.js translates
     // the JS helpers to WGSL itself (webgpu has no native functions).
     if (this.gl) this.gpu.addNativeFunction(rngEntryPoint, rngFunctionSources.map(toGLSL).join('\n'));
     else for (const src of rngFunctionSources) this.gpu.addFunction(src as never);
-    if (name === 'webgpu') {
+    if (name === 'gpujs-webgpu') {
       this.gpu.addFunction(wgslNanStandIn as never);
       useNanTest(this.gpu);
     }
@@ -250,14 +251,14 @@ export class GpuJsBackend implements KernelBackend {
 
   read(buffer: DeviceBuffer, length: number): Float32Array {
     if (!isTexture(buffer)) return buffer.length === length ? buffer : buffer.subarray(0, length);
-    if (this.name === 'webgpu') throw new Error('webgpu reads device buffers only asynchronously: use readAsync');
+    if (this.name === 'gpujs-webgpu') throw new Error('webgpu reads device buffers only asynchronously: use readAsync');
     const arr = buffer.toArray() as unknown as Float32Array;
     return arr.length === length ? arr : arr.subarray(0, length);
   }
 
   /** On webgpu a copy through mapAsync, which waits for the work queued before it; elsewhere as read(). */
   async readAsync(buffer: DeviceBuffer, length: number): Promise<Float32Array> {
-    if (!isTexture(buffer) || this.name !== 'webgpu') return this.read(buffer, length);
+    if (!isTexture(buffer) || this.name !== 'gpujs-webgpu') return this.read(buffer, length);
     const arr = (await (buffer.toArray() as unknown as Promise<Float32Array>)) as Float32Array;
     return arr.length === length ? arr : arr.subarray(0, length);
   }

@@ -1,9 +1,11 @@
 // The gpu.js backends fusediff can run on, how to tell which are available (and why not), and `auto`'s choice.
 import { GPU } from 'gpu.js';
 import { webgpuAvailability, webgpuAdapter } from './webgpuAdapter.ts';
+import { gpuAvailability, gpuContext } from '../webgpu/gpu.ts';
 
-// wasm: the compiler's own WebAssembly (SIMD, threads); the others run gpu.js kernels
-export const backendNames = ['wasm', 'headlessgl', 'webgl2', 'webgpu', 'webasm', 'cpu'] as const;
+// wasm: the compiler's own WebAssembly (SIMD, threads); webgpu: the compiler's own WGSL (a GPU through WebGPU, in Node
+// through the webgpu package); the others run gpu.js kernels (gpujs-webgpu: gpu.js's WebGPU path, for comparison)
+export const backendNames = ['wasm', 'webgpu', 'headlessgl', 'webgl2', 'gpujs-webgpu', 'webasm', 'cpu'] as const;
 export type BackendName = (typeof backendNames)[number];
 export type BackendRequest = BackendName | 'auto';
 
@@ -36,6 +38,8 @@ export const probeBackend = (b: BackendName): Availability => {
         ? { available: true, reason: 'this browser created a WebGL2 context' }
         : { available: false, reason: 'this browser could not create a WebGL2 context' };
     case 'webgpu':
+      return gpuAvailability();
+    case 'gpujs-webgpu':
       return webgpuAvailability();
     case 'webasm':
       return GPU.isWebAssemblySupported
@@ -62,7 +66,7 @@ export const availableBackends = (): BackendName[] => backendNames.filter(isAvai
 export const isGL = (b: BackendName): boolean => b === 'headlessgl' || b === 'webgl2';
 
 /** Results stay on the device between kernels and runs (gpu.js pipeline mode): GL textures, WebGPU storage buffers. */
-export const isResident = (b: BackendName): boolean => isGL(b) || b === 'webgpu';
+export const isResident = (b: BackendName): boolean => isGL(b) || b === 'gpujs-webgpu';
 
 export interface ResolvedBackend {
   readonly name: BackendName;
@@ -149,10 +153,13 @@ export const isSoftwareRenderer = (renderer: string): boolean => /llvmpipe|softp
  */
 const chooseAuto = (available: readonly BackendName[]): ResolvedBackend => {
   const notes: string[] = [];
+  const gpu = gpuContext();
+  if (available.includes('webgpu') && gpu && !gpu.software) return { name: 'webgpu', reason: `auto: webgpu (GPU: ${gpu.description})` };
   const adapter = webgpuAdapter();
-  if (available.includes('webgpu') && adapter && !adapter.software)
-    return { name: 'webgpu', reason: `auto: webgpu (GPU: ${adapter.description})` };
-  if (adapter) notes.push(`webgpu's adapter is ${adapter.description}, a CPU implementation`);
+  if (available.includes('gpujs-webgpu') && adapter && !adapter.software)
+    return { name: 'gpujs-webgpu', reason: `auto: webgpu (GPU: ${adapter.description})` };
+  if (gpu) notes.push(`webgpu's adapter is ${gpu.description}, a CPU implementation`);
+  else if (adapter) notes.push(`webgpu's adapter is ${adapter.description}, a CPU implementation`);
   for (const gl of ['webgl2', 'headlessgl'] as const) {
     if (!available.includes(gl)) continue;
     const renderer = glRenderer(gl);

@@ -3,13 +3,15 @@
 import type { Backend } from './backend.ts';
 import { GpuJsBackend } from './gpujs.ts';
 import { WasmBackend } from './wasm.ts';
+import { WgslBackend } from '../webgpu/backend.ts';
+import { releaseGpu } from '../webgpu/gpu.ts';
 import type { BackendName } from './names.ts';
 
 const shared = new Map<BackendName, Backend>();
 
 /** A new Backend object that owns its own gpu.js instance; dispose() it when done. */
 export const createBackend = (name: BackendName, options: { threads?: number } = {}): Backend =>
-  name === 'wasm' ? new WasmBackend(options) : new GpuJsBackend(name);
+  name === 'wasm' ? new WasmBackend(options) : name === 'webgpu' ? new WgslBackend() : new GpuJsBackend(name);
 
 /** The shared Backend for a name (created on first use). */
 export const backendFor = (name: BackendName): Backend => {
@@ -25,6 +27,7 @@ export const shutdownBackends = async (): Promise<void> => {
   const all = [...shared.values()];
   shared.clear();
   for (const b of all) await b.dispose();
+  releaseGpu(); // the WGSL backend's device: while it exists, Dawn keeps the process running
 };
 
 /**

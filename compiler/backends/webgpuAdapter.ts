@@ -1,5 +1,9 @@
-// Whether this page has a WebGPU adapter, and which. Asking is async (navigator.gpu.requestAdapter), while backend
-// probes are sync, so a page awaits prepareWebGPU() once; until then the webgpu backend counts as unavailable.
+// Whether this page has a WebGPU adapter for gpu.js's WebGPU path (gpujs-webgpu), and which. Asking is async
+// (navigator.gpu.requestAdapter), while backend probes are sync, so a page awaits prepareWebGPU() once; until then
+// both WebGPU backends count as unavailable. It also acquires the device of the compiler's own WGSL backend.
+import { acquireGpu, describeAdapter, type AdapterLike } from '../webgpu/gpu.ts';
+
+export { describeAdapter };
 
 export interface WebGPUAdapter {
   /** vendor, architecture and description as the adapter reports them, e.g. 'google swiftshader' */
@@ -12,25 +16,17 @@ type State = { kind: 'unasked' } | { kind: 'none'; reason: string } | { kind: 'r
 let state: State = { kind: 'unasked' };
 let asking: Promise<WebGPUAdapter | undefined> | undefined;
 
-interface AdapterLike {
-  readonly info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
-  readonly isFallbackAdapter?: boolean;
-}
 interface NavigatorGpu {
   requestAdapter(): Promise<AdapterLike | null>;
 }
 
-const softwareName = /swiftshader|lavapipe|llvmpipe|softpipe|software|basic render|warp/i;
-
-/** What an adapter says of itself, and whether it is a CPU implementation. */
-export const describeAdapter = (a: AdapterLike): WebGPUAdapter => {
-  const info = a.info ?? {};
-  const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => !!s).join(' ') || 'an unnamed adapter';
-  return { description, software: !!(info.isFallbackAdapter ?? a.isFallbackAdapter) || softwareName.test(description) };
+/** Asks the browser for an adapter (once; later calls share the answer). Resolves undefined where there is none. */
+export const prepareWebGPU = async (): Promise<WebGPUAdapter | undefined> => {
+  await acquireGpu(); // the WGSL backend's device (in Node through the webgpu package)
+  return askAdapter();
 };
 
-/** Asks the browser for an adapter (once; later calls share the answer). Resolves undefined where there is none. */
-export const prepareWebGPU = (): Promise<WebGPUAdapter | undefined> =>
+const askAdapter = (): Promise<WebGPUAdapter | undefined> =>
   (asking ??= (async () => {
     const gpu = (globalThis as { navigator?: { gpu?: NavigatorGpu } }).navigator?.gpu;
     if (!gpu) {

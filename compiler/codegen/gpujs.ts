@@ -216,7 +216,8 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
   const glDivide = (sa: Scalar, sb: Scalar): string => {
     const a = e.let(value(sa));
     const zeroSign = sb.k === 'lit' && Object.is(sb.v, -0) ? -1 : 1;
-    const byZero = `((${nanTest(a)} || ${a} === 0.0) ? ${lit(NaN)} : (${a} > 0.0 ? ${lit(zeroSign * Infinity)} : ${lit(-zeroSign * Infinity)}))`;
+    const signed = `(${a} > 0.0 ? ${lit(zeroSign * Infinity)} : ${lit(-zeroSign * Infinity)})`;
+    const byZero = `((${nanTest(a)} || ${a} === 0.0) ? ${lit(NaN)} : ${signed})`;
     if (sb.k === 'lit') return sb.v === 0 ? byZero : `(${a} / ${lit(sb.v)})`;
     const b = e.let(value(sb));
     return `(${b} === 0.0 ? ${byZero} : (${a} / ${b}))`;
@@ -261,7 +262,8 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
           // GLSL compilers fold x * 0.0 to 0 (NaN * 0 came out 0): IEEE gives NaN for a NaN or infinite x
           const [z, other] = isZeroLit(s.a) ? [s.a, s.b] : [s.b, s.a];
           const x = e.let(value(other));
-          return `((${nanTest(x)} || ${x} === ${lit(Infinity)} || ${x} === ${lit(-Infinity)}) ? ${lit(NaN)} : (${x} * ${lit((z as { v: number }).v)}))`;
+          const nonFinite = `${nanTest(x)} || ${x} === ${lit(Infinity)} || ${x} === ${lit(-Infinity)}`;
+          return `((${nonFinite}) ? ${lit(NaN)} : (${x} * ${lit((z as { v: number }).v)}))`;
         }
         if (target.wgsl && s.op === 'ne') {
           // IEEE: NaN != anything; an ordered != says false

@@ -22,7 +22,7 @@ import { fromWire as toNd, graphFromWire, toWire, type WireArray, type WireGraph
 
 export type { WireArray };
 
-type PageBackend = Extract<BackendName, 'webgl2' | 'webgpu'>;
+type PageBackend = Extract<BackendName, 'webgl2' | 'gpujs-webgpu'>;
 
 /** WebGPU buffers created and not yet destroyed in this page (counted by wrapping GPUDevice.createBuffer). */
 const liveGpuBuffers = new Set<object>();
@@ -48,7 +48,7 @@ const api = {
   /** The WebGPU adapter the page got (requested once; undefined where there is none) and why not. */
   async webgpu() {
     const adapter = await prepareWebGPU();
-    return { adapter, available: isAvailable('webgpu') };
+    return { adapter, available: isAvailable('gpujs-webgpu') };
   },
   /** The program's value and gradient wrt every input, compiled for WebGL2 or WebGPU. */
   async run(program: Program, args: Record<string, WireArray>, backend: PageBackend = 'webgl2') {
@@ -142,7 +142,7 @@ const api = {
     const b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
     const exe = compile(
       trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }),
-      { backend: 'webgpu' },
+      { backend: 'gpujs-webgpu' },
     );
     const ref = (await exe.runAsync({ a, b })).out.data;
     const t0 = performance.now();
@@ -175,7 +175,7 @@ const api = {
         const q = p as unknown as ParamTensors<typeof params>;
         return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
       },
-      { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'webgpu' },
+      { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'gpujs-webgpu' },
     );
     for (let i = 0; i < 3; i++) await s.runAsync({ x });
     const warm = liveGpuBuffers.size;
@@ -196,7 +196,7 @@ const api = {
           const q = p as unknown as ParamTensors<typeof params>;
           return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
         },
-        { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'webgpu' },
+        { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'gpujs-webgpu' },
       );
     const flat = (p: Params) => flattenParams(p).flatMap(([, v]) => Array.from(v.data));
     const ref = make();

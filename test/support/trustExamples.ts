@@ -179,14 +179,3 @@ export const examples: Example[] = [
     args: { x: grid((i) => (i === 4 ? NaN : i - 2.5)) },
   },
 ];
-
-/**
- * gpu.js's WebGPU path's one measured departure from IEEE: the WGSL compiler folds x * 0.0 to 0 (SwiftShader's,
- * measured; a zero computed at run time is folded as well), so NaN * 0 is 0 there. It must give exactly that, so a
- * change shows. GL has none left: its printer writes division by zero and products with a literal zero itself
- * (compiler/codegen/gpujs.ts), so the trust examples expect the IEEE values on every GL host.
- */
-export const gpujsWebgpuDepartures: Record<string, (graph: Graph, args: Record<string, NDArray>, got: Record<string, NDArray>) => void> = {
-  'NaN * 0 is NaN': (_g, _a, got) =>
-    assert.deepEqual([...got.out.data], [0, 0], 'WGSL folds x * 0.0 to 0 (measured); if this changes, update docs/numerics.md'),
-};

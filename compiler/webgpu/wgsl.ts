@@ -1,0 +1,485 @@
+// Kernel IR -> one WGSL compute shader. One invocation computes one output element (and the kernel's extra outputs
+// at the same element); a reduction is a loop nest inside the invocation, with every value hoisted to the loop level
+// its indices need. Index arithmetic is i32 with exact floor division and remainder (no float indices, so no 2^21 or
+// 2^23 limit); shapes and strides are literals of the shader, so the driver folds them.
+//
+// Numerics are the interpreter's (docs/numerics.md), written into the shader rather than assumed from the driver:
+// WGSL lets a compiler assume there is no NaN or infinity (SwiftShader folds x != x to false), so NaN and infinity
+// are told by their bits (bitcast), NaN and the infinities are made from bits at run time (a constant NaN is a
+// shader-creation error), division by zero is decided by the operands' sign bits, max/min/comparisons/where pass
+// NaN as IEEE says, and a product with a literal zero is NaN for a NaN or infinite operand.
+import { ixDependsOn, range, type Atom, type Ix } from '../kernel/indexExpr.ts';
+import { scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { randomBase } from '../../core/rng.ts';
+
+/** Invocations per workgroup (one output element each). */
+export const WORKGROUP = 64;
+/** The most workgroups along one dispatch dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
+export const MAX_GROUPS_X = 65535;
+
+export interface WgslKernel {
+  readonly code: string;
+  /** graph nodes bound read-only, in binding order (bindings 0 ..) */
+  readonly reads: readonly number[];
+  /** graph nodes written (the root, then the extra outputs), bound read-write after the reads */
+  readonly writes: readonly number[];
+  /** output elements: invocations that do work */
+  readonly size: number;
+  /** workgroups to dispatch: [x, y] */
+  readonly groups: readonly [number, number];
+}
+
+/** Statements with block scopes; `let` memoises by key in the visible scopes, as in codegen/emitter.ts. */
+class Wgsl {
+  private readonly lines: string[] = [];
+  private readonly scopes: Map<string, string>[] = [new Map()];
+  private next = 0;
+  memo(key: string, make: () => string): string {
+    for (let s = this.scopes.length - 1; s >= 0; s--) {
+      const hit = this.scopes[s].get(key);
+      if (hit) return hit;
+    }
+    const name = this.let(make());
+    this.scopes[this.scopes.length - 1].set(key, name);
+    return name;
+  }
+  bind(key: string, name: string): void {
+    this.scopes[this.scopes.length - 1].set(key, name);
+  }
+  let(expr: string, type = ''): string {
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr)) return expr;
+    const name = `v${this.next++}`;
+    this.line(`let ${name}${type ? ` : ${type}` : ''} = ${expr};`);
+    return name;
+  }
+  fresh(prefix: string): string {
+    return `${prefix}${this.next++}`;
+  }
+  line(text: string): void {
+    this.lines.push(`${'  '.repeat(this.scopes.length)}${text}`);
+  }
+  open(header: string): void {
+    this.line(`${header} {`);
+    this.scopes.push(new Map());
+  }
+  close(): void {
+    this.scopes.pop();
+    this.line('}');
+  }
+  text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+/** An f32 literal: finite values rounded to f32 and printed exactly; NaN and the infinities come from bits. */
+export const f32Lit = (v: number): string => {
+  if (Number.isNaN(v)) return 'fd_nan';
+  const f = Math.fround(v);
+  if (f === Infinity) return 'fd_inf';
+  if (f === -Infinity) return '(-fd_inf)';
+  if (Object.is(f, -0)) return 'fd_negzero'; // a literal -0.0 loses its sign in shader compilers
+  const s = String(f);
+  const t = /[.e]/.test(s) ? s : `${s}.0`;
+  return f < 0 ? `(${t})` : t;
+};
+
+const intLit = (v: number): string => {
+  if (!Number.isInteger(v) || Math.abs(v) >= 2 ** 31) throw new Error(`wgsl: index constant ${v} is not an i32`);
+  return v < 0 ? `(${v})` : String(v);
+};
+
+/** The helpers every shader may call (unused ones cost nothing: the driver drops them). */
+const HELPERS = `
+var<private> fd_nan : f32;
+var<private> fd_inf : f32;
+var<private> fd_negzero : f32;
+fn fd_isnan(x : f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn fd_isinf(x : f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+fn fd_signinf(s : u32) -> f32 { return bitcast<f32>(bitcast<u32>(fd_inf) | (s & 0x80000000u)); }
+fn fd_div(a : f32, b : f32) -> f32 {
+  if ((bitcast<u32>(b) & 0x7fffffffu) == 0u) {
+    if (fd_isnan(a) || (bitcast<u32>(a) & 0x7fffffffu) == 0u) { return fd_nan; }
+    return fd_signinf(bitcast<u32>(a) ^ bitcast<u32>(b));
+  }
+  if (fd_isinf(b)) {
+    if (fd_isnan(a) || fd_isinf(a)) { return fd_nan; }
+    return bitcast<f32>((bitcast<u32>(a) ^ bitcast<u32>(b)) & 0x80000000u);
+  }
+  if (fd_isnan(a) || fd_isnan(b)) { return fd_nan; }
+  if (fd_isinf(a)) { return fd_signinf(bitcast<u32>(a) ^ bitcast<u32>(b)); }
+  return a / b;
+}
+fn fd_mul0(x : f32, z : f32) -> f32 {
+  if (fd_isnan(x) || fd_isinf(x)) { return fd_nan; }
+  return bitcast<f32>((bitcast<u32>(x) ^ bitcast<u32>(z)) & 0x80000000u);
+}
+fn fd_exp(x : f32) -> f32 {
+  if (fd_isnan(x)) { return x; }
+  if (x > 88.72283) { return fd_inf; }
+  return exp(max(x, -104.0));
+}
+fn fd_log(x : f32) -> f32 {
+  if (fd_isnan(x) || x < 0.0) { return fd_nan; }
+  if (x == 0.0) { return -fd_inf; }
+  if (fd_isinf(x)) { return x; }
+  return log(x);
+}
+fn fd_sqrt(x : f32) -> f32 {
+  if (fd_isnan(x) || x < 0.0) { return fd_nan; }
+  if (fd_isinf(x) || x == 0.0) { return x; }
+  return sqrt(x);
+}
+fn fd_rsqrt(x : f32) -> f32 { return fd_div(1.0, fd_sqrt(x)); }
+// sin and cos to about 1 ulp (WGSL promises only 2^-11 absolute, and SwiftShader's cos(0.1) was 3e-4 off): the
+// argument reduced by multiples of pi/2 in three parts (Cody-Waite), then minimax polynomials on [-pi/4, pi/4]
+fn fd_sincos(x : f32, cosine : bool) -> f32 {
+  if (fd_isnan(x) || fd_isinf(x)) { return fd_nan; }
+  let k = round(x * 0.6366197723675814);
+  let r = ((x - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;
+  let z = r * r;
+  let s = r + r * z * (-0.16666654611 + z * (0.0083321608736 + z * (-0.00019515295891)));
+  let c = 1.0 - 0.5 * z + z * z * (0.04166664568298827 + z * (-0.001388731625493765 + z * 0.00002443315711809948));
+  let q = (i32(k - 4.0 * floor(k * 0.25)) + select(0, 1, cosine)) & 3;
+  if (q == 0) { return s; }
+  if (q == 1) { return c; }
+  if (q == 2) { return -s; }
+  return -c;
+}
+fn fd_sin(x : f32) -> f32 { return fd_sincos(x, false); }
+fn fd_cos(x : f32) -> f32 { return fd_sincos(x, true); }
+fn fd_tanh(x : f32) -> f32 {
+  if (fd_isnan(x)) { return x; }
+  let c = clamp(x, -15.0, 15.0);
+  if (abs(c) < 0.0004) { return c; }
+  let q = exp(2.0 * c);
+  return (q - 1.0) / (q + 1.0);
+}
+fn fd_sigmoid(x : f32) -> f32 {
+  if (fd_isnan(x)) { return x; }
+  return 1.0 / (1.0 + fd_exp(-x));
+}
+fn fd_floor(x : f32) -> f32 {
+  if (fd_isnan(x) || fd_isinf(x)) { return x; }
+  return floor(x);
+}
+fn fd_max(a : f32, b : f32) -> f32 { return select(b, a, a > b || fd_isnan(a) || (a == b && !fd_isnan(b))); }
+fn fd_min(a : f32, b : f32) -> f32 { return select(b, a, a < b || fd_isnan(a) || (a == b && !fd_isnan(b))); }
+fn fd_ord(a : f32, b : f32) -> bool { return !fd_isnan(a) && !fd_isnan(b); }
+fn fd_odd(y : f32) -> bool { return abs(y) < 16777216.0 && (y - 2.0 * floor(y * 0.5)) == 1.0; }
+fn fd_pow(x : f32, y : f32) -> f32 {
+  if (y == 0.0) { return 1.0; }
+  if (fd_isnan(x) || fd_isnan(y)) { return fd_nan; }
+  let ax = abs(x);
+  if (fd_isinf(y)) {
+    if (ax == 1.0) { return fd_nan; }
+    return select(0.0, fd_inf, (ax > 1.0) == (y > 0.0));
+  }
+  let integer = floor(y) == y;
+  if (x < 0.0 && !integer) { return fd_nan; }
+  var r : f32;
+  if (ax == 0.0) { r = select(fd_inf, 0.0, y > 0.0); }
+  else if (fd_isinf(ax)) { r = select(0.0, fd_inf, y > 0.0); }
+  else { r = exp2(y * log2(ax)); }
+  let negative = (bitcast<u32>(x) & 0x80000000u) != 0u && fd_odd(y);
+  return select(r, -r, negative);
+}
+fn fd_fdiv(x : i32, d : i32) -> i32 { let q = x / d; return select(q, q - 1, (x % d) != 0 && x < 0); }
+fn rng_mul24(x : u32, c1 : u32, c0 : u32) -> u32 {
+  let xh = x >> 12u; let xl = x & 4095u;
+  let lo = xl * c0; let loh = lo >> 12u;
+  let mid = ((xh * c0) & 4095u) + ((xl * c1) & 4095u) + loh;
+  return ((mid & 4095u) << 12u) + (lo & 4095u);
+}
+fn rng_sqr24(x : u32) -> u32 {
+  let h = x >> 12u; let l = x & 4095u;
+  let lo = l * l; let loh = lo >> 12u;
+  let mid = 2u * ((h * l) & 4095u) + loh;
+  return ((mid & 4095u) << 12u) + (lo & 4095u);
+}
+fn rng_add24(a : u32, b : u32) -> u32 { return (a + b) & 16777215u; }
+fn rng_rot12(x : u32) -> u32 { return ((x & 4095u) << 12u) + (x >> 12u); }
+fn rng_bits(key : u32, i : u32) -> u32 {
+  let k = rng_add24(rng_mul24(key, 2531u, 1913u), 6017257u);
+  let y = rng_add24(rng_mul24(rng_add24(i, 1u), 2047u, 2869u), k);
+  let z = rng_add24(y, k);
+  var x = rng_rot12(rng_add24(rng_sqr24(y), y));
+  x = rng_rot12(rng_add24(rng_sqr24(x), z));
+  x = rng_rot12(rng_add24(rng_sqr24(x), y));
+  return rng_rot12(rng_add24(rng_sqr24(x), z));
+}
+fn rng_uniform(key : u32, i : u32) -> f32 { return (f32(rng_bits(key, i) >> 1u) + 0.5) / 8388608.0; }
+fn rng_draw(base : u32, counter : f32, i : u32, normal : bool) -> f32 {
+  let wrapped = counter - floor(counter / 16777216.0) * 16777216.0;
+  let key = rng_bits(base, u32(wrapped));
+  if (!normal) { return rng_uniform(key, i); }
+  let u1 = rng_uniform(key, 2u * i);
+  let u2 = rng_uniform(key, 2u * i + 1u);
+  return sqrt(-2.0 * log(u1)) * fd_cos(6.283185307179586 * u2);
+}
+`;
+
+const unaryCall: Record<Extract<Scalar, { k: 'un' }>['op'], (x: string) => string> = {
+  neg: (x) => `(-${x})`,
+  exp: (x) => `fd_exp(${x})`,
+  log: (x) => `fd_log(${x})`,
+  sqrt: (x) => `fd_sqrt(${x})`,
+  rsqrt: (x) => `fd_rsqrt(${x})`,
+  sin: (x) => `fd_sin(${x})`,
+  cos: (x) => `fd_cos(${x})`,
+  tanh: (x) => `fd_tanh(${x})`,
+  sigmoid: (x) => `fd_sigmoid(${x})`,
+  relu: (x) => `select(0.0, ${x}, ${x} > 0.0 || fd_isnan(${x}))`,
+  abs: (x) => `abs(${x})`,
+  floor: (x) => `fd_floor(${x})`,
+};
+
+const compare: Record<string, string> = { lt: '<', le: '<=', gt: '>', ge: '>=', eq: '==' };
+
+/** The rows of a 2-D dispatch: WebGPU caps each dimension at 65,535 workgroups. */
+export const dispatchOf = (size: number): [number, number] => {
+  const groups = Math.max(1, Math.ceil(size / WORKGROUP));
+  if (groups <= MAX_GROUPS_X) return [groups, 1];
+  const y = Math.ceil(groups / MAX_GROUPS_X);
+  return [Math.ceil(groups / y), y];
+};
+
+export const printWgsl = (ir: KernelIR, outputs: readonly number[]): WgslKernel => {
+  const size = ir.shape.reduce((a, b) => a * b, 1);
+  const groups = dispatchOf(size);
+  const e = new Wgsl();
+  const reads: number[] = [];
+  const bufferName = (id: number) => {
+    let k = reads.indexOf(id);
+    if (k < 0) k = reads.push(id) - 1;
+    return `b${k}`;
+  };
+  /** i32 expression of each variable in scope */
+  const varName = new Map<number, string>();
+  const keys = new WeakMap<Scalar, string>();
+
+  const ixKey = (x: Ix): string => [...x.terms.map(([a, c]) => `${c}*${atomKey(a)}`), x.c].join('+');
+  const atomKey = (a: Atom): string =>
+    a.k === 'var'
+      ? `v${a.v}`
+      : a.k === 'clamp'
+        ? `clamp(${ixKey(a.x)},${a.lo},${a.hi})`
+        : `(${ixKey(a.x)})${a.k === 'div' ? '/' : '%'}${a.d}`;
+  const condKey = (c: Cond) => `${ixKey(c.ix)}in${c.lo}..${c.hi}/${c.step ?? 1}`;
+  const key = (s: Scalar): string => {
+    const hit = keys.get(s);
+    if (hit) return hit;
+    let k: string;
+    switch (s.k) {
+      case 'lit':
+        k = `l${Object.is(s.v, -0) ? '-0' : s.v}`;
+        break;
+      case 'load':
+        k = `L${s.buf}[${ixKey(s.at)}]`;
+        break;
+      case 'un':
+        k = `${s.op}(${key(s.x)})`;
+        break;
+      case 'bin':
+        k = `${s.op}(${key(s.a)},${key(s.b)})`;
+        break;
+      case 'where':
+        k = `where(${key(s.c)},${key(s.a)},${key(s.b)})`;
+        break;
+      case 'guard':
+        k = `guard(${s.conds.map(condKey).join('&')},${key(s.x)})`;
+        break;
+      case 'pick':
+        k = `pick(${condKey(s.cond)},${key(s.a)},${key(s.b)})`;
+        break;
+      case 'random':
+        k = `rand(${s.seed},${s.stream},${s.dist},${key(s.counter)},${ixKey(s.at)})`;
+        break;
+      case 'reduce':
+        k = `${s.op}[${s.vars.join(',')}](${key(s.body)})`;
+        break;
+    }
+    keys.set(s, k);
+    return k;
+  };
+
+  /** i32 value of an index expression (memoised per scope) */
+  const ix = (x: Ix): string => {
+    if (x.terms.length === 0) return intLit(x.c);
+    return e.memo(`ix|${ixKey(x)}`, () => {
+      const parts = x.terms.map(([a, c]) => {
+        const v = atom(a);
+        return c === 1 ? v : `${v} * ${intLit(c)}`;
+      });
+      if (x.c !== 0) parts.push(intLit(x.c));
+      return parts.join(' + ');
+    });
+  };
+  const atom = (a: Atom): string => {
+    if (a.k === 'var') {
+      const name = varName.get(a.v);
+      if (name === undefined) throw new Error(`wgsl: variable v${a.v} used outside its loop`);
+      return name;
+    }
+    const x = ix(a.x);
+    const [lo] = range(a.x, ir.vars);
+    switch (a.k) {
+      case 'div':
+        return e.memo(`div|${atomKey(a)}`, () => (lo >= 0 ? `(${x} / ${intLit(a.d)})` : `fd_fdiv(${x}, ${intLit(a.d)})`));
+      case 'mod':
+        return e.memo(`mod|${atomKey(a)}`, () =>
+          lo >= 0 ? `(${x} % ${intLit(a.d)})` : `(${x} - fd_fdiv(${x}, ${intLit(a.d)}) * ${intLit(a.d)})`,
+        );
+      case 'clamp':
+        return e.memo(`clamp|${atomKey(a)}`, () => `clamp(${x}, ${intLit(a.lo)}, ${intLit(a.hi)})`);
+    }
+  };
+
+  const cond = (c: Cond): string[] => {
+    const [lo, hi] = range(c.ix, ir.vars);
+    const x = ix(c.ix);
+    const parts: string[] = [];
+    if (lo < c.lo) parts.push(`${x} >= ${intLit(c.lo)}`);
+    if (hi > c.hi) parts.push(`${x} <= ${intLit(c.hi)}`);
+    if (c.step) parts.push(`(${x} - fd_fdiv(${x}, ${intLit(c.step)}) * ${intLit(c.step)}) == 0`);
+    return parts;
+  };
+
+  const value = (s: Scalar): string => (s.k === 'lit' ? f32Lit(s.v) : e.memo(key(s), () => compute(s)));
+
+  const isZero = (s: Scalar) => s.k === 'lit' && s.v === 0;
+
+  const compute = (s: Scalar): string => {
+    switch (s.k) {
+      case 'lit':
+        return f32Lit(s.v);
+      case 'load':
+        return `${bufferName(s.buf)}[${ix(s.at)}]`;
+      case 'un': {
+        const x = s.op === 'neg' || s.op === 'abs' ? value(s.x) : e.let(value(s.x));
+        return unaryCall[s.op](x);
+      }
+      case 'bin': {
+        if (s.op === 'pow' && s.b.k === 'lit') {
+          const p = s.b.v;
+          const x = e.let(value(s.a));
+          if (p === 1) return x;
+          if (p === 2) return `(${x} * ${x})`;
+          if (p === 3) return `(${x} * ${x} * ${x})`;
+          if (p === 0.5) return `fd_sqrt(${x})`;
+          if (p === -0.5) return `fd_rsqrt(${x})`;
+          if (p === -1) return `fd_div(1.0, ${x})`;
+        }
+        if (s.op === 'mul' && (isZero(s.a) || isZero(s.b))) {
+          const [z, other] = isZero(s.a) ? [s.a, s.b] : [s.b, s.a];
+          return `fd_mul0(${value(other)}, ${f32Lit((z as { v: number }).v)})`;
+        }
+        const a = e.let(value(s.a));
+        const b = e.let(value(s.b));
+        switch (s.op) {
+          case 'add':
+            return `(${a} + ${b})`;
+          case 'sub':
+            return `(${a} - ${b})`;
+          case 'mul':
+            return `(${a} * ${b})`;
+          case 'div':
+            return `fd_div(${a}, ${b})`;
+          case 'pow':
+            return `fd_pow(${a}, ${b})`;
+          case 'max':
+            return `fd_max(${a}, ${b})`;
+          case 'min':
+            return `fd_min(${a}, ${b})`;
+          case 'ne':
+            return `select(0.0, 1.0, !(${a} == ${b}) || !fd_ord(${a}, ${b}))`;
+          default:
+            return `select(0.0, 1.0, ${a} ${compare[s.op]} ${b} && fd_ord(${a}, ${b}))`;
+        }
+      }
+      case 'where': {
+        const c = e.let(value(s.c));
+        const a = value(s.a);
+        const b = value(s.b);
+        return `select(${b}, ${a}, ${c} != 0.0 || fd_isnan(${c}))`;
+      }
+      case 'guard': {
+        const conds = s.conds.flatMap(cond);
+        const x = value(s.x);
+        return conds.length ? `select(0.0, ${x}, ${conds.join(' && ')})` : x;
+      }
+      case 'pick': {
+        const a = value(s.a);
+        const b = value(s.b);
+        const c = cond(s.cond);
+        return c.length ? `select(${b}, ${a}, ${c.join(' && ')})` : a;
+      }
+      case 'random':
+        return `rng_draw(${randomBase(s.seed, s.stream)}u, ${value(s.counter)}, u32(${ix(s.at)}), ${s.dist === 'normal'})`;
+      case 'reduce':
+        return reduce(s);
+    }
+  };
+
+  const levelOf = (s: Scalar, vars: readonly number[], memo: Map<Scalar, number>): number =>
+    scalarLevel(s, (x) => vars.reduce((l, v, i) => (ixDependsOn(x, v) ? i + 1 : l), 0), memo);
+
+  /** The loop nest of one reduction; values are computed at the shallowest loop level their indices allow. */
+  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => {
+    const acc = e.fresh('acc');
+    e.line(`var ${acc} : f32 = ${r.op === 'sum' ? '0.0' : '(-fd_inf)'};`);
+    const levels = new Map<Scalar, number>();
+    const byLevel: Scalar[][] = r.vars.map(() => []);
+    byLevel.push([]);
+    walk(r.body, (s) => {
+      if (s.k !== 'lit') byLevel[levelOf(s, r.vars, levels)].push(s);
+    });
+    for (const s of byLevel[0]) value(s);
+    r.vars.forEach((v, i) => {
+      const loop = e.fresh('r');
+      e.open(`for (var ${loop} : i32 = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop}++)`);
+      varName.set(v, loop);
+      if (i < r.vars.length - 1) for (const s of byLevel[i + 1]) value(s);
+    });
+    const v = value(r.body);
+    if (r.op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
+    else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
+    r.vars.forEach(() => e.close());
+    for (const v of r.vars) varName.delete(v);
+    return acc;
+  };
+
+  // the flat output element, then its coordinates (outermost first), as i32
+  e.line(`let t : i32 = i32(gid.x + gid.y * ${groups[0] * WORKGROUP}u);`);
+  e.line(`if (t >= ${size}) { return; }`);
+  e.line('fd_nan = bitcast<f32>(0x7fc00000u | (gid.z & 1u));');
+  e.line('fd_inf = bitcast<f32>(0x7f800000u | (gid.z & 1u));');
+  e.line('fd_negzero = bitcast<f32>(0x80000000u | (gid.z & 1u));');
+  let stride = size;
+  let rest = 't';
+  ir.outVars.forEach((v, d) => {
+    stride /= ir.shape[d];
+    if (ir.shape[d] === 1) return varName.set(v, '0');
+    if (stride === 1) return varName.set(v, rest);
+    const q = e.let(`${rest} / ${stride}`);
+    varName.set(v, q);
+    rest = e.let(`${rest} - ${q} * ${stride}`);
+  });
+  const roots = [ir.value, ...ir.extras.map((x) => x.value)];
+  const results = roots.map((r) => value(r));
+  // bindings: the reads first (known only now), then the outputs
+  // every binding is read_write: they are ranges of one buffer (the plan's arena), and WebGPU refuses a buffer bound
+  // read-only and writable in one dispatch, ranges apart or not
+  const readDecls = reads.map((_, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i} : array<f32>;`);
+  const writeDecls = outputs.map((_, j) => `@group(0) @binding(${reads.length + j}) var<storage, read_write> o${j} : array<f32>;`);
+  results.forEach((r, j) => e.line(`o${j}[t] = ${r};`));
+  const code = [
+    ...readDecls,
+    ...writeDecls,
+    HELPERS,
+    `@compute @workgroup_size(${WORKGROUP})`,
+    'fn main(@builtin(global_invocation_id) gid : vec3<u32>) {',
+    e.text(),
+    '}',
+  ].join('\n');
+  return { code, reads, writes: outputs, size, groups };
+};

@@ -1,0 +1,298 @@
+// The compiler's own WGSL backend (compiler/webgpu/) in Node, through the webgpu package (Dawn). In CI the adapter is
+// SwiftShader (Debian's chromium ships it; scripts/test.sh points the Vulkan loader at it), a CPU implementation: these
+// tests judge the generated code and the plan, not a GPU's speed. Every result is compared with the float64
+// interpreter, both sides given the inputs rounded to f32: NaN must be NaN, an infinity the same infinity, a finite
+// value within 1e-4 (1 + |ref|) as in test/compiled.test.ts. A missing adapter fails under CI=true, never a skip.
+import assert from 'node:assert/strict';
+import { after, test, type TestContext } from 'node:test';
+import fc from 'fast-check';
+import { compile, isAvailable, prepareWebGPU, probeBackend, shutdownBackends, WgslBackend } from '../compiler/index.ts';
+import { gpuContext } from '../compiler/webgpu/gpu.ts';
+import { evaluate } from '../core/interpret.ts';
+import type { Graph } from '../core/ir.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import * as op from '../dsl/ops.ts';
+import { adam } from '../dsl/optim.ts';
+import { flattenParams, initNormal, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
+import * as nn from '../dsl/nn.ts';
+import type { Tensor } from '../dsl/tensor.ts';
+import { trace } from '../dsl/trace.ts';
+import { mse } from '../dsl/composites.ts';
+import { compileStep } from '../train/compileStep.ts';
+import { valueAndGrad } from '../transforms/grad.ts';
+import { describeProgram, graphCaseArb, hardGraphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
+import { primitiveCases } from '../transforms/check/primitiveCases.ts';
+import { examples, f32, mismatches, show, withinF32 } from './support/trustExamples.ts';
+
+// asked once, before the tests are declared: whether each runs depends on the answer
+await prepareWebGPU();
+// the device is destroyed at the end: while it exists, Dawn keeps the process running
+after(shutdownBackends);
+
+const skip = () => (isAvailable('webgpu') ? false : `no WebGPU adapter here: ${probeBackend('webgpu').reason}`);
+
+test('webgpu: an adapter is found (in CI: SwiftShader, a CPU implementation)', (t: TestContext) => {
+  const ctx = gpuContext();
+  t.diagnostic(
+    ctx ? `${ctx.description}; ${ctx.maxStorageBuffers} storage buffers per shader; via ${ctx.source}` : probeBackend('webgpu').reason,
+  );
+  if (process.env.CI === 'true') {
+    assert.ok(ctx, `CI must run the webgpu backend: ${probeBackend('webgpu').reason}`);
+    assert.ok(ctx.software, `CI's adapter is SwiftShader: ${ctx.description}`);
+  }
+});
+
+/** The mismatches of a webgpu run against the interpreter (both given the same f32 inputs), or undefined. */
+const onWebGPU = async (graph: Graph, args64: Record<string, NDArray>, fusion: 'fused' | 'unfused' = 'fused') => {
+  const args = f32(args64);
+  const exe = compile(graph, { backend: 'webgpu', fusion });
+  try {
+    return mismatches(evaluate(graph, args), await exe.runAsync(args));
+  } finally {
+    exe.dispose();
+  }
+};
+
+test('webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, infinities, x / 0, NaN * 0)', { skip: skip() }, async () => {
+  const failures: string[] = [];
+  for (const ex of examples) {
+    const bad = await onWebGPU(ex.graph(), ex.args).catch((e: Error) => e.message);
+    if (bad) failures.push(`${ex.name}: ${bad.split('\n')[0].slice(0, 300)}`);
+  }
+  assert.ok(failures.length === 0, `${failures.length} of ${examples.length} examples fail on webgpu:\n${failures.join('\n')}`);
+});
+
+test('webgpu: hard programs (NaN and +-Infinity inputs, non-finite constants) and their gradients', { skip: skip() }, async () => {
+  await fc.assert(
+    fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
+      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+      const graph = valueAndGrad(
+        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+        Object.keys(c.args),
+      );
+      const args = f32(c.args);
+      fc.pre(withinF32(graph, args));
+      const bad = await onWebGPU(graph, args);
+      if (bad) {
+        const inputs = Object.entries(args)
+          .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
+          .join('; ');
+        throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
+      }
+    }),
+    { numRuns: 30, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
+  );
+});
+
+test('webgpu: random graphs and their gradients match the float64 interpreter', { skip: skip() }, async () => {
+  await fc.assert(
+    fc.asyncProperty(graphCaseArb(6), async (c) => {
+      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+      const graph = valueAndGrad(
+        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+        Object.keys(c.args),
+      );
+      const bad = await onWebGPU(graph, c.args);
+      if (bad) throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}`);
+    }),
+    { numRuns: 40, seed: 7 },
+  );
+});
+
+test('webgpu: every primitive, forward and gradient, fused and unfused, matches the interpreter', { skip: skip() }, async (t) => {
+  let graphs = 0;
+  for (const [name, arb] of Object.entries(primitiveCases)) {
+    await fc.assert(
+      fc.asyncProperty(arb, async (c) => {
+        const spec = Object.fromEntries(Object.entries(c.args).map(([k, v]) => [k, v.shape]));
+        const g = valueAndGrad(
+          trace((a) => op.sum(op.mul(c.fn(a as Record<string, Tensor>), 0.5)), spec),
+          c.wrt ?? Object.keys(c.args),
+        );
+        for (const fusion of ['fused', 'unfused'] as const) {
+          const bad = await onWebGPU(g, c.args as Record<string, NDArray>, fusion);
+          graphs++;
+          if (bad) throw new Error(`${name} (${fusion}) ${c.describe}: ${bad}`);
+        }
+      }),
+      { numRuns: 4, seed: 11 },
+    );
+  }
+  t.diagnostic(`${graphs} graphs (${Object.keys(primitiveCases).length} primitives)`);
+});
+
+test(
+  "webgpu: the counter-based RNG gives the interpreter's uniforms bit for bit, over 2^16 elements and counters to 3 x 2^24",
+  {
+    skip: skip(),
+  },
+  async () => {
+    const n = 1 << 16;
+    // counters are f32 on the device (a step number): every one here is exact in f32, 2^24 and 3 x 2^24 wrap to 0
+    for (const counter of [0, 77, 16777215, 16777216, 3 * 16777216, 1 << 20]) {
+      const g = trace(() => op.uniform([n], { seed: 1234, stream: 5, counter }), {});
+      const ref = evaluate(g, {}).out.data;
+      const exe = compile(g, { backend: 'webgpu' });
+      const got = (await exe.runAsync({})).out.data;
+      exe.dispose();
+      const differ = ref.findIndex((v, i) => v !== got[i]);
+      assert.equal(differ, -1, `counter ${counter}, uniform ${differ}: webgpu ${got[differ]}, interpreter ${ref[differ]}`);
+    }
+  },
+);
+
+test(
+  'webgpu: indices past f32 exactness are exact (a transpose of [4099, 4097], a broadcast over 9,000,000)',
+  { skip: skip() },
+  async () => {
+    const [r, c] = [4099, 4097];
+    const x = { shape: [r, c], data: Float64Array.from({ length: r * c }, (_, i) => i % 1021) };
+    const g = trace(({ x }) => op.transpose(x), { x: [r, c] });
+    const exe = compile(g, { backend: 'webgpu' });
+    const got = (await exe.runAsync({ x })).out.data;
+    exe.dispose();
+    let wrong = 0;
+    for (let i = 0; i < r; i += 7) for (let j = 0; j < c; j++) if (got[j * r + i] !== x.data[i * c + j]) wrong++;
+    assert.equal(wrong, 0, `${wrong} wrong elements of the transpose`);
+    const b = await onWebGPU(
+      trace(({ a, b }) => op.add(a, b), { a: [1, 3000], b: [3000, 1] }),
+      {
+        a: { shape: [1, 3000], data: Float64Array.from({ length: 3000 }, (_, i) => i) },
+        b: { shape: [3000, 1], data: Float64Array.from({ length: 3000 }, (_, i) => 3000 * i) },
+      },
+    );
+    assert.equal(b, undefined);
+  },
+);
+
+test(
+  'webgpu: matmul, conv2d, reductions and fused elementwise over edge extents (1 .. 100) match the interpreter',
+  { skip: skip() },
+  async () => {
+    const extents = [1, 3, 5, 8, 12, 20, 36, 100];
+    const rows = [1, 2, 6];
+    const arr = (shape: number[], seed: number): NDArray => ({
+      shape,
+      data: Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => Math.sin(seed * 7.3 + i * 1.7)),
+    });
+    const failures: string[] = [];
+    for (const n of extents)
+      for (const m of rows) {
+        const cases: [string, Graph, Record<string, NDArray>][] = [
+          ['matmul', trace(({ a, b }) => op.matmul(a, b), { a: [m, 7], b: [7, n] }), { a: arr([m, 7], 1), b: arr([7, n], 2) }],
+          ['sum rows', trace(({ a }) => op.sum(op.exp(a), [1]), { a: [m, n] }), { a: arr([m, n], 3) }],
+          ['max rows', trace(({ a }) => op.max(a, [1]), { a: [m, n] }), { a: arr([m, n], 4) }],
+          [
+            'tanh(a) * b + 1',
+            trace(({ a, b }) => op.add(op.mul(op.tanh(a), b), 1), { a: [m, n], b: [m, n] }),
+            { a: arr([m, n], 5), b: arr([m, n], 6) },
+          ],
+        ];
+        for (const [name, g, args] of cases) {
+          const bad = await onWebGPU(g, args);
+          if (bad) failures.push(`${name} [${m}, ${n}]: ${bad.slice(0, 200)}`);
+        }
+      }
+    for (const size of [3, 5, 12]) {
+      const g = trace(({ x, w }) => op.conv2d(x, w, { padding: 1 }), { x: [2, 3, size, size], w: [4, 3, 3, 3] });
+      const bad = await onWebGPU(g, { x: arr([2, 3, size, size], 7), w: arr([4, 3, 3, 3], 8) });
+      if (bad) failures.push(`conv2d ${size}x${size}: ${bad.slice(0, 200)}`);
+    }
+    assert.deepEqual(failures, []);
+  },
+);
+
+// ---- training steps: resident state, one submission per step, rollback, dispose -----------------------------------
+
+const mlpParams = () => ({ l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) });
+type MLP = ReturnType<typeof mlpParams>;
+const mlpStep = (backend: 'webgpu' | 'wasm', params: MLP = mlpParams(), lr = 0.01) =>
+  compileStep(
+    ({ params: p, x: xs }) => {
+      const q = p as unknown as ParamTensors<MLP>;
+      return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
+    },
+    { params, optimizer: adam({ lr }), data: { x: [8, 4] }, backend, emaDecay: 0.9 },
+  );
+const flat = (p: Params) => flattenParams(p).flatMap(([, v]) => Array.from(v.data));
+const closeArrays = (a: number[], b: number[], tol: number) =>
+  a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= tol * (1 + Math.abs(b[i])));
+
+test(
+  "webgpu: a training step gives the wasm backend's losses, parameters, optimizer state and EMA (f32 tolerance)",
+  { skip: skip() },
+  async () => {
+    const x = initNormal([8, 4], 1, 9);
+    const gpu = mlpStep('webgpu');
+    const cpu = mlpStep('wasm');
+    const lg: number[] = [];
+    const lc: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      lg.push(await gpu.runAsync({ x }));
+      lc.push(await cpu.runAsync({ x }));
+    }
+    const g = await gpu.readAsync();
+    const c = await cpu.readAsync();
+    gpu.dispose();
+    cpu.dispose();
+    // five Adam steps of an f32 program on two backends: reassociated sums differ by a few ulp, and Adam's first
+    // steps divide by sqrt(v) ~ |g|, which keeps those differences at their size (1e-4 relative is far above them)
+    assert.ok(closeArrays(lg, lc, 1e-4), `losses: ${lg} vs ${lc}`);
+    assert.ok(closeArrays(flat(g.params), flat(c.params), 1e-4), 'parameters');
+    assert.ok(closeArrays(flat(g.state), flat(c.state), 1e-4), 'optimizer state');
+    assert.ok(closeArrays(flat(g.ema), flat(c.ema), 1e-4), 'EMA');
+  },
+);
+
+test(
+  'webgpu: overlapped steps give the sequential losses; a non-finite loss rolls back its update and the later ones',
+  { skip: skip() },
+  async () => {
+    const x = initNormal([8, 4], 1, 9);
+    const bad = { shape: x.shape, data: x.data.map((v, i) => (i === 0 ? NaN : v)) };
+    const ref = mlpStep('webgpu');
+    const sequential = [await ref.runAsync({ x }), await ref.runAsync({ x })];
+    const refState = await ref.readAsync();
+    sequential.push(await ref.runAsync({ x }));
+    ref.dispose();
+    const s = mlpStep('webgpu');
+    const settled = await Promise.allSettled([s.runAsync({ x }), s.runAsync({ x }), s.runAsync({ x: bad }), s.runAsync({ x })]);
+    const shown = settled.map((r) => (r.status === 'fulfilled' ? r.value : `${(r.reason as Error).name}: ${(r.reason as Error).message}`));
+    assert.deepEqual(shown.slice(0, 2), sequential.slice(0, 2), 'steps 1 and 2 overlapped: the sequential losses, bit for bit');
+    assert.match(String(shown[2]), /NonFiniteLossError: step 3: the loss is NaN/);
+    assert.match(String(shown[3]), /discarded/);
+    const after = await s.readAsync();
+    for (const part of ['params', 'state', 'ema'] as const)
+      assert.deepEqual(flat(after[part]), flat(refState[part]), `${part}: those after step 2 (neither step 3 nor 4 applied)`);
+    assert.equal(s.step, 3, 'the counter is back at step 3');
+    assert.equal(await s.runAsync({ x }), sequential[2], 'the next step from there is the sequential step 3, bit for bit');
+    s.dispose();
+  },
+);
+
+test('webgpu: 200 steps lower the loss; GPU buffers stay steady and are all freed on dispose', { skip: skip() }, async () => {
+  const backend = new WgslBackend();
+  const x = initNormal([8, 4], 1, 9);
+  const params = mlpParams();
+  const step = compileStep(
+    ({ params: p, x: xs }) => {
+      const q = p as unknown as ParamTensors<MLP>;
+      return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
+    },
+    { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend },
+  );
+  const losses: Promise<number>[] = [];
+  for (let i = 0; i < 200; i++) {
+    losses.push(step.runAsync({ x }));
+    if (i === 20) await losses[i];
+  }
+  const warm = backend.gpuBuffers();
+  const all = await Promise.all(losses);
+  const steady = backend.gpuBuffers();
+  assert.ok(all[199] < all[0] / 4, `the loss falls: ${all[0]} -> ${all[199]}`);
+  assert.ok(steady <= warm + 8, `200 overlapped steps: ${warm} -> ${steady} GPU buffers`);
+  step.dispose();
+  assert.equal(backend.gpuBuffers(), 0, 'dispose frees every GPU buffer of the plan and its readback pool');
+  await assert.rejects(step.runAsync({ x }), /disposed/);
+  await backend.dispose();
+});
