@@ -15,6 +15,7 @@ import { lowerKernel } from './kernel/lower.ts';
 import { printKernelIR } from './kernel/print.ts';
 import { compileOnPlanBackend } from './wasm/executable.ts';
 import { compileOnWebGPU } from './webgpu/plan.ts';
+import { chooseBlock } from './webgpu/tune.ts';
 import { printWgsl } from './webgpu/wgsl.ts';
 import type { Executable } from './plan.ts';
 import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backends/backend.ts';
@@ -130,7 +131,12 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return compileOnPlanBackend(device, reason, program, kernels, irs, options);
   }
   if (device.kind === 'wgsl') {
-    const shaders = irs.map((ir, i) => printWgsl(ir, [named[i].root, ...named[i].extraOutputs]));
+    const software = device.context().software;
+    const shaders = irs.map((ir, i) => {
+      const { block, reason } = chooseBlock(ir, software, device.minInvocations);
+      const k = printWgsl(ir, [named[i].root, ...named[i].extraOutputs], block);
+      return { ...k, code: `// ${named[i].name}: ${reason} (compiler/webgpu/tune.ts)\n${k.code}` };
+    });
     const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));
     return compileOnWebGPU(device, reason, program, kernels, shaders, options);
   }

@@ -58,7 +58,7 @@ test('software rasterizers are recognised by their renderer names', async () => 
 test('an unknown backend lists the valid ones; an unavailable one lists the available ones', () => {
   assert.throws(
     () => resolveBackend('metal' as never),
-    /unknown backend 'metal'; backends: wasm, headlessgl, webgl2, webgpu, webasm, cpu, or auto/,
+    /unknown backend 'metal'; backends: wasm, webgpu, headlessgl, webgl2, gpujs-webgpu, webasm, cpu, or auto/,
   );
   // in Node, webgl2 is refused for what it is (a browser's), not with the headless-gl hint
   assert.throws(

@@ -94,7 +94,9 @@ for (const backend of ['webgl2', 'gpujs-webgpu'] as const)
         );
         const got = await inPage('run', c.program, args, backend);
         assert.equal(got.backend, backend);
-        assert.ok(got.contexts.length > 0 && got.contexts.every((c) => c === backend), `gpu.js built: ${got.contexts.join(', ')}`);
+        // gpu.js names its own modes: gpujs-webgpu is its 'webgpu'
+        const mode = backend === 'gpujs-webgpu' ? 'webgpu' : backend;
+        assert.ok(got.contexts.length > 0 && got.contexts.every((c) => c === mode), `gpu.js built: ${got.contexts.join(', ')}`);
         cases++;
         kernels += got.kernels;
         for (const [name, r] of Object.entries(ref)) {

@@ -518,7 +518,7 @@ test(
     const s0 = await state(p);
     assert.equal(s0.backend, 'gpujs-webgpu', `the page runs on ${s0.backend}: ${s0.fallback}`);
     assert.equal(s0.fallback, null);
-    assert.match(s0.banner, /Running on WebGPU · adapter: .*swiftshader, a CPU implementation/);
+    assert.match(s0.banner, /Running on WebGPU \(gpu\.js\) · adapter: .*swiftshader, a CPU implementation/);
     await p.selectOption('#hidden', '64');
     await p.selectOption('#count', '500');
     await p.selectOption('#steps', '25');

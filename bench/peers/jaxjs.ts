@@ -26,19 +26,41 @@ type Layer = { w: Arr; b: Arr };
 type Params = Layer[];
 type State = { params: Params; m: Params; v: Params; count: Arr; key: Arr };
 
-let jaxPromise: Promise<JaxModule> | undefined;
-/** Install the two Node shims, import jax-js, and start its wasm device (once per process). */
-export const loadJax = (): Promise<JaxModule> =>
-  (jaxPromise ??= (async () => {
-    const g = globalThis as Record<string, unknown>;
-    g.navigator ??= { userAgent: `Node.js/${process.version}`, hardwareConcurrency: 1 };
-    g.Float16Array ??= class Float16ArrayStandIn {};
-    const jax = await import('@jax-js/jax');
-    const devices = await jax.init('wasm');
-    if (!devices.includes('wasm')) throw new Error(`jax-js: wasm device unavailable (got ${devices.join(', ')})`);
-    jax.defaultDevice('wasm');
-    return jax;
-  })());
+export type JaxDevice = 'wasm' | 'webgpu';
+const loading = new Map<JaxDevice, Promise<JaxModule>>();
+/** Holds Dawn's GPU object for jax-js's webgpu device in Node: if the GC collects it, Dawn aborts the process. */
+let dawnForJax: unknown;
+/**
+ * Install the Node shims, import jax-js, and start a device (once per device and process). webgpu in Node: the
+ * webgpu package's GPU object as navigator.gpu (as jax-js's own Node instructions do), on the adapter it finds.
+ */
+export const loadJax = (device: JaxDevice = 'wasm'): Promise<JaxModule> => {
+  let p = loading.get(device);
+  if (!p)
+    loading.set(
+      device,
+      (p = (async () => {
+        const g = globalThis as Record<string, unknown>;
+        g.navigator ??= { userAgent: `Node.js/${process.version}`, hardwareConcurrency: 1 };
+        g.Float16Array ??= class Float16ArrayStandIn {};
+        const nav = g.navigator as { gpu?: unknown };
+        if (device === 'webgpu' && !nav.gpu) {
+          const name = 'webgpu';
+          const { create, globals } = (await import(name)) as { create(f: string[]): unknown; globals: object };
+          Object.assign(globalThis, globals); // GPUBufferUsage and the other constants jax-js reads
+          nav.gpu = dawnForJax = create([]);
+        }
+        const jax = await import('@jax-js/jax');
+        const devices = await jax.init(device);
+        if (!devices.includes(device)) throw new Error(`jax-js: ${device} device unavailable (got ${devices.join(', ')})`);
+        jax.defaultDevice(device);
+        return jax;
+      })()),
+    );
+  return p;
+};
+/** Whether jax-js's webgpu device was started with the webgpu package's GPU (Node). */
+export const jaxHoldsDawn = (): boolean => dawnForJax !== undefined;
 
 const JAX_VERSION = '0.1.25'; // read from its package.json at setup(); this is the tested version
 const readJaxVersion = async (): Promise<string> => {
@@ -135,12 +157,16 @@ class JaxMlp implements PeerSystem {
   private x0?: Arr;
   private freqs?: Arr;
   private last = NaN;
-  constructor(private readonly seed = 1234) {}
+  constructor(
+    private readonly device: JaxDevice = 'wasm',
+    private readonly seed = 1234,
+  ) {}
 
   async setup(): Promise<void> {
-    const jax = (this.jax = await loadJax());
+    const jax = (this.jax = await loadJax(this.device));
+    jax.defaultDevice(this.device);
     this.system = `jax-js ${await readJaxVersion()}`;
-    this.backend = `wasm + jit (${threadsNote()})`;
+    this.backend = this.device === 'wasm' ? `wasm + jit (${threadsNote()})` : 'webgpu + jit';
     const np = jax.numpy;
     const params: Params = initParams().map((p) => ({
       w: np.array(p.w).reshape([p.inDim, p.outDim]),
@@ -203,12 +229,14 @@ class JaxMatmul implements MatmulPeer {
   private a?: Arr;
   private b?: Arr;
   private mm?: Jax.OwnedFunction<(a: Arr, b: Arr) => Arr>;
+  constructor(private readonly device: JaxDevice = 'wasm') {}
 
   async setup(n: number): Promise<void> {
     await this.dispose();
-    const jax = (this.jax = await loadJax());
+    const jax = (this.jax = await loadJax(this.device));
+    jax.defaultDevice(this.device);
     this.system = `jax-js ${await readJaxVersion()}`;
-    this.backend = `wasm + jit (${threadsNote()})`;
+    this.backend = this.device === 'wasm' ? `wasm + jit (${threadsNote()})` : 'webgpu + jit';
     const [ka, kb] = jax.random.split(jax.random.key(1), 2);
     this.a = jax.random.uniform(ka, [n, n], { minval: -1, maxval: 1 });
     this.b = jax.random.uniform(kb, [n, n], { minval: -1, maxval: 1 });
@@ -275,9 +303,9 @@ class JaxConv implements ConvPeer {
   }
 }
 
-/** The reference MLP denoiser step on jax-js `wasm`, one jit around value_and_grad + Adam (written out, optax-style). */
-export const jaxjsMlp = (): PeerSystem => new JaxMlp();
-/** An n x n x n f32 matmul on jax-js `wasm` under jit. */
-export const jaxjsMatmul = (): MatmulPeer => new JaxMatmul();
+/** The reference MLP denoiser step on jax-js `wasm` (or `webgpu`), one jit around value_and_grad + Adam (written out, optax-style). */
+export const jaxjsMlp = (device: JaxDevice = 'wasm'): PeerSystem => new JaxMlp(device);
+/** An n x n x n f32 matmul on jax-js `wasm` (or `webgpu`) under jit. */
+export const jaxjsMatmul = (device: JaxDevice = 'wasm'): MatmulPeer => new JaxMatmul(device);
 /** One forward lax.conv (NCHW / OIHW, 'SAME') on jax-js `wasm`, under jit or eager. */
 export const jaxjsConv = (mode: 'jit' | 'eager' = 'jit'): ConvPeer => new JaxConv(mode);

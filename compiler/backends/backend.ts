@@ -97,6 +97,8 @@ export interface PlanBackend extends BackendBase {
 /** The compiler's own WGSL backend (../webgpu/): compile() prints and runs its plans itself; the backend owns the GPU objects. */
 export interface WgslPlanBackend extends BackendBase {
   readonly kind: 'wgsl';
+  /** the fewest invocations a kernel keeps when the tuner blocks outputs (default: by adapter; tests force 1) */
+  readonly minInvocations?: number;
   /** the device and its limits (throws once disposed) */
   context(): GpuContext;
   /** a compute pipeline for this WGSL text (cached by the text) */

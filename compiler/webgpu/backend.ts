@@ -16,7 +16,11 @@ export class WgslBackend implements WgslPlanBackend {
   private hostBuffers = 0;
   private isDisposed = false;
 
-  constructor(private readonly ctx: GpuContext | undefined = gpuContext()) {
+  constructor(
+    private readonly ctx: GpuContext | undefined = gpuContext(),
+    /** the fewest invocations a blocked kernel keeps (tune.ts; undefined: chosen by adapter) */
+    readonly minInvocations?: number,
+  ) {
     if (!ctx) throw new Error('webgpu backend: no GPU device; await prepareWebGPU() first (and check it found an adapter)');
   }
 

@@ -260,7 +260,10 @@ export const compileOnWebGPU = (
 
   const collect = async (s: { staging?: GPUBuffer; at: Map<number, number>; bytes: number }): Promise<Map<number, Float32Array>> => {
     const out = new Map<number, Float32Array>();
-    if (!s.staging) return out;
+    if (!s.staging) {
+      await device.queue.onSubmittedWorkDone(); // nothing to read: resolve when the run has finished
+      return out;
+    }
     await s.staging.mapAsync(MAP_READ, 0, s.bytes);
     const all = new Float32Array(s.staging.getMappedRange(0, s.bytes).slice(0));
     s.staging.unmap();

@@ -9,7 +9,7 @@
 // shader-creation error), division by zero is decided by the operands' sign bits, max/min/comparisons/where pass
 // NaN as IEEE says, and a product with a literal zero is NaN for a NaN or infinite operand.
 import { ixDependsOn, range, type Atom, type Ix } from '../kernel/indexExpr.ts';
-import { scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { randomBase } from '../../core/rng.ts';
 
 /** Invocations per workgroup (one output element each). */
@@ -27,6 +27,8 @@ export interface WgslKernel {
   readonly size: number;
   /** workgroups to dispatch: [x, y] */
   readonly groups: readonly [number, number];
+  /** outputs per invocation: rows x columns of the last two axes (tune.ts) */
+  readonly block: readonly [number, number];
 }
 
 /** Statements with block scopes; `let` memoises by key in the visible scopes, as in codegen/emitter.ts. */
@@ -243,9 +245,10 @@ export const dispatchOf = (size: number): [number, number] => {
   return [Math.ceil(groups / y), y];
 };
 
-export const printWgsl = (ir: KernelIR, outputs: readonly number[]): WgslKernel => {
+export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: readonly [number, number] = [1, 1]): WgslKernel => {
   const size = ir.shape.reduce((a, b) => a * b, 1);
-  const groups = dispatchOf(size);
+  const invocations = size / (block[0] * block[1]);
+  const groups = dispatchOf(invocations);
   const e = new Wgsl();
   const reads: number[] = [];
   const bufferName = (id: number) => {
@@ -255,12 +258,18 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[]): WgslKernel 
   };
   /** i32 expression of each variable in scope */
   const varName = new Map<number, string>();
-  const keys = new WeakMap<Scalar, string>();
+  // keys name variables by their current binding, so a load shared by the block's elements (A[i, k] across the
+  // columns of a matmul block) has one key and is loaded once; rebinding a variable starts a fresh cache
+  let keys = new WeakMap<Scalar, string>();
+  const bindVar = (v: number, name: string) => {
+    varName.set(v, name);
+    keys = new WeakMap();
+  };
 
   const ixKey = (x: Ix): string => [...x.terms.map(([a, c]) => `${c}*${atomKey(a)}`), x.c].join('+');
   const atomKey = (a: Atom): string =>
     a.k === 'var'
-      ? `v${a.v}`
+      ? `v${a.v}=${varName.get(a.v) ?? '?'}`
       : a.k === 'clamp'
         ? `clamp(${ixKey(a.x)},${a.lo},${a.hi})`
         : `(${ixKey(a.x)})${a.k === 'div' ? '/' : '%'}${a.d}`;
@@ -423,55 +432,127 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[]): WgslKernel 
   const levelOf = (s: Scalar, vars: readonly number[], memo: Map<Scalar, number>): number =>
     scalarLevel(s, (x) => vars.reduce((l, v, i) => (ixDependsOn(x, v) ? i + 1 : l), 0), memo);
 
-  /** The loop nest of one reduction; values are computed at the shallowest loop level their indices allow. */
-  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => {
-    const acc = e.fresh('acc');
-    e.line(`var ${acc} : f32 = ${r.op === 'sum' ? '0.0' : '(-fd_inf)'};`);
+  /**
+   * One loop nest for the reductions of every element of the block (an accumulator each); values are computed at the
+   * shallowest loop level their indices allow, once per distinct key, so loads shared by elements are loaded once.
+   */
+  const reduceBlock = (rs: readonly Extract<Scalar, { k: 'reduce' }>[], elements: readonly (() => void)[]): string[] => {
+    const { op: kind, vars } = rs[0];
+    const accs = rs.map(() => e.fresh('acc'));
+    for (const acc of accs) e.line(`var ${acc} : f32 = ${kind === 'sum' ? '0.0' : '(-fd_inf)'};`);
     const levels = new Map<Scalar, number>();
-    const byLevel: Scalar[][] = r.vars.map(() => []);
+    const byLevel: Scalar[][] = vars.map(() => []);
     byLevel.push([]);
-    walk(r.body, (s) => {
-      if (s.k !== 'lit') byLevel[levelOf(s, r.vars, levels)].push(s);
-    });
-    for (const s of byLevel[0]) value(s);
-    r.vars.forEach((v, i) => {
+    const seen = new Set<Scalar>();
+    for (const r of rs)
+      walk(
+        r.body,
+        (s) => {
+          if (s.k !== 'lit') byLevel[levelOf(s, vars, levels)].push(s);
+        },
+        seen,
+      );
+    const atLevel = (l: number) =>
+      elements.forEach((enter) => {
+        enter();
+        for (const s of byLevel[l]) value(s);
+      });
+    atLevel(0);
+    vars.forEach((v, i) => {
       const loop = e.fresh('r');
       e.open(`for (var ${loop} : i32 = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop}++)`);
-      varName.set(v, loop);
-      if (i < r.vars.length - 1) for (const s of byLevel[i + 1]) value(s);
+      bindVar(v, loop);
+      if (i < vars.length - 1) atLevel(i + 1);
     });
-    const v = value(r.body);
-    if (r.op === 'sum') e.line(`${acc} = ${acc} + ${v};`);
-    else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
-    r.vars.forEach(() => e.close());
-    for (const v of r.vars) varName.delete(v);
-    return acc;
+    rs.forEach((r, j) => {
+      elements[j]();
+      const v = value(r.body);
+      const acc = accs[j];
+      if (kind === 'sum') e.line(`${acc} = ${acc} + ${v};`);
+      else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
+    });
+    vars.forEach(() => e.close());
+    for (const v of vars) varName.delete(v);
+    keys = new WeakMap();
+    return accs;
   };
+  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => reduceBlock([r], [() => {}])[0];
 
-  // the flat output element, then its coordinates (outermost first), as i32
+  // the block of this invocation, then its coordinates (outermost first), as i32
+  const [br, bc] = block;
+  const n = ir.shape.length;
+  const blocked = ir.shape.map((d, i) => (i === n - 1 ? d / bc : i === n - 2 ? d / br : d));
   e.line(`let t : i32 = i32(gid.x + gid.y * ${groups[0] * WORKGROUP}u);`);
-  e.line(`if (t >= ${size}) { return; }`);
+  e.line(`if (t >= ${invocations}) { return; }`);
   e.line('fd_nan = bitcast<f32>(0x7fc00000u | (gid.z & 1u));');
   e.line('fd_inf = bitcast<f32>(0x7f800000u | (gid.z & 1u));');
   e.line('fd_negzero = bitcast<f32>(0x80000000u | (gid.z & 1u));');
-  let stride = size;
+  let stride = invocations;
   let rest = 't';
-  ir.outVars.forEach((v, d) => {
-    stride /= ir.shape[d];
-    if (ir.shape[d] === 1) return varName.set(v, '0');
-    if (stride === 1) return varName.set(v, rest);
+  const coord: string[] = [];
+  ir.outVars.forEach((_, d) => {
+    stride /= blocked[d];
+    if (blocked[d] === 1) return coord.push('0');
+    if (stride === 1) return coord.push(rest);
     const q = e.let(`${rest} / ${stride}`);
-    varName.set(v, q);
+    coord.push(q);
     rest = e.let(`${rest} - ${q} * ${stride}`);
   });
+  // element (r, c) of the block: the last two coordinates scaled by the block and offset
+  const rowVar = n >= 2 ? ir.outVars[n - 2] : undefined;
+  const colVar = n >= 1 ? ir.outVars[n - 1] : undefined;
+  ir.outVars.forEach((v, d) => {
+    if (v !== rowVar && v !== colVar) bindVar(v, coord[d]);
+  });
+  const rowNames = Array.from({ length: br }, (_, r) =>
+    rowVar === undefined ? '0' : br === 1 ? coord[n - 2] : e.let(`${coord[n - 2]} * ${br} + ${r}`),
+  );
+  const colNames = Array.from({ length: bc }, (_, c) =>
+    colVar === undefined ? '0' : bc === 1 ? coord[n - 1] : e.let(`${coord[n - 1]} * ${bc} + ${c}`),
+  );
+  const elementList: [number, number][] = [];
+  for (let r = 0; r < br; r++) for (let c = 0; c < bc; c++) elementList.push([r, c]);
+  const enter =
+    ([r, c]: [number, number]) =>
+    () => {
+      if (rowVar !== undefined) bindVar(rowVar, rowNames[r]);
+      if (colVar !== undefined) bindVar(colVar, colNames[c]);
+    };
+  const elements = elementList.map(enter);
   const roots = [ir.value, ...ir.extras.map((x) => x.value)];
-  const results = roots.map((r) => value(r));
+  // the block's reductions share one loop nest; their accumulators stand for them in the epilogues
+  const red = reductionOf(ir);
+  const accs =
+    red && elements.length > 1
+      ? reduceBlock(
+          elements.map(() => red),
+          elements,
+        )
+      : [];
+  const stores: string[] = [];
+  elements.forEach((enterElement, j) => {
+    enterElement();
+    if (red && accs.length) e.bind(key(red), accs[j]);
+    // the flat output element of (r, c) in the row-major output
+    const flat =
+      elements.length === 1 && br === 1 && bc === 1 && n > 0
+        ? null
+        : e.let(
+            ir.outVars
+              .map((v, d) => {
+                const strideD = ir.shape.slice(d + 1).reduce((a, b) => a * b, 1);
+                return `${varName.get(v)} * ${strideD}`;
+              })
+              .join(' + ') || '0',
+          );
+    roots.forEach((root, o) => stores.push(`o${o}[${flat ?? 't'}] = ${value(root)};`));
+  });
   // bindings: the reads first (known only now), then the outputs
   // every binding is read_write: they are ranges of one buffer (the plan's arena), and WebGPU refuses a buffer bound
   // read-only and writable in one dispatch, ranges apart or not
   const readDecls = reads.map((_, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i} : array<f32>;`);
   const writeDecls = outputs.map((_, j) => `@group(0) @binding(${reads.length + j}) var<storage, read_write> o${j} : array<f32>;`);
-  results.forEach((r, j) => e.line(`o${j}[t] = ${r};`));
+  for (const line of stores) e.line(line);
   const code = [
     ...readDecls,
     ...writeDecls,
@@ -481,5 +562,5 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[]): WgslKernel 
     e.text(),
     '}',
   ].join('\n');
-  return { code, reads, writes: outputs, size, groups };
+  return { code, reads, writes: outputs, size, groups, block };
 };

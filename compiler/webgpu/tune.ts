@@ -1,0 +1,46 @@
+// The one place the WGSL backend's kernel shapes are chosen: how many outputs each invocation computes. A reduction
+// kernel whose body has loads that skip an output axis (a matmul's A[i, k] is the same for every column j) computes a
+// block of rows x columns per invocation, so each shared load is made once for the block (jax-js and tinygrad do
+// 4 x 4). The block shrinks while the kernel would have too few invocations to fill the adapter.
+import { ixDependsOn } from '../kernel/indexExpr.ts';
+import { reductionOf, walk, type KernelIR } from '../kernel/ir.ts';
+
+export interface BlockChoice {
+  readonly block: readonly [number, number];
+  /** why, in words (shown in the kernel's source and by inspect) */
+  readonly reason: string;
+}
+
+/** Invocations a kernel keeps at least, where blocking would leave fewer: a GPU needs thousands in flight. */
+const minInvocations = (software: boolean): number => (software ? 256 : 4096);
+
+export const chooseBlock = (ir: KernelIR, software: boolean, atLeast = minInvocations(software)): BlockChoice => {
+  const red = reductionOf(ir);
+  const n = ir.shape.length;
+  if (!red || n === 0) return { block: [1, 1], reason: red ? 'a scalar output' : 'no reduction: one output per invocation' };
+  const loads: { at: Parameters<typeof ixDependsOn>[0] }[] = [];
+  walk(red.body, (s) => void (s.k === 'load' && loads.push(s)));
+  const shares = (axis: number) => axis >= 0 && loads.some((l) => !ixDependsOn(l.at, ir.outVars[axis]));
+  const fit = (extent: number, share: boolean) => (share ? ([4, 2].find((b) => extent % b === 0) ?? 1) : 1);
+  let br = n >= 2 ? fit(ir.shape[n - 2], shares(n - 2)) : 1;
+  let bc = fit(ir.shape[n - 1], shares(n - 1));
+  const size = ir.shape.reduce((a, b) => a * b, 1);
+  // a guarded body (a padded conv2d) in a block of 16 made SwiftShader's shader compiler run for minutes (measured:
+  // 2 x 2 compiled in 46 ms, 4 x 4 did not finish in 60 s), so guarded kernels keep at most 4 outputs
+  let guarded = false;
+  walk(red.body, (s) => void (s.k === 'guard' && (guarded = true)));
+  const most = guarded ? 4 : 16;
+  while (br * bc > most) {
+    if (br >= bc) br /= 2;
+    else bc /= 2;
+  }
+  while (br * bc > 1 && size / (br * bc) < atLeast) {
+    if (br >= bc) br /= 2;
+    else bc /= 2;
+  }
+  const reason =
+    br * bc === 1
+      ? 'one output per invocation (no load shared along the last two axes, or too few outputs)'
+      : `${br} x ${bc} outputs per invocation: loads shared along ${[br > 1 ? 'rows' : '', bc > 1 ? 'columns' : ''].filter(Boolean).join(' and ')}`;
+  return { block: [br, bc], reason };
+};
