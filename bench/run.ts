@@ -3,11 +3,13 @@
 //  2. square f32 matmul GFLOP/s at 256, 512, 1024;
 //  3. one forward conv2d GFLOP/s (workloads/reference.ts CONV) against TF.js wasm and jax-js;
 //  4. the memory plan of the reference step against one buffer per graph node;
-//  5. the MSE and self-perceptual training steps of the MLP and the UNet (ms per step, SP / MSE) on one backend.
+//  5. the MSE and self-perceptual training steps of the MLP and the UNet (ms per step, SP / MSE) on one backend;
+//  6. the webgpu rows (bench/webgpu.ts, in a child process): fusediff's WGSL against jax-js on webgpu.
 // Every fusediff row carries its ratio to jax-js and to TF.js wasm (or to the best peer), the numbers the
 // "Done when" of issue 12 is judged by.
 // Writes bench/results/latest.json and prints the tables. `--quick` runs shorter (for a smoke test).
-import { writeFileSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { timer } from './timer.ts';
 import { availableBackends, type BackendName } from '../compiler/index.ts';
@@ -291,6 +293,35 @@ const result = {
   spCost: spDetail,
   targets,
 };
+// ---- the webgpu rows (bench/webgpu.ts) in a child process: jax-js's webgpu device and Dawn's navigator shim stay out
+// of this one. Without a GPU it runs on SwiftShader where Debian's chromium ships it (as the tests do).
+const webgpuOut = `${os.tmpdir()}/fusediff-webgpu-bench-${process.pid}.json`;
+const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const child = spawnSync(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    new URL('./webgpu.ts', import.meta.url).pathname,
+    ...(quick ? ['--quick'] : []),
+    ...(skipPeers ? ['--no-peers'] : []),
+    '--out',
+    webgpuOut,
+  ],
+  {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: {
+      ...process.env,
+      ...(process.env.VK_ICD_FILENAMES === undefined && existsSync(swiftshader) ? { VK_ICD_FILENAMES: swiftshader } : {}),
+    },
+  },
+);
+const webgpu = existsSync(webgpuOut)
+  ? (JSON.parse(readFileSync(webgpuOut, 'utf8')) as unknown)
+  : { notRun: `bench/webgpu.ts exited ${child.status}` };
+rmSync(webgpuOut, { force: true });
+Object.assign(result, { webgpu });
+
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
 const path = new URL(`./results/${quick ? 'quick' : 'latest'}.json`, import.meta.url);
 writeFileSync(`${path.pathname}.tmp`, JSON.stringify(result, null, 2) + '\n');

@@ -458,19 +458,30 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: reado
         for (const s of byLevel[l]) value(s);
       });
     atLevel(0);
+    // the innermost loop is unrolled by 4 where its extent allows (as jax-js does): the terms are still added in
+    // order, so the sums are the same bits as without unrolling
+    const innermost = ir.vars.get(vars[vars.length - 1])!.extent;
+    const unroll = innermost >= 8 && innermost % 4 === 0 ? 4 : 1;
+    let innerLoop = '';
     vars.forEach((v, i) => {
       const loop = e.fresh('r');
-      e.open(`for (var ${loop} : i32 = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop}++)`);
+      const last = i === vars.length - 1;
+      e.open(`for (var ${loop} : i32 = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop} += ${last ? unroll : 1})`);
       bindVar(v, loop);
-      if (i < vars.length - 1) atLevel(i + 1);
+      if (last) innerLoop = loop;
+      else atLevel(i + 1);
     });
-    rs.forEach((r, j) => {
-      elements[j]();
-      const v = value(r.body);
-      const acc = accs[j];
-      if (kind === 'sum') e.line(`${acc} = ${acc} + ${v};`);
-      else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
-    });
+    const innerVar = vars[vars.length - 1];
+    for (let u = 0; u < unroll; u++) {
+      if (unroll > 1) bindVar(innerVar, u === 0 ? innerLoop : e.let(`${innerLoop} + ${u}`));
+      rs.forEach((r, j) => {
+        elements[j]();
+        const v = value(r.body);
+        const acc = accs[j];
+        if (kind === 'sum') e.line(`${acc} = ${acc} + ${v};`);
+        else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
+      });
+    }
     vars.forEach(() => e.close());
     for (const v of vars) varName.delete(v);
     keys = new WeakMap();
@@ -507,8 +518,16 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: reado
   const rowNames = Array.from({ length: br }, (_, r) =>
     rowVar === undefined ? '0' : br === 1 ? coord[n - 2] : e.let(`${coord[n - 2]} * ${br} + ${r}`),
   );
+  // a block's columns are strided by the columns / bc blocks, so neighbouring invocations read neighbouring
+  // addresses (coalesced on a GPU, contiguous vector loads on SwiftShader) rather than addresses bc apart
   const colNames = Array.from({ length: bc }, (_, c) =>
-    colVar === undefined ? '0' : bc === 1 ? coord[n - 1] : e.let(`${coord[n - 1]} * ${bc} + ${c}`),
+    colVar === undefined
+      ? '0'
+      : bc === 1
+        ? coord[n - 1]
+        : c === 0
+          ? coord[n - 1]
+          : e.let(`${coord[n - 1]} + ${(c * ir.shape[n - 1]) / bc}`),
   );
   const elementList: [number, number][] = [];
   for (let r = 0; r < br; r++) for (let c = 0; c < bc; c++) elementList.push([r, c]);
