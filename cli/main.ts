@@ -7,7 +7,7 @@ import { trainClassifierCommand, type TrainClassifierFlags } from './trainClassi
 import { demo } from './demo.ts';
 import { gradcheck } from './gradcheck.ts';
 import { examples, inspect, printInspect } from './inspect.ts';
-import { shutdownBackends, type BackendRequest } from '../compiler/index.ts';
+import { prepareWebGPU, shutdownBackends, type BackendRequest } from '../compiler/index.ts';
 import { backendOption, number, withRunOptions } from './options.ts';
 import { experimentCommand, type ExperimentFlags } from './experiment.ts';
 import { finetuneCommand, trainCommand, type FinetuneFlags, type TrainFlags } from './train.ts';
@@ -226,6 +226,10 @@ program
   });
 
 program.exitOverride();
+// the webgpu backend's device is asked for asynchronously, once, before a command that names it resolves backends
+program.hook('preAction', async (_, action) => {
+  if ((action.opts() as { backend?: string }).backend === 'webgpu') await prepareWebGPU();
+});
 try {
   await program.parseAsync(process.argv);
 } catch (e) {

@@ -187,17 +187,20 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   });
   const stored: StoredConfig = start.init ? { run: c, init: start.init } : { run: c };
   let done = start.step;
-  const save = () =>
+  // read without blocking: on webgpu the state comes back only asynchronously (the same values on every backend)
+  const save = async () => {
+    const { params, state, ema } = await step.readAsync();
     saveCheckpoint(o.checkpoint, {
-      params: step.params(),
-      state: step.state(),
-      ema: step.ema(),
+      params,
+      state,
+      ema,
       config: stored,
       step: done,
       rngCounter: done + 1,
       schedule: setup.schedule.name,
       signature: model.signature,
     });
+  };
   // kept checkpoints (train.keepEvery) are copies of the atomically written one: a partial copy is never the only one
   const keep = (k: number) => c.train.keepEvery > 0 && k % c.train.keepEvery === 0;
   const kept = (k: number) => path.join(path.dirname(o.checkpoint), `step-${k}.safetensors`);
@@ -227,13 +230,13 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       interrupted = true;
       break;
     }
-    if (k % c.train.checkpointEvery === 0 && k < c.train.steps) save();
+    if (k % c.train.checkpointEvery === 0 && k < c.train.steps) await save();
     if (keep(k) && k < c.train.steps) {
-      if (k % c.train.checkpointEvery !== 0) save();
+      if (k % c.train.checkpointEvery !== 0) await save();
       fs.copyFileSync(o.checkpoint, kept(k));
     }
   }
-  if (done > start.step || !fs.existsSync(o.checkpoint)) save();
+  if (done > start.step || !fs.existsSync(o.checkpoint)) await save();
   if (keep(done) && done > start.step) fs.copyFileSync(o.checkpoint, kept(done));
   const seconds = (performance.now() - t0) / 1000;
   const backend = step.executable.backend;

@@ -4,6 +4,11 @@
 // interpreter, both sides given the inputs rounded to f32: NaN must be NaN, an infinity the same infinity, a finite
 // value within 1e-4 (1 + |ref|) as in test/compiled.test.ts. A missing adapter fails under CI=true, never a skip.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import { compile, isAvailable, prepareWebGPU, probeBackend, shutdownBackends, WgslBackend } from '../compiler/index.ts';
@@ -322,3 +327,32 @@ test('webgpu: 200 steps lower the loss; GPU buffers stay steady and are all free
   await assert.rejects(step.runAsync({ x }), /disposed/);
   await backend.dispose();
 });
+
+test(
+  "webgpu: `fusediff train --backend webgpu` trains and saves a checkpoint, and its losses are the wasm run's (f32)",
+  { skip: skip() },
+  () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fusediff-webgpu-cli-'));
+    const bin = fileURLToPath(new URL('../bin/fusediff.js', import.meta.url));
+    const train = (backend: string) => {
+      const args = ['train', '--dataset', 'eightGaussians', '--backend', backend, '--steps', '20', '--batch-size', '64'];
+      const r = spawnSync(process.execPath, [bin, ...args, '--set', 'model.hidden=32', '--out', path.join(dir, backend), '--json'], {
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { backend: string; meanLossLast50: number; checkpoint: string };
+    };
+    try {
+      const gpu = train('webgpu');
+      const cpu = train('wasm');
+      assert.equal(gpu.backend, 'webgpu');
+      assert.ok(fs.existsSync(gpu.checkpoint), 'the checkpoint was written (read back asynchronously)');
+      // 20 Adam steps of an f32 program on two backends: sums in other orders differ by ulps (see the step test above)
+      const [a, b] = [gpu.meanLossLast50, cpu.meanLossLast50];
+      assert.ok(Math.abs(a - b) <= 1e-4 * (1 + Math.abs(b)), `mean loss: webgpu ${a}, wasm ${b}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
