@@ -100,11 +100,13 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   // GL cuts long loops: reductions longer than its limit become two passes
   const lowered = isGL(backend)
     ? simplify(splitReductions(simplified, GL_LOOP_LIMIT))
-    : device.kind === 'plans'
+    : device.kind === 'plans' || device.kind === 'wgsl'
       ? padConvInputs(simplified)
       : simplified;
   const fused = fuse(lowered, options.fusion ?? 'fused', {
-    contiguousOperands: device.kind === 'plans',
+    // the compiler's own backends read matmul and conv operands contiguous: a permuted or flipped weight is
+    // materialised once instead of recomputing its index in the inner loop of every output
+    contiguousOperands: device.kind === 'plans' || device.kind === 'wgsl',
     // WebGPU's default limit: 8 storage buffers per shader stage, one of them the output (gpu.js asks for no more)
     // the WGSL backend binds every read and every output: as many storage buffers as the adapter allows
     maxReads: backend === 'gpujs-webgpu' ? 7 : device.kind === 'wgsl' ? device.context().maxStorageBuffers - 1 : undefined,
@@ -133,8 +135,8 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   if (device.kind === 'wgsl') {
     const software = device.context().software;
     const shaders = irs.map((ir, i) => {
-      const { block, reason } = chooseBlock(ir, software, device.minInvocations);
-      const k = printWgsl(ir, [named[i].root, ...named[i].extraOutputs], block);
+      const { block, tree, reason } = chooseBlock(ir, software, device.tuning);
+      const k = printWgsl(ir, [named[i].root, ...named[i].extraOutputs], block, tree);
       return { ...k, code: `// ${named[i].name}: ${reason} (compiler/webgpu/tune.ts)\n${k.code}` };
     });
     const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));

@@ -67,6 +67,43 @@ test('webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, i
   assert.ok(failures.length === 0, `${failures.length} of ${examples.length} examples fail on webgpu:\n${failures.join('\n')}`);
 });
 
+test(
+  'webgpu: the examples and hard programs with every reduction as a workgroup tree (NaN through the tree)',
+  { skip: skip() },
+  async () => {
+    const tree = new WgslBackend(gpuContext(), { treeOutputsBelow: Infinity, treeMinLength: 1 });
+    const run = async (graph: Graph, args: Record<string, NDArray>) => {
+      const exe = compile(graph, { backend: tree });
+      try {
+        return mismatches(evaluate(graph, args), await exe.runAsync(args));
+      } finally {
+        exe.dispose();
+      }
+    };
+    const failures: string[] = [];
+    for (const ex of examples) {
+      const bad = await run(ex.graph(), f32(ex.args)).catch((e: Error) => e.message);
+      if (bad) failures.push(`${ex.name}: ${bad.split('\n')[0].slice(0, 300)}`);
+    }
+    await fc.assert(
+      fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
+        const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+        const graph = valueAndGrad(
+          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+          Object.keys(c.args),
+        );
+        const args = f32(c.args);
+        fc.pre(withinF32(graph, args));
+        const bad = await run(graph, args);
+        if (bad) throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}`);
+      }),
+      { numRuns: 20, seed: 31, maxSkipsPerRun: 10 },
+    );
+    await tree.dispose();
+    assert.deepEqual(failures, []);
+  },
+);
+
 test('webgpu: hard programs (NaN and +-Infinity inputs, non-finite constants) and their gradients', { skip: skip() }, async () => {
   await fc.assert(
     fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
@@ -171,7 +208,7 @@ test(
 );
 
 test(
-  'webgpu: matmul, conv2d, reductions and elementwise over edge extents (1 .. 100), blocked and not, match the interpreter',
+  'webgpu: matmul, conv2d, reductions and elementwise over edge extents (1 .. 100), blocked, as trees and plain, match the interpreter',
   {
     skip: skip(),
   },
@@ -184,7 +221,10 @@ test(
     });
     // the tuner blocks outputs only where a kernel keeps enough invocations: a backend that keeps 1 blocks every
     // kernel whose loads share an axis, at these small sizes too
-    const blockedBackend = new WgslBackend(gpuContext(), 1);
+    const blockedBackend = new WgslBackend(gpuContext(), { minInvocations: 1 });
+    // and one that reduces every reduction with a workgroup tree
+    const treeBackend = new WgslBackend(gpuContext(), { treeOutputsBelow: Infinity, treeMinLength: 1 });
+    let treeKernels = 0;
     let blockedKernels = 0;
     const failures: string[] = [];
     const check = async (name: string, g: Graph, args64: Record<string, NDArray>) => {
@@ -196,6 +236,11 @@ test(
       const badBlocked = mismatches(evaluate(g, args), await exe.runAsync(args));
       exe.dispose();
       if (badBlocked) failures.push(`${name} blocked: ${badBlocked.slice(0, 200)}`);
+      const treed = compile(g, { backend: treeBackend });
+      treeKernels += treed.kernels.filter((k) => /a workgroup per output/.test(k.source.source)).length;
+      const badTree = mismatches(evaluate(g, args), await treed.runAsync(args));
+      treed.dispose();
+      if (badTree) failures.push(`${name} tree: ${badTree.slice(0, 200)}`);
     };
     for (const n of extents)
       for (const m of rows) {
@@ -227,8 +272,10 @@ test(
         { x: arr([2, 3, size, size], 7), w: arr([4, 3, 3, 3], 8) },
       );
     await blockedBackend.dispose();
-    t.diagnostic(`${blockedKernels} kernels ran blocked`);
+    await treeBackend.dispose();
+    t.diagnostic(`${blockedKernels} kernels ran blocked, ${treeKernels} as workgroup trees`);
     assert.ok(blockedKernels >= 20, `the blocked variants ran (${blockedKernels} kernels)`);
+    assert.ok(treeKernels >= 40, `the tree variants ran (${treeKernels} kernels)`);
     assert.deepEqual(failures, []);
   },
 );

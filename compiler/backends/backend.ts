@@ -7,6 +7,7 @@ import type { FusedProgram } from '../passes/fuse.ts';
 import type { KernelIR } from '../kernel/ir.ts';
 import type { WasmPlan } from '../wasm/plan.ts';
 import type { GpuContext } from '../webgpu/gpu.ts';
+import type { Tuning } from '../webgpu/tune.ts';
 
 /** A device buffer: a typed array (cpu, webasm) or a texture (GL backends; on webgpu gpu.js's storage-buffer handle). */
 export type DeviceBuffer = Float32Array | Texture;
@@ -97,8 +98,8 @@ export interface PlanBackend extends BackendBase {
 /** The compiler's own WGSL backend (../webgpu/): compile() prints and runs its plans itself; the backend owns the GPU objects. */
 export interface WgslPlanBackend extends BackendBase {
   readonly kind: 'wgsl';
-  /** the fewest invocations a kernel keeps when the tuner blocks outputs (default: by adapter; tests force 1) */
-  readonly minInvocations?: number;
+  /** overrides of the tuner's thresholds (../webgpu/tune.ts; tests force every path on small shapes) */
+  readonly tuning?: Tuning;
   /** the device and its limits (throws once disposed) */
   context(): GpuContext;
   /** a compute pipeline for this WGSL text (cached by the text) */

@@ -3,6 +3,7 @@
 // hands to the rest of the project are host Float32Arrays: a plan copies them in and out.
 import type { BackendCounters, DeviceBuffer, KernelInfo, WgslPlanBackend } from '../backends/backend.ts';
 import { USAGE, gpuContext, type GpuContext } from './gpu.ts';
+import type { Tuning } from './tune.ts';
 
 export class WgslBackend implements WgslPlanBackend {
   readonly kind = 'wgsl';
@@ -18,8 +19,8 @@ export class WgslBackend implements WgslPlanBackend {
 
   constructor(
     private readonly ctx: GpuContext | undefined = gpuContext(),
-    /** the fewest invocations a blocked kernel keeps (tune.ts; undefined: chosen by adapter) */
-    readonly minInvocations?: number,
+    /** overrides of the tuner's thresholds (tune.ts; by default they follow the adapter) */
+    readonly tuning?: Tuning,
   ) {
     if (!ctx) throw new Error('webgpu backend: no GPU device; await prepareWebGPU() first (and check it found an adapter)');
   }

@@ -5,8 +5,20 @@
 import { ixDependsOn } from '../kernel/indexExpr.ts';
 import { reductionOf, walk, type KernelIR } from '../kernel/ir.ts';
 
+/** What a caller may override (tests force every path on small shapes). */
+export interface Tuning {
+  /** the fewest invocations a blocked kernel keeps (default: 256 on a software adapter, 4096 on a GPU) */
+  readonly minInvocations?: number;
+  /** a reduction kernel with fewer outputs than this takes a workgroup per output (default: 0 on software, 16384) */
+  readonly treeOutputsBelow?: number;
+  /** ... when its reduction is at least this long (default 256) */
+  readonly treeMinLength?: number;
+}
+
 export interface BlockChoice {
   readonly block: readonly [number, number];
+  /** a workgroup per output element, its reduction shared by the workgroup and added in a tree */
+  readonly tree: boolean;
   /** why, in words (shown in the kernel's source and by inspect) */
   readonly reason: string;
 }
@@ -14,17 +26,23 @@ export interface BlockChoice {
 /** Invocations a kernel keeps at least, where blocking would leave fewer: a GPU needs thousands in flight. */
 const minInvocations = (software: boolean): number => (software ? 256 : 4096);
 
-export const chooseBlock = (ir: KernelIR, software: boolean, atLeast = minInvocations(software)): BlockChoice => {
+export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}): BlockChoice => {
+  const atLeast = tuning.minInvocations ?? minInvocations(software);
   const red = reductionOf(ir);
   const n = ir.shape.length;
-  if (!red || n === 0) return { block: [1, 1], reason: red ? 'a scalar output' : 'no reduction: one output per invocation' };
+  if (!red) return { block: [1, 1], tree: false, reason: 'no reduction: one output per invocation' };
+  const size = ir.shape.reduce((a, b) => a * b, 1);
+  const length = red.vars.reduce((a, v) => a * ir.vars.get(v)!.extent, 1);
+  // on a CPU implementation the invocations of a workgroup are not parallel hardware: a tree only adds barriers
+  if (size < (tuning.treeOutputsBelow ?? (software ? 0 : 16384)) && length >= (tuning.treeMinLength ?? 256))
+    return { block: [1, 1], tree: true, reason: `a workgroup per output: ${size} outputs, each a reduction of ${length} terms` };
+  if (n === 0) return { block: [1, 1], tree: false, reason: 'a scalar output' };
   const loads: { at: Parameters<typeof ixDependsOn>[0] }[] = [];
   walk(red.body, (s) => void (s.k === 'load' && loads.push(s)));
   const shares = (axis: number) => axis >= 0 && loads.some((l) => !ixDependsOn(l.at, ir.outVars[axis]));
   const fit = (extent: number, share: boolean) => (share ? ([4, 2].find((b) => extent % b === 0) ?? 1) : 1);
   let br = n >= 2 ? fit(ir.shape[n - 2], shares(n - 2)) : 1;
   let bc = fit(ir.shape[n - 1], shares(n - 1));
-  const size = ir.shape.reduce((a, b) => a * b, 1);
   // a guarded body (a padded conv2d) in a block of 16 made SwiftShader's shader compiler run for minutes (measured:
   // 2 x 2 compiled in 46 ms, 4 x 4 did not finish in 60 s), so guarded kernels keep at most 4 outputs
   let guarded = false;
@@ -42,5 +60,5 @@ export const chooseBlock = (ir: KernelIR, software: boolean, atLeast = minInvoca
     br * bc === 1
       ? 'one output per invocation (no load shared along the last two axes, or too few outputs)'
       : `${br} x ${bc} outputs per invocation: loads shared along ${[br > 1 ? 'rows' : '', bc > 1 ? 'columns' : ''].filter(Boolean).join(' and ')}`;
-  return { block: [br, bc], reason };
+  return { block: [br, bc], tree: false, reason };
 };

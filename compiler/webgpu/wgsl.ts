@@ -29,6 +29,8 @@ export interface WgslKernel {
   readonly groups: readonly [number, number];
   /** outputs per invocation: rows x columns of the last two axes (tune.ts) */
   readonly block: readonly [number, number];
+  /** a workgroup per output, its reduction shared and added in a tree */
+  readonly tree: boolean;
 }
 
 /** Statements with block scopes; `let` memoises by key in the visible scopes, as in codegen/emitter.ts. */
@@ -245,9 +247,21 @@ export const dispatchOf = (size: number): [number, number] => {
   return [Math.ceil(groups / y), y];
 };
 
-export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: readonly [number, number] = [1, 1]): WgslKernel => {
+/**
+ * `tree`: a workgroup per output element; its invocations split the reduction (element q, q + 64, ...), then add
+ * their partial results in a tree in workgroup memory. For outputs too few to fill a GPU whose reductions are long (a
+ * weight's or a bias's gradient): the tuner chooses it (tune.ts).
+ */
+export const printWgsl = (
+  ir: KernelIR,
+  outputs: readonly number[],
+  block: readonly [number, number] = [1, 1],
+  tree = false,
+): WgslKernel => {
   const size = ir.shape.reduce((a, b) => a * b, 1);
-  const invocations = size / (block[0] * block[1]);
+  if (tree && (block[0] !== 1 || block[1] !== 1)) throw new Error('wgsl: a tree reduction computes one output per workgroup');
+  if (tree && !reductionOf(ir)) throw new Error('wgsl: a tree needs a reduction');
+  const invocations = tree ? size * WORKGROUP : size / (block[0] * block[1]);
   const groups = dispatchOf(invocations);
   const e = new Wgsl();
   const reads: number[] = [];
@@ -460,7 +474,7 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: reado
     atLevel(0);
     // the innermost loop is unrolled by 4 where its extent allows (as jax-js does): the terms are still added in
     // order, so the sums are the same bits as without unrolling
-    const innermost = ir.vars.get(vars[vars.length - 1])!.extent;
+    const innermost = vars.length ? ir.vars.get(vars[vars.length - 1])!.extent : 1;
     const unroll = innermost >= 8 && innermost % 4 === 0 ? 4 : 1;
     let innerLoop = '';
     vars.forEach((v, i) => {
@@ -487,18 +501,52 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: reado
     keys = new WeakMap();
     return accs;
   };
-  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => reduceBlock([r], [() => {}])[0];
+  /** The workgroup's invocations share the reduction's terms, then add their partials in a tree (workgroup memory). */
+  const reduceTree = (r: Extract<Scalar, { k: 'reduce' }>): string => {
+    const extents = r.vars.map((v) => ir.vars.get(v)!.extent);
+    const total = extents.reduce((a, b) => a * b, 1);
+    const acc = e.fresh('acc');
+    e.line(`var ${acc} : f32 = ${r.op === 'sum' ? '0.0' : '(-fd_inf)'};`);
+    const q = e.fresh('q');
+    e.open(`for (var ${q} : i32 = i32(lid); ${q} < ${total}; ${q} += ${WORKGROUP})`);
+    let stride = total;
+    r.vars.forEach((v, i) => {
+      stride /= extents[i];
+      const div = stride === 1 ? q : `(${q} / ${stride})`;
+      bindVar(v, e.let(i === 0 ? div : `${div} % ${extents[i]}`));
+    });
+    const v = value(r.body);
+    const combine = (a: string, b: string) => (r.op === 'sum' ? `${a} + ${b}` : `select(${a}, ${b}, ${b} > ${a} || fd_isnan(${b}))`);
+    e.line(`${acc} = ${combine(acc, v)};`);
+    e.close();
+    for (const v of r.vars) varName.delete(v);
+    keys = new WeakMap();
+    e.line(`fd_partial[lid] = ${acc};`);
+    e.line('workgroupBarrier();');
+    e.open(`for (var s : u32 = ${WORKGROUP / 2}u; s > 0u; s = s >> 1u)`);
+    e.line(`if (lid < s) { fd_partial[lid] = ${combine('fd_partial[lid]', 'fd_partial[lid + s]')}; }`);
+    e.line('workgroupBarrier();');
+    e.close();
+    return e.let('fd_partial[0]');
+  };
+  const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => (tree ? reduceTree(r) : reduceBlock([r], [() => {}])[0]);
 
   // the block of this invocation, then its coordinates (outermost first), as i32
   const [br, bc] = block;
   const n = ir.shape.length;
   const blocked = ir.shape.map((d, i) => (i === n - 1 ? d / bc : i === n - 2 ? d / br : d));
-  e.line(`let t : i32 = i32(gid.x + gid.y * ${groups[0] * WORKGROUP}u);`);
-  e.line(`if (t >= ${invocations}) { return; }`);
+  if (tree) {
+    // the workgroup's output element: uniform across it, so its early return keeps the barriers in uniform control flow
+    e.line(`let t : i32 = i32(wid.x + wid.y * ${groups[0]}u);`);
+    e.line(`if (t >= ${size}) { return; }`);
+  } else {
+    e.line(`let t : i32 = i32(gid.x + gid.y * ${groups[0] * WORKGROUP}u);`);
+    e.line(`if (t >= ${invocations}) { return; }`);
+  }
   e.line('fd_nan = bitcast<f32>(0x7fc00000u | (gid.z & 1u));');
   e.line('fd_inf = bitcast<f32>(0x7f800000u | (gid.z & 1u));');
   e.line('fd_negzero = bitcast<f32>(0x80000000u | (gid.z & 1u));');
-  let stride = invocations;
+  let stride = tree ? size : invocations;
   let rest = 't';
   const coord: string[] = [];
   ir.outVars.forEach((_, d) => {
@@ -571,15 +619,19 @@ export const printWgsl = (ir: KernelIR, outputs: readonly number[], block: reado
   // read-only and writable in one dispatch, ranges apart or not
   const readDecls = reads.map((_, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i} : array<f32>;`);
   const writeDecls = outputs.map((_, j) => `@group(0) @binding(${reads.length + j}) var<storage, read_write> o${j} : array<f32>;`);
+  if (tree) e.open('if (lid == 0u)');
   for (const line of stores) e.line(line);
+  if (tree) e.close();
   const code = [
     ...readDecls,
     ...writeDecls,
     HELPERS,
+    ...(tree ? [`var<workgroup> fd_partial : array<f32, ${WORKGROUP}>;`] : []),
     `@compute @workgroup_size(${WORKGROUP})`,
-    'fn main(@builtin(global_invocation_id) gid : vec3<u32>) {',
+    'fn main(@builtin(global_invocation_id) gid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>, ' +
+      '@builtin(local_invocation_index) lid : u32) {',
     e.text(),
     '}',
   ].join('\n');
-  return { code, reads, writes: outputs, size, groups, block };
+  return { code, reads, writes: outputs, size, groups, block, tree };
 };
