@@ -537,9 +537,37 @@ test(
   },
 );
 
+test(
+  `the page trains on the compiler's own WGSL (webgpu, SwiftShader's adapter) for ${WEBGPU_STEPS} steps: the loss falls, samples are drawn`,
+  options,
+  async (t) => {
+    const p = await browser!.context.newPage();
+    await open(p, '?backend=webgpu');
+    const s0 = await state(p);
+    assert.equal(s0.backend, 'webgpu', `the page runs on ${s0.backend}: ${s0.fallback}`);
+    assert.equal(s0.fallback, null);
+    assert.match(s0.banner, /Running on WebGPU \(WGSL\) · adapter: .*swiftshader, a CPU implementation/);
+    await p.selectOption('#hidden', '64');
+    await p.selectOption('#count', '500');
+    await p.selectOption('#steps', '25');
+    const s = await train(WEBGPU_STEPS, p);
+    assert.equal(s.backend, 'webgpu');
+    assert.ok(s.losses.length >= WEBGPU_STEPS && s.losses.every(Number.isFinite), 'every loss is finite');
+    const first = mean(s.losses.slice(0, 20)),
+      last = mean(s.losses.slice(-20));
+    t.diagnostic(`webgpu (WGSL): ${s.stepsPerSecond} steps/s; loss: first 20 steps ${first.toFixed(4)}, last 20 ${last.toFixed(4)}`);
+    assert.ok(last < 0.7 * first, `the loss did not fall: ${first} -> ${last}`);
+    assert.ok(
+      s.samples?.finite && s.samples.backend === 'webgpu' && s.samples.step === s.step,
+      'samples drawn on webgpu with the final weights',
+    );
+    await p.close();
+  },
+);
+
 test("in-page speed of the playground's default model: WebGPU, WebGL2 and WebAssembly side by side", options, async (t) => {
   const rows: string[] = [];
-  for (const backend of ['gpujs-webgpu', 'webgl2', 'wasm']) {
+  for (const backend of ['webgpu', 'gpujs-webgpu', 'webgl2', 'wasm']) {
     const p = await browser!.context.newPage();
     await open(p, `?backend=${backend}`);
     // the default model (MLP 128x3, batch 256); short samples, so the pause after training is quick

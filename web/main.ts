@@ -114,7 +114,7 @@ const renderBanner = () => {
   const gpu =
     running === 'webgl2'
       ? ` · GPU: ${renderer ?? 'unknown'}${software ? ' (software rendering: no hardware GPU was found)' : ''}`
-      : running === 'gpujs-webgpu'
+      : running === 'gpujs-webgpu' || running === 'webgpu'
         ? ` · adapter: ${adapter ?? 'unknown'}`
         : '';
   const k = kernels.kernels

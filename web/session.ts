@@ -44,7 +44,9 @@ export const backendLabels: Record<BackendName, string> = {
   webgpu: 'WebGPU (WGSL)',
 };
 // wasm, the compiler's own WebAssembly SIMD, is the CPU path; gpu.js's webasm and cpu stay selectable
-export const browserBackends: readonly BackendName[] = ['gpujs-webgpu', 'webgl2', 'wasm', 'webasm', 'cpu'];
+export const browserBackends: readonly BackendName[] = ['webgpu', 'gpujs-webgpu', 'webgl2', 'wasm', 'webasm', 'cpu'];
+/** Backends that run and read back only asynchronously: the compiler's own WGSL and gpu.js's WebGPU path. */
+export const isAsyncBackend = (b: BackendName): boolean => b === 'webgpu' || b === 'gpujs-webgpu';
 
 export interface BackendChoice {
   readonly requested: BackendRequest;
@@ -71,8 +73,8 @@ export const chooseBackend = (requested: BackendRequest): BackendChoice => {
   const why =
     requested === 'webgl2'
       ? 'this browser could not create a WebGL2 context (WebGL2 disabled, blocklisted GPU, or no GPU)'
-      : requested === 'gpujs-webgpu'
-        ? resolveAvailability('gpujs-webgpu')
+      : isAsyncBackend(requested)
+        ? resolveAvailability(requested)
         : 'this browser does not support it';
   return {
     requested,
@@ -248,7 +250,7 @@ export class Session {
    */
   sync(): void {
     if (!this.trainer) return;
-    if (this.trainer.executable.backend === 'gpujs-webgpu') {
+    if (isAsyncBackend(this.trainer.executable.backend)) {
       if (this.syncedStep !== this.trainer.step) throw new Error('session: on webgpu, await syncAsync() before reading the weights');
       return;
     }
@@ -260,7 +262,7 @@ export class Session {
   /** sync() without blocking: the way weights come back from webgpu (mapAsync), and the same as sync() elsewhere. */
   async syncAsync(): Promise<void> {
     const trainer = this.trainer;
-    if (!trainer || trainer.executable.backend !== 'gpujs-webgpu') return this.sync();
+    if (!trainer || !isAsyncBackend(trainer.executable.backend)) return this.sync();
     if (this.syncedStep === trainer.step) return;
     const { params, state, ema } = await trainer.readAsync();
     if (trainer !== this.trainer) return; // dropped while reading: nothing to keep
@@ -379,10 +381,9 @@ export class Session {
     if (!this.trainer) this.trainer = this.compileTrainer();
     let loss: number;
     try {
-      loss =
-        this.backend.name === 'gpujs-webgpu'
-          ? await this.trainer.runAsync(this.batch(this.step + 1))
-          : this.trainer.run(this.batch(this.step + 1));
+      loss = isAsyncBackend(this.backend.name)
+        ? await this.trainer.runAsync(this.batch(this.step + 1))
+        : this.trainer.run(this.batch(this.step + 1));
     } catch (e) {
       // keep the steps already taken, if the failed backend can still be read
       if (e instanceof BackendError) await this.syncAsync().catch(() => {});
@@ -397,7 +398,7 @@ export class Session {
    * the readback (compileStep's overlapped runAsync; a non-finite loss still keeps the update from being applied).
    */
   async trainWhile(more: () => boolean): Promise<number> {
-    if (this.backend.name !== 'gpujs-webgpu') {
+    if (!isAsyncBackend(this.backend.name)) {
       let n = 0;
       do {
         await this.trainStepAsync();
@@ -437,7 +438,7 @@ export class Session {
 
   /** After a BackendError on a GPU backend: the next backend takes over (else the error goes on); returns its first loss. */
   private fallBack(e: unknown, keep: () => void): number {
-    if (!(e instanceof BackendError) || !isResident(this.backend.name)) throw e;
+    if (!(e instanceof BackendError) || !(isResident(this.backend.name) || this.backend.name === 'webgpu')) throw e;
     const failed = this.backend.name;
     try {
       keep(); // keep the steps already taken, if the failed backend can still be read
@@ -446,7 +447,7 @@ export class Session {
     }
     this.dropPlans();
     // the next GPU or CPU path that runs synchronously (webgpu runs only through trainStepAsync)
-    const next = browserBackends.find((b) => b !== failed && b !== 'gpujs-webgpu' && isAvailable(b)) ?? 'cpu';
+    const next = browserBackends.find((b) => b !== failed && !isAsyncBackend(b) && isAvailable(b)) ?? 'cpu';
     this.backend = { requested: this.backend.requested, name: next };
     this.runtimeFallback = [
       `${backendLabels[failed]} failed to run the training step (${e.message});`,
