@@ -36,7 +36,8 @@ const adapter = { description: ctx.description, software: ctx.software, via: ctx
 console.log(`webgpu bench on ${ctx.description}${ctx.software ? ' (a CPU implementation)' : ''}, via ${ctx.source}`);
 console.log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores; Node ${process.version}\n`);
 const notMeasured = [
-  "gpu.js's WebGPU path (gpujs-webgpu) in Node: gpu.js pins webgpu 0.2.9, whose binary needs GLIBCXX_3.4.32 (Debian 12: 3.4.30); measured in the page instead",
+  "gpu.js's WebGPU path (gpujs-webgpu) in Node: gpu.js pins webgpu 0.2.9, whose binary needs GLIBCXX_3.4.32 " +
+    '(Debian 12: 3.4.30); measured in the page instead',
   "TF.js's webgpu backend: not a dependency of this project",
 ];
 
@@ -122,7 +123,8 @@ for (const backend of ['webgpu', 'wasm'] as const) {
   );
   unet.push({ backend, batch: unetCase.batch, msPerStep: ms, kernels: mse.executable.kernels.length });
   console.log(
-    `UNet MSE step (batch ${unetCase.batch})  ${backend.padEnd(8)} ${ms.toFixed(1).padStart(8)} ms  (${mse.executable.kernels.length} kernels)`,
+    `UNet MSE step (batch ${unetCase.batch})  ${backend.padEnd(8)} ${ms.toFixed(1).padStart(8)} ms  ` +
+      `(${mse.executable.kernels.length} kernels)`,
   );
   mse.dispose();
 }

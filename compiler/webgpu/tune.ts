@@ -59,6 +59,7 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
   const reason =
     br * bc === 1
       ? 'one output per invocation (no load shared along the last two axes, or too few outputs)'
-      : `${br} x ${bc} outputs per invocation: loads shared along ${[br > 1 ? 'rows' : '', bc > 1 ? 'columns' : ''].filter(Boolean).join(' and ')}`;
+      : `${br} x ${bc} outputs per invocation: loads shared along ` +
+        [br > 1 ? 'rows' : '', bc > 1 ? 'columns' : ''].filter(Boolean).join(' and ');
   return { block: [br, bc], tree: false, reason };
 };
