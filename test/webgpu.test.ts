@@ -47,6 +47,13 @@ test('webgpu: an adapter is found (in CI: SwiftShader, a CPU implementation)', (
   }
 });
 
+/** A random program's value and gradient with respect to every input, traced on the pool shape. */
+const programGraph = (c: { program: Parameters<typeof runProgram>[0]; args: Record<string, NDArray> }): Graph =>
+  valueAndGrad(
+    trace((a) => runProgram(c.program, a as Record<string, Tensor>), Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]))),
+    Object.keys(c.args),
+  );
+
 /** The mismatches of a webgpu run against the interpreter (both given the same f32 inputs), or undefined. */
 const onWebGPU = async (graph: Graph, args64: Record<string, NDArray>, fusion: 'fused' | 'unfused' = 'fused') => {
   const args = f32(args64);
@@ -87,11 +94,7 @@ test(
     }
     await fc.assert(
       fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
-        const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
-        const graph = valueAndGrad(
-          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-          Object.keys(c.args),
-        );
+        const graph = programGraph(c);
         const args = f32(c.args);
         fc.pre(withinF32(graph, args));
         const bad = await run(graph, args);
@@ -107,11 +110,7 @@ test(
 test('webgpu: hard programs (NaN and +-Infinity inputs, non-finite constants) and their gradients', { skip: skip() }, async () => {
   await fc.assert(
     fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
-      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
-      const graph = valueAndGrad(
-        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-        Object.keys(c.args),
-      );
+      const graph = programGraph(c);
       const args = f32(c.args);
       fc.pre(withinF32(graph, args));
       const bad = await onWebGPU(graph, args);
@@ -129,11 +128,7 @@ test('webgpu: hard programs (NaN and +-Infinity inputs, non-finite constants) an
 test('webgpu: random graphs and their gradients match the float64 interpreter', { skip: skip() }, async () => {
   await fc.assert(
     fc.asyncProperty(graphCaseArb(6), async (c) => {
-      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
-      const graph = valueAndGrad(
-        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-        Object.keys(c.args),
-      );
+      const graph = programGraph(c);
       const bad = await onWebGPU(graph, c.args);
       if (bad) throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}`);
     }),

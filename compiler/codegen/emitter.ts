@@ -1,8 +1,11 @@
-// A small statement emitter with block scopes: values computed inside a loop body are memoised only there.
+// A small statement emitter with block scopes: values computed inside a loop body are memoised only there. The
+// keyword that declares a constant is the language's: `const` in gpu.js's JavaScript, `let` in WGSL.
 export class Emitter {
   private readonly lines: string[] = [];
   private readonly scopes: Map<string, string>[] = [new Map()];
   private next = 0;
+
+  constructor(private readonly declare: 'const' | 'let' = 'const') {}
 
   /** Emits `const vN = expr;` once per key in the visible scopes and returns the variable. */
   memo(key: string, make: () => string): string {
@@ -25,7 +28,7 @@ export class Emitter {
   let(expr: string): string {
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr) || /^-?[0-9.]+(e[-+]?[0-9]+)?$/.test(expr)) return expr;
     const name = `v${this.next++}`;
-    this.line(`const ${name} = ${expr};`);
+    this.line(`${this.declare} ${name} = ${expr};`);
     return name;
   }
 

@@ -4,13 +4,14 @@
 // new parameters) are the exception: they stay in the memory until adoptFeedback() copies them into their inputs'
 // places, so state never leaves the module between steps.
 import type { NDArray } from '../../core/ndarray.ts';
-import { fmt, sameShape, size, type Shape } from '../../core/shape.ts';
+import { sameShape, size, type Shape } from '../../core/shape.ts';
 import type { DeviceBuffer, PlanBackend } from '../backends/backend.ts';
 import { BackendError, NonFiniteError } from '../errors.ts';
 import type { Executable } from '../plan.ts';
 import type { CompiledKernel } from '../kernel.ts';
 import type { KernelIR } from '../kernel/ir.ts';
 import { planMemory } from '../memoryPlan.ts';
+import { hostInput } from '../inputs.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 
 type Given = Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>;
@@ -61,19 +62,8 @@ export const compileOnPlanBackend = (
 
   const bind = (given: Given) => {
     for (const n of inputNodes) {
-      const name = n.op === 'input' ? n.attrs.name : '';
-      const v = given[name];
-      if (v === undefined && resident.has(name)) continue; // kept in the memory from the last run
-      if (v === undefined)
-        throw new Error(`run: missing input '${name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
-      if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
-        throw new Error(`run: input '${name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
-      if (!(v instanceof Float32Array) && typeof v === 'object' && v !== null && 'toArray' in v)
-        throw new Error(`run: input '${name}' is a GL texture; the wasm backend takes host arrays`);
-      const data = 'data' in (v as NDArray) && !(v instanceof Float32Array) ? (v as NDArray).data : (v as ArrayLike<number>);
-      if (data.length !== size(n.shape))
-        throw new Error(`run: input '${name}' has ${data.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
-      compiled.view(n.id).set(data);
+      const data = hostInput(n, given, resident, inputs, 'wasm');
+      if (data) compiled.view(n.id).set(data);
     }
   };
 

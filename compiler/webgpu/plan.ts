@@ -15,6 +15,7 @@ import type { DeviceBuffer, WgslPlanBackend } from '../backends/backend.ts';
 import { BackendError, NonFiniteError } from '../errors.ts';
 import type { CompiledKernel } from '../kernel.ts';
 import { planMemory } from '../memoryPlan.ts';
+import { hostInput } from '../inputs.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import type { Executable } from '../plan.ts';
 import { MAP_READ, USAGE, type GpuContext } from './gpu.ts';
@@ -210,19 +211,8 @@ export const compileOnWebGPU = (
 
   const bind = (given: Given) => {
     for (const n of inputNodes) {
-      const name = n.op === 'input' ? n.attrs.name : '';
-      const v = given[name];
-      if (v === undefined && resident.has(name)) continue; // kept on the GPU from the last run
-      if (v === undefined)
-        throw new Error(`run: missing input '${name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
-      if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
-        throw new Error(`run: input '${name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
-      if (!(v instanceof Float32Array) && typeof v === 'object' && v !== null && 'toArray' in v)
-        throw new Error(`run: input '${name}' is a GL texture; the webgpu backend takes host arrays`);
-      const data = 'data' in (v as NDArray) && !(v instanceof Float32Array) ? (v as NDArray).data : (v as ArrayLike<number>);
-      if (data.length !== size(n.shape))
-        throw new Error(`run: input '${name}' has ${data.length} values, the plan expects ${fmt(n.shape)} (${size(n.shape)})`);
-      device.queue.writeBuffer(arena, offsets.get(n.id)!, data instanceof Float32Array ? data : Float32Array.from(data));
+      const data = hostInput(n, given, resident, inputs, 'webgpu');
+      if (data) device.queue.writeBuffer(arena, offsets.get(n.id)!, data instanceof Float32Array ? data : Float32Array.from(data));
     }
   };
 

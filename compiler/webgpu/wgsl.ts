@@ -11,6 +11,7 @@
 import { ixDependsOn, range, type Atom, type Ix } from '../kernel/indexExpr.ts';
 import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { randomBase } from '../../core/rng.ts';
+import { Emitter } from '../codegen/emitter.ts';
 
 /** Invocations per workgroup (one output element each). */
 export const WORKGROUP = 64;
@@ -31,48 +32,6 @@ export interface WgslKernel {
   readonly block: readonly [number, number];
   /** a workgroup per output, its reduction shared and added in a tree */
   readonly tree: boolean;
-}
-
-/** Statements with block scopes; `let` memoises by key in the visible scopes, as in codegen/emitter.ts. */
-class Wgsl {
-  private readonly lines: string[] = [];
-  private readonly scopes: Map<string, string>[] = [new Map()];
-  private next = 0;
-  memo(key: string, make: () => string): string {
-    for (let s = this.scopes.length - 1; s >= 0; s--) {
-      const hit = this.scopes[s].get(key);
-      if (hit) return hit;
-    }
-    const name = this.let(make());
-    this.scopes[this.scopes.length - 1].set(key, name);
-    return name;
-  }
-  bind(key: string, name: string): void {
-    this.scopes[this.scopes.length - 1].set(key, name);
-  }
-  let(expr: string, type = ''): string {
-    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(expr)) return expr;
-    const name = `v${this.next++}`;
-    this.line(`let ${name}${type ? ` : ${type}` : ''} = ${expr};`);
-    return name;
-  }
-  fresh(prefix: string): string {
-    return `${prefix}${this.next++}`;
-  }
-  line(text: string): void {
-    this.lines.push(`${'  '.repeat(this.scopes.length)}${text}`);
-  }
-  open(header: string): void {
-    this.line(`${header} {`);
-    this.scopes.push(new Map());
-  }
-  close(): void {
-    this.scopes.pop();
-    this.line('}');
-  }
-  text(): string {
-    return this.lines.join('\n');
-  }
 }
 
 /** An f32 literal: finite values rounded to f32 and printed exactly; NaN and the infinities come from bits. */
@@ -263,7 +222,7 @@ export const printWgsl = (
   if (tree && !reductionOf(ir)) throw new Error('wgsl: a tree needs a reduction');
   const invocations = tree ? size * WORKGROUP : size / (block[0] * block[1]);
   const groups = dispatchOf(invocations);
-  const e = new Wgsl();
+  const e = new Emitter('let');
   const reads: number[] = [];
   const bufferName = (id: number) => {
     let k = reads.indexOf(id);
