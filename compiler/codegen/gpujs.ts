@@ -10,6 +10,7 @@ import { coefficientOf, flattenIx, ixDependsOn, range, substituteIx, varIx, type
 import { scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { splitLanes, type LaneKernelIR } from '../kernel/lanes.ts';
 import { add, Emitter, lit, mulc } from './emitter.ts';
+import { scalarKeys } from '../kernel/keys.ts';
 
 export interface KernelSource {
   /** gpu.js kernel function source */
@@ -119,44 +120,10 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
   const varName = new Map<number, string>();
   /** loads (by key) walked by a running pointer in the current innermost loop */
   const pointers = new Map<string, string>();
-  const keys = new WeakMap<Scalar, string>();
-
-  const key = (s: Scalar): string => {
-    const hit = keys.get(s);
-    if (hit) return hit;
-    let k: string;
-    switch (s.k) {
-      case 'lit':
-        k = `l${Object.is(s.v, -0) ? '-0' : s.v}`;
-        break;
-      case 'load':
-        k = `L${s.buf}[${ixKeyOf(s.at)}]`;
-        break;
-      case 'un':
-        k = `${s.op}(${key(s.x)})`;
-        break;
-      case 'bin':
-        k = `${s.op}(${key(s.a)},${key(s.b)})`;
-        break;
-      case 'where':
-        k = `where(${key(s.c)},${key(s.a)},${key(s.b)})`;
-        break;
-      case 'guard':
-        k = `guard(${s.conds.map(condKey).join('&')},${key(s.x)})`;
-        break;
-      case 'pick':
-        k = `pick(${condKey(s.cond)},${key(s.a)},${key(s.b)})`;
-        break;
-      case 'random':
-        k = `rand(${s.seed},${s.stream},${s.dist},${key(s.counter)},${ixKeyOf(s.at)})`;
-        break;
-      case 'reduce':
-        k = `${s.op}[${s.vars.join(',')}](${key(s.body)})`;
-        break;
-    }
-    keys.set(s, k);
-    return k;
-  };
+  const key = scalarKeys(
+    (x) => ixKeyOf(x),
+    (c) => condKey(c),
+  );
   const ixKeyOf = (x: Ix) => [...x.terms.map(([a, c]) => `${c}*${atomStr(a)}`), x.c].join('+');
   const atomStr = (a: Atom): string =>
     a.k === 'var'

@@ -12,6 +12,7 @@ import { ixDependsOn, range, type Atom, type Ix } from '../kernel/indexExpr.ts';
 import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { randomBase } from '../../core/rng.ts';
 import { Emitter } from '../codegen/emitter.ts';
+import { scalarKeys } from '../kernel/keys.ts';
 
 /** Invocations per workgroup (one output element each). */
 export const WORKGROUP = 64;
@@ -233,10 +234,9 @@ export const printWgsl = (
   const varName = new Map<number, string>();
   // keys name variables by their current binding, so a load shared by the block's elements (A[i, k] across the
   // columns of a matmul block) has one key and is loaded once; rebinding a variable starts a fresh cache
-  let keys = new WeakMap<Scalar, string>();
   const bindVar = (v: number, name: string) => {
     varName.set(v, name);
-    keys = new WeakMap();
+    key = scalarKeys(ixKey, condKey);
   };
 
   const ixKey = (x: Ix): string => [...x.terms.map(([a, c]) => `${c}*${atomKey(a)}`), x.c].join('+');
@@ -247,42 +247,7 @@ export const printWgsl = (
         ? `clamp(${ixKey(a.x)},${a.lo},${a.hi})`
         : `(${ixKey(a.x)})${a.k === 'div' ? '/' : '%'}${a.d}`;
   const condKey = (c: Cond) => `${ixKey(c.ix)}in${c.lo}..${c.hi}/${c.step ?? 1}`;
-  const key = (s: Scalar): string => {
-    const hit = keys.get(s);
-    if (hit) return hit;
-    let k: string;
-    switch (s.k) {
-      case 'lit':
-        k = `l${Object.is(s.v, -0) ? '-0' : s.v}`;
-        break;
-      case 'load':
-        k = `L${s.buf}[${ixKey(s.at)}]`;
-        break;
-      case 'un':
-        k = `${s.op}(${key(s.x)})`;
-        break;
-      case 'bin':
-        k = `${s.op}(${key(s.a)},${key(s.b)})`;
-        break;
-      case 'where':
-        k = `where(${key(s.c)},${key(s.a)},${key(s.b)})`;
-        break;
-      case 'guard':
-        k = `guard(${s.conds.map(condKey).join('&')},${key(s.x)})`;
-        break;
-      case 'pick':
-        k = `pick(${condKey(s.cond)},${key(s.a)},${key(s.b)})`;
-        break;
-      case 'random':
-        k = `rand(${s.seed},${s.stream},${s.dist},${key(s.counter)},${ixKey(s.at)})`;
-        break;
-      case 'reduce':
-        k = `${s.op}[${s.vars.join(',')}](${key(s.body)})`;
-        break;
-    }
-    keys.set(s, k);
-    return k;
-  };
+  let key = scalarKeys(ixKey, condKey);
 
   /** i32 value of an index expression (memoised per scope) */
   const ix = (x: Ix): string => {
@@ -457,7 +422,7 @@ export const printWgsl = (
     }
     vars.forEach(() => e.close());
     for (const v of vars) varName.delete(v);
-    keys = new WeakMap();
+    key = scalarKeys(ixKey, condKey);
     return accs;
   };
   /** The workgroup's invocations share the reduction's terms, then add their partials in a tree (workgroup memory). */
@@ -479,7 +444,7 @@ export const printWgsl = (
     e.line(`${acc} = ${combine(acc, v)};`);
     e.close();
     for (const v of r.vars) varName.delete(v);
-    keys = new WeakMap();
+    key = scalarKeys(ixKey, condKey);
     e.line(`fd_partial[lid] = ${acc};`);
     e.line('workgroupBarrier();');
     e.open(`for (var s : u32 = ${WORKGROUP / 2}u; s > 0u; s = s >> 1u)`);
