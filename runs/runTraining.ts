@@ -1,5 +1,6 @@
 // A training run in a folder: the checkpoint, config.json and losses.json, a progress bar and Ctrl-C handling.
 // The CLI's train/finetune commands and the experiments both run training through it.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomicWrite.ts';
@@ -66,16 +67,21 @@ export const checkRunFolder = (dir: string, o: { resume?: boolean; force?: boole
     );
 };
 
-/** Throws a RunFolderError unless a file can be created in `dir` (checked before the first step, not at the first save). */
-const checkWritable = (dir: string): void => {
-  const probe = path.join(dir, `.fusediff-write-test-${process.pid}`);
+/**
+ * Throws a RunFolderError unless a file can be created in `dir` (checked before the first step, not at the first save).
+ * The probe is a fresh random name opened exclusively ('wx'), so it never follows or truncates a file or a symlink
+ * already there, and only the probe this call created is removed.
+ */
+export const checkWritable = (dir: string): void => {
+  const probe = path.join(dir, `.fusediff-write-test-${process.pid}-${randomBytes(8).toString('hex')}`);
+  let fd: number;
   try {
-    fs.writeFileSync(probe, '');
+    fd = fs.openSync(probe, 'wx');
   } catch (e) {
     throw new RunFolderError(`cannot write to the run folder ${dir}: ${(e as Error).message}; nothing was trained`, { cause: e });
-  } finally {
-    fs.rmSync(probe, { force: true });
   }
+  fs.closeSync(fd);
+  fs.rmSync(probe, { force: true });
 };
 
 /** Removes `dir` and its parents up to `top` (the first folder mkdir created) where they are empty. */

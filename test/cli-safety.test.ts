@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadCheckpoint } from '../storage/checkpoint.ts';
+import { checkWritable } from '../runs/runTraining.ts';
 
 const bin = fileURLToPath(new URL('../bin/fusediff.js', import.meta.url));
 const repo = fileURLToPath(new URL('..', import.meta.url));
@@ -308,4 +309,16 @@ test("a checkpoint's recorded backend does not pin later commands: finetune and 
   r = run(['sample', '--checkpoint', ck, '--count', '8', '--steps', '2', '--cfg', '1', '--out', at('s-auto'), '--json', '--quiet']);
   assert.equal(r.status, 0, r.stderr);
   assert.notEqual(JSON.parse(r.stdout).rows[0].backend, 'webasm');
+});
+
+test('the write probe never follows a symlink: one planted at the old probe name keeps its target intact', () => {
+  const d = at('probe');
+  fs.mkdirSync(d, { recursive: true });
+  const target = at('precious.txt');
+  fs.writeFileSync(target, 'keep me');
+  // before, the probe was `.fusediff-write-test-<pid>`, written with writeFileSync: this symlink truncated its target
+  fs.symlinkSync(target, path.join(d, `.fusediff-write-test-${process.pid}`));
+  checkWritable(d);
+  assert.equal(fs.readFileSync(target, 'utf8'), 'keep me');
+  assert.deepEqual(fs.readdirSync(d), [`.fusediff-write-test-${process.pid}`], 'the probe removed itself and nothing else');
 });

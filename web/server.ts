@@ -1,6 +1,6 @@
 // The playground's server: bundles the browser entry (web/bundle.ts) and serves it with the page's static files
 // over node:http on localhost. Nothing is fetched from anywhere else: the page is self-contained.
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { bundle } from './bundle.ts';
@@ -32,6 +32,28 @@ export interface Playground {
 
 const staticFile = (name: string) => readFileSync(new URL(name, import.meta.url));
 
+/** The path of a request's URL, or undefined where it cannot be parsed (`//a:b`, `//[`: new URL throws on them). */
+export const pathOf = (url: string | undefined): string | undefined => {
+  try {
+    return new URL(url ?? '/', 'http://localhost').pathname;
+  } catch {
+    return undefined;
+  }
+};
+
+const respond = (method: string | undefined, res: ServerResponse, file: { type: string; body: Buffer | string }) => {
+  // cross-origin isolated (COOP + COEP): the page may share memory with Web Workers, which the wasm backend's
+  // threads need; everything it loads is from this server
+  res.writeHead(200, {
+    'content-type': file.type,
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-embedder-policy': 'require-corp',
+  });
+  res.end(method === 'HEAD' ? undefined : file.body);
+};
+
 /** Bundles every entry, then listens; resolves once the server accepts connections. */
 export const serve = async ({
   port = 8080,
@@ -46,26 +68,23 @@ export const serve = async ({
     files.set(path, { type: types['.html'], body: html });
   files.set('/style.css', { type: types['.css'], body: staticFile('./style.css') });
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const file = files.get(path === '/index.html' ? '/' : path);
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' }).end();
-      return;
+    // every answer: no content sniffing; errors are plain text that never echoes the request
+    const plain = (status: number, text: string, headers: Record<string, string> = {}) =>
+      res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(text);
+    try {
+      const path = pathOf(req.url);
+      if (path === undefined) return plain(400, 'bad request: the URL cannot be parsed\n');
+      if (req.method !== 'GET' && req.method !== 'HEAD') return plain(405, 'method not allowed\n', { allow: 'GET, HEAD' });
+      const file = files.get(path === '/index.html' ? '/' : path);
+      if (!file) return plain(404, 'not found\n');
+      respond(req.method, res, file);
+    } catch {
+      // a request never takes the server down
+      if (!res.headersSent) plain(500, 'internal error\n');
+      else res.destroy();
     }
-    if (!file) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: ${path}`);
-      return;
-    }
-    // cross-origin isolated (COOP + COEP): the page may share memory with Web Workers, which the wasm backend's
-    // threads need; everything it loads is from this server
-    res.writeHead(200, {
-      'content-type': file.type,
-      'cache-control': 'no-store',
-      'cross-origin-opener-policy': 'same-origin',
-      'cross-origin-embedder-policy': 'require-corp',
-    });
-    res.end(req.method === 'HEAD' ? undefined : file.body);
   });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());
