@@ -232,18 +232,29 @@ export type Json = null | boolean | number | string | Json[] | { [k: string]: Js
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Deep merge of plain objects; arrays and scalars of `over` replace those of `base`. */
-export const merge = (base: unknown, over: unknown): unknown => {
+/** Keys that would reach an object's prototype rather than a field of it: refused wherever user JSON becomes a path. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+const checkKey = (k: string, where: string): void => {
+  if (FORBIDDEN_KEYS.has(k)) throw new ConfigError(`${where}: '${k}' is not a config field (it would reach the object's prototype)`);
+};
+
+export const merge = (base: unknown, over: unknown, where = 'config'): unknown => {
   if (!isRecord(base) || !isRecord(over)) return over === undefined ? base : over;
   const out: Record<string, unknown> = { ...base };
-  for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v);
+  for (const [k, v] of Object.entries(over)) {
+    checkKey(k, `${where}.${k}`);
+    out[k] = merge(Object.hasOwn(base, k) ? base[k] : undefined, v, `${where}.${k}`);
+  }
   return out;
 };
 
-/** Sets a dotted path ('train.lr') in a plain object, creating records on the way. */
+/** Sets a dotted path ('train.lr') in a plain object, creating records on the way; prototype keys are refused. */
 export const setPath = (obj: Record<string, unknown>, path: string, value: Json): void => {
   const keys = path.split('.');
+  for (const k of keys) checkKey(k, path);
   let node = obj;
-  for (const k of keys.slice(0, -1)) node = (node[k] = isRecord(node[k]) ? node[k] : {}) as Record<string, unknown>;
+  for (const k of keys.slice(0, -1))
+    node = (node[k] = Object.hasOwn(node, k) && isRecord(node[k]) ? node[k] : {}) as Record<string, unknown>;
   node[keys[keys.length - 1]] = value;
 };
 

@@ -433,3 +433,20 @@ describe('corrupt checkpoints on the training path', () => {
     );
   });
 });
+
+test('config paths refuse __proto__, prototype and constructor (--set, --config); Object.prototype is untouched', () => {
+  const refused = (f: () => unknown, key: string) =>
+    assert.throws(f, (e: Error) => e instanceof ConfigError && e.message.includes(`'${key}' is not a config field`));
+  refused(() => resolveConfig(undefined, { '__proto__.toString': 1 }, 'eightGaussians'), '__proto__');
+  refused(() => resolveConfig(undefined, { 'constructor.prototype.polluted': 1 }, 'eightGaussians'), 'constructor');
+  refused(() => resolveConfig(undefined, { 'train.prototype': 1 }, 'eightGaussians'), 'prototype');
+  // JSON.parse makes "__proto__" an own key: merging it into the config would set the config object's prototype
+  refused(
+    () => resolveConfig({ json: JSON.parse('{"train": {"__proto__": {"lr": 5}}}'), path: 'c.json' }, {}, 'eightGaussians'),
+    '__proto__',
+  );
+  refused(() => resolveConfig({ json: JSON.parse('{"__proto__": {"polluted": 1}}'), path: 'c.json' }, {}, 'eightGaussians'), '__proto__');
+  assert.equal(typeof ({} as { toString: unknown }).toString, 'function');
+  assert.equal(({} as { polluted?: unknown }).polluted, undefined);
+  assert.equal((Object.prototype as { polluted?: unknown }).polluted, undefined);
+});
