@@ -59,8 +59,6 @@ export const loadJax = (device: JaxDevice = 'wasm'): Promise<JaxModule> => {
     );
   return p;
 };
-/** Whether jax-js's webgpu device was started with the webgpu package's GPU (Node). */
-export const jaxHoldsDawn = (): boolean => dawnForJax !== undefined;
 
 const JAX_VERSION = '0.1.25'; // read from its package.json at setup(); this is the tested version
 const readJaxVersion = async (): Promise<string> => {

@@ -131,6 +131,3 @@ export const gpuAvailability = (): { available: boolean; reason: string } => {
       return { available: false, reason: 'its device has not been requested yet: await prepareWebGPU() first' };
   }
 };
-
-/** Keeps the linter from calling the holder unused: the reference itself is the point. */
-export const holdsDawn = (): boolean => dawnKeepAlive !== undefined;

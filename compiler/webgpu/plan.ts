@@ -224,34 +224,33 @@ export const compileOnWebGPU = (
     }
   };
 
-  /** Encodes the whole run and the copies of `reads` (node ids) into a staging buffer; submits once. */
-  const submit = (reads: readonly number[]): { staging?: GPUBuffer; at: Map<number, number>; bytes: number } => {
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    encodeKernels(pass, dispatches);
-    encodeKernels(pass, adopt);
-    pass.end();
+  type Reads = { staging?: GPUBuffer; at: Map<number, number>; bytes: number };
+
+  /** The feedback pairs the state-region copy does not cover. */
+  const encodeLooseCopies = (encoder: GPUCommandEncoder) => {
     for (const p of looseCopies) encoder.copyBufferToBuffer(arena, offsets.get(p.from)!, arena, offsets.get(p.to)!, bytesOf(p.from));
+  };
+
+  /** Copies of the nodes `ids` into one pooled mapped buffer, each once (none for no ids). */
+  const encodeReads = (encoder: GPUCommandEncoder, ids: readonly number[]): Reads => {
     const at = new Map<number, number>();
     let bytes = 0;
-    for (const id of reads) {
+    for (const id of ids) {
       if (at.has(id)) continue;
       at.set(id, bytes);
       bytes += bytesOf(id);
     }
-    let staging: GPUBuffer | undefined;
-    if (bytes > 0) {
-      staging = backend.staging(bytes);
-      for (const [id, off] of at) encoder.copyBufferToBuffer(arena, offsets.get(id)!, staging, off, bytesOf(id));
-    }
-    device.queue.submit([encoder.finish()]);
+    if (bytes === 0) return { at, bytes };
+    const staging = backend.staging(bytes);
+    for (const [id, off] of at) encoder.copyBufferToBuffer(arena, offsets.get(id)!, staging, off, bytesOf(id));
     return { staging, at, bytes };
   };
 
-  const collect = async (s: { staging?: GPUBuffer; at: Map<number, number>; bytes: number }): Promise<Map<number, Float32Array>> => {
+  /** The values of the read nodes once the GPU has written them (with no reads: once the submitted work is done). */
+  const collect = async (s: Reads): Promise<Map<number, Float32Array>> => {
     const out = new Map<number, Float32Array>();
     if (!s.staging) {
-      await device.queue.onSubmittedWorkDone(); // nothing to read: resolve when the run has finished
+      await device.queue.onSubmittedWorkDone();
       return out;
     }
     await s.staging.mapAsync(MAP_READ, 0, s.bytes);
@@ -260,6 +259,25 @@ export const compileOnWebGPU = (
     backend.returnStaging(s.staging);
     for (const [id, off] of s.at) out.set(id, all.subarray(off / 4, off / 4 + size(g.nodes[id].shape)));
     return out;
+  };
+
+  /** Encodes the whole run and the copies of `reads` (node ids) into a staging buffer; submits once. */
+  const submit = (reads: readonly number[]): Reads => {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    encodeKernels(pass, [...dispatches, ...adopt]);
+    pass.end();
+    encodeLooseCopies(encoder);
+    const r = encodeReads(encoder, reads);
+    device.queue.submit([encoder.finish()]);
+    return r;
+  };
+
+  const readNodes = (ids: readonly number[]): Promise<Map<number, Float32Array>> => {
+    const encoder = device.createCommandEncoder();
+    const r = encodeReads(encoder, ids);
+    device.queue.submit([encoder.finish()]);
+    return collect(r);
   };
 
   /** Profiling and checkNaN: each kernel its own submission, timed to completion / read back and checked. */
@@ -284,23 +302,8 @@ export const compileOnWebGPU = (
     const pass = encoder.beginComputePass();
     encodeKernels(pass, adopt);
     pass.end();
-    for (const p of looseCopies) encoder.copyBufferToBuffer(arena, offsets.get(p.from)!, arena, offsets.get(p.to)!, bytesOf(p.from));
+    encodeLooseCopies(encoder);
     device.queue.submit([encoder.finish()]);
-  };
-
-  const readNodes = async (ids: readonly number[]): Promise<Map<number, Float32Array>> => {
-    const encoder = device.createCommandEncoder();
-    const at = new Map<number, number>();
-    let bytes = 0;
-    for (const id of ids) {
-      if (at.has(id)) continue;
-      at.set(id, bytes);
-      bytes += bytesOf(id);
-    }
-    const staging = backend.staging(bytes);
-    for (const [id, off] of at) encoder.copyBufferToBuffer(arena, offsets.get(id)!, staging, off, bytesOf(id));
-    device.queue.submit([encoder.finish()]);
-    return collect({ staging, at, bytes });
   };
 
   const returned = g.outputs.filter((o) => !fedBack.has(o.name));
