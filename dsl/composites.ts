@@ -1,5 +1,5 @@
 // Composite ops: built only from the DSL's primitives (dsl/ops.ts), so autodiff, fusion and codegen need nothing new.
-import { fmt, normalizeAxes, ShapeError, size } from '../core/shape.ts';
+import { broadcastShapes, fmt, normalizeAxes, ShapeError, size } from '../core/shape.ts';
 import * as op from './ops.ts';
 import type { Shape } from './shapeTypes.ts';
 import { Tensor, withBuilder } from './tensor.ts';
@@ -213,14 +213,40 @@ export const oneHot = (ids: Tensor, n: number): Tensor => {
 
 // ---- losses -----------------------------------------------------------------------------------------------
 
-/** Mean squared error over all elements (the DDPM epsilon loss); a and b broadcast. */
-export const mse = (a: Tensor, b: Tensor): Tensor<[]> => {
+/** Options of the losses: `broadcast: true` lets operands of different shapes broadcast (numpy rules) before the mean. */
+export interface LossOptions {
+  broadcast?: boolean;
+}
+
+/**
+ * A loss compares operands of one shape: [N,1] against [N] would broadcast to [N,N] and average the wrong pairs
+ * without any error, so different shapes are a ShapeError naming the op, both shapes and the call site, unless the
+ * caller asks for broadcasting.
+ */
+const checkLossOperands = (name: string, a: Tensor, b: Tensor, opts: LossOptions | undefined): void => {
+  if (opts?.broadcast || (a.rank === b.rank && a.shape.every((d, i) => d === b.shape[i]))) return;
+  const joint = broadcastShapes(a.shape, b.shape);
+  fail(
+    a,
+    name,
+    `operands have different shapes ${fmt(a.shape)} and ${fmt(b.shape)}` +
+      (joint ? ` (they would broadcast to ${fmt(joint)})` : '') +
+      `; reshape one to the other's shape, or pass { broadcast: true } to broadcast on purpose`,
+  );
+};
+
+/** Mean squared error over all elements (the DDPM epsilon loss); a and b must have one shape unless `{ broadcast: true }`. */
+export const mse = (a: Tensor, b: Tensor, opts?: LossOptions): Tensor<[]> => {
+  checkLossOperands('mse', a, b, opts);
   const d = op.sub(a, b);
   return mean(op.mul(d, d));
 };
 
-/** Mean absolute error over all elements (L1); subgradient 0 where a = b. */
-export const mae = (a: Tensor, b: Tensor): Tensor<[]> => mean(op.abs(op.sub(a, b)));
+/** Mean absolute error over all elements (L1); subgradient 0 where a = b; one shape unless `{ broadcast: true }`. */
+export const mae = (a: Tensor, b: Tensor, opts?: LossOptions): Tensor<[]> => {
+  checkLossOperands('mae', a, b, opts);
+  return mean(op.abs(op.sub(a, b)));
+};
 
 /** Mean cross-entropy of logits [..., K] against integer class ids [...], via logSoftmax (PyTorch cross_entropy, mean reduction). */
 export const crossEntropy = (logits: Tensor, labels: Tensor): Tensor<[]> => {

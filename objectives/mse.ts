@@ -7,7 +7,7 @@ import type { Denoiser } from '../models/index.ts';
 import { predictionTarget, type Prediction } from '../models/parameterization.ts';
 import { snr as snrTable, type Schedule } from '../models/schedule.ts';
 import { dropCondition } from './cfg.ts';
-import { noise, perSampleMean } from './noising.ts';
+import { checkPrediction, noise, perSampleMean } from './noising.ts';
 import type { Objective } from './types.ts';
 
 export interface MseOptions {
@@ -40,6 +40,7 @@ export const mseObjective =
     const n = noise(schedule, x0, step, seed);
     const cond = c && model.config.numClasses ? dropCondition(c, condDropout, model.config.numClasses, step, seed) : c;
     const pred = model.apply(params, n.xt, n.t, cond);
+    checkPrediction('mseObjective', pred, x0);
     const d = op.sub(pred, predictionTarget(prediction, x0, n.eps, n.alpha, n.sigma));
     const perSample = perSampleMean(op.mul(d, d));
     const weighted = minSnrGamma ? op.mul(perSample, minSnrWeight(schedule, n.t, prediction, minSnrGamma)) : perSample;

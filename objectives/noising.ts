@@ -1,4 +1,5 @@
 // The forward process shared by the objectives: t ~ U{1..T}, eps ~ N(0, I), x_t = alpha_t x0 + sigma_t eps.
+import { fmt, ShapeError } from '../core/shape.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { perSample } from '../models/parameterization.ts';
@@ -34,4 +35,17 @@ export const perSampleMean = (x: Tensor): Tensor => {
   const axes = x.shape.map((_, i) => i).slice(1);
   const n = axes.reduce((a, d) => a * x.shape[d], 1);
   return axes.length ? op.div(op.sum(x, axes), n) : x;
+};
+
+/**
+ * The model's prediction must have the data's shape: a prediction of another shape (e.g. [B, D, 1] for [B, D]) would
+ * broadcast against x_t or the target and the loss would average over the wrong pairs without an error.
+ */
+export const checkPrediction = (objective: string, pred: Tensor, x0: Tensor): void => {
+  if (pred.rank !== x0.rank || pred.shape.some((d, i) => d !== x0.shape[i]))
+    throw new ShapeError(
+      objective,
+      `the model's prediction ${fmt(pred.shape)} does not have the data's shape ${fmt(x0.shape)}; a denoiser returns [B, ...dataShape]`,
+      pred.graph.siteOf(),
+    );
 };

@@ -4,6 +4,8 @@
 //  - f*'s parameters are graph constants (frozen): they get no gradient and are not inputs at all;
 //  - the predicted branch flows THROUGH f* back to x0_hat and on to theta (no stop-gradient around the call);
 //  - the real branch is a constant target (stop-gradient; it does not depend on theta anyway).
+import { broadcastShapes, fmt, ShapeError } from '../core/shape.ts';
+import type { LossOptions } from '../dsl/composites.ts';
 import * as op from '../dsl/ops.ts';
 import { frozen, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
@@ -12,7 +14,7 @@ import { mapTree, type Tree } from '../dsl/tree.ts';
 import { assertSameSignature, signatureOf, type Denoiser } from '../models/index.ts';
 import { fromPrediction, type Prediction } from '../models/parameterization.ts';
 import { sampleTimesteps, type Schedule } from '../models/schedule.ts';
-import { coefficients, noise, streams } from './noising.ts';
+import { checkPrediction, coefficients, noise, streams } from './noising.ts';
 import type { Objective, ObjectiveArgs } from './types.ts';
 
 export interface SelfPerceptualOptions {
@@ -75,6 +77,7 @@ export const selfPerceptualFeatures = (o: SelfPerceptualOptions) => {
     const counter = step as Tensor<readonly []>;
     const n = noise(schedule, x0, step, seed);
     const pred = model.apply(params, n.xt, n.t, c);
+    checkPrediction('selfPerceptual', pred, x0);
     const { x0: x0Hat, eps: epsHat } = fromPrediction(prediction, pred, n.xt, n.alpha, n.sigma);
     const t2 =
       tPrime === 'same'
@@ -97,8 +100,23 @@ export const selfPerceptualFeatures = (o: SelfPerceptualOptions) => {
   };
 };
 
-/** mean |d|^2 (or |d|) over all elements. */
-export const featureDistance = (a: Tensor, b: Tensor, distance: 'mse' | 'mae'): Tensor => {
+/**
+ * mean |d|^2 (or |d|) over all elements. Like the DSL's `mse` and `mae`, a and b must have one shape (a ShapeError
+ * naming both and the call site otherwise) unless `{ broadcast: true }`.
+ */
+export const featureDistance = (a: Tensor, b: Tensor, distance: 'mse' | 'mae', opts?: LossOptions): Tensor => {
+  if (distance !== 'mse' && distance !== 'mae')
+    throw new Error(`featureDistance: distance must be 'mse' or 'mae', got '${String(distance)}'`);
+  if (!opts?.broadcast && (a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i]))) {
+    const joint = broadcastShapes(a.shape, b.shape);
+    throw new ShapeError(
+      'featureDistance',
+      `operands have different shapes ${fmt(a.shape)} and ${fmt(b.shape)}` +
+        (joint ? ` (they would broadcast to ${fmt(joint)})` : '') +
+        `; reshape one to the other's shape, or pass { broadcast: true } to broadcast on purpose`,
+      a.graph.siteOf(),
+    );
+  }
   const d = op.sub(a, b);
   const size = d.shape.reduce((x, y) => x * y, 1);
   return op.div(op.sum(distance === 'mse' ? op.mul(d, d) : op.abs(d)), size);

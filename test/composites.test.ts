@@ -377,13 +377,13 @@ test('oneHot and crossEntropy match plain JS; crossEntropy gradient matches fini
 
 // ---- losses -----------------------------------------------------------------------------------------------
 
-test('mse and mae are means over all elements, with broadcasting, and their gradients match finite differences', () => {
+test('mse and mae are means over all elements, broadcasting on { broadcast: true }; their gradients match finite differences', () => {
   const a = randn([2, 3], 28),
     b = randn([3], 29);
-  const g = fd.trace(({ a: x, b: y }) => fd.mse(x, y), { a: [2, 3], b: [3] });
+  const g = fd.trace(({ a: x, b: y }) => fd.mse(x, y, { broadcast: true }), { a: [2, 3], b: [3] });
   const diffs = [...a.data].map((v, i) => v - b.data[i % 3]);
   close(evaluate(g, { a, b }).out.data, [jsMean(diffs.map((d) => d * d))], 1e-12, 'mse');
-  const h = fd.trace(({ a: x, b: y }) => fd.mae(x, y), { a: [2, 3], b: [3] });
+  const h = fd.trace(({ a: x, b: y }) => fd.mae(x, y, { broadcast: true }), { a: [2, 3], b: [3] });
   close(evaluate(h, { a, b }).out.data, [jsMean(diffs.map(Math.abs))], 1e-12, 'mae');
   checkGrad(g, { a, b }, ['a', 'b']);
   checkGrad(h, { a, b }, ['a', 'b']);
