@@ -18,6 +18,14 @@ const integer = (name: string) => (v: string) => {
   return n;
 };
 
+/** `--shard i/n`, 1-based as Slurm array and Kubernetes indices are read by people; stored 0-based. */
+const shardOf = (v: string): { index: number; count: number } => {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  const [i, n] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
+  if (!(n >= 1 && i >= 1 && i <= n)) throw new InvalidArgumentError(`--shard must be i/n with 1 <= i <= n, got '${v}'`);
+  return { index: i - 1, count: n };
+};
+
 const program = new Command('fusediff').description(
   'typed tensor functions, reverse-mode autodiff and gradient checks for diffusion training',
 );
@@ -118,10 +126,15 @@ program
   .argument('[spec]', 'experiment spec JSON (default: the embedded default that npm start runs)')
   .option('--out <dir>', 'output directory (default out/<experiment name>)')
   .option('--train-stage1', 'train stage 1 even where a committed checkpoint exists', false)
+  .option('--resume', 'continue the experiment in --out: finished jobs are skipped, a stopped training continues exactly', false)
+  .option('--force', 'replace the experiment in --out (the files it wrote are deleted first)', false)
+  .option('--shard <i/n>', 'run slice i of n (1-based) of the jobs into --out; no report (see --merge)', shardOf)
+  .option('--stage1-only', 'train only the stage-1 models the spec trains (what shards need first)', false)
+  .option('--merge [folders...]', "gather the finished jobs of the shards' folders into --out and write the report")
   .option('--quiet', 'no progress bars', false)
   .addOption(backendOption())
-  .action(async (spec: string | undefined, o: ExperimentFlags) => {
-    process.exitCode = await experimentCommand(spec, o);
+  .action(async (spec: string | undefined, o: Omit<ExperimentFlags, 'merge'> & { merge?: string[] | true }) => {
+    process.exitCode = await experimentCommand(spec, { ...o, merge: o.merge === true ? [] : o.merge });
   });
 
 const cfgList = (v: string) => {

@@ -135,6 +135,8 @@ export const evalCommand = async (f: SampleFlags): Promise<number> => {
     startedAt: new Date().toISOString(),
     seconds: (performance.now() - t0) / 1000,
     command: `fusediff ${process.argv.slice(2).join(' ')}`,
+    complete: true,
+    missing: [],
     datasets: [{ dataset: rows[0].dataset, models: [], rows, pictures: await evalPictures(f.checkpoint, run, rows, dir) }],
   };
   writeReport(dir, report);

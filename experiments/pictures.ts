@@ -79,9 +79,7 @@ const cfgPicture = async (heading: Heading, panels: readonly MetricPanel[], file
  * `<dataset>-cfg.png` in `dir`, each metric of the rows against their CFG scale, one series per `seriesOf`; only
  * where the rows have more than one scale. Returns the file's name when it drew one.
  */
-export const rowsCfgPicture = async <
-  R extends { dataset: string; cfgScale: number; metrics: Metrics; samples?: { shape: readonly number[] } },
->(
+export const rowsCfgPicture = async <R extends { dataset: string; cfgScale: number; metrics: Metrics; count: number }>(
   rows: readonly R[],
   label: string,
   seriesOf: (r: R) => string,
@@ -92,7 +90,7 @@ export const rowsCfgPicture = async <
   await cfgPicture(
     {
       title: `${rows[0].dataset} · metrics against the CFG scale · ${label}`,
-      subtitle: [`${rows[0].samples?.shape[0] ?? '?'} samples per point; CFG 1 is no guidance`],
+      subtitle: [`${rows[0].count} samples per point; CFG 1 is no guidance`],
     },
     metricPanels(rows.map((r) => ({ series: seriesOf(r), cfg: r.cfgScale, metrics: r.metrics }))),
     path.join(dir, name),

@@ -69,6 +69,10 @@ export const reportMarkdown = (r: ExperimentReport): string => {
     '',
     `Backend: **${r.backend}** (${r.backendReason}). Total ${r.seconds.toFixed(0)} s, started ${r.startedAt}.`,
     r.command ? `\nCommand: \`${r.command}\`` : '',
+    r.complete
+      ? ''
+      : `\n**Partial report**: ${r.missing.length} jobs are not done (${r.missing.join(', ')}); ` +
+        'their rows are left out. `--resume` with the same spec and `--out` finishes them.',
   ];
   for (const d of r.datasets) {
     parts.push('', `## ${d.dataset}`);

@@ -2,20 +2,32 @@
 // pictures, and the report. Each step is an ordinary command's building block (runTraining, drawSamples, ...).
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadCheckpoint, sameSignature, SignatureMismatchError, type Checkpoint } from '../storage/checkpoint.ts';
+import { sameSignature, SignatureMismatchError, type Checkpoint } from '../storage/checkpoint.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { resolveBackend } from '../compiler/index.ts';
 import type { Json, RunConfig } from '../runs/config.ts';
-import { finetuneBase, resolveConfig } from '../runs/config.ts';
+import { resolveConfig } from '../runs/config.ts';
 import { setupRun } from '../runs/setup.ts';
-import { loadRunCheckpoint, StoredConfig } from '../runs/trainer.ts';
-import { runTraining, trainingSummary } from '../runs/runTraining.ts';
+import { loadRunCheckpoint, type StoredConfig, type TrainResult } from '../runs/trainer.ts';
+import { readLosses, RunFolderError, runTraining, trainingSummary } from '../runs/runTraining.ts';
 import { progressBar } from '../runs/progress.ts';
 import { drawSamples } from './sample.ts';
 import { evaluateSamples, type Metrics } from './evaluate.ts';
 import { lossPicture, rowsCfgPicture, samplePicture } from './pictures.ts';
-import type { DatasetSpec, ExperimentSpec } from './spec.ts';
+import { checkSpec, fileSafe, type ExperimentSpec } from './spec.ts';
 import { overSeeds, type SeedSummary } from './seeds.ts';
+import {
+  modelKey,
+  planExperiment,
+  shardJobs,
+  STAGE1_UNIT,
+  type DatasetPlan,
+  type ExperimentPlan,
+  type Job,
+  type RowJob,
+  type TrainJob,
+} from './plan.ts';
+import { checkInside, doneJobs, mergeShards, openExperimentFolder, readJob, writeJob } from './folder.ts';
 
 export interface ModelReport {
   name: string;
@@ -43,6 +55,10 @@ export interface RowReport {
   /** with several seeds: each seed's metrics and the 95% interval of every metric's mean */
   seeds?: SeedSummary;
   picture: string;
+  /** samples drawn (per seed) */
+  count: number;
+  /** sampled with class labels (false: an unconditional model, or a row of the null class) */
+  conditional: boolean;
   sampleSeconds: number;
   backend: string;
   /** the samples themselves (not written to report.json) */
@@ -65,111 +81,162 @@ export interface ExperimentReport {
   startedAt: string;
   seconds: number;
   command: string;
+  /** every job done; otherwise `missing` lists the jobs whose results the report lacks (and their rows are left out) */
+  complete: boolean;
+  missing: string[];
   datasets: DatasetReport[];
 }
 
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
 
-/** A model trained in this run; its loss is summarised by the mean of the first and of the last `window` steps. */
-const trainedModel = (
-  name: string,
-  seed: number | undefined,
-  r: Awaited<ReturnType<typeof runTraining>>,
-  config: RunConfig,
-  window: number,
-): ModelReport => ({
-  name,
-  seed,
-  checkpoint: r.checkpoint,
-  source: 'trained',
-  steps: r.step,
-  seconds: r.seconds,
-  lossFirst: mean(r.losses.slice(0, window)),
-  lossLast: mean(r.losses.slice(-window)),
-  losses: r.losses,
-  config,
-});
+/** Set .stop to end an experiment after the step or sampling batch in flight (Ctrl-C does). */
+export interface Stopper {
+  stop: boolean;
+}
 
-const runDataset = async (
-  spec: DatasetSpec,
-  e: ExperimentSpec,
+/** An experiment stopped before its jobs were done (Ctrl-C): what finished is kept, the report says what is missing. */
+export class ExperimentInterrupted extends Error {
+  override name = 'ExperimentInterrupted';
+}
+
+export interface ExperimentOptions {
+  trainStage1?: boolean;
+  quiet?: boolean;
+  command?: string;
+  /** continue the experiment in the folder, skipping finished jobs */
+  resume?: boolean;
+  /** replace the experiment in the folder */
+  force?: boolean;
+  /** run only this slice of the job list (0-based index of count); no report is written */
+  shard?: { index: number; count: number };
+  /** run only the stage-1 training jobs (what shards need first) */
+  stage1Only?: boolean;
+  /** folders of shards whose finished jobs are gathered into the folder first; no job is run */
+  merge?: string[];
+  stopper?: Stopper;
+  /** called after each job this call ran */
+  onJob?: (id: string) => void;
+}
+
+export interface ExperimentOutcome {
+  /** the report of the jobs done so far (complete or partial); absent for a shard or a stage-1-only run */
+  report?: ExperimentReport;
+  ran: string[];
+  missing: string[];
+  interrupted: boolean;
+}
+
+/** What a training job's result file holds: the model's report, its checkpoint relative to the experiment folder. */
+const trainedModel = async (job: TrainJob, dir: string, r: TrainResult | undefined): Promise<ModelReport> => {
+  const runDir = path.join(dir, job.folder);
+  const losses = readLosses(runDir) ?? [];
+  const window = job.model === 'stage1' ? 50 : 20;
+  return {
+    name: job.model,
+    seed: job.seed,
+    checkpoint: path.join(job.folder, 'checkpoint.safetensors'),
+    source: 'trained',
+    steps: job.config.train.steps,
+    seconds: r?.seconds,
+    lossFirst: mean(losses.slice(0, window)),
+    lossLast: mean(losses.slice(-window)),
+    losses,
+    config: job.config,
+  };
+};
+
+/** Trains a model in its run folder, continuing a run an interruption left there; undefined when it was stopped. */
+const runTrainJob = async (job: TrainJob, plan: DatasetPlan, dir: string, o: ExperimentOptions): Promise<ModelReport | undefined> => {
+  const runDir = path.join(dir, job.folder);
+  checkInside(dir, runDir);
+  const checkpoint = path.join(runDir, 'checkpoint.safetensors');
+  const log = (m: string) => !o.quiet && console.error(`[${job.dataset}] ${m}`);
+  const c = job.config.objective;
+  log(
+    job.model === 'stage1'
+      ? `stage 1: training (MSE, ${job.config.train.steps} steps)`
+      : `fine-tune '${job.model}'${job.seed === undefined ? '' : ` seed ${job.seed}`}: ${c.kind}, layer ${c.layer}, t' ${c.tPrime}, ` +
+          `${c.distance}, re-noise ${c.renoise}, perceptual ${c.perceptual}, ${job.config.train.steps} steps`,
+  );
+  const from = job.fromStage1 ? stage1File(plan, dir) : undefined;
+  const existing = fs.existsSync(checkpoint) ? loadRunCheckpoint(checkpoint).step : 0;
+  // trained to the end before a stop that came too early to record it: nothing left to train
+  if (existing >= job.config.train.steps) return trainedModel(job, dir, undefined);
+  const r = await runTraining(job.config, runDir, {
+    resume: existing > 0,
+    from,
+    quiet: o.quiet,
+    label: job.model === 'stage1' ? 'stage 1 (mse)' : `fine-tune ${job.model}`,
+    stopper: o.stopper,
+  });
+  log(trainingSummary(r));
+  return r.interrupted ? undefined : trainedModel(job, dir, r);
+};
+
+const stage1File = (plan: DatasetPlan, dir: string): string =>
+  plan.stage1.kind === 'committed' ? plan.stage1.file : path.join(dir, plan.stage1.job.folder, 'checkpoint.safetensors');
+
+const committedModel = (plan: DatasetPlan): ModelReport | undefined =>
+  plan.stage1.kind === 'committed'
+    ? { name: 'stage1', checkpoint: plan.stage1.file, source: 'committed', steps: plan.stage1.step, config: plan.stage1.config }
+    : undefined;
+
+/** What a row job's result file holds: the row's report without its samples. */
+type RowResult = Omit<RowReport, 'samples' | 'classes' | 'seeds'>;
+
+const runRowJob = async (
+  job: RowJob,
+  plan: DatasetPlan,
   dir: string,
-  opts: { trainStage1: boolean; quiet: boolean },
-): Promise<DatasetReport> => {
-  fs.mkdirSync(dir, { recursive: true });
-  const models = new Map<string, ModelReport>();
-  const log = (m: string) => !opts.quiet && console.error(`[${spec.dataset}] ${m}`);
-  // ---- stage 1
-  let stage1: ModelReport;
-  if (spec.stage1Checkpoint && fs.existsSync(spec.stage1Checkpoint) && !opts.trainStage1) {
-    const ck = loadCheckpoint(spec.stage1Checkpoint, { configCodec: StoredConfig });
-    stage1 = { name: 'stage1', checkpoint: spec.stage1Checkpoint, source: 'committed', steps: ck.step, config: ck.config.run };
-    log(`stage 1: loaded ${spec.stage1Checkpoint} (MSE, ${ck.step} steps)`);
-  } else {
-    const config = resolveConfig(
-      undefined,
-      { ...(spec.stage1Set as Record<string, Json>), 'data.name': spec.dataset, 'objective.kind': 'mse', backend: e.backend },
-      spec.dataset,
-    );
-    log(`stage 1: training (MSE, ${config.train.steps} steps)`);
-    const r = await runTraining(config, path.join(dir, 'stage1'), { quiet: opts.quiet, label: 'stage 1 (mse)' });
-    log(trainingSummary(r));
-    stage1 = trainedModel('stage1', undefined, r, config, 50);
-  }
-  models.set('stage1', stage1);
-  // ---- fine-tunes from stage 1, once per seed when the spec has seeds
-  const seeds: (number | undefined)[] = spec.seeds?.length ? spec.seeds : [undefined];
-  const keyOf = (model: string, seed: number | undefined) => (model === 'stage1' || seed === undefined ? model : `${model}@${seed}`);
-  for (const f of spec.finetunes)
-    for (const seed of seeds) {
-      const config = resolveConfig(
-        undefined,
-        {
-          'objective.kind': 'sp',
-          ...(f.set as Record<string, Json>),
-          ...(seed === undefined ? {} : { 'train.seed': seed }),
-          backend: e.backend,
-        },
-        spec.dataset,
-        finetuneBase(stage1.config),
-      );
-      const o = config.objective;
-      log(
-        `fine-tune '${f.name}'${seed === undefined ? '' : ` seed ${seed}`}: ${o.kind}, layer ${o.layer}, t' ${o.tPrime}, ${o.distance}, ` +
-          `re-noise ${o.renoise}, perceptual ${o.perceptual}, ${config.train.steps} steps`,
-      );
-      const folder = `${f.name.replace(/[^\w.-]+/g, '_')}${seed === undefined ? '' : `-seed${seed}`}`;
-      const r = await runTraining(config, path.join(dir, folder), {
-        from: stage1.checkpoint,
-        quiet: opts.quiet,
-        label: `fine-tune ${f.name}`,
-      });
-      log(trainingSummary(r));
-      models.set(keyOf(f.name, seed), trainedModel(f.name, seed, r, config, 20));
+  o: ExperimentOptions,
+  name: string,
+  loaded: Map<string, Checkpoint<StoredConfig>>,
+): Promise<RowResult> => {
+  const file =
+    job.modelKey === 'stage1'
+      ? stage1File(plan, dir)
+      : path.join(dir, plan.trains.find((t) => t.id.endsWith(`/model/${job.modelKey}`))!.folder, 'checkpoint.safetensors');
+  if (!loaded.has(file)) loaded.set(file, loadModel(file));
+  checkInside(dir, path.join(dir, `${job.dataset}-${fileSafe(job.row.name)}.png`));
+  const r = await sampleRow(loaded.get(file)!, job.row, job.overrides, dir, o.quiet, name, job.picture, o.stopper);
+  const { samples: _s, classes: _c, ...result } = r;
+  return result;
+};
+
+/** The report of the jobs done: rows whose every seed is done, models trained or loaded, and what is missing. */
+const assemble = async (
+  plan: ExperimentPlan,
+  dir: string,
+  meta: { startedAt: string; seconds: number; command: string; backend: string; backendReason: string },
+): Promise<ExperimentReport> => {
+  const missing: string[] = [];
+  const datasets: DatasetReport[] = [];
+  for (const d of plan.datasets) {
+    const models = new Map<string, ModelReport>();
+    const stage1 = committedModel(d);
+    if (stage1) models.set('stage1', stage1);
+    for (const t of d.trains) {
+      const m = readJob<ModelReport>(dir, t.id);
+      if (m) models.set(modelKey(t.model, t.seed), m);
+      else missing.push(t.id);
     }
-  // ---- rows: one sampling run per seed, from that seed's fine-tune
-  const rows: RowReport[] = [];
-  const loaded = new Map<string, Checkpoint<StoredConfig>>();
-  for (const row of spec.rows) {
-    const runs: RowReport[] = [];
-    for (const [i, seed] of seeds.entries()) {
-      const key = keyOf(row.model, seed);
-      const m = models.get(key);
-      if (!m)
-        throw new Error(
-          `experiment row '${row.name}': no model '${row.model}'; models: ${spec.finetunes.map((f) => f.name).join(', ')}, stage1`,
-        );
-      if (!loaded.has(key)) loaded.set(key, loadModel(m.checkpoint));
-      const sampleSet = {
-        ...(spec.sampleSet as Record<string, Json>),
-        ...(seed === undefined ? {} : { 'sample.seed': seed }),
-        backend: e.backend,
-      };
-      runs.push(await sampleRow(loaded.get(key)!, row, sampleSet, path.join(dir, '..'), opts.quiet, e.name, i === 0));
+    const rows: RowReport[] = [];
+    for (const row of d.spec.rows) {
+      const jobs = d.rows.filter((r) => r.row === row);
+      const runs = jobs.map((j) => readJob<RowReport>(dir, j.id));
+      missing.push(...jobs.filter((_, k) => !runs[k]).map((j) => j.id));
+      if (runs.some((r) => !r)) continue;
+      const done = runs as RowReport[];
+      rows.push(d.seeds.length > 1 ? overSeeds(done, d.seeds as number[]) : done[0]);
     }
-    rows.push(seeds.length > 1 ? overSeeds(runs, seeds as number[]) : runs[0]);
+    datasets.push({
+      dataset: d.spec.dataset,
+      models: [...models.values()],
+      rows,
+      pictures: await datasetPictures(d.spec.dataset, plan.spec, models, rows, dir),
+    });
   }
-  return { dataset: spec.dataset, models: [...models.values()], rows, pictures: await datasetPictures(spec.dataset, e, models, rows, dir) };
+  return { name: plan.spec.name, ...meta, complete: missing.length === 0, missing, datasets };
 };
 
 /** `<dataset>-loss.png` (models trained here) and `<dataset>-cfg.png` (when the rows have more than one CFG scale). */
@@ -195,15 +262,50 @@ const datasetPictures = async (
         ],
       },
       trained.map((m) => ({ name: describe(m), losses: m.losses!, objective: m.config.objective.kind })),
-      path.join(dir, '..', pictures.loss),
+      path.join(dir, pictures.loss),
     );
   }
   const modelOf = (name: string) => models.get(name) ?? [...models.values()].find((m) => m.name === name)!;
-  const series = (r: RowReport) => `${describe(modelOf(r.model))}${r.classes ? '' : ' unconditional'}`;
-  pictures.cfg = await rowsCfgPicture(rows, e.name, series, path.join(dir, '..'));
+  const series = (r: RowReport) => `${describe(modelOf(r.model))}${r.conditional ? '' : ' unconditional'}`;
+  pictures.cfg = await rowsCfgPicture(rows, e.name, series, dir);
   return pictures;
 };
 
+/** Runs `jobs` in order, skipping those done; stops (throwing ExperimentInterrupted) when the stopper is set. */
+const runJobs = async (plan: ExperimentPlan, jobs: Job[], dir: string, o: ExperimentOptions, ran: string[]): Promise<void> => {
+  const loaded = new Map<string, Checkpoint<StoredConfig>>();
+  const planOf = new Map(plan.datasets.map((d) => [d.spec.dataset, d]));
+  for (const job of jobs) {
+    if (o.stopper?.stop) throw new ExperimentInterrupted(`stopped before ${job.id}`);
+    if (readJob(dir, job.id)) continue;
+    const d = planOf.get(job.dataset)!;
+    if (job.kind === 'train') {
+      if (job.fromStage1 && d.stage1.kind === 'trained' && !readJob(dir, d.stage1.job.id))
+        throw new RunFolderError(
+          `${job.id} starts from the stage-1 model this experiment trains, which is not done in ${dir}: run ` +
+            '`fusediff experiment SPEC --out DIR --stage1-only` first, then the shards with the same --out',
+        );
+      const m = await runTrainJob(job, d, dir, o);
+      if (!m) throw new ExperimentInterrupted(`${job.id} stopped midway (its checkpoint is saved; --resume continues it)`);
+      writeJob(dir, job.id, m);
+    } else {
+      if (d.stage1.kind === 'trained' && job.modelKey === 'stage1' && !readJob(dir, d.stage1.job.id))
+        throw new RunFolderError(`${job.id} samples the stage-1 model this experiment trains, which is not done in ${dir}`);
+      writeJob(dir, job.id, await runRowJob(job, d, dir, o, plan.spec.name, loaded));
+    }
+    ran.push(job.id);
+    o.onJob?.(job.id);
+  }
+};
+
+/** The files a job leaves besides its result (what --merge copies from a shard's folder). */
+const artifactsOf =
+  (plan: ExperimentPlan) =>
+  (id: string): string[] => {
+    const job = plan.jobs.find((j) => j.id === id);
+    if (!job) return [];
+    return job.kind === 'train' ? [job.folder] : job.picture ? [`${job.dataset}-${fileSafe(job.row.name)}.png`] : [];
+  };
 /** A model's checkpoint, loaded once and checked against the model its own run config builds. */
 export const loadModel = (file: string): Checkpoint<StoredConfig> => {
   const ck = loadRunCheckpoint(file);
@@ -223,6 +325,8 @@ export const sampleRow = async (
   context?: string,
   /** draw the row's picture (the later seeds of a row do not: the first seed's grid shows the row) */
   picture = true,
+  /** set .stop to end sampling after the batch in flight (throws ExperimentInterrupted) */
+  stopper?: Stopper,
 ): Promise<RowReport> => {
   const run = ck.config.run;
   // the backend the run trained on is not inherited (the committed models record webasm): auto unless given
@@ -241,11 +345,17 @@ export const sampleRow = async (
       backend: config.backend,
       unconditional: row.unconditional,
     },
-    (done) => bar?.update(done),
+    (done) => {
+      bar?.update(done);
+      if (stopper?.stop) {
+        bar?.stop();
+        throw new ExperimentInterrupted(`sampling row '${row.name}' stopped after ${done} of ${config.sample.count} samples`);
+      }
+    },
   );
   bar?.stop();
   const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
-  const file = `${config.data.name}-${row.name.replace(/[^\w.-]+/g, '_')}.png`;
+  const file = `${config.data.name}-${fileSafe(row.name)}.png`;
   const o = run.objective;
   const heading = {
     title: `${config.data.name} · ${row.name}${context ? ` · ${context}` : ''}`,
@@ -265,6 +375,8 @@ export const sampleRow = async (
     cfgScale: row.cfg,
     metrics,
     picture: file,
+    count: config.sample.count,
+    conditional: s.classes !== undefined,
     sampleSeconds: s.seconds,
     backend: s.backend,
     samples: s.samples,
@@ -272,26 +384,45 @@ export const sampleRow = async (
   };
 };
 
-export const runExperiment = async (
-  e: ExperimentSpec,
-  outDir: string,
-  opts: { trainStage1?: boolean; quiet?: boolean; command?: string } = {},
-): Promise<ExperimentReport> => {
+/**
+ * Runs an experiment in `outDir` (see folder.ts for what the folder holds): plans and checks everything first, then
+ * runs each job not yet done, writing its result as it finishes. A stop (Ctrl-C) keeps what finished and returns a
+ * partial report listing the missing jobs; `resume` continues; `shard` runs one slice; `merge` gathers shards.
+ */
+export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: ExperimentOptions = {}): Promise<ExperimentOutcome> => {
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
+  const trainStage1 = opts.trainStage1 ?? false;
+  const plan = planExperiment(checkSpec(e, `experiment '${e.name}'`), { trainStage1 });
   const resolved = resolveBackend(e.backend as never);
-  const datasets: DatasetReport[] = [];
-  for (const d of e.datasets)
-    datasets.push(
-      await runDataset(d, e, path.join(outDir, d.dataset), { trainStage1: opts.trainStage1 ?? false, quiet: opts.quiet ?? false }),
-    );
-  return {
-    name: e.name,
-    backend: resolved.name,
-    backendReason: resolved.reason,
+  const continuing = opts.resume || opts.shard !== undefined || opts.stage1Only || opts.merge !== undefined;
+  openExperimentFolder(outDir, e, { trainStage1, resume: continuing && !opts.force, force: opts.force });
+  const ran: string[] = [];
+  let interrupted = false;
+  if (opts.merge) ran.push(...mergeShards(outDir, plan, opts.merge, artifactsOf(plan)));
+  else {
+    const jobs = opts.stage1Only
+      ? plan.jobs.filter((j) => j.unit === STAGE1_UNIT)
+      : opts.shard
+        ? shardJobs(plan, opts.shard.index, opts.shard.count)
+        : plan.jobs;
+    try {
+      await runJobs(plan, jobs, outDir, opts, ran);
+    } catch (err) {
+      if (!(err instanceof ExperimentInterrupted)) throw err;
+      interrupted = true;
+      if (!opts.quiet) console.error(`interrupted: ${err.message}`);
+    }
+  }
+  const done = doneJobs(outDir);
+  const missing = plan.jobs.filter((j) => !done.has(j.id)).map((j) => j.id);
+  if (opts.shard || opts.stage1Only) return { ran, missing, interrupted };
+  const report = await assemble(plan, outDir, {
     startedAt,
     seconds: (performance.now() - t0) / 1000,
     command: opts.command ?? '',
-    datasets,
-  };
+    backend: resolved.name,
+    backendReason: resolved.reason,
+  });
+  return { report, ran, missing, interrupted };
 };

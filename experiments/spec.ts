@@ -3,6 +3,10 @@
 import * as t from 'io-ts';
 import { decodeOrThrow } from '../storage/ioReport.ts';
 import { ConfigError } from '../runs/config.ts';
+import { datasetNames } from '../data/index.ts';
+import { backendNames } from '../compiler/index.ts';
+
+const BACKENDS = new Set<string>(['auto', ...backendNames]);
 
 const Overrides = t.record(t.string, t.unknown, 'config overrides { "dotted.path": value }');
 
@@ -40,8 +44,89 @@ export const ExperimentSpec = t.type({ name: t.string, backend: t.string, datase
 export type ExperimentSpec = t.TypeOf<typeof ExperimentSpec>;
 export type DatasetSpec = t.TypeOf<typeof DatasetSpec>;
 
+/**
+ * What a name that becomes a file or folder may be: one path segment of letters, digits, spaces and `+ . _ -`,
+ * not `.` or `..`, at most 64 characters. Pictures and run folders use it with every other character replaced by
+ * `_`, so two names must also differ after that replacement.
+ */
+const SAFE_NAME = /^(?!\.{1,2}$)[\w+. -]{1,64}$/;
+export const fileSafe = (name: string): string => name.replace(/[^\w.-]+/g, '_');
+
+/**
+ * The checks a spec's types cannot state, all before any work: names that become paths are single safe segments
+ * and distinct, data sets are known and appear once, rows name a model the data set has, guidance scales and
+ * rescales are in range, seeds are distinct integers. Each problem names its place in the spec.
+ */
+export const specProblems = (spec: ExperimentSpec): string[] => {
+  const problems: string[] = [];
+  const name = (value: string, where: string) => {
+    if (!SAFE_NAME.test(value))
+      problems.push(
+        `${where}: ${JSON.stringify(value)} becomes a file or folder name: use 1 to 64 letters, digits, spaces and + . _ -, ` +
+          'not . or ..',
+      );
+  };
+  const distinct = (values: string[], where: string) => {
+    const seen = new Map<string, string>();
+    for (const v of values) {
+      const key = fileSafe(v).toLowerCase();
+      const other = seen.get(key);
+      if (other !== undefined) problems.push(`${where}: ${JSON.stringify(other)} and ${JSON.stringify(v)} would write the same files`);
+      seen.set(key, v);
+    }
+  };
+  name(spec.name, 'name');
+  if (!BACKENDS.has(spec.backend)) problems.push(`backend: ${JSON.stringify(spec.backend)} is not a backend (${[...BACKENDS].join(', ')})`);
+  distinct(
+    spec.datasets.map((d) => d.dataset),
+    'datasets',
+  );
+  spec.datasets.forEach((d, i) => {
+    const at = `datasets[${i}]`;
+    if (!(datasetNames as string[]).includes(d.dataset))
+      problems.push(`${at}.dataset: unknown data set ${JSON.stringify(d.dataset)}; data sets: ${datasetNames.join(', ')}`);
+    d.finetunes.forEach((f, j) => {
+      name(f.name, `${at}.finetunes[${j}].name`);
+      if (f.name === 'stage1') problems.push(`${at}.finetunes[${j}].name: 'stage1' names the stage-1 model; choose another name`);
+    });
+    distinct(
+      d.finetunes.map((f) => f.name),
+      `${at}.finetunes`,
+    );
+    const models = ['stage1', ...d.finetunes.map((f) => f.name)];
+    d.rows.forEach((r, j) => {
+      const w = `${at}.rows[${j}]`;
+      name(r.name, `${w}.name`);
+      if (!models.includes(r.model)) problems.push(`${w}.model: no model ${JSON.stringify(r.model)}; models: ${models.join(', ')}`);
+      if (!(Number.isFinite(r.cfg) && r.cfg >= 0))
+        problems.push(`${w}.cfg: ${r.cfg} is not a guidance scale (a finite number >= 0; 1 is no guidance)`);
+      if (r.rescale !== undefined && !(r.rescale >= 0 && r.rescale <= 1))
+        problems.push(`${w}.rescale: ${r.rescale} is not a guidance rescale in [0, 1]`);
+      if (r.unconditional && r.cfg !== 1) problems.push(`${w}: an unconditional row samples the null class alone, so its cfg must be 1`);
+    });
+    distinct(
+      d.rows.map((r) => r.name),
+      `${at}.rows`,
+    );
+    const seeds = d.seeds ?? [];
+    seeds.forEach((s, j) => Number.isSafeInteger(s) || problems.push(`${at}.seeds[${j}]: ${s} is not an integer`));
+    if (new Set(seeds).size !== seeds.length) problems.push(`${at}.seeds: ${JSON.stringify(seeds)} repeats a seed`);
+  });
+  return problems;
+};
+
+/** Throws a ConfigError listing every problem of a spec (types first, then specProblems), naming its source. */
+export const checkSpec = (spec: ExperimentSpec, source: string): ExperimentSpec => {
+  const problems = specProblems(spec);
+  if (problems.length) throw new ConfigError(`${source} is not a valid experiment:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  return spec;
+};
+
 export const decodeSpec = (json: unknown, source: string): ExperimentSpec =>
-  decodeOrThrow(ExperimentSpec, json, 'experiment', (m) => new ConfigError(`${source} is not a valid experiment:\n${m}`));
+  checkSpec(
+    decodeOrThrow(ExperimentSpec, json, 'experiment', (m) => new ConfigError(`${source} is not a valid experiment:\n${m}`)),
+    source,
+  );
 
 const mainRows = (cfg: number) => [
   { name: 'MSE', model: 'stage1', cfg: 1 },

@@ -134,7 +134,15 @@ export const trainingJson = (r: TrainResult, command: string) => ({
 export const runTraining = async (
   config: RunConfig,
   dir: string,
-  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string; replace?: boolean },
+  opts: {
+    resume?: boolean;
+    from?: string;
+    quiet?: boolean;
+    label?: string;
+    replace?: boolean;
+    /** the caller's stop flag: then the caller handles Ctrl-C (an experiment stops its other jobs too) */
+    stopper?: { stop: boolean };
+  },
 ): Promise<TrainResult> => {
   let created: string | undefined;
   try {
@@ -156,16 +164,16 @@ export const runTraining = async (
 const trainIn = async (
   config: RunConfig,
   dir: string,
-  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string },
+  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string; stopper?: { stop: boolean } },
 ): Promise<TrainResult> => {
   const checkpoint = path.join(dir, 'checkpoint.safetensors');
-  const stopper = { stop: false };
+  const stopper = opts.stopper ?? { stop: false };
   const onSigint = () => {
     if (stopper.stop) process.exit(130);
     stopper.stop = true;
     process.stderr.write('\nCtrl-C: saving at the end of this step (press again to quit without saving)\n');
   };
-  process.on('SIGINT', onSigint);
+  if (!opts.stopper) process.on('SIGINT', onSigint);
   let bar: ReturnType<typeof progressBar> | undefined;
   try {
     const r = await train({

@@ -48,7 +48,7 @@ test('a seeded experiment: one fine-tune per seed, one sampling run per seed and
       },
       'seeded spec',
     );
-    const d = (await runExperiment(spec, dir, { quiet: true })).datasets[0];
+    const d = (await runExperiment(spec, dir, { quiet: true })).report!.datasets[0];
     assert.deepEqual(
       d.models.map((m) => [m.name, m.seed, m.config.train.seed]),
       [
