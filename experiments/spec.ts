@@ -45,11 +45,11 @@ export type ExperimentSpec = t.TypeOf<typeof ExperimentSpec>;
 export type DatasetSpec = t.TypeOf<typeof DatasetSpec>;
 
 /**
- * What a name that becomes a file or folder may be: one path segment of letters, digits, spaces and `+ . _ -`,
- * not `.` or `..`, at most 64 characters. Pictures and run folders use it with every other character replaced by
- * `_`, so two names must also differ after that replacement.
+ * What a name that becomes a file or folder may be: one path segment (no / or \\, no control characters, not `.` or
+ * `..`), 1 to 64 characters. Pictures and run folders use it with every character but letters, digits, `.`, `_` and
+ * `-` replaced by `_`, so two names must also differ after that replacement.
  */
-const SAFE_NAME = /^(?!\.{1,2}$)[\w+. -]{1,64}$/;
+const SAFE_NAME = /^(?!\.{1,2}$)(?!\s*$)[^/\\\p{Cc}]{1,64}$/u;
 export const fileSafe = (name: string): string => name.replace(/[^\w.-]+/g, '_');
 
 /**
@@ -62,8 +62,8 @@ export const specProblems = (spec: ExperimentSpec): string[] => {
   const name = (value: string, where: string) => {
     if (!SAFE_NAME.test(value))
       problems.push(
-        `${where}: ${JSON.stringify(value)} becomes a file or folder name: use 1 to 64 letters, digits, spaces and + . _ -, ` +
-          'not . or ..',
+        `${where}: ${JSON.stringify(value)} becomes a file or folder name: 1 to 64 characters, no / or \\ or control ` +
+          'characters, not . or ..',
       );
   };
   const distinct = (values: string[], where: string) => {
