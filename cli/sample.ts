@@ -104,11 +104,11 @@ const evalPictures = async (
   run: RunConfig,
   rows: readonly RowReport[],
   dir: string,
+  losses: number[] | undefined,
 ): Promise<{ loss?: string; cfg?: string }> => {
   const pictures: { loss?: string; cfg?: string } = {};
   const dataset = rows[0].dataset;
   const name = path.basename(checkpoint);
-  const losses = readLosses(path.dirname(checkpoint));
   if (losses?.length) {
     pictures.loss = `${dataset}-loss.png`;
     await lossPicture(
@@ -125,6 +125,8 @@ const evalPictures = async (
 export const evalCommand = async (f: SampleFlags): Promise<number> => {
   const dir = f.out === undefined ? defaultOutDir(f.checkpoint, 'eval') : path.resolve(f.out);
   const t0 = performance.now();
+  // read before sampling: a malformed loss log must not cost the sampling
+  const losses = readLosses(path.dirname(f.checkpoint));
   const { rows, run } = await rowsOf(f, dir);
   // as sampleRow: the backend the checkpoint recorded is not inherited
   const resolved = resolveBackend((f.backend ?? 'auto') as BackendRequest);
@@ -137,7 +139,7 @@ export const evalCommand = async (f: SampleFlags): Promise<number> => {
     command: `fusediff ${process.argv.slice(2).join(' ')}`,
     complete: true,
     missing: [],
-    datasets: [{ dataset: rows[0].dataset, models: [], rows, pictures: await evalPictures(f.checkpoint, run, rows, dir) }],
+    datasets: [{ dataset: rows[0].dataset, models: [], rows, pictures: await evalPictures(f.checkpoint, run, rows, dir, losses) }],
   };
   writeReport(dir, report);
   if (f.json) {

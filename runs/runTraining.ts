@@ -19,12 +19,20 @@ export class RunFolderError extends Error {
 export const RUN_FILES = ['checkpoint.safetensors', 'config.json'] as const;
 const OWNED_FILES = [...RUN_FILES, 'losses.json'];
 
-/** The per-step losses a run folder's losses.json holds, or undefined where it has none. */
+/** The per-step losses a run folder's losses.json holds, or undefined where it has none; a malformed one is an error naming it. */
 export const readLosses = (dir: string): number[] | undefined => {
   const log = path.join(dir, 'losses.json');
   if (!fs.existsSync(log)) return undefined;
-  const losses = (JSON.parse(fs.readFileSync(log, 'utf8')) as { losses?: unknown }).losses;
-  return Array.isArray(losses) && losses.every((x) => typeof x === 'number') ? losses : undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fs.readFileSync(log, 'utf8'));
+  } catch (e) {
+    throw new RunFolderError(`${log} cannot be read as the run's loss log: ${(e as Error).message}`, { cause: e });
+  }
+  const losses = (parsed as { losses?: unknown } | null)?.losses;
+  if (!Array.isArray(losses) || !losses.every((x) => typeof x === 'number'))
+    throw new RunFolderError(`${log} is not a loss log: it needs { "losses": [numbers] }`);
+  return losses;
 };
 
 const realOrResolved = (p: string): string => {
@@ -173,6 +181,8 @@ const trainIn = async (
     stopper.stop = true;
     process.stderr.write('\nCtrl-C: saving at the end of this step (press again to quit without saving)\n');
   };
+  // the loss log a resumed run extends is read first: a malformed one must not cost the training
+  const previousLog = opts.resume ? (readLosses(dir) ?? []) : [];
   if (!opts.stopper) process.on('SIGINT', onSigint);
   let bar: ReturnType<typeof progressBar> | undefined;
   try {
@@ -190,7 +200,7 @@ const trainIn = async (
     });
     bar?.stop();
     writeFileAtomic(path.join(dir, 'config.json'), json(config));
-    const previous = opts.resume ? (readLosses(dir) ?? []).slice(0, r.startStep) : [];
+    const previous = previousLog.slice(0, r.startStep);
     writeFileAtomic(path.join(dir, 'losses.json'), json({ losses: [...previous, ...r.losses], backend: r.backend, seconds: r.seconds }));
     return r;
   } finally {

@@ -251,3 +251,27 @@ test('three shards in separate processes, merged, give the report of one run', a
     fs.rmSync(parent, { recursive: true, force: true });
   }
 });
+
+test('eval refuses a malformed losses.json before it samples anything', () => {
+  const parent = temp('losses');
+  try {
+    const run = path.join(parent, 'run');
+    fs.mkdirSync(run);
+    fs.copyFileSync(path.join(root, 'pretrained/stage1-eightGaussians.safetensors'), path.join(run, 'checkpoint.safetensors'));
+    fs.writeFileSync(path.join(run, 'losses.json'), '{"losses": [0.5,');
+    const out = path.join(parent, 'eval');
+    const r = spawnSync(
+      process.execPath,
+      [cli, 'eval', '--checkpoint', path.join(run, 'checkpoint.safetensors'), '--out', out, '--quiet'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /losses\.json cannot be read as the run's loss log/);
+    assert.ok(!fs.existsSync(out) || fs.readdirSync(out).length === 0, 'nothing sampled or written');
+  } finally {
+    fs.rmSync(parent, { recursive: true, force: true });
+  }
+});
