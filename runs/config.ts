@@ -88,6 +88,18 @@ export const UnetModelConfig = closed(
   },
   'unet model config',
 );
+/** A value of user JSON in a message: at most 80 characters; one JSON.stringify cannot print (nested 10,000 deep) by its kind. */
+const shown = (v: unknown): string => {
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    return Array.isArray(v) ? 'an array' : typeof v;
+  }
+  if (s === undefined) return 'undefined (missing)';
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+};
+
 /** Dispatches on `kind`, so errors name the chosen kind's fields (a plain union reports every member's failures). */
 export const ModelConfig = new t.Type<t.TypeOf<typeof MlpModelConfig> | t.TypeOf<typeof UnetModelConfig>, unknown, unknown>(
   'model config',
@@ -96,7 +108,7 @@ export const ModelConfig = new t.Type<t.TypeOf<typeof MlpModelConfig> | t.TypeOf
     const kind = typeof u === 'object' && u !== null ? (u as { kind?: unknown }).kind : undefined;
     if (kind === 'mlp') return MlpModelConfig.validate(u, c);
     if (kind === 'unet') return UnetModelConfig.validate(u, c);
-    return t.failure(u, c, `config.model.kind: expected "mlp" | "unet", got ${JSON.stringify(kind) ?? 'undefined (missing)'}`);
+    return t.failure(u, c, `config.model.kind: expected "mlp" | "unet", got ${shown(kind)}`);
   },
   (a) => a,
 );
@@ -364,14 +376,17 @@ export const resolveConfig = (
       `${file.path}: a run config must be a JSON object, got ${Array.isArray(file.json) ? 'an array' : typeof file.json}`,
     );
   const fromFile = (k: string): unknown => (file && isRecord(file.json) && isRecord(file.json[k]) ? file.json[k] : undefined);
+  // only a string names a data set (String() of user JSON such as {"toString": 1} throws a TypeError); any other value
+  // is left to validation, which names it
+  const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
   const dataset = canonicalName(
-    String(overrides['data.name'] ?? (fromFile('data') as { name?: unknown } | undefined)?.name ?? fallbackDataset),
+    text(overrides['data.name']) ?? text((fromFile('data') as { name?: unknown } | undefined)?.name) ?? fallbackDataset,
     datasetNames,
   );
   const start = structuredClone(base ?? defaultConfig(dataset));
   const kind = overrides['model.kind'] ?? (fromFile('model') as { kind?: unknown } | undefined)?.kind;
   start.model = modelDefaults(typeof kind === 'string' ? canonicalName(kind, ['mlp', 'unet']) : kind, start.model);
-  const merged = merge(start, file?.json ?? {}) as Record<string, unknown>;
+  const merged = merge(start, file?.json ?? {}, file ? `${file.path}: config` : 'config') as Record<string, unknown>;
   for (const [p, v] of Object.entries(overrides)) setPath(merged, p, v);
   const hints = canonicalNames(merged);
   try {

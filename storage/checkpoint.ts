@@ -195,6 +195,28 @@ const flattenTree = (tree: unknown, prefix: string, out: Record<string, NDArray>
   }
 };
 
+/**
+ * Keys that reach an object's prototype rather than a field of it (`o['__proto__']`, `o.constructor.prototype`): a
+ * file's tensor names and metadata may not hold them, so nothing built from a file can reach Object.prototype.
+ */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+
+/** The first path in parsed JSON (`root.a[0].b`) whose key is in PROTOTYPE_KEYS, or undefined; iterative, so any depth is fine. */
+const prototypeKeyPath = (json: unknown, root: string): string | undefined => {
+  const stack: [unknown, string][] = [[json, root]];
+  while (stack.length) {
+    const [v, path] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) v.forEach((x, i) => stack.push([x, `${path}[${i}]`]));
+    else
+      for (const [k, x] of Object.entries(v)) {
+        if (PROTOTYPE_KEYS.has(k)) return `${path}.${k}`;
+        stack.push([x, `${path}.${k}`]);
+      }
+  }
+  return undefined;
+};
+
 /** The tree of the tensors named `prefix` or `prefix.<path>`. */
 const treeOf = (tensors: Record<string, NDArray>, prefix: string, source: string): Params => {
   if (tensors[prefix]) return tensors[prefix];
@@ -203,6 +225,9 @@ const treeOf = (tensors: Record<string, NDArray>, prefix: string, source: string
     if (!name.startsWith(`${prefix}.`)) continue;
     const keys = name.slice(prefix.length + 1).split('.');
     if (keys.some((k) => k === '')) throw new CheckpointError(`${source}: tensor '${name}' has an empty path segment`);
+    const bad = keys.find((k) => PROTOTYPE_KEYS.has(k));
+    if (bad !== undefined)
+      throw new CheckpointError(`${source}: tensor '${name}' has the path segment '${bad}', which would reach an object's prototype`);
     let node = root;
     keys.slice(0, -1).forEach((k, i) => {
       if (!Object.hasOwn(node, k)) Object.defineProperty(node, k, { value: {}, enumerable: true, writable: true, configurable: true });
@@ -294,6 +319,14 @@ export const decodeCheckpoint = <C = Record<string, unknown>>(
   } catch (e) {
     throw new CheckpointError(`${source}: __metadata__.${METADATA_KEY} is not valid JSON (${(e as Error).message})`);
   }
+  // JSON.parse keeps "__proto__" as an own key, which a later spread, Object.assign or io-ts copy turns into the
+  // prototype of the copy (its fields then bypass validation): refused, like the config's paths (runs/config.ts)
+  const bad = prototypeKeyPath(json, 'metadata');
+  if (bad !== undefined)
+    throw new CheckpointError(
+      `${source}: invalid checkpoint metadata: ${bad}: '${bad.slice(bad.lastIndexOf('.') + 1)}' is not a metadata field ` +
+        `(it would reach an object's prototype)`,
+    );
   const meta = decodeOrThrow(
     CheckpointMetadata,
     json,

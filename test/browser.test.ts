@@ -12,7 +12,7 @@ import type { Page } from 'playwright-core';
 import { decodeCheckpoint, saveCheckpoint } from '../storage/checkpoint.ts';
 import { defaultConfig, decodeConfig } from '../runs/config.ts';
 import { setupRun } from '../runs/setup.ts';
-import { serve, type Playground } from '../web/server.ts';
+import { contentSecurityPolicy, serve, type Playground } from '../web/server.ts';
 import { browserTestOptions, launch, type Browser } from './browser/chromium.ts';
 
 /** Steps of the WebGL2 training run; the loss must fall by 30% (first 20 vs last 20 steps) within them. */
@@ -26,6 +26,8 @@ let server: Playground | undefined;
 let browser: Browser | undefined;
 let page: Page;
 const pageErrors: string[] = [];
+/** Content-Security-Policy violations, from the page's securitypolicyviolation events and the console's reports. */
+const cspViolations: string[] = [];
 
 type PageState = {
   ready: boolean;
@@ -69,7 +71,18 @@ const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.lengt
 /** Opens the playground; the tests of the WebGL2 path ask for it (the default, auto, picks wasm on SwiftShader). */
 const open = async (p: Page, query = '?backend=webgl2') => {
   p.on('pageerror', (e) => pageErrors.push(e.message));
-  await p.goto(`${server!.url}${query}`);
+  // a violation in the page fires securitypolicyviolation and Chromium reports it on the console; one in a worker
+  // (whose eval would throw) reaches neither, but fails the worker's kernels, which the tests see
+  p.on('console', (m) => {
+    if (/content security policy|securitypolicyviolation/i.test(m.text())) cspViolations.push(`${query}: ${m.text()}`);
+  });
+  await p.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (e) =>
+      console.error(`securitypolicyviolation: ${e.effectiveDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`),
+    ),
+  );
+  const response = await p.goto(`${server!.url}${query}`);
+  assert.equal(response?.headers()['content-security-policy'], contentSecurityPolicy, 'the page is served with its CSP');
   await p.waitForFunction(() => (window as unknown as { fusediffPlayground?: unknown }).fusediffPlayground !== undefined, null, {
     timeout: 30_000,
   });
@@ -584,4 +597,8 @@ test("in-page speed of the playground's default model: WebGPU, WebGL2 and WebAss
 
 test('no uncaught errors on the pages', options, () => {
   assert.deepEqual(pageErrors, []);
+});
+
+test('the pages ran under their Content-Security-Policy without a violation', options, () => {
+  assert.deepEqual(cspViolations, []);
 });

@@ -1,5 +1,6 @@
 // The playground's server: bundles the browser entry (web/bundle.ts) and serves it with the page's static files
-// over node:http on localhost. Nothing is fetched from anywhere else: the page is self-contained.
+// over node:http on localhost. Nothing is fetched from anywhere else: the page is self-contained, and its
+// Content-Security-Policy says so.
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -41,6 +42,32 @@ export const pathOf = (url: string | undefined): string | undefined => {
   }
 };
 
+/**
+ * The page's Content-Security-Policy, sent with the page and every asset: only this server's scripts, styles and
+ * connections, no inline script or style, no plugins, no <base>, never framed. What the page needs beyond 'self':
+ * 'unsafe-eval', since core/rng.ts builds its RNG with `new Function`, gpu.js compiles its kernels with
+ * `new Function` and vega compiles its expressions with `Function` (without it the page stops at load);
+ * 'wasm-unsafe-eval' for the WebAssembly backends' WebAssembly.compile (Chromium lets 'unsafe-eval' cover it too;
+ * named so that it keeps working should 'unsafe-eval' go); worker-src blob: for the WebAssembly threads, whose
+ * workers start from a blob: URL (compiler/wasm/threads.ts); img-src data: for the page's empty favicon
+ * (`<link rel="icon" href="data:,">`, which keeps the browser from asking for /favicon.ico). Each was found by
+ * running the page on every backend with it left out (test/browser.test.ts checks that no violation is reported).
+ */
+export const contentSecurityPolicy = [
+  "default-src 'self'",
+  "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'",
+  'worker-src blob:',
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** The policy of the plain-text error answers: they load nothing. */
+const errorPolicy = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 const respond = (method: string | undefined, res: ServerResponse, file: { type: string; body: Buffer | string }) => {
   // cross-origin isolated (COOP + COEP): the page may share memory with Web Workers, which the wasm backend's
   // threads need; everything it loads is from this server
@@ -48,6 +75,7 @@ const respond = (method: string | undefined, res: ServerResponse, file: { type: 
     'content-type': file.type,
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
+    'content-security-policy': contentSecurityPolicy,
     'cross-origin-opener-policy': 'same-origin',
     'cross-origin-embedder-policy': 'require-corp',
   });
@@ -70,7 +98,14 @@ export const serve = async ({
   const server = createServer((req, res) => {
     // every answer: no content sniffing; errors are plain text that never echoes the request
     const plain = (status: number, text: string, headers: Record<string, string> = {}) =>
-      res.writeHead(status, { ...headers, 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(text);
+      res
+        .writeHead(status, {
+          ...headers,
+          'content-type': 'text/plain; charset=utf-8',
+          'x-content-type-options': 'nosniff',
+          'content-security-policy': errorPolicy,
+        })
+        .end(text);
     try {
       const path = pathOf(req.url);
       if (path === undefined) return plain(400, 'bad request: the URL cannot be parsed\n');
