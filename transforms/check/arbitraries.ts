@@ -25,7 +25,7 @@ export const awayFromZero = (a: NDArray, floor = 0.5): NDArray => ({
  * Non-differentiable points (relu/abs at 0, ties of max/min and comparisons) are avoided, not tested:
  * values are kept at least `gap` from zero and made pairwise distinct by a per-element offset, so a central
  * difference with eps = 1e-6 never straddles a kink. The rules' choices at the kinks (subgradient 0, ties
- * share equally) are pinned by unit tests instead.
+ * share equally; docs/numerics.md, "Kinks and ties") are pinned by test/kinks.test.ts instead.
  */
 export const awayFromKinks = (a: NDArray, gap = 0.05): NDArray => ({
   shape: a.shape,
