@@ -2,7 +2,8 @@
 // scalar and the f32x4 paths. Polynomials and range reductions are the classic single-precision ones (Cody-Waite
 // splits of ln 2 and pi/2, minimax polynomials as in Cephes). Error bounds, checked by test/wasm-math.test.ts
 // against float64 Math: exp, log, sigmoid, tanh within 4 ulp of the f32-rounded exact value; sin and cos within
-// 4e-7 absolute for |x| <= 1e4 (the reduction uses three f32 parts of pi/2, exact while x * 2/pi < 2^15).
+// 4e-7 absolute for |x| <= 1e4 (the reduction uses three f32 parts of pi/2, exact while x * 2/pi < 2^15); beyond,
+// the reduction loses accuracy with |x| and the result is only promised finite and in [-1, 1] (sin(1e30) was -Infinity).
 // Special values follow IEEE: NaN in gives NaN out, exp(+inf) = inf, exp(-inf) = 0, log(0) = -inf, log(x<0) = NaN.
 import type { Lanes } from './lanes.ts';
 
@@ -65,11 +66,15 @@ const PIO2_2 = 4.837512969970703125e-4;
 const PIO2_3 = 7.54978995489188216e-8;
 
 /** sin(x) (cosine = true: cos(x)), by quadrant: x = q pi/2 + r, |r| <= pi/4. */
-const sinCos = (L: Lanes, x: number, cosine: boolean): number => {
+const sinCos = (L: Lanes, x0: number, cosine: boolean): number => {
+  const x = cosine ? L.abs(x0) : x0; // cos is even exactly, also where the reduction is inexact
   const q = L.nearest(L.mul(x, { c: 2 / Math.PI }));
   const r = L.sub(x, L.mul(q, { c: PIO2_1 }));
   L.sub(r, L.mul(q, { c: PIO2_2 }), r);
   L.sub(r, L.mul(q, { c: PIO2_3 }), r);
+  // beyond the exact range the parts of q pi/2 are rounded and r can be anything (1e22 for x = 1e30, where the
+  // polynomials overflowed to -Infinity): clamped to just past pi/4, the result stays in [-1, 1]; never active below 1e5
+  L.max(L.min(r, { c: 0.85 }), { c: -0.85 }, r);
   const z = L.mul(r, r);
   const s = L.poly(z, [-1.6666654611e-1, 8.3321608736e-3, -1.9515295891e-4]);
   L.mul(s, L.mul(r, z), s);
