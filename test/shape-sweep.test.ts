@@ -164,14 +164,13 @@ const runWithCanaries = (s: Sweep, threads: number, captured: ReturnType<typeof 
       }
       return 'a margin';
     };
+    const describe = (i: number) => `${graph.nodes[kernels[i].root].op} [${kernels[i].shape}], tiling ${JSON.stringify(plan.tilings[i])}`;
     kernels.forEach((k, i) => {
       const before = words.slice();
       try {
         plan.runKernel(i);
       } catch (e) {
-        faults.push(
-          `${s.label}, ${threads} thread(s): kernel ${i} (${graph.nodes[k.root].op} [${k.shape}], tiling ${JSON.stringify(plan.tilings[i])}) threw ${e}`,
-        );
+        faults.push(`${s.label}, ${threads} thread(s): kernel ${i} (${describe(i)}) threw ${e}`);
         return;
       }
       const own = [k.root, ...(k.extraOutputs ?? [])].map((id) => [plan.offsets.get(id)! / 4, size(graph.nodes[id].shape)] as const);
@@ -180,8 +179,8 @@ const runWithCanaries = (s: Sweep, threads: number, captured: ReturnType<typeof 
       for (let w = 0; w < words.length; w++) if (words[w] !== before[w] && !mine(w)) stray.push(w);
       if (stray.length)
         faults.push(
-          `${s.label}, ${threads} thread(s): kernel ${i} (${graph.nodes[k.root].op} [${k.shape}], tiling ` +
-            `${JSON.stringify(plan.tilings[i])}) wrote ${stray.length} word(s) outside its outputs, first in ${owner(stray[0])}`,
+          `${s.label}, ${threads} thread(s): kernel ${i} (${describe(i)}) wrote ${stray.length} word(s) outside its outputs, ` +
+            `first in ${owner(stray[0])}`,
         );
       for (const [from, n] of own) {
         const missed = words.subarray(from, from + n).filter((x) => x === CANARY).length;
