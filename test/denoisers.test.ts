@@ -1,7 +1,6 @@
 // Denoisers (models/): shapes of every named layer, the `until` cut (asking for 'mid' builds no up path), bad-input
 // errors, seeded init, signatures of frozen copies, gradients against finite differences, and compiled plans
 // against the f64 interpreter.
-import { availableBackends } from '../compiler/index.ts';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkGrads } from '../transforms/check/checkGrads.ts';
@@ -24,6 +23,10 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { assertSameSignature, createDenoiser, DenoiserError, signatureOf, type Denoiser, type DenoiserOptions } from '../models/index.ts';
 import { attentionBlock, type AttentionParams } from '../models/blocks.ts';
+import { backendsUnderTest, nodeBackends } from './support/backends.ts';
+
+// a listed backend missing here fails under CI=true and is a reported skip elsewhere (test/support/backends.ts)
+const backends = await backendsUnderTest('denoisers', nodeBackends);
 
 const B = 2;
 const shapeOf = (g: Graph): readonly number[] => g.nodes[g.outputs[0].id].shape;
@@ -308,7 +311,7 @@ for (const opts of [tinyMlp, tinyUnet]) {
   // f32 kernels vs the f64 interpreter: the tiny models chain ~30 ops (UNet: convs of <= 72 terms, group norms over
   // <= 32 elements with variance O(1) >> eps) on O(1) values, so the error stays a few hundred f32 ulps (~1e-5
   // relative); 1e-4 * (1 + |ref|) is the tolerance of test/compiled.test.ts, and an indexing bug gives O(1) errors.
-  for (const backend of availableBackends().filter((b) => b !== 'webgl2'))
+  for (const backend of backends)
     test(`tiny ${opts.kind}: compiled on ${backend} matches the interpreter within 1e-4 * (1 + |ref|)`, () => {
       const f32 = (a: NDArray): NDArray => ({ shape: a.shape, data: a.data.map(Math.fround) });
       const inputs = Object.fromEntries(Object.entries(bindInputs(args)).map(([k, v]) => [k, f32(v)]));
