@@ -11,13 +11,18 @@ export const flatten = <L>(tree: Tree<L>, isLeaf: (x: unknown) => x is L, prefix
   return out;
 };
 
+const PROTOTYPE_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
+
 export const unflatten = <L>(entries: Iterable<readonly [string, L]>): Tree<L> => {
   const root: Record<string, unknown> = {};
   for (const [path, leaf] of entries) {
     const keys = path.split('.');
+    // a path is data (a tensor name from a file, say): it must build fields, never walk into a prototype
+    const bad = keys.find((k) => PROTOTYPE_KEYS.has(k));
+    if (bad !== undefined) throw new Error(`tree path '${path}' has the segment '${bad}', which would reach an object's prototype`);
     let node = root;
     keys.slice(0, -1).forEach((k) => {
-      node[k] ??= {};
+      if (!Object.hasOwn(node, k)) node[k] = {};
       node = node[k] as Record<string, unknown>;
     });
     node[keys[keys.length - 1]] = leaf;

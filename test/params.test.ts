@@ -1,5 +1,6 @@
 // Parameter trees and layers: deterministic init, tree round-trips, frozen parameters, layer forward/backward.
 import { test } from 'node:test';
+import { unflatten } from '../dsl/tree.ts';
 import assert from 'node:assert/strict';
 import { graphInputs } from '../core/ir.ts';
 import * as fd from '../index.ts';
@@ -188,4 +189,12 @@ test('layer gradients (params and input) match finite differences', () => {
   checkGrad(g, inputs, wrt);
   // the ids get no gradient (the one-hot comparison blocks it)
   assert.ok(fd.evaluate(fd.grad(g, ['ids']), inputs)['grad.ids'].data.every((v) => v === 0));
+});
+
+test('unflatten builds fields from paths and never walks into a prototype', () => {
+  for (const p of ['params.__proto__.polluted', 'params.constructor.prototype.polluted', '__proto__', 'a.prototype'])
+    assert.throws(() => unflatten([[p, 1]]), /would reach an object's prototype/, p);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  // an own field named like an Object.prototype method is a field, not the method
+  assert.deepEqual(unflatten([['toString.w', 1]]), { toString: { w: 1 } });
 });
