@@ -48,7 +48,8 @@ const rot12 = (L: Lanes, x: number): number => {
   return L.add(L.mul(l, { c: C }), h);
 };
 
-const bits = (L: Lanes, key: number, i: number): number => {
+/** rngBits(key, i) of core/rng.ts: 24 random bits for element i of the draw with this key (exported for its test). */
+export const bits = (L: Lanes, key: number, i: number): number => {
   const k = add24(L, mul24(L, key, 2531, 1913), { c: 6017257 });
   const y = add24(L, mul24(L, add24(L, i, { c: 1 }), 2047, 2869), k);
   const z = add24(L, y, k);
