@@ -5,6 +5,8 @@
 // The generator follows Widynski's "Squares" counter-based RNG scaled to 24 bits: four rounds of
 // x = rot12(x^2 + y|z), with 24-bit products done in 12-bit limbs (every partial product < 2^24). Plain
 // multiply-rotate hashes were tried first and failed the lag-1 and cross-key correlation tests.
+// This is the one definition. The wasm backend emits the same float operations into its module (compiler/wasm/rng.ts),
+// held to this source bit for bit over every counter the project uses by test/rng.test.ts.
 
 /** gpu.js-compatible helper functions: the single definition of the RNG. */
 export const rngFunctionSources: readonly string[] = [

@@ -1,6 +1,7 @@
 // The counter-based RNG of core/rng.ts, emitted into the module: the same float operations on integers below
 // 2^24 (exact in f32), so the 24-bit draws are bit-identical to the interpreter's and every other backend's; the
-// normal transform (log, cos, sqrt) is computed in f32 like every other transcendental here.
+// normal transform (log, cos, sqrt) is computed in f32 like every other transcendental here. A copy, so
+// test/rng.test.ts compares it with core/rng.ts (the definition) bit for bit; change the two together.
 import type { Lanes } from './lanes.ts';
 import { cos, log } from './math.ts';
 
