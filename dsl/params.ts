@@ -31,8 +31,36 @@ export const ndarray = (shape: Shape, values: ArrayLike<number>): NDArray => {
   return { shape: [...shape], data: Float64Array.from(values) };
 };
 
+// ---- shapes without values ------------------------------------------------------------------------------
+
+/**
+ * Depth of the paramShapesOf calls in progress. While it is positive the init helpers below (fullArray, zerosArray,
+ * onesArray, initNormal, initUniform: every model's init goes through them) return arrays with their shape and no
+ * values, so a model's init lists its parameters at no cost whatever their sizes.
+ */
+let shapesOnly = 0;
+const NO_VALUES = new Float64Array(0);
+const shapeOnlyArray = (shape: Shape): NDArray => ({ shape: [...shape], data: NO_VALUES });
+
+/**
+ * The [path, shape] of every parameter `init` creates (flattenParams's order), computed without allocating or
+ * drawing any value: `paramShapesOf(() => model.init(0))`. This is what a checkpoint's tensors are checked
+ * against before a model of its config is built, and what a memory estimate counts. `init` must be synchronous,
+ * and the arrays it makes must not escape it (they hold no values).
+ */
+export const paramShapesOf = (init: () => Params): [string, number[]][] => {
+  shapesOnly++;
+  try {
+    const tree = init();
+    return (isNDArray(tree) ? [['', tree] as [string, NDArray]] : flattenParams(tree)).map(([p, a]) => [p, [...a.shape]]);
+  } finally {
+    shapesOnly--;
+  }
+};
+
 export const fullArray = (shape: Shape, value: number): NDArray => {
   checkShape(shape);
+  if (shapesOnly) return shapeOnlyArray(shape);
   return { shape: [...shape], data: new Float64Array(size(shape)).fill(value) };
 };
 export const zerosArray = (shape: Shape): NDArray => fullArray(shape, 0);
@@ -44,6 +72,7 @@ const INIT_STREAM = 0x7a4a_11;
 /** i.i.d. normal(mean, std^2) values from the project's counter-based hash RNG: deterministic in (seed, shape). */
 export const initNormal = (shape: Shape, std: number, seed: number, mean = 0): NDArray => {
   const a = zerosArray(shape);
+  if (shapesOnly) return a;
   const key = randomKey(seed >>> 0, INIT_STREAM, 0);
   for (let i = 0; i < a.data.length; i++) a.data[i] = mean + std * normalAt(key, i);
   return a;
@@ -52,6 +81,7 @@ export const initNormal = (shape: Shape, std: number, seed: number, mean = 0): N
 /** i.i.d. uniform values in the open interval (low, high) from the counter-based hash RNG: deterministic in (seed, shape). */
 export const initUniform = (shape: Shape, low: number, high: number, seed: number): NDArray => {
   const a = zerosArray(shape);
+  if (shapesOnly) return a;
   const key = randomKey(seed >>> 0, INIT_STREAM, 1);
   for (let i = 0; i < a.data.length; i++) a.data[i] = low + (high - low) * uniformAt(key, i);
   return a;

@@ -4,7 +4,7 @@ import type { NDArray } from '../core/ndarray.ts';
 import type { Params } from '../dsl/params.ts';
 import { createSampler, denoiserPredict } from '../models/samplers.ts';
 import type { RunConfig } from '../runs/config.ts';
-import { toData, type RunSetup } from '../runs/setup.ts';
+import { checkMemory, estimateSampleMemory, planLimitError, toData, type RunSetup } from '../runs/setup.ts';
 
 export interface SampleOptions {
   weights: Params;
@@ -56,6 +56,12 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
       `sample: cfgScale ${o.cfgScale} needs a class-conditional model; this run's model is unconditional (data.conditional false)`,
     );
   const B = Math.min(o.batchSize, o.count);
+  // before the weights are converted or a kernel compiled: a sampler or a sample set that cannot fit is refused,
+  // naming sample.batchSize, sample.count and the model's sizes (the batches bound the kernel memory; every sample
+  // is kept, for the metrics and the samples file, so sample.count bounds the rest)
+  const task = { task: `sampler${o.cfgScale !== 1 ? ' with guidance' : ''}`, batchField: 'sample.batchSize', batch: B };
+  const estimate = estimateSampleMemory(s, { count: o.count, batchSize: o.batchSize, guided: o.cfgScale !== 1 });
+  checkMemory(s, estimate, { ...task, countField: ['sample.count', o.count], backend: o.backend });
   const sampler = createSampler({
     predict: denoiserPredict(s.model),
     shape: [B, ...s.model.dataShape],
@@ -81,7 +87,13 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
   for (let start = 0, draw = 0; start < o.count; start += B, draw++) {
     const n = Math.min(B, o.count - start);
     const cls = classes && Array.from({ length: B }, (_, i) => classes[start + Math.min(i, n - 1)]);
-    const r = await sampler.sampleAsync({ classes: cls, draw });
+    let r;
+    try {
+      r = await sampler.sampleAsync({ classes: cls, draw });
+    } catch (e) {
+      sampler.dispose();
+      throw planLimitError(e, s, task) ?? e;
+    }
     backend = r.backend;
     data.set(r.data.subarray(0, n * per), start * per);
     onBatch?.(start + n, o.count);

@@ -1,6 +1,6 @@
 // The denoiser contract every objective and sampler codes against, and the plumbing shared by its
 // implementations: input checks, the `until` layer cut and signatures for frozen copies.
-import { flattenParams, type Params, type ParamTensors } from '../dsl/params.ts';
+import { flattenParams, paramShapesOf, type Params, type ParamTensors } from '../dsl/params.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import type { DenoiserConfig } from './configs.ts';
@@ -19,6 +19,8 @@ export interface Denoiser<P extends Params = Params> {
   /** config and parameter shapes as one stable string: equal signatures mean interchangeable parameters */
   readonly signature: string;
   init(seed: number): P;
+  /** [path, shape] of every parameter init makes, computed without allocating them (checks and estimates before init) */
+  paramShapes(): readonly (readonly [string, readonly number[]])[];
   /** x [B, ...dataShape]; t [B] (or [B, 1]) float integer-valued timesteps; c [B] float class ids, only for a conditional model */
   apply(params: ParamTensors<P>, x: Tensor, t: Tensor, c?: Tensor, opts?: ApplyOptions): Tensor;
 }
@@ -74,15 +76,18 @@ const checkInputs = (parts: DenoiserParts<Params>, x: Tensor, t: Tensor, c: Tens
 /** The Denoiser of an implementation: validates inputs and the layer name, cuts at `until`, computes the signature once. */
 export const makeDenoiser = <P extends Params>(parts: DenoiserParts<P>): Denoiser<P> => {
   let signature: string | undefined;
+  let shapes: [string, number[]][] | undefined;
+  const paramShapes = () => (shapes ??= paramShapesOf(() => parts.init(0)));
   return {
     config: parts.config,
     dataShape: parts.dataShape,
     layers: parts.layers,
-    // lazy: building it needs the parameter shapes, i.e. one init
+    // lazy, from the parameter shapes alone: no weight is allocated, whatever the model's size
     get signature() {
-      return (signature ??= signatureOf(parts.config, parts.init(0)));
+      return (signature ??= signatureFromShapes(parts.config, paramShapes()));
     },
     init: parts.init,
+    paramShapes,
     apply(params, x, t, c, opts = {}) {
       const target = opts.until ?? 'out';
       if (!parts.layers.includes(target))
@@ -97,16 +102,21 @@ export const makeDenoiser = <P extends Params>(parts: DenoiserParts<P>): Denoise
 // ---- signatures ----------------------------------------------------------------------------------------------
 
 /** `kind;key=value;...|path=[shape];...` with config keys sorted, so equal configs give equal strings. */
-export const signatureOf = (config: DenoiserConfig, params: Params): string => {
+export const signatureOf = (config: DenoiserConfig, params: Params): string =>
+  signatureFromShapes(
+    config,
+    flattenParams(params).map(([p, a]) => [p, a.shape]),
+  );
+
+/** signatureOf from the parameters' [path, shape] pairs (Denoiser.paramShapes), without the arrays. */
+export const signatureFromShapes = (config: DenoiserConfig, shapes: readonly (readonly [string, readonly number[]])[]): string => {
   const entries = Object.entries(config)
     .filter(([k, v]) => k !== 'kind' && v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   // sorted: a parameter tree is a record, so a checkpoint's (name-sorted) tree must sign like a fresh init
-  const shapes = flattenParams(params)
-    .map(([p, a]) => `${p}=${fmtShape(a.shape)}`)
-    .sort();
-  return `${[config.kind, ...entries].join(';')}|${shapes.join(';')}`;
+  const list = shapes.map(([p, shape]) => `${p}=${fmtShape(shape)}`).sort();
+  return `${[config.kind, ...entries].join(';')}|${list.join(';')}`;
 };
 
 /** key -> value of each signature token ('kind' for the bare first token, 'param <path>' for shapes). */

@@ -57,6 +57,40 @@ const Decay = refine('number in [0, 1)', (n) => n >= 0 && n < 1);
 const since = <A>(type: t.Type<A, A, unknown>, before: A) =>
   new t.Type<A, A, unknown>(type.name, type.is, (u, c) => (u === undefined ? t.success(before) : type.validate(u, c)), type.encode);
 const Int = refine('integer', (n) => Number.isSafeInteger(n));
+/** An integer in lo..hi; the name states the range, so a refusal reads `config.model.hidden: expected integer in 1..16384, got 12000`. */
+const IntIn = (lo: number, hi: number) => refine(`integer in ${lo}..${hi}`, (n) => Number.isSafeInteger(n) && n >= lo && n <= hi);
+
+// Upper bounds of the sizes. Each is far above any run this project makes (the defaults and every experiment spec
+// use hidden <= 512, depth <= 3, T = 1000, batches <= 256, 2000 samples), yet low enough that a typo or an absurd
+// value (1e9, 1e12) is refused here, naming its field, instead of surfacing later as an allocation that runs for
+// minutes, a `RangeError: Invalid typed array length` or a kernel that cannot be placed. The same bounds hold for
+// the config stored in a checkpoint, so a crafted file is refused before anything is built from it. What fits in
+// memory under these bounds is checked separately, per run (runs/setup.ts, memory estimates).
+/** MLP width: 16384 makes one hidden layer 2^28 weights (1 GiB in f32, ten times that with Adam's state in a step). */
+const Width = IntIn(1, 16384);
+/** MLP depth: plain MLP denoisers use 2-8 layers; each layer is a few kernels of the compiled step. */
+const Depth = IntIn(1, 128);
+/** embedding widths (time, class, UNet conditioning): the reference models use 16-256. */
+const EmbedWidth = IntIn(1, 4096);
+/** UNet channels: base channels x every mult is a layer's width; DDPM's largest is 128 x 4 = 512. */
+const BaseChannels = IntIn(1, 1024);
+const ChannelMult = IntIn(1, 64);
+/** schedule length: DDPM and its successors use T = 1000 (4000 at most); the host tables hold T values. */
+const Timesteps = IntIn(1, 100_000);
+/** batch sizes of training and of sampling: 2^16 samples per step; what fits is the memory check's to say. */
+const BatchSize = IntIn(1, 65_536);
+/** samples to draw: twice the 50,000 of an FID; they are all held at once (MNIST-28: 100k samples = 630 MB in f64). */
+const SampleCount = IntIn(1, 100_000);
+/** An array of `item` with lo..hi entries. */
+const boundedArray = <A>(item: t.Type<A, A, unknown>, lo: number, hi: number) => {
+  const base = t.array(item);
+  return new t.Type<A[], A[], unknown>(
+    `array of ${lo}..${hi} ${item.name}s`,
+    (u): u is A[] => base.is(u) && u.length >= lo && u.length <= hi,
+    (u, c) => (Array.isArray(u) && (u.length < lo || u.length > hi) ? t.failure(u, c) : base.validate(u, c)),
+    base.encode,
+  );
+};
 const keyof = <K extends string>(names: readonly K[], what: string) =>
   t.keyof(Object.fromEntries(names.map((n) => [n, null])) as { [k in K]: null }, `${what}: ${names.map((n) => `"${n}"`).join(' | ')}`);
 
@@ -73,17 +107,19 @@ export const DataConfig = closed(
 );
 
 export const MlpModelConfig = closed(
-  { kind: t.literal('mlp'), hidden: PositiveInt, depth: PositiveInt, timeDim: PositiveInt, classDim: PositiveInt },
+  // timeDim: the sinusoidal embedding is sin and cos halves, so at least 2
+  { kind: t.literal('mlp'), hidden: Width, depth: Depth, timeDim: IntIn(2, 4096), classDim: EmbedWidth },
   'mlp model config',
 );
 export const UnetModelConfig = closed(
   {
     kind: t.literal('unet'),
-    baseChannels: PositiveInt,
-    channelMults: t.array(PositiveInt),
-    numResBlocks: PositiveInt,
-    groups: PositiveInt,
-    embDim: PositiveInt,
+    baseChannels: BaseChannels,
+    /** one per resolution level; each level halves the image, so more than 8 never fits an image here */
+    channelMults: boundedArray(ChannelMult, 1, 8),
+    numResBlocks: IntIn(1, 16),
+    groups: BaseChannels,
+    embDim: EmbedWidth,
     midAttention: t.boolean,
   },
   'unet model config',
@@ -114,7 +150,7 @@ export const ModelConfig = new t.Type<t.TypeOf<typeof MlpModelConfig> | t.TypeOf
 );
 
 export const ScheduleConfig = closed(
-  { kind: keyof(['cosine', 'linear', 'scaledLinear'], 'schedule'), T: PositiveInt, zeroTerminalSnr: t.boolean },
+  { kind: keyof(['cosine', 'linear', 'scaledLinear'], 'schedule'), T: Timesteps, zeroTerminalSnr: t.boolean },
   'schedule config',
 );
 
@@ -146,7 +182,7 @@ export const ObjectiveConfig = closed(
 export const TrainConfig = closed(
   {
     steps: NonNegInt,
-    batchSize: PositiveInt,
+    batchSize: BatchSize,
     lr: PositiveNumber,
     weightDecay: NonNegNumber,
     emaDecay: Decay,
@@ -164,10 +200,11 @@ export const TrainConfig = closed(
 export const SampleConfig = closed(
   {
     sampler: keyof(['ddim', 'ddpm'], 'sampler'),
-    steps: PositiveInt,
+    /** denoising steps: at most schedule.T (the sampler refuses more), so T's bound */
+    steps: Timesteps,
     eta: NonNegNumber,
-    count: PositiveInt,
-    batchSize: PositiveInt,
+    count: SampleCount,
+    batchSize: BatchSize,
     /** guidance scales to sample at (1 = no guidance) */
     cfgScales: t.array(PositiveNumber),
     seed: NonNegInt,

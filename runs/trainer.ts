@@ -6,18 +6,29 @@ import path from 'node:path';
 import * as t from 'io-ts';
 import { NonFiniteLossError, compileStep } from '../train/compileStep.ts';
 import { adam } from '../dsl/optim.ts';
-import type { Params } from '../dsl/params.ts';
+import { flattenParams, type Params } from '../dsl/params.ts';
 import {
   CheckpointError,
   decodeCheckpoint,
   readCheckpointFile,
+  sameSignature,
   saveCheckpoint,
+  SignatureMismatchError,
   type Checkpoint,
   type LoadOptions,
 } from '../storage/checkpoint.ts';
 import { decodeOrThrow } from '../storage/ioReport.ts';
 import { RunConfig } from './config.ts';
-import { batchSource, buildObjective, setupRun, type RunSetup } from './setup.ts';
+import {
+  batchSource,
+  buildModel,
+  buildObjective,
+  checkMemory,
+  estimateTrainMemory,
+  planLimitError,
+  setupRun,
+  type RunSetup,
+} from './setup.ts';
 
 /** What a run's checkpoint stores as its metadata config: the run config and, for a fine-tune, its starting point. */
 export const StoredConfig = t.intersection([
@@ -42,8 +53,84 @@ const describeOther = (config: Record<string, unknown>, signature: string): stri
 };
 
 /**
+ * The run config fields behind a model setting of the signature, with their values: `model.hidden is 12000`; the
+ * data set sets dim, channels and imageSize, the data set and data.conditional set numClasses.
+ */
+const settingSource = (key: string, value: unknown, run: RunConfig): string => {
+  const shown = value === undefined ? 'none' : JSON.stringify(value);
+  if (key === 'dim' || key === 'channels' || key === 'imageSize') return `data.name is ${JSON.stringify(run.data.name)} (${key} ${shown})`;
+  if (key === 'numClasses')
+    return `data.name is ${JSON.stringify(run.data.name)} and data.conditional is ${run.data.conditional} (numClasses ${shown})`;
+  return `model.${key} is ${shown}`;
+};
+
+/**
+ * Compares a checkpoint's tensors with the shapes its stored run config implies (the model's parameter shapes,
+ * computed from the config without making a weight), so a config that does not describe its file is refused before
+ * anything is built from it: a config edited to model.hidden 12000 in a 2-D checkpoint would otherwise allocate
+ * gigabytes of weights before the signature check. The refusal names the file, the config fields that differ from
+ * what the file's signature records, and the tensors that differ.
+ */
+const checkStoredShapes = (source: string, ck: Checkpoint<StoredConfig>): void => {
+  const run = ck.config.run;
+  let model;
+  try {
+    model = buildModel(run).model;
+  } catch (e) {
+    throw new CheckpointError(`${source}: its stored config (metadata.config.run) does not describe a model: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const expected = new Map(model.paramShapes().map(([p, shape]) => [p, `[${shape.join(',')}]`]));
+  const differences: string[] = [];
+  const compare = (prefix: string, tree: Params) => {
+    const found = new Map(flattenParams(tree).map(([p, a]) => [p, `[${a.shape.join(',')}]`]));
+    for (const [p, shape] of found) {
+      const want = expected.get(p);
+      if (want === undefined) differences.push(`${prefix}.${p}: ${shape} in the file, not in the model of its config`);
+      else if (want !== shape) differences.push(`${prefix}.${p}: ${shape} in the file, ${want} from its config`);
+    }
+    for (const [p, want] of expected) if (!found.has(p)) differences.push(`${prefix}.${p}: not in the file, ${want} from its config`);
+  };
+  compare('params', ck.params);
+  if (Object.keys(ck.ema).length) compare('ema', ck.ema);
+  // the optimizer's state: one parameter-shaped tree per slot (Adam's m and v)
+  for (const [slot, tree] of Object.entries(ck.state))
+    if (typeof tree === 'object' && !('data' in tree)) compare(`state.${slot}`, tree as Params);
+  if (!differences.length) return;
+  // the config fields that differ from the model settings the file's signature records
+  const recorded = new Map(
+    (ck.signature.split('|')[0] ?? '')
+      .split(';')
+      .filter((kv) => kv.includes('='))
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  const settings = model.config as unknown as Record<string, unknown>;
+  const fields = [...new Set([...Object.keys(settings), ...recorded.keys()])]
+    .filter((k) => k !== 'kind' && recorded.get(k) !== (settings[k] === undefined ? undefined : JSON.stringify(settings[k])))
+    .map(
+      (k) =>
+        `metadata.config.run.${settingSource(k, settings[k], run)}; the file's signature records ` +
+        `${recorded.has(k) ? `${k}=${recorded.get(k)}` : `no ${k}`}`,
+    );
+  if (!fields.length)
+    fields.push(
+      `metadata.config.run: model ${JSON.stringify(run.model)} with data.name ${JSON.stringify(run.data.name)} and ` +
+        `data.conditional ${run.data.conditional} does not describe these tensors`,
+    );
+  const shown = differences.slice(0, 8);
+  throw new CheckpointError(
+    `${source}: its stored config does not match its tensors; refusing to load it (the file is left unchanged):\n  ` +
+      `${[...fields, ...shown].join('\n  ')}` +
+      `${differences.length > shown.length ? `\n  ... and ${differences.length - shown.length} more tensors` : ''}`,
+  );
+};
+
+/**
  * Decodes a checkpoint written by train or finetune. A fusediff checkpoint of another kind (the evaluation
- * classifier, say) is refused with what it is, instead of a codec error about a missing field.
+ * classifier, say) is refused with what it is, instead of a codec error about a missing field. The stored config is
+ * validated (its fields' bounds included) and its tensors are checked against the shapes it implies before anything
+ * is built from it, so every refusal names the file and the field.
  */
 export const decodeRunCheckpoint = (
   bytes: Uint8Array,
@@ -52,14 +139,15 @@ export const decodeRunCheckpoint = (
 ): Checkpoint<StoredConfig> => {
   const raw = decodeCheckpoint(bytes, source);
   if (!('run' in raw.config)) throw new CheckpointError(`${source} is ${describeOther(raw.config, raw.signature)}`);
-  const ck = decodeCheckpoint(bytes, source, opts);
-  const config = decodeOrThrow(
-    StoredConfig,
-    ck.config,
-    'metadata.config',
-    (m) => new CheckpointError(`${source}: invalid config in checkpoint metadata:\n${m}`),
-  );
-  return { ...ck, config };
+  if (opts.expectSignature !== undefined && !sameSignature(raw.signature, opts.expectSignature))
+    throw new SignatureMismatchError(source, raw.signature, opts.expectSignature);
+  const invalid = (m: string) => new CheckpointError(`${source}: invalid config in checkpoint metadata:\n${m}`);
+  // the run config on its own first, so its errors read metadata.config.run.<field> (not through the intersection)
+  decodeOrThrow(RunConfig, raw.config.run, 'metadata.config.run', invalid);
+  const config = decodeOrThrow(StoredConfig, raw.config, 'metadata.config', invalid);
+  const ck = { ...raw, config };
+  checkStoredShapes(source, ck);
+  return ck;
 };
 
 /** loadCheckpoint for the checkpoints of train and finetune (decodeRunCheckpoint). */
@@ -168,6 +256,9 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   if (c.train.steps < 1) throw new TrainingError(`train.steps is ${c.train.steps}: a run trains at least one step`);
   if (c.objective.kind === 'sp' && !o.from && !(o.resume && fs.existsSync(o.checkpoint)))
     throw new TrainingError('the "sp" objective fine-tunes a stage-1 model: pass --from <stage-1 checkpoint>');
+  // before any weight is made or kernel compiled: a step that cannot fit is refused, naming the fields that size it
+  const task = { task: 'training step', batchField: 'train.batchSize', batch: c.train.batchSize };
+  checkMemory(setup, estimateTrainMemory(setup), { ...task, backend: c.backend });
   const start = startingPoint(o, setup);
   const objective = buildObjective(setup, start.frozen);
   const source = batchSource(setup);
@@ -175,16 +266,22 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   const conditional = setup.numClasses !== undefined;
   const data: Record<string, number[]> = { x0: [B, ...model.dataShape] };
   if (conditional) data.c = [B];
-  const step = compileStep(({ params, step: k, x0, c: cls, ema }) => objective({ params, x0, c: cls, step: k, ema }), {
-    params: start.params,
-    optimizer: adam({ lr: c.train.lr, weightDecay: c.train.weightDecay }),
-    data,
-    backend: c.backend,
-    startStep: start.step + 1,
-    emaDecay: c.train.emaDecay,
-    emaInLoss: c.objective.kind === 'sp' && c.objective.perceptual === 'ema',
-    initialState: { state: start.state, ema: start.ema },
-  });
+  let step;
+  try {
+    step = compileStep(({ params, step: k, x0, c: cls, ema }) => objective({ params, x0, c: cls, step: k, ema }), {
+      params: start.params,
+      optimizer: adam({ lr: c.train.lr, weightDecay: c.train.weightDecay }),
+      data,
+      backend: c.backend,
+      startStep: start.step + 1,
+      emaDecay: c.train.emaDecay,
+      emaInLoss: c.objective.kind === 'sp' && c.objective.perceptual === 'ema',
+      initialState: { state: start.state, ema: start.ema },
+    });
+  } catch (e) {
+    // the estimate is a lower bound: a plan just over the wasm limit is refused here, by its exact size
+    throw planLimitError(e, setup, task) ?? e;
+  }
   const stored: StoredConfig = start.init ? { run: c, init: start.init } : { run: c };
   let done = start.step;
   // read without blocking: on webgpu the state comes back only asynchronously (the same values on every backend)
