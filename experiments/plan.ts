@@ -3,9 +3,8 @@
 // config resolved, so a misspelt key, a missing checkpoint or an impossible row stops the run before the first step.
 // The result is a flat list of jobs; each writes its result on its own, so a run can stop, resume and shard.
 import fs from 'node:fs';
-import { loadCheckpoint } from '../storage/checkpoint.ts';
 import { ConfigError, finetuneBase, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
-import { StoredConfig } from '../runs/trainer.ts';
+import { loadRunCheckpoint } from '../runs/trainer.ts';
 import { fileSafe, type DatasetSpec, type ExperimentSpec } from './spec.ts';
 
 type RowSpec = DatasetSpec['rows'][number];
@@ -87,7 +86,7 @@ const stage1Of = (d: DatasetSpec, i: number, e: ExperimentSpec, trainStage1: boo
         `${where}.stage1Checkpoint: ${d.stage1Checkpoint} does not exist. To train stage 1 in this run instead, set ` +
           'stage1Checkpoint to null or pass --train-stage1 (stage1Set says how)',
       );
-    const ck = loadCheckpoint(d.stage1Checkpoint, { configCodec: StoredConfig });
+    const ck = loadRunCheckpoint(d.stage1Checkpoint);
     if (ck.config.run.data.name !== d.dataset)
       throw new ConfigError(`${where}.stage1Checkpoint: ${d.stage1Checkpoint} was trained on ${ck.config.run.data.name}, not ${d.dataset}`);
     return { kind: 'committed', file: d.stage1Checkpoint, config: ck.config.run, step: ck.step };

@@ -205,8 +205,8 @@ export const SampleConfig = closed(
     eta: NonNegNumber,
     count: SampleCount,
     batchSize: BatchSize,
-    /** guidance scales to sample at (1 = no guidance) */
-    cfgScales: t.array(PositiveNumber),
+    /** guidance scales to sample at (1 = no guidance); at least one, since sample and eval draw a row per scale */
+    cfgScales: boundedArray(PositiveNumber, 1, 64),
     seed: NonNegInt,
     /** sample with the EMA weights (default) or the raw ones */
     weights: keyof(['ema', 'params'], 'weights'),

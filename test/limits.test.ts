@@ -217,3 +217,10 @@ describe('a training step that cannot fit is refused before it starts', () => {
     assert.equal(fs.existsSync(path.join(dir, 'cli-sample')), false);
   });
 });
+
+test('sample.cfgScales must hold a scale: an empty list is refused when the config is read, naming the field', () => {
+  assert.throws(
+    () => resolveConfig(undefined, { 'sample.cfgScales': [] }, 'eightGaussians'),
+    (e: Error) => e instanceof ConfigError && /sample\.cfgScales/.test(e.message),
+  );
+});
