@@ -1,4 +1,5 @@
 // `fusediff curve`: metrics against training steps from a run's checkpoints (experiments/curve.ts).
+import { resolveCheckpointRef } from '../storage/packageFiles.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkpointCurve, curveMarkdown, writeCurve } from '../experiments/curve.ts';
@@ -15,7 +16,7 @@ export interface CurveFlags {
 }
 
 export const curveCommand = async (files: string[], f: CurveFlags): Promise<number> => {
-  for (const file of files) if (!fs.existsSync(file)) throw new Error(`curve: no checkpoint ${file}`);
+  for (const file of files) if (!fs.existsSync(resolveCheckpointRef(file))) throw new Error(`curve: no checkpoint ${file}`);
   const overrides = definedOverrides({
     'sample.count': f.count,
     'sample.steps': f.steps,

@@ -25,6 +25,7 @@ export type { WebGPUAdapter } from './backends/webgpuAdapter.ts';
 export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backends/backend.ts';
 export { GpuJsBackend } from './backends/gpujs.ts';
 export { WasmBackend } from './backends/wasm.ts';
+export { MAX_PLAN_BYTES, WasmPlanError } from './wasm/plan.ts';
 export { WgslBackend } from './webgpu/backend.ts';
 export { acquireGpu, gpuContext, releaseGpu } from './webgpu/gpu.ts';
 export type { GpuContext } from './webgpu/gpu.ts';

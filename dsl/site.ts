@@ -1,13 +1,14 @@
 // Finds the user's call site: the first stack frame outside the library's own core/, dsl/, transforms/ and compiler/ folders.
-import { fileURLToPath } from 'node:url';
+// No Node import: the DSL runs in browsers and bundles as it is, so file: URLs are turned into paths here.
 
-const libraryDirs = ['../core/', '../dsl/', '../transforms/', '../compiler/'].map((rel) => {
-  try {
-    return fileURLToPath(new URL(rel, import.meta.url));
-  } catch {
-    return new URL(rel, import.meta.url).href; // in a browser bundle, frames carry URLs
-  }
-});
+/** A file: URL as a path ('/a/b c.ts', or 'C:\\a\\b.ts' on Windows); any other URL (a bundle's http:) stays as it is. */
+const urlToPath = (url: string): string => {
+  if (!url.startsWith('file://')) return url;
+  const p = decodeURIComponent(new URL(url).pathname);
+  return /^\/[A-Za-z]:\//.test(p) ? p.slice(1).replaceAll('/', '\\') : p;
+};
+
+const libraryDirs = ['../core/', '../dsl/', '../transforms/', '../compiler/'].map((rel) => urlToPath(new URL(rel, import.meta.url).href));
 
 const frameLocation = (line: string): string | undefined => {
   const m = /\(?((?:file:\/\/|\/|[A-Za-z]:\\|https?:\/\/)[^()\s]+:\d+:\d+)\)?\s*$/.exec(line.trim());
@@ -22,7 +23,7 @@ export const callSite = (): string | undefined => {
   for (const line of stack.split('\n').slice(1)) {
     const loc = frameLocation(line);
     if (!loc || loc.startsWith('node:')) continue;
-    const path = loc.startsWith('file://') ? fileURLToPath(loc.replace(/:\d+:\d+$/, '')) + loc.match(/:\d+:\d+$/)![0] : loc;
+    const path = loc.startsWith('file://') ? urlToPath(loc.replace(/:\d+:\d+$/, '')) + loc.match(/:\d+:\d+$/)![0] : loc;
     if (libraryDirs.some((d) => path.startsWith(d)) || path.includes('/node_modules/')) continue;
     return path;
   }

@@ -11,7 +11,7 @@ import { classifier, ClassifierRunner, softmaxRows } from '../eval/classifier.ts
 import { argmaxRows, classCoverage, frechetFromStats, gaussianStats, inceptionScore, type GaussianStats } from '../eval/metrics.ts';
 import { mnistSplit, type RunSetup } from '../runs/setup.ts';
 
-export const CLASSIFIER_CHECKPOINT = new URL('../pretrained/classifier-mnist16.safetensors', import.meta.url).pathname;
+export const CLASSIFIER_CHECKPOINT = 'pretrained:classifier-mnist16';
 
 export interface ImageMetrics {
   kind: 'image';

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import { ConfigError, finetuneBase, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
 import { loadRunCheckpoint } from '../runs/trainer.ts';
+import { resolveCheckpointRef } from '../storage/packageFiles.ts';
 import { fileSafe, type DatasetSpec, type ExperimentSpec } from './spec.ts';
 
 type RowSpec = DatasetSpec['rows'][number];
@@ -81,7 +82,13 @@ const at = (where: string, f: () => RunConfig): RunConfig => {
 const stage1Of = (d: DatasetSpec, i: number, e: ExperimentSpec, trainStage1: boolean, source: string): Stage1 => {
   const where = `${source}: datasets[${i}]`;
   if (d.stage1Checkpoint !== null && !trainStage1) {
-    if (!fs.existsSync(d.stage1Checkpoint))
+    let file: string;
+    try {
+      file = resolveCheckpointRef(d.stage1Checkpoint);
+    } catch (e) {
+      throw new ConfigError(`${where}.stage1Checkpoint: ${(e as Error).message}`);
+    }
+    if (!fs.existsSync(file))
       throw new ConfigError(
         `${where}.stage1Checkpoint: ${d.stage1Checkpoint} does not exist. To train stage 1 in this run instead, set ` +
           'stage1Checkpoint to null or pass --train-stage1 (stage1Set says how)',

@@ -20,7 +20,10 @@ export const DatasetSpec = t.intersection(
   [
     t.type({
       dataset: t.string,
-      /** the committed stage-1 checkpoint to load; when absent (or with --train-stage1) stage 1 is trained with `stage1Set` */
+      /**
+       * the stage-1 checkpoint to load (a path, or `pretrained:NAME` for the package's pretrained/NAME.safetensors);
+       * when null (or with --train-stage1) stage 1 is trained with `stage1Set`
+       */
       stage1Checkpoint: t.union([t.string, t.null]),
       stage1Set: Overrides,
       finetunes: t.array(FinetuneSpec),
@@ -147,7 +150,7 @@ export const defaultSpec: ExperimentSpec = {
   datasets: [
     {
       dataset: 'eightGaussians',
-      stage1Checkpoint: 'pretrained/stage1-eightGaussians.safetensors',
+      stage1Checkpoint: 'pretrained:stage1-eightGaussians',
       stage1Set: {},
       finetunes: [{ name: 'SP', set: { 'train.steps': 400 } }],
       sampleSet: { 'sample.count': 2000 },
@@ -155,7 +158,7 @@ export const defaultSpec: ExperimentSpec = {
     },
     {
       dataset: 'mnist16',
-      stage1Checkpoint: 'pretrained/stage1-unet-mnist16.safetensors',
+      stage1Checkpoint: 'pretrained:stage1-unet-mnist16',
       // how that checkpoint was made (used with --train-stage1): pretrained/README.md
       stage1Set: {
         'model.kind': 'unet',

@@ -17,6 +17,7 @@ import {
   type Checkpoint,
   type LoadOptions,
 } from '../storage/checkpoint.ts';
+import { resolveCheckpointRef } from '../storage/packageFiles.ts';
 import { decodeOrThrow } from '../storage/ioReport.ts';
 import { RunConfig } from './config.ts';
 import {
@@ -218,7 +219,7 @@ const startingPoint = (o: TrainOptions, s: RunSetup): Start => {
       new TrainingError(
         `--resume: the stage-1 checkpoint ${path} this fine-tune started from is missing or has changed (sha256 ${expectSha256})`,
       );
-    if (expectSha256 !== undefined && !fs.existsSync(path)) throw changed();
+    if (expectSha256 !== undefined && !fs.existsSync(resolveCheckpointRef(path))) throw changed();
     const bytes = readCheckpointFile(path);
     const hash = createHash('sha256').update(bytes).digest('hex');
     if (expectSha256 !== undefined && hash !== expectSha256) throw changed();

@@ -29,6 +29,7 @@
 //   { "format": 1, "version": "<fusediff version>", "signature": "<model signature>", "step": <int>,
 //     "rngCounter": <int>, "schedule": "<noise schedule name>", "config": { ...the run's config... } }
 // Python: `json.loads(safe_open(path, 'pt').metadata()['fusediff'])`.
+import { packageFile, resolveCheckpointRef } from './packageFiles.ts';
 import fs from 'node:fs';
 import * as t from 'io-ts';
 import type { NDArray } from '../core/ndarray.ts';
@@ -106,7 +107,7 @@ export class SignatureMismatchError extends CheckpointError {
 /** The fusediff version that writes checkpoints (package.json's). */
 export const FUSEDIFF_VERSION: string = (() => {
   try {
-    return String(JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version ?? 'unknown');
+    return String(JSON.parse(fs.readFileSync(packageFile('package.json'), 'utf8')).version ?? 'unknown');
   } catch {
     return 'unknown';
   }
@@ -385,10 +386,13 @@ export const saveCheckpoint = <C>(path: string, ckpt: CheckpointInput<C>, opts: 
 export const loadCheckpoint = <C = Record<string, unknown>>(path: string, opts: LoadOptions<C> = {}): Checkpoint<C> =>
   decodeCheckpoint(readCheckpointFile(path), path, opts);
 
-/** A checkpoint file's bytes (for callers that also hash them); an unreadable file is a CheckpointError naming it. */
+/**
+ * A checkpoint file's bytes (for callers that also hash them); `path` may be a `pretrained:NAME` reference or a run
+ * folder (resolveCheckpointRef). An unreadable file is a CheckpointError naming it.
+ */
 export const readCheckpointFile = (path: string): Uint8Array => {
   try {
-    return fs.readFileSync(path);
+    return fs.readFileSync(resolveCheckpointRef(path));
   } catch (e) {
     throw new CheckpointError(`could not read checkpoint ${path}: ${(e as Error).message}`, { cause: e });
   }

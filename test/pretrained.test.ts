@@ -50,7 +50,7 @@ for (const [name, spec] of [
   test(`${name}: its stage1Set rebuilds the config of the committed stage-1 checkpoint it names`, () => {
     for (const d of spec.datasets) {
       if (!d.stage1Checkpoint) continue;
-      const ck = loadModel(path.join(repo, d.stage1Checkpoint));
+      const ck = loadModel(d.stage1Checkpoint.startsWith('pretrained:') ? d.stage1Checkpoint : path.join(repo, d.stage1Checkpoint));
       const overrides = {
         ...(d.stage1Set as Record<string, Json>),
         'data.name': d.dataset,
