@@ -8,7 +8,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
 import type { Page } from 'playwright-core';
 import { valueAndGrad } from '../transforms/grad.ts';
-import { describeProgram, graphCaseArb, hardGraphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
+import { describeProgram, graphCaseArb, hardGraphCaseArb, programSpec, runProgram } from '../transforms/check/graphArbitrary.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import * as op from '../dsl/ops.ts';
@@ -81,7 +81,7 @@ for (const backend of ['webgl2', 'gpujs-webgpu'] as const)
         const args = Object.fromEntries(
           Object.entries(c.args).map(([k, v]) => [k, { shape: [...v.shape], data: Array.from(v.data, Math.fround) }]),
         ) as Record<string, WireArray>;
-        const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
+        const spec = programSpec(args);
         const graph = valueAndGrad(
           trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
           Object.keys(args),
@@ -171,7 +171,7 @@ test('webgpu: hard programs (NaN and +-Infinity inputs, negative and non-finite 
   // as test/trust.test.ts: programs whose float64 values leave float32's range or come near a tie are discarded
   await fc.assert(
     fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
-      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+      const spec = programSpec(c.args);
       const graph = valueAndGrad(
         trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
         Object.keys(c.args),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { valueAndGrad } from '../transforms/grad.ts';
-import { graphCaseArb, poolShape, runProgram, describeProgram } from '../transforms/check/graphArbitrary.ts';
+import { graphCaseArb, programSpec, runProgram, describeProgram } from '../transforms/check/graphArbitrary.ts';
 import { primitiveCases } from '../transforms/check/primitiveCases.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
@@ -45,7 +45,7 @@ for (const backend of backends) {
   test(`${backend}: random graphs and their gradients match the interpreter`, () => {
     fc.assert(
       fc.property(graphCaseArb(6), (c) => {
-        const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+        const spec = programSpec(c.args);
         const g = valueAndGrad(
           trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
           Object.keys(c.args),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { valueAndGrad } from '../transforms/grad.ts';
-import { graphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
+import { graphCaseArb, programSpec, runProgram } from '../transforms/check/graphArbitrary.ts';
 import { primitiveCases } from '../transforms/check/primitiveCases.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
@@ -82,7 +82,7 @@ test('splitLanes: every element of every primitive kernel (forward and gradient)
 test('splitLanes: random graphs and their gradients, every kernel unchanged', () => {
   fc.assert(
     fc.property(graphCaseArb(6), fc.nat(), (c, seed) => {
-      const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+      const spec = programSpec(c.args);
       const g = valueAndGrad(
         trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
         Object.keys(c.args),

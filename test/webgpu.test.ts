@@ -25,7 +25,7 @@ import { trace } from '../dsl/trace.ts';
 import { mse } from '../dsl/composites.ts';
 import { compileStep } from '../train/compileStep.ts';
 import { valueAndGrad } from '../transforms/grad.ts';
-import { describeProgram, graphCaseArb, hardGraphCaseArb, poolShape, runProgram } from '../transforms/check/graphArbitrary.ts';
+import { describeProgram, graphCaseArb, hardGraphCaseArb, programSpec, runProgram } from '../transforms/check/graphArbitrary.ts';
 import { primitiveCases } from '../transforms/check/primitiveCases.ts';
 import { examples, f32, mismatches, show, withinF32 } from './support/trustExamples.ts';
 
@@ -50,7 +50,7 @@ test('webgpu: an adapter is found (in CI: SwiftShader, a CPU implementation)', (
 /** A random program's value and gradient with respect to every input, traced on the pool shape. */
 const programGraph = (c: { program: Parameters<typeof runProgram>[0]; args: Record<string, NDArray> }): Graph =>
   valueAndGrad(
-    trace((a) => runProgram(c.program, a as Record<string, Tensor>), Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]))),
+    trace((a) => runProgram(c.program, a as Record<string, Tensor>), programSpec(c.args)),
     Object.keys(c.args),
   );
 

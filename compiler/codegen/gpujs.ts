@@ -232,6 +232,13 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
           const nonFinite = `${nanTest(x)} || ${x} === ${lit(Infinity)} || ${x} === ${lit(-Infinity)}`;
           return `((${nonFinite}) ? ${lit(NaN)} : (${x} * ${lit((z as { v: number }).v)}))`;
         }
+        if (target.gl && s.op === 'sub' && key(s.a) === key(s.b)) {
+          // GLSL compilers fold x - x to 0 (NaN - NaN came out 0 on llvmpipe, docs/numerics.md): IEEE gives NaN for a
+          // NaN or infinite x (found by the random hard programs of test/trust.test.ts)
+          const x = e.let(value(s.a));
+          const nonFinite = `${nanTest(x)} || ${x} === ${lit(Infinity)} || ${x} === ${lit(-Infinity)}`;
+          return `((${nonFinite}) ? ${lit(NaN)} : 0.0)`;
+        }
         if (target.wgsl && s.op === 'ne') {
           // IEEE: NaN != anything; an ordered != says false
           const a = e.let(value(s.a));

@@ -2,7 +2,7 @@
 // its gradient in the page, compiles it for WebGL2 or WebGPU and returns the outputs; Node compares them with the
 // interpreter.
 import { valueAndGrad } from '../../transforms/grad.ts';
-import { poolShape, runProgram, type Program } from '../../transforms/check/graphArbitrary.ts';
+import { programSpec, runProgram, type Program } from '../../transforms/check/graphArbitrary.ts';
 import type { NDArray } from '../../core/ndarray.ts';
 import { createBackend, isAvailable, prepareWebGPU, type BackendName } from '../../compiler/index.ts';
 import { compile } from '../../compiler/index.ts';
@@ -52,7 +52,7 @@ const api = {
   },
   /** The program's value and gradient wrt every input, compiled for WebGL2 or WebGPU. */
   async run(program: Program, args: Record<string, WireArray>, backend: PageBackend = 'webgl2') {
-    const spec = Object.fromEntries(Object.keys(args).map((k) => [k, poolShape]));
+    const spec = programSpec(args);
     const graph = valueAndGrad(
       trace((a) => runProgram(program, a as Record<string, Tensor>), spec),
       Object.keys(args),

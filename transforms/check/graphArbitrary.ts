@@ -1,15 +1,38 @@
 // Random composite graphs for gradient checking (and, as hard programs with constants and non-finite inputs, for
-// comparing compiled plans with the interpreter). A program is a list of steps over a pool of [2,3] tensors;
-// each step applies a template (a primitive, or a small shape-preserving composition of primitives) to
-// earlier values. fast-check shrinks a failing program by dropping steps and simplifying operands, down to a
-// minimal failing graph, which `describeProgram` prints.
+// comparing compiled plans with the interpreter). A program is a list of steps over a pool of tensors of one shape
+// [R, C]: mostly [2,3], and now and then one whose extents reach the backends' vector and tiling paths (C of 5, 8, 12,
+// 20, 36 or 100 with 1, 2 or 6 rows: test/shape-sweep.test.ts says why); each step applies a template (a primitive, or a
+// small shape-preserving composition of primitives) to earlier values. fast-check shrinks a failing program by
+// dropping steps, simplifying operands and going back to [2,3], down to a minimal failing graph (`describeProgram`).
 import fc from 'fast-check';
 import * as op from '../../dsl/ops.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import type { NDArray } from '../../core/ndarray.ts';
 import { awayFromKinks, hardConstantArb, hardValuesArb, valuesArb } from './arbitraries.ts';
 
+/** The pool's usual shape, and the first (the one a failing case shrinks to). */
 export const poolShape = [2, 3] as const;
+/** The pool shapes drawn now and then: last extents that are not, or are not only, multiples of 4 and 8; 1, 2, 6 rows. */
+export const widePoolShapes = [
+  [1, 5],
+  [2, 8],
+  [6, 12],
+  [2, 20],
+  [1, 36],
+  [1, 100],
+] as const satisfies readonly (readonly [number, number])[];
+/** [2,3] three times in four, else a wide shape. */
+export const poolShapeArb: fc.Arbitrary<readonly [number, number]> = fc.oneof(
+  { weight: 3, arbitrary: fc.constant(poolShape) },
+  { weight: 1, arbitrary: fc.constantFrom(...widePoolShapes) },
+);
+
+/** The trace spec of a case: every argument at its own shape (the pool's). */
+export const programSpec = (args: Readonly<Record<string, { readonly shape: readonly number[] }>>): Record<string, readonly number[]> =>
+  Object.fromEntries(Object.entries(args).map(([k, v]) => [k, v.shape]));
+
+/** Keeps the magnitude of a sum over a wide pool near that of the [2,3] pool (no op at all on [2,3]). */
+const rescale = (x: Tensor, terms: number, base: number): Tensor => (terms === base ? x : op.mul(x, base / terms));
 
 interface Template {
   readonly arity: 1 | 2;
@@ -35,11 +58,11 @@ const templates: Record<string, Template> = {
   mul: { arity: 2, apply: (a, b) => op.mul(a, b) },
   'a/(b²+1)': { arity: 2, apply: (a, b) => op.div(a, op.add(op.mul(b, b), 1)) },
   'a + row(b)': { arity: 2, apply: (a, b) => op.add(a, op.slice(b, [[0, 1]])) }, // broadcast of a [1,3] row
-  'a * col(b)': { arity: 2, apply: (a, b) => op.mul(a, op.sum(b, [1], true)) }, // reduction, then broadcast
+  'a * col(b)': { arity: 2, apply: (a, b) => op.mul(a, rescale(op.sum(b, [1], true), a.shape[1], 3)) }, // reduction, then broadcast
   'a - max(b)': { arity: 2, apply: (a, b) => op.sub(a, op.max(b, [0], true)) },
-  'a @ (bᵀb)': { arity: 2, apply: (a, b) => op.matmul(a, op.matmul(op.transpose(b), b)) },
+  'a @ (bᵀb)': { arity: 2, apply: (a, b) => rescale(op.matmul(a, op.matmul(op.transpose(b), b)), a.shape[0] * a.shape[1], 6) },
   'flip(a)': { arity: 1, apply: (a) => op.flip(a, [1]) },
-  'a ⊕ b (concat, slice)': { arity: 2, apply: (a, b) => op.slice(op.concat([a, b], 1), [null, [1, 4]]) },
+  'a ⊕ b (concat, slice)': { arity: 2, apply: (a, b) => op.slice(op.concat([a, b], 1), [null, [1, 1 + a.shape[1]]]) },
   'pad(a) then slice': {
     arity: 1,
     apply: (a) =>
@@ -53,19 +76,35 @@ const templates: Record<string, Template> = {
           [0, 1],
         ),
         [
-          [1, 3],
-          [0, 5, 2],
+          [1, a.shape[0] + 1],
+          [0, 2 * a.shape[1] - 1, 2],
         ],
       ),
   },
-  'reshape/permute': { arity: 1, apply: (a) => op.reshape(op.permute(op.reshape(a, [3, 2]), [1, 0]), [2, 3]) },
+  'reshape/permute': { arity: 1, apply: (a) => op.reshape(op.permute(op.reshape(a, [a.shape[1], a.shape[0]]), [1, 0]), a.shape) },
+  // a 2 x 2 kernel from b's corner (1 x 2 on one row), padded before so the output keeps the pool's shape
   'conv(a, b[:, :2])': {
     arity: 2,
-    apply: (a, b) =>
-      op.reshape(
-        op.conv2d(op.reshape(a, [1, 1, 2, 3]), op.reshape(op.slice(b, [null, [0, 2]]), [1, 1, 2, 2]), { padding: [1, 0, 1, 0] }),
-        [2, 3],
-      ),
+    apply: (a, b) => {
+      const [r, c] = a.shape;
+      const [kh, kw] = [Math.min(r, 2), Math.min(c, 2)];
+      return op.reshape(
+        op.conv2d(
+          op.reshape(a, [1, 1, r, c]),
+          op.reshape(
+            op.slice(b, [
+              [0, kh],
+              [0, kw],
+            ]),
+            [1, 1, kh, kw],
+          ),
+          {
+            padding: [kh - 1, 0, kw - 1, 0],
+          },
+        ),
+        [r, c],
+      );
+    },
   },
   'where(a>b, a, b²)': { arity: 2, apply: (a, b) => op.where(op.gt(a, b), a, op.mul(b, b)) },
 };
@@ -113,6 +152,8 @@ export interface Step {
 }
 
 export interface Program {
+  /** the pool's shape (default [2,3]) */
+  readonly shape?: readonly [number, number];
   readonly inputs: number;
   readonly steps: readonly Step[];
 }
@@ -124,6 +165,7 @@ export interface GraphCase {
 
 export const programArb = (maxSteps = 8): fc.Arbitrary<Program> =>
   fc.record({
+    shape: poolShapeArb,
     inputs: fc.integer({ min: 1, max: 3 }),
     steps: fc.array(fc.record({ template: fc.constantFrom(...templateNames), a: fc.nat(20), b: fc.nat(20) }), {
       minLength: 1,
@@ -133,7 +175,7 @@ export const programArb = (maxSteps = 8): fc.Arbitrary<Program> =>
 
 export const graphCaseArb = (maxSteps = 8): fc.Arbitrary<GraphCase> =>
   programArb(maxSteps).chain((program) =>
-    fc.tuple(...Array.from({ length: program.inputs }, () => valuesArb(poolShape, -1.5, 1.5))).map((vals) => ({
+    fc.tuple(...Array.from({ length: program.inputs }, () => valuesArb(program.shape ?? poolShape, -1.5, 1.5))).map((vals) => ({
       program,
       // distinct inputs keep max/where away from ties; inputs differ from each other by a per-input shift
       args: Object.fromEntries(vals.map((v, i) => [`x${i}`, { shape: v.shape, data: awayFromKinks(v).data.map((e) => e + 0.031 * i) }])),
@@ -147,6 +189,7 @@ export const graphCaseArb = (maxSteps = 8): fc.Arbitrary<GraphCase> =>
  */
 export const hardProgramArb = (maxSteps = 6): fc.Arbitrary<Program> =>
   fc.record({
+    shape: poolShapeArb,
     inputs: fc.integer({ min: 1, max: 3 }),
     steps: fc.array(fc.record({ template: fc.constantFrom(...hardTemplateNames), a: fc.nat(20), b: fc.nat(20), c: hardConstantArb }), {
       minLength: 1,
@@ -154,15 +197,17 @@ export const hardProgramArb = (maxSteps = 6): fc.Arbitrary<Program> =>
     }),
   });
 
-/** Hard programs on [2,3] inputs in [-1.5, 1.5] where about `pNonFinite` of the elements are NaN or +-Infinity. */
+/** Hard programs on pool inputs in [-1.5, 1.5] where about `pNonFinite` of the elements are NaN or +-Infinity. */
 export const hardGraphCaseArb = (maxSteps = 6, pNonFinite = 0.1): fc.Arbitrary<GraphCase> =>
   hardProgramArb(maxSteps).chain((program) =>
-    fc.tuple(...Array.from({ length: program.inputs }, () => hardValuesArb(poolShape, -1.5, 1.5, pNonFinite))).map((vals) => ({
-      program,
-      // as in graphCaseArb: finite values kept apart (non-finite ones stay as they are), so that float32 rounding
-      // rarely decides a comparison or a max
-      args: Object.fromEntries(vals.map((v, i) => [`x${i}`, { shape: v.shape, data: awayFromKinks(v).data.map((e) => e + 0.031 * i) }])),
-    })),
+    fc
+      .tuple(...Array.from({ length: program.inputs }, () => hardValuesArb(program.shape ?? poolShape, -1.5, 1.5, pNonFinite)))
+      .map((vals) => ({
+        program,
+        // as in graphCaseArb: finite values kept apart (non-finite ones stay as they are), so that float32 rounding
+        // rarely decides a comparison or a max
+        args: Object.fromEntries(vals.map((v, i) => [`x${i}`, { shape: v.shape, data: awayFromKinks(v).data.map((e) => e + 0.031 * i) }])),
+      })),
   );
 
 /** Builds the program over the pool; the result is the last value, reduced against fixed weights. */
@@ -175,7 +220,11 @@ export const runProgram = (program: Program, args: Record<string, Tensor>): Tens
     pool.push(t.apply(pool[s.a % pool.length], pool[s.b % pool.length], s.c ?? 0));
   }
   const last = pool[pool.length - 1];
-  const weights = op.constant([0.3, -0.7, 1.1, 0.5, -0.2, 0.9], poolShape);
+  const w = [0.3, -0.7, 1.1, 0.5, -0.2, 0.9];
+  const weights = op.constant(
+    Array.from({ length: last.shape[0] * last.shape[1] }, (_, i) => w[i % w.length]),
+    last.shape,
+  );
   return op.sum(op.mul(last, weights));
 };
 
@@ -191,5 +240,6 @@ export const describeProgram = (p: Program): string => {
       `${s.c === undefined ? '' : ` with c = ${Object.is(s.c, -0) ? '-0' : s.c}`}`
     );
   });
-  return [...lines, `out = sum(${names[names.length - 1]} * w)`].join('\n');
+  const pool = p.shape && (p.shape[0] !== poolShape[0] || p.shape[1] !== poolShape[1]) ? [`(pool [${p.shape}])`] : [];
+  return [...pool, ...lines, `out = sum(${names[names.length - 1]} * w)`].join('\n');
 };

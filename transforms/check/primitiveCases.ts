@@ -5,7 +5,7 @@ import * as op from '../../dsl/ops.ts';
 import type { Tensor } from '../../dsl/tensor.ts';
 import type { OpName } from '../../core/ir.ts';
 import type { NDArray } from '../../core/ndarray.ts';
-import { arrayArb, awayFromKinks, awayFromZero, broadcastPartner, dim, positive, shapeArb, valuesArb } from './arbitraries.ts';
+import { arrayArb, awayFromKinks, awayFromZero, broadcastPartner, dim, dimOrWide, positive, shapeArb, valuesArb } from './arbitraries.ts';
 
 export interface PrimitiveCase {
   readonly fn: (args: Record<string, Tensor>) => Tensor;
@@ -183,7 +183,7 @@ export const primitiveCaseTable: CaseTable = {
     })),
 
   matmul: fc
-    .tuple(shapeArb(0, 2), dim, dim, dim)
+    .tuple(shapeArb(0, 2), dim, dim, dimOrWide)
     .chain(([batch, m, k, n]) => fc.tuple(fc.constant([batch, m, k, n] as const), broadcastPartner(batch), fc.boolean()))
     .chain(([[batch, m, k, n], other, swap]) =>
       fc.tuple(valuesArb([...(swap ? other : batch), m, k]), valuesArb([...(swap ? batch : other), k, n])),

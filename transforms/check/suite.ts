@@ -8,7 +8,7 @@ import { trace } from '../../dsl/trace.ts';
 import { grad, gradName } from '../grad.ts';
 import { evaluate } from '../../core/interpret.ts';
 import { checkGrads, type GradCheckReport } from './checkGrads.ts';
-import { describeProgram, graphCaseArb, poolShape, runProgram, type GraphCase } from './graphArbitrary.ts';
+import { describeProgram, graphCaseArb, programSpec, runProgram, type GraphCase } from './graphArbitrary.ts';
 import { compositeCases, frozenCaseArb, frozenLaw } from './compositeCases.ts';
 import { primitiveCases, type PrimitiveCase } from './primitiveCases.ts';
 
@@ -80,7 +80,7 @@ const checkCase = (c: PrimitiveCase) => {
  * stopGradient(P) is exactly zero, and grad(P + stopGradient(Q)) = grad(P).
  */
 const stopGradientLaws = (c: GraphCase) => {
-  const spec = Object.fromEntries(Object.keys(c.args).map((k) => [k, poolShape]));
+  const spec = programSpec(c.args);
   const wrt = Object.keys(c.args);
   const plain = trace((a) => runProgram(c.program, a), spec);
   const stopped = trace((a) => op.stopGradient(runProgram(c.program, a)), spec);
