@@ -10,3 +10,37 @@ export { compileStep, NonFiniteLossError, type StepArgs, type StepOptions, type 
 export { adam, sgd, type Optimizer } from './dsl/optim.ts';
 export { emaDecayAt, emaUpdate } from './train/ema.ts';
 export type { Node, OpName } from './core/ir.ts';
+// Your own step, inspected and benchmarked (docs/your-step.md): its compiled plan, a per-kernel profile and a tinybench
+// benchmark as data, the printers of the tables `fusediff inspect` and `fusediff bench` print, and the step module's shape.
+export {
+  benchStep,
+  buildStep,
+  defineStep,
+  formatStepBench,
+  formatStepPlan,
+  formatStepProfile,
+  inspectStep,
+  profileStep,
+  stepPlan,
+  stepSourceOf,
+  timeRuns,
+} from './train/inspectStep.ts';
+export type {
+  BenchStepOptions,
+  FormatPlanOptions,
+  InspectStepOptions,
+  KernelPlan,
+  KernelProfile,
+  ProfileStepOptions,
+  StepBench,
+  StepContext,
+  StepFactory,
+  StepInputs,
+  StepPlan,
+  StepProfile,
+  StepReport,
+  StepSource,
+  StepSpec,
+  TimingOptions,
+  TimingStats,
+} from './train/inspectStep.ts';
