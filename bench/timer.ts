@@ -1,6 +1,7 @@
 // One tinybench measurement: setup, then the mean latency in ms of fn over at least `time` ms and `iterations` runs,
-// after `warmups` runs that are not counted. Every bench entry times its rows with it.
-import { Bench } from 'tinybench';
+// after `warmups` runs that are not counted. Every bench entry times its rows with it; the timing itself is the
+// library's timeRuns (train/inspectStep.ts), which `fusediff bench <module>` uses too.
+import { timeRuns } from '../train/inspectStep.ts';
 
 export interface TimerOptions {
   readonly time: number;
@@ -14,10 +15,5 @@ export const timer =
   ({ time, iterations, warmups }: TimerOptions): Timer =>
   async (name, fn, setup) => {
     await setup();
-    const bench = new Bench({ time, iterations, warmupTime: 0, warmupIterations: warmups } as never);
-    bench.add(name, fn);
-    await bench.run();
-    const r = bench.tasks[0].result as { state: string; latency?: { mean: number }; error?: unknown };
-    if (r.state !== 'completed' || !r.latency) throw new Error(`${name}: ${r.state} ${String(r.error ?? '')}`);
-    return r.latency.mean;
+    return (await timeRuns(fn, { time, iterations, warmup: warmups, name })).meanMs;
   };

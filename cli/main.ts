@@ -56,10 +56,10 @@ program
 program
   .command('inspect')
   .description(
-    `show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}); ` +
-      `with --profile, each kernel's share of the step's time`,
+    `show the fused kernels of a compiled example step (${Object.keys(examples).join(', ')}) or of your own step module ` +
+      `(docs/your-step.md); with --profile, each kernel's share of the step's time`,
   )
-  .argument('[example]', 'example name', 'mlp')
+  .argument('[example|module]', 'an example name, or the path of a step module (.ts, .js, .mjs; relative to the working directory)', 'mlp')
   .option('--json', 'print one JSON report', false)
   .option('--source', "print each kernel's generated source (on wasm: a listing of its kernel IR)", false)
   .option('--profile', "compile with per-kernel timing, run warm steps and print each kernel's share of the step", false)
@@ -217,12 +217,20 @@ program
   .command('bench')
   .description(
     'the benchmarks (tinybench): fusediff on every available backend (or --backend) ' +
-      'side by side with TF.js and jax-js; writes bench/results/latest.json',
+      'side by side with TF.js and jax-js; writes bench/results/latest.json. ' +
+      'With a module: your own step (docs/your-step.md), benchmarked in this process',
   )
+  .argument('[module]', 'the path of a step module (.ts, .js, .mjs; relative to the working directory) to benchmark instead')
   .option('--quick', 'fewer iterations', false)
   .option('--no-peers', 'skip TF.js and jax-js')
+  .option('--json', 'with a module: print one JSON report', false)
   .addOption(backendOption().default('auto'))
-  .action((o: { quick: boolean; peers: boolean; backend: string }) => {
+  .action(async (module: string | undefined, o: { quick: boolean; peers: boolean; backend: string; json: boolean }) => {
+    if (module !== undefined) {
+      const { benchModuleCommand } = await import('./stepModule.ts');
+      process.exitCode = await benchModuleCommand(module, { quick: o.quick, backend: o.backend as BackendRequest, json: o.json });
+      return;
+    }
     const args = [
       'scripts/with-display.sh',
       process.execPath,
