@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { timer } from './timer.ts';
 import { availableBackends, type BackendName } from '../compiler/index.ts';
 import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
@@ -18,12 +19,23 @@ import { compileReferenceStep } from '../workloads/referenceStep.ts';
 import { FusediffMatmul } from './fusediff/matmul.ts';
 import { FusediffConv } from './fusediff/conv.ts';
 import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
-import { CONV_PEER_IDS, PEER_IDS, convPeer, matmulPeer, mlpPeer } from './peers/index.ts';
 import type { ConvPeer, MatmulPeer, PeerSystem } from './peers/types.ts';
 import { BATCH, CONV, MATMUL_SIZES, convFlops, matmulFlops } from '../workloads/reference.ts';
 
 const quick = process.argv.includes('--quick');
 const skipPeers = process.argv.includes('--no-peers');
+// the peers (TF.js, jax-js) are development dependencies: loaded only when asked for, so `--no-peers` runs without them
+const peers = skipPeers
+  ? undefined
+  : await import('./peers/index.ts').catch((e: Error) => {
+      console.error(
+        `the peers (TF.js, jax-js) could not be loaded: ${e.message}\n` +
+          'They are development dependencies of fusediff: run from a checkout after npm ci, install them, or pass --no-peers.',
+      );
+      process.exit(1);
+    });
+/** Running from the TypeScript sources (a checkout) rather than an installed package's dist/. */
+const fromSource = import.meta.url.endsWith('.ts');
 // --backend B restricts our rows to one backend (default: every backend available here but webgl2, browser-only)
 const only = process.argv.includes('--backend') ? process.argv[process.argv.indexOf('--backend') + 1] : undefined;
 const backends = availableBackends().filter(
@@ -64,7 +76,7 @@ const timeTask = timer(quick ? { time: 500, iterations: 2, warmups: 1 } : { time
 const systems: { sys: PeerSystem; peer: boolean; peerId?: string }[] = [
   ...backends.map((b) => ({ sys: new FusediffMlp(b) as PeerSystem, peer: false })),
   { sys: new FusediffMlp(backends[0], 'unfused'), peer: false },
-  ...(skipPeers ? [] : PEER_IDS.map((id) => ({ sys: mlpPeer(id), peer: true, peerId: id }))),
+  ...(peers ? peers.PEER_IDS.map((id) => ({ sys: peers.mlpPeer(id), peer: true, peerId: id })) : []),
 ];
 const rows: Row[] = [];
 for (const { sys, peer, peerId } of systems) {
@@ -109,7 +121,7 @@ const matmul: { system: string; backend: string; n: number; gflops: number; rati
 for (const n of quick ? [256] : MATMUL_SIZES) {
   const ms: { m: MatmulPeer; peerId?: string }[] = [
     ...backends.map((b) => ({ m: new FusediffMatmul(b) as MatmulPeer })),
-    ...(skipPeers ? [] : PEER_IDS.map((id) => ({ m: matmulPeer(id), peerId: id }))),
+    ...(peers ? peers.PEER_IDS.map((id) => ({ m: peers.matmulPeer(id), peerId: id })) : []),
   ];
   const sized: { row: (typeof matmul)[number]; peerId?: string }[] = [];
   for (const { m, peerId } of ms) {
@@ -148,7 +160,7 @@ console.log('');
 {
   const cs: { c: ConvPeer; peerId?: string }[] = [
     ...backends.map((b) => ({ c: new FusediffConv(b) as ConvPeer })),
-    ...(skipPeers ? [] : CONV_PEER_IDS.map((id) => ({ c: convPeer(id), peerId: id }))),
+    ...(peers ? peers.CONV_PEER_IDS.map((id) => ({ c: peers.convPeer(id), peerId: id })) : []),
   ];
   const timed: { row: (typeof convRows)[number]; peerId?: string }[] = [];
   for (const { c, peerId } of cs) {
@@ -181,7 +193,7 @@ console.log('');
 const conv = {
   workload: { ...CONV, layout: 'fusediff and jax-js: x NCHW, w OIHW; TF.js: x NHWC, w HWIO (tf.conv2d)', flops: convFlops(CONV) },
   fusediffBackends: backends,
-  peers: skipPeers ? [] : [...CONV_PEER_IDS],
+  peers: peers ? [...peers.CONV_PEER_IDS] : [],
   jaxjsReference: 'the faster of jax-js jit and eager (ratioToJaxjs is against it)',
   rows: convRows,
 };
@@ -300,9 +312,8 @@ const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const child = spawnSync(
   process.execPath,
   [
-    '--import',
-    'tsx',
-    new URL('./webgpu.ts', import.meta.url).pathname,
+    ...(fromSource ? ['--import', 'tsx'] : []),
+    new URL(fromSource ? './webgpu.ts' : './webgpu.js', import.meta.url).pathname,
     ...(quick ? ['--quick'] : []),
     ...(skipPeers ? ['--no-peers'] : []),
     '--out',
@@ -322,8 +333,10 @@ const webgpu = existsSync(webgpuOut)
 rmSync(webgpuOut, { force: true });
 Object.assign(result, { webgpu });
 
-mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-const path = new URL(`./results/${quick ? 'quick' : 'latest'}.json`, import.meta.url);
+// a checkout keeps its results in bench/results/; an installed package writes into the current folder, not node_modules
+const resultsDir = fromSource ? new URL('./results/', import.meta.url) : pathToFileURL(`${process.cwd()}/fusediff-bench/`);
+mkdirSync(resultsDir, { recursive: true });
+const path = new URL(`${quick ? 'quick' : 'latest'}.json`, resultsDir);
 writeFileSync(`${path.pathname}.tmp`, JSON.stringify(result, null, 2) + '\n');
 renameSync(`${path.pathname}.tmp`, path.pathname);
 console.log(`\nwrote ${path.pathname}`);

@@ -231,18 +231,15 @@ program
       process.exitCode = await benchModuleCommand(module, { quick: o.quick, backend: o.backend as BackendRequest, json: o.json });
       return;
     }
-    const args = [
-      'scripts/with-display.sh',
-      process.execPath,
-      '--import',
-      'tsx',
-      'bench/run.ts',
-      ...(o.quick ? ['--quick'] : []),
-      ...(o.peers ? [] : ['--no-peers']),
-      '--backend',
-      o.backend,
-    ];
-    const r = spawnSync('sh', args, { stdio: 'inherit', cwd: new URL('..', import.meta.url).pathname });
+    const flags = [...(o.quick ? ['--quick'] : []), ...(o.peers ? [] : ['--no-peers']), '--backend', o.backend];
+    // a checkout runs the harness's sources under a display (GL rows); an installed package runs its built harness
+    // from the user's folder, which then receives the results
+    const r = import.meta.url.endsWith('.ts')
+      ? spawnSync('sh', ['scripts/with-display.sh', process.execPath, '--import', 'tsx', 'bench/run.ts', ...flags], {
+          stdio: 'inherit',
+          cwd: new URL('..', import.meta.url).pathname,
+        })
+      : spawnSync(process.execPath, [new URL('../bench/run.js', import.meta.url).pathname, ...flags], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
   });
 

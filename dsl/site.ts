@@ -8,7 +8,14 @@ const urlToPath = (url: string): string => {
   return /^\/[A-Za-z]:\//.test(p) ? p.slice(1).replaceAll('/', '\\') : p;
 };
 
-const libraryDirs = ['../core/', '../dsl/', '../transforms/', '../compiler/'].map((rel) => urlToPath(new URL(rel, import.meta.url).href));
+// where this module has no hierarchical URL (an inline module script on about:blank), there are no library folders to skip
+const libraryDirs = ['../core/', '../dsl/', '../transforms/', '../compiler/'].flatMap((rel) => {
+  try {
+    return [urlToPath(new URL(rel, import.meta.url).href)];
+  } catch {
+    return [];
+  }
+});
 
 const frameLocation = (line: string): string | undefined => {
   const m = /\(?((?:file:\/\/|\/|[A-Za-z]:\\|https?:\/\/)[^()\s]+:\d+:\d+)\)?\s*$/.exec(line.trim());

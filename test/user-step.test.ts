@@ -57,7 +57,12 @@ export const inputs = { a: initNormal([16, 8], 1, 1), b: initNormal([8, 16], 1, 
 
 before(() => {
   fs.mkdirSync(path.join(dir, 'node_modules'));
-  fs.symlinkSync(repo, path.join(dir, 'node_modules', 'fusediff'), 'dir');
+  // 'fusediff' is this checkout's sources (the package itself points at dist/, which test/package.test.ts builds):
+  // a module the CLI loads must share the CLI's library modules, not bring a second copy
+  const linked = path.join(dir, 'node_modules', 'fusediff');
+  fs.mkdirSync(linked);
+  fs.writeFileSync(path.join(linked, 'package.json'), JSON.stringify({ name: 'fusediff', type: 'module', exports: './index.ts' }));
+  fs.writeFileSync(path.join(linked, 'index.ts'), `export * from ${JSON.stringify(path.join(repo, 'index.ts'))};\n`);
   fs.symlinkSync(path.join(repo, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'), 'dir');
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
   fs.writeFileSync(path.join(dir, 'my-step.ts'), factoryModule);

@@ -99,7 +99,7 @@ export interface PlanBackend extends BackendBase {
 export interface WgslPlanBackend extends BackendBase {
   readonly kind: 'wgsl';
   /** overrides of the tuner's thresholds (../webgpu/tune.ts; tests force every path on small shapes) */
-  readonly tuning?: Tuning;
+  readonly tuning?: Tuning | undefined;
   /** the device and its limits (throws once disposed) */
   context(): GpuContext;
   /** a compute pipeline for this WGSL text (cached by the text) */
