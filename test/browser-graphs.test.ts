@@ -153,7 +153,7 @@ const onWebGPU = async (graph: Graph, args64: Record<string, NDArray>, fusion: '
 // The compiled-versus-interpreter cases of test/trust.test.ts and test/compiled.test.ts, on WebGPU: the issue-11
 // examples (NaN must be NaN, an infinity the same infinity, else |x - f64| <= 1e-4 (1 + |f64|)), every primitive
 // forward and backward fused and unfused, and a long reduction.
-test('webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, infinities, negative literals)', options, async () => {
+test('gpujs-webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, infinities, negative literals)', options, async () => {
   const failures: string[] = [];
   // no departure is pinned: the printer writes division by zero and products with a literal zero for WGSL as for GL
   for (const ex of examples) {
@@ -167,30 +167,34 @@ test('webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, i
   assert.ok(failures.length === 0, `${failures.length} of ${examples.length} examples fail on webgpu:\n${failures.join('\n')}`);
 });
 
-test('webgpu: hard programs (NaN and +-Infinity inputs, negative and non-finite constants) and their gradients', options, async () => {
-  // as test/trust.test.ts: programs whose float64 values leave float32's range or come near a tie are discarded
-  await fc.assert(
-    fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
-      const spec = programSpec(c.args);
-      const graph = valueAndGrad(
-        trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-        Object.keys(c.args),
-      );
-      const args = f32(c.args);
-      fc.pre(withinF32(graph, args));
-      const bad = await onWebGPU(graph, args);
-      if (bad) {
-        const inputs = Object.entries(args)
-          .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
-          .join('; ');
-        throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
-      }
-    }),
-    { numRuns: 20, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
-  );
-});
+test(
+  'gpujs-webgpu: hard programs (NaN and +-Infinity inputs, negative and non-finite constants) and their gradients',
+  options,
+  async () => {
+    // as test/trust.test.ts: programs whose float64 values leave float32's range or come near a tie are discarded
+    await fc.assert(
+      fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
+        const spec = programSpec(c.args);
+        const graph = valueAndGrad(
+          trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
+          Object.keys(c.args),
+        );
+        const args = f32(c.args);
+        fc.pre(withinF32(graph, args));
+        const bad = await onWebGPU(graph, args);
+        if (bad) {
+          const inputs = Object.entries(args)
+            .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
+            .join('; ');
+          throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
+        }
+      }),
+      { numRuns: 20, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
+    );
+  },
+);
 
-test('webgpu: every primitive, forward and gradient, fused and unfused, matches the interpreter', options, async (t: TestContext) => {
+test('gpujs-webgpu: every primitive, forward and gradient, fused and unfused, matches the interpreter', options, async (t: TestContext) => {
   let graphs = 0;
   for (const [name, arb] of Object.entries(primitiveCases)) {
     await fc.assert(
@@ -212,7 +216,7 @@ test('webgpu: every primitive, forward and gradient, fused and unfused, matches 
   t.diagnostic(`${graphs} graphs (${Object.keys(primitiveCases).length} primitives)`);
 });
 
-test('webgpu: a reduction over 5000 elements is not truncated', options, async () => {
+test('gpujs-webgpu: a reduction over 5000 elements is not truncated', options, async () => {
   const n = 5000;
   const x = { shape: [n], data: Float64Array.from({ length: n }, (_, i) => ((i % 7) - 3) / 4 + 1) };
   // exact sums of small multiples of 1/4 in f32 and f64 alike; a loop cut at 1000 would lose 80%

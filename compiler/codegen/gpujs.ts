@@ -190,6 +190,24 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
     return `(${b} === 0.0 ? ${byZero} : (${a} / ${b}))`;
   };
 
+  /**
+   * sin or cos written out for gpu.js's WGSL: WebGPU lets the built-ins err by 2^-11 absolutely (SwiftShader in
+   * Chromium does, 2e-4 in a gradient), so, as the compiler's own WGSL, a three-part Cody-Waite reduction by pi/2 and
+   * Cephes' float polynomials (about 1 ulp where |x| is moderate). An infinite x gives NaN through the reduction.
+   */
+  const sinCos = (x: string, cosine: boolean): string => {
+    const k = e.let(`Math.round(${x} * 0.6366197723675814)`);
+    const r = e.let(`((${x} - ${k} * 1.5703125) - ${k} * 0.0004837512969970703) - ${k} * 0.00000007549789948768648`);
+    const z = e.let(`${r} * ${r}`);
+    const sin = e.let(`${r} + ${r} * ${z} * ((0.0 - 0.16666654611) + ${z} * (0.0083321608736 + ${z} * (0.0 - 0.00019515295891)))`);
+    const cos = e.let(
+      `1.0 - 0.5 * ${z} + ${z} * ${z} * (0.04166664568298827 + ${z} * ((0.0 - 0.001388731625493765) + ${z} * 0.00002443315711809948))`,
+    );
+    // the quadrant, 0..3 (cos is sin a quadrant on)
+    const q = e.let(`${k} + ${cosine ? '1.0' : '0.0'} - 4.0 * Math.floor((${k} + ${cosine ? '1.0' : '0.0'}) * 0.25)`);
+    return `(${q} < 0.5 ? ${sin} : (${q} < 1.5 ? ${cos} : (${q} < 2.5 ? (0.0 - ${sin}) : (0.0 - ${cos}))))`;
+  };
+
   const compute = (s: Scalar): string => {
     switch (s.k) {
       case 'lit':
@@ -209,7 +227,7 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
         }
         if (target.wgsl && s.op !== 'neg' && s.op !== 'abs') {
           const x = e.let(value(s.x));
-          return `(${nanTest(x)} ? ${x} : ${unaryFormat[s.op](x, e)})`;
+          return `(${nanTest(x)} ? ${x} : ${s.op === 'sin' || s.op === 'cos' ? sinCos(x, s.op === 'cos') : unaryFormat[s.op](x, e)})`;
         }
         return unaryFormat[s.op](value(s.x), e);
       case 'bin':
