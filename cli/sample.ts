@@ -7,6 +7,7 @@ import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
 import { lossPicture, rowsCfgPicture } from '../experiments/pictures.ts';
+import { resolveCheckpointRef } from '../storage/packageFiles.ts';
 import { readLosses } from '../runs/runTraining.ts';
 import type { Json, RunConfig } from '../runs/config.ts';
 import { definedOverrides } from './options.ts';
@@ -32,7 +33,7 @@ export interface SampleFlags {
  * in a committed folder such as pretrained/.
  */
 export const defaultOutDir = (checkpoint: string, command: 'sample' | 'eval'): string => {
-  const abs = path.resolve(checkpoint);
+  const abs = path.resolve(resolveCheckpointRef(checkpoint)); // pretrained:NAME is named NAME
   const name = path.basename(abs) === 'checkpoint.safetensors' ? path.basename(path.dirname(abs)) : path.basename(abs, '.safetensors');
   return path.resolve('out', command === 'sample' ? 'samples' : 'eval', name);
 };

@@ -1,6 +1,7 @@
 // The gradcheck command as users run it: JSON shape, exit codes, and bad names.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -70,4 +71,11 @@ test('inspect --profile --json reports every kernel with shares that sum to 100%
   const sum = profile.kernels.reduce((a: number, k: { share: number }) => a + k.share, 0);
   assert.ok(Math.abs(sum - 100) < 1e-6, String(sum));
   assert.ok(profile.kernelMs > 0 && profile.stepMs >= profile.kernelMs * 0.5);
+});
+
+test('sample and eval name their default folder after the checkpoint: pretrained:NAME is NAME, a run folder its name', async () => {
+  const { defaultOutDir } = await import('../cli/sample.ts');
+  assert.equal(defaultOutDir('pretrained:stage1-unet-mnist16', 'sample'), path.resolve('out', 'samples', 'stage1-unet-mnist16'));
+  assert.equal(defaultOutDir('pretrained:stage1-eightGaussians', 'eval'), path.resolve('out', 'eval', 'stage1-eightGaussians'));
+  assert.equal(defaultOutDir('out/mnist16-sp/checkpoint.safetensors', 'sample'), path.resolve('out', 'samples', 'mnist16-sp'));
 });
