@@ -92,7 +92,8 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
           `-> ${path.join(dir, r.picture)}, ${file}`,
       );
   }
-  if (f.json) console.log(JSON.stringify({ command: 'sample', checkpoint: path.resolve(f.checkpoint), dir, rows: results }));
+  if (f.json)
+    console.log(JSON.stringify({ command: 'sample', checkpoint: path.resolve(resolveCheckpointRef(f.checkpoint)), dir, rows: results }));
   return 0;
 };
 

@@ -1,5 +1,6 @@
 // `fusediff train` (stage 1) and `fusediff finetune` (stage 2): run folders that are never overwritten unasked,
 // flags that are never ignored silently, progress on stderr and the result on stdout (or one JSON object).
+import { resolveCheckpointRef } from '../storage/packageFiles.ts';
 import path from 'node:path';
 import { ConfigError, defaultConfig, finetuneBase, type RunConfig } from '../runs/config.ts';
 import { loadRunCheckpoint } from '../runs/trainer.ts';
@@ -90,7 +91,8 @@ export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
     'objective.renoise': f.renoise,
     'objective.perceptual': f.perceptual,
   };
-  let from = f.from === undefined ? undefined : path.resolve(f.from);
+  // pretrained:NAME and a run folder name a file (resolveCheckpointRef); the run records the file's path
+  let from = f.from === undefined ? undefined : path.resolve(resolveCheckpointRef(f.from));
   let config: RunConfig | undefined;
   let dir: string;
   if (from === undefined) {
@@ -110,7 +112,7 @@ export const finetuneCommand = async (f: FinetuneFlags): Promise<number> => {
       throw new RunFolderError(
         `${path.join(dir, 'checkpoint.safetensors')} is a stage-1 run (it records no --from); continue it with fusediff train --resume`,
       );
-    if (from !== undefined && from !== path.resolve(saved.init.from))
+    if (from !== undefined && from !== path.resolve(resolveCheckpointRef(saved.init.from)))
       throw new RunFolderError(
         `finetune --resume: the run in ${dir} started from ${saved.init.from}, but --from is ${f.from}; ` +
           'a resumed fine-tune keeps its stage-1 checkpoint: leave --from out or give that one',

@@ -136,7 +136,7 @@ test('TypeScript consumers type-check with default strict settings under nodenex
   assert.match(wrong.stdout, /script\.ts\(8,\d+\): error TS2345/);
 });
 
-test('the CLI from the installed package, from any folder: demo, sample from pretrained:NAME, bench --quick --no-peers', () => {
+test('the CLI from the installed package, from any folder: demo, sample and finetune from pretrained:NAME, bench --quick --no-peers', () => {
   const npx = (args: string[]) => run('npx', ['--no-install', 'fusediff', ...args]);
   const demo = npx(['demo']);
   assert.equal(demo.status, 0, demo.stderr);
@@ -158,6 +158,9 @@ test('the CLI from the installed package, from any folder: demo, sample from pre
   assert.equal(sample.status, 0, sample.stderr);
   assert.ok(fs.existsSync(path.join(project, 'samples', 'samples-cfg1.safetensors')));
   assert.ok(fs.readdirSync(path.join(project, 'samples')).some((f) => f.endsWith('.png')));
+  const finetune = npx(['finetune', '--from', 'pretrained:stage1-eightGaussians', '--steps', '3', '--out', 'sp', '--quiet', '--json']);
+  assert.equal(finetune.status, 0, finetune.stderr);
+  assert.equal(JSON.parse(finetune.stdout).step, 3);
   const unknown = npx(['sample', '--checkpoint', 'pretrained:nope', '--quiet']);
   assert.notEqual(unknown.status, 0);
   assert.match(unknown.stderr, /pretrained:nope: no such committed checkpoint; this package has .*pretrained:stage1-unet-mnist16/);
