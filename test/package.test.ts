@@ -136,7 +136,7 @@ test('TypeScript consumers type-check with default strict settings under nodenex
   assert.match(wrong.stdout, /script\.ts\(8,\d+\): error TS2345/);
 });
 
-test('the CLI from the installed package, from any folder: demo, sample and finetune from pretrained:NAME, bench --quick --no-peers', () => {
+test('the CLI from the installed package, anywhere: demo, sample and finetune from pretrained:NAME, bench --quick --no-peers', () => {
   const npx = (args: string[]) => run('npx', ['--no-install', 'fusediff', ...args]);
   const demo = npx(['demo']);
   assert.equal(demo.status, 0, demo.stderr);
