@@ -211,10 +211,20 @@ export const estimateTrainMemory = (s: RunSetup): MemoryEstimate => {
   const P = parameterCount(s.model);
   const A = activationsPerSample(s.model, s.numClasses !== undefined);
   const B = s.config.train.batchSize;
+  // weights and Adam's m and v as float64 trees (24 P) with their float32 device copies (16 P); sp keeps the frozen copy
+  return estimateOf(k, P, A, B, (40 + (o.kind === 'sp' ? 8 : 0)) * P);
+};
+
+/** Kernel bytes as float32: the factor per parameter times P, and per activation times the batch's activations. */
+const estimateOf = (
+  k: { perParameter: number; perActivation: number },
+  P: number,
+  A: number,
+  B: number,
+  hostBytes: number,
+): MemoryEstimate => {
   const parameterBytes = 4 * k.perParameter * P;
   const activationBytes = 4 * k.perActivation * B * A;
-  // weights and Adam's m and v as float64 trees (24 P) with their float32 device copies (16 P); sp keeps the frozen copy
-  const hostBytes = (40 + (o.kind === 'sp' ? 8 : 0)) * P;
   return {
     parameters: P,
     perSample: A,
@@ -232,20 +242,9 @@ export const estimateSampleMemory = (s: RunSetup, o: { count: number; batchSize:
   const P = parameterCount(s.model);
   const A = activationsPerSample(s.model, s.numClasses !== undefined);
   const B = Math.min(o.batchSize, o.count);
-  const parameterBytes = 4 * k.perParameter * P;
-  const activationBytes = 4 * k.perActivation * B * A;
   // the weights in float64 and float32; every sample in float64 (held for evaluation) and float32 (the samples file)
   const per = s.model.dataShape.reduce((a, b) => a * b, 1);
-  const hostBytes = 12 * P + 12 * o.count * per;
-  return {
-    parameters: P,
-    perSample: A,
-    batch: B,
-    kernelBytes: parameterBytes + activationBytes,
-    parameterBytes,
-    activationBytes,
-    hostBytes,
-  };
+  return estimateOf(k, P, A, B, 12 * P + 12 * o.count * per);
 };
 
 const fmtBytes = (b: number): string =>

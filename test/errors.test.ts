@@ -1,39 +1,16 @@
 // Bad input gets a clear error: each test feeds one mistake and checks that the message names what a user
 // needs to fix it (the op, the shapes, the axis and its valid range, the argument names, the call site).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { grad } from '../transforms/grad.ts';
 import { evaluate } from '../core/interpret.ts';
 import { ShapeError } from '../core/shape.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
+import { caught, sitesOf } from './support/sites.ts';
 
-const thisFile = fileURLToPath(import.meta.url);
-const sourceLines = readFileSync(thisFile, 'utf8').split('\n');
-
-/**
- * The 1-based line of this file that carries `// @site:<tag>`, read from the source text itself, so the
- * expected line does not depend on stack traces or source maps (the very mechanism under test).
- */
-const siteLine = (tag: string): number => {
-  const hits = sourceLines.flatMap((l, i) => (l.trimEnd().endsWith(`// @site:${tag}`) ? [i + 1] : []));
-  assert.equal(hits.length, 1, `exactly one line should be tagged @site:${tag}`);
-  return hits[0];
-};
-
-/** Runs `f`, which must throw; returns the error for further checks. */
-const caught = (f: () => unknown): Error => {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof Error, `threw a non-Error: ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected an error, none was thrown');
-};
+const { file: thisFile, siteLine } = sitesOf(import.meta.url);
 
 /** A ShapeError naming the op, every given fragment (shapes, axes...), and this file at the tagged line. */
 const assertShapeError = (e: Error, opName: string, fragments: readonly string[], tag: string): void => {

@@ -3,9 +3,7 @@
 // distance now refuses different shapes with a ShapeError naming the op, both shapes and the call site; broadcasting
 // happens only under an explicit { broadcast: true }.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { evaluate } from '../core/interpret.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { ShapeError } from '../core/shape.ts';
@@ -17,26 +15,9 @@ import { trace, type Spec } from '../dsl/trace.ts';
 import { createDenoiser, type Denoiser } from '../models/index.ts';
 import { cosineSchedule } from '../models/schedule.ts';
 import { featureDistance, mseObjective, selfPerceptualObjective, weightedSum, type ObjectiveArgs } from '../objectives/index.ts';
+import { caught, sitesOf } from './support/sites.ts';
 
-const thisFile = fileURLToPath(import.meta.url);
-const sourceLines = readFileSync(thisFile, 'utf8').split('\n');
-
-/** The 1-based line of this file that ends with `// @site:<tag>` (read from the source, not from a stack trace). */
-const siteLine = (tag: string): number => {
-  const hits = sourceLines.flatMap((l, i) => (l.trimEnd().endsWith(`// @site:${tag}`) ? [i + 1] : []));
-  assert.equal(hits.length, 1, `exactly one line should be tagged @site:${tag}`);
-  return hits[0];
-};
-
-const caught = (f: () => unknown): Error => {
-  try {
-    f();
-  } catch (e) {
-    assert.ok(e instanceof Error, `threw a non-Error: ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected an error, none was thrown');
-};
+const { file: thisFile, siteLine } = sitesOf(import.meta.url);
 
 /** A ShapeError from `opName` whose message names the op, both shapes and this file at the tagged line. */
 const assertLossShapeError = (e: Error, opName: string, shapes: readonly string[], tag?: string): void => {
