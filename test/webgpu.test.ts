@@ -179,6 +179,21 @@ test(
 );
 
 test(
+  'webgpu: sin and cos stay finite and in [-1, 1] far beyond the exact reduction (1e5 .. 1e30), and cos is even',
+  { skip: skip() },
+  async () => {
+    const xs = [1e5, -1e5, 3.3e7, -3.3e7, 1e10, -1e10, 1e30, -1e30, 3.0e38, -3.0e38];
+    const g = trace(({ x }) => ({ s: op.sin(x), c: op.cos(x), cn: op.cos(op.neg(x)) }), { x: [xs.length] });
+    const exe = compile(g, { backend: 'webgpu' });
+    const out = await exe.runAsync({ x: { shape: [xs.length], data: Float64Array.from(xs) } });
+    exe.dispose();
+    for (const k of ['s', 'c', 'cn'])
+      for (const [i, v] of out[k].data.entries()) assert.ok(Number.isFinite(v) && Math.abs(v) <= 1, `${k}(${xs[i]}) = ${v}`);
+    assert.deepEqual([...out.c.data], [...out.cn.data], 'cos(-x) = cos(x) bit for bit');
+  },
+);
+
+test(
   'webgpu: indices past f32 exactness are exact (a transpose of [4099, 4097], a broadcast over 9,000,000)',
   { skip: skip() },
   async () => {

@@ -193,11 +193,15 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
   /**
    * sin or cos written out for gpu.js's WGSL: WebGPU lets the built-ins err by 2^-11 absolutely (SwiftShader in
    * Chromium does, 2e-4 in a gradient), so, as the compiler's own WGSL, a three-part Cody-Waite reduction by pi/2 and
-   * Cephes' float polynomials (about 1 ulp where |x| is moderate). An infinite x gives NaN through the reduction.
+   * Cephes' float polynomials (about 1 ulp where |x| is moderate). An infinite x gives NaN.
    */
-  const sinCos = (x: string, cosine: boolean): string => {
+  const sinCos = (x0: string, cosine: boolean): string => {
+    const x = cosine ? e.let(`Math.abs(${x0})`) : x0; // cos is even exactly, also where the reduction is inexact
     const k = e.let(`Math.round(${x} * 0.6366197723675814)`);
-    const r = e.let(`((${x} - ${k} * 1.5703125) - ${k} * 0.0004837512969970703) - ${k} * 0.00000007549789948768648`);
+    // past |x| = 1e4 the parts of k pi/2 round and r can be anything: clamped just past pi/4, the result stays in [-1, 1]
+    const r = e.let(
+      `Math.min(Math.max(((${x} - ${k} * 1.5703125) - ${k} * 0.0004837512969970703) - ${k} * 0.00000007549789948768648, -0.85), 0.85)`,
+    );
     const z = e.let(`${r} * ${r}`);
     const sin = e.let(`${r} + ${r} * ${z} * ((0.0 - 0.16666654611) + ${z} * (0.0083321608736 + ${z} * (0.0 - 0.00019515295891)))`);
     const cos = e.let(
@@ -205,7 +209,9 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
     );
     // the quadrant, 0..3 (cos is sin a quadrant on)
     const q = e.let(`${k} + ${cosine ? '1.0' : '0.0'} - 4.0 * Math.floor((${k} + ${cosine ? '1.0' : '0.0'}) * 0.25)`);
-    return `(${q} < 0.5 ? ${sin} : (${q} < 1.5 ? ${cos} : (${q} < 2.5 ? (0.0 - ${sin}) : (0.0 - ${cos}))))`;
+    const value = `(${q} < 0.5 ? ${sin} : (${q} < 1.5 ? ${cos} : (${q} < 2.5 ? (0.0 - ${sin}) : (0.0 - ${cos}))))`;
+    // the clamp would turn the NaN of an infinite x's reduction into a number: an infinity is NaN here, by test
+    return `(Math.abs(${x}) > 3.4028234663852886e38 ? ${lit(NaN)} : ${value})`;
   };
 
   const compute = (s: Scalar): string => {

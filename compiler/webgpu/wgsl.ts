@@ -96,10 +96,12 @@ fn fd_sqrt(x : f32) -> f32 {
 fn fd_rsqrt(x : f32) -> f32 { return fd_div(1.0, fd_sqrt(x)); }
 // sin and cos to about 1 ulp (WGSL promises only 2^-11 absolute, and SwiftShader's cos(0.1) was 3e-4 off): the
 // argument reduced by multiples of pi/2 in three parts (Cody-Waite), then minimax polynomials on [-pi/4, pi/4]
-fn fd_sincos(x : f32, cosine : bool) -> f32 {
-  if (fd_isnan(x) || fd_isinf(x)) { return fd_nan; }
+fn fd_sincos(x0 : f32, cosine : bool) -> f32 {
+  if (fd_isnan(x0) || fd_isinf(x0)) { return fd_nan; }
+  let x = select(x0, abs(x0), cosine); // cos is even exactly, also where the reduction is inexact
   let k = round(x * 0.6366197723675814);
-  let r = ((x - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8;
+  // past |x| = 1e4 the parts of k pi/2 round and r can be anything: clamped just past pi/4, the result stays in [-1, 1]
+  let r = clamp(((x - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8, -0.85, 0.85);
   let z = r * r;
   let s = r + r * z * (-0.16666654611 + z * (0.0083321608736 + z * (-0.00019515295891)));
   let c = 1.0 - 0.5 * z + z * z * (0.04166664568298827 + z * (-0.001388731625493765 + z * 0.00002443315711809948));
