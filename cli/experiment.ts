@@ -1,11 +1,14 @@
 // `fusediff experiment [spec]`: the whole pipeline (npm start runs it with the embedded default). Each job writes its
 // result as it finishes, so Ctrl-C (exit 130) loses nothing finished, --resume continues, --shard i/n runs a slice and
 // --merge gathers the slices' folders into one report.
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { defaultSpec, decodeSpec } from '../experiments/spec.ts';
 import { runExperiment, type Stopper } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
 import { readJsonFile } from './options.ts';
+import { ConfigError } from '../runs/config.ts';
 
 export interface ExperimentFlags {
   out?: string;
@@ -27,8 +30,31 @@ const onCtrlC = (stopper: Stopper) => () => {
   process.stderr.write('\nCtrl-C: the experiment stops after the step or batch in flight (press again to quit at once)\n');
 };
 
+/** The committed specs (a checkout's experiments/specs/; an installed package has none). */
+const specsDir = fileURLToPath(new URL('../experiments/specs/', import.meta.url));
+
+/**
+ * The spec file to read: the path as given, else a committed spec by its name (`mnist16` or `mnist16.json`); a name
+ * that is neither is refused with the list of the committed specs.
+ */
+export const specPath = (file: string): string => {
+  if (fs.existsSync(file)) return file;
+  const named = path.join(specsDir, file.endsWith('.json') ? file : `${file}.json`);
+  if (!/[\\/]/.test(file) && fs.existsSync(named)) return named;
+  const specs = fs.existsSync(specsDir) ? fs.readdirSync(specsDir).filter((n) => n.endsWith('.json')) : [];
+  const where = path.relative(process.cwd(), specsDir) || '.';
+  throw new ConfigError(
+    `no spec file ${file}` +
+      (specs.length
+        ? `; the committed specs (${where}${path.sep}): ${specs.map((n) => n.slice(0, -'.json'.length)).join(', ')} ` +
+          `(a name or a path, e.g. fusediff experiment ${specs[0].slice(0, -'.json'.length)})`
+        : ''),
+  );
+};
+
 export const experimentCommand = async (specFile: string | undefined, f: ExperimentFlags): Promise<number> => {
-  const spec = specFile ? decodeSpec(readJsonFile(specFile), specFile) : structuredClone(defaultSpec);
+  const file = specFile === undefined ? undefined : specPath(specFile);
+  const spec = file ? decodeSpec(readJsonFile(file), file) : structuredClone(defaultSpec);
   if (f.backend) spec.backend = f.backend;
   const dir = path.resolve(f.out ?? path.join('out', spec.name));
   const command = `fusediff experiment ${process.argv.slice(3).join(' ')}`.trim();

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { backendNames } from '../compiler/index.ts';
-import { canonicalName, closestName, ConfigError, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
+import { canonicalName, ConfigError, nearNames, resolveConfig, type Json, type RunConfig } from '../runs/config.ts';
 
 export interface RunFlags {
   config?: string;
@@ -33,8 +33,8 @@ export const parseBackend = (v: string): string => {
         `in Node use ${backendChoices.filter((b) => b !== 'webgl2').join(', ')}`,
     );
   if (!backendChoices.includes(name)) {
-    const near = closestName(v, backendChoices);
-    throw new InvalidArgumentError(`backends: ${backendChoices.join(', ')}${near ? `; did you mean ${near}?` : ''}`);
+    const near = nearNames(v, backendChoices);
+    throw new InvalidArgumentError(`backends: ${backendChoices.join(', ')}${near.length ? `; did you mean ${near.join(' or ')}?` : ''}`);
   }
   return name;
 };

@@ -41,7 +41,7 @@ const refuseIgnoredSpSettings = (config: RunConfig, command: string): void => {
 
 const report = (r: TrainResult, f: TrainFlags, command: string): number => {
   if (f.json) console.log(JSON.stringify(trainingJson(r, command)));
-  else console.log(trainingSummary(r));
+  else console.log(trainingSummary(r, command));
   return r.interrupted ? 130 : 0;
 };
 

@@ -22,6 +22,7 @@ import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions
 import { isGL, isResident, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
 import { backendFor } from './backends/registry.ts';
 import { isDeleted, isTexture, release } from './buffers.ts';
+import { missingInput } from './inputs.ts';
 import { BackendError, guard, KernelLimitError, NonFiniteError } from './errors.ts';
 import { FallbackWatch, type KernelFallback } from './fallbacks.ts';
 import type { CompiledKernel } from './kernel.ts';
@@ -223,8 +224,7 @@ const compileOnKernelBackend = (
     for (const n of g.nodes) {
       if (n.op !== 'input') continue;
       const v = given[n.attrs.name];
-      if (v === undefined)
-        throw new Error(`run: missing input '${n.attrs.name}' of shape ${fmt(n.shape)}; inputs: ${[...inputs.keys()].join(', ')}`);
+      if (v === undefined) throw new Error(missingInput(n.attrs.name, n.shape, given, inputs));
       if (typeof v === 'object' && v !== null && 'shape' in v && 'data' in v && !sameShape((v as NDArray).shape, n.shape))
         throw new Error(`run: input '${n.attrs.name}' has shape ${fmt((v as NDArray).shape)}, the plan expects ${fmt(n.shape)}`);
       const arr = isTexture(v) ? v : toFloat32(v as NDArray);

@@ -335,16 +335,26 @@ const distance = (a: string, b: string): number => {
   return prev[y.length];
 };
 
-/** The closest of `names` to `value` when it is close enough to be a typo (a third of its letters, at least 2), else undefined. */
-export const closestName = (value: string, names: readonly string[]): string | undefined => {
+/**
+ * The names `value` may have meant: those that contain it as a word part ('gpu' -> webgpu, gpujs-webgpu; at least 3
+ * letters, so a short typo is no part of everything), else the closest when it is close enough to be a typo (a third
+ * of its letters, at least 2), else none.
+ */
+export const nearNames = (value: string, names: readonly string[]): string[] => {
+  const v = value.toLowerCase();
+  const containing = v.length >= 3 ? names.filter((n) => n.toLowerCase().includes(v)) : [];
+  if (containing.length) return containing;
   let best: string | undefined;
   let bestD = Infinity;
   for (const n of names) {
     const d = distance(value, n);
     if (d < bestD) [best, bestD] = [n, d];
   }
-  return bestD <= Math.max(2, Math.floor(value.length / 3)) ? best : undefined;
+  return best !== undefined && bestD <= Math.max(2, Math.floor(value.length / 3)) ? [best] : [];
 };
+
+/** The first of nearNames: the one name `value` most likely meant, else undefined. */
+export const closestName = (value: string, names: readonly string[]): string | undefined => nearNames(value, names)[0];
 
 /**
  * A name as the config spells it: `names`' own spelling of a case-insensitive match ('eightgaussians' ->
@@ -382,8 +392,8 @@ const canonicalNames = (merged: Record<string, unknown>): string[] => {
     const c = canonicalName(v, names);
     if (c !== v) setPath(merged, p, c);
     else if (!names.includes(v)) {
-      const near = closestName(v, names);
-      if (near) hints.push(`config.${p}: did you mean "${near}" (for "${v}")?`);
+      const near = nearNames(v, names);
+      if (near.length) hints.push(`config.${p}: did you mean ${near.map((n) => `"${n}"`).join(' or ')} (for "${v}")?`);
     }
   }
   return hints;

@@ -110,12 +110,17 @@ const json = (v: unknown) => new TextEncoder().encode(`${JSON.stringify(v, null,
 const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
 
 /** The one-line result of a training run, for people. */
-export const trainingSummary = (r: TrainResult): string =>
-  `${
-    r.interrupted
-      ? `interrupted: saved step ${r.step} to ${r.checkpoint}`
-      : `trained steps ${r.startStep + 1}..${r.step} in ${r.seconds.toFixed(1)} s on ${r.backend}`
-  }; mean loss of the last 50 steps ${mean(r.losses.slice(-50)).toPrecision(4)}; checkpoint ${r.checkpoint}`;
+/**
+ * One line on a finished or interrupted run; an interrupted one names its checkpoint once and, where `command` is
+ * given (train or finetune), the command that continues it.
+ */
+export const trainingSummary = (r: TrainResult, command?: string): string => {
+  const loss = `mean loss of the last 50 steps ${mean(r.losses.slice(-50)).toPrecision(4)}`;
+  if (!r.interrupted)
+    return `trained steps ${r.startStep + 1}..${r.step} in ${r.seconds.toFixed(1)} s on ${r.backend}; ${loss}; checkpoint ${r.checkpoint}`;
+  const resume = command ? `; continue with: fusediff ${command} --out ${path.dirname(r.checkpoint)} --resume` : '';
+  return `interrupted at step ${r.step} of ${r.setup.config.train.steps}: saved to ${r.checkpoint}; ${loss}${resume}`;
+};
 
 /** The result of a training run as JSON (`--json`): what ran, where it is, how it went. */
 export const trainingJson = (r: TrainResult, command: string) => ({

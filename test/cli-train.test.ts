@@ -117,10 +117,12 @@ test('Ctrl-C stops after the step in flight, saves, and exits 130', async () => 
     const res = await within(exited, 15_000);
     assert.ok(res, `still running 15 s after SIGINT (Ctrl-C did not stop the training):\n${stderr}`);
     assert.deepEqual(res, { code: 130, signal: null }, stderr);
-    assert.match(stdout, /interrupted: saved step \d+/);
     const ck = loadCheckpoint(path.join(out, 'checkpoint.safetensors'), { configCodec: StoredConfig });
     assert.ok(ck.step >= 1 && ck.step < 100_000, `step ${ck.step}`);
-    assert.match(stdout, new RegExp(`interrupted: saved step ${ck.step} `));
+    assert.match(stdout, new RegExp(`^interrupted at step ${ck.step} of 100000: saved to `, 'm'));
+    // the checkpoint is named once, and the line says how to continue
+    assert.equal(stdout.split('checkpoint.safetensors').length - 1, 1, stdout);
+    assert.ok(stdout.includes(`continue with: fusediff train --out ${out} --resume`), stdout);
     const log = JSON.parse(fs.readFileSync(path.join(out, 'losses.json'), 'utf8'));
     assert.equal(log.losses.length, ck.step);
   } finally {

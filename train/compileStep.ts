@@ -171,9 +171,17 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
   };
 
   const inputsFor = (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>) => {
+    const unknown = Object.keys(batch).filter((k) => !Object.hasOwn(data, k));
+    const missing = Object.keys(data).filter((k) => batch[k] === undefined);
+    if (missing.length || unknown.length)
+      throw new Error(
+        `step: ${[
+          ...missing.map((k) => `missing data input '${k}' of shape ${fmt(data[k])}`),
+          ...(unknown.length ? [`unknown input${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')}`] : []),
+        ].join('; ')} (the step's data inputs: ${Object.keys(data).join(', ')})`,
+      );
     for (const k of Object.keys(data)) {
       const v = batch[k];
-      if (v === undefined) throw new Error(`step: missing data input '${k}' of shape ${fmt(data[k])}`);
       const n = 'data' in (v as NDArray) ? (v as NDArray).data.length : (v as ArrayLike<number>).length;
       if (n !== size(data[k]))
         throw new Error(`step: data input '${k}' has ${n} values, expected shape ${fmt(data[k])} (${size(data[k])})`);
