@@ -53,7 +53,10 @@ program
 
 program
   .command('demo')
-  .description('trace a small denoiser, take its gradient, check it and fit it for a few steps on the interpreter')
+  .description(
+    'trace a small denoiser, take its gradient, check it and fit it for a few steps on the interpreter; ' +
+      'then compile the same step for --backend and fit it again',
+  )
   .option('--steps <n>', 'gradient steps', integer('--steps'), 200)
   .addOption(backendOption().default('auto'))
   .action((o: { steps: number; backend: BackendRequest }) => {

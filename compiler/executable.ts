@@ -1,4 +1,4 @@
-// compile: Graph -> Executable. simplify -> fuse -> schedule -> codegen -> gpu.js kernels, run in order.
+// compile: Graph -> Executable. simplify -> fuse -> schedule -> codegen (WebAssembly, WGSL or gpu.js kernels) -> run in order.
 // On GL backends results stay in textures between kernels (pipeline mode); only requested outputs are read back.
 import type { Graph } from '../core/ir.ts';
 import { fuse, mergeOutputs, type FusedProgram, type FusionMode } from './passes/fuse.ts';

@@ -129,3 +129,18 @@ test('the extractors skip fenced code, external links and non-paths', () => {
   assert.deepEqual(markdownLinks(md), ['docs/a.md', 'results/x.png', 'https://example.com/x', '#top']);
   assert.deepEqual(backtickedPaths(md, new Set(['compiler', 'experiments'])), ['compiler/index.ts', 'experiments/specs/']);
 });
+
+test('the words about backends name every backend (docs/cli.md, docs/compiler.md), not gpu.js kernels alone', async () => {
+  const { backendNames } = await import('../compiler/backends/names.ts');
+  const cli = readFileSync(join(ROOT, 'docs', 'cli.md'), 'utf8');
+  const list = /take `--backend` \(([^)]*)\)/.exec(cli.replace(/\n/g, ' '));
+  assert.ok(list, 'docs/cli.md lists the --backend names');
+  const compiler = readFileSync(join(ROOT, 'docs', 'compiler.md'), 'utf8');
+  const example = compiler.slice(compiler.indexOf('```ts'), compiler.indexOf('fd.compile(') + 200);
+  for (const b of [...backendNames, 'auto']) {
+    assert.ok(list[1].includes(`\`${b}\``), `docs/cli.md's --backend list lacks ${b}`);
+    assert.ok(example.includes(`'${b}'`), `docs/compiler.md's compile example lacks '${b}'`);
+  }
+  // the compiler writes WebAssembly and WGSL too: no page may say that a plan or codegen is gpu.js kernels only
+  assert.doesNotMatch(compiler, /a plan of fused gpu\.js kernels|\*\*codegen\*\* \(`compiler\/codegen\/`\): one gpu\.js kernel/);
+});
