@@ -240,6 +240,15 @@ const assemble = async (
 };
 
 /** `<dataset>-loss.png` (models trained here) and `<dataset>-cfg.png` (when the rows have more than one CFG scale). */
+/**
+ * A model as the legends name it: its name, with its objective where the name does not say it already ('stage1 (MSE)',
+ * but 'SP', not 'SP (SP)').
+ */
+export const describeModel = (m: { name: string; config: { objective: { kind: string } } }): string => {
+  const objective = m.config.objective.kind === 'sp' ? 'SP' : 'MSE';
+  return new RegExp(`\\b${objective}\\b`, 'i').test(m.name) ? m.name : `${m.name} (${objective})`;
+};
+
 const datasetPictures = async (
   dataset: string,
   e: ExperimentSpec,
@@ -250,7 +259,7 @@ const datasetPictures = async (
   const pictures: DatasetReport['pictures'] = {};
   const trained = [...models.values()].filter((m) => m.losses?.length);
   const committed = [...models.values()].filter((m) => m.source === 'committed').map((m) => m.name);
-  const describe = (m: ModelReport) => `${m.name} (${m.config.objective.kind === 'sp' ? 'SP' : 'MSE'})`;
+  const describe = describeModel;
   if (trained.length) {
     pictures.loss = `${dataset}-loss.png`;
     await lossPicture(

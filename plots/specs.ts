@@ -223,13 +223,28 @@ export interface LossSeries {
   readonly colour?: string;
 }
 
-/** A running mean in log space with weight 1 - decay per step (the page's smoothing), restarted per series. */
-export const smoothLog = (losses: readonly number[], decay = 0.95): number[] => {
-  let m = NaN;
+/** The half-width of the loss plots' running mean: a window of 41 steps. */
+export const SMOOTH_HALF_WIDTH = 20;
+
+/**
+ * A centred running mean in log space: each step's value is the mean of the log-losses of the steps within
+ * `halfWidth` of it, over the steps that exist (fewer at the ends of the run). Centred, so it follows the curve
+ * without lagging it, and over the available window only, so its first points are no single step's noise that a
+ * trailing mean would then drag up or down into a trend that is not there. Non-finite or non-positive losses are
+ * skipped (and have no value).
+ */
+export const smoothLog = (losses: readonly number[], halfWidth = SMOOTH_HALF_WIDTH): number[] => {
+  const ok = (v: number) => v > 0 && Number.isFinite(v);
+  const sum = [0],
+    count = [0];
+  for (const v of losses) {
+    sum.push(sum[sum.length - 1] + (ok(v) ? Math.log(v) : 0));
+    count.push(count[count.length - 1] + (ok(v) ? 1 : 0));
+  }
   return losses.map((v, i) => {
-    if (!(v > 0) || !Number.isFinite(v)) return NaN;
-    m = i === 0 || Number.isNaN(m) ? Math.log(v) : decay * m + (1 - decay) * Math.log(v);
-    return Math.exp(m);
+    if (!ok(v)) return NaN;
+    const [lo, hi] = [Math.max(0, i - halfWidth), Math.min(losses.length, i + halfWidth + 1)];
+    return Math.exp((sum[hi] - sum[lo]) / (count[hi] - count[lo]));
   });
 };
 
@@ -260,7 +275,13 @@ export const lossFigure = (
   const spec: TopLevelSpec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config,
-    title: titleOf({ title: h.title, subtitle: [...(h.subtitle ?? []), 'dots: each step · line: running mean (log space, 0.95)'] }),
+    title: titleOf({
+      title: h.title,
+      subtitle: [
+        ...(h.subtitle ?? []),
+        `dots: each step · line: centred mean of ${2 * SMOOTH_HALF_WIDTH + 1} steps (log space; fewer at the ends)`,
+      ],
+    }),
     width: h.width ?? 420,
     height: h.height ?? 240,
     layer: [

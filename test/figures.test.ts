@@ -162,7 +162,7 @@ test('loss curve: log scale, both series in the legend, title and axes drawn', a
     title: 'eightGaussians · training loss',
     series: [
       { name: 'stage1 (MSE)', losses },
-      { name: 'SP (SP)', losses, firstStep: 201 },
+      { name: 'SP', losses, firstStep: 201 },
     ],
   });
   const { boxes } = await checkText(f, AXES);
@@ -175,8 +175,8 @@ test('metric against the CFG scale: one panel per metric, a line per model', asy
   const pts = (a: number, b: number) => [
     { series: 'stage1 (MSE)', cfg: 1, value: a },
     { series: 'stage1 (MSE)', cfg: 3, value: b },
-    { series: 'SP (SP)', cfg: 1, value: a - 1 },
-    { series: 'SP (SP)', cfg: 3, value: b - 1 },
+    { series: 'SP', cfg: 1, value: a - 1 },
+    { series: 'SP', cfg: 3, value: b - 1 },
   ];
   const f = cfgFigure({
     title: 'mnist16 · metrics against the CFG scale',
