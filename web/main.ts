@@ -86,6 +86,25 @@ let sampleProgress = { done: 0, total: 0 };
 /** clicks on Stop and how long after the browser received each one its handler ran (event.timeStamp to now), in ms */
 let stopClicks: number[] = [];
 
+/**
+ * The settings chosen in the controls whose change has not been applied yet. A change waits for the training chunk
+ * and the sampling in flight to end; meanwhile the page redraws from the old session, so the controls show these
+ * (not the old session's values), and the change applies what the person chose, whenever they chose it.
+ */
+type Settings = { dataset: string; hidden: string; conditional: boolean; backend: BackendRequest; objective: ObjectiveKind };
+let pending: Partial<Settings> = {};
+/** changes queued or being applied: they run one after another, and the loop restarts after the last */
+let changing = 0;
+let changes: Promise<void> = Promise.resolve();
+/** whether to train again once the queued changes are applied (the loop ran, or Train was clicked meanwhile) */
+let resumeAfterChanges = false;
+/** whether a change stopped a sampling run, which is then redone (when not training) on the changed model */
+let resampleAfterChanges = false;
+/** a sampling run aborted by the page itself (a change, or new sample settings): no 'Sampling stopped' message */
+let quietAbort = false;
+/** the sample settings changed while sampling: sample again with them once the run in flight has stopped */
+let resampleAfter = false;
+
 function runFromControls(): PageRun {
   const name = isMixtureName(ui.dataset.value) ? ui.dataset.value : 'eightGaussians';
   const run = defaultRun(name);
@@ -96,14 +115,30 @@ function runFromControls(): PageRun {
 
 // ---- rendering ------------------------------------------------------------------------------------------------
 
-const showMessage = (kind: 'info' | 'error', text: string) => {
+/** the message shown, and its folded details (see showMessage) */
+let messageText: string | undefined;
+let messageDetails: string | undefined;
+/** Shows a message; `details` (long text such as full model signatures) is folded under it. */
+const showMessage = (kind: 'info' | 'error', text: string, details?: string) => {
   ui.message.hidden = false;
   ui.message.className = `message ${kind}`;
   ui.message.textContent = text;
+  messageText = text;
+  messageDetails = details;
+  if (details) {
+    const fold = document.createElement('details');
+    const summary = document.createElement('summary');
+    summary.textContent = 'Details';
+    const pre = document.createElement('pre');
+    pre.textContent = details;
+    fold.append(summary, pre);
+    ui.message.append(fold);
+  }
 };
 const clearMessage = () => {
   ui.message.hidden = true;
   ui.message.textContent = '';
+  messageText = messageDetails = undefined;
 };
 
 const renderBanner = () => {
@@ -194,6 +229,14 @@ const renderPlots = () => {
   const s = session.samples;
   const ghost = session.objective === 'sp' && session.beforeSp && s && s !== session.beforeSp ? session.beforeSp.x : undefined;
   const size = widthOf(ui.scatter, 190, 460);
+  /** how the grey earlier samples were drawn, where that differs from the current ones (else they are not comparable) */
+  const ghostSettings = (g: NonNullable<typeof session.beforeSp>, now: NonNullable<typeof s>): string[] => [
+    `step ${g.step}`,
+    `CFG ${g.cfgScale}${g.cfgScale !== now.cfgScale ? ` (the current samples: CFG ${now.cfgScale})` : ''}`,
+    ...(g.weights !== now.weights ? [`${g.weights === 'ema' ? 'EMA' : 'current'} weights`] : []),
+    ...(g.steps !== now.steps ? [`DDIM ${g.steps} steps`] : []),
+    ...(g.x.shape[0] !== now.x.shape[0] ? [`${g.x.shape[0]} points`] : []),
+  ];
   const shown = { s, ghost, size, name: m.name };
   if (Object.entries(shown).every(([k, v]) => scatterShown[k as keyof typeof shown] === v)) return; // nothing new to draw
   scatterShown = shown;
@@ -204,6 +247,7 @@ const renderPlots = () => {
         ? [
             `${model} · CFG ${s.cfgScale}${s.cfgScale === 1 ? ' (none)' : ''} · ${s.weights === 'ema' ? 'EMA' : 'current'} weights`,
             `DDIM ${s.steps} steps · ${s.x.shape[0]} points · ${(s.ms / 1000).toFixed(1)} s on ${s.backend}`,
+            ...(ghost && session.beforeSp ? [`grey: the last MSE samples, ${ghostSettings(session.beforeSp, s).join(', ')}`] : []),
           ]
         : ['the samples appear here once the model has trained'],
       samples: s?.x,
@@ -224,7 +268,8 @@ const renderPlots = () => {
       `mean log-likelihood <b>${ll}</b> · off the data <b>${(100 * s.offData).toFixed(1)}%</b> ` +
       `· modes covered <b>${(100 * s.coverage).toFixed(0)}%</b>` +
       (ghost && session.beforeSp
-        ? ` <span class="muted">(earlier samples: the last MSE ones, log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, ` +
+        ? ` <span class="muted" id="ghostCaption">(earlier samples, grey: the last MSE ones, ` +
+          `${ghostSettings(session.beforeSp, s).join(', ')}; log-lik ${session.beforeSp.logLikelihood.toFixed(2)}, ` +
           `off ${(100 * session.beforeSp.offData).toFixed(1)}%)</span>`
         : '');
   } else ui.metrics.textContent = '';
@@ -244,15 +289,18 @@ const renderControls = () => {
   const warning = session.objective === 'sp' ? session.objectiveWarning : undefined;
   ui.objectiveWarning.hidden = !warning;
   ui.objectiveWarning.textContent = warning ?? '';
-  for (const r of objectiveRadios) r.checked = r.value === session.objective;
-  ui.dataset.value = session.run.data.name;
-  ui.conditional.checked = session.run.data.conditional;
-  if (![...ui.hidden.options].some((o) => o.value === String(session.run.model.hidden)))
-    ui.hidden.add(new Option(String(session.run.model.hidden), String(session.run.model.hidden)));
-  ui.hidden.value = String(session.run.model.hidden);
-  ui.backend.value = session.backend.requested;
-  ui.train.textContent = running ? 'Pause' : session.step > 0 ? 'Resume' : 'Train';
-  ui.train.classList.toggle('running', running);
+  // the controls show the session's settings, except those chosen but not yet applied (see `pending`)
+  const objective = pending.objective ?? session.objective;
+  for (const r of objectiveRadios) r.checked = r.value === objective;
+  ui.dataset.value = pending.dataset ?? session.run.data.name;
+  ui.conditional.checked = pending.conditional ?? session.run.data.conditional;
+  const hidden = pending.hidden ?? String(session.run.model.hidden);
+  if (![...ui.hidden.options].some((o) => o.value === hidden)) ui.hidden.add(new Option(hidden, hidden));
+  ui.hidden.value = hidden;
+  ui.backend.value = pending.backend ?? session.backend.requested;
+  const training = running || (changing > 0 && resumeAfterChanges);
+  ui.train.textContent = training ? 'Pause' : session.step > 0 ? 'Resume' : 'Train';
+  ui.train.classList.toggle('running', training);
   ui.sample.disabled = sampling;
   ui.progress.hidden = !sampling;
   ui.progressBar.max = Math.max(1, sampleProgress.total);
@@ -289,7 +337,7 @@ const fail = (e: unknown) => {
  * page, so clicks and redraws are handled while it samples (Stop aborts after the step in flight).
  */
 const doSample = async () => {
-  if (sampling) return;
+  if (sampling || changing) return; // a queued change samples (if need be) once it has been applied
   sampling = true;
   const abort = (sampleAbort = new AbortController());
   sampleProgress = { done: 0, total: 0 };
@@ -317,8 +365,9 @@ const doSample = async () => {
     if (!s.x.data.every(Number.isFinite))
       showMessage('error', 'The samples contain non-finite values: the model has diverged (try Reset).');
   } catch (e) {
-    if (e instanceof Error && e.name === 'AbortError') showMessage('info', 'Sampling stopped: the picture shows the previous samples.');
-    else {
+    if (e instanceof Error && e.name === 'AbortError') {
+      if (!quietAbort) showMessage('info', 'Sampling stopped: the picture shows the previous samples.');
+    } else {
       lastError = e instanceof Error ? e.message : String(e);
       showMessage('error', `Sampling failed: ${lastError}`);
       console.error(e);
@@ -327,7 +376,12 @@ const doSample = async () => {
     sampling = false;
     sampleAbort = undefined;
     sampleProgress = { done: 0, total: 0 };
+    quietAbort = false;
     render();
+    if (resampleAfter) {
+      resampleAfter = false;
+      if (!running && !changing) void doSample();
+    }
   }
 };
 
@@ -354,7 +408,7 @@ const loop = async () => {
 };
 
 const start = () => {
-  if (running || looping) return;
+  if (running || looping || changing) return;
   clearMessage();
   running = true;
   rateWindow = [];
@@ -375,27 +429,55 @@ const pause = async () => {
   await doSample();
 };
 
-/** Applies a change that needs a new session state, pausing the loop around it. */
-/** Aborts the sampling in flight and waits until it has ended (its sampler must not run on a replaced model). */
+/** Aborts the sampling in flight (quietly: the page stopped it, not the person) and waits until it has ended. */
 const stopSampling = async () => {
-  sampleAbort?.abort();
+  if (sampleAbort) {
+    quietAbort = true;
+    sampleAbort.abort();
+  }
   while (sampling) await nextFrame();
 };
 
-const change = async (f: () => void) => {
-  const was = running;
-  await halt();
-  await stopSampling();
-  try {
-    await session.syncAsync(); // webgpu reads its weights back only asynchronously; f may need them
-    f();
-  } catch (e) {
-    showMessage('error', e instanceof Error ? e.message : String(e));
+/**
+ * Applies a change that needs a new session state. The loop is told to stop at once (so it starts no new chunk)
+ * and the sampling in flight is aborted (its sampler must not run on a replaced model); once both have ended, the
+ * changes queued so far are applied in order, and the loop restarts if it ran (or Train was clicked meanwhile).
+ */
+const change = (f: () => void): Promise<void> => {
+  changing++;
+  if (running) resumeAfterChanges = true;
+  if (sampling || looping) resampleAfterChanges = true;
+  running = false;
+  resampleAfter = false;
+  if (sampleAbort) {
+    quietAbort = true;
+    sampleAbort.abort();
   }
-  rateWindow = [];
-  sinceSample = { steps: 0, ms: 0 };
-  render();
-  if (was) start();
+  renderControls();
+  const applied = changes.then(async () => {
+    await halt();
+    await stopSampling();
+    try {
+      await session.syncAsync(); // webgpu reads its weights back only asynchronously; f may need them
+      f();
+    } catch (e) {
+      showMessage('error', e instanceof Error ? e.message : String(e));
+    }
+    rateWindow = [];
+    sinceSample = { steps: 0, ms: 0 };
+  });
+  changes = applied.finally(() => {
+    if (--changing > 0) return;
+    pending = {}; // every queued change has been applied (or refused with a message): show the session's settings
+    render();
+    const resample = resampleAfterChanges;
+    resampleAfterChanges = false;
+    if (resumeAfterChanges) {
+      resumeAfterChanges = false;
+      start();
+    } else if (resample && session.step > 0) void doSample();
+  });
+  return changes;
 };
 
 // ---- controls -------------------------------------------------------------------------------------------------
@@ -408,19 +490,54 @@ const replaceSession = () => {
   clearMessage();
 };
 
-ui.train.addEventListener('click', () => (running ? void pause() : start()));
+ui.train.addEventListener('click', () => {
+  if (changing) {
+    // a change is being applied: Train/Pause decides whether the loop runs after it
+    resumeAfterChanges = !resumeAfterChanges;
+    renderControls();
+  } else if (running) void pause();
+  else start();
+});
 ui.reset.addEventListener('click', () => void change(replaceSession));
-for (const el of [ui.dataset, ui.hidden, ui.conditional]) el.addEventListener('change', () => void change(replaceSession));
-for (const r of objectiveRadios) r.addEventListener('change', () => void change(() => session.setObjective(r.value as ObjectiveKind)));
-ui.backend.addEventListener('change', () => void change(() => session.setBackend(ui.backend.value as BackendRequest)));
+// each setting is recorded the moment it is chosen (the redraws until it is applied must not undo it)
+ui.dataset.addEventListener('change', () => {
+  pending.dataset = ui.dataset.value;
+  void change(replaceSession);
+});
+ui.hidden.addEventListener('change', () => {
+  pending.hidden = ui.hidden.value;
+  void change(replaceSession);
+});
+ui.conditional.addEventListener('change', () => {
+  pending.conditional = ui.conditional.checked;
+  void change(replaceSession);
+});
+for (const r of objectiveRadios)
+  r.addEventListener('change', () => {
+    const kind = r.value as ObjectiveKind;
+    pending.objective = kind;
+    void change(() => session.setObjective(kind));
+  });
+ui.backend.addEventListener('change', () => {
+  const requested = ui.backend.value as BackendRequest;
+  pending.backend = requested;
+  void change(() => session.setBackend(requested));
+});
 ui.sample.addEventListener('click', () => void doSample());
 ui.stopSampling.addEventListener('click', (e) => {
   stopClicks = [...stopClicks, performance.now() - e.timeStamp];
   sampleAbort?.abort();
 });
+// the sample settings are read when a sampling run starts: while training, the next one uses them; while sampling
+// (after Pause, or a click on Sample), the run in flight stops and the samples are drawn again with them
 for (const el of [ui.count, ui.steps, ui.cfg, ui.weights])
   el.addEventListener('change', () => {
-    if (!running && session.samples) void doSample();
+    if (running || changing) return;
+    if (sampling && sampleAbort) {
+      resampleAfter = true;
+      quietAbort = true;
+      sampleAbort.abort();
+    } else if (session.samples) void doSample();
   });
 
 ui.download.addEventListener('click', async () => {
@@ -445,14 +562,17 @@ ui.download.addEventListener('click', async () => {
   } catch (e) {
     showMessage('error', `Could not save the checkpoint: ${e instanceof Error ? e.message : String(e)}`);
   }
-  if (was) start();
+  if (was) {
+    if (changing) resumeAfterChanges = true;
+    else start();
+  }
 });
 
 const loadFile = async (file: File) => {
   const bytes = new Uint8Array(await file.arrayBuffer());
   await change(() => {
     const r = session.load(bytes, file.name);
-    showMessage(r.ok ? 'info' : 'error', r.message);
+    showMessage(r.ok ? 'info' : 'error', r.message, r.details);
   });
   if (session.step > 0 && !session.samples) void doSample();
 };
@@ -483,6 +603,18 @@ const state = () => ({
   ready: true,
   running: running || looping !== undefined,
   sampling,
+  /** settings chosen but not yet applied (the page is stopping the loop or the sampling to apply them) */
+  changing: changing > 0,
+  /** what the controls show */
+  controls: {
+    dataset: ui.dataset.value,
+    hidden: Number(ui.hidden.value),
+    conditional: ui.conditional.checked,
+    backend: ui.backend.value,
+    objective: objectiveRadios.find((r) => r.checked)?.value ?? null,
+    count: Number(ui.count.value),
+    steps: Number(ui.steps.value),
+  },
   requestedBackend: session.backend.requested,
   backend: session.runningBackend,
   fallback: session.runtimeFallback ?? session.backend.fallback ?? null,
@@ -500,6 +632,7 @@ const state = () => ({
   stopClicks,
   samples: session.samples && {
     count: session.samples.x.shape[0],
+    steps: session.samples.steps,
     finite: session.samples.x.data.every(Number.isFinite),
     step: session.samples.step,
     objective: session.samples.objective,
@@ -508,8 +641,11 @@ const state = () => ({
     offData: session.samples.offData,
     coverage: session.samples.coverage,
   },
+  /** pixels of each figure's drawing outside its canvas (all 0 when nothing is cut off) */
+  figuresClipped: { loss: lossView.clipped() ?? null, scatter: scatterView.clipped() ?? null },
   stepsPerSecond: Number(ui.rate.textContent) || null,
-  message: ui.message.hidden ? null : ui.message.textContent,
+  message: ui.message.hidden ? null : (messageText ?? null),
+  messageDetails: ui.message.hidden ? null : (messageDetails ?? null),
   banner: ui.banner.textContent,
   lastError: lastError ?? null,
 });

@@ -24,6 +24,22 @@ export class FigureView {
         name,
         rows.map((r) => ({ ...r })),
       );
+    // lay the figure out anew with the new rows: vega computes the room for the axes and the title once, on the
+    // first run, unless told to resize, so a view first drawn with no data (or with narrower tick labels, as
+    // after a backend switch or a reset) kept too little room on the left and cut off the y label and the title
+    this.view.resize();
     await this.view.runAsync();
+  }
+
+  /** How many pixels of the drawing lie outside the canvas on each side (all 0: nothing is cut off). */
+  clipped(): { left: number; top: number; right: number; bottom: number } | undefined {
+    const canvas = this.container.querySelector('canvas');
+    if (!this.view || !canvas) return undefined;
+    const [ox, oy] = this.view.origin();
+    const b = (this.view.scenegraph() as unknown as { root: { bounds: { x1: number; y1: number; x2: number; y2: number } } }).root.bounds;
+    const ratio = canvas.width / Math.max(1, canvas.clientWidth || canvas.width);
+    const [w, h] = [canvas.width / ratio, canvas.height / ratio];
+    const out = (v: number) => Math.max(0, Math.round(v));
+    return { left: out(-(ox + b.x1)), top: out(-(oy + b.y1)), right: out(ox + b.x2 - w), bottom: out(oy + b.y2 - h) };
   }
 }

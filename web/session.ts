@@ -163,7 +163,10 @@ export interface SampleRequest {
 
 export interface LoadResult {
   readonly ok: boolean;
+  /** a summary to show: a few lines at most */
   readonly message: string;
+  /** the long part, shown folded under the message: both full signatures of a refused checkpoint */
+  readonly details?: string;
 }
 
 const copy = (p: Params): Params => mapParams(p, (a) => ({ shape: [...a.shape], data: Float64Array.from(a.data) }));
@@ -568,15 +571,18 @@ export class Session {
       decodeCheckpoint(bytes, name, { expectSignature: model.signature });
     } catch (e) {
       if (!(e instanceof SignatureMismatchError)) return { ok: false, message: `Could not load ${name}: ${(e as Error).message}` };
-      const diff = signatureDiff(e.found, e.expected, ['file', described.ok ? 'its config' : 'page']);
+      // a readable summary: what differs in the model's settings first (the tensors' shapes follow from them), the
+      // first few differences only; the full signatures (thousands of characters for a UNet) go under the message
+      const [foundHead, expectedHead] = [e.found, e.expected].map((sig) => sig.split('|')[0]);
+      const settings = signatureDiff(foundHead, expectedHead, ['file', described.ok ? 'its config' : 'page'], 4);
+      const diff = settings.length ? settings : signatureDiff(e.found, e.expected, ['file', described.ok ? 'its config' : 'page'], 4);
       const why = described.ok
         ? `its signature does not match the model its own config describes`
         : `it is a checkpoint of another model (${described.why}), and its signature differs from this page's model`;
       return {
         ok: false,
-        message:
-          `${name} was not loaded: ${why}.\nDiffers in: ${diff.join('; ')}\nCheckpoint signature: ${e.found}` +
-          `\n${described.ok ? 'Config' : 'Page'} model signature: ${e.expected}\nNothing was changed.`,
+        message: `${name} was not loaded: ${why}.\nDiffers in: ${diff.join('; ')}.\nNothing was changed.`,
+        details: `Checkpoint signature: ${e.found}\n${described.ok ? 'Config' : 'Page'} model signature: ${e.expected}`,
       };
     }
     if (signatureOf(model.config, found.params) !== model.signature)
