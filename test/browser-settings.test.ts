@@ -53,10 +53,10 @@ const state = (): Promise<PageState & { controls: Controls }> =>
   });
 
 /**
- * Chooses `choice` at a moment the page is busy as `when` says: the check and the choice happen in one turn of the
+ * Chooses `choices` (in one go) at a moment the page is busy as `when` says: the check and the choice happen in one turn of the
  * page's event loop, so the setting is chosen mid-training or mid-sampling, not after.
  */
-const chooseWhile = async (when: When, choice: Choice) => {
+const chooseWhile = async (when: When, ...choices: Choice[]) => {
   for (let tries = 0; tries < 50; tries++) {
     await page.waitForFunction(
       (w) => {
@@ -69,23 +69,25 @@ const chooseWhile = async (when: When, choice: Choice) => {
       { timeout: 120_000, polling: 10 },
     );
     const chosen = await page.evaluate(
-      ({ when: w, choice: c }) => {
+      ({ when: w, choices: cs }) => {
         const s = (
           window as unknown as { fusediffPlayground: { state(): PageState & { sampleProgress: { done: number } } } }
         ).fusediffPlayground.state();
         if (!(!s.changing && (w === 'training' ? s.running && s.step > 0 : s.sampling && !s.running))) return false;
-        const el = document.querySelector(c.selector) as HTMLSelectElement | HTMLInputElement;
-        if (el instanceof HTMLSelectElement) el.value = String(c.value);
-        else el.checked = Boolean(c.value);
-        el.dispatchEvent(new Event('input', { bubbles: true }));
-        el.dispatchEvent(new Event('change', { bubbles: true }));
+        for (const c of cs) {
+          const el = document.querySelector(c.selector) as HTMLSelectElement | HTMLInputElement;
+          if (el instanceof HTMLSelectElement) el.value = String(c.value);
+          else el.checked = Boolean(c.value);
+          el.dispatchEvent(new Event('input', { bubbles: true }));
+          el.dispatchEvent(new Event('change', { bubbles: true }));
+        }
         return true;
       },
-      { when, choice },
+      { when, choices },
     );
     if (chosen) return;
   }
-  throw new Error(`the page was never ${when} when ${choice.selector} was to be set`);
+  throw new Error(`the page was never ${when} when ${choices.map((c) => c.selector).join(', ')} was to be set`);
 };
 
 /** Waits until the session has the setting (and the page is training again, or idle, as before), then compares. */
@@ -177,6 +179,9 @@ test(
     await settle(t, 'width mid-training', 'training', 's.run.model.hidden === 128 && s.run.data.name === "twoMoons"');
     await chooseWhile('training', { selector: '#conditional', value: true });
     await settle(t, 'conditioning mid-training', 'training', 's.run.data.conditional === true && s.run.model.hidden === 128');
+    // two at once: the second is chosen while the first is being applied
+    await chooseWhile('training', { selector: '#dataset', value: 'checkerboard' }, { selector: '#hidden', value: '64' });
+    await settle(t, 'two settings at once mid-training', 'training', "s.run.data.name === 'checkerboard' && s.run.model.hidden === 64");
     await chooseWhile('training', { selector: 'input[name="objective"][value="sp"]', value: true });
     await settle(t, 'objective mid-training', 'training', "s.objective === 'sp'");
     await chooseWhile('training', { selector: '#backend', value: 'webgl2' });
@@ -184,8 +189,11 @@ test(
 
     // ---- mid-sampling: Pause samples with the final weights; a change stops that run and samples the changed model
     await page.click('#train');
+    // (the issue's case: WebGPU chosen right after Pause, while the page sampled)
+    await chooseWhile('sampling', { selector: '#backend', value: 'webgpu' });
+    await settle(t, 'WebGPU mid-sampling (after Pause)', 'sampling', "s.requestedBackend === 'webgpu'");
     await chooseWhile('sampling', { selector: '#backend', value: 'wasm' });
-    await settle(t, 'backend mid-sampling (after Pause)', 'sampling', "s.requestedBackend === 'wasm'");
+    await settle(t, 'backend mid-sampling', 'sampling', "s.requestedBackend === 'wasm'");
     await chooseWhile('sampling', { selector: 'input[name="objective"][value="mse"]', value: true });
     await settle(t, 'objective mid-sampling', 'sampling', "s.objective === 'mse' && s.requestedBackend === 'wasm'");
     await chooseWhile('sampling', { selector: '#count', value: '500' });
@@ -197,11 +205,11 @@ test(
     await chooseWhile('sampling', { selector: '#dataset', value: 'grid25' });
     await settle(t, 'data set mid-sampling', 'sampling', "s.run.data.name === 'grid25' && s.step === 0");
     await trainThenPause(5);
-    await chooseWhile('sampling', { selector: '#hidden', value: '64' });
-    await settle(t, 'width mid-sampling', 'sampling', "s.run.model.hidden === 64 && s.run.data.name === 'grid25'");
+    await chooseWhile('sampling', { selector: '#hidden', value: '128' });
+    await settle(t, 'width mid-sampling', 'sampling', "s.run.model.hidden === 128 && s.run.data.name === 'grid25'");
     await trainThenPause(5);
     await chooseWhile('sampling', { selector: '#conditional', value: false });
-    const last = await settle(t, 'conditioning mid-sampling', 'sampling', 's.run.data.conditional === false && s.run.model.hidden === 64');
+    const last = await settle(t, 'conditioning mid-sampling', 'sampling', 's.run.data.conditional === false && s.run.model.hidden === 128');
     assert.equal(last.requestedBackend, 'wasm');
     assert.equal(last.lastError, null);
     assert.deepEqual(pageErrors, []);
