@@ -96,7 +96,6 @@ const settle = async (t: TestContext, label: string, when: When, applied: string
     await page.waitForFunction(
       ({ applied: a, when: w }) => {
         const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
-        // eslint-disable-next-line no-new-func
         return !s.changing && (w === 'training' ? s.running && s.step > 0 : !s.running) && new Function('s', `return ${a}`)(s);
       },
       { applied, when },
