@@ -520,6 +520,11 @@ test(
     const s = await train(30, p);
     t.diagnostic(`auto -> wasm: ${s.stepsPerSecond} steps/s; ${banner}`);
     assert.equal(s.backend, 'wasm');
+    // words true for the backend in use: wasm's kernels are the compiler's own WebAssembly, and a Node-only backend
+    // (headless-gl) is not reported as unavailable in a page
+    assert.doesNotMatch(banner, /headlessgl/);
+    assert.match((await p.textContent('#banner')) ?? '', /\d+ WebAssembly kernels live/);
+    assert.doesNotMatch((await p.textContent('body')) ?? '', /gpu\.js kernels|into gpu\.js|compiles for the GPU/);
     assert.ok(s.losses.length >= 30 && s.losses.every(Number.isFinite));
     await p.close();
   },

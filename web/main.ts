@@ -73,6 +73,8 @@ let running = false;
 let looping: Promise<void> | undefined;
 let sampling = false;
 let lastError: string | undefined;
+/** What the kernels of a backend are, in words: the compiler's own WebAssembly or WGSL, else gpu.js's. */
+const kernelFamily = (b: BackendName): string => (b === 'wasm' ? 'WebAssembly' : b === 'webgpu' ? 'WGSL' : 'gpu.js');
 let kernels: KernelReport = { kernels: 0, webgl2Kernels: 0, cpuFallbacks: 0, textures: 0 };
 /** (steps, training ms) over recent chunks, for steps/s */
 let rateWindow: { n: number; ms: number }[] = [];
@@ -153,7 +155,7 @@ const renderBanner = () => {
         ? ` · adapter: ${adapter ?? 'unknown'}`
         : '';
   const k = kernels.kernels
-    ? ` · ${kernels.kernels} gpu.js kernels${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}` +
+    ? ` · ${kernels.kernels} ${kernelFamily(running)} kernels live${running === 'webgl2' ? `, ${kernels.webgl2Kernels} in WebGL2` : ''}` +
       `${kernels.cpuFallbacks ? `, ${kernels.cpuFallbacks} fell back to CPU` : ''}`
     : '';
   ui.banner.className = `banner ${fallback || kernels.cpuFallbacks ? 'warn' : 'ok'}`;
@@ -654,5 +656,5 @@ const state = () => ({
 declare const __FUSEDIFF_VERSION__: string;
 ui.about.textContent =
   `fusediff ${typeof __FUSEDIFF_VERSION__ === 'string' ? __FUSEDIFF_VERSION__ : ''} ` +
-  `· kernels compiled by fusediff into gpu.js · the same library code as in Node`;
+  `· kernels fusediff writes itself (WebAssembly, WGSL) or through gpu.js (WebGL2) · the same library code as in Node`;
 render();

@@ -166,7 +166,10 @@ const chooseAuto = (available: readonly BackendName[]): ResolvedBackend => {
     if (renderer && !isSoftwareRenderer(renderer)) return { name: gl, reason: `auto: ${gl} (GPU: ${renderer})` };
     notes.push(`${gl} renders on ${renderer ?? 'an unknown renderer'}, a CPU rasterizer`);
   }
-  const unavailable = backendNames.filter((b) => !available.includes(b));
+  // a backend of the other platform is not news: headless-gl in a page, WebGL2 in Node
+  const inNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+  const elsewhere = inNode ? 'webgl2' : 'headlessgl';
+  const unavailable = backendNames.filter((b) => !available.includes(b) && b !== elsewhere);
   if (unavailable.length) notes.push(`unavailable here: ${unavailable.join(', ')}`);
   const name = available.includes('wasm') ? 'wasm' : available[0];
   return { name, reason: `auto: ${name}${notes.length ? ` (${notes.join('; ')})` : ''}` };
