@@ -11,6 +11,7 @@ import { scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../ker
 import { splitLanes, type LaneKernelIR } from '../kernel/lanes.ts';
 import { add, Emitter, lit, mulc } from './emitter.ts';
 import { scalarKeys } from '../kernel/keys.ts';
+import { COS_POLY, hornerText, PIO2, REMAINDER_CLAMP, SIN_POLY, TWO_OVER_PI } from '../kernel/sincos.ts';
 
 export interface KernelSource {
   /** gpu.js kernel function source */
@@ -197,16 +198,12 @@ export const printGpuJs = (kernel: KernelIR, target: GpuJsTarget = { gl: false }
    */
   const sinCos = (x0: string, cosine: boolean): string => {
     const x = cosine ? e.let(`Math.abs(${x0})`) : x0; // cos is even exactly, also where the reduction is inexact
-    const k = e.let(`Math.round(${x} * 0.6366197723675814)`);
-    // past |x| = 1e4 the parts of k pi/2 round and r can be anything: clamped just past pi/4, the result stays in [-1, 1]
-    const r = e.let(
-      `Math.min(Math.max(((${x} - ${k} * 1.5703125) - ${k} * 0.0004837512969970703) - ${k} * 0.00000007549789948768648, -0.85), 0.85)`,
-    );
+    const k = e.let(`Math.round(${x} * ${lit(TWO_OVER_PI)})`);
+    const d = e.let(`((${x} - ${k} * ${lit(PIO2[0])}) - ${k} * ${lit(PIO2[1])}) - ${k} * ${lit(PIO2[2])}`);
+    const r = e.let(`Math.min(Math.max(${d}, ${lit(-REMAINDER_CLAMP)}), ${lit(REMAINDER_CLAMP)})`); // kernel/sincos.ts says why
     const z = e.let(`${r} * ${r}`);
-    const sin = e.let(`${r} + ${r} * ${z} * ((0.0 - 0.16666654611) + ${z} * (0.0083321608736 + ${z} * (0.0 - 0.00019515295891)))`);
-    const cos = e.let(
-      `1.0 - 0.5 * ${z} + ${z} * ${z} * (0.04166664568298827 + ${z} * ((0.0 - 0.001388731625493765) + ${z} * 0.00002443315711809948))`,
-    );
+    const sin = e.let(`${r} + ${r} * ${z} * ${hornerText(z, SIN_POLY, lit)}`);
+    const cos = e.let(`1.0 - 0.5 * ${z} + ${z} * ${z} * ${hornerText(z, COS_POLY, lit)}`);
     // the quadrant, 0..3 (cos is sin a quadrant on)
     const q = e.let(`${k} + ${cosine ? '1.0' : '0.0'} - 4.0 * Math.floor((${k} + ${cosine ? '1.0' : '0.0'}) * 0.25)`);
     const value = `(${q} < 0.5 ? ${sin} : (${q} < 1.5 ? ${cos} : (${q} < 2.5 ? (0.0 - ${sin}) : (0.0 - ${cos}))))`;

@@ -6,6 +6,7 @@
 // the reduction loses accuracy with |x| and the result is only promised finite and in [-1, 1] (sin(1e30) was -Infinity).
 // Special values follow IEEE: NaN in gives NaN out, exp(+inf) = inf, exp(-inf) = 0, log(0) = -inf, log(x<0) = NaN.
 import type { Lanes } from './lanes.ts';
+import { COS_POLY, PIO2, REMAINDER_CLAMP, SIN_POLY, TWO_OVER_PI } from '../kernel/sincos.ts';
 
 const LOG2E = 1.4426950408889634;
 const LN2_HI = 0.693359375; // 9 significant bits: n * LN2_HI is exact
@@ -61,25 +62,21 @@ export const log = (L: Lanes, x: number): number => {
   return L.select(L.compare('ne', x, x), x, r, r);
 };
 
-const PIO2_1 = 1.5703125;
-const PIO2_2 = 4.837512969970703125e-4;
-const PIO2_3 = 7.54978995489188216e-8;
-
 /** sin(x) (cosine = true: cos(x)), by quadrant: x = q pi/2 + r, |r| <= pi/4. */
 const sinCos = (L: Lanes, x0: number, cosine: boolean): number => {
   const x = cosine ? L.abs(x0) : x0; // cos is even exactly, also where the reduction is inexact
-  const q = L.nearest(L.mul(x, { c: 2 / Math.PI }));
-  const r = L.sub(x, L.mul(q, { c: PIO2_1 }));
-  L.sub(r, L.mul(q, { c: PIO2_2 }), r);
-  L.sub(r, L.mul(q, { c: PIO2_3 }), r);
+  const q = L.nearest(L.mul(x, { c: TWO_OVER_PI }));
+  const r = L.sub(x, L.mul(q, { c: PIO2[0] }));
+  L.sub(r, L.mul(q, { c: PIO2[1] }), r);
+  L.sub(r, L.mul(q, { c: PIO2[2] }), r);
   // beyond the exact range the parts of q pi/2 are rounded and r can be anything (1e22 for x = 1e30, where the
   // polynomials overflowed to -Infinity): clamped to just past pi/4, the result stays in [-1, 1]; never active below 1e5
-  L.max(L.min(r, { c: 0.85 }), { c: -0.85 }, r);
+  L.max(L.min(r, { c: REMAINDER_CLAMP }), { c: -REMAINDER_CLAMP }, r);
   const z = L.mul(r, r);
-  const s = L.poly(z, [-1.6666654611e-1, 8.3321608736e-3, -1.9515295891e-4]);
+  const s = L.poly(z, SIN_POLY);
   L.mul(s, L.mul(r, z), s);
   L.add(s, r, s);
-  const c = L.poly(z, [4.166664568298827e-2, -1.388731625493765e-3, 2.443315711809948e-5]);
+  const c = L.poly(z, COS_POLY);
   L.mul(c, L.mul(z, z), c);
   L.mulAdd(z, { c: -0.5 }, c, c);
   L.add(c, { c: 1 }, c);

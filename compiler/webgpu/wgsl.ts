@@ -13,6 +13,7 @@ import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar }
 import { randomBase } from '../../core/rng.ts';
 import { Emitter } from '../codegen/emitter.ts';
 import { scalarKeys } from '../kernel/keys.ts';
+import { COS_POLY, hornerText, PIO2, REMAINDER_CLAMP, SIN_POLY, TWO_OVER_PI } from '../kernel/sincos.ts';
 
 /** Invocations per workgroup (one output element each). */
 export const WORKGROUP = 64;
@@ -99,12 +100,12 @@ fn fd_rsqrt(x : f32) -> f32 { return fd_div(1.0, fd_sqrt(x)); }
 fn fd_sincos(x0 : f32, cosine : bool) -> f32 {
   if (fd_isnan(x0) || fd_isinf(x0)) { return fd_nan; }
   let x = select(x0, abs(x0), cosine); // cos is even exactly, also where the reduction is inexact
-  let k = round(x * 0.6366197723675814);
-  // past |x| = 1e4 the parts of k pi/2 round and r can be anything: clamped just past pi/4, the result stays in [-1, 1]
-  let r = clamp(((x - k * 1.5703125) - k * 4.837512969970703e-4) - k * 7.549789948768648e-8, -0.85, 0.85);
+  let k = round(x * ${f32Lit(TWO_OVER_PI)});
+  let d = ((x - k * ${f32Lit(PIO2[0])}) - k * ${f32Lit(PIO2[1])}) - k * ${f32Lit(PIO2[2])};
+  let r = clamp(d, ${f32Lit(-REMAINDER_CLAMP)}, ${f32Lit(REMAINDER_CLAMP)}); // compiler/kernel/sincos.ts says why
   let z = r * r;
-  let s = r + r * z * (-0.16666654611 + z * (0.0083321608736 + z * (-0.00019515295891)));
-  let c = 1.0 - 0.5 * z + z * z * (0.04166664568298827 + z * (-0.001388731625493765 + z * 0.00002443315711809948));
+  let s = r + r * z * ${hornerText('z', SIN_POLY, f32Lit)};
+  let c = 1.0 - 0.5 * z + z * z * ${hornerText('z', COS_POLY, f32Lit)};
   let q = (i32(k - 4.0 * floor(k * 0.25)) + select(0, 1, cosine)) & 3;
   if (q == 0) { return s; }
   if (q == 1) { return c; }
