@@ -1,6 +1,6 @@
 // The `fusediff` command line.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { FUSEDIFF_VERSION } from '../storage/checkpoint.ts';
 import { Command, InvalidArgumentError } from 'commander';
 import { evalCommand, sampleCommand, type SampleFlags } from './sample.ts';
 import { curveCommand, type CurveFlags } from './curve.ts';
@@ -27,15 +27,9 @@ const shardOf = (v: string): { index: number; count: number } => {
   return { index: i - 1, count: n };
 };
 
-/** The package's version: package.json is one folder up in a checkout (cli/), two in an installed package (dist/cli/). */
-const version = (): string => {
-  const file = [new URL('../package.json', import.meta.url), new URL('../../package.json', import.meta.url)].find((u) => existsSync(u));
-  return file ? (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version : 'unknown';
-};
-
 const program = new Command('fusediff')
   .description('typed tensor functions, reverse-mode autodiff and gradient checks for diffusion training')
-  .version(version(), '-V, --version', 'print the version');
+  .version(FUSEDIFF_VERSION, '-V, --version', 'print the version');
 
 program
   .command('gradcheck')

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import { RunFolderError } from '../runs/runTraining.ts';
+import { configDifferences } from '../runs/trainer.ts';
 import { jobFileName, type ExperimentPlan } from './plan.ts';
 import { fileSafe, type ExperimentSpec } from './spec.ts';
 
@@ -66,21 +67,8 @@ const owned = (spec: ExperimentSpec): string[] => [
   ]),
 ];
 
-/** The places where two JSON values differ, as `datasets[0].sampleSet.sample.count: saved 200, requested 300`. */
-const differences = (saved: unknown, requested: unknown, at: string): string[] => {
-  const container = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
-  if (container(saved) && container(requested) && Array.isArray(saved) === Array.isArray(requested)) {
-    const keys = [...new Set([...Object.keys(saved), ...Object.keys(requested)])];
-    return keys.flatMap((k) => differences(saved[k], requested[k], Array.isArray(saved) ? `${at}[${k}]` : at ? `${at}.${k}` : k));
-  }
-  const show = (v: unknown) => (v === undefined ? '(absent)' : JSON.stringify(v));
-  return JSON.stringify(saved) === JSON.stringify(requested)
-    ? []
-    : [`${at || '(root)'}: saved ${show(saved)}, requested ${show(requested)}`];
-};
-
 const sameExperiment = (m: Marker, spec: ExperimentSpec, trainStage1: boolean): string[] => [
-  ...differences(m.spec, spec, ''),
+  ...configDifferences(m.spec, spec, '', true),
   ...(m.trainStage1 === trainStage1 ? [] : [`--train-stage1: saved ${m.trainStage1}, requested ${trainStage1}`]),
 ];
 

@@ -35,6 +35,8 @@ export interface RowJob {
   seed?: number;
   /** the key of the model it samples ('stage1', 'SP', 'SP@2') */
   modelKey: string;
+  /** that model's run folder (relative to the experiment folder) when this experiment trains it; else the committed stage 1 */
+  modelFolder?: string;
   /** sample.* and backend overrides for sampleRow */
   overrides: Record<string, Json>;
   /** the first seed of a row draws the row's picture */
@@ -167,6 +169,7 @@ const planDataset = (d: DatasetSpec, i: number, e: ExperimentSpec, trainStage1: 
     seeds.forEach((seed, k) => {
       const key = modelKey(row.model, seed);
       const model = configs.get(key)!;
+      const modelFolder = trains.find((t) => modelKey(t.model, t.seed) === key)?.folder;
       const overrides = {
         ...(d.sampleSet as Record<string, Json>),
         ...(seed === undefined ? {} : { 'sample.seed': seed }),
@@ -183,6 +186,7 @@ const planDataset = (d: DatasetSpec, i: number, e: ExperimentSpec, trainStage1: 
         row,
         seed,
         modelKey: key,
+        modelFolder,
         overrides,
         picture: k === 0,
         // stage 1 is shared by the seeds, but its rows at each seed are a unit of their own

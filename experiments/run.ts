@@ -192,10 +192,7 @@ const runRowJob = async (
   name: string,
   loaded: Map<string, Checkpoint<StoredConfig>>,
 ): Promise<RowResult> => {
-  const file =
-    job.modelKey === 'stage1'
-      ? stage1File(plan, dir)
-      : path.join(dir, plan.trains.find((t) => t.id.endsWith(`/model/${job.modelKey}`))!.folder, 'checkpoint.safetensors');
+  const file = job.modelFolder === undefined ? stage1File(plan, dir) : path.join(dir, job.modelFolder, 'checkpoint.safetensors');
   if (!loaded.has(file)) loaded.set(file, loadModel(file));
   checkInside(dir, path.join(dir, `${job.dataset}-${fileSafe(job.row.name)}.png`));
   const r = await sampleRow(loaded.get(file)!, job.row, job.overrides, dir, o.quiet, name, job.picture, o.stopper);

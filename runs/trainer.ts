@@ -157,11 +157,17 @@ export const loadRunCheckpoint = (path: string, opts: Omit<LoadOptions<StoredCon
 
 const show = (v: unknown): string => (v === undefined ? '(absent)' : JSON.stringify(v));
 
-/** The dotted paths at which two JSON values differ, with both values: `train.lr: 0.001 -> 0.01`. */
-export const configDifferences = (saved: unknown, requested: unknown, prefix = ''): string[] => {
-  if (isRecord(saved) && isRecord(requested)) {
-    const keys = [...new Set([...Object.keys(saved), ...Object.keys(requested)])];
-    return keys.flatMap((k) => configDifferences(saved[k], requested[k], prefix ? `${prefix}.${k}` : k));
+/**
+ * The dotted paths at which two JSON values differ, with both values: `train.lr: saved 0.001, requested 0.01`.
+ * With `intoArrays`, arrays are compared element by element too (`datasets[0].rows[2].cfg: ...`).
+ */
+export const configDifferences = (saved: unknown, requested: unknown, prefix = '', intoArrays = false): string[] => {
+  const arrays = intoArrays && Array.isArray(saved) && Array.isArray(requested);
+  if ((isRecord(saved) && isRecord(requested)) || arrays) {
+    const [a, b] = [saved as Record<string, unknown>, requested as Record<string, unknown>];
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+    const at = (k: string) => (arrays ? `${prefix}[${k}]` : prefix ? `${prefix}.${k}` : k);
+    return keys.flatMap((k) => configDifferences(a[k], b[k], at(k), intoArrays));
   }
   return JSON.stringify(saved) === JSON.stringify(requested)
     ? []
