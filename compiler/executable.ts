@@ -27,6 +27,7 @@ import { BackendError, guard, KernelLimitError, NonFiniteError } from './errors.
 import { FallbackWatch, type KernelFallback } from './fallbacks.ts';
 import type { CompiledKernel } from './kernel.ts';
 
+/** Options of `compile` (and of `compileStep`, which passes them on): the backend, fusion, debugging and profiling. */
 export interface CompileOptions {
   /** a backend name or 'auto' (the shared Backend object of that name), or a Backend object of your own */
   backend?: BackendRequest | Backend;
@@ -94,6 +95,11 @@ export const exactIndexLimit: Readonly<Record<BackendName, number>> = {
   webgpu: 2 ** 31,
 };
 
+/**
+ * Compiles a graph (a traced function, a gradient, ...) into an `Executable`: simplified, fused into kernels, with a
+ * memory plan, for one backend (`auto` by default: `exe.backend` says which, `exe.backendReason` why). Runs take host
+ * arrays by input name and return the outputs (float32 on the device, read back as float64 host arrays).
+ */
 export const compile = (graph: Graph, options: CompileOptions = {}): Executable => {
   const { device, reason } = deviceFor(options.backend);
   const backend = device.name;

@@ -9,6 +9,10 @@ import type { CompiledKernel } from './kernel.ts';
 import type { BufferPlan } from './memoryPlan.ts';
 import type { FusedProgram } from './passes/fuse.ts';
 
+/**
+ * A compiled plan (`compile`): run it on host arrays or device buffers, read buffers back, inspect its kernels and
+ * memory plan, `dispose()` it.
+ */
 export interface Executable {
   readonly backend: BackendName;
   /** the Backend object whose kernels this plan uses */

@@ -60,6 +60,7 @@ export interface AttrsOf extends Record<UnaryOp | BinaryOp | CompareOp, NoAttrs>
   stopGradient: NoAttrs;
 }
 
+/** The name of every primitive of the IR (the closed set that tracing emits and every pass handles). */
 export type OpName = keyof AttrsOf;
 
 /** true when the groups name every op of Ops (OpName, or in a type test OpName plus a hypothetical op) */
@@ -80,6 +81,7 @@ type NodeMap = {
   };
 };
 
+/** One node of a graph: its primitive, input node ids, attributes, output shape and the user's call site. */
 export type Node = NodeMap[OpName];
 
 /** The nodes of op K (an indexed access, not Extract: so a rule for ops A | B also serves as the rule for A). */
@@ -90,6 +92,7 @@ export interface Output {
   readonly id: number;
 }
 
+/** A traced function as plain data: its nodes (each after its inputs) and its named outputs. */
 export interface Graph {
   readonly nodes: readonly Node[];
   readonly outputs: readonly Output[];

@@ -1,4 +1,5 @@
 // Shape arithmetic shared by every layer: sizes, strides, broadcasting and axis normalisation.
+/** A tensor's dimensions, outermost first (row-major); `[]` is a scalar. */
 export type Shape = readonly number[];
 
 export const size = (shape: Shape): number => shape.reduce((a, b) => a * b, 1);

@@ -18,6 +18,7 @@ const fail = (x: Tensor, name: string, detail: string): never => {
   throw new ShapeError(name, detail, x.graph.siteOf());
 };
 
+/** Init options of `linear` and `conv2d`. */
 export interface DenseInit {
   /** include the bias (default true) */
   bias?: boolean;
@@ -33,6 +34,7 @@ const fanInUniform = (shape: readonly number[], fanIn: number, gain: number, see
 
 // ---- linear -----------------------------------------------------------------------------------------------
 
+/** The parameters of `linear`: y = x w + b. */
 export type LinearParams = {
   /** [in, out]: y = x w + b, no transpose (PyTorch stores [out, in]) */
   w: NDArray;
@@ -59,6 +61,7 @@ export const linear: Layer<LinearParams, [inDim: number, outDim: number, opts?: 
 
 // ---- conv2d -----------------------------------------------------------------------------------------------
 
+/** The parameters of `conv2d`: OIHW weights and a per-output-channel bias. */
 export type Conv2dParams = {
   /** [out, in, kh, kw] (OIHW) */
   w: NDArray;
@@ -86,6 +89,7 @@ export const conv2d: Layer<
 
 // ---- normalisation ----------------------------------------------------------------------------------------
 
+/** The parameters of `groupNorm` and `layerNorm`: the per-feature scale and shift. */
 export type NormParams = {
   /** [features], init ones */
   gamma: NDArray;
@@ -109,6 +113,7 @@ export const layerNorm: Layer<NormParams, [dim: number], [eps?: number]> = {
 
 // ---- embedding --------------------------------------------------------------------------------------------
 
+/** The parameters of `embedding`: one row per id. */
 export type EmbeddingParams = {
   /** [count, dim], init N(0, 1) as PyTorch's nn.Embedding */
   table: NDArray;

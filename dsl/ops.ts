@@ -33,11 +33,15 @@ export const constant = <const S extends Shape>(values: ArrayLike<number>, shape
   return emit<S>(g, 'constant', [], { value: Float64Array.from(values) }, shape);
 };
 
+/** A rank-0 constant; `g` is the graph to put it in (by default the one being traced). */
 export const scalar = (v: number, g: GraphBuilder = builderFor('scalar', [])): Tensor<[]> =>
   emit<[]>(g, 'constant', [], { value: Float64Array.of(v) }, []);
 
+/** A constant of the given shape, every element `v` (a scalar broadcast: one value, not `size` of them). */
 export const full = <const S extends Shape>(shape: S, v: number): Tensor<S> => broadcastTo(scalar(v), shape);
+/** `full(shape, 0)`. */
 export const zeros = <const S extends Shape>(shape: S): Tensor<S> => full(shape, 0);
+/** `full(shape, 1)`. */
 export const ones = <const S extends Shape>(shape: S): Tensor<S> => full(shape, 1);
 
 const lift = (g: GraphBuilder, x: Operand): Tensor => (x instanceof Tensor ? x : scalar(x, g));
@@ -49,16 +53,27 @@ const unaryOp =
   <S extends Shape>(x: Tensor<S>): Tensor<S> =>
     emit<S>(x.graph, op, [x], {});
 
+/** Elementwise negation, -x. */
 export const neg = unaryOp('neg');
+/** Elementwise e^x. */
 export const exp = unaryOp('exp');
+/** Elementwise natural logarithm: -Infinity at 0, NaN below 0 (IEEE, on every backend: docs/numerics.md). */
 export const log = unaryOp('log');
+/** Elementwise square root: NaN below 0. */
 export const sqrt = unaryOp('sqrt');
+/** Elementwise 1 / sqrt(x) as one primitive (the normalisation layers use it). */
 export const rsqrt = unaryOp('rsqrt');
+/** Elementwise sine (radians). */
 export const sin = unaryOp('sin');
+/** Elementwise cosine (radians). */
 export const cos = unaryOp('cos');
+/** Elementwise hyperbolic tangent. */
 export const tanh = unaryOp('tanh');
+/** Elementwise logistic function, 1 / (1 + e^-x). */
 export const sigmoid = unaryOp('sigmoid');
+/** Elementwise max(x, 0); its gradient at 0 is 0. */
 export const relu = unaryOp('relu');
+/** Elementwise |x|; its gradient at 0 is 0. */
 export const abs = unaryOp('abs');
 /** Rounds down; its gradient is zero (e.g. for discrete timesteps drawn from a uniform). */
 export const floor = unaryOp('floor');
@@ -74,7 +89,9 @@ const broadcastAll = (op: string, g: GraphBuilder, xs: readonly Tensor[]): Tenso
   return xs.map((x) => broadcastTo(x, shape));
 };
 
-type Elementwise = <A extends Operand, B extends Operand>(
+/** The type of the binary elementwise ops: operands are tensors or numbers, broadcast as numpy does; a literal shape
+ * mismatch is a type error, any mismatch a ShapeError at trace time. */
+export type Elementwise = <A extends Operand, B extends Operand>(
   a: A,
   b: B & BroadcastCheck<ShapeOf<A>, ShapeOf<B>>,
 ) => Tensor<Broadcast<ShapeOf<A>, ShapeOf<B>>>;
@@ -86,20 +103,31 @@ const binaryOp = (op: BinaryOp | CompareOp, name: string = op): Elementwise =>
     return emit(g, op, [x, y], {});
   }) as Elementwise;
 
+/** a + b, elementwise with broadcasting. */
 export const add = binaryOp('add');
+/** a - b, elementwise with broadcasting. */
 export const sub = binaryOp('sub');
+/** a * b, elementwise with broadcasting. */
 export const mul = binaryOp('mul');
+/** a / b, elementwise with broadcasting (IEEE: x / 0 is ±Infinity, 0 / 0 is NaN). */
 export const div = binaryOp('div');
+/** a ** b, elementwise with broadcasting; the gradient in b is taken as 0 where a <= 0. */
 export const pow = binaryOp('pow');
-/** Elementwise maximum (numpy's `maximum`); `max` is the reduction. */
+/** Elementwise maximum (numpy's `maximum`); `max` is the reduction. At ties the gradient is split equally. */
 export const maximum = binaryOp('max', 'maximum');
+/** Elementwise minimum (numpy's `minimum`); at ties the gradient is split equally. */
 export const minimum = binaryOp('min', 'minimum');
-/** Comparisons give 1 where true and 0 where false; their gradient is zero. */
+/** a < b: 1 where true and 0 where false, with broadcasting; comparisons have zero gradient. */
 export const lt = binaryOp('lt');
+/** a <= b as 1 or 0, with broadcasting (see `lt`). */
 export const le = binaryOp('le');
+/** a > b as 1 or 0, with broadcasting (see `lt`). */
 export const gt = binaryOp('gt');
+/** a >= b as 1 or 0, with broadcasting (see `lt`). */
 export const ge = binaryOp('ge');
+/** a === b as 1 or 0, with broadcasting (see `lt`). */
 export const eq = binaryOp('eq');
+/** a !== b as 1 or 0, with broadcasting (see `lt`). */
 export const ne = binaryOp('ne');
 
 /** `a` where `cond` is non-zero, else `b`, with broadcasting of all three. */
@@ -112,6 +140,7 @@ export const where = <C extends Operand, A extends Operand, B extends Operand>(
   return emit(g, 'where', broadcastAll('where', g, [lift(g, cond), lift(g, a as Operand), lift(g, b as Operand)]), {});
 };
 
+/** The identity whose gradient is zero: autodiff treats its result as a constant. */
 export const stopGradient = <S extends Shape>(x: Tensor<S>): Tensor<S> => emit<S>(x.graph, 'stopGradient', [x], {});
 
 // ---- reductions -------------------------------------------------------------------------------------------
@@ -143,8 +172,9 @@ const normalizeWithSite = (op: string, x: Tensor, axes: readonly number[]): numb
   }
 };
 
+/** Sum over `axes` (all by default, giving a scalar); `keepDims` keeps each reduced axis with size 1. */
 export const sum = reduceOp('sum', 'sum');
-/** Maximum over axes; at ties the gradient is shared equally between the tied elements. */
+/** Maximum over `axes` (all by default), `keepDims` as for `sum`; at ties the gradient is shared equally between the tied elements. */
 export const max = reduceOp('reduceMax', 'max');
 
 // ---- layout -----------------------------------------------------------------------------------------------
@@ -166,11 +196,13 @@ export const reshape = <const S extends Shape>(x: Tensor, shape: S): Tensor<Infe
   return emit<Inferred<S>>(x.graph, 'reshape', [x], {}, target);
 };
 
+/** Broadcasts `x` to `shape` as numpy does (new leading axes, size-1 axes repeated); a no-op for its own shape. */
 export const broadcastTo = <const S extends Shape>(x: Tensor, shape: S): Tensor<S> => {
   if (shape.length === x.rank && shape.every((d, i) => d === x.shape[i])) return x as unknown as Tensor<S>;
   return emit<S>(x.graph, 'broadcast', [x], {}, shape);
 };
 
+/** Reorders the axes: axis i of the result is axis `perm[i]` of `x` (numpy's `transpose(x, perm)`). */
 export const permute = (x: Tensor, perm: readonly number[]): Tensor => {
   if (perm.length !== x.rank) fail(x.graph, 'permute', `permutation [${perm.join(',')}] does not fit shape ${fmt(x.shape)}`);
   const p = normalizeWithSite('permute', x, perm);
@@ -214,6 +246,7 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], i
   return emit(x.graph, 'pad', [x], { lo, hi, interior: inner });
 };
 
+/** Joins tensors along `axis` (negative counts from the end); the other dimensions must agree. */
 export const concat = (xs: readonly Tensor[], axis: number): Tensor => {
   if (xs.length === 0) throw new ShapeError('concat', 'needs at least one tensor');
   const g = builderFor('concat', xs);
@@ -221,6 +254,7 @@ export const concat = (xs: readonly Tensor[], axis: number): Tensor => {
   return emit(g, 'concat', xs, { axis: normalizeWithSite('concat', xs[0], [axis])[0] });
 };
 
+/** Reverses the order of the elements along each of `axes`. */
 export const flip = <S extends Shape>(x: Tensor<S>, axes: readonly number[]): Tensor<S> =>
   axes.length === 0 ? x : emit<S>(x.graph, 'flip', [x], { axes: normalizeWithSite('flip', x, axes) });
 
@@ -240,7 +274,9 @@ export const matmul = <A extends Shape, B extends Shape>(a: Tensor<A>, b: Tensor
   return emit(g, 'matmul', [x, y], {});
 };
 
+/** Options of `conv2d`: the stride (default 1) and the zero padding (default 0). */
 export interface Conv2dOptions {
+  /** one number for both axes, or [vertical, horizontal] */
   stride?: number | readonly [number, number];
   /** one number for all sides, [vertical, horizontal], or [top, bottom, left, right] */
   padding?: number | readonly [number, number] | readonly [number, number, number, number];
@@ -261,6 +297,7 @@ export const conv2d = (x: Tensor, w: Tensor, { stride = 1, padding = 0 }: Conv2d
 
 // ---- randomness -------------------------------------------------------------------------------------------
 
+/** Options of `normal` and `uniform`: the draw is a pure function of (seed, stream, counter, element index). */
 export interface RandomOptions {
   seed: number;
   /** distinguishes independent draws in one graph (e.g. the noise and the timestep) */

@@ -7,6 +7,7 @@ import type { Tensor } from './tensor.ts';
 import { flatten, unflatten } from './tree.ts';
 import { isTensor } from './trace.ts';
 
+/** An optimizer as DSL functions (its update is traced into the training step's graph): `sgd`, `adam`. */
 export interface Optimizer {
   readonly name: string;
   /** initial state for a parameter tree, e.g. { m: zeros, v: zeros } */

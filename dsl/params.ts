@@ -58,12 +58,15 @@ export const paramShapesOf = (init: () => Params): [string, number[]][] => {
   }
 };
 
+/** A host array of the given shape, every element `value` (float64). */
 export const fullArray = (shape: Shape, value: number): NDArray => {
   checkShape(shape);
   if (shapesOnly) return shapeOnlyArray(shape);
   return { shape: [...shape], data: new Float64Array(size(shape)).fill(value) };
 };
+/** `fullArray(shape, 0)`. */
 export const zerosArray = (shape: Shape): NDArray => fullArray(shape, 0);
+/** `fullArray(shape, 1)`. */
 export const onesArray = (shape: Shape): NDArray => fullArray(shape, 1);
 
 /** The RNG stream reserved for host-side parameter init, so it never coincides with a graph's noise streams by accident. */

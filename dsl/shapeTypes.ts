@@ -49,5 +49,6 @@ export type MatmulCheck<A extends Shape, B extends Shape> =
       : unknown
     : { 'matmul inner dimensions differ': [Last<A>, SecondLast<B>] };
 
+/** The result shape of `matmul(a, b)`: the broadcast batch dimensions, then [M, N]; `number[]` unless both are tuples. */
 export type MatmulShape<A extends Shape, B extends Shape> =
   IsTuple<A> extends true ? (IsTuple<B> extends true ? [...Broadcast<Batch<A>, Batch<B>>, SecondLast<A>, Last<B>] : number[]) : number[];

@@ -3,6 +3,10 @@ import { GraphBuilder } from '../core/builder.ts';
 import { ShapeError } from '../core/shape.ts';
 import type { Shape } from './shapeTypes.ts';
 
+/**
+ * A traced value: a handle on one node of the graph being built, typed by its shape S (literal where known, e.g.
+ * `Tensor<[8, 2]>`). It holds no data; ops on it append nodes, and values come from `evaluate` or a compiled plan.
+ */
 export class Tensor<S extends Shape = Shape> {
   constructor(
     readonly graph: GraphBuilder,
@@ -20,7 +24,9 @@ export class Tensor<S extends Shape = Shape> {
   }
 }
 
+/** What the elementwise ops accept: a tensor, or a number (a constant broadcast to the other operand). */
 export type Operand = Tensor | number;
+/** The shape type of an operand: S for a `Tensor<S>`, `[]` for a number. */
 export type ShapeOf<T> = T extends Tensor<infer S> ? S : [];
 
 // Traces nest (grad of grad traces inside a trace); ops that have no tensor argument use the innermost one.

@@ -18,10 +18,14 @@ export type TensorsOf<Sp> = Sp extends Shape
   ? Tensor<{ -readonly [K in keyof Sp]: Sp[K] }>
   : { -readonly [K in keyof Sp]: TensorsOf<Sp[K]> };
 
+/** What a traced function returns: one tensor (the output 'out') or a tree of them (outputs named by path). */
 export type TensorTree = Tree<Tensor>;
 
+/** Whether `x` is a shape: an array of numbers. */
 export const isShape = (x: unknown): x is Shape => Array.isArray(x) && x.every((d) => typeof d === 'number');
+/** Whether `x` is a traced `Tensor`. */
 export const isTensor = (x: unknown): x is Tensor => x instanceof Tensor;
+/** Whether `x` is a host array: `{ shape, data: Float64Array }`. */
 export const isNDArray = (x: unknown): x is NDArray =>
   typeof x === 'object' && x !== null && (x as NDArray).data instanceof Float64Array && isShape((x as NDArray).shape);
 

@@ -1,6 +1,8 @@
 // Trees: nested records whose leaves are tensors, host arrays or shapes. Flattened paths ("enc.0.w") name graph inputs.
+/** A leaf, or a record of trees; its leaves are named by their dot-joined key path ('enc.0.w'). */
 export type Tree<L> = L | { readonly [key: string]: Tree<L> };
 
+/** The [path, leaf] pairs of a tree in key order; `isLeaf` says what a leaf is. A key may not contain '.'. */
 export const flatten = <L>(tree: Tree<L>, isLeaf: (x: unknown) => x is L, prefix = ''): [string, L][] => {
   if (isLeaf(tree)) return [[prefix, tree]];
   const out: [string, L][] = [];
@@ -13,6 +15,7 @@ export const flatten = <L>(tree: Tree<L>, isLeaf: (x: unknown) => x is L, prefix
 
 const PROTOTYPE_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
 
+/** Builds the tree of dot-joined paths (the inverse of `flatten`); a path segment that would reach a prototype is refused. */
 export const unflatten = <L>(entries: Iterable<readonly [string, L]>): Tree<L> => {
   const root: Record<string, unknown> = {};
   for (const [path, leaf] of entries) {
@@ -30,5 +33,6 @@ export const unflatten = <L>(entries: Iterable<readonly [string, L]>): Tree<L> =
   return root as Tree<L>;
 };
 
+/** The tree of the same structure with `f(leaf, path)` at every leaf. */
 export const mapTree = <A, B>(tree: Tree<A>, isLeaf: (x: unknown) => x is A, f: (leaf: A, path: string) => B): Tree<B> =>
   unflatten(flatten(tree, isLeaf).map(([p, l]) => [p, f(l, p)] as const));

@@ -1,6 +1,7 @@
 // The models' configurations as plain data: what each kind of denoiser takes and its defaults. The contract
 // (denoiser.ts), the implementations and the run configs all read these; this file imports nothing.
 
+/** The MLP denoiser's configuration (for 2-D points and flattened images): sizes of its layers and embeddings. */
 export interface MlpConfig {
   readonly kind: 'mlp';
   /** dimension of a data point (x is [B, dim]) */
@@ -16,11 +17,13 @@ export interface MlpConfig {
   readonly numClasses?: number;
 }
 
+/** What `createDenoiser` takes for an MLP: `kind: 'mlp'` and any fields of MlpConfig (the rest from `mlpDefaults`). */
 export type MlpOptions = { kind: 'mlp' } & Partial<Omit<MlpConfig, 'kind'>>;
 
 /** The defaults are the reference workload of the benchmark: 66 -> 256 -> 256 -> 256 -> 2. */
 export const mlpDefaults: Omit<MlpConfig, 'kind'> = { dim: 2, hidden: 256, depth: 3, timeDim: 64, classDim: 16 };
 
+/** The UNet denoiser's configuration (for 1xHxW images): channels per level, residual blocks, groups, attention. */
 export interface UnetConfig {
   readonly kind: 'unet';
   /** image channels (1 for MNIST) */
@@ -41,6 +44,7 @@ export interface UnetConfig {
   readonly numClasses?: number;
 }
 
+/** What `createDenoiser` takes for a UNet: `kind: 'unet'` and any fields of UnetConfig (the rest from `unetDefaults`). */
 export type UnetOptions = { kind: 'unet' } & Partial<Omit<UnetConfig, 'kind'>>;
 
 /** MNIST-sized defaults: 28 -> 14 -> 7 with 16, 32, 32 channels. */

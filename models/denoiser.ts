@@ -5,11 +5,16 @@ import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import type { DenoiserConfig } from './configs.ts';
 
+/** Options of `Denoiser.apply`. */
 export interface ApplyOptions {
   /** return this named layer's output instead of the model output; only the nodes it needs are traced */
   until?: string;
 }
 
+/**
+ * A denoiser, the contract every objective and sampler codes against: `init(seed)` makes its parameter tree P and
+ * `apply(params, x, t, c?)` traces its prediction (eps, v or x0, as the objective reads it) for noisy x at timesteps t.
+ */
 export interface Denoiser<P extends Params = Params> {
   readonly config: DenoiserConfig;
   /** the shape of one sample: x is [B, ...dataShape] and so is the output */
@@ -25,6 +30,7 @@ export interface Denoiser<P extends Params = Params> {
   apply(params: ParamTensors<P>, x: Tensor, t: Tensor, c?: Tensor, opts?: ApplyOptions): Tensor;
 }
 
+/** Thrown for inputs a denoiser refuses (a wrong shape, class ids given or missing) and for an unknown layer name. */
 export class DenoiserError extends Error {
   override readonly name = 'DenoiserError';
 }

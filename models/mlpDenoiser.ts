@@ -8,6 +8,7 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { mlpDefaults, type MlpConfig, type MlpOptions } from './configs.ts';
 import { DenoiserError, makeDenoiser, type Denoiser } from './denoiser.ts';
 
+/** The parameter tree of the MLP denoiser: class embedding (conditional models), hidden layers, output layer. */
 export type MlpParams = {
   /** numClasses + 1 rows; the last is the null class of CFG */
   cls?: nn.EmbeddingParams;

@@ -4,7 +4,9 @@
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 
+/** What a denoiser predicts: the noise eps, the velocity v = alpha eps - sigma x0, or the clean data x0. */
 export type Prediction = 'eps' | 'v' | 'x0';
+/** Every Prediction, for validation and option lists. */
 export const predictions: readonly Prediction[] = ['eps', 'v', 'x0'];
 
 /** [B] -> [B, 1, ..., 1] of the given rank, so a per-sample scalar broadcasts against a [B, ...] tensor. */

@@ -23,6 +23,7 @@ export const denoiserPredict =
   (xt, t, { c, params }) =>
     model.apply(params ?? ({} as ParamTensors<Params>), xt, t, c);
 
+/** Options of `createSampler` and `sample`: the model, shape, schedule, sampler, steps, guidance, seed and backend. */
 export interface SamplerOptions {
   predict: PredictFn;
   /** [B, ...dataShape] */
@@ -51,6 +52,7 @@ export interface SamplerOptions {
   hasNullClass?: boolean;
 }
 
+/** A batch of samples as a float64 host array, with the backend that ran the steps and the timesteps visited. */
 export interface SampleResult extends NDArray {
   /** which backend ran the steps */
   readonly backend: string;
@@ -242,6 +244,7 @@ const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: read
   };
 };
 
+/** A compiled sampler (`createSampler`): draw batches with `sample` or `sampleAsync`, then `dispose()` it. */
 export interface Sampler {
   readonly plan: readonly StepCoefficients[];
   /** the compiled step (undefined on the interpreter), for inspection */
@@ -260,9 +263,13 @@ export interface Sampler {
   dispose(): void;
 }
 
+/** Options of one `Sampler.sample` call: class ids, which independent draw, parameters for this batch, progress. */
 export interface SampleCallOptions {
+  /** [B] class ids (required with guidance) */
   classes?: ArrayLike<number>;
+  /** independent noise under the same seed (default 0) */
   draw?: number;
+  /** parameters for this batch instead of the options' (same paths and shapes), without recompiling */
   params?: Params;
   /**
    * sampleAsync only: awaited after each of the `total` runs (the initial noise, then every denoising step), so a

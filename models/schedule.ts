@@ -5,6 +5,7 @@ import * as op from '../dsl/ops.ts';
 import type { RandomOptions } from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 
+/** A variance-preserving noise schedule as host float64 tables over t = 1..T (index t-1): abar, alpha and sigma. */
 export interface Schedule {
   readonly name: string;
   readonly T: number;

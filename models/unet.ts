@@ -15,6 +15,7 @@ import { DenoiserError, makeDenoiser, type Denoiser } from './denoiser.ts';
 
 type Stage = { [name: string]: ResBlockParams };
 
+/** The parameter tree of the UNet denoiser: conditioning, input conv, down path, middle block, up path, output. */
 export type UnetParams = {
   cond: CondParams;
   convIn: nn.Conv2dParams;

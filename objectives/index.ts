@@ -1,3 +1,5 @@
+// `fusediff/objectives`: the training objectives as pure functions from a step's arguments to a scalar loss (MSE,
+// self-perceptual), their parts (noising, features, condition dropout) and the weighted sum that combines them.
 export type { Objective, ObjectiveArgs } from './types.ts';
 export { mseObjective, type MseOptions } from './mse.ts';
 export {
@@ -9,4 +11,4 @@ export {
 } from './selfPerceptual.ts';
 export { dropCondition } from './cfg.ts';
 export { weightedSum } from './combine.ts';
-export { noise, streams } from './noising.ts';
+export { noise, streams, type Noised } from './noising.ts';

@@ -10,6 +10,7 @@ import { dropCondition } from './cfg.ts';
 import { checkPrediction, noise, perSampleMean } from './noising.ts';
 import type { Objective } from './types.ts';
 
+/** Options of `mseObjective`: the model, schedule and target, min-SNR weighting, condition dropout, seed. */
 export interface MseOptions {
   model: Denoiser;
   schedule: Schedule;
@@ -34,6 +35,10 @@ const minSnrWeight = (schedule: Schedule, t: Tensor, prediction: Prediction, gam
   return op.reshape(op.matmul(oneHot(op.sub(t, 1), schedule.T), op.constant(w, [schedule.T, 1])), [t.shape[0]]);
 };
 
+/**
+ * The diffusion MSE objective (stage 1): the mean over the batch of ||f(x_t, t, c) - target||^2 per sample (a mean over
+ * its elements), target eps, v or x0, optionally min-SNR weighted, with condition dropout for CFG.
+ */
 export const mseObjective =
   ({ model, schedule, prediction, minSnrGamma, condDropout = 0, seed = 0 }: MseOptions): Objective =>
   ({ params, x0, c, step }) => {

@@ -8,6 +8,7 @@ import { alphaSigmaAt, sampleTimesteps, type Schedule } from '../models/schedule
 /** Random streams of the objectives; distinct so t, eps, t' and the condition dropout are independent. */
 export const streams = { t: 101, eps: 102, tPrime: 103, dropout: 104, renoise: 105 } as const;
 
+/** A noised batch (`noise`): timesteps t, the noise eps, alpha and sigma shaped to broadcast, and x_t. */
 export interface Noised {
   t: Tensor; // [B]
   eps: Tensor; // like x0
@@ -22,6 +23,10 @@ export const coefficients = (schedule: Schedule, t: Tensor, rank: number) => {
   return { alpha: perSample(alpha, rank), sigma: perSample(sigma, rank) };
 };
 
+/**
+ * The forward process on a batch: t uniform in 1..T and eps standard normal, each on its own stream keyed by `step`,
+ * and x_t = alpha_t x0 + sigma_t eps.
+ */
 export const noise = (schedule: Schedule, x0: Tensor, step: Tensor, seed: number): Noised => {
   const B = x0.shape[0];
   const t = sampleTimesteps(schedule, B, { seed, stream: streams.t, counter: step as Tensor<readonly []> });

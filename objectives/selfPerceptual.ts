@@ -17,6 +17,7 @@ import { sampleTimesteps, type Schedule } from '../models/schedule.ts';
 import { checkPrediction, coefficients, noise, streams } from './noising.ts';
 import type { Objective, ObjectiveArgs } from './types.ts';
 
+/** Options of the self-perceptual objective: the model, the frozen stage-1 weights, and the method's knobs (docs/method.md). */
 export interface SelfPerceptualOptions {
   model: Denoiser;
   /** the stage-1 weights: the frozen copy f* (host arrays, embedded as constants) */
@@ -122,6 +123,11 @@ export const featureDistance = (a: Tensor, b: Tensor, distance: 'mse' | 'mae', o
   return op.div(op.sum(distance === 'mse' ? op.mul(d, d) : op.abs(d)), size);
 };
 
+/**
+ * The self-perceptual objective (stage 2, docs/method.md): the distance between the frozen copy f*'s features of the
+ * real x0 and of the online model's prediction, both re-noised at t'. The gradient flows through f* to the prediction;
+ * f*'s weights are graph constants, and the real branch is a constant target.
+ */
 export const selfPerceptualObjective = (o: SelfPerceptualOptions): Objective => {
   const features = selfPerceptualFeatures(o);
   const distance = o.distance ?? 'mse';

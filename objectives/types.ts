@@ -2,6 +2,7 @@
 import type { Params, ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 
+/** What an objective receives each step (a `compileStep` loss's arguments): parameters, data, classes, step counter. */
 export interface ObjectiveArgs {
   /** the online model's parameters (the ones differentiated) */
   params: ParamTensors<Params>;
@@ -15,4 +16,5 @@ export interface ObjectiveArgs {
   ema?: ParamTensors<Params>;
 }
 
+/** A training objective: a pure function from the step's arguments to a scalar loss tensor. */
 export type Objective = (args: ObjectiveArgs) => Tensor;

@@ -135,6 +135,10 @@ export const CheckpointMetadata = t.type(
 );
 export type CheckpointMetadata = t.TypeOf<typeof CheckpointMetadata>;
 
+/**
+ * A checkpoint as the host sees it: weights, optimizer state and EMA as parameter trees, plus the run's config, step,
+ * RNG counter, schedule, model signature and version (stored as one safetensors file: storage/README.md).
+ */
 export interface Checkpoint<C = Record<string, unknown>> {
   /** model weights */
   params: Params;
@@ -159,11 +163,13 @@ export interface Checkpoint<C = Record<string, unknown>> {
 /** What saveCheckpoint takes: a Checkpoint whose version defaults to FUSEDIFF_VERSION. */
 export type CheckpointInput<C = Record<string, unknown>> = Omit<Checkpoint<C>, 'version'> & { version?: string };
 
+/** Options of `saveCheckpoint`: the dtype the tensors are stored in. */
 export interface SaveOptions {
   /** tensor dtype: F32 (default; float64 values rounded) or F64 (exact) */
   dtype?: WriteDtype;
 }
 
+/** Options of `loadCheckpoint`: the model signature to insist on, and an io-ts codec for the config. */
 export interface LoadOptions<C> {
   /** refuse (SignatureMismatchError) a checkpoint whose model signature differs */
   expectSignature?: string;

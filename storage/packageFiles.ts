@@ -20,6 +20,7 @@ export const packageRoot = (): string => {
 /** A file the package ships, by its path inside the package. */
 export const packageFile = (...parts: string[]): string => path.join(packageRoot(), ...parts);
 
+/** The prefix of a committed checkpoint's reference: `pretrained:stage1-unet-mnist16`. */
 export const PRETRAINED = 'pretrained:';
 
 /** The committed checkpoints this package holds, as `pretrained:NAME` references. */

@@ -127,6 +127,7 @@ export interface TensorHeader {
   readonly data_offsets: readonly [number, number];
 }
 
+/** A decoded safetensors file: its tensors as float64 host arrays, its string metadata and each tensor's stored dtype. */
 export interface DecodedSafetensors {
   /** float64 host arrays, in the file's (name-sorted) order */
   readonly tensors: Record<string, NDArray>;

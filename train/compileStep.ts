@@ -25,8 +25,11 @@ export type StepArgs<D extends Record<string, Shape>, P = Params> = {
   -readonly [K in keyof D]: Tensor<MutableShape<D[K]>>;
 };
 
+/** Options of `compileStep`: the initial parameters, the optimizer, the data shapes, the EMA, and `compile`'s options. */
 export interface StepOptions<D extends Record<string, Shape>, P extends Params = Params> extends CompileOptions {
+  /** the initial parameters (their tree and shapes fix the step's) */
   params: P;
+  /** `adam(...)` or `sgd(...)`; its update is traced into the step */
   optimizer: Optimizer;
   /** shapes of the per-step data inputs */
   data: D;
@@ -45,7 +48,9 @@ export interface StepOptions<D extends Record<string, Shape>, P extends Params =
   initialState?: { state?: Params; ema?: Params };
 }
 
+/** A compiled training step (`compileStep`): run it on each batch of data; parameters and state stay on the device. */
 export interface TrainStep<P extends Params = Params> {
+  /** the compiled plan: `executable.backend` names the backend it runs on, `executable.backendReason` says why */
   readonly executable: Executable;
   /** the next step's counter */
   readonly step: number;
@@ -73,6 +78,7 @@ export interface TrainStep<P extends Params = Params> {
   dispose(): void;
 }
 
+/** Thrown by a step whose loss is NaN or infinite; that step's update is not applied (the state stays as before it). */
 export class NonFiniteLossError extends Error {
   constructor(
     readonly step: number,
@@ -85,6 +91,12 @@ export class NonFiniteLossError extends Error {
 
 const RESERVED = ['params', 'state', 'ema', 'step'];
 
+/**
+ * Compiles a whole training step into one plan: the loss, its gradient in the parameters and the optimizer update
+ * (and with `emaDecay` an EMA of the weights). The new parameters and state stay on the device as the next step's
+ * inputs; `run(data)` returns the loss, the only readback. The loss gets `StepArgs`: the parameters' tensors, the
+ * 1-based step counter (keying in-graph noise, so a resumed run replays exactly) and the data.
+ */
 export const compileStep = <const D extends Record<string, Shape>, P extends Params = Params>(
   loss: (args: StepArgs<D, P>) => Tensor,
   options: StepOptions<D, P>,

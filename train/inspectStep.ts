@@ -93,6 +93,7 @@ export const disposeStep = (spec: StepSpec): void => spec.step.dispose();
 
 // ---- (a) the plan ------------------------------------------------------------------------------------------------
 
+/** One kernel of a `StepPlan`: its output shape, the primitives fused into it, what it reads and its source. */
 export interface KernelPlan {
   index: number;
   name: string;
@@ -106,6 +107,7 @@ export interface KernelPlan {
   source: string;
 }
 
+/** A compiled step as data (`stepPlan`): its backend, kernel and primitive counts, memory plan and kernel list. */
 export interface StepPlan {
   backend: string;
   /** why this backend (requested, or auto's choice), and any kernels gpu.js moved to its CPU path */
@@ -158,6 +160,7 @@ export const stepPlan = (step: TrainStep | Executable, options: { unfused?: Trai
 
 // ---- (b) the profile ---------------------------------------------------------------------------------------------
 
+/** One kernel's time in a `StepProfile`: mean milliseconds per step and its share of the kernels' total. */
 export interface KernelProfile {
   index: number;
   name: string;
@@ -169,6 +172,7 @@ export interface KernelProfile {
   share: number;
 }
 
+/** A step's per-kernel profile (`profileStep`): time per step, summed kernel time and every kernel's share. */
 export interface StepProfile {
   backend: string;
   warmup: number;
@@ -184,6 +188,7 @@ export interface StepProfile {
   kernels: KernelProfile[];
 }
 
+/** Options of `profileStep`: how many runs to measure and how many to run first. */
 export interface ProfileStepOptions {
   /** runs to measure (default 10) */
   steps?: number;
@@ -255,6 +260,7 @@ export interface TimingStats {
   latencies?: number[];
 }
 
+/** Options of `timeRuns`: the time budget, the fewest runs and the warm-up. */
 export interface TimingOptions {
   /** the time budget in milliseconds: runs continue until it and `iterations` are both reached */
   time: number;
@@ -296,6 +302,7 @@ export const timeRuns = async (
   return stats;
 };
 
+/** A step's benchmark (`benchStep`): tinybench's statistics in milliseconds, steps/s and, with a batch size, samples/s. */
 export interface StepBench extends TimingStats {
   name: string;
   backend: string;
@@ -310,6 +317,7 @@ export interface StepBench extends TimingStats {
   samplesPerSec?: number;
 }
 
+/** Options of `benchStep`: the time budget, run counts, batch size and name (`fusediff bench`'s flags). */
 export interface BenchStepOptions {
   /** shorter: 500 ms, at least 2 runs after 1 warm-up run (what `bench --quick` runs); the fields below override it */
   quick?: boolean;
@@ -353,11 +361,13 @@ export const benchStep = async (spec: StepSpec, options: BenchStepOptions = {}):
 
 // ---- plan and profile of a source, as `fusediff inspect` reports them ------------------------------------------
 
+/** What `inspectStep` (and `fusediff inspect`) reports: the plan, the step's description and, if asked, its profile. */
 export interface StepReport extends StepPlan {
   describe?: string;
   profile?: StepProfile;
 }
 
+/** Options of `inspectStep`: the backend a factory compiles for and, optionally, a profile. */
 export interface InspectStepOptions {
   /** the backend a factory compiles for (default 'auto') */
   backend?: BackendRequest;
@@ -393,6 +403,7 @@ export const inspectStep = async (source: StepSource, options: InspectStepOption
 const fusedSummary = (ops: readonly string[], max = 8): string =>
   `${ops.slice(0, max).join(' ')}${ops.length > max ? ` +${ops.length - max} more` : ''}`;
 
+/** Options of `formatStepPlan`: whether to print the kernel listing and each kernel's source. */
 export interface FormatPlanOptions {
   /** each kernel's generated source (default false) */
   source?: boolean;

@@ -36,6 +36,7 @@ export interface BackendKernel {
   fallbackReason(): string | undefined;
 }
 
+/** What a backend holds now (`Backend.counters()`): kernels, gpu.js kernel objects, GL textures and buffers. */
 export interface BackendCounters {
   /** kernels compiled and not yet released by every plan that uses them */
   readonly kernels: number;
@@ -114,4 +115,8 @@ export interface WgslPlanBackend extends BackendBase {
   releasePlan(kernels: number): void;
 }
 
+/**
+ * A backend object: it owns its kernels or plans and its device memory, and `dispose()` frees them. gpu.js backends
+ * compile one kernel per fused kernel; `wasm` and `webgpu` compile whole plans.
+ */
 export type Backend = KernelBackend | PlanBackend | WgslPlanBackend;

@@ -6,7 +6,9 @@ import { gpuAvailability, gpuContext } from '../webgpu/gpu.ts';
 // wasm: the compiler's own WebAssembly (SIMD, threads); webgpu: the compiler's own WGSL (a GPU through WebGPU, in Node
 // through the webgpu package); the others run gpu.js kernels (gpujs-webgpu: gpu.js's WebGPU path, for comparison)
 export const backendNames = ['wasm', 'webgpu', 'headlessgl', 'webgl2', 'gpujs-webgpu', 'webasm', 'cpu'] as const;
+/** A backend by name: `wasm`, `webgpu`, or one of gpu.js's (`headlessgl`, `webgl2`, `gpujs-webgpu`, `webasm`, `cpu`). */
 export type BackendName = (typeof backendNames)[number];
+/** A backend name, or `auto`: the best available here (`resolveBackend` says which and why). */
 export type BackendRequest = BackendName | 'auto';
 
 export interface Availability {
@@ -60,6 +62,7 @@ export const probeBackend = (b: BackendName): Availability => {
 
 export const isAvailable = (b: BackendName): boolean => probeBackend(b).available;
 
+/** The backends usable in this process, in the order of `backendNames` (`probeBackend` says why one is not). */
 export const availableBackends = (): BackendName[] => backendNames.filter(isAvailable);
 
 /** GL backends keep results in textures (pipeline mode); the others return typed arrays. */
@@ -74,6 +77,10 @@ export interface ResolvedBackend {
   readonly reason: string;
 }
 
+/**
+ * The backend a request names, with the reason: `auto` picks WebGPU or GL on a hardware GPU, else `wasm`; a named backend
+ * that is unknown or unavailable here throws, naming what is available.
+ */
 export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend => {
   const available = availableBackends();
   if (req === 'auto') return chooseAuto(available);

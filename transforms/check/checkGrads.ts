@@ -15,6 +15,7 @@ import type { ParamTensors } from '../../dsl/params.ts';
 import { call, isNDArray, isTensor, specOf, trace, type Spec, type TensorsOf, type TensorTree } from '../../dsl/trace.ts';
 import { flatten, unflatten, type Tree } from '../../dsl/tree.ts';
 
+/** Options of `checkGrads`: what to differentiate, the order, the finite-difference step and the tolerances. */
 export interface CheckGradsOptions {
   /** argument names (or tree prefixes) to differentiate; default: all */
   wrt?: readonly string[];
@@ -39,8 +40,10 @@ export interface Mismatch {
   relErr: number;
 }
 
+/** What `checkGrads` found: whether every comparison passed, how many were made and the worst of them. */
 export interface GradCheckReport {
   ok: boolean;
+  /** comparisons made: `directions` random directions per order */
   checks: number;
   /** the comparison with the largest relative error */
   worst: Mismatch;

@@ -21,8 +21,10 @@ export interface PrimitiveResult {
   counterexample?: string;
 }
 
+/** The names the property suite checks: every primitive and composite case, then the stopGradient and frozen laws. */
 export const suiteNames = (): string[] => [...Object.keys(primitiveCases), ...Object.keys(compositeCases), 'stopGradient', 'frozen'];
 
+/** The result of `runSuite`: one result per name, the random-program checks, and the time taken. */
 export interface SuiteReport {
   seed: number;
   primitives: PrimitiveResult[];
@@ -97,6 +99,11 @@ const stopGradientLaws = (c: GraphCase) => {
   };
 };
 
+/**
+ * The fast-check gradient suite (`fusediff gradcheck`): `checkGrads` at order 2 on random inputs of every primitive and
+ * composite, the stopGradient and frozen laws, and at order 1 on random programs; `runs` cases each, reproducible from
+ * `seed`.
+ */
 export const runSuite = ({ runs, seed, only, onResult }: SuiteOptions): SuiteReport => {
   const start = performance.now();
   const cases = { ...primitiveCases, ...compositeCases };
