@@ -4,7 +4,8 @@
 //  3. one forward conv2d GFLOP/s (workloads/reference.ts CONV) against TF.js wasm and jax-js;
 //  4. the memory plan of the reference step against one buffer per graph node;
 //  5. the MSE and self-perceptual training steps of the MLP and the UNet (ms per step, SP / MSE) on one backend;
-//  6. the webgpu rows (bench/webgpu.ts, in a child process): fusediff's WGSL against jax-js on webgpu.
+//  6. PyTorch on the CPU, 1 thread and every core (bench/peers/pytorch.py, in a child process), when python3 has torch;
+//  7. the webgpu rows (bench/webgpu.ts, in a child process): fusediff's WGSL against jax-js on webgpu.
 // Every fusediff row carries its ratio to jax-js and to TF.js wasm (or to the best peer), the numbers the
 // "Done when" of issue 12 is judged by.
 // Writes bench/results/latest.json and prints the tables. `--quick` runs shorter (for a smoke test).
@@ -20,10 +21,13 @@ import { FusediffMatmul } from './fusediff/matmul.ts';
 import { FusediffConv } from './fusediff/conv.ts';
 import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
 import type { ConvPeer, MatmulPeer, PeerSystem } from './peers/types.ts';
+import { pytorchBackend, runPytorch, type PytorchResult } from './peers/pytorch.ts';
 import { BATCH, CONV, MATMUL_SIZES, convFlops, matmulFlops } from '../workloads/reference.ts';
 
 const quick = process.argv.includes('--quick');
 const skipPeers = process.argv.includes('--no-peers');
+// PyTorch (section 6) runs unless --no-peers or --no-pytorch; without torch it is skipped with the reason
+const skipPytorch = skipPeers || process.argv.includes('--no-pytorch');
 // the peers (TF.js, jax-js) are development dependencies: loaded only when asked for, so `--no-peers` runs without them
 const peers = skipPeers
   ? undefined
@@ -60,6 +64,9 @@ interface Row {
   ratioToBestPeer?: number;
   /** samples/s over jax-js's (the issue's reference peer) */
   ratioToJaxjs?: number;
+  /** samples/s over PyTorch's on the CPU with one thread and with every core (section 6) */
+  ratioToPytorch1Thread?: number;
+  ratioToPytorchAllThreads?: number;
   peer: boolean;
   /** the peer's id (PEER_IDS), absent on fusediff's rows */
   peerId?: string;
@@ -117,7 +124,8 @@ if (!skipPeers) {
 console.log('');
 
 // ---- 2. matmul ------------------------------------------------------------------------------------------------
-const matmul: { system: string; backend: string; n: number; gflops: number; ratioToJaxjs?: number; ratioToTfjsWasm?: number }[] = [];
+type Ratios = { ratioToJaxjs?: number; ratioToTfjsWasm?: number; ratioToPytorch1Thread?: number; ratioToPytorchAllThreads?: number };
+const matmul: ({ system: string; backend: string; n: number; gflops: number } & Ratios)[] = [];
 for (const n of quick ? [256] : MATMUL_SIZES) {
   const ms: { m: MatmulPeer; peerId?: string }[] = [
     ...backends.map((b) => ({ m: new FusediffMatmul(b) as MatmulPeer })),
@@ -154,8 +162,7 @@ for (const n of quick ? [256] : MATMUL_SIZES) {
 // ---- 3. conv2d ------------------------------------------------------------------------------------------------
 // Every backend of ours runs it: measured on this machine, one conv takes about 150 ms on cpu, webasm and
 // headlessgl (0.4-0.5 GFLOP/s), short enough for tinybench's time budget.
-const convRows: { system: string; backend: string; gflops: number; msPerConv: number; ratioToJaxjs?: number; ratioToTfjsWasm?: number }[] =
-  [];
+const convRows: ({ system: string; backend: string; gflops: number; msPerConv: number } & Ratios)[] = [];
 console.log('');
 {
   const cs: { c: ConvPeer; peerId?: string }[] = [
@@ -218,8 +225,18 @@ const spBackend: BackendName = backends.includes('wasm') ? 'wasm' : backends.inc
 const spOverMse: Record<string, number> = {};
 // per model (lower-case name): <m>MseStepMs, <m>SpStepMs, <m>MseKernels, <m>SpKernels
 const stepCost: Record<string, number> = {};
-const spDetail: { model: string; backend: string; batch: number; mseMs: number; spMs: number; mseKernels: number; spKernels: number }[] =
-  [];
+const spDetail: {
+  model: string;
+  backend: string;
+  batch: number;
+  mseMs: number;
+  spMs: number;
+  mseKernels: number;
+  spKernels: number;
+  /** PyTorch's MSE step time over ours (section 6, the UNet only): above 1, ours is faster */
+  mseRatioToPytorch1Thread?: number;
+  mseRatioToPytorchAllThreads?: number;
+}[] = [];
 for (const c of spCostCases) {
   const { mse, sp, batch } = spCostSteps(c, spBackend);
   const mseMs = await timeTask(
@@ -248,6 +265,83 @@ for (const c of spCostCases) {
   );
   mse.dispose();
   sp.dispose();
+}
+
+// ---- 6. PyTorch on the CPU: the native reference ------------------------------------------------------------------
+// In a child process (bench/peers/pytorch.py), after everything above, so nothing else runs meanwhile: the same
+// workloads written in PyTorch, f32, once on one thread and once on every core. Its rows join the tables above (peer
+// rows, left out of ratioToBestPeer) and fusediff's rows get ratioToPytorch1Thread / ratioToPytorchAllThreads.
+console.log('');
+const pytorch: PytorchResult = skipPytorch
+  ? { available: false, reason: `skipped (${skipPeers ? '--no-peers' : '--no-pytorch'})` }
+  : runPytorch({ quick, matmulSizes: quick ? [256] : MATMUL_SIZES });
+if (!pytorch.available) console.log(`PyTorch reference: ${pytorch.reason}; no PyTorch rows.`);
+else {
+  const [one, all] = [pytorch.runs[0], pytorch.runs[pytorch.runs.length - 1]];
+  const system = `PyTorch ${pytorch.torch}`;
+  const fmt = (x: number, d: number) => x.toFixed(d).padStart(9);
+  console.log(`PyTorch ${pytorch.torch} on the CPU (${pytorch.python}; ${pytorch.blas}), median ms of several rounds:`);
+  console.log(`  threads  MLP samples/s  ${one.matmul.map((m) => `mm ${m.n} GFLOP/s`).join('  ')}  conv GFLOP/s  UNet MSE ms`);
+  for (const run of pytorch.runs) {
+    const backend = pytorchBackend(run);
+    rows.push({
+      system,
+      backend,
+      samplesPerSec: run.mlp.samplesPerSec,
+      msPerStep: run.mlp.medianMs,
+      peer: true,
+      peerId: `pytorch-${run.threads}t`,
+      noise: 'torch.randn / torch.randint in each step, on the CPU',
+    });
+    for (const m of run.matmul) matmul.push({ system, backend, n: m.n, gflops: m.gflops });
+    convRows.push({ system, backend: pytorchBackend(run, true), gflops: run.conv.gflops, msPerConv: run.conv.medianMs });
+    console.log(
+      `  ${String(run.threads).padStart(7)}  ${fmt(run.mlp.samplesPerSec, 0).padStart(13)}  ` +
+        `${run.matmul.map((m) => fmt(m.gflops, 2).padStart(`mm ${m.n} GFLOP/s`.length)).join('  ')}  ` +
+        `${fmt(run.conv.gflops, 2).padStart(12)}  ${fmt(run.unet.medianMs, 1).padStart(11)}`,
+    );
+  }
+  for (const r of rows.filter((x) => !x.peer))
+    Object.assign(r, {
+      ratioToPytorch1Thread: ratio(r.samplesPerSec, one.mlp.samplesPerSec),
+      ratioToPytorchAllThreads: ratio(r.samplesPerSec, all.mlp.samplesPerSec),
+    });
+  for (const r of matmul.filter((x) => x.system === 'fusediff'))
+    Object.assign(r, {
+      ratioToPytorch1Thread: ratio(r.gflops, one.matmul.find((m) => m.n === r.n)?.gflops),
+      ratioToPytorchAllThreads: ratio(r.gflops, all.matmul.find((m) => m.n === r.n)?.gflops),
+    });
+  for (const r of convRows.filter((x) => x.system === 'fusediff'))
+    Object.assign(r, {
+      ratioToPytorch1Thread: ratio(r.gflops, one.conv.gflops),
+      ratioToPytorchAllThreads: ratio(r.gflops, all.conv.gflops),
+    });
+  const unet = spDetail.find((d) => d.model === 'Unet');
+  if (unet)
+    Object.assign(unet, {
+      mseRatioToPytorch1Thread: one.unet.medianMs / unet.mseMs,
+      mseRatioToPytorchAllThreads: all.unet.medianMs / unet.mseMs,
+    });
+  const threads = `${one.threads} / ${all.threads} thread${all.threads === 1 ? '' : 's'}`;
+  console.log(`fusediff over PyTorch (${threads}; above 1: fusediff is faster):`);
+  for (const b of backends) {
+    const mlp = rows.find((r) => !r.peer && r.backend === b);
+    const mm = matmul.filter((r) => r.system === 'fusediff' && r.backend === b);
+    const cv = convRows.find((r) => r.system === 'fusediff' && r.backend === b);
+    const both = (x?: Ratios) => `${fmtRatio(x?.ratioToPytorch1Thread).trim()} / ${fmtRatio(x?.ratioToPytorchAllThreads).trim()}`;
+    console.log(
+      `  ${b.padEnd(11)} MLP ${both(mlp)}  ${mm.map((m) => `matmul ${m.n} ${both(m)}`).join('  ')}  conv ${both(cv)}` +
+        (unet && unet.backend === b
+          ? `  UNet MSE step ${fmtRatio(unet.mseRatioToPytorch1Thread).trim()} / ${fmtRatio(unet.mseRatioToPytorchAllThreads).trim()}`
+          : ''),
+    );
+  }
+  const c = pytorch.checks;
+  console.log(
+    `  same workloads: MLP loss on the probe batch ${c.mlpProbeLoss?.toFixed(6) ?? '-'} against ${c.mlpReferenceLoss.toFixed(6)} ` +
+      `(float64) ${c.mlpSameFunction ? 'ok' : 'DIFFERS'}; parameters MLP ${c.mlpParams.join(' / ')}, ` +
+      `UNet ${c.unetParams.join(' / ')} (PyTorch / fusediff) ${c.sameParamCounts ? 'ok' : 'DIFFER'}`,
+  );
 }
 
 // ---- issue 12's "Done when", from the rows above (undefined where a row did not run, e.g. 512 under --quick) ------
@@ -287,15 +381,29 @@ const result = {
     `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, ` +
     `SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
   quick,
-  rows: rows.map(({ system, backend, samplesPerSec, ratioToBestPeer, ratioToJaxjs, msPerStep, noise }) => ({
-    system,
-    backend,
-    samplesPerSec,
-    ratioToBestPeer,
-    ratioToJaxjs,
-    msPerStep,
-    noise,
-  })),
+  rows: rows.map(
+    ({
+      system,
+      backend,
+      samplesPerSec,
+      ratioToBestPeer,
+      ratioToJaxjs,
+      ratioToPytorch1Thread,
+      ratioToPytorchAllThreads,
+      msPerStep,
+      noise,
+    }) => ({
+      system,
+      backend,
+      samplesPerSec,
+      ratioToBestPeer,
+      ratioToJaxjs,
+      ratioToPytorch1Thread,
+      ratioToPytorchAllThreads,
+      msPerStep,
+      noise,
+    }),
+  ),
   matmul,
   conv,
   memory,
@@ -303,6 +411,7 @@ const result = {
   spCostBackend: spBackend,
   ...stepCost,
   spCost: spDetail,
+  pytorch,
   targets,
 };
 // ---- the webgpu rows (bench/webgpu.ts) in a child process: jax-js's webgpu device and Dawn's navigator shim stay out
