@@ -5,7 +5,9 @@
 // headlessgl needs an X display (npm test provides one): without it its tests are skipped here, with the reason,
 // and FAIL in CI (CI=true).
 import assert from 'node:assert/strict';
+import { availableParallelism } from 'node:os';
 import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BackendError,
   backendFor,
@@ -27,6 +29,8 @@ import { initNormal, seedFor, type Params, type ParamTensors } from '../dsl/para
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { compileStep } from '../train/compileStep.ts';
+import { FusediffMatmul } from '../bench/fusediff/matmul.ts';
+import { FusediffMlp } from '../bench/fusediff/mlpDenoiser.ts';
 
 /** A test on a fresh Backend object of its own (disposed after); an unavailable backend skips with its reason, or fails in CI. */
 const onBackend = (name: BackendName, title: string, body: (b: Backend, t: TestContext) => void | Promise<void>) => {
@@ -225,4 +229,69 @@ test('each backend says whether it is available and why', () => {
   const gl = probeBackend('headlessgl');
   assert.ok(gl.reason.length > 0);
   if (process.env.CI === 'true') assert.ok(gl.available, gl.reason);
+});
+
+test("wasm: a plan's dispose() and shutdownBackends end its worker threads; the bench's fusediff classes end theirs", async (t) => {
+  // every worker_threads Worker started from here on is counted until it exits (compiler/wasm/threads.ts looks the
+  // constructor up on the module each time it starts a pool)
+  const wt = process.getBuiltinModule('node:worker_threads') as { Worker: typeof import('node:worker_threads').Worker };
+  const Native = wt.Worker;
+  const live = new Set<object>();
+  let started = 0;
+  wt.Worker = class CountedWorker extends Native {
+    constructor(...args: ConstructorParameters<typeof Native>) {
+      super(...args);
+      live.add(this);
+      started++;
+      this.once('exit', () => live.delete(this));
+    }
+  };
+  /** live workers once the terminated ones have exited (their exit events come asynchronously) */
+  const settled = async () => {
+    for (let i = 0; i < 250 && live.size > 0; i++) await sleep(20);
+    return live.size;
+  };
+  try {
+    const matmul = (n: number) => trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] });
+    const backend = createBackend('wasm', { threads: 3 });
+    const plans = [64, 80, 96, 112].map((n) => compile(matmul(n), { backend }));
+    plans.forEach((p, i) => assert.ok(Number.isFinite(p.run({ a: f32((64 + 16 * i) ** 2), b: f32((64 + 16 * i) ** 2) }).out.data[0])));
+    const whileLive = live.size;
+    plans.forEach((p) => p.dispose());
+    const afterDispose = await settled();
+    const kept = compile(matmul(64), { backend: 'wasm' });
+    const beforeShutdown = live.size;
+    await shutdownBackends();
+    assert.ok(kept.device.disposed);
+    const afterShutdown = await settled();
+    await backend.dispose();
+    t.diagnostic(`compile(): ${whileLive} live, ${afterDispose} after dispose; shared: ${beforeShutdown}, ${afterShutdown} after shutdown`);
+    assert.equal(whileLive, 8, 'four plans on 3 threads: two workers each');
+    assert.equal(afterDispose, 0);
+    assert.equal(beforeShutdown, availableParallelism() - 1, "the shared backend's plan: one worker per further core");
+    assert.equal(afterShutdown, 0);
+
+    // the bench's classes (bench/run.ts, npm run bench:page): a second setup ends the first plan, dispose the last
+    const startedBefore = started;
+    const m = new FusediffMatmul('wasm');
+    for (const n of [64, 96]) {
+      await m.setup(n);
+      await m.run();
+    }
+    const mlp = new FusediffMlp('wasm');
+    await mlp.setup();
+    await mlp.step();
+    await sleep(200); // the first matmul plan's worker exits
+    const benchLive = live.size;
+    const startedByBench = started - startedBefore;
+    await m.dispose();
+    await mlp.dispose();
+    const benchAfter = await settled();
+    await shutdownBackends();
+    t.diagnostic(`bench classes: ${startedByBench} workers started, ${benchLive} live, ${benchAfter} after dispose`);
+    assert.equal(benchLive, 2 * (availableParallelism() - 1), 'the last matmul plan and the MLP step hold workers, no more');
+    assert.equal(benchAfter, 0, `the bench's classes left ${benchAfter} workers after dispose`);
+  } finally {
+    wt.Worker = Native;
+  }
 });

@@ -20,6 +20,7 @@ export class FusediffMatmul implements MatmulPeer {
   }
 
   async setup(n: number): Promise<void> {
+    await this.dispose(); // a plan per size: the previous one (and its worker threads) ends here
     this.exe = compile(
       trace(({ a, b }) => op.matmul(a, b), { a: [n, n], b: [n, n] }),
       { ...this.options, backend: this.requested },
@@ -33,5 +34,9 @@ export class FusediffMatmul implements MatmulPeer {
     this.exe!.read(out, []); // synchronise (GL backends queue work until read)
   }
 
-  async dispose(): Promise<void> {}
+  /** frees the plan: its module, its memory and, on wasm, its worker threads (Web Workers in a page) */
+  async dispose(): Promise<void> {
+    this.exe?.dispose();
+    this.exe = undefined;
+  }
 }

@@ -26,6 +26,7 @@ export class FusediffMlp implements PeerSystem {
   }
 
   async setup(): Promise<void> {
+    await this.dispose();
     this.train = compileReferenceStep(this.requested, this.fusion);
     this.backend = `${this.train.executable.backend}${this.fusion === 'unfused' ? ', unfused' : ''}`;
   }
@@ -52,5 +53,10 @@ export class FusediffMlp implements PeerSystem {
     return this.evalExe.run({ ...bindInputs({ params }), x0: this.x0, eps, t: Float32Array.from(t) }).out.data[0];
   }
 
-  async dispose(): Promise<void> {}
+  /** frees the training step and the loss plan: their memory and, on wasm, their worker threads (Web Workers in a page) */
+  async dispose(): Promise<void> {
+    this.train?.dispose();
+    this.evalExe?.dispose();
+    this.train = this.evalExe = undefined;
+  }
 }
