@@ -1,7 +1,9 @@
 // The layering contract, read from the source: every folder imports only the folders below it, code above the
 // compiler reaches it through compiler/index.ts alone, and no files import each other in a cycle. docs/architecture.md
-// explains the layers; this test is what keeps them true.
+// explains the layers; this test is what keeps them true. It holds for the library's own files: a user's script in the
+// checkout (untracked by git, or in no folder of the table and imported by none of the library) is not checked.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, normalize, relative } from 'node:path';
 import { test } from 'node:test';
@@ -71,6 +73,43 @@ export const readImports = (): ImportEdge[] =>
     return specs.map((s) => ({ from, to: relative(ROOT, join(ROOT, dirname(from), s)) }));
   });
 
+/** The files git tracks, or undefined outside a git checkout (or without git). */
+const trackedFiles = (): Set<string> | undefined => {
+  try {
+    const out = execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return new Set(out.split('\0').filter(Boolean));
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The library's own files among `files`: those in the folders of the layer table (the package root's index.ts, the
+ * tests and scripts included) that git tracks (every one outside a git checkout), and every file they import. What
+ * is left is a user's: a script in the checkout that git does not track, or one in no folder of the table that no
+ * file of the library imports (`mine.ts` at the root, `my-work/`), whatever it imports.
+ */
+export const libraryFiles = (files: readonly string[], edges: readonly ImportEdge[], tracked?: ReadonlySet<string>, layers = LAYERS) => {
+  const known = (f: string) => layerOf(f) in layers || TOP.includes(layerOf(f));
+  const own = new Set(files.filter((f) => known(f) && (!tracked || tracked.has(f))));
+  const next = new Map<string, string[]>();
+  for (const { from, to } of edges) next.set(from, [...(next.get(from) ?? []), to]);
+  const queue = [...own];
+  while (queue.length)
+    for (const to of next.get(queue.pop()!) ?? [])
+      if (!own.has(to)) {
+        own.add(to);
+        queue.push(to);
+      }
+  return own;
+};
+
+/** The imports of the library's own files (libraryFiles): what the contract is checked on. */
+export const libraryImports = (edges = readImports(), tracked = trackedFiles()): ImportEdge[] => {
+  const own = libraryFiles(sourceFiles(''), edges, tracked);
+  return edges.filter((e) => own.has(e.from));
+};
+
 /** What breaks the contract: upward or sideways imports between layers, deep imports into the compiler, file cycles. */
 export const violations = (edges: readonly ImportEdge[], layers = LAYERS): string[] => {
   const out: string[] = [];
@@ -127,7 +166,7 @@ test('the layer table itself has no cycle', () => {
 });
 
 test('every folder imports only the layers below it, the compiler only through its index, and no file cycle exists', () => {
-  const edges = readImports();
+  const edges = libraryImports();
   assert.ok(edges.length > 300, `read ${edges.length} imports: the scan found the sources`);
   assert.deepEqual(violations(edges), []);
 });
@@ -144,4 +183,27 @@ test('the check catches an upward import, a deep compiler import and a cycle', (
   assert.match(v[0], /core\/ir\.ts imports dsl\/ops\.ts: 'core' may import only nothing/);
   assert.match(v[1], /import compiler\/index\.ts/);
   assert.match(v[2], /import cycle: dsl\/a\.ts -> dsl\/b\.ts -> dsl\/a\.ts/);
+});
+
+test("a user's script is not the library's: untracked, or outside the table's folders and imported by no library file", () => {
+  const files = ['index.ts', 'dsl/ops.ts', 'dsl/mine.ts', 'mine.ts', 'my-work/a.ts', 'newlayer/x.ts', 'cli/main.ts', 'test/t.test.ts'];
+  const edges = [
+    { from: 'mine.ts', to: 'index.ts' }, // a script at the root, tracked or not
+    { from: 'my-work/a.ts', to: 'cli/main.ts' }, // a folder of the user's
+    { from: 'dsl/mine.ts', to: 'cli/main.ts' }, // untracked, in a library folder
+    { from: 'cli/main.ts', to: 'newlayer/x.ts' }, // a library folder missing from the table: reached from cli
+    { from: 'newlayer/x.ts', to: 'dsl/ops.ts' },
+    { from: 'test/t.test.ts', to: 'cli/main.ts' },
+  ];
+  const tracked = new Set(files.filter((f) => f !== 'dsl/mine.ts'));
+  const own = libraryFiles(files, edges, tracked);
+  assert.deepEqual([...own].sort(), ['cli/main.ts', 'dsl/ops.ts', 'index.ts', 'newlayer/x.ts', 'test/t.test.ts']);
+  const checked = edges.filter((e) => own.has(e.from));
+  const v = violations(checked);
+  assert.equal(v.length, 2, v.join('\n'));
+  assert.match(v[0], /^cli\/main\.ts imports newlayer\/x\.ts: 'cli' may import only/);
+  assert.equal(v[1], `newlayer/x.ts: folder 'newlayer' is not in the layer table`);
+  // outside git every file of the table's folders is the library's, dsl/mine.ts included
+  assert.ok(libraryFiles(files, edges, undefined).has('dsl/mine.ts'));
+  assert.ok(!libraryFiles(files, edges, undefined).has('mine.ts'));
 });

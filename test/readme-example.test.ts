@@ -1,28 +1,62 @@
-// The README's example, verbatim in substance: if this breaks, the documentation is wrong.
+// The README's example as written (it imports 'fusediff', as a user's script does): taken from README.md, type-checked
+// under the project's strict settings and run with tsx, both resolving 'fusediff' to this checkout's sources through
+// tsconfig.json's `paths`. If this breaks, the documentation is wrong.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import * as fd from '../index.ts';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
-type MLP = { l1: fd.LinearParams; l2: fd.LinearParams };
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fusediff-readme-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-const init = (seed: number): MLP => ({
-  l1: fd.nn.linear.init(fd.seedFor(seed, 'l1'), 2, 16),
-  l2: fd.nn.linear.init(fd.seedFor(seed, 'l2'), 16, 2),
+/** The first ```ts block under the README's heading `## The DSL in one example`. */
+export const readmeExample = (readme: string): string => {
+  const section = readme.slice(readme.indexOf('## The DSL in one example'));
+  const m = /^```ts\n([\s\S]*?)^```$/m.exec(section);
+  assert.ok(m, 'README.md has a ts block under "The DSL in one example"');
+  return m[1];
+};
+
+const example = readmeExample(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8'));
+// what the example's last lines say in comments, printed so that the test can hold them to it
+const check = `
+console.log(JSON.stringify({ gradShape: out['grad.p.l1.w'].shape, loss: out.out.data[0], report }));
+`;
+const file = path.join(dir, 'readme-example.ts');
+fs.writeFileSync(file, example + check);
+// an ES module, as the checkout's own files are (package.json "type": "module")
+fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ type: 'module', private: true }));
+
+test("the README's example imports the package by name, as a user's script does", () => {
+  assert.match(example, /^import \* as fd from 'fusediff';$/m);
+  assert.doesNotMatch(example, /from '\.{1,2}\//, 'no relative import: a user has no index.ts of ours beside the script');
 });
-const mlp = (p: fd.ParamTensors<MLP>, x: fd.Tensor) => fd.nn.linear.apply(p.l2, fd.silu(fd.nn.linear.apply(p.l1, x)));
-const loss = ({ p, x, y }: { p: fd.ParamTensors<MLP>; x: fd.Tensor; y: fd.Tensor }) => fd.mse(mlp(p, x), y);
 
-test('README example: trace, valueAndGrad, evaluate, checkGrads', () => {
-  const params = init(0);
-  const x = fd.initNormal([8, 2], 1, 1);
-  const y = fd.initNormal([8, 2], 1, 2);
+test("the README's example type-checks under the project's strict settings", () => {
+  const config = path.join(dir, 'tsconfig.json');
+  const compilerOptions = { noEmit: true, typeRoots: [path.join(ROOT, 'node_modules', '@types')] };
+  fs.writeFileSync(config, JSON.stringify({ extends: path.join(ROOT, 'tsconfig.json'), compilerOptions, files: [file], include: [] }));
+  const tsc = path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', config], { cwd: ROOT, encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+});
 
-  const graph = fd.trace(({ p, x, y }) => loss({ p, x, y }), { p: fd.paramSpec(params), x: [8, 2], y: [8, 2] });
-  const step = fd.valueAndGrad(graph, ['p']);
-  const out = fd.evaluate(step, { ...fd.bindInputs({ p: params }), x, y });
-  assert.deepEqual(out['grad.p.l1.w'].shape, [2, 16]);
-  assert.ok(out.out.data[0] > 0);
-
-  const report = fd.checkGrads(({ p, x, y }) => loss({ p, x, y }), { p: params, x, y }, { order: 2 });
-  assert.ok(report.ok, JSON.stringify(report));
+test("the README's example runs: trace, valueAndGrad, evaluate, checkGrads at order 2", () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    gradShape: number[];
+    loss: number;
+    report: { ok: boolean; checks: number; worst: Record<string, number> };
+  };
+  assert.deepEqual(out.gradShape, [2, 16]);
+  assert.ok(out.loss > 0);
+  assert.ok(out.report.ok, JSON.stringify(out.report));
+  // the comment's shape of the report: { ok: true, checks: 6, worst: { order, finiteDifference, reverseMode, absErr, relErr } }
+  assert.equal(out.report.checks, 6);
+  assert.deepEqual(Object.keys(out.report.worst).sort(), ['absErr', 'finiteDifference', 'order', 'relErr', 'reverseMode']);
 });
