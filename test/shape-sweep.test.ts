@@ -122,8 +122,8 @@ const mismatches = (label: string, ref: Record<string, NDArray>, got: Record<str
 const CANARY = 0x7fa5a5a5; // a quiet NaN with a payload: f32 arithmetic never produces it (its NaNs are 0x7fc00000)
 
 /** A wasm backend whose plans are kept for the test (the plan is otherwise private to its executable). */
-const capturing = (threads: number) => {
-  const backend = new WasmBackend({ threads });
+const capturing = (threads: number, panelBytes?: number) => {
+  const backend = new WasmBackend({ threads, panelBytes });
   const plans: WasmPlan[] = [];
   const compilePlan = backend.compilePlan.bind(backend);
   backend.compilePlan = (program: FusedProgram, irs: readonly KernelIR[]) => {
@@ -175,8 +175,10 @@ const runWithCanaries = (s: Sweep, threads: number, captured: ReturnType<typeof 
       }
       const own = [k.root, ...(k.extraOutputs ?? [])].map((id) => [plan.offsets.get(id)! / 4, size(graph.nodes[id].shape)] as const);
       const mine = (w: number) => own.some(([from, n]) => w >= from && w < from + n);
+      // a packed kernel also writes its thread's scratch (after every buffer), which holds no value between kernels
+      const scratch = (w: number) => w >= plan.scratch.base / 4 && w < (plan.scratch.base + plan.scratch.bytes) / 4;
       const stray: number[] = [];
-      for (let w = 0; w < words.length; w++) if (words[w] !== before[w] && !mine(w)) stray.push(w);
+      for (let w = 0; w < words.length; w++) if (words[w] !== before[w] && !mine(w) && !scratch(w)) stray.push(w);
       if (stray.length)
         faults.push(
           `${s.label}, ${threads} thread(s): kernel ${i} (${describe(i)}) wrote ${stray.length} word(s) outside its outputs, ` +
@@ -203,38 +205,48 @@ const runWithCanaries = (s: Sweep, threads: number, captured: ReturnType<typeof 
   }
 };
 
-if (backends.includes('wasm'))
-  test('wasm: every sweep shape on 1 and 3 threads: no kernel writes outside its outputs, results exact, threads agree', async () => {
-    const one = capturing(1);
-    const three = capturing(3);
-    const faults: string[] = [];
-    const tilings: Tiling[] = [];
-    let splits = 0;
-    try {
-      for (const s of sweeps) {
-        const ref = evaluate(s.graph, s.args);
-        const a = runWithCanaries(s, 1, one);
-        const b = runWithCanaries(s, 3, three);
-        faults.push(...a.faults, ...b.faults, ...mismatches(`${s.label} (1 thread)`, ref, a.outputs, 1e-6));
-        for (const [name, v] of Object.entries(a.outputs))
-          if (!v.every((x, j) => Object.is(x, b.outputs[name][j]))) faults.push(`${s.label}: ${name} differs between 1 and 3 threads`);
-        tilings.push(...a.tilings);
-        splits += b.splitCalls;
+// panelBytes 64 packs every matmul that has a row tile (compiler/wasm/emitKernel.ts, panelOf): the packed path on
+// every shape here, which the default (half an L2) reaches only from about 256 x 256 up
+for (const packed of [false, true])
+  if (backends.includes('wasm'))
+    test(`wasm${packed ? ', matmuls packed' : ''}: every sweep shape on 1 and 3 threads: no kernel writes outside its outputs, results exact, threads agree`, async () => {
+      const one = capturing(1, packed ? 64 : undefined);
+      const three = capturing(3, packed ? 64 : undefined);
+      const faults: string[] = [];
+      const tilings: Tiling[] = [];
+      let splits = 0;
+      try {
+        for (const s of sweeps) {
+          const ref = evaluate(s.graph, s.args);
+          const a = runWithCanaries(s, 1, one);
+          const b = runWithCanaries(s, 3, three);
+          faults.push(...a.faults, ...b.faults, ...mismatches(`${s.label} (1 thread)`, ref, a.outputs, 1e-6));
+          for (const [name, v] of Object.entries(a.outputs))
+            if (!v.every((x, j) => Object.is(x, b.outputs[name][j]))) faults.push(`${s.label}: ${name} differs between 1 and 3 threads`);
+          tilings.push(...a.tilings);
+          splits += b.splitCalls;
+        }
+      } finally {
+        await one.backend.dispose();
+        await three.backend.dispose();
       }
-    } finally {
-      await one.backend.dispose();
-      await three.backend.dispose();
-    }
-    assert.deepEqual(faults, []);
-    // the sweep reaches every path it is meant to (else it would pass vacuously)
-    const seen = (p: (t: Tiling) => boolean, what: string) => assert.ok(tilings.some(p), `no kernel took ${what}`);
-    seen((t) => t.width === 1, 'the scalar path');
-    seen((t) => t.width === 4 && t.vectors === 1, 'one vector per step');
-    seen((t) => t.vectors === 2, 'the two-vector unroll');
-    seen((t) => t.rows === 2, 'a 2-row tile');
-    seen((t) => t.rows === 4, 'a 4-row tile');
-    assert.ok(splits > 0, 'no kernel was split over threads');
-  });
+      assert.deepEqual(faults, []);
+      // the sweep reaches every path it is meant to (else it would pass vacuously)
+      const seen = (p: (t: Tiling) => boolean, what: string) => assert.ok(tilings.some(p), `no kernel took ${what}`);
+      seen((t) => t.width === 1, 'the scalar path');
+      seen((t) => t.width === 4 && t.vectors === 1, 'one vector per step');
+      seen((t) => t.vectors === 2, 'the two-vector unroll');
+      seen((t) => t.rows === 2, 'a 2-row tile');
+      seen((t) => t.rows === 4, 'a 4-row tile');
+      if (packed) seen((t) => t.panel > 0 && t.vectors === 1, 'a packed panel of one vector per step');
+      if (packed) seen((t) => t.panel > 0 && t.vectors === 2, 'a packed panel of two vectors per step');
+      else
+        assert.ok(
+          tilings.every((t) => t.panel === 0),
+          'a small shape was packed at the default panel size',
+        );
+      assert.ok(splits > 0, 'no kernel was split over threads');
+    });
 
 // ---- webgpu: full outputs on the default, blocked and workgroup-tree kernels --------------------------------------
 

@@ -2,7 +2,7 @@
 // ../wasm/plan.ts) are what it compiles; buffers are host Float32Arrays (the plan copies them in and out).
 import type { KernelIR } from '../kernel/ir.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
-import { buildWasmPlan, type WasmPlan } from '../wasm/plan.ts';
+import { buildWasmPlan, type WasmPlan, type WasmPlanOptions } from '../wasm/plan.ts';
 import { threadsSupported } from '../wasm/threads.ts';
 import type { BackendCounters, DeviceBuffer, KernelInfo, PlanBackend } from './backend.ts';
 
@@ -20,12 +20,15 @@ export class WasmBackend implements PlanBackend {
   readonly name = 'wasm';
   readonly gl = false;
   readonly threads: number;
+  private readonly planOptions: WasmPlanOptions;
   private readonly plans = new Set<WasmPlan>();
   private buffers = 0;
   private isDisposed = false;
 
-  constructor(options: { threads?: number } = {}) {
+  /** threads: default the cores; fma and panelBytes: see WasmPlanOptions (defaults: detected, about half an L2) */
+  constructor(options: WasmPlanOptions = {}) {
     this.threads = Math.max(1, Math.floor(options.threads ?? defaultThreads()));
+    this.planOptions = { ...options, threads: this.threads };
   }
 
   get disposed(): boolean {
@@ -34,7 +37,7 @@ export class WasmBackend implements PlanBackend {
 
   compilePlan(program: FusedProgram, irs: readonly KernelIR[]): WasmPlan {
     if (this.isDisposed) throw new Error('wasm backend: disposed');
-    const plan = buildWasmPlan(program, irs, { threads: this.threads });
+    const plan = buildWasmPlan(program, irs, this.planOptions);
     this.plans.add(plan);
     return plan;
   }

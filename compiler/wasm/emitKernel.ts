@@ -18,6 +18,8 @@ import { randomDraw } from './rng.ts';
 export interface KernelLayout {
   /** byte offset of a node's buffer in the plan's memory */
   offsetOf(node: number): number;
+  /** each thread's scratch (packed panels): thread t's starts at base + t * bytesPerThread */
+  readonly scratch?: { readonly base: number; readonly bytesPerThread: number };
 }
 
 interface Binding {
@@ -36,9 +38,28 @@ export interface Tiling {
   readonly vectors: number;
   readonly vecAxis: number;
   readonly rowAxis: number;
+  /**
+   * Cache blocking: when > 0, the vector axis is walked in panels of this many elements, each for every row before
+   * the next, and the operand read along the vector axis and the reduction (a matmul's B, see packedOperandOf) is
+   * first copied into the thread's scratch as [panel / tile width][reduction][tile width]: the reduction loop then
+   * reads one contiguous tile row per step from a block that stays in the cache, instead of a column strip whose
+   * stride (a power of two for square matmuls) maps every row to the same few cache sets.
+   */
+  readonly panel: number;
 }
 
-const scalarTiling: Tiling = { width: 1, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1 };
+const scalarTiling: Tiling = { width: 1, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1, panel: 0 };
+
+/** Bytes of the operands read along a panel (x the reduction) that should stay in a core's cache (half an L2). */
+export const PANEL_BYTES = 256 * 1024;
+
+/** The tiling in words, for `inspect`: the register tile, and the packed panel where there is one. */
+export const describeTiling = (t: Tiling, fma: boolean): string => {
+  if (t.width === 1) return 'scalar loops';
+  const tile = `${t.rows} x ${4 * t.vectors} tile (${t.rows * t.vectors} f32x4 accumulators or values, axes ${t.rowAxis}, ${t.vecAxis})`;
+  const panel = t.panel > 0 ? `, axis ${t.vecAxis} in packed panels of ${t.panel}` : '';
+  return `${t.rowAxis < 0 ? `${4 * t.vectors} lanes along axis ${t.vecAxis}` : tile}${panel}${t.rowAxis >= 0 && fma ? ', fused multiply-add' : ''}`;
+};
 
 /** The step of the outermost output loop: a thread's share of a kernel is a multiple of it. */
 export const outerStep = (ir: KernelIR, t: Tiling): number => {
@@ -59,7 +80,7 @@ const loadsOf = (ir: KernelIR): Ix[] => {
  * most loads are contiguous or constant (a gather costs four scalar loads), preferring the innermost; with a
  * reduction, also unroll a second axis so that loads that do not depend on one of the two axes are shared.
  */
-export const chooseTiling = (ir: KernelIR): Tiling => {
+export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => {
   const rank = ir.shape.length;
   if (rank === 0) return scalarTiling;
   const loads = loadsOf(ir);
@@ -74,14 +95,77 @@ export const chooseTiling = (ir: KernelIR): Tiling => {
   const vecAxis = candidates.reduce((best, a) =>
     costAlong(a) < costAlong(best) || (costAlong(a) === costAlong(best) && a > best) ? a : best,
   );
-  const hasReduction = reductionOf(ir) !== undefined;
-  const vectors = hasReduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
-  if (!hasReduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1 };
+  const reduction = reductionOf(ir);
+  const vectors = reduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
+  if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
   const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && ir.shape[a] % 2 === 0);
-  if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1 };
-  const rowAxis = others[others.length - 1];
-  return { width: 4, rows: ir.shape[rowAxis] % 4 === 0 ? 4 : 2, vectors, vecAxis, rowAxis };
+  if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
+  // the row axis that leaves the fewest loads per reduction step: a load that does not move with the rows is shared
+  // by them (a matmul's B, a conv's image when the rows are output channels), one that does is made once per row
+  const vecVar = ir.outVars[vecAxis];
+  const stepLoads = [...new Set(loads.filter((x) => reduction.vars.some((v) => ixDependsOn(x, v))).map((x) => JSON.stringify(x)))].map(
+    (x) => JSON.parse(x) as Ix,
+  );
+  const loadsPerStep = (a: number): number =>
+    stepLoads.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? 4 : 1) * (ixDependsOn(x, vecVar) ? vectors : 1), 0);
+  const rowAxis = others.reduce((best, a) => (loadsPerStep(a) <= loadsPerStep(best) ? a : best));
+  const rows = ir.shape[rowAxis] % 4 === 0 ? 4 : 2;
+  return { width: 4, rows, vectors, vecAxis, rowAxis, panel: panelOf(ir, vecAxis, rowAxis, 4 * vectors, panelBytes) };
 };
+
+/** The operand a panel packs: one load (buffer and index) that the vector loop and the reduction walk. */
+export interface PackedOperand {
+  readonly buf: number;
+  readonly at: Ix;
+  /** the reduction variable and its extent */
+  readonly k: number;
+  readonly length: number;
+}
+
+const sameIx = (a: Ix, b: Ix): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * The operand worth packing (a matmul's B), if the kernel has one: a single reduction variable k, and every load
+ * that moves with the vector axis and k but not the rows reads one buffer at one index that is a plain sum of
+ * variables (contiguous along the vector axis), whose other variables are output axes outside the row loop.
+ */
+export const packedOperandOf = (ir: KernelIR, vecAxis: number, rowAxis: number): PackedOperand | undefined => {
+  const r = reductionOf(ir);
+  if (!r || r.vars.length !== 1 || rowAxis < 0 || vecAxis < rowAxis) return undefined;
+  const k = r.vars[0];
+  const vecVar = ir.outVars[vecAxis];
+  const rowVar = ir.outVars[rowAxis];
+  const loads: Extract<Scalar, { k: 'load' }>[] = [];
+  for (const root of [ir.value, ...ir.extras.map((e) => e.value)]) walk(root, (s) => void (s.k === 'load' && loads.push(s)));
+  const streamed = loads.filter((s) => ixDependsOn(s.at, vecVar) && ixDependsOn(s.at, k) && !ixDependsOn(s.at, rowVar));
+  if (!streamed.length) return undefined;
+  const [first] = streamed;
+  if (!streamed.every((s) => s.buf === first.buf && sameIx(s.at, first.at))) return undefined;
+  const outer = new Set(ir.outVars.slice(0, rowAxis));
+  const plain = first.at.terms.every(([a]) => a.k === 'var' && (a.v === vecVar || a.v === k || outer.has(a.v)));
+  if (!plain || coefficientOf(first.at, vecVar) !== 1) return undefined;
+  return { buf: first.buf, at: first.at, k, length: ir.vars.get(k)!.extent };
+};
+
+/**
+ * The panel width along the vector axis (0: none): the largest multiple of the vector step that divides the axis and
+ * keeps a packed panel (panel x the reduction's length floats) within PANEL_BYTES; none when the kernel has no
+ * operand to pack, or when the whole operand fits already.
+ */
+const panelOf = (ir: KernelIR, vecAxis: number, rowAxis: number, step: number, panelBytes: number): number => {
+  const packed = packedOperandOf(ir, vecAxis, rowAxis);
+  if (!packed) return 0;
+  const bytesPerColumn = 4 * packed.length;
+  const extent = ir.shape[vecAxis];
+  if (extent * bytesPerColumn <= panelBytes) return 0;
+  let best = step;
+  for (let p = step; p < extent; p += step) if (extent % p === 0 && p * bytesPerColumn <= panelBytes) best = p;
+  return best;
+};
+
+/** Bytes of per-thread scratch a kernel's packed panel takes (0 without one). */
+export const scratchBytesOf = (ir: KernelIR, t: Tiling): number =>
+  t.panel > 0 ? 4 * t.panel * packedOperandOf(ir, t.vecAxis, t.rowAxis)!.length : 0;
 
 const unaryRoutine: Partial<Record<UnaryOp, (L: Lanes, x: number) => number>> = {
   exp: M.exp,
@@ -92,14 +176,21 @@ const unaryRoutine: Partial<Record<UnaryOp, (L: Lanes, x: number) => number>> = 
   sigmoid: M.sigmoid,
 };
 
+export interface EmitOptions {
+  /** a sum of products accumulates with f32x4.relaxed_madd (see features.ts); the engine must validate it */
+  readonly fma?: boolean;
+}
+
 export const emitKernel = (
   ir: KernelIR,
   layout: KernelLayout,
   outputs: { root: number; extras: readonly number[] },
   tiling = chooseTiling(ir),
+  options: EmitOptions = {},
 ): FunctionBody => {
-  // (lo, hi): the range of the outermost output axis this call computes, so threads can split a kernel by rows
-  const f = new FunctionBody(['i32', 'i32']);
+  // (lo, hi): the range of the outermost output axis this call computes, so threads can split a kernel by rows;
+  // thread: which thread calls (0 the main one), for its scratch
+  const f = new FunctionBody(['i32', 'i32', 'i32']);
   const L = new Lanes(f, tiling.width);
   const rank = ir.shape.length;
   const vecVar = tiling.width === 4 ? ir.outVars[tiling.vecAxis] : undefined;
@@ -110,6 +201,12 @@ export const emitKernel = (
     return r;
   })();
   const loopVars = [...ir.outVars, ...(reduction?.vars ?? [])];
+  const packed = tiling.panel > 0 ? packedOperandOf(ir, tiling.vecAxis, tiling.rowAxis) : undefined;
+  const isPacked = (s: Scalar): boolean => packed !== undefined && s.k === 'load' && s.buf === packed.buf && sameIx(s.at, packed.at);
+  /** the thread's scratch (set at the top when the kernel packs), the panel's start, and the packed read pointer */
+  let scratch = -1;
+  let panelStart = -1;
+  let packRead = -1;
   const levelOfVar = new Map(loopVars.map((v, i) => [v, i + 1]));
   const bindings = new Map<number, Binding>();
   /** memoised values per loop level (a local, valid while that level's iteration runs) */
@@ -340,6 +437,12 @@ export const emitKernel = (
         return L.constLocal(s.v);
       case 'load': {
         const t = L.tmp();
+        if (isPacked(s)) {
+          f.get(packRead)
+            .load('v128', 16 * position.vector, 4)
+            .set(t);
+          return t;
+        }
         const base = layout.offsetOf(s.buf);
         const walked = pointerFor(s.at);
         if (walked && (L.width === 1 || !dependsOnVec(s.at) || coefficientOf(s.at, vecVar!) === 1)) {
@@ -552,7 +655,7 @@ export const emitKernel = (
   const makePointers = (loads: readonly Scalar[], v: number) => {
     forEachPosition(() => {
       for (const s of loads) {
-        if (s.k !== 'load') continue;
+        if (s.k !== 'load' || isPacked(s)) continue;
         const pk = pointerKey(s.at);
         if (!pk || pointers.has(pk.key)) continue;
         const local = f.local('i32');
@@ -572,11 +675,13 @@ export const emitKernel = (
     });
     const open = (i: number) => {
       if (i === r.vars.length) {
+        const body = r.body.k === 'guard' && r.body.conds.length === 0 ? r.body.x : r.body; // an empty guard is x
+        const fused = options.fma === true && L.width === 4 && r.op === 'sum' && body.k === 'bin' && body.op === 'mul';
         forEachPosition(() => {
           const acc = accumulators.get(keyOf(r))!;
-          const v = value(r.body);
-          if (r.op === 'sum') L.add(acc, v, acc);
-          else L.max(acc, v, acc);
+          if (fused) L.relaxedMulAdd(value(body.a), value(body.b), acc, acc);
+          else if (r.op === 'sum') L.add(acc, value(body), acc);
+          else L.max(acc, value(body), acc);
         });
         return;
       }
@@ -585,10 +690,25 @@ export const emitKernel = (
         innermost = r.vars[i];
         makePointers(bodyByLevel[rank + i + 1], r.vars[i]);
       }
+      if (packed) {
+        // this tile's column block of the packed panel: scratch + 4 (j - panel start) K
+        packRead = f.local('i32');
+        f.get(bindings.get(vecVar!)!.local)
+          .get(panelStart)
+          .op(Op.i32Sub)
+          .i32(4 * packed.length)
+          .op(Op.i32Mul);
+        f.get(scratch).op(Op.i32Add).set(packRead);
+      }
       openLoop(r.vars[i], 1, () => {
         preEmit(bodyByLevel[rank + i + 1].filter((s) => s !== r.body));
         open(i + 1);
         if (last) for (const p of pointers.values()) f.get(p.local).i32(p.step).op(Op.i32Add).set(p.local);
+        if (packed)
+          f.get(packRead)
+            .i32(16 * tiling.vectors)
+            .op(Op.i32Add)
+            .set(packRead);
       });
       if (last) {
         innermost = undefined;
@@ -609,16 +729,69 @@ export const emitKernel = (
     }
     const v = ir.outVars[d];
     const step = v === vecVar ? 4 * tiling.vectors : v === rowVar ? tiling.rows : 1;
-    openLoop(
-      v,
-      step,
-      () => {
-        preEmit(byLevel[d + 1]);
-        outLoops(d + 1);
-      },
-      d === 0 ? { from: { local: 0 }, to: { local: 1 } } : undefined,
-    );
+    const loop = () =>
+      openLoop(
+        v,
+        step,
+        () => {
+          preEmit(byLevel[d + 1]);
+          outLoops(d + 1);
+        },
+        d === 0 ? { from: { local: 0 }, to: { local: 1 } } : v === vecVar ? panelBounds : undefined,
+      );
+    if (!(tiling.panel > 0 && v === rowVar)) return loop();
+    // the panel loop, just outside the row loop: the vector loop inside walks [p, p + panel)
+    const p = f.local('i32');
+    const pEnd = f.local('i32');
+    f.forRange(p, 0, ir.shape[tiling.vecAxis], tiling.panel, () => {
+      f.get(p).i32(tiling.panel).op(Op.i32Add).set(pEnd);
+      panelStart = p;
+      pack(p);
+      panelBounds = { from: { local: p }, to: { local: pEnd } };
+      loop();
+      panelBounds = undefined;
+    });
   };
+  /**
+   * Copies the packed operand's panel [p, p + panel) x K into the thread's scratch, tile block by tile block, each
+   * block as K rows of the tile's width: the stores are consecutive, the loads are the operand's own rows.
+   */
+  const pack = (p: number) => {
+    if (!packed) return;
+    const width = 4 * tiling.vectors;
+    const block = f.local('i32');
+    const column = f.local('i32');
+    const k = f.local('i32');
+    const dst = f.local('i32');
+    const base = layout.offsetOf(packed.buf);
+    f.get(scratch).set(dst);
+    f.forRange(block, 0, tiling.panel, width, () => {
+      f.get(p).get(block).op(Op.i32Add).set(column);
+      bindings.set(vecVar!, { local: column, offset: 0 });
+      bindings.set(packed.k, { local: k, offset: 0 });
+      f.forRange(k, 0, packed.length, 1, () => {
+        for (let vector = 0; vector < tiling.vectors; vector++) {
+          position = { row: 0, vector };
+          f.get(dst);
+          const off = address(base, packed.at);
+          f.load('v128', off, 2).store('v128', 16 * vector, 4);
+        }
+        position = { row: 0, vector: 0 };
+        f.get(dst)
+          .i32(16 * tiling.vectors)
+          .op(Op.i32Add)
+          .set(dst);
+      });
+      bindings.delete(vecVar!);
+      bindings.delete(packed.k);
+    });
+  };
+  let panelBounds: { from: { local: number }; to: { local: number } } | undefined;
+  if (packed) {
+    if (!layout.scratch) throw new Error('wasm codegen: a packed kernel needs a scratch area');
+    scratch = f.local('i32');
+    f.get(2).i32(layout.scratch.bytesPerThread).op(Op.i32Mul).i32(layout.scratch.base).op(Op.i32Add).set(scratch);
+  }
   preEmit(byLevel[0]);
   outLoops(0);
   return f;

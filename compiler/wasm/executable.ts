@@ -10,6 +10,7 @@ import { BackendError, NonFiniteError } from '../errors.ts';
 import type { Executable } from '../plan.ts';
 import type { CompiledKernel } from '../kernel.ts';
 import type { KernelIR } from '../kernel/ir.ts';
+import { describeTiling } from './emitKernel.ts';
 import { planMemory } from '../memoryPlan.ts';
 import { hostInput } from '../inputs.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
@@ -27,7 +28,7 @@ export const compileOnPlanBackend = (
   device: PlanBackend,
   reason: string,
   program: FusedProgram,
-  kernels: readonly CompiledKernel[],
+  lowered: readonly CompiledKernel[],
   irs: readonly KernelIR[],
   options: PlanCompileOptions,
 ): Executable => {
@@ -36,9 +37,14 @@ export const compileOnPlanBackend = (
   try {
     plan = device.compilePlan(program, irs);
   } catch (e) {
-    throw new BackendError(kernels[0], device.name, e);
+    throw new BackendError(lowered[0], device.name, e);
   }
   const compiled = plan;
+  // inspect shows each kernel's register tile and packing under its loops
+  const kernels = lowered.map((k, i) => ({
+    ...k,
+    source: { ...k.source, source: `${k.source.source}\n// wasm: ${describeTiling(compiled.tilings[i], compiled.fma)}` },
+  }));
   const inputs = new Map(g.nodes.flatMap((n) => (n.op === 'input' ? [[n.attrs.name, n.shape] as const] : [])));
   const inputNodes = g.nodes.filter((n) => n.op === 'input');
   const profile = new Float64Array(kernels.length);
@@ -99,7 +105,8 @@ export const compileOnPlanBackend = (
     device,
     backendReason:
       `${reason} (${device.threads} thread${device.threads === 1 ? '' : 's'}` +
-      `${compiled.threads < device.threads ? `, ${compiled.threads} used: no worker threads here` : ''})`,
+      `${compiled.threads < device.threads ? `, ${compiled.threads} used: no worker threads here` : ''}` +
+      `, ${compiled.fma ? 'fused multiply-add' : 'multiply then add'}: ${compiled.fmaReason})`,
     fallbacks: [],
     program,
     kernels,

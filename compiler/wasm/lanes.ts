@@ -1,6 +1,7 @@
 // Three-address arithmetic over locals for one lane (f32) or four lanes (f32x4): the math routines and the kernel
 // emitter write each algorithm once, and it runs scalar or SIMD depending on the width it is given.
 import { Op, Simd, type FunctionBody } from './encoder.ts';
+import { RELAXED_MADD } from './features.ts';
 
 export type Width = 1 | 4;
 
@@ -82,6 +83,16 @@ export class Lanes {
     if (this.width === 1) this.f.op(Op.f32Add);
     else this.f.simd(Simd.f32x4Add);
     this.f.set(dst);
+    return dst;
+  }
+
+  /**
+   * a*b + c with f32x4.relaxed_madd: one rounding where the CPU has FMA, two where it does not (fixed per host).
+   * Only the reduction loops use it; the math routines keep mulAdd so their results do not depend on the host.
+   */
+  relaxedMulAdd(a: number, b: number, c: number, dst = this.tmp()): number {
+    if (this.width === 1) return this.mulAdd(a, b, c, dst);
+    this.f.get(a).get(b).get(c).simd(RELAXED_MADD).set(dst);
     return dst;
   }
 

@@ -7,7 +7,8 @@ import type { FusedProgram } from '../passes/fuse.ts';
 import { reductionOf, type KernelIR } from '../kernel/ir.ts';
 import { unclampGuarded } from '../kernel/unclamp.ts';
 import { encodeModule, type ModuleFunction } from './encoder.ts';
-import { chooseTiling, emitKernel, outerStep, type Tiling } from './emitKernel.ts';
+import { chooseTiling, emitKernel, outerStep, scratchBytesOf, type Tiling } from './emitKernel.ts';
+import { wasmFeatures } from './features.ts';
 import { createThreadPool, threadsSupported, type ThreadPool } from './threads.ts';
 
 const PAGE = 65536;
@@ -32,6 +33,11 @@ export interface WasmPlan {
   /** kernel calls split over the threads so far */
   splitCalls(): number;
   readonly tilings: readonly Tiling[];
+  /** whether the reduction loops use relaxed SIMD's multiply-add, and why */
+  readonly fma: boolean;
+  readonly fmaReason: string;
+  /** the threads' scratch for packed panels: bytes from `base` (kernels write there besides their outputs) */
+  readonly scratch: { readonly base: number; readonly bytes: number };
   /** bytes of the memory the plan uses */
   readonly bytes: number;
   /** a view of node `id`'s buffer (valid until the memory grows; this plan's never does) */
@@ -43,6 +49,10 @@ export interface WasmPlan {
 export interface WasmPlanOptions {
   /** threads to split large kernels over (default 1); more than 1 needs worker_threads or a cross-origin isolated page */
   readonly threads?: number;
+  /** sums of products use relaxed SIMD's multiply-add (default: where the engine has it, see features.ts) */
+  readonly fma?: boolean;
+  /** bytes a packed panel may take (default PANEL_BYTES, about half a core's L2); small values force packing in tests */
+  readonly panelBytes?: number;
 }
 
 /** Kernels below this many multiply-adds (output elements x reduction length) run on the calling thread alone. */
@@ -57,6 +67,8 @@ const workOf = (ir: KernelIR): number => {
 
 export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], options: WasmPlanOptions = {}): WasmPlan => {
   const threads = Math.max(1, Math.floor(options.threads ?? 1));
+  const fma = options.fma ?? wasmFeatures().fma;
+  const fmaReason = options.fma === undefined ? wasmFeatures().fmaReason : `fma: ${options.fma} requested`;
   const shared = threads > 1 && threadsSupported();
   const { graph } = prog;
   const offsets = new Map<number, number>();
@@ -68,6 +80,13 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
     offsets.set(n.id, end);
     end += Math.ceil((4 * size(n.shape)) / 16) * 16;
   }
+  const sizeOf = (id: number) => size(graph.nodes[id].shape);
+  const unclamped = irs.map((ir) => unclampGuarded(ir, MARGIN / 4, sizeOf));
+  const tilings = unclamped.map((ir) => chooseTiling(ir, options.panelBytes));
+  // each thread's scratch for packed panels, after the buffers (a guarded load's overreach may read it: harmless)
+  const scratchPerThread = Math.ceil(Math.max(0, ...unclamped.map((ir, i) => scratchBytesOf(ir, tilings[i]))) / 16) * 16;
+  const scratch = { base: end, bytesPerThread: scratchPerThread };
+  end += threads * scratchPerThread;
   end += MARGIN;
   if (end > MAX_PLAN_BYTES)
     throw new WasmPlanError(
@@ -77,18 +96,16 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   const pages = Math.max(1, Math.ceil(end / PAGE));
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
   const layout = {
+    scratch,
     offsetOf: (id: number) => {
       const off = offsets.get(id);
       if (off === undefined) throw new Error(`wasm plan: node %${id} has no buffer`);
       return off;
     },
   };
-  const sizeOf = (id: number) => size(graph.nodes[id].shape);
-  const unclamped = irs.map((ir) => unclampGuarded(ir, MARGIN / 4, sizeOf));
-  const tilings = unclamped.map(chooseTiling);
   const functions: ModuleFunction[] = prog.kernels.map((k, i) => ({
     name: `k${i}`,
-    body: emitKernel(unclamped[i], layout, { root: k.root, extras: k.extraOutputs ?? [] }, tilings[i]),
+    body: emitKernel(unclamped[i], layout, { root: k.root, extras: k.extraOutputs ?? [] }, tilings[i], { fma }),
   }));
   const module = new WebAssembly.Module(encodeModule(functions, { minPages: pages, maxPages: pages, shared }));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
@@ -107,6 +124,9 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
     threads: pool ? pool.workers + 1 : 1,
     splitCalls: () => pool?.splitCalls ?? 0,
     tilings,
+    fma,
+    fmaReason,
+    scratch: { base: scratch.base, bytes: threads * scratchPerThread },
     bytes: end,
     view: (id) => new Float32Array(memory.buffer, layout.offsetOf(id), size(graph.nodes[id].shape)),
     dispose: () => pool?.dispose(),

@@ -26,7 +26,7 @@ for (;;) {
   const base = ${SLOTS} + 3 * index;
   const k = ctl[base];
   if (k < 0) break;
-  kernels[k](ctl[base + 1], ctl[base + 2]);
+  kernels[k](ctl[base + 1], ctl[base + 2], index + 1); // index + 1: the thread's scratch (0 is the main thread's)
   Atomics.add(ctl, ${DONE}, 1);
   Atomics.notify(ctl, ${DONE});
 }
