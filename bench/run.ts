@@ -5,7 +5,8 @@
 //  4. the memory plan of the reference step against one buffer per graph node;
 //  5. the MSE and self-perceptual training steps of the MLP and the UNet (ms per step, SP / MSE) on one backend;
 //  6. PyTorch on the CPU, 1 thread and every core (bench/peers/pytorch.py, in a child process), when python3 has torch;
-//  7. the webgpu rows (bench/webgpu.ts, in a child process): fusediff's WGSL against jax-js on webgpu.
+//  7. the webgpu rows (bench/webgpu.ts, in a child process): fusediff's WGSL against jax-js on webgpu;
+//  8. with --page, every system with every core in a Chromium page (bench/page/run.ts, in a child process).
 // Every fusediff row carries its ratio to jax-js and to TF.js wasm (or to the best peer), the numbers the
 // "Done when" of issue 12 is judged by.
 // Writes bench/results/latest.json and prints the tables. `--quick` runs shorter (for a smoke test).
@@ -441,6 +442,19 @@ const webgpu = existsSync(webgpuOut)
   : { notRun: `bench/webgpu.ts exited ${child.status}` };
 rmSync(webgpuOut, { force: true });
 Object.assign(result, { webgpu });
+// ---- --page: the same workloads with every core each in a Chromium page (bench/page/run.ts, npm run bench:page), in a
+// child process, under `page` (from a checkout: the page is bundled from the sources)
+if (process.argv.includes('--page')) {
+  const pageOut = `${os.tmpdir()}/fusediff-page-bench-${process.pid}.json`;
+  const script = new URL('./page/run.ts', import.meta.url).pathname;
+  const args = ['--import', 'tsx', script, ...(quick ? ['--quick'] : []), '--out', pageOut];
+  const run = fromSource ? spawnSync(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] }) : undefined;
+  const page = existsSync(pageOut)
+    ? (JSON.parse(readFileSync(pageOut, 'utf8')) as unknown)
+    : { notRun: run ? `bench/page/run.ts exited ${run.status}` : 'the page bench runs from a checkout only' };
+  rmSync(pageOut, { force: true });
+  Object.assign(result, { page });
+}
 
 // a checkout keeps its results in bench/results/; an installed package writes into the current folder, not node_modules
 const resultsDir = fromSource ? new URL('./results/', import.meta.url) : pathToFileURL(`${process.cwd()}/fusediff-bench/`);
