@@ -13,7 +13,7 @@
 //     unless --out names a file).
 // Options: --quick, --rounds N (default 3, --quick 1), --only fusediff,tfjs,jaxjs, --out FILE, --note TEXT (kept in the file).
 import { build, type Plugin } from 'esbuild';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -51,7 +51,7 @@ const ORDER: readonly WorkloadId[] = ['mlp', 'matmul-256', 'matmul-512', 'matmul
 // (bench/page/shims.ts) answers with their paths under /node_modules/, which the server maps back.
 const require = createRequire(import.meta.url);
 const RESOLVE = ['@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm', '@jax-js/jax'];
-const nodeModules = join(root, 'node_modules');
+const nodeModules = realpathSync(join(root, 'node_modules')); // require.resolve answers real paths (node_modules may be a link)
 const resolved = Object.fromEntries(RESOLVE.map((id) => [id, `/node_modules/${relative(nodeModules, require.resolve(id))}`]));
 /** the packages whose .wasm and .json files the server may send */
 const servedPackages = ['@tensorflow/tfjs-backend-wasm', '@jax-js/jax'].map((p) => join(nodeModules, p) + '/');
