@@ -230,16 +230,30 @@ export const RunConfig = closed(
 export type RunConfig = t.TypeOf<typeof RunConfig>;
 export type ModelConfig = t.TypeOf<typeof ModelConfig>;
 
-/** The image data sets' default model: an MLP over the flattened image. */
+/** The image data sets' MLP (`--set model.kind=mlp`): 512 x 3 over the flattened image. */
 const imageMlp: RunConfig['model'] = { kind: 'mlp', hidden: 512, depth: 3, timeDim: 64, classDim: 32 };
 
-/** Per-dataset defaults: an MLP for both kinds of data (why, for MNIST: docs/RESULTS.md). */
-export const defaultConfig = (dataset: string): RunConfig => {
+/** The UNet of `models/unet.ts` with its defaults (16 -> 8 -> 4 pixels on MNIST-16 with 16, 32, 32 channels). */
+const unetModel = (): RunConfig['model'] => {
+  const { baseChannels, channelMults, numResBlocks, groups, embDim, midAttention } = unetDefaults;
+  return { kind: 'unet', baseChannels, channelMults: [...channelMults], numResBlocks, groups, embDim, midAttention };
+};
+
+/**
+ * Per-dataset defaults. The image data sets default to the recipe of the committed UNet,
+ * pretrained/stage1-unet-mnist16.safetensors (pretrained/README.md): the UNet, a cosine schedule rescaled to zero
+ * terminal SNR, batch 64, 9,000 steps, EMA 0.999, a checkpoint every 1,000 steps, so `fusediff train --dataset
+ * mnist16` trains that model (its config equals the file's, backend aside; test/cli-defaults.test.ts). `kind`
+ * 'mlp' gives them the MLP recipe of pretrained/stage1-mlp-mnist16.safetensors instead (batch 128, 3,000 steps, EMA
+ * 0.995, plain cosine), the defaults before the UNet. The 2-D data sets have one recipe, an MLP of width 128.
+ */
+export const defaultConfig = (dataset: string, kind?: RunConfig['model']['kind']): RunConfig => {
   const image = dataset.startsWith('mnist');
+  const unet = image && kind !== 'mlp';
   return {
     data: { name: dataset as RunConfig['data']['name'], conditional: true, testFraction: 0.2, splitSeed: 0 },
-    model: image ? imageMlp : { kind: 'mlp', hidden: 128, depth: 3, timeDim: 32, classDim: 16 },
-    schedule: { kind: 'cosine', T: 1000, zeroTerminalSnr: false },
+    model: unet ? unetModel() : image ? imageMlp : { kind: 'mlp', hidden: 128, depth: 3, timeDim: 32, classDim: 16 },
+    schedule: { kind: 'cosine', T: 1000, zeroTerminalSnr: unet },
     prediction: 'v',
     objective: {
       kind: 'mse',
@@ -253,13 +267,13 @@ export const defaultConfig = (dataset: string): RunConfig => {
       perceptual: 'frozen',
     },
     train: {
-      steps: image ? 3000 : 2000,
-      batchSize: image ? 128 : 256,
+      steps: unet ? 9000 : image ? 3000 : 2000,
+      batchSize: unet ? 64 : image ? 128 : 256,
       lr: image ? 1e-3 : 2e-3,
       weightDecay: 0,
-      emaDecay: 0.995,
+      emaDecay: unet ? 0.999 : 0.995,
       seed: 0,
-      checkpointEvery: 250,
+      checkpointEvery: unet ? 1000 : 250,
       keepEvery: 0,
       initFrom: 'ema',
     },
@@ -399,12 +413,13 @@ const canonicalNames = (merged: Record<string, unknown>): string[] => {
   return hints;
 };
 
+/** The fields only an MLP model config has. */
+const MLP_FIELDS = ['hidden', 'depth', 'timeDim', 'classDim'] as const;
+
 /** A model section of `kind` with that kind's defaults (switching kind must not drag the other kind's fields along). */
 const modelDefaults = (kind: unknown, fallback: RunConfig['model']): RunConfig['model'] => {
   if (kind === fallback.kind || (kind !== 'mlp' && kind !== 'unet')) return fallback;
-  if (kind === 'mlp') return imageMlp;
-  const { baseChannels, channelMults, numResBlocks, groups, embDim, midAttention } = unetDefaults;
-  return { kind: 'unet', baseChannels, channelMults: [...channelMults], numResBlocks, groups, embDim, midAttention };
+  return kind === 'mlp' ? imageMlp : unetModel();
 };
 
 /**
@@ -430,12 +445,20 @@ export const resolveConfig = (
     text(overrides['data.name']) ?? text((fromFile('data') as { name?: unknown } | undefined)?.name) ?? fallbackDataset,
     datasetNames,
   );
-  const start = structuredClone(base ?? defaultConfig(dataset));
-  const kind = overrides['model.kind'] ?? (fromFile('model') as { kind?: unknown } | undefined)?.kind;
-  start.model = modelDefaults(typeof kind === 'string' ? canonicalName(kind, ['mlp', 'unet']) : kind, start.model);
+  const given = overrides['model.kind'] ?? (fromFile('model') as { kind?: unknown } | undefined)?.kind;
+  const kind = typeof given === 'string' ? canonicalName(given, ['mlp', 'unet']) : given;
+  // the data set's defaults for the model kind asked for (an image data set's MLP brings its own training recipe)
+  const start = structuredClone(base ?? defaultConfig(dataset, kind === 'mlp' || kind === 'unet' ? kind : undefined));
+  start.model = modelDefaults(kind, start.model);
   const merged = merge(start, file?.json ?? {}, file ? `${file.path}: config` : 'config') as Record<string, unknown>;
   for (const [p, v] of Object.entries(overrides)) setPath(merged, p, v);
   const hints = canonicalNames(merged);
+  const model = getPath(merged, 'model');
+  if (given === undefined && start.model.kind === 'unet' && isRecord(model) && MLP_FIELDS.some((k) => Object.hasOwn(model, k)))
+    hints.push(
+      `config.model: ${dataset}'s default model is the UNet (model.kind "unet"); ` +
+        `the MLP's fields (${MLP_FIELDS.join(', ')}) need model.kind=mlp (--set model.kind=mlp)`,
+    );
   try {
     return decodeConfig(merged, file?.path ?? 'config');
   } catch (e) {

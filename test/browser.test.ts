@@ -345,7 +345,7 @@ test('a checkpoint saved the way `fusediff train` saves one loads: the model is 
 
 test("another model's checkpoint gets a short message naming the mismatch, both signatures folded under it", options, async (t) => {
   const before = await state();
-  const run = defaultConfig('mnist16');
+  const run = defaultConfig('mnist16', 'mlp');
   const setup = setupRun(run);
   const params = setup.model.init(1);
   const file = path.join(dir, 'mnist16.safetensors');

@@ -151,7 +151,11 @@ describe('config fields have bounds that name the field', () => {
 
 describe('a training step that cannot fit is refused before it starts', () => {
   test('library: model.hidden 8192 on the wasm backend is a MemoryLimitError at once, nothing written', async () => {
-    const config = resolveConfig(undefined, { 'data.name': 'mnist16', 'model.hidden': 8192, 'train.steps': 1, backend: 'wasm' }, 'mnist16');
+    const config = resolveConfig(
+      undefined,
+      { 'data.name': 'mnist16', 'model.kind': 'mlp', 'model.hidden': 8192, 'train.steps': 1, backend: 'wasm' },
+      'mnist16',
+    );
     const checkpoint = path.join(dir, 'big.safetensors');
     const t0 = performance.now();
     await assert.rejects(
@@ -181,6 +185,7 @@ describe('a training step that cannot fit is refused before it starts', () => {
       '--backend',
       'wasm',
       '--set',
+      'model.kind=mlp',
       'model.hidden=8192',
       '--steps',
       '1',

@@ -118,7 +118,7 @@ describe('the memory estimate is a lower bound of the compiled plan, within 30%'
   test('training steps: mlp (mse and sp) and unet', () => {
     for (const [dataset, over] of [
       ['eightGaussians', { 'train.batchSize': 64 }],
-      ['mnist16', { 'model.hidden': 64, 'train.batchSize': 32 }],
+      ['mnist16', { 'model.kind': 'mlp', 'model.hidden': 64, 'train.batchSize': 32 }],
       ['eightGaussians', { 'objective.kind': 'sp', 'train.batchSize': 64 }],
       ['mnist16', tinyUnet],
     ] as [string, Record<string, Json>][]) {
@@ -130,7 +130,7 @@ describe('the memory estimate is a lower bound of the compiled plan, within 30%'
   test('sampler steps, with and without guidance', () => {
     for (const guided of [false, true]) {
       // unguided: an unconditional model (a conditional one compiles its conditional step only when sampled)
-      const s = setupOf('mnist16', { 'model.hidden': 64, 'data.conditional': guided });
+      const s = setupOf('mnist16', { 'model.kind': 'mlp', 'model.hidden': 64, 'data.conditional': guided });
       const sampler = createSampler({
         predict: denoiserPredict(s.model),
         shape: [16, ...s.model.dataShape],
@@ -154,7 +154,7 @@ describe('the memory estimate is a lower bound of the compiled plan, within 30%'
 
 describe('refusals name the fields that drive the memory', () => {
   test('the machine: more than its memory is refused, more than its free memory is a warning', async () => {
-    const s = setupOf('mnist16', { 'model.hidden': 4096, backend: 'cpu' });
+    const s = setupOf('mnist16', { 'model.kind': 'mlp', 'model.hidden': 4096, backend: 'cpu' });
     const e = estimateTrainMemory(s);
     const what = { task: 'training step', batchField: 'train.batchSize', backend: s.config.backend };
     assert.throws(
@@ -213,7 +213,7 @@ describe('refusals name the fields that drive the memory', () => {
   });
 
   test('a plan the estimate let through but the wasm backend cannot place: named by its exact size', () => {
-    const s = setupOf('mnist16', { 'model.hidden': 64 });
+    const s = setupOf('mnist16', { 'model.kind': 'mlp', 'model.hidden': 64 });
     const cause = new WasmPlanError('the wasm backend cannot hold this plan: its buffers take 2300000000 bytes, more than the 2147418112');
     const kernel = { index: 0, name: 'k0_add', fusedOps: ['add'], shape: [1] } as unknown as ConstructorParameters<typeof BackendError>[0];
     const err = planLimitError(new BackendError(kernel, 'wasm', cause), s, {

@@ -45,6 +45,7 @@ const tinyMnist = (over: Record<string, Json> = {}): RunConfig =>
     {
       'data.name': 'mnist16',
       'data.conditional': true,
+      'model.kind': 'mlp',
       'model.hidden': 32,
       'model.depth': 2,
       'model.timeDim': 8,
