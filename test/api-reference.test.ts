@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { anchors, entryPoints, readApi, renderApi, stalePages, undocumented, type ApiEntry } from '../scripts/api-docs.ts';
 
 let api: Promise<ApiEntry[]> | undefined;
@@ -107,4 +108,19 @@ test('the check names an export without a doc comment, in a namespace too, and a
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('links into the reference from README.md and docs/*.md name anchors its pages have', () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const docs = fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md'));
+  const pages = ['README.md', ...docs.map((f) => `docs/${f}`)];
+  let checked = 0;
+  for (const page of pages)
+    for (const m of fs.readFileSync(path.join(root, page), 'utf8').matchAll(/\]\(((?:docs\/)?api\/[\w-]+\.md)#([^)\s]+)\)/g)) {
+      const target = path.join(root, path.dirname(page), m[1]);
+      const headings = [...fs.readFileSync(target, 'utf8').matchAll(/^#+ (.+)$/gm)].map((h) => h[1]);
+      assert.ok(anchors(headings).includes(m[2]), `${page}: ${m[1]}#${m[2]} is no heading of ${m[1]}`);
+      checked++;
+    }
+  assert.ok(checked >= 2, `checked ${checked} anchored links`);
 });
