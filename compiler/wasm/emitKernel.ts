@@ -58,7 +58,8 @@ export const describeTiling = (t: Tiling, fma: boolean): string => {
   if (t.width === 1) return 'scalar loops';
   const tile = `${t.rows} x ${4 * t.vectors} tile (${t.rows * t.vectors} f32x4 accumulators or values, axes ${t.rowAxis}, ${t.vecAxis})`;
   const panel = t.panel > 0 ? `, axis ${t.vecAxis} in packed panels of ${t.panel}` : '';
-  return `${t.rowAxis < 0 ? `${4 * t.vectors} lanes along axis ${t.vecAxis}` : tile}${panel}${t.rowAxis >= 0 && fma ? ', fused multiply-add' : ''}`;
+  const madd = t.rowAxis >= 0 && fma ? ', fused multiply-add' : '';
+  return `${t.rowAxis < 0 ? `${4 * t.vectors} lanes along axis ${t.vecAxis}` : tile}${panel}${madd}`;
 };
 
 /** The step of the outermost output loop: a thread's share of a kernel is a multiple of it. */
