@@ -209,7 +209,7 @@ const runWithCanaries = (s: Sweep, threads: number, captured: ReturnType<typeof 
 // every shape here, which the default (half an L2) reaches only from about 256 x 256 up
 for (const packed of [false, true])
   if (backends.includes('wasm'))
-    test(`wasm${packed ? ', matmuls packed' : ''}: every sweep shape on 1 and 3 threads: no stray writes, results exact, threads agree`, async () => {
+    test(`wasm${packed ? ' packed' : ''}: each sweep shape, 1 and 3 threads: no stray writes, results exact, threads agree`, async () => {
       const one = capturing(1, packed ? 64 : undefined);
       const three = capturing(3, packed ? 64 : undefined);
       const faults: string[] = [];
