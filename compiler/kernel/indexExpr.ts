@@ -49,6 +49,27 @@ const normalize = (terms: (readonly [Atom, number])[], c: number): Ix => {
     const prev = byKey.get(key);
     byKey.set(key, [a, (prev?.[1] ?? 0) + coef]);
   }
+  // a d (x div d) + a (x mod d) = a x: a quotient and its remainder, split by an unflatten, join again
+  for (const [key, [atom, coef]] of byKey) {
+    if (atom.k !== 'div' || coef === 0) continue;
+    const mod = byKey.get(atomKey({ k: 'mod', x: atom.x, d: atom.d }));
+    if (!mod || mod[1] === 0 || coef !== mod[1] * atom.d) continue;
+    const a = mod[1];
+    byKey.delete(key);
+    byKey.delete(atomKey(mod[0]));
+    return normalize([...[...byKey.values()], ...atom.x.terms.map(([t, k]) => [t, k * a] as const)], c + atom.x.c * a);
+  }
+  // k ((x div a) mod b) + k b (x div ab) = k (x div a): the same join one level up (a quotient's quotient was merged)
+  for (const [key, [atom, coef]] of byKey) {
+    if (atom.k !== 'mod' || coef === 0 || atom.x.c !== 0 || atom.x.terms.length !== 1 || atom.x.terms[0][1] !== 1) continue;
+    const inner = atom.x.terms[0][0];
+    if (inner.k !== 'div') continue;
+    const outer = byKey.get(atomKey({ k: 'div', x: inner.x, d: inner.d * atom.d }));
+    if (!outer || outer[1] !== coef * atom.d) continue;
+    byKey.delete(key);
+    byKey.delete(atomKey(outer[0]));
+    return normalize([...byKey.values(), [inner, coef]], c);
+  }
   const sorted = [...byKey.entries()].filter(([, [, coef]]) => coef !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return { terms: sorted.map(([, t]) => t), c };
 };
@@ -120,6 +141,45 @@ export const divmodIx = (x: Ix, d: number, vars: ReadonlyMap<number, VarInfo>): 
     };
   const [xlo, xhi] = range(x, vars);
   if (xlo >= 0 && xhi < d) return { q: constIx(0), r: x };
+  // one term c t whose coefficient divides d, above a remainder within [0, c): c t = d (t div d/c) + c (t mod d/c),
+  // so the quotient gets t div d/c and the rest stays a sum (a reshape of a reshape: 256 i + 16 j + k over 1024)
+  if (lo >= 0)
+    for (const [t, c] of rest.terms) {
+      if (c <= 1 || d % c !== 0 || atomRange(t, vars)[0] < 0) continue;
+      const others: Ix = { terms: rest.terms.filter(([u]) => u !== t), c: rc };
+      const [olo, ohi] = range(others, vars);
+      if (olo < 0 || ohi >= c) continue;
+      const inner = divmodIx(atomIx(t), d / c, vars);
+      return {
+        q: addIx(
+          normalize(
+            whole.map(([a, k]) => [a, k / d] as const),
+            qc,
+          ),
+          inner.q,
+        ),
+        r: addIx(scaleIx(inner.r, c), others),
+      };
+    }
+  // the multiples of d leave the remainder alone: floor((W + R) / d) = W / d + floor(R / d), (W + R) mod d = R mod d
+  if (whole.length || qc !== 0) {
+    const inner = divmodIx(restWithC, d, vars);
+    return {
+      q: addIx(
+        normalize(
+          whole.map(([a, k]) => [a, k / d] as const),
+          qc,
+        ),
+        inner.q,
+      ),
+      r: inner.r,
+    };
+  }
+  // floor(floor(y / a) / d) = floor(y / (a d))
+  if (x.terms.length === 1 && x.c === 0 && x.terms[0][1] === 1 && x.terms[0][0].k === 'div') {
+    const { x: y, d: a } = x.terms[0][0];
+    return { q: divmodIx(y, a * d, vars).q, r: atomIx({ k: 'mod', x, d }) };
+  }
   return { q: atomIx({ k: 'div', x, d }), r: atomIx({ k: 'mod', x, d }) };
 };
 
