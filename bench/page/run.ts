@@ -121,6 +121,7 @@ const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 const executablePath =
   process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p)) ?? '/usr/bin/chromium';
 const profile = mkdtempSync(join(os.tmpdir(), 'fusediff-bench-page-'));
+process.once('exit', () => rmSync(profile, { recursive: true, force: true })); // on a failure too
 const context = await chromium.launchPersistentContext(profile, {
   executablePath,
   headless: true,
