@@ -9,7 +9,8 @@ import { unclampGuarded } from '../kernel/unclamp.ts';
 import { encodeModule, type ModuleFunction } from './encoder.ts';
 import { chooseTiling, emitKernel, outerStep, scratchBytesOf, type Tiling } from './emitKernel.ts';
 import { wasmFeatures } from './features.ts';
-import { createThreadPool, threadsSupported, type ThreadPool } from './threads.ts';
+import { scheduleWaves, splitRange, type KernelTask, type Wave } from './schedule.ts';
+import { createThreadPool, MAX_ITEMS, threadsSupported, type ThreadPool } from './threads.ts';
 
 const PAGE = 65536;
 /** bytes kept free before the first and after the last buffer */
@@ -28,9 +29,13 @@ export interface WasmPlan {
   readonly kernelCount: number;
   /** runs kernel i (on every thread of the plan) */
   runKernel(i: number): void;
+  /** runs every kernel, a wave of independent kernels at a time (schedule.ts): one meeting of the threads per wave */
+  runAll(): void;
+  /** the waves runAll runs (the kernel count on one thread) */
+  readonly waves: number;
   /** threads that compute a share of each large kernel (1: the calling thread only) */
   readonly threads: number;
-  /** kernel calls split over the threads so far */
+  /** waves (or single kernels) shared with the worker threads so far */
   splitCalls(): number;
   readonly tilings: readonly Tiling[];
   /** whether the reduction loops use relaxed SIMD's multiply-add, and why */
@@ -109,19 +114,40 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   }));
   const module = new WebAssembly.Module(encodeModule(functions, { minPages: pages, maxPages: pages, shared }));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
-  const kernels = functions.map((fn) => instance.exports[fn.name] as (lo: number, hi: number) => void);
+  const kernels = functions.map((fn) => instance.exports[fn.name] as (lo: number, hi: number, thread?: number) => void);
   const pool: ThreadPool | undefined = shared ? createThreadPool(threads, module, memory) : undefined;
   const extents = irs.map((ir) => (ir.shape.length ? ir.shape[0] : 1));
   const steps = irs.map((ir, i) => outerStep(ir, tilings[i]));
   const parallel = irs.map((ir, i) => pool !== undefined && workOf(ir) >= PARALLEL_WORK && extents[i] >= 2 * steps[i]);
+  const tasks: KernelTask[] = prog.kernels.map((k, i) => ({
+    reads: irs[i].reads,
+    writes: [k.root, ...(k.extraOutputs ?? [])],
+    work: workOf(irs[i]),
+    extent: extents[i],
+    step: steps[i],
+    split: parallel[i],
+  }));
+  const threadCount = pool ? pool.workers + 1 : 1;
+  const waves = pool ? scheduleWaves(tasks, threadCount, MAX_ITEMS) : [];
+  const runItem = (k: number, lo: number, hi: number) => kernels[k](lo, hi, 0);
+  /** a wave whose every item is the calling thread's runs without waking the workers */
+  const runWave = (wave: Wave) =>
+    wave.every((items, t) => t === 0 || items.length === 0)
+      ? wave[0].forEach(([k, lo, hi]) => runItem(k, lo, hi))
+      : pool!.runWave(wave, runItem);
   for (const n of graph.nodes)
     if (n.op === 'constant' && offsets.has(n.id)) new Float32Array(memory.buffer, offsets.get(n.id)!, size(n.shape)).set(n.attrs.value);
   return {
     memory,
     offsets,
     kernelCount: kernels.length,
-    runKernel: (i) => (parallel[i] ? pool!.run(i, extents[i], steps[i], kernels[i]) : kernels[i](0, extents[i])),
-    threads: pool ? pool.workers + 1 : 1,
+    runKernel: (i) =>
+      parallel[i]
+        ? runWave(splitRange(extents[i], steps[i], threadCount).map(([lo, hi]) => (lo < hi ? [[i, lo, hi] as const] : [])))
+        : runItem(i, 0, extents[i]),
+    runAll: () => (pool ? waves.forEach(runWave) : kernels.forEach((_, i) => runItem(i, 0, extents[i]))),
+    waves: pool ? waves.length : kernels.length,
+    threads: threadCount,
     splitCalls: () => pool?.splitCalls ?? 0,
     tilings,
     fma,

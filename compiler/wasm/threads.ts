@@ -1,16 +1,20 @@
 // Worker threads for the wasm backend (Node's worker_threads, or Web Workers in a cross-origin isolated page): each
-// worker instantiates the plan's module over the same shared memory, and a kernel's outermost output loop is split
-// into contiguous ranges, one per thread. Every output element is computed by exactly one thread with the same code,
-// so results are bit-identical for any thread count. Synchronisation is one shared Int32Array: the main thread
-// writes each worker's (kernel, lo, hi), bumps a sequence number and notifies; workers run their range, count
-// themselves done and notify back. A page's main thread may not block (Atomics.wait throws there), so in a browser
-// it spins on the counter, and until every worker has started (they start only once the page's script yields) it
-// runs each kernel whole by itself.
+// worker instantiates the plan's module over the same shared memory and runs the items of a wave (schedule.ts): whole
+// small kernels, and contiguous ranges of a large kernel's outermost output loop. Every output element is computed by
+// exactly one thread with the same code, so results are bit-identical for any thread count. Synchronisation is one
+// shared Int32Array: the main thread writes each worker's items, bumps a sequence number and notifies; workers run
+// them, count themselves done and notify back, once per wave. A page's main thread may not block (Atomics.wait throws
+// there), so in a browser it spins on the counter, and until every worker has started (they start only once the
+// page's script yields) it runs every item by itself.
+import type { Wave } from './schedule.ts';
 
 /** control block layout (Int32 slots) */
 const SEQ = 0;
 const DONE = 1;
-const SLOTS = 2; // then per worker: kernel, lo, hi
+const SLOTS = 2; // then per worker: a count (-1: stop) and up to MAX_ITEMS (kernel, lo, hi) items
+/** the most items one worker runs in one wave (scheduleWaves is given this many kernels at most per wave) */
+export const MAX_ITEMS = 64;
+const STRIDE = 1 + 3 * MAX_ITEMS;
 
 const workerLoop = `
 const ctl = new Int32Array(control);
@@ -23,10 +27,11 @@ let seen = 0;
 for (;;) {
   Atomics.wait(ctl, ${SEQ}, seen);
   seen = Atomics.load(ctl, ${SEQ});
-  const base = ${SLOTS} + 3 * index;
-  const k = ctl[base];
-  if (k < 0) break;
-  kernels[k](ctl[base + 1], ctl[base + 2], index + 1); // index + 1: the thread's scratch (0 is the main thread's)
+  const base = ${SLOTS} + ${STRIDE} * index;
+  const count = ctl[base];
+  if (count < 0) break;
+  // index + 1: the thread, for its scratch (0 is the main thread)
+  for (let t = 0; t < count; t++) kernels[ctl[base + 1 + 3 * t]](ctl[base + 2 + 3 * t], ctl[base + 3 + 3 * t], index + 1);
   Atomics.add(ctl, ${DONE}, 1);
   Atomics.notify(ctl, ${DONE});
 }
@@ -58,26 +63,15 @@ interface NodeWorker {
 export interface ThreadPool {
   /** worker threads (the main thread computes a share too) */
   readonly workers: number;
-  /** runs kernel k over [0, extent) of its outermost loop, in ranges that are multiples of step */
-  run(k: number, extent: number, step: number, main: (lo: number, hi: number) => void): void;
-  /** kernel calls split over the workers so far (in a page, calls before the workers started ran whole) */
+  /**
+   * Runs one wave (schedule.ts): thread t runs items[t] (thread 0 is the caller, through `main`); returns when every
+   * thread is done. Until a page's workers have started, the caller runs every item itself.
+   */
+  runWave(items: Wave, main: (kernel: number, lo: number, hi: number) => void): void;
+  /** waves shared with the workers so far (in a page, waves before the workers started ran on the caller alone) */
   readonly splitCalls: number;
   dispose(): void;
 }
-
-/** Splits [0, extent) into `parts` ranges of whole steps, as even as possible (empty ranges allowed). */
-export const splitRange = (extent: number, step: number, parts: number): [number, number][] => {
-  const units = Math.ceil(extent / step);
-  const out: [number, number][] = [];
-  let start = 0;
-  for (let p = 0; p < parts; p++) {
-    const n = Math.floor(units / parts) + (p < units % parts ? 1 : 0);
-    const end = Math.min(extent, (start + n) * step);
-    out.push([Math.min(start * step, extent), end]);
-    start += n;
-  }
-  return out;
-};
 
 type WorkerCtor = new (code: string, options: { eval: true; workerData: unknown }) => NodeWorker;
 
@@ -98,7 +92,7 @@ export const createThreadPool = (threads: number, module: WebAssembly.Module, me
   const WebWorker = NodeWorker ? undefined : webWorker();
   if (threads <= 1 || (!NodeWorker && !WebWorker)) return undefined;
   const n = threads - 1;
-  const control = new SharedArrayBuffer(4 * (SLOTS + 3 * n));
+  const control = new SharedArrayBuffer(4 * (SLOTS + STRIDE * n));
   const ctl = new Int32Array(control);
   let workers: { terminate(): unknown }[];
   let started = false;
@@ -136,26 +130,30 @@ export const createThreadPool = (threads: number, module: WebAssembly.Module, me
     get splitCalls() {
       return splitCalls;
     },
-    run(k, extent, step, main) {
-      // a page's workers start once its script has yielded: until then the main thread runs the kernel whole
-      if (!started && !(started = Atomics.load(ctl, DONE) >= n)) return main(0, extent);
+    runWave(items, main) {
+      // a page's workers start once its script has yielded: until then the main thread runs every item itself
+      if (!started && !(started = Atomics.load(ctl, DONE) >= n)) {
+        for (const thread of items) for (const [k, lo, hi] of thread) main(k, lo, hi);
+        return;
+      }
       splitCalls++;
-      const ranges = splitRange(extent, step, n + 1);
       Atomics.store(ctl, DONE, 0);
-      ranges.slice(1).forEach(([lo, hi], w) => {
-        ctl[SLOTS + 3 * w] = k;
-        ctl[SLOTS + 3 * w + 1] = lo;
-        ctl[SLOTS + 3 * w + 2] = hi;
-      });
+      for (let w = 0; w < n; w++) {
+        const mine = items[w + 1] ?? [];
+        if (mine.length > MAX_ITEMS) throw new Error(`wasm threads: ${mine.length} items for one worker, at most ${MAX_ITEMS}`);
+        const base = SLOTS + STRIDE * w;
+        ctl[base] = mine.length;
+        mine.forEach(([k, lo, hi], t) => ctl.set([k, lo, hi], base + 1 + 3 * t));
+      }
       Atomics.add(ctl, SEQ, 1);
       Atomics.notify(ctl, SEQ);
-      main(ranges[0][0], ranges[0][1]);
+      for (const [k, lo, hi] of items[0] ?? []) main(k, lo, hi);
       waitDone();
     },
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (let w = 0; w < n; w++) ctl[SLOTS + 3 * w] = -1;
+      for (let w = 0; w < n; w++) ctl[SLOTS + STRIDE * w] = -1;
       Atomics.add(ctl, SEQ, 1);
       Atomics.notify(ctl, SEQ);
       workers.forEach((w) => void w.terminate());
