@@ -91,11 +91,17 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
     const gathers = loads.filter((x) => ixDependsOn(x, v) && coefficientOf(x, v) !== 1).length;
     return 4 * gathers + (axis === rank - 1 ? 0 : 4) - loads.filter((x) => !ixDependsOn(x, v)).length * 0.5;
   };
-  const candidates = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 4 === 0);
+  // a ragged axis (extent not a multiple of 4, at least 3) is vectorised too when every load along it is contiguous:
+  // its last vector reads up to 3 elements past the row (inside the plan's margins) and stores only the lanes inside
+  const ragged = (a: number): boolean => {
+    const v = ir.outVars[a];
+    return ir.shape[a] % 4 !== 0 && ir.shape[a] >= 3 && loads.every((x) => !ixDependsOn(x, v) || coefficientOf(x, v) === 1);
+  };
+  const wasted = (a: number) => (ir.shape[a] % 4 === 0 ? 0 : 1 - ir.shape[a] / (4 * Math.ceil(ir.shape[a] / 4)));
+  const cost = (a: number) => costAlong(a) + 4 * wasted(a);
+  const candidates = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 4 === 0 || ragged(a));
   if (!candidates.length) return scalarTiling;
-  const vecAxis = candidates.reduce((best, a) =>
-    costAlong(a) < costAlong(best) || (costAlong(a) === costAlong(best) && a > best) ? a : best,
-  );
+  const vecAxis = candidates.reduce((best, a) => (cost(a) < cost(best) || (cost(a) === cost(best) && a > best) ? a : best));
   const reduction = reductionOf(ir);
   const vectors = reduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
   if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
@@ -107,11 +113,14 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   const stepLoads = [...new Set(loads.filter((x) => reduction.vars.some((v) => ixDependsOn(x, v))).map((x) => JSON.stringify(x)))].map(
     (x) => JSON.parse(x) as Ix,
   );
+  const rowsOf = (a: number) => (ir.shape[a] % 4 === 0 ? 4 : 2);
+  /** loads per output vector of the tile */
   const loadsPerStep = (a: number): number =>
-    stepLoads.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? 4 : 1) * (ixDependsOn(x, vecVar) ? vectors : 1), 0);
+    stepLoads.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? rowsOf(a) : 1) * (ixDependsOn(x, vecVar) ? vectors : 1), 0) / rowsOf(a);
   const rowAxis = others.reduce((best, a) => (loadsPerStep(a) <= loadsPerStep(best) ? a : best));
-  const rows = ir.shape[rowAxis] % 4 === 0 ? 4 : 2;
-  return { width: 4, rows, vectors, vecAxis, rowAxis, panel: panelOf(ir, vecAxis, rowAxis, 4 * vectors, panelBytes) };
+  const rows = rowsOf(rowAxis);
+  const panel = ir.shape[vecAxis] % 4 === 0 ? panelOf(ir, vecAxis, rowAxis, 4 * vectors, panelBytes) : 0;
+  return { width: 4, rows, vectors, vecAxis, rowAxis, panel };
 };
 
 /** The operand a panel packs: one load (buffer and index) that the vector loop and the reduction walk. */
@@ -202,6 +211,8 @@ export const emitKernel = (
     return r;
   })();
   const loopVars = [...ir.outVars, ...(reduction?.vars ?? [])];
+  /** the vector axis's extent when it is not a multiple of the vector step (its last step is partial) */
+  const raggedExtent = tiling.width === 4 && ir.shape[tiling.vecAxis] % (4 * tiling.vectors) !== 0 ? ir.shape[tiling.vecAxis] : undefined;
   const packed = tiling.panel > 0 ? packedOperandOf(ir, tiling.vecAxis, tiling.rowAxis) : undefined;
   const isPacked = (s: Scalar): boolean => packed !== undefined && s.k === 'load' && s.buf === packed.buf && sameIx(s.at, packed.at);
   /** the thread's scratch (set at the top when the kernel packs), the panel's start, and the packed read pointer */
@@ -608,6 +619,7 @@ export const emitKernel = (
     const contiguous = L.width === 1 || tiling.vecAxis === rank - 1;
     forEachPosition(() => {
       const x = value(s);
+      if (raggedExtent !== undefined) return storeRagged(base, flat, x, contiguous, raggedExtent);
       if (contiguous) {
         const off = address(base, flat);
         f.get(x).store(L.width === 4 ? 'v128' : 'f32', off, 2);
@@ -618,6 +630,27 @@ export const emitKernel = (
         f.get(x).simd(Simd.f32x4ExtractLane, lane).store('f32', off, 2);
       }
     });
+  };
+  /** the last vector of a ragged axis stores only its lanes inside the extent (lane l while j + l < extent) */
+  const storeRagged = (base: number, flat: Ix, x: number, contiguous: boolean, extent: number) => {
+    const j = bindings.get(vecVar!)!.local;
+    const lane = (l: number) => {
+      f.get(j)
+        .i32(extent - 1 - l)
+        .op(Op.i32LeS)
+        .if();
+      const off = address(base, flat, l);
+      f.get(x).simd(Simd.f32x4ExtractLane, l).store('f32', off, 2).end();
+    };
+    if (!contiguous) return [0, 1, 2, 3].forEach(lane);
+    f.get(j)
+      .i32(extent - 4)
+      .op(Op.i32LeS)
+      .if();
+    const off = address(base, flat);
+    f.get(x).store('v128', off, 2).op(Op.else);
+    [0, 1, 2].forEach(lane);
+    f.end();
   };
   const flatTerms = (): (readonly [Atom, number])[] => {
     let stride = 1;
