@@ -8,7 +8,7 @@
 // column block. Values are computed at the outermost loop level whose variables they depend on.
 import { randomBase } from '../../core/rng.ts';
 import type { UnaryOp } from '../../core/ir.ts';
-import { coefficientOf, ixDependsOn, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
+import { coefficientOf, dependsOn, ixDependsOn, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
 import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { FunctionBody, Op, Simd } from './encoder.ts';
 import { Lanes } from './lanes.ts';
@@ -46,6 +46,12 @@ export interface Tiling {
    * stride (a power of two for square matmuls) maps every row to the same few cache sets.
    */
   readonly panel: number;
+  /**
+   * The four lanes run along the innermost reduction variable instead of an output axis (vecAxis -1): for kernels whose
+   * output axes would gather (a group norm's statistics, a bias gradient), each output's sum is accumulated four
+   * elements at a time from contiguous loads and the lanes are added at the end.
+   */
+  readonly lanesOnReduction?: boolean;
 }
 
 const scalarTiling: Tiling = { width: 1, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1, panel: 0 };
@@ -56,11 +62,25 @@ export const PANEL_BYTES = 256 * 1024;
 /** The tiling in words, for `inspect`: the register tile, and the packed panel where there is one. */
 export const describeTiling = (t: Tiling, fma: boolean): string => {
   if (t.width === 1) return 'scalar loops';
+  if (t.lanesOnReduction)
+    return `4 lanes along the reduction${t.rows > 1 ? `, ${t.rows} rows of axis ${t.rowAxis}` : ''}${fma ? ', fused multiply-add' : ''}`;
   const tile = `${t.rows} x ${4 * t.vectors} tile (${t.rows * t.vectors} f32x4 accumulators or values, axes ${t.rowAxis}, ${t.vecAxis})`;
   const panel = t.panel > 0 ? `, axis ${t.vecAxis} in packed panels of ${t.panel}` : '';
   const madd = t.rowAxis >= 0 && fma ? ', fused multiply-add' : '';
   return `${t.rowAxis < 0 ? `${4 * t.vectors} lanes along axis ${t.vecAxis}` : tile}${panel}${madd}`;
 };
+
+/**
+ * Whether an index takes one value on the four lanes of a vector along v (whose lane groups start at multiples of 4):
+ * v appears only inside quotients (x div d, d a multiple of 4) of sums where v has coefficient 1 and every other term
+ * and the constant are multiples of 4, as a channel looked up from an element of a group norm's group.
+ */
+export const laneUniform = (x: Ix, v: number): boolean =>
+  x.terms.every(([a]) => {
+    if (!dependsOn(a, v)) return true;
+    if (a.k !== 'div' || a.d % 4 !== 0 || a.x.c % 4 !== 0) return false;
+    return a.x.terms.every(([t, c]) => (t.k === 'var' && t.v === v ? c === 1 : !dependsOn(t, v) && c % 4 === 0));
+  });
 
 /** The step of the outermost output loop: a thread's share of a kernel is a multiple of it. */
 export const outerStep = (ir: KernelIR, t: Tiling): number => {
@@ -100,9 +120,16 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   const wasted = (a: number) => (ir.shape[a] % 4 === 0 ? 0 : 1 - ir.shape[a] / (4 * Math.ceil(ir.shape[a] / 4)));
   const cost = (a: number) => costAlong(a) + 4 * wasted(a);
   const candidates = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 4 === 0 || ragged(a));
-  if (!candidates.length) return scalarTiling;
+  if (!candidates.length) {
+    const r = reductionOf(ir);
+    return (r && lanesOnReductionTiling(ir, loads, r.vars, -1)) || scalarTiling;
+  }
   const vecAxis = candidates.reduce((best, a) => (cost(a) < cost(best) || (cost(a) === cost(best) && a > best) ? a : best));
   const reduction = reductionOf(ir);
+  if (reduction) {
+    const alongReduction = lanesOnReductionTiling(ir, loads, reduction.vars, vecAxis);
+    if (alongReduction) return alongReduction;
+  }
   const vectors = reduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
   if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
   const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && ir.shape[a] % 2 === 0);
@@ -121,6 +148,35 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   const rows = rowsOf(rowAxis);
   const panel = ir.shape[vecAxis] % 4 === 0 ? panelOf(ir, vecAxis, rowAxis, 4 * vectors, panelBytes) : 0;
   return { width: 4, rows, vectors, vecAxis, rowAxis, panel };
+};
+
+/**
+ * Lanes along the innermost reduction variable r, when the output axis chosen (vecAxis; -1: none) would gather inside
+ * the reduction and every load that moves with r is contiguous along it or lane-uniform, and r's extent is a multiple
+ * of 4 and at least 16. Rows: an even output axis, for independent accumulators and shared loads.
+ */
+const lanesOnReductionTiling = (
+  ir: KernelIR,
+  loads: readonly Ix[],
+  reductionVars: readonly number[],
+  vecAxis: number,
+): Tiling | undefined => {
+  if (!reductionVars.length) return undefined;
+  const r = reductionVars[reductionVars.length - 1];
+  const extent = ir.vars.get(r)!.extent;
+  if (extent % 4 !== 0 || extent < 16) return undefined;
+  const inBody = loads.filter((x) => reductionVars.some((v) => ixDependsOn(x, v)));
+  if (!inBody.every((x) => !ixDependsOn(x, r) || coefficientOf(x, r) === 1 || laneUniform(x, r))) return undefined;
+  if (vecAxis >= 0) {
+    const v = ir.outVars[vecAxis];
+    if (!inBody.some((x) => ixDependsOn(x, v) && coefficientOf(x, v) !== 1)) return undefined;
+  }
+  const others = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 2 === 0);
+  if (!others.length) return { width: 4, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1, panel: 0, lanesOnReduction: true };
+  const rowsOf = (a: number) => (ir.shape[a] % 4 === 0 ? 4 : 2);
+  const perRow = (a: number) => inBody.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? rowsOf(a) : 1), 0) / rowsOf(a);
+  const rowAxis = others.reduce((best, a) => (perRow(a) <= perRow(best) ? a : best));
+  return { width: 4, rows: rowsOf(rowAxis), vectors: 1, vecAxis: -1, rowAxis, panel: 0, lanesOnReduction: true };
 };
 
 /** The operand a panel packs: one load (buffer and index) that the vector loop and the reduction walk. */
@@ -203,16 +259,18 @@ export const emitKernel = (
   const f = new FunctionBody(['i32', 'i32', 'i32']);
   const L = new Lanes(f, tiling.width);
   const rank = ir.shape.length;
-  const vecVar = tiling.width === 4 ? ir.outVars[tiling.vecAxis] : undefined;
   const rowVar = tiling.rows > 1 ? ir.outVars[tiling.rowAxis] : undefined;
   const reduction = (() => {
     let r: Extract<Scalar, { k: 'reduce' }> | undefined;
     for (const root of [ir.value, ...ir.extras.map((x) => x.value)]) walk(root, (s) => void (s.k === 'reduce' && (r = s)));
     return r;
   })();
+  const onReduction = tiling.lanesOnReduction === true;
+  const vecVar = tiling.width !== 4 ? undefined : onReduction ? reduction!.vars[reduction!.vars.length - 1] : ir.outVars[tiling.vecAxis];
   const loopVars = [...ir.outVars, ...(reduction?.vars ?? [])];
   /** the vector axis's extent when it is not a multiple of the vector step (its last step is partial) */
-  const raggedExtent = tiling.width === 4 && ir.shape[tiling.vecAxis] % (4 * tiling.vectors) !== 0 ? ir.shape[tiling.vecAxis] : undefined;
+  const raggedExtent =
+    tiling.width === 4 && !onReduction && ir.shape[tiling.vecAxis] % (4 * tiling.vectors) !== 0 ? ir.shape[tiling.vecAxis] : undefined;
   const packed = tiling.panel > 0 ? packedOperandOf(ir, tiling.vecAxis, tiling.rowAxis) : undefined;
   const isPacked = (s: Scalar): boolean => packed !== undefined && s.k === 'load' && s.buf === packed.buf && sameIx(s.at, packed.at);
   /** the thread's scratch (set at the top when the kernel packs), the panel's start, and the packed read pointer */
@@ -463,7 +521,7 @@ export const emitKernel = (
         } else if (L.width === 1) {
           const off = address(base, s.at);
           f.load('f32', off).set(t);
-        } else if (!dependsOnVec(s.at)) {
+        } else if (!dependsOnVec(s.at) || laneUniform(s.at, vecVar!)) {
           const off = address(base, s.at);
           f.load('splat', off).set(t);
         } else if (coefficientOf(s.at, vecVar!) === 1) {
@@ -620,6 +678,11 @@ export const emitKernel = (
     forEachPosition(() => {
       const x = value(s);
       if (raggedExtent !== undefined) return storeRagged(base, flat, x, contiguous, raggedExtent);
+      if (onReduction) {
+        const off = address(base, flat);
+        f.get(x).simd(Simd.f32x4ExtractLane, 0).store('f32', off, 2);
+        return;
+      }
       if (contiguous) {
         const off = address(base, flat);
         f.get(x).store(L.width === 4 ? 'v128' : 'f32', off, 2);
@@ -697,7 +760,7 @@ export const emitKernel = (
         f.i32(2).op(Op.i32Shl);
         if (pk.own !== 0) f.i32(layout.offsetOf(s.buf)).op(Op.i32Add);
         f.set(local);
-        pointers.set(pk.key, { local, step: 4 * coefficientOf(s.at, v)! });
+        pointers.set(pk.key, { local, step: 4 * coefficientOf(s.at, v)! * (v === vecVar ? 4 : 1) });
       }
     });
   };
@@ -734,7 +797,7 @@ export const emitKernel = (
           .op(Op.i32Mul);
         f.get(scratch).op(Op.i32Add).set(packRead);
       }
-      openLoop(r.vars[i], 1, () => {
+      openLoop(r.vars[i], r.vars[i] === vecVar ? 4 : 1, () => {
         preEmit(bodyByLevel[rank + i + 1].filter((s) => s !== r.body));
         open(i + 1);
         if (last) for (const p of pointers.values()) f.get(p.local).i32(p.step).op(Op.i32Add).set(p.local);
@@ -751,6 +814,25 @@ export const emitKernel = (
     };
     preEmit(bodyByLevel.slice(0, rank + 1).flat());
     open(0);
+    // lanes along the reduction: combine them, (l0 + l2) + (l1 + l3) in every lane, so the epilogue sees splats
+    if (onReduction)
+      forEachPosition(() => {
+        const acc = accumulators.get(keyOf(r))!;
+        const combine = r.op === 'sum' ? Simd.f32x4Add : Simd.f32x4Max;
+        const swap = (lanes: number[]) => lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+        f.get(acc)
+          .get(acc)
+          .simd(Simd.i8x16Shuffle, ...swap([2, 3, 0, 1]))
+          .get(acc)
+          .simd(combine)
+          .set(acc);
+        f.get(acc)
+          .get(acc)
+          .simd(Simd.i8x16Shuffle, ...swap([1, 0, 3, 2]))
+          .get(acc)
+          .simd(combine)
+          .set(acc);
+      });
   };
 
   const outLoops = (d: number) => {
