@@ -3,10 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { availableBackends, resolveBackend } from '../compiler/index.ts';
+import { requiredInCI } from './support/backends.ts';
 
 test(`backends available here: ${availableBackends().join(', ')}`, () => {
   assert.ok(availableBackends().includes('cpu'));
-  if (process.env.CI === 'true')
+  if (requiredInCI('headlessgl'))
     assert.ok(availableBackends().includes('headlessgl'), 'CI must run the headless-gl tests (is xvfb-run installed and gl built?)');
 });
 

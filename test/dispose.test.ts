@@ -28,6 +28,7 @@ import { adam } from '../dsl/optim.ts';
 import { initNormal, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
+import { requiredInCI } from './support/backends.ts';
 import { compileStep } from '../train/compileStep.ts';
 import { FusediffMatmul } from '../bench/fusediff/matmul.ts';
 import { FusediffMlp } from '../bench/fusediff/mlpDenoiser.ts';
@@ -35,7 +36,7 @@ import { FusediffMlp } from '../bench/fusediff/mlpDenoiser.ts';
 /** A test on a fresh Backend object of its own (disposed after); an unavailable backend skips with its reason, or fails in CI. */
 const onBackend = (name: BackendName, title: string, body: (b: Backend, t: TestContext) => void | Promise<void>) => {
   const { available, reason } = probeBackend(name);
-  const skip = !available && process.env.CI !== 'true' ? `${name} is not available here: ${reason}` : false;
+  const skip = !available && !requiredInCI(name) ? `${name} is not available here: ${reason}` : false;
   test(`${name}: ${title}`, { skip }, async (t) => {
     assert.ok(available, `${name} is not available: ${reason}`);
     const b = createBackend(name);
@@ -228,7 +229,7 @@ test('each backend says whether it is available and why', () => {
   });
   const gl = probeBackend('headlessgl');
   assert.ok(gl.reason.length > 0);
-  if (process.env.CI === 'true') assert.ok(gl.available, gl.reason);
+  if (requiredInCI('headlessgl')) assert.ok(gl.available, gl.reason);
 });
 
 test("wasm: a plan's dispose() and shutdownBackends end its worker threads; the bench's fusediff classes end theirs", async (t) => {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
+import { requiredInCI } from './support/backends.ts';
 import { describeProbe, probeAvailable, probeLoopLimit } from './support/loopProbe.ts';
 
 const doc = readFileSync(new URL('../docs/numerics.md', import.meta.url), 'utf8');
@@ -20,7 +21,7 @@ const documented = (backend: string): string => {
 };
 
 const glOptions =
-  probeAvailable('headlessgl') || process.env.CI === 'true'
+  probeAvailable('headlessgl') || requiredInCI('headlessgl')
     ? {}
     : { skip: 'headlessgl is not available here (run under sh scripts/with-display.sh)' };
 

@@ -18,7 +18,7 @@ import { trace } from '../dsl/trace.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { isAvailable } from '../compiler/index.ts';
-import { backendsUnderTest, inCI, nodeBackends } from './support/backends.ts';
+import { backendsUnderTest, nodeBackends, requiredInCI } from './support/backends.ts';
 import { compileStep } from '../train/compileStep.ts';
 import { emaDecayAt, emaUpdate, emaUpdateHost } from '../train/ema.ts';
 import { predictionTarget, type Prediction } from '../models/parameterization.ts';
@@ -295,7 +295,7 @@ test('compiled sampler steps follow the f64 interpreter on every available backe
 
 test('sampleAsync reports every step, and an aborted one rejects at once and leaves the sampler usable', async () => {
   // on headless-gl where npm test's display has it (device buffers are textures there), else on wasm
-  const backend = inCI() || isAvailable('headlessgl') ? 'headlessgl' : 'wasm'; // in CI headless-gl must run
+  const backend = requiredInCI('headlessgl') || isAvailable('headlessgl') ? 'headlessgl' : 'wasm'; // in CI headless-gl must run
   const sched = rescaleZeroTerminalSnr(linearSchedule());
   const s = createSampler({
     predict: exactPredict(sched, 'v'),
