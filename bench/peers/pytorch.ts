@@ -43,6 +43,9 @@ export interface PytorchRun {
   matmul: (PytorchTiming & { n: number; gflops: number })[];
   conv: PytorchTiming & { gflops: number; convBackend: string | null };
   unet: PytorchTiming & { params: number; batch: number; loss: number };
+  /** the machine's 1-minute load average when the run started (set here, not by the script): other work on the cores
+   * shows here, and hurts the all-threads run most, since OpenMP's threads wait for each other at every op */
+  loadAverage1m?: number;
 }
 
 /** The bench's PyTorch section: the runs (1 thread, all threads) and the checks that the workloads are the same. */
@@ -172,7 +175,8 @@ export const runPytorch = (o: PytorchOptions): PytorchResult => {
   const runs: PytorchRun[] = [];
   try {
     for (const n of threads) {
-      log(`PyTorch ${found.torch} (${found.python}), ${n} thread${n === 1 ? '' : 's'}...`);
+      const loadAverage1m = os.loadavg()[0];
+      log(`PyTorch ${found.torch} (${found.python}), ${n} thread${n === 1 ? '' : 's'} (load average ${loadAverage1m.toFixed(2)})...`);
       const counts = String(n);
       const r = spawnSync(
         found.python,
@@ -192,7 +196,7 @@ export const runPytorch = (o: PytorchOptions): PytorchResult => {
         };
       const run = parsePytorchOutput(r.stdout);
       if (!run.available) return run;
-      runs.push(run);
+      runs.push({ ...run, loadAverage1m });
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
