@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { timer } from './timer.ts';
-import { availableBackends, type BackendName } from '../compiler/index.ts';
+import { availableBackends, wasmFeatures, type BackendName } from '../compiler/index.ts';
 import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
 import { compileReferenceStep } from '../workloads/referenceStep.ts';
 import { FusediffMatmul } from './fusediff/matmul.ts';
@@ -55,11 +55,19 @@ const machine = {
   os: `${os.type()} ${os.release()}`,
 };
 console.log(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Node ${machine.node}`);
+// the wasm backend's multiply-add (compiler/wasm/features.ts): fused where the engine has relaxed SIMD; every wasm row says
+const wasmMultiplyAdd = wasmFeatures();
+console.log(`wasm multiply-add: ${wasmMultiplyAdd.fma ? 'fused (relaxed SIMD)' : 'multiply then add'}: ${wasmMultiplyAdd.fmaReason}`);
+/** `fma` for a row of our wasm backend, nothing for others */
+const fmaOf = (system: string, backend: string): { fma?: boolean } =>
+  system === 'fusediff' && backend === 'wasm' ? { fma: wasmMultiplyAdd.fma } : {};
 console.log(`fusediff backends available here: ${backends.join(', ')}\n`);
 
 interface Row {
   system: string;
   backend: string;
+  /** our wasm rows: whether its multiply-add was fused */
+  fma?: boolean;
   samplesPerSec: number;
   msPerStep: number;
   ratioToBestPeer?: number;
@@ -96,6 +104,7 @@ for (const { sys, peer, peerId } of systems) {
   const row: Row = {
     system: sys.system,
     backend: sys.backend,
+    ...fmaOf(sys.system, sys.backend),
     samplesPerSec: (1000 / ms) * BATCH,
     msPerStep: ms,
     peer,
@@ -126,7 +135,7 @@ console.log('');
 
 // ---- 2. matmul ------------------------------------------------------------------------------------------------
 type Ratios = { ratioToJaxjs?: number; ratioToTfjsWasm?: number; ratioToPytorch1Thread?: number; ratioToPytorchAllThreads?: number };
-const matmul: ({ system: string; backend: string; n: number; gflops: number } & Ratios)[] = [];
+const matmul: ({ system: string; backend: string; n: number; gflops: number; fma?: boolean } & Ratios)[] = [];
 for (const n of quick ? [256] : MATMUL_SIZES) {
   const ms: { m: MatmulPeer; peerId?: string }[] = [
     ...backends.map((b) => ({ m: new FusediffMatmul(b) as MatmulPeer })),
@@ -140,7 +149,7 @@ for (const n of quick ? [256] : MATMUL_SIZES) {
       () => m.setup(n),
     );
     const gflops = matmulFlops(n) / t / 1e6;
-    const row = { system: m.system, backend: m.backend, n, gflops };
+    const row = { system: m.system, backend: m.backend, n, gflops, ...fmaOf(m.system, m.backend) };
     matmul.push(row);
     sized.push({ row, peerId });
     console.log(`matmul ${String(n).padStart(4)}  ${m.system.padEnd(24)} ${m.backend.padEnd(34)} ${gflops.toFixed(2).padStart(7)} GFLOP/s`);
@@ -163,7 +172,7 @@ for (const n of quick ? [256] : MATMUL_SIZES) {
 // ---- 3. conv2d ------------------------------------------------------------------------------------------------
 // Every backend of ours runs it: measured on this machine, one conv takes about 150 ms on cpu, webasm and
 // headlessgl (0.4-0.5 GFLOP/s), short enough for tinybench's time budget.
-const convRows: ({ system: string; backend: string; gflops: number; msPerConv: number } & Ratios)[] = [];
+const convRows: ({ system: string; backend: string; gflops: number; msPerConv: number; fma?: boolean } & Ratios)[] = [];
 console.log('');
 {
   const cs: { c: ConvPeer; peerId?: string }[] = [
@@ -177,7 +186,7 @@ console.log('');
       () => c.run(),
       () => c.setup(CONV),
     );
-    const row = { system: c.system, backend: c.backend, gflops: convFlops(CONV) / t / 1e6, msPerConv: t };
+    const row = { system: c.system, backend: c.backend, gflops: convFlops(CONV) / t / 1e6, msPerConv: t, ...fmaOf(c.system, c.backend) };
     convRows.push(row);
     timed.push({ row, peerId });
     console.log(
@@ -229,6 +238,7 @@ const stepCost: Record<string, number> = {};
 const spDetail: {
   model: string;
   backend: string;
+  fma?: boolean;
   batch: number;
   mseMs: number;
   spMs: number;
@@ -259,7 +269,16 @@ for (const c of spCostCases) {
     [`${m}MseKernels`]: mseKernels,
     [`${m}SpKernels`]: spKernels,
   });
-  spDetail.push({ model: c.name, backend: mse.executable.backend, batch: c.batch, mseMs, spMs, mseKernels, spKernels });
+  spDetail.push({
+    model: c.name,
+    backend: mse.executable.backend,
+    ...fmaOf('fusediff', mse.executable.backend),
+    batch: c.batch,
+    mseMs,
+    spMs,
+    mseKernels,
+    spKernels,
+  });
   console.log(
     `${c.name} step (batch ${c.batch}, ${mse.executable.backend}): MSE ${mseMs.toFixed(1)} ms, ` +
       `SP ${spMs.toFixed(1)} ms, SP / MSE ${(spMs / mseMs).toFixed(2)}x  (${mseKernels} vs ${spKernels} kernels)`,
@@ -377,7 +396,7 @@ console.log(
 );
 
 const result = {
-  machine,
+  machine: { ...machine, wasmMultiplyAdd },
   workload:
     `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, ` +
     `SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,

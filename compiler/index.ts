@@ -26,6 +26,7 @@ export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo,
 export { GpuJsBackend } from './backends/gpujs.ts';
 export { WasmBackend } from './backends/wasm.ts';
 export { MAX_PLAN_BYTES, WasmPlanError } from './wasm/plan.ts';
+export { wasmFeatures, type WasmFeatures } from './wasm/features.ts';
 export { WgslBackend } from './webgpu/backend.ts';
 export { acquireGpu, gpuContext, releaseGpu } from './webgpu/gpu.ts';
 export type { GpuContext } from './webgpu/gpu.ts';
