@@ -506,13 +506,16 @@ export class Session {
       this.samplers.set(key, sampler);
     }
     const classes = K === undefined ? undefined : Float64Array.from({ length: count }, (_, i) => i % K);
+    // the samples are of these weights: labelled with their step and objective, not those when sampling ends (the page
+    // may train on while it samples)
+    const { step, objective } = this;
     const finish = (x: SampleResult, ms: number): SampleSet => {
       const finite = x.data.every(Number.isFinite);
       this.samples = {
         x,
         classes,
-        step: this.step,
-        objective: this.objective,
+        step,
+        objective,
         cfgScale: guided ? cfgScale : 1,
         steps,
         weights: which,
