@@ -1,11 +1,17 @@
-// The playground applies every setting chosen while it trains or samples (issue 25): the data set, the MLP width,
-// class conditioning, the objective and the backend, chosen mid-training and mid-sampling, end up in the new session,
-// and the controls show what the session runs (before, the redraws while the page stopped the loop wrote the old
-// session's values back into the controls, and the change then rebuilt the old model). Headless Chromium as in
-// test/browser.test.ts; without Chromium the test is skipped locally and FAILS in CI (CI=true).
+// The playground applies every control used while it trains, samples, stops or applies another change (issue 25): the data
+// set, the MLP width, class conditioning, the objective and the backend end up in the new session, and the controls show what
+// the session runs (before, the redraws while the page stopped the loop wrote the old session's values back into the
+// controls, and the change then rebuilt the old model); the sample settings (points, DDIM steps, CFG, weights) are those of
+// the next samples, also when chosen while a change is applied; Train, Pause, Resume, Reset, Sample now and Stop end in the
+// state the last click asks for, and the Train button says so; Download waits for the changes chosen before it (it saved
+// the old model) and a checkpoint chosen at any moment is loaded, its message staying as training goes on. Headless
+// Chromium as in test/browser.test.ts; without Chromium the tests are skipped locally and FAIL in CI (CI=true).
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, test, type TestContext } from 'node:test';
 import type { Page } from 'playwright-core';
+import { decodeCheckpoint } from '../storage/checkpoint.ts';
+import type { PageRun } from '../web/runConfig.ts';
 import { serve, type Playground } from '../web/server.ts';
 import { browserTestOptions, launch, type Browser } from './browser/chromium.ts';
 
@@ -18,13 +24,33 @@ type PageState = {
   step: number;
   objective: string;
   run: { data: { name: string; conditional: boolean }; model: { hidden: number } };
-  samples?: { count: number; step: number };
+  signature: string;
+  models: number;
+  trainButton: string;
+  sampleEvents: number;
+  sampleProgress: { done: number };
+  samples?: { count: number; steps: number; cfgScale: number; weights: string; step: number; objective: string };
   message: string | null;
   lastError: string | null;
 };
-type When = 'training' | 'sampling';
-/** A control and the value to give it: a select's option, or a checkbox/radio's checked state. */
-type Choice = { selector: string; value: string | boolean };
+/**
+ * Moments the page can be busy at, as conditions on its state `s`: training (perhaps sampling meanwhile), training and not
+ * sampling, sampling after Pause or a click on Sample (at least one DDIM step done), or stopped (neither).
+ */
+const moments = {
+  training: 's.running && s.step > 0',
+  'training, not sampling': 's.running && s.step > 0 && !s.sampling',
+  'training and sampling': 's.running && s.step > 0 && s.sampling && s.sampleProgress.done >= 1',
+  sampling: 's.sampling && !s.running && s.sampleProgress.done >= 1',
+  stopped: '!s.running && !s.sampling',
+} as const;
+type When = keyof typeof moments;
+/**
+ * What to do to the page: give a control a value (a select's option, or a checkbox/radio's checked state), click a button, or
+ * choose a file in a file input (as a person would in the file dialog).
+ */
+type Choice =
+  { selector: string; value: string | boolean } | { click: string } | { selector: string; file: { name: string; base64: string } };
 
 const options = browserTestOptions();
 let server: Playground | undefined;
@@ -32,13 +58,24 @@ let browser: Browser | undefined;
 let page: Page;
 const pageErrors: string[] = [];
 
-type Controls = { dataset: string; hidden: number; conditional: boolean; backend: string; objective: string | null; count: number };
+type Controls = {
+  dataset: string;
+  hidden: number;
+  conditional: boolean;
+  backend: string;
+  objective: string | null;
+  count: number;
+  steps: number;
+  /** the CFG scale sampling uses: 1 while the control is disabled (an unconditional model) */
+  cfg: number;
+  weights: string;
+};
 
 /** The page's state, and what its controls show (read from the DOM, not from the page's own report). */
 const state = (): Promise<PageState & { controls: Controls }> =>
   page.evaluate(() => {
     // (no named functions in here: tsx would wrap them in a helper the page does not have)
-    const [dataset, hidden, backend, count] = ['dataset', 'hidden', 'backend', 'count'].map(
+    const [dataset, hidden, backend, count, steps, cfg, weights] = ['dataset', 'hidden', 'backend', 'count', 'steps', 'cfg', 'weights'].map(
       (id) => (document.getElementById(id) as HTMLSelectElement).value,
     );
     const controls: Controls = {
@@ -48,69 +85,87 @@ const state = (): Promise<PageState & { controls: Controls }> =>
       backend,
       objective: document.querySelector<HTMLInputElement>('input[name="objective"]:checked')?.value ?? null,
       count: Number(count),
+      steps: Number(steps),
+      cfg: (document.getElementById('cfg') as HTMLSelectElement).disabled ? 1 : Number(cfg),
+      weights,
     };
     return { ...(window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state(), controls };
   });
 
 /**
- * Chooses `choices` (in one go) at a moment the page is busy as `when` says: the check and the choice happen in one turn of the
- * page's event loop, so the setting is chosen mid-training or mid-sampling, not after.
+ * Chooses `choices` (in one go, in order) at a moment the page is busy as `when` says: the check and the choices happen in one turn
+ * of the page's event loop, so the setting is chosen (or the button clicked) mid-training or mid-sampling, not after.
  */
 const chooseWhile = async (when: When, ...choices: Choice[]) => {
   for (let tries = 0; tries < 50; tries++) {
     await page.waitForFunction(
-      (w) => {
-        const s = (
-          window as unknown as { fusediffPlayground: { state(): PageState & { sampleProgress: { done: number } } } }
-        ).fusediffPlayground.state();
-        return !s.changing && (w === 'training' ? s.running && s.step > 0 : s.sampling && !s.running && s.sampleProgress.done >= 1);
-      },
-      when,
+      (m) =>
+        new Function('s', `return !s.changing && ${m}`)(
+          (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state(),
+        ),
+      moments[when],
       { timeout: 120_000, polling: 10 },
     );
     const chosen = await page.evaluate(
-      ({ when: w, choices: cs }) => {
-        const s = (
-          window as unknown as { fusediffPlayground: { state(): PageState & { sampleProgress: { done: number } } } }
-        ).fusediffPlayground.state();
-        if (!(!s.changing && (w === 'training' ? s.running && s.step > 0 : s.sampling && !s.running))) return false;
+      ({ moment, choices: cs }) => {
+        const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+        if (!new Function('s', `return !s.changing && ${moment}`)(s)) return false;
         for (const c of cs) {
+          if ('click' in c) {
+            (document.querySelector(c.click) as HTMLButtonElement).click();
+            continue;
+          }
           const el = document.querySelector(c.selector) as HTMLSelectElement | HTMLInputElement;
-          if (el instanceof HTMLSelectElement) el.value = String(c.value);
+          if ('file' in c) {
+            const files = new DataTransfer();
+            const bytes = Uint8Array.from(atob(c.file.base64), (ch) => ch.charCodeAt(0));
+            files.items.add(new File([bytes], c.file.name));
+            (el as HTMLInputElement).files = files.files;
+          } else if (el instanceof HTMLSelectElement) el.value = String(c.value);
           else el.checked = Boolean(c.value);
           el.dispatchEvent(new Event('input', { bubbles: true }));
           el.dispatchEvent(new Event('change', { bubbles: true }));
         }
         return true;
       },
-      { when, choices },
+      { moment: moments[when], choices },
     );
     if (chosen) return;
   }
-  throw new Error(`the page was never ${when} when ${choices.map((c) => c.selector).join(', ')} was to be set`);
+  const what = choices.map((c) => ('click' in c ? c.click : c.selector)).join(', ');
+  throw new Error(`the page was never ${when} when ${what} was to be set`);
 };
 
-/** Waits until the session has the setting (and the page is training again, or idle, as before), then compares. */
+/**
+ * Waits until the session has the setting (and the page is training, or not, as `when` says: the moment the setting was chosen
+ * at, or the one that a click on Train or Pause made), then compares the controls and the Train button with the session.
+ */
 const settle = async (t: TestContext, label: string, when: When, applied: string) => {
+  const training = when.startsWith('training');
   try {
     await page.waitForFunction(
-      ({ applied: a, when: w }) => {
+      ({ applied: a, training: r }) => {
         const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
-        return !s.changing && (w === 'training' ? s.running && s.step > 0 : !s.running) && new Function('s', `return ${a}`)(s);
+        return !s.changing && (r ? s.running && s.step > 0 : !s.running) && new Function('s', `return ${a}`)(s);
       },
-      { applied, when },
+      { applied, training },
       { timeout: 60_000, polling: 50 },
     );
   } catch {
     const s = await state();
     assert.fail(
-      `${label}: the setting was not applied (${applied}): session ${JSON.stringify({
+      `${label}: the setting was not applied (${applied}, ${training ? '' : 'not '}training): session ${JSON.stringify({
         dataset: s.run.data.name,
         hidden: s.run.model.hidden,
         conditional: s.run.data.conditional,
         backend: s.requestedBackend,
         objective: s.objective,
-      })}, controls ${JSON.stringify(s.controls)}`,
+        running: s.running,
+        sampling: s.sampling,
+        step: s.step,
+        models: s.models,
+        samples: s.samples,
+      })}, controls ${JSON.stringify(s.controls)}, Train button '${s.trainButton}'`,
     );
   }
   const s = await state();
@@ -127,6 +182,7 @@ const settle = async (t: TestContext, label: string, when: When, applied: string
     },
     `${label}: the controls show what the session runs`,
   );
+  assert.equal(s.trainButton, s.running ? 'Pause' : s.step > 0 ? 'Resume' : 'Train', `${label}: the Train button says what a click does`);
   t.diagnostic(`${label}: applied at step ${s.step}; ${s.run.data.name}, MLP ${s.run.model.hidden}, ${s.requestedBackend}, ${s.objective}`);
   return s;
 };
@@ -292,3 +348,254 @@ test('the grey earlier samples say how they were drawn: CFG 3 under SP samples d
   const caption = (await page.textContent('#ghostCaption')) ?? '';
   assert.match(caption, /the last MSE ones, step \d+, CFG 3 \(the current samples: CFG 1\)/, caption);
 });
+
+/** The page's state once nothing runs, samples or changes. */
+const idle = () =>
+  page.waitForFunction(
+    () => {
+      const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+      return !s.running && !s.sampling && !s.changing;
+    },
+    null,
+    { timeout: 120_000, polling: 100 },
+  );
+
+/** Pauses the page if it trains (a test before may have failed mid-training), and waits until it is idle. */
+const stopTraining = async () => {
+  await page.waitForFunction(
+    () => !(window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state().changing,
+    null,
+    { timeout: 120_000, polling: 100 },
+  );
+  if ((await state()).running) await page.click('#train');
+  await idle();
+};
+
+/** The samples shown were drawn with the sample settings the controls show. */
+const sampledAsChosen =
+  's.samples !== undefined && s.samples.count === s.controls.count && s.samples.steps === s.controls.steps && ' +
+  's.samples.cfgScale === s.controls.cfg && s.samples.weights === s.controls.weights';
+
+test(
+  'the sample settings (points, DDIM steps, CFG, weights) and Sample now, mid-training, mid-sampling and while a change is pending',
+  { ...options, timeout: options.skip ? 1 : 600_000 },
+  async (t: TestContext) => {
+    await stopTraining();
+    await page.selectOption('#hidden', '64'); // a new, small model; class-conditional (as the test before left it), so CFG applies
+    await settle(t, 'width 64 while stopped', 'stopped', 's.run.model.hidden === 64 && s.run.data.conditional && s.step === 0');
+    await page.selectOption('#count', '2000');
+    await page.selectOption('#steps', '100');
+
+    // mid-training: the next samples the loop draws use them
+    await page.click('#train');
+    await chooseWhile(
+      'training',
+      { selector: '#count', value: '500' },
+      { selector: '#steps', value: '25' },
+      { selector: '#cfg', value: '2' },
+      { selector: '#weights', value: 'ema' },
+    );
+    await settle(t, 'points, steps, CFG and weights mid-training', 'training', sampledAsChosen);
+
+    // Sample now mid-training: samples of the weights when it was clicked, labelled with their step (not the step the page had
+    // trained to when the sampling ended)
+    const before = (await state()).sampleEvents;
+    await chooseWhile(
+      'training, not sampling',
+      { selector: '#count', value: '2000' },
+      { selector: '#steps', value: '100' },
+      { click: '#sample' },
+    );
+    const started = (await (
+      await page.waitForFunction(
+        () => {
+          const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
+          return s.sampling && s.sampleProgress.done >= 1 && s.step;
+        },
+        null,
+        { timeout: 60_000, polling: 10 },
+      )
+    ).jsonValue()) as number;
+    const sampled = await settle(
+      t,
+      'Sample now mid-training',
+      'training',
+      `!s.sampling && s.sampleEvents > ${before} && ${sampledAsChosen}`,
+    );
+    assert.ok(sampled.step > started, `the page trained on while it sampled (from step ${started} to ${sampled.step})`);
+    assert.ok(
+      sampled.samples!.step <= started,
+      `the samples are labelled step ${sampled.samples!.step}; their weights are of step ${started} or before`,
+    );
+
+    // Pause while Sample now samples: that sampling (of earlier weights) stops, and the final weights are sampled
+    await chooseWhile('training, not sampling', { click: '#sample' });
+    await chooseWhile('training and sampling', { click: '#train' });
+    const paused = await settle(t, 'Pause while Sample now samples', 'stopped', '!s.sampling && s.samples.step === s.step');
+    assert.doesNotMatch(paused.message ?? '', /Sampling stopped/, 'the page, not the person, stopped that sampling run');
+
+    // mid-sampling (after Pause, or Sample now): the sampling in flight stops, and the samples are drawn again with the new setting
+    await page.click('#sample');
+    await chooseWhile('sampling', { selector: '#cfg', value: '3' });
+    await settle(t, 'CFG mid-sampling', 'stopped', `!s.sampling && ${sampledAsChosen}`);
+    await page.click('#sample');
+    await chooseWhile('sampling', { selector: '#weights', value: 'params' });
+    await settle(t, 'weights mid-sampling', 'stopped', `!s.sampling && ${sampledAsChosen}`);
+    await page.click('#sample');
+    await chooseWhile('sampling', { selector: '#steps', value: '50' });
+    const drawn = await settle(t, 'steps mid-sampling', 'stopped', `!s.sampling && ${sampledAsChosen}`);
+    assert.deepEqual(drawn.samples && { ...drawn.samples }, { ...drawn.samples!, count: 2000, steps: 50, cfgScale: 3, weights: 'params' });
+    assert.doesNotMatch(drawn.message ?? '', /Sampling stopped/, 'the page, not the person, stopped those sampling runs');
+
+    // stopped, while a change is pending (the objective: no sampling in flight that it would redo): the new setting is drawn
+    // once the change has been applied, and so is a click on Sample now
+    await chooseWhile('stopped', { selector: 'input[name="objective"][value="sp"]', value: true }, { selector: '#count', value: '1000' });
+    await settle(t, 'points while the objective changes', 'stopped', `s.objective === 'sp' && !s.sampling && ${sampledAsChosen}`);
+    const events = (await state()).sampleEvents;
+    await chooseWhile('stopped', { selector: 'input[name="objective"][value="mse"]', value: true }, { click: '#sample' });
+    const clicked = await settle(
+      t,
+      'Sample now while the objective changes',
+      'stopped',
+      `s.objective === 'mse' && !s.sampling && s.sampleEvents > ${events} && s.samples.objective === 'mse'`,
+    );
+    assert.equal(clicked.samples!.step, clicked.step);
+    assert.deepEqual(pageErrors, []);
+  },
+);
+
+test(
+  'Train, Pause, Resume, Reset and Stop pressed mid-training, mid-sampling, while a change is pending or the loop is stopping',
+  { ...options, timeout: options.skip ? 1 : 600_000 },
+  async (t: TestContext) => {
+    await stopTraining();
+    await page.selectOption('#count', '1000');
+    await page.selectOption('#steps', '50');
+    await page.click('#train');
+
+    // mid-training, a new width and Pause in one go: the change is applied, and the new model does not train
+    await chooseWhile('training', { selector: '#hidden', value: '128' }, { click: '#train' });
+    await settle(t, 'width and Pause mid-training', 'stopped', 's.run.model.hidden === 128 && s.step === 0');
+    await page.waitForTimeout(300);
+    assert.equal((await state()).step, 0, 'the new model does not train after Pause');
+
+    // stopped, a new data set and Train in one go: the new model trains
+    await chooseWhile('stopped', { selector: '#dataset', value: 'eightGaussians' }, { click: '#train' });
+    await settle(t, 'data set and Train while stopped', 'training', "s.run.data.name === 'eightGaussians' && s.run.model.hidden === 128");
+
+    // mid-training, Pause and Resume in one go (the loop is still stopping when Resume is clicked): the page trains on
+    const at = (await state()).step;
+    await chooseWhile('training, not sampling', { click: '#train' }, { click: '#train' });
+    await settle(t, 'Pause and Resume mid-training', 'training', `s.step >= ${at + 30}`);
+
+    // mid-training, a change, Pause and Resume in one go: the change is applied and the page trains on
+    await chooseWhile(
+      'training',
+      { selector: 'input[name="objective"][value="sp"]', value: true },
+      { click: '#train' },
+      { click: '#train' },
+    );
+    await settle(t, 'objective, Pause and Resume mid-training', 'training', "s.objective === 'sp'");
+
+    // mid-sampling (after Pause), Resume; and a change and Resume in one go: training resumes, on the changed session
+    await page.click('#train');
+    await chooseWhile('sampling', { click: '#train' });
+    await settle(t, 'Resume mid-sampling', 'training', "s.objective === 'sp'");
+    await page.click('#train');
+    await chooseWhile('sampling', { selector: 'input[name="objective"][value="mse"]', value: true }, { click: '#train' });
+    await settle(t, 'objective and Resume mid-sampling', 'training', "s.objective === 'mse'");
+
+    // Stop while the loop samples: that sampling stops, and training goes on
+    await chooseWhile('training and sampling', { click: '#stopSampling' });
+    const stopped = await settle(t, 'Stop mid-training', 'training', '!s.sampling');
+    assert.match(stopped.message ?? '', /Sampling stopped/);
+
+    // Reset mid-training: a new model, which trains; Reset and Pause in one go: a new model, which does not
+    const { models } = await state();
+    await chooseWhile('training', { click: '#reset' });
+    await settle(t, 'Reset mid-training', 'training', `s.models === ${models + 1}`);
+    await chooseWhile('training', { click: '#reset' }, { click: '#train' });
+    await settle(t, 'Reset and Pause mid-training', 'stopped', `s.models === ${models + 2} && s.step === 0`);
+    assert.deepEqual(pageErrors, []);
+  },
+);
+
+test(
+  'Download while a change is pending saves the changed model; a checkpoint chosen mid-training or mid-sampling is loaded',
+  { ...options, timeout: options.skip ? 1 : 600_000 },
+  async (t: TestContext) => {
+    /** Chooses `choices` (one of them a click on Download) while `when`, and reads the file the page saves. */
+    const save = async (when: When, ...choices: Choice[]) => {
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: 120_000 }), chooseWhile(when, ...choices)]);
+      const name = download.suggestedFilename();
+      const bytes = fs.readFileSync(await download.path());
+      const ckpt = decodeCheckpoint(bytes, name);
+      return { name, bytes, ckpt, run: (ckpt.config as { run: PageRun }).run };
+    };
+    const file = (saved: { name: string; bytes: Buffer }) => ({ name: saved.name, base64: saved.bytes.toString('base64') });
+    await stopTraining();
+    await page.click('#train');
+
+    // mid-training, a new width and Download in one go: the file is the new model's (before it trained), and training goes on
+    const a = await save('training', { selector: '#hidden', value: '64' }, { click: '#download' });
+    let s = await settle(t, 'width and Download mid-training', 'training', 's.run.model.hidden === 64');
+    assert.deepEqual([a.run.model.hidden, a.run.data.name, a.ckpt.step], [64, s.run.data.name, 0]);
+    assert.equal(a.ckpt.signature, s.signature, 'the file is the new model');
+    assert.match(s.message ?? '', /^Saved fusediff-/, 'the message that says so stays as training goes on');
+
+    // mid-sampling (after Pause), a new data set and Download in one go: the file is the new model's, and the page stays paused
+    await page.click('#train');
+    const b = await save('sampling', { selector: '#dataset', value: 'twoMoons' }, { click: '#download' });
+    s = await settle(t, 'data set and Download mid-sampling', 'stopped', "s.run.data.name === 'twoMoons' && s.step === 0");
+    assert.deepEqual([b.run.model.hidden, b.run.data.name, b.ckpt.step, b.ckpt.signature], [64, 'twoMoons', 0, s.signature]);
+
+    // Download and Pause mid-training in one go: the file is of the weights trained so far, and the page ends paused
+    await page.click('#train');
+    const c = await save('training, not sampling', { click: '#download' }, { click: '#train' });
+    s = await settle(t, 'Download and Pause mid-training', 'stopped', '!s.sampling && s.samples !== undefined');
+    assert.deepEqual([c.run.data.name, c.ckpt.step, c.ckpt.signature], ['twoMoons', s.step, s.signature]);
+    assert.ok(c.ckpt.step > 0);
+
+    // Download mid-sampling: the sampling goes on, and the file is of the paused weights
+    await page.click('#sample');
+    const events = (await state()).sampleEvents;
+    const d = await save('sampling', { click: '#download' });
+    s = await settle(t, 'Download mid-sampling', 'stopped', `!s.sampling && s.sampleEvents > ${events}`);
+    assert.deepEqual([d.ckpt.step, d.ckpt.signature], [s.step, s.signature]);
+    assert.doesNotMatch(s.message ?? '', /Sampling stopped/);
+
+    // a checkpoint chosen mid-training: the page trains on, on the loaded model
+    let { models } = await state();
+    await page.click('#train');
+    await chooseWhile('training', { selector: '#file', file: file(a) });
+    s = await settle(
+      t,
+      'checkpoint loaded mid-training',
+      'training',
+      `s.models === ${models + 1} && s.run.data.name === '${a.run.data.name}'`,
+    );
+    assert.match(s.message ?? '', /^Loaded /, 'the message that says so stays as training goes on');
+    // a file that is no checkpoint, chosen mid-training: refused, with a message that stays, and the page trains on
+    ({ models } = await state());
+    await chooseWhile('training', {
+      selector: '#file',
+      file: { name: 'notes.safetensors', base64: Buffer.from('not a checkpoint').toString('base64') },
+    });
+    s = await settle(t, 'no checkpoint mid-training', 'training', `s.message !== null && s.message.includes('notes.safetensors')`);
+    assert.match(s.message!, /^Could not read notes\.safetensors/);
+    assert.equal(s.models, models, 'nothing was loaded');
+
+    // a checkpoint chosen mid-sampling (after Pause): the loaded model is sampled
+    ({ models } = await state());
+    await page.click('#train');
+    await chooseWhile('sampling', { selector: '#file', file: file(c) });
+    s = await settle(
+      t,
+      'checkpoint loaded mid-sampling',
+      'stopped',
+      `s.models === ${models + 1} && !s.sampling && s.samples !== undefined`,
+    );
+    assert.deepEqual([s.run.data.name, s.step, s.samples!.step, s.signature], ['twoMoons', c.ckpt.step, c.ckpt.step, c.ckpt.signature]);
+    assert.deepEqual(pageErrors, []);
+  },
+);

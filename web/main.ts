@@ -68,6 +68,8 @@ const renderer = webglRenderer();
 await prepareWebGPU();
 const adapter = webgpuAdapterText();
 let session = new Session(runFromControls(), initialBackend);
+/** models made so far (the first included): a new model, a reset or a loaded checkpoint makes one */
+let models = 1;
 let running = false;
 /** the training loop while it runs: on WebGPU a step ends asynchronously, so stopping waits for this */
 let looping: Promise<void> | undefined;
@@ -100,8 +102,15 @@ let changing = 0;
 let changes: Promise<void> = Promise.resolve();
 /** whether to train again once the queued changes are applied (the loop ran, or Train was clicked meanwhile) */
 let resumeAfterChanges = false;
-/** whether a change stopped a sampling run, which is then redone (when not training) on the changed model */
+/**
+ * whether to sample once the queued changes are applied (when not training, and of a trained model): a change stopped a
+ * sampling run, which is redone on the changed model, or a sample setting was chosen meanwhile
+ */
 let resampleAfterChanges = false;
+/** Sample now was clicked while changes were queued: the changed model is sampled once they are applied */
+let sampleAfterChanges = false;
+/** Resume was clicked after Pause while the loop was still stopping: it starts again once stopped, without sampling */
+let restartAfterPause = false;
 /** a sampling run aborted by the page itself (a change, or new sample settings): no 'Sampling stopped' message */
 let quietAbort = false;
 /** the sample settings changed while sampling: sample again with them once the run in flight has stopped */
@@ -300,10 +309,11 @@ const renderControls = () => {
   if (![...ui.hidden.options].some((o) => o.value === hidden)) ui.hidden.add(new Option(hidden, hidden));
   ui.hidden.value = hidden;
   ui.backend.value = pending.backend ?? session.backend.requested;
-  const training = running || (changing > 0 && resumeAfterChanges);
+  // what the Train button does next: while changes are queued or the loop is stopping, the state the page will end in
+  const training = running || (changing > 0 ? resumeAfterChanges : looping !== undefined && restartAfterPause);
   ui.train.textContent = training ? 'Pause' : session.step > 0 ? 'Resume' : 'Train';
   ui.train.classList.toggle('running', training);
-  ui.sample.disabled = sampling;
+  ui.sample.disabled = sampling || sampleAfterChanges;
   ui.progress.hidden = !sampling;
   ui.progressBar.max = Math.max(1, sampleProgress.total);
   ui.progressBar.value = sampleProgress.done;
@@ -382,7 +392,8 @@ const doSample = async () => {
     render();
     if (resampleAfter) {
       resampleAfter = false;
-      if (!running && !changing) void doSample();
+      if (changing) resampleAfterChanges = true;
+      else if (!running) void doSample();
     }
   }
 };
@@ -409,9 +420,10 @@ const loop = async () => {
   render();
 };
 
-const start = () => {
+/** Starts the training loop; a click on Train also clears the message (the page's own restarts keep it: 'Saved ...'). */
+const start = ({ clear = true } = {}) => {
   if (running || looping || changing) return;
-  clearMessage();
+  if (clear) clearMessage();
   running = true;
   rateWindow = [];
   render();
@@ -424,11 +436,27 @@ const halt = async () => {
   await looping;
 };
 
-/** Stops after the chunk in flight and samples with the final weights (doSample marks itself busy at once). */
+/**
+ * Stops after the chunk in flight and samples with the final weights (doSample marks itself busy at once), unless Resume
+ * was clicked while the loop stopped: then it trains on. (A change queued meanwhile takes that choice over.)
+ */
 const pause = async () => {
   if (!running) return;
+  running = false;
+  restartAfterPause = false;
+  renderControls();
   await halt();
-  await doSample();
+  if (restartAfterPause) {
+    restartAfterPause = false;
+    return start({ clear: false });
+  }
+  if (sampling && sampleAbort) {
+    // a sampling run of earlier weights (Sample now while training, or the run Resume left going) is in flight: it
+    // stops, and the final weights are sampled after it
+    resampleAfter = true;
+    quietAbort = true;
+    sampleAbort.abort();
+  } else await doSample();
 };
 
 /** Aborts the sampling in flight (quietly: the page stopped it, not the person) and waits until it has ended. */
@@ -441,27 +469,33 @@ const stopSampling = async () => {
 };
 
 /**
- * Applies a change that needs a new session state. The loop is told to stop at once (so it starts no new chunk)
- * and the sampling in flight is aborted (its sampler must not run on a replaced model); once both have ended, the
- * changes queued so far are applied in order, and the loop restarts if it ran (or Train was clicked meanwhile).
+ * Applies a change that needs a new session state, or reads the session (a download) in the queue of changes. The loop
+ * is told to stop at once (so it starts no new chunk) and the sampling in flight is aborted (its sampler must not run on
+ * a replaced model; one that `keepSampling` goes on, unless the loop's); once both have ended, the changes queued so far
+ * are applied in order, and the loop restarts if it ran (or Train was clicked meanwhile).
  */
-const change = (f: () => void): Promise<void> => {
+const change = (f: () => void | Promise<void>, { keepSampling = false } = {}): Promise<void> => {
   changing++;
-  if (running) resumeAfterChanges = true;
-  if (sampling || looping) resampleAfterChanges = true;
+  // a Resume clicked while the loop stopped (after Pause) now waits for the changes
+  if (running || (looping && restartAfterPause)) resumeAfterChanges = true;
+  restartAfterPause = false;
+  const stopsSampling = !keepSampling || looping !== undefined;
+  if (stopsSampling && (sampling || looping)) resampleAfterChanges = true;
   running = false;
-  resampleAfter = false;
-  if (sampleAbort) {
-    quietAbort = true;
-    sampleAbort.abort();
+  if (stopsSampling) {
+    resampleAfter = false;
+    if (sampleAbort) {
+      quietAbort = true;
+      sampleAbort.abort();
+    }
   }
   renderControls();
   const applied = changes.then(async () => {
     await halt();
-    await stopSampling();
+    if (stopsSampling) await stopSampling();
     try {
       await session.syncAsync(); // webgpu reads its weights back only asynchronously; f may need them
-      f();
+      await f();
     } catch (e) {
       showMessage('error', e instanceof Error ? e.message : String(e));
     }
@@ -471,13 +505,16 @@ const change = (f: () => void): Promise<void> => {
   changes = applied.finally(() => {
     if (--changing > 0) return;
     pending = {}; // every queued change has been applied (or refused with a message): show the session's settings
-    render();
     const resample = resampleAfterChanges;
-    resampleAfterChanges = false;
+    const clicked = sampleAfterChanges;
+    resampleAfterChanges = sampleAfterChanges = false;
+    render();
     if (resumeAfterChanges) {
       resumeAfterChanges = false;
-      start();
-    } else if (resample && session.step > 0) void doSample();
+      start({ clear: false });
+    }
+    // Sample now clicked meanwhile samples in any case (while training too, as it does then)
+    if (clicked || (resample && !running && session.step > 0)) void doSample();
   });
   return changes;
 };
@@ -488,6 +525,7 @@ const change = (f: () => void): Promise<void> => {
 const replaceSession = () => {
   const old = session;
   session = new Session(runFromControls(), old.backend.requested);
+  models++;
   old.dispose();
   clearMessage();
 };
@@ -498,7 +536,11 @@ ui.train.addEventListener('click', () => {
     resumeAfterChanges = !resumeAfterChanges;
     renderControls();
   } else if (running) void pause();
-  else start();
+  else if (looping) {
+    // the loop is stopping after Pause: Resume/Pause decides whether it starts again once stopped
+    restartAfterPause = !restartAfterPause;
+    renderControls();
+  } else start();
 });
 ui.reset.addEventListener('click', () => void change(replaceSession));
 // each setting is recorded the moment it is chosen (the redraws until it is applied must not undo it)
@@ -525,28 +567,32 @@ ui.backend.addEventListener('change', () => {
   pending.backend = requested;
   void change(() => session.setBackend(requested));
 });
-ui.sample.addEventListener('click', () => void doSample());
+ui.sample.addEventListener('click', () => {
+  if (!changing) return void doSample();
+  sampleAfterChanges = true; // the model is changing: it is sampled once the change has been applied
+  renderControls();
+});
 ui.stopSampling.addEventListener('click', (e) => {
   stopClicks = [...stopClicks, performance.now() - e.timeStamp];
   sampleAbort?.abort();
 });
 // the sample settings are read when a sampling run starts: while training, the next one uses them; while sampling
-// (after Pause, or a click on Sample), the run in flight stops and the samples are drawn again with them
+// (after Pause, or a click on Sample), the run in flight stops and the samples are drawn again with them; while a change
+// is applied, they are drawn with them after it
 for (const el of [ui.count, ui.steps, ui.cfg, ui.weights])
   el.addEventListener('change', () => {
-    if (running || changing) return;
-    if (sampling && sampleAbort) {
+    if (running) return;
+    if (sampling && sampleAbort && !sampleAbort.signal.aborted) {
       resampleAfter = true;
       quietAbort = true;
       sampleAbort.abort();
-    } else if (session.samples) void doSample();
+    } else if (changing) resampleAfterChanges = true;
+    else if (session.samples) void doSample();
   });
 
-ui.download.addEventListener('click', async () => {
-  const was = running;
-  await halt();
+/** Saves the session as a checkpoint (in the queue of changes: after those chosen before it, with the weights read back). */
+const saveCheckpoint = () => {
   try {
-    await session.syncAsync();
     const bytes = session.checkpointBytes();
     const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
     const a = document.createElement('a');
@@ -564,20 +610,21 @@ ui.download.addEventListener('click', async () => {
   } catch (e) {
     showMessage('error', `Could not save the checkpoint: ${e instanceof Error ? e.message : String(e)}`);
   }
-  if (was) {
-    if (changing) resumeAfterChanges = true;
-    else start();
-  }
-});
+};
+// the download waits for the changes chosen before it and stops the training loop meanwhile (Train/Pause clicked then
+// decides whether it goes on); a sampling run after Pause or Sample now goes on
+ui.download.addEventListener('click', () => void change(saveCheckpoint, { keepSampling: true }));
 
-const loadFile = async (file: File) => {
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  await change(() => {
-    const r = session.load(bytes, file.name);
+/** Loads a checkpoint in the queue of changes, so after the settings chosen before it; the loaded model is sampled. */
+const loadFile = (file: File) =>
+  change(async () => {
+    const r = session.load(new Uint8Array(await file.arrayBuffer()), file.name);
+    if (r.ok) {
+      models++;
+      resampleAfterChanges = true;
+    }
     showMessage(r.ok ? 'info' : 'error', r.message, r.details);
   });
-  if (session.step > 0 && !session.samples) void doSample();
-};
 ui.file.addEventListener('change', () => {
   const f = ui.file.files?.[0];
   if (f) void loadFile(f);
@@ -616,6 +663,8 @@ const state = () => ({
     objective: objectiveRadios.find((r) => r.checked)?.value ?? null,
     count: Number(ui.count.value),
     steps: Number(ui.steps.value),
+    cfg: ui.cfg.disabled ? 1 : Number(ui.cfg.value),
+    weights: ui.weights.value,
   },
   requestedBackend: session.backend.requested,
   backend: session.runningBackend,
@@ -623,6 +672,10 @@ const state = () => ({
   renderer: renderer ?? null,
   adapter: adapter ?? null,
   kernels,
+  /** models made so far: a new model, a reset or a loaded checkpoint makes one */
+  models,
+  /** what the Train button says */
+  trainButton: ui.train.textContent,
   step: session.step,
   objective: session.objective,
   losses: session.losses.map((p) => p.loss),
@@ -635,6 +688,8 @@ const state = () => ({
   samples: session.samples && {
     count: session.samples.x.shape[0],
     steps: session.samples.steps,
+    cfgScale: session.samples.cfgScale,
+    weights: session.samples.weights,
     finite: session.samples.x.data.every(Number.isFinite),
     step: session.samples.step,
     objective: session.samples.objective,
