@@ -238,7 +238,7 @@ for (const packed of [false, true])
       seen((t) => t.vectors === 2, 'the two-vector unroll');
       seen((t) => t.rows === 2, 'a 2-row tile');
       seen((t) => t.rows === 4, 'a 4-row tile');
-    seen((t) => t.lanesOnReduction === true, 'lanes along the reduction');
+      seen((t) => t.lanesOnReduction === true, 'lanes along the reduction');
       if (packed) seen((t) => t.panel > 0 && t.vectors === 1, 'a packed panel of one vector per step');
       if (packed) seen((t) => t.panel > 0 && t.vectors === 2, 'a packed panel of two vectors per step');
       else
