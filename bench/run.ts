@@ -401,29 +401,7 @@ const result = {
     `MLP denoiser step: [x_t (2), sinusoidal t-embedding (64)] -> 256 -> 256 -> 256 -> 2, ` +
     `SiLU, batch ${BATCH}, MSE on eps, Adam (workloads/reference.ts)`,
   quick,
-  rows: rows.map(
-    ({
-      system,
-      backend,
-      samplesPerSec,
-      ratioToBestPeer,
-      ratioToJaxjs,
-      ratioToPytorch1Thread,
-      ratioToPytorchAllThreads,
-      msPerStep,
-      noise,
-    }) => ({
-      system,
-      backend,
-      samplesPerSec,
-      ratioToBestPeer,
-      ratioToJaxjs,
-      ratioToPytorch1Thread,
-      ratioToPytorchAllThreads,
-      msPerStep,
-      noise,
-    }),
-  ),
+  rows: rows.map(({ peer: _peer, peerId: _peerId, ...row }) => row), // the peer flags are the run's own bookkeeping
   matmul,
   conv,
   memory,

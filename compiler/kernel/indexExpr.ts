@@ -130,15 +130,13 @@ export const divmodIx = (x: Ix, d: number, vars: ReadonlyMap<number, VarInfo>): 
   const qc = Math.floor(x.c / d);
   const rc = x.c - qc * d;
   const restWithC: Ix = { ...rest, c: rc };
+  /** the quotient of the multiples of d and of the constant's multiple */
+  const wholeQ = normalize(
+    whole.map(([a, c]) => [a, c / d] as const),
+    qc,
+  );
   const [lo, hi] = range(restWithC, vars);
-  if (lo >= 0 && hi < d)
-    return {
-      q: normalize(
-        whole.map(([a, c]) => [a, c / d] as const),
-        qc,
-      ),
-      r: restWithC,
-    };
+  if (lo >= 0 && hi < d) return { q: wholeQ, r: restWithC };
   const [xlo, xhi] = range(x, vars);
   if (xlo >= 0 && xhi < d) return { q: constIx(0), r: x };
   // one term c t whose coefficient divides d, above a remainder within [0, c): c t = d (t div d/c) + c (t mod d/c),
@@ -150,30 +148,12 @@ export const divmodIx = (x: Ix, d: number, vars: ReadonlyMap<number, VarInfo>): 
       const [olo, ohi] = range(others, vars);
       if (olo < 0 || ohi >= c) continue;
       const inner = divmodIx(atomIx(t), d / c, vars);
-      return {
-        q: addIx(
-          normalize(
-            whole.map(([a, k]) => [a, k / d] as const),
-            qc,
-          ),
-          inner.q,
-        ),
-        r: addIx(scaleIx(inner.r, c), others),
-      };
+      return { q: addIx(wholeQ, inner.q), r: addIx(scaleIx(inner.r, c), others) };
     }
   // the multiples of d leave the remainder alone: floor((W + R) / d) = W / d + floor(R / d), (W + R) mod d = R mod d
   if (whole.length || qc !== 0) {
     const inner = divmodIx(restWithC, d, vars);
-    return {
-      q: addIx(
-        normalize(
-          whole.map(([a, k]) => [a, k / d] as const),
-          qc,
-        ),
-        inner.q,
-      ),
-      r: inner.r,
-    };
+    return { q: addIx(wholeQ, inner.q), r: inner.r };
   }
   // floor(floor(y / a) / d) = floor(y / (a d))
   if (x.terms.length === 1 && x.c === 0 && x.terms[0][1] === 1 && x.terms[0][0].k === 'div') {
