@@ -286,15 +286,6 @@ test(
             ).fusediffPlayground.state().figuresClipped,
         )
       ).loss;
-    const idle = () =>
-      page.waitForFunction(
-        () => {
-          const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
-          return !s.running && !s.sampling && !s.changing;
-        },
-        null,
-        { timeout: 120_000, polling: 100 },
-      );
     await page.selectOption('#count', '500');
     await page.selectOption('#steps', '25');
     const seen: string[] = [];
@@ -322,15 +313,6 @@ test(
 );
 
 test('the grey earlier samples say how they were drawn: CFG 3 under SP samples drawn at CFG 1', options, async () => {
-  const idle = () =>
-    page.waitForFunction(
-      () => {
-        const s = (window as unknown as { fusediffPlayground: { state(): PageState } }).fusediffPlayground.state();
-        return !s.running && !s.sampling && !s.changing;
-      },
-      null,
-      { timeout: 120_000, polling: 100 },
-    );
   await page.check('input[name="objective"][value="mse"]');
   await idle();
   await page.setChecked('#conditional', true); // a new, class-conditional model: CFG applies
