@@ -8,7 +8,7 @@
 // column block. Values are computed at the outermost loop level whose variables they depend on.
 import { randomBase } from '../../core/rng.ts';
 import type { UnaryOp } from '../../core/ir.ts';
-import { coefficientOf, dependsOn, ixDependsOn, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
+import { coefficientOf, dependsOn, ixDependsOn, ixKey, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
 import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { FunctionBody, Op, Simd } from './encoder.ts';
 import { Lanes } from './lanes.ts';
@@ -134,18 +134,8 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
   const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && ir.shape[a] % 2 === 0);
   if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
-  // the row axis that leaves the fewest loads per reduction step: a load that does not move with the rows is shared
-  // by them (a matmul's B, a conv's image when the rows are output channels), one that does is made once per row
-  const vecVar = ir.outVars[vecAxis];
-  const stepLoads = [...new Set(loads.filter((x) => reduction.vars.some((v) => ixDependsOn(x, v))).map((x) => JSON.stringify(x)))].map(
-    (x) => JSON.parse(x) as Ix,
-  );
-  const rowsOf = (a: number) => (ir.shape[a] % 4 === 0 ? 4 : 2);
-  /** loads per output vector of the tile */
-  const loadsPerStep = (a: number): number =>
-    stepLoads.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? rowsOf(a) : 1) * (ixDependsOn(x, vecVar) ? vectors : 1), 0) / rowsOf(a);
-  const rowAxis = others.reduce((best, a) => (loadsPerStep(a) <= loadsPerStep(best) ? a : best));
-  const rows = rowsOf(rowAxis);
+  const rowAxis = bestRowAxis(ir, stepLoadsOf(loads, reduction.vars), others, ir.outVars[vecAxis], vectors);
+  const rows = rowsOfAxis(ir, rowAxis);
   const panel = ir.shape[vecAxis] % 4 === 0 ? panelOf(ir, vecAxis, rowAxis, 4 * vectors, panelBytes) : 0;
   return { width: 4, rows, vectors, vecAxis, rowAxis, panel };
 };
@@ -165,7 +155,7 @@ const lanesOnReductionTiling = (
   const r = reductionVars[reductionVars.length - 1];
   const extent = ir.vars.get(r)!.extent;
   if (extent % 4 !== 0 || extent < 16) return undefined;
-  const inBody = loads.filter((x) => reductionVars.some((v) => ixDependsOn(x, v)));
+  const inBody = stepLoadsOf(loads, reductionVars);
   if (!inBody.every((x) => !ixDependsOn(x, r) || coefficientOf(x, r) === 1 || laneUniform(x, r))) return undefined;
   if (vecAxis >= 0) {
     const v = ir.outVars[vecAxis];
@@ -173,10 +163,29 @@ const lanesOnReductionTiling = (
   }
   const others = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 2 === 0);
   if (!others.length) return { width: 4, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1, panel: 0, lanesOnReduction: true };
-  const rowsOf = (a: number) => (ir.shape[a] % 4 === 0 ? 4 : 2);
-  const perRow = (a: number) => inBody.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? rowsOf(a) : 1), 0) / rowsOf(a);
-  const rowAxis = others.reduce((best, a) => (perRow(a) <= perRow(best) ? a : best));
-  return { width: 4, rows: rowsOf(rowAxis), vectors: 1, vecAxis: -1, rowAxis, panel: 0, lanesOnReduction: true };
+  const rowAxis = bestRowAxis(ir, inBody, others, r, 1);
+  return { width: 4, rows: rowsOfAxis(ir, rowAxis), vectors: 1, vecAxis: -1, rowAxis, panel: 0, lanesOnReduction: true };
+};
+
+/** The distinct loads made in a reduction step (a load read twice is loaded once: the emitter memoises it). */
+const stepLoadsOf = (loads: readonly Ix[], reductionVars: readonly number[]): Ix[] => [
+  ...new Map(loads.filter((x) => reductionVars.some((v) => ixDependsOn(x, v))).map((x) => [ixKey(x), x])).values(),
+];
+
+/** Rows of a tile along an even axis: 4 where they divide it, else 2. */
+const rowsOfAxis = (ir: KernelIR, a: number): number => (ir.shape[a] % 4 === 0 ? 4 : 2);
+
+/**
+ * The row axis that leaves the fewest loads per output vector of the tile: a load that does not move with the rows is
+ * shared by them (a matmul's B, a conv's image when the rows are output channels), one that does is made once per row;
+ * one that moves with the lane variable is made once per vector.
+ */
+const bestRowAxis = (ir: KernelIR, stepLoads: readonly Ix[], candidates: readonly number[], laneVar: number, vectors: number): number => {
+  const perVector = (a: number): number => {
+    const rows = rowsOfAxis(ir, a);
+    return stepLoads.reduce((n, x) => n + (ixDependsOn(x, ir.outVars[a]) ? rows : 1) * (ixDependsOn(x, laneVar) ? vectors : 1), 0) / rows;
+  };
+  return candidates.reduce((best, a) => (perVector(a) <= perVector(best) ? a : best));
 };
 
 /** The operand a panel packs: one load (buffer and index) that the vector loop and the reduction walk. */
@@ -188,7 +197,7 @@ export interface PackedOperand {
   readonly length: number;
 }
 
-const sameIx = (a: Ix, b: Ix): boolean => JSON.stringify(a) === JSON.stringify(b);
+const sameIx = (a: Ix, b: Ix): boolean => ixKey(a) === ixKey(b);
 
 /**
  * The operand worth packing (a matmul's B), if the kernel has one: a single reduction variable k, and every load
