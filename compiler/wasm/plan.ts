@@ -129,6 +129,10 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
   }));
   const threadCount = pool ? pool.workers + 1 : 1;
   const waves = pool ? scheduleWaves(tasks, threadCount, MAX_ITEMS) : [];
+  /** each split kernel as a wave of its own (runKernel: profiling, checkNaN), made once */
+  const alone = parallel.map((split, i): Wave | undefined =>
+    split ? splitRange(extents[i], steps[i], threadCount).map(([lo, hi]) => (lo < hi ? [[i, lo, hi] as const] : [])) : undefined,
+  );
   const runItem = (k: number, lo: number, hi: number) => kernels[k](lo, hi, 0);
   /** a wave whose every item is the calling thread's runs without waking the workers */
   const runWave = (wave: Wave) =>
@@ -141,10 +145,7 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
     memory,
     offsets,
     kernelCount: kernels.length,
-    runKernel: (i) =>
-      parallel[i]
-        ? runWave(splitRange(extents[i], steps[i], threadCount).map(([lo, hi]) => (lo < hi ? [[i, lo, hi] as const] : [])))
-        : runItem(i, 0, extents[i]),
+    runKernel: (i) => (alone[i] ? runWave(alone[i]) : runItem(i, 0, extents[i])),
     runAll: () => (pool ? waves.forEach(runWave) : kernels.forEach((_, i) => runItem(i, 0, extents[i]))),
     waves: pool ? waves.length : kernels.length,
     threads: threadCount,
