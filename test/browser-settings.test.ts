@@ -538,7 +538,11 @@ test(
     assert.deepEqual([c.run.data.name, c.ckpt.step, c.ckpt.signature], ['twoMoons', s.step, s.signature]);
     assert.ok(c.ckpt.step > 0);
 
-    // Download mid-sampling: the sampling goes on, and the file is of the paused weights
+    // Download mid-sampling: the sampling goes on, and the file is of the paused weights. The longest sampling run the
+    // page offers (2000 points, 100 steps) leaves the test time to see it running on a loaded machine: in a CI run with
+    // the default 1000 x 50 it ended unseen once, and no Download was ever clicked
+    await chooseWhile('stopped', { selector: '#count', value: '2000' }, { selector: '#steps', value: '100' });
+    await idle();
     await page.click('#sample');
     const events = (await state()).sampleEvents;
     const d = await save('sampling', { click: '#download' });
