@@ -5,7 +5,15 @@ export { grad, valueAndGrad, vjp, gradName, cotangentName } from './transforms/g
 export { checkGrads, type CheckGradsOptions, type GradCheckReport, type HostArgs } from './transforms/check/checkGrads.ts';
 export { runSuite, suiteNames, type SuiteReport } from './transforms/check/suite.ts';
 export { compile, availableBackends, probeBackend, resolveBackend, backendFor, createBackend, shutdownBackends } from './compiler/index.ts';
-export type { Backend, BackendCounters, BackendName, BackendRequest, CompileOptions, Executable } from './compiler/index.ts';
+export type {
+  Backend,
+  BackendCounters,
+  BackendName,
+  BackendRequest,
+  CompileOptions,
+  Executable,
+  RunDeviceOptions,
+} from './compiler/index.ts';
 export { compileStep, NonFiniteLossError, type StepArgs, type StepOptions, type TrainStep } from './train/compileStep.ts';
 export { adam, sgd, type Optimizer } from './dsl/optim.ts';
 export { emaDecayAt, emaUpdate } from './train/ema.ts';

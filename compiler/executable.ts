@@ -23,6 +23,7 @@ import { isGL, isResident, resolveBackend, type BackendName, type BackendRequest
 import { backendFor } from './backends/registry.ts';
 import { isDeleted, isTexture, release } from './buffers.ts';
 import { missingInput } from './inputs.ts';
+import { checkInto, deliverInto } from './into.ts';
 import { BackendError, guard, KernelLimitError, NonFiniteError } from './errors.ts';
 import { FallbackWatch, type KernelFallback } from './fallbacks.ts';
 import type { CompiledKernel } from './kernel.ts';
@@ -147,7 +148,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       return { ...k, code: `// ${named[i].name}: ${reason} (compiler/webgpu/tune.ts)\n${k.code}` };
     });
     const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));
-    return compileOnWebGPU(device, reason, program, kernels, shaders, options);
+    return withInto(compileOnWebGPU(device, reason, program, kernels, shaders, options), options.feedback);
   }
   const kernels: CompiledKernel[] = named.map((k, i) => {
     const extent = indexExtent(irs[i]);
@@ -164,6 +165,27 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return { ...k, source: printGpuJs(irs[i], { gl, float64: backend === 'cpu', lanes, wgsl: backend === 'gpujs-webgpu' }) };
   });
   return compileOnKernelBackend(device, reason, program, kernels, options);
+};
+
+/**
+ * The webgpu plan reads every returned output back into a Float32Array of its own; `into` copies those into the
+ * caller's arrays here (its runs take no options).
+ */
+const withInto = (exe: Executable, feedback: CompileOptions['feedback']): Executable => {
+  const g = exe.program.graph;
+  const kept = new Set(Object.keys(feedback ?? {}));
+  const shapes = new Map(g.outputs.filter((o) => !kept.has(o.name)).map((o) => [o.name, g.nodes[o.id].shape]));
+  const { runDevice, runDeviceAsync } = exe;
+  const host = (_: string, b: DeviceBuffer) => b as Float32Array;
+  exe.runDevice = (given, o) => {
+    checkInto(o?.into, shapes, kept);
+    return deliverInto(runDevice(given), o?.into, host);
+  };
+  exe.runDeviceAsync = async (given, o) => {
+    checkInto(o?.into, shapes, kept);
+    return deliverInto(await runDeviceAsync(given), o?.into, host);
+  };
+  return exe;
 };
 
 const compileOnKernelBackend = (
@@ -262,9 +284,13 @@ const compileOnKernelBackend = (
     return Object.fromEntries(g.outputs.map((o) => [o.name, values.get(o.id)!]));
   };
 
-  const runDevice: Executable['runDevice'] = (given) => {
+  const outputShapes = new Map(g.outputs.map((o) => [o.name, g.nodes[o.id].shape]));
+  const readInto = (name: string, b: DeviceBuffer) => read(b, outputShapes.get(name)!);
+
+  const runDevice: Executable['runDevice'] = (given, runOptions) => {
     live('run');
     if (backend === 'gpujs-webgpu') throw new Error('run: webgpu kernels run only asynchronously; use runAsync or runDeviceAsync');
+    checkInto(runOptions?.into, outputShapes);
     const values = bindInputs(given);
     kernels.forEach((k, i) => {
       const args = k.source.args.map((id) => values.get(id)!);
@@ -274,14 +300,15 @@ const compileOnKernelBackend = (
       watch.check(k, runners[i]);
       afterKernel(k, out, values);
     });
-    return outputsOf(values);
+    return deliverInto(outputsOf(values), runOptions?.into, readInto, release);
   };
 
   // webasm: separate kernels in gpu.js's async mode (worker threads); webgpu: the plan's own, which are always async
   // (each call queues its pass and resolves at once, after the first, which builds the pipeline)
-  const runDeviceAsync: Executable['runDeviceAsync'] = async (given) => {
-    if (backend !== 'webasm' && backend !== 'gpujs-webgpu') return runDevice(given);
+  const runDeviceAsync: Executable['runDeviceAsync'] = async (given, runOptions) => {
+    if (backend !== 'webasm' && backend !== 'gpujs-webgpu') return runDevice(given, runOptions);
     live('run');
+    checkInto(runOptions?.into, outputShapes);
     const async =
       backend === 'gpujs-webgpu'
         ? runners
@@ -300,7 +327,10 @@ const compileOnKernelBackend = (
       watch.check(k, async[k.index]);
       afterKernel(k, out, values);
     }
-    return outputsOf(values);
+    const out = outputsOf(values);
+    const host = new Map<string, Float32Array>();
+    for (const name of Object.keys(runOptions?.into ?? {})) host.set(name, await readAsync(out[name], outputShapes.get(name)!));
+    return deliverInto(out, runOptions?.into, (name) => host.get(name)!, release);
   };
 
   return {

@@ -2,7 +2,7 @@
 // (train/, models/, eval/, the CLI, the page) imports it from here; the passes behind it are internal.
 export { compile } from './executable.ts';
 export type { CompileOptions } from './executable.ts';
-export type { Executable } from './plan.ts';
+export type { Executable, RunDeviceOptions } from './plan.ts';
 export type { CompiledKernel } from './kernel.ts';
 export { BackendError, KernelLimitError, NonFiniteError, guard } from './errors.ts';
 export { exactIndexLimit } from './executable.ts';

@@ -9,6 +9,18 @@ import type { CompiledKernel } from './kernel.ts';
 import type { BufferPlan } from './memoryPlan.ts';
 import type { FusedProgram } from './passes/fuse.ts';
 
+/** Options of one `runDevice` / `runDeviceAsync` call. */
+export interface RunDeviceOptions {
+  /**
+   * Output name -> a Float32Array of the caller's, of exactly the output's size, that receives the output; the run
+   * returns that array in the output's place. On wasm this skips making a fresh copy of the output on every run (for
+   * a large output, a copy costs more than its kernel may). The plan writes the array only during the calls it is
+   * given to, so its values stay valid until the caller passes it again. Checked before the run: an unknown or
+   * fed-back output, another array type or another length throws an Error naming the output.
+   */
+  readonly into?: Readonly<Record<string, Float32Array>>;
+}
+
 /**
  * A compiled plan (`compile`): run it on host arrays or device buffers, read buffers back, inspect its kernels and
  * memory plan, `dispose()` it.
@@ -26,13 +38,22 @@ export interface Executable {
   readonly memory: BufferPlan;
   /** input name -> shape */
   readonly inputs: ReadonlyMap<string, Shape>;
-  /** Runs the plan; inputs may be host arrays or device buffers from an earlier run; returns device buffers. */
-  runDevice(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Record<string, DeviceBuffer>;
+  /**
+   * Runs the plan; inputs may be host arrays or device buffers from an earlier run; returns device buffers (on wasm,
+   * fresh Float32Array copies, or the caller's own arrays with `options.into`).
+   */
+  runDevice(
+    inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>,
+    options?: RunDeviceOptions,
+  ): Record<string, DeviceBuffer>;
   /**
    * Like runDevice, awaiting each kernel: on webasm, kernels of 4096 or more elements then split across
    * gpu.js's worker pool (threads over shared wasm memory); other backends run as in runDevice.
    */
-  runDeviceAsync(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>): Promise<Record<string, DeviceBuffer>>;
+  runDeviceAsync(
+    inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>,
+    options?: RunDeviceOptions,
+  ): Promise<Record<string, DeviceBuffer>>;
   /** Runs and reads the outputs back to the host (throws on webgpu: use runAsync). */
   run(inputs: Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>, only?: readonly string[]): Record<string, NDArray>;
   /** milliseconds spent in each kernel call, summed over runs (with `profile: true`) */

@@ -1,6 +1,7 @@
 // An Executable on a plan backend (wasm): the whole fused program is one module over one memory. A run copies the
 // given inputs into their places, runs the kernels in order (large ones split over the backend's threads) and
-// returns copies of the outputs, so a result stays valid whatever runs next. Feedback outputs (a training step's
+// returns copies of the outputs, so a result stays valid whatever runs next: fresh arrays, or the caller's own
+// (`into`), written only by the run they are given to. Feedback outputs (a training step's
 // new parameters) are the exception: they stay in the memory until adoptFeedback() copies them into their inputs'
 // places, so state never leaves the module between steps.
 import type { NDArray } from '../../core/ndarray.ts';
@@ -13,6 +14,7 @@ import type { KernelIR } from '../kernel/ir.ts';
 import { describeTiling } from './emitKernel.ts';
 import { planMemory } from '../memoryPlan.ts';
 import { hostInput } from '../inputs.ts';
+import { checkInto, type Into } from '../into.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 
 type Given = Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>;
@@ -59,6 +61,8 @@ export const compileOnPlanBackend = (
     return { from, to };
   });
   const fedBack = new Set(Object.keys(options.feedback ?? {}));
+  const returned = g.outputs.filter((o) => !fedBack.has(o.name));
+  const outputShapes = new Map(returned.map((o) => [o.name, g.nodes[o.id].shape]));
   const resident = new Set(Object.values(options.feedback ?? {}));
 
   const live = (what: string) => {
@@ -73,7 +77,8 @@ export const compileOnPlanBackend = (
     }
   };
 
-  const runDevice: Executable['runDevice'] = (given) => {
+  /** binds the inputs and runs every kernel; the outputs are then in the plan's memory */
+  const execute = (given: Given) => {
     live('run');
     bind(given);
     if (!options.profile && !options.checkNaN) {
@@ -83,7 +88,7 @@ export const compileOnPlanBackend = (
       } catch (e) {
         throw new BackendError(kernels[0], device.name, e);
       }
-      return outputsOf();
+      return;
     }
     kernels.forEach((k, i) => {
       const start = options.profile ? performance.now() : 0;
@@ -99,17 +104,31 @@ export const compileOnPlanBackend = (
         if (bad >= 0) throw new NonFiniteError(k, bad, data[bad]);
       }
     });
-    return outputsOf();
   };
-  const outputsOf = () =>
-    Object.fromEntries(g.outputs.filter((o) => !fedBack.has(o.name)).map((o) => [o.name, compiled.view(o.id).slice()]));
-
-  const hostOutputs = (out: Record<string, DeviceBuffer>, only?: readonly string[]) =>
+  // set into an existing array is a plain copy; slice allocates fresh pages on every run, which costs several times more
+  const outputsOf = (into: Into | undefined) =>
     Object.fromEntries(
-      g.outputs
-        .filter((o) => (!only || only.includes(o.name)) && !fedBack.has(o.name))
-        .map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(out[o.name] as Float32Array) }]),
+      returned.map((o) => {
+        const mine = into?.[o.name];
+        return [o.name, mine ? (mine.set(compiled.view(o.id)), mine) : compiled.view(o.id).slice()];
+      }),
     );
+  const runDevice: Executable['runDevice'] = (given, runOptions) => {
+    const into = runOptions?.into;
+    checkInto(into, outputShapes, fedBack);
+    execute(given);
+    return outputsOf(into);
+  };
+
+  /** run, runAsync: float64 host arrays (from a float32 copy: V8 converts out of a shared memory slowly) */
+  const hostRun = (given: Given, only?: readonly string[]) => {
+    execute(given);
+    return Object.fromEntries(
+      returned
+        .filter((o) => !only || only.includes(o.name))
+        .map((o) => [o.name, { shape: g.nodes[o.id].shape, data: Float64Array.from(compiled.view(o.id).slice()) }]),
+    );
+  };
 
   return {
     backend: device.name,
@@ -125,7 +144,7 @@ export const compileOnPlanBackend = (
     inputs,
     profile,
     runDevice,
-    runDeviceAsync: async (given) => runDevice(given),
+    runDeviceAsync: async (given, runOptions) => runDevice(given, runOptions),
     read: (buffer: DeviceBuffer, shape: Shape) => {
       live('read');
       return device.read(buffer, size(shape));
@@ -134,8 +153,8 @@ export const compileOnPlanBackend = (
       live('read');
       return device.read(buffer, size(shape));
     },
-    run: (given, only) => hostOutputs(runDevice(given), only),
-    runAsync: async (given, only) => hostOutputs(runDevice(given), only),
+    run: hostRun,
+    runAsync: async (given, only) => hostRun(given, only),
     adoptFeedback: () => {
       live('adoptFeedback');
       for (const { from, to } of feedback) compiled.view(to).set(compiled.view(from));
