@@ -12,8 +12,8 @@
 // outputs and no others (an overrun into padding, a neighbour or a margin is caught even when every result is right),
 // and it must have written every one of them. On 1 thread and on 3 (large kernels split by rows over workers), and the
 // two must agree bit for bit. Plans are taken from a WasmBackend whose compilePlan is wrapped to keep each plan.
-// webgpu: the same graphs on the default tuning and with blocked and workgroup-tree kernels forced; robust buffer
-// access keeps a shader inside its bindings, so there the full outputs are compared.
+// webgpu: the same graphs on the default tuning and with blocked (vec4 and scalar) and workgroup-tree kernels forced;
+// robust buffer access keeps a shader inside its bindings, so there the full outputs are compared.
 //
 // Values: multiples of 1/4 between -1 and 1, so every product is a multiple of 1/16 and every sum here is exact in
 // float32 (|sums| stay far below 2^24 / 16): matmuls, convolutions, sums and maxima must equal the float64 interpreter
@@ -256,6 +256,7 @@ if (backends.includes('webgpu'))
     const variants = [
       { name: 'default', backend: 'webgpu' as const },
       { name: 'blocked', backend: new WgslBackend(gpuContext(), { minInvocations: 1 }) },
+      { name: 'blocked, scalar', backend: new WgslBackend(gpuContext(), { minInvocations: 1, vectors: false }) },
       { name: 'tree', backend: new WgslBackend(gpuContext(), { treeOutputsBelow: Infinity, treeMinLength: 1 }) },
     ];
     const faults: string[] = [];

@@ -101,8 +101,10 @@ export const compileOnWebGPU = (
     throw new Error(`compile: feedbackGate '${options.feedbackGate}' is not an output`);
 
   // ---- the arena: the state inputs, then the state outputs in the same layout (one copy adopts them), then the rest
-  const align = Math.max(4, ctx.offsetAlignment);
-  const bytesOf = (id: number) => Math.max(4, 4 * size(g.nodes[id].shape));
+  // ranges are 16-byte multiples: a kernel may read any node as vec4 (wgsl.ts), and the array length of its binding is
+  // then its size / 16, which must cover the node's last, partial vector
+  const align = Math.max(16, ctx.offsetAlignment);
+  const bytesOf = (id: number) => Math.max(16, Math.ceil(size(g.nodes[id].shape) / 4) * 16);
   const padded = (id: number) => Math.ceil(bytesOf(id) / align) * align;
   const offsets = new Map<number, number>();
   let end = 0;

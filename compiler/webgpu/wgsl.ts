@@ -34,6 +34,8 @@ export interface WgslKernel {
   readonly block: readonly [number, number];
   /** a workgroup per output, its reduction shared and added in a tree */
   readonly tree: boolean;
+  /** graph nodes bound as array<vec4<f32>> (read and written four aligned floats at a time) */
+  readonly vec4: readonly number[];
 }
 
 /** An f32 literal: finite values rounded to f32 and printed exactly; NaN and the infinities come from bits. */
@@ -220,7 +222,34 @@ export const printWgsl = (
   outputs: readonly number[],
   block: readonly [number, number] = [1, 1],
   tree = false,
+  vectors = false,
 ): WgslKernel => {
+  // a buffer is bound as vec4 only when every load of it is four-aligned: print, and print again without the buffers
+  // that had a load that was not (at most once per buffer)
+  const scalar = new Set<number>();
+  for (;;) {
+    const { kernel, unaligned } = printOnce(ir, outputs, block, tree, vectors, scalar);
+    if (unaligned.size === 0) return kernel;
+    for (const b of unaligned) scalar.add(b);
+  }
+};
+
+/** Where a variable of the block stands: `base + offset` with a literal offset; `quarter` is base / 4 where base is a multiple of 4. */
+interface Lane {
+  readonly base: string;
+  readonly offset: number;
+  readonly quarter?: string | undefined;
+}
+
+const printOnce = (
+  ir: KernelIR,
+  outputs: readonly number[],
+  block: readonly [number, number],
+  tree: boolean,
+  vectorsWanted: boolean,
+  scalar: ReadonlySet<number>,
+): { kernel: WgslKernel; unaligned: Set<number> } => {
+  const vectors = vectorsWanted && !tree;
   const size = ir.shape.reduce((a, b) => a * b, 1);
   if (tree && (block[0] !== 1 || block[1] !== 1)) throw new Error('wgsl: a tree reduction computes one output per workgroup');
   if (tree && !reductionOf(ir)) throw new Error('wgsl: a tree needs a reduction');
@@ -235,11 +264,43 @@ export const printWgsl = (
   };
   /** i32 expression of each variable in scope */
   const varName = new Map<number, string>();
+  /** the variables that stand at a literal offset from a base (block elements, the unrolled reduction's copies) */
+  const laneOf = new Map<number, Lane>();
   // keys name variables by their current binding, so a load shared by the block's elements (A[i, k] across the
   // columns of a matmul block) has one key and is loaded once; rebinding a variable starts a fresh cache
-  const bindVar = (v: number, name: string) => {
+  const bindVar = (v: number, name: string, lane?: Lane) => {
     varName.set(v, name);
+    if (lane) laneOf.set(v, lane);
+    else laneOf.delete(v);
     key = scalarKeys(ixKey, condKey);
+  };
+  /** buffers read as vec4, and those with a load that is not four-aligned (printed again as f32) */
+  const vec4Reads = new Set<number>();
+  const unaligned = new Set<number>();
+  /**
+   * A load as one lane of an aligned vec4 load, or undefined: the index is split into literal offsets (the lanes'
+   * and the constant) and terms that are multiples of 4, so the four elements of a block row (or four unrolled
+   * reduction steps) share one vec4 load and the driver makes one memory access of it.
+   */
+  const vec4Load = (buf: number, x: Ix): string | undefined => {
+    let offset = x.c;
+    const quarters: string[] = [];
+    for (const [a, c] of x.terms) {
+      const lane = a.k === 'var' ? laneOf.get(a.v) : undefined;
+      if (lane) {
+        offset += c * lane.offset;
+        if (c % 4 === 0) quarters.push(c === 4 ? lane.base : `${lane.base} * ${intLit(c / 4)}`);
+        else if (lane.quarter !== undefined) quarters.push(c === 1 ? lane.quarter : `${lane.quarter} * ${intLit(c)}`);
+        else return undefined;
+      } else if (c % 4 === 0) quarters.push(c === 4 ? atom(a) : `${atom(a)} * ${intLit(c / 4)}`);
+      else return undefined;
+    }
+    const lane = ((offset % 4) + 4) % 4;
+    const whole = (offset - lane) / 4;
+    if (whole !== 0 || quarters.length === 0) quarters.push(intLit(whole));
+    const at = quarters.join(' + ');
+    const vec = e.memo(`v4|${buf}|${at}`, () => `${bufferName(buf)}[${at}]`);
+    return `${vec}.${'xyzw'[lane]}`;
   };
 
   const ixKey = (x: Ix): string => [...x.terms.map(([a, c]) => `${c}*${atomKey(a)}`), x.c].join('+');
@@ -302,8 +363,17 @@ export const printWgsl = (
     switch (s.k) {
       case 'lit':
         return f32Lit(s.v);
-      case 'load':
+      case 'load': {
+        if (vectors && !scalar.has(s.buf)) {
+          const v = vec4Load(s.buf, s.at);
+          if (v !== undefined) {
+            vec4Reads.add(s.buf);
+            return v;
+          }
+          unaligned.add(s.buf);
+        }
         return `${bufferName(s.buf)}[${ix(s.at)}]`;
+      }
       case 'un': {
         const x = s.op === 'neg' || s.op === 'abs' ? value(s.x) : e.let(value(s.x));
         return unaryCall[s.op](x);
@@ -414,7 +484,13 @@ export const printWgsl = (
     });
     const innerVar = vars[vars.length - 1];
     for (let u = 0; u < unroll; u++) {
-      if (unroll > 1) bindVar(innerVar, u === 0 ? innerLoop : e.let(`${innerLoop} + ${u}`));
+      // the copies stand at offsets 0..3 from the loop variable, a multiple of 4: their loads may share a vec4
+      if (unroll > 1)
+        bindVar(innerVar, u === 0 ? innerLoop : e.let(`${innerLoop} + ${u}`), {
+          base: innerLoop,
+          offset: u,
+          quarter: vectors ? e.memo(`q|${innerLoop}`, () => `${innerLoop} >> 2`) : undefined,
+        });
       rs.forEach((r, j) => {
         elements[j]();
         const v = value(r.body);
@@ -490,27 +566,40 @@ export const printWgsl = (
   ir.outVars.forEach((v, d) => {
     if (v !== rowVar && v !== colVar) bindVar(v, coord[d]);
   });
+  // element (r, c) stands at offset r (c) from the block's first row (column): its lane, for vec4 loads
+  const quarterOf = (q: string, b: number) => (b % 4 === 0 ? (b === 4 ? q : e.let(`${q} * ${b / 4}`)) : undefined);
+  const rowBase =
+    rowVar === undefined || br === 1 ? undefined : { base: e.let(`${coord[n - 2]} * ${br}`), quarter: quarterOf(coord[n - 2], br) };
+  const rowLanes: (Lane | undefined)[] = Array.from({ length: br }, (_, r) => rowBase && { ...rowBase, offset: r });
   const rowNames = Array.from({ length: br }, (_, r) =>
-    rowVar === undefined ? '0' : br === 1 ? coord[n - 2] : e.let(`${coord[n - 2]} * ${br} + ${r}`),
+    rowVar === undefined ? '0' : br === 1 ? coord[n - 2] : r === 0 ? rowLanes[r]!.base : e.let(`${rowLanes[r]!.base} + ${r}`),
   );
-  // a block's columns are strided by the columns / bc blocks, so neighbouring invocations read neighbouring
-  // addresses (coalesced on a GPU, contiguous vector loads on SwiftShader) rather than addresses bc apart
+  // a block's columns are contiguous where vectors are on and the block is a multiple of 4 wide (one vec4 per four
+  // columns: neighbouring invocations read neighbouring 16-byte vectors); otherwise strided by the columns / bc
+  // blocks, so neighbouring invocations read neighbouring addresses rather than addresses bc apart
+  const contiguous = vectors && bc % 4 === 0 && colVar !== undefined;
+  const colBase = contiguous ? { base: e.let(`${coord[n - 1]} * ${bc}`), quarter: quarterOf(coord[n - 1], bc) } : undefined;
+  const colLanes: (Lane | undefined)[] = Array.from({ length: bc }, (_, c) => colBase && { ...colBase, offset: c });
   const colNames = Array.from({ length: bc }, (_, c) =>
     colVar === undefined
       ? '0'
       : bc === 1
         ? coord[n - 1]
-        : c === 0
-          ? coord[n - 1]
-          : e.let(`${coord[n - 1]} + ${(c * ir.shape[n - 1]) / bc}`),
+        : contiguous
+          ? c === 0
+            ? colLanes[c]!.base
+            : e.let(`${colLanes[c]!.base} + ${c}`)
+          : c === 0
+            ? coord[n - 1]
+            : e.let(`${coord[n - 1]} + ${(c * ir.shape[n - 1]) / bc}`),
   );
   const elementList: [number, number][] = [];
   for (let r = 0; r < br; r++) for (let c = 0; c < bc; c++) elementList.push([r, c]);
   const enter =
     ([r, c]: [number, number]) =>
     () => {
-      if (rowVar !== undefined) bindVar(rowVar, rowNames[r]);
-      if (colVar !== undefined) bindVar(colVar, colNames[c]);
+      if (rowVar !== undefined) bindVar(rowVar, rowNames[r], rowLanes[r]);
+      if (colVar !== undefined) bindVar(colVar, colNames[c], colLanes[c]);
     };
   const elements = elementList.map(enter);
   const roots = [ir.value, ...ir.extras.map((x) => x.value)];
@@ -524,9 +613,29 @@ export const printWgsl = (
         )
       : [];
   const stores: string[] = [];
+  // contiguous columns are stored four at a time: element (r, c0..c0+3) is one vec4 of each output
+  const vec4Stores = contiguous && !tree;
+  const row4 = roots.map((): string[] => []);
+  const storeVec4 = (c0: number) => {
+    const at = e.let(
+      ir.outVars
+        .map((v, d) => {
+          if (v === colVar) return c0 === 0 ? colLanes[c0]!.quarter! : `${colLanes[0]!.quarter!} + ${c0 / 4}`;
+          return `${varName.get(v)} * ${ir.shape.slice(d + 1).reduce((a, b) => a * b, 1) / 4}`;
+        })
+        .join(' + '),
+    );
+    roots.forEach((_, o) => stores.push(`o${o}[${at}] = vec4<f32>(${row4[o].splice(0).join(', ')});`));
+  };
   elements.forEach((enterElement, j) => {
     enterElement();
     if (red && accs.length) e.bind(key(red), accs[j]);
+    if (vec4Stores) {
+      const c = elementList[j][1];
+      roots.forEach((root, o) => row4[o].push(value(root)));
+      if (c % 4 === 3) storeVec4(c - 3);
+      return;
+    }
     // the flat output element of (r, c) in the row-major output
     const flat =
       elements.length === 1 && br === 1 && bc === 1 && n > 0
@@ -544,8 +653,11 @@ export const printWgsl = (
   // bindings: the reads first (known only now), then the outputs
   // every binding is read_write: they are ranges of one buffer (the plan's arena), and WebGPU refuses a buffer bound
   // read-only and writable in one dispatch, ranges apart or not
-  const readDecls = reads.map((_, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i} : array<f32>;`);
-  const writeDecls = outputs.map((_, j) => `@group(0) @binding(${reads.length + j}) var<storage, read_write> o${j} : array<f32>;`);
+  const typeOf = (vec4: boolean) => (vec4 ? 'vec4<f32>' : 'f32');
+  const readDecls = reads.map((id, i) => `@group(0) @binding(${i}) var<storage, read_write> b${i} : array<${typeOf(vec4Reads.has(id))}>;`);
+  const writeDecls = outputs.map(
+    (_, j) => `@group(0) @binding(${reads.length + j}) var<storage, read_write> o${j} : array<${typeOf(vec4Stores)}>;`,
+  );
   if (tree) e.open('if (lid == 0u)');
   for (const line of stores) e.line(line);
   if (tree) e.close();
@@ -560,5 +672,6 @@ export const printWgsl = (
     e.text(),
     '}',
   ].join('\n');
-  return { code, reads, writes: outputs, size, groups, block, tree };
+  const vec4 = [...reads.filter((id) => vec4Reads.has(id)), ...(vec4Stores ? outputs : [])];
+  return { kernel: { code, reads, writes: outputs, size, groups, block, tree, vec4 }, unaligned };
 };
