@@ -20,17 +20,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { compile, isAvailable, isGL, type BackendName } from '../compiler/index.ts';
+import { compile, isAvailable, type BackendName } from '../compiler/index.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { fmt, ShapeError } from '../core/shape.ts';
 import * as op from '../dsl/ops.ts';
-import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
-import { valueAndGrad } from '../transforms/grad.ts';
 import { zeroSizeShapeArb } from '../transforms/check/arbitraries.ts';
-import { describeProgram, hardGraphCaseArb, programSpec, runProgram } from '../transforms/check/graphArbitrary.ts';
 import {
   affineCase,
   broadcastAddCase,
@@ -42,7 +39,8 @@ import {
   transposeCase,
   type SizeCase,
 } from '../transforms/check/sizeCases.ts';
-import { examples, f32, mismatches, show, withinF32 } from './support/trustExamples.ts';
+import { mismatches } from './support/trustExamples.ts';
+import { assertHardPrograms, exampleFailures, type GraphRunner } from './support/graphProperties.ts';
 import { ciWithout } from './support/backends.ts';
 
 /** The backends every case runs on: add the compiler's own 'wasm' backend here when it lands. */
@@ -91,22 +89,20 @@ const check = (
 
 // ---- the issue's small examples: negative and non-finite literals, NaN through every op ----------------------------
 
-// the issue's small examples and GL's measured departures: test/support/trustExamples.ts (the browser tests run them too)
+// the issue's small examples: test/support/trustExamples.ts; the comparison and the properties over them:
+// test/support/graphProperties.ts (test/webgpu.test.ts and the browser tests run them too)
+
+/** Compiles and runs a graph on `backend`: here every error is a failure (only the size cases below may refuse). */
+const runOn =
+  (backend: BackendName): GraphRunner =>
+  (graph, args) =>
+    compile(graph, { backend }).run(args);
 
 for (const backend of backends)
-  test(`${backend}: the issue's small examples match the interpreter`, () => {
-    const failures: string[] = [];
-    for (const ex of examples) {
-      try {
-        const graph = ex.graph();
-        const args = f32(ex.args);
-        // GL included: no departure is pinned to one driver's answer (x / 0 and NaN * 0 are written by the printer)
-        check(graph, args, evaluate(graph, args), backend, false);
-      } catch (e) {
-        failures.push(`${ex.name}: ${(e as Error).message.split('\n')[0].slice(0, 300)}`);
-      }
-    }
-    assert.ok(failures.length === 0, `${failures.length} of ${examples.length} examples fail on ${backend}:\n${failures.join('\n')}`);
+  test(`${backend}: the issue's small examples match the interpreter`, async () => {
+    // GL included: no departure is pinned to one driver's answer (x / 0 and NaN * 0 are written by the printer)
+    const failures = await exampleFailures(runOn(backend));
+    assert.deepEqual(failures, [], `${failures.length} examples fail on ${backend}`);
   });
 
 // ---- zero-size tensors: refused at trace time, before any backend sees them --------------------------------------
@@ -138,27 +134,8 @@ for (const backend of backends)
   test(
     `${backend}: hard programs (NaN and +-Infinity inputs, ` +
       `negative and non-finite constants) and their gradients match the interpreter`,
-    () => {
-      fc.assert(
-        fc.property(hardGraphCaseArb(5), (c) => {
-          const spec = programSpec(c.args);
-          const graph = valueAndGrad(
-            trace((a) => runProgram(c.program, a as Record<string, Tensor>), spec),
-            Object.keys(c.args),
-          );
-          const args = f32(c.args);
-          fc.pre(withinF32(graph, args));
-          try {
-            check(graph, args, evaluate(graph, args), backend, false);
-          } catch (e) {
-            const inputs = Object.entries(args)
-              .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
-              .join('; ');
-            throw new Error(`${(e as Error).message.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
-          }
-        }),
-        { numRuns: 20, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
-      );
+    async () => {
+      await assertHardPrograms(runOn(backend), { numRuns: 20, seed: 29 });
     },
   );
 

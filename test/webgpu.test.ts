@@ -10,7 +10,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, test, type TestContext } from 'node:test';
-import fc from 'fast-check';
 import { compile, isAvailable, prepareWebGPU, probeBackend, shutdownBackends, WgslBackend } from '../compiler/index.ts';
 import { gpuContext } from '../compiler/webgpu/gpu.ts';
 import { evaluate } from '../core/interpret.ts';
@@ -20,14 +19,19 @@ import * as op from '../dsl/ops.ts';
 import { adam } from '../dsl/optim.ts';
 import { flattenParams, initNormal, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
 import * as nn from '../dsl/nn.ts';
-import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { mse } from '../dsl/composites.ts';
 import { compileStep } from '../train/compileStep.ts';
-import { valueAndGrad } from '../transforms/grad.ts';
-import { describeProgram, graphCaseArb, hardGraphCaseArb, programSpec, runProgram } from '../transforms/check/graphArbitrary.ts';
-import { primitiveCases } from '../transforms/check/primitiveCases.ts';
-import { examples, f32, mismatches, show, withinF32 } from './support/trustExamples.ts';
+import { f32, mismatches } from './support/trustExamples.ts';
+import {
+  assertHardPrograms,
+  assertPrimitives,
+  assertRandomGraphs,
+  checkRun,
+  exampleFailures,
+  primitiveCount,
+  type GraphRunner,
+} from './support/graphProperties.ts';
 
 // asked once, before the tests are declared: whether each runs depends on the answer
 await prepareWebGPU();
@@ -47,31 +51,24 @@ test('webgpu: an adapter is found (in CI: SwiftShader, a CPU implementation)', (
   }
 });
 
-/** A random program's value and gradient with respect to every input, traced on the pool shape. */
-const programGraph = (c: { program: Parameters<typeof runProgram>[0]; args: Record<string, NDArray> }): Graph =>
-  valueAndGrad(
-    trace((a) => runProgram(c.program, a as Record<string, Tensor>), programSpec(c.args)),
-    Object.keys(c.args),
-  );
+/** Compiles and runs a graph on `backend` (the shared webgpu backend by default), disposing the plan. */
+const runner =
+  (backend: 'webgpu' | WgslBackend = 'webgpu'): GraphRunner =>
+  async (graph, args, fusion) => {
+    const exe = compile(graph, { backend, fusion });
+    try {
+      return await exe.runAsync(args);
+    } finally {
+      exe.dispose();
+    }
+  };
 
-/** The mismatches of a webgpu run against the interpreter (both given the same f32 inputs), or undefined. */
-const onWebGPU = async (graph: Graph, args64: Record<string, NDArray>, fusion: 'fused' | 'unfused' = 'fused') => {
-  const args = f32(args64);
-  const exe = compile(graph, { backend: 'webgpu', fusion });
-  try {
-    return mismatches(evaluate(graph, args), await exe.runAsync(args));
-  } finally {
-    exe.dispose();
-  }
-};
+/** The mismatches of a webgpu run against the interpreter (both given the same f32 inputs), its error, or undefined. */
+const onWebGPU = (graph: Graph, args64: Record<string, NDArray>) => checkRun(runner(), graph, args64);
 
 test('webgpu: the no-silent-wrong-answers examples match the interpreter (NaN, infinities, x / 0, NaN * 0)', { skip: skip() }, async () => {
-  const failures: string[] = [];
-  for (const ex of examples) {
-    const bad = await onWebGPU(ex.graph(), ex.args).catch((e: Error) => e.message);
-    if (bad) failures.push(`${ex.name}: ${bad.split('\n')[0].slice(0, 300)}`);
-  }
-  assert.ok(failures.length === 0, `${failures.length} of ${examples.length} examples fail on webgpu:\n${failures.join('\n')}`);
+  const failures = await exampleFailures(runner());
+  assert.deepEqual(failures, [], `${failures.length} examples fail on webgpu`);
 });
 
 test(
@@ -79,83 +76,24 @@ test(
   { skip: skip() },
   async () => {
     const tree = new WgslBackend(gpuContext(), { treeOutputsBelow: Infinity, treeMinLength: 1 });
-    const run = async (graph: Graph, args: Record<string, NDArray>) => {
-      const exe = compile(graph, { backend: tree });
-      try {
-        return mismatches(evaluate(graph, args), await exe.runAsync(args));
-      } finally {
-        exe.dispose();
-      }
-    };
-    const failures: string[] = [];
-    for (const ex of examples) {
-      const bad = await run(ex.graph(), f32(ex.args)).catch((e: Error) => e.message);
-      if (bad) failures.push(`${ex.name}: ${bad.split('\n')[0].slice(0, 300)}`);
-    }
-    await fc.assert(
-      fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
-        const graph = programGraph(c);
-        const args = f32(c.args);
-        fc.pre(withinF32(graph, args));
-        const bad = await run(graph, args);
-        if (bad) throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}`);
-      }),
-      { numRuns: 20, seed: 31, maxSkipsPerRun: 10 },
-    );
+    const failures = await exampleFailures(runner(tree));
+    await assertHardPrograms(runner(tree), { numRuns: 20, seed: 31 });
     await tree.dispose();
     assert.deepEqual(failures, []);
   },
 );
 
 test('webgpu: hard programs (NaN and +-Infinity inputs, non-finite constants) and their gradients', { skip: skip() }, async () => {
-  await fc.assert(
-    fc.asyncProperty(hardGraphCaseArb(5), async (c) => {
-      const graph = programGraph(c);
-      const args = f32(c.args);
-      fc.pre(withinF32(graph, args));
-      const bad = await onWebGPU(graph, args);
-      if (bad) {
-        const inputs = Object.entries(args)
-          .map(([k, v]) => `${k} = [${[...v.data].map(show).join(', ')}]`)
-          .join('; ');
-        throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}\n${inputs}`);
-      }
-    }),
-    { numRuns: 30, seed: 29, maxSkipsPerRun: 10, includeErrorInReport: true },
-  );
+  await assertHardPrograms(runner(), { numRuns: 30, seed: 29 });
 });
 
 test('webgpu: random graphs and their gradients match the float64 interpreter', { skip: skip() }, async () => {
-  await fc.assert(
-    fc.asyncProperty(graphCaseArb(6), async (c) => {
-      const graph = programGraph(c);
-      const bad = await onWebGPU(graph, c.args);
-      if (bad) throw new Error(`${bad.split('\n')[0].slice(0, 400)}\n${describeProgram(c.program)}`);
-    }),
-    { numRuns: 40, seed: 7 },
-  );
+  await assertRandomGraphs(runner(), { numRuns: 40, seed: 7 });
 });
 
 test('webgpu: every primitive, forward and gradient, fused and unfused, matches the interpreter', { skip: skip() }, async (t) => {
-  let graphs = 0;
-  for (const [name, arb] of Object.entries(primitiveCases)) {
-    await fc.assert(
-      fc.asyncProperty(arb, async (c) => {
-        const spec = Object.fromEntries(Object.entries(c.args).map(([k, v]) => [k, v.shape]));
-        const g = valueAndGrad(
-          trace((a) => op.sum(op.mul(c.fn(a as Record<string, Tensor>), 0.5)), spec),
-          c.wrt ?? Object.keys(c.args),
-        );
-        for (const fusion of ['fused', 'unfused'] as const) {
-          const bad = await onWebGPU(g, c.args as Record<string, NDArray>, fusion);
-          graphs++;
-          if (bad) throw new Error(`${name} (${fusion}) ${c.describe}: ${bad}`);
-        }
-      }),
-      { numRuns: 4, seed: 11 },
-    );
-  }
-  t.diagnostic(`${graphs} graphs (${Object.keys(primitiveCases).length} primitives)`);
+  const graphs = await assertPrimitives(runner(), { numRuns: 4, seed: 11 });
+  t.diagnostic(`${graphs} graphs (${primitiveCount} primitives)`);
 });
 
 test(

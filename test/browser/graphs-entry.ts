@@ -1,11 +1,20 @@
 // The browser side of test/browser-graphs.test.ts: traces a random program (transforms/check/graphArbitrary.ts) and
-// its gradient in the page, compiles it for WebGL2 or WebGPU and returns the outputs; Node compares them with the
-// interpreter.
+// its gradient in the page, or takes a graph traced in Node (wire.ts), compiles it for WebGL2, gpu.js's WebGPU path or
+// the compiler's own WGSL (webgpu) and returns the outputs; Node compares them with the interpreter. Training steps on
+// both WebGPU backends (rollback, GPU buffer counts) run here whole and return what the test asserts.
 import { valueAndGrad } from '../../transforms/grad.ts';
 import { programSpec, runProgram, type Program } from '../../transforms/check/graphArbitrary.ts';
-import type { NDArray } from '../../core/ndarray.ts';
-import { createBackend, isAvailable, prepareWebGPU, type BackendName } from '../../compiler/index.ts';
-import { compile } from '../../compiler/index.ts';
+import {
+  compile,
+  createBackend,
+  gpuContext,
+  isAvailable,
+  prepareWebGPU,
+  probeBackend,
+  WgslBackend,
+  type BackendName,
+} from '../../compiler/index.ts';
+import type { Tuning } from '../../compiler/webgpu/tune.ts';
 import { compileStep } from '../../train/compileStep.ts';
 import { adam } from '../../dsl/optim.ts';
 import * as nn from '../../dsl/nn.ts';
@@ -22,7 +31,23 @@ import { fromWire as toNd, graphFromWire, toWire, type WireArray, type WireGraph
 
 export type { WireArray };
 
-type PageBackend = Extract<BackendName, 'webgl2' | 'gpujs-webgpu'>;
+export type PageBackend = Extract<BackendName, 'webgl2' | 'gpujs-webgpu' | 'webgpu'>;
+/** webgpu with the tuner forced onto a path SwiftShader's defaults never take on small shapes (tune.ts) */
+export type WgslVariant = 'default' | 'tree' | 'blocked';
+const variantTuning: Record<Exclude<WgslVariant, 'default'>, Tuning> = {
+  // every reduction as a workgroup tree
+  tree: { treeOutputsBelow: Infinity, treeMinLength: 1 },
+  // a block of outputs per invocation wherever loads share an axis
+  blocked: { minInvocations: 1 },
+};
+const variantBackends = new Map<WgslVariant, WgslBackend>();
+/** The backend a compile uses: the name (its shared backend) or, for a webgpu variant, one WgslBackend kept per variant. */
+const backendOf = (backend: PageBackend, variant: WgslVariant) => {
+  if (backend !== 'webgpu' || variant === 'default') return backend;
+  let b = variantBackends.get(variant);
+  if (!b) variantBackends.set(variant, (b = new WgslBackend(gpuContext(), variantTuning[variant])));
+  return b;
+};
 
 /** WebGPU buffers created and not yet destroyed in this page (counted by wrapping GPUDevice.createBuffer). */
 const liveGpuBuffers = new Set<object>();
@@ -43,12 +68,40 @@ const liveGpuBuffers = new Set<object>();
     };
 }
 
+export type StepBackend = Extract<PageBackend, 'gpujs-webgpu' | 'webgpu'>;
+const mlpParams = () => ({ l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) });
+/** The small MLP's training step of the Node tests (test/webgpu.test.ts): Adam, EMA, a batch of 8. */
+const mlpStep = (backend: StepBackend | WgslBackend) =>
+  compileStep(
+    ({ params: p, x: xs }) => {
+      const q = p as unknown as ParamTensors<ReturnType<typeof mlpParams>>;
+      return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
+    },
+    { params: mlpParams(), optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend, emaDecay: 0.9 },
+  );
+/** A settled run as the test prints it: the loss, or the error's name and message. */
+const shown = (r: PromiseSettledResult<number>) =>
+  r.status === 'fulfilled' ? r.value : `${(r.reason as Error).name}: ${(r.reason as Error).message}`;
+
 const api = {
   webgl2: isAvailable('webgl2'),
   /** The WebGPU adapter the page got (requested once; undefined where there is none) and why not. */
   async webgpu() {
     const adapter = await prepareWebGPU();
-    return { adapter, available: isAvailable('gpujs-webgpu') };
+    const ctx = gpuContext();
+    return {
+      adapter,
+      available: isAvailable('gpujs-webgpu'),
+      /** the compiler's own WGSL backend's device (the same adapter, its own device) */
+      wgsl: ctx
+        ? {
+            available: isAvailable('webgpu'),
+            description: ctx.description,
+            software: ctx.software,
+            maxStorageBuffers: ctx.maxStorageBuffers,
+          }
+        : { available: false, reason: probeBackend('webgpu').reason },
+    };
   },
   /** The program's value and gradient wrt every input, compiled for WebGL2 or WebGPU. */
   async run(program: Program, args: Record<string, WireArray>, backend: PageBackend = 'webgl2') {
@@ -69,26 +122,48 @@ const api = {
       outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])),
     };
   },
-  /** A graph built in Node (test/browser/wire.ts), compiled and run here; the outputs, or the error's message. */
-  async runGraph(wire: WireGraph, args: Record<string, WireArray>, backend: PageBackend, fusion: 'fused' | 'unfused' = 'fused') {
+  /**
+   * A graph built in Node (test/browser/wire.ts), compiled and run here: the outputs and the backend that ran them,
+   * or the error's message; how many of the plan's kernels took the variant's path (webgpu only).
+   */
+  async runGraph(
+    wire: WireGraph,
+    args: Record<string, WireArray>,
+    backend: PageBackend,
+    fusion: 'fused' | 'unfused' = 'fused',
+    variant: WgslVariant = 'default',
+  ) {
     try {
-      const exe = compile(graphFromWire(wire), { backend, fusion });
-      const out = await exe.runAsync(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toNd(v)])));
-      exe.dispose();
-      return { outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])) };
+      const exe = compile(graphFromWire(wire), { backend: backendOf(backend, variant), fusion });
+      try {
+        const out = await exe.runAsync(Object.fromEntries(Object.entries(args).map(([k, v]) => [k, toNd(v)])));
+        const path = variant === 'tree' ? /a workgroup per output/ : /outputs per invocation: loads shared/;
+        return {
+          backend: exe.backend,
+          variantKernels: variant === 'default' ? 0 : exe.kernels.filter((k) => path.test(k.source.source)).length,
+          outputs: Object.fromEntries(Object.entries(out).map(([k, v]) => [k, toWire(v)])),
+        };
+      } finally {
+        exe.dispose();
+      }
     } catch (e) {
       return { error: (e as Error).message };
     }
   },
-  /** n uniforms from the counter-based RNG, drawn in a WebGL2 or WebGPU kernel. */
+  /**
+   * n uniforms from the counter-based RNG, drawn in a WebGL2 or WebGPU kernel: their float32 bytes in base64 (2^16 of
+   * them cross to Node in a fraction of the time an array of numbers takes).
+   */
   async uniforms(n: number, seed: number, stream: number, counter: number, backend: PageBackend = 'webgl2') {
     const exe = compile(
       trace(() => op.uniform([n], { seed, stream, counter }), {}),
       { backend },
     );
-    const data = Array.from((await exe.runAsync({})).out.data);
+    const bytes = new Uint8Array(Float32Array.from((await exe.runAsync({})).out.data).buffer);
     exe.dispose();
-    return { backend: exe.backend, data };
+    let text = '';
+    for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    return { backend: exe.backend, base64: btoa(text) };
   },
   kernels: (backend: PageBackend = 'webgl2') => kernelReport(backend),
   /**
@@ -157,63 +232,62 @@ const api = {
     };
   },
   /**
-   * compileStep's overlapped steps on webgpu: four submitted at once, the third with a NaN in its batch. Returns what
-   * each call settled to, whether the parameters afterwards are bit for bit those after two sequential steps, and
-   * the losses of a fifth step from there and of the sequential third.
+   * A training run on a WebGPU backend (webgpu on a WgslBackend of its own, so its count is this plan's): live GPU
+   * buffers in the page (every device's) before compiling, after 3 steps, after the rest of `steps` submitted at once,
+   * after a NaN batch (rolled back) with 2 behind it, and after dispose; the first and last losses, what the NaN batch
+   * and the 2 behind it settled to, the step counter then, and whether a run after dispose is refused.
    */
-  /**
-   * Live WebGPU buffers around a training step's life: before compiling, after 3 steps, after 12 more submitted at
-   * once and a NaN batch (rolled back) with 2 behind it, and after dispose.
-   */
-  async webgpuBuffers() {
-    const params = { l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) };
+  async trainingRun(backend: StepBackend, steps: number) {
+    const own = backend === 'webgpu' ? new WgslBackend() : undefined;
     const x = initNormal([8, 4], 1, 9);
     const bad = { shape: x.shape, data: x.data.map((v, i) => (i === 0 ? NaN : v)) };
     const before = liveGpuBuffers.size;
-    const s = compileStep(
-      ({ params: p, x: xs }) => {
-        const q = p as unknown as ParamTensors<typeof params>;
-        return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
-      },
-      { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'gpujs-webgpu' },
-    );
-    for (let i = 0; i < 3; i++) await s.runAsync({ x });
+    const s = mlpStep(own ?? backend);
+    const losses: number[] = [];
+    for (let i = 0; i < 3; i++) losses.push(await s.runAsync({ x }));
     const warm = liveGpuBuffers.size;
-    await Promise.all(Array.from({ length: 12 }, () => s.runAsync({ x })));
+    losses.push(...(await Promise.all(Array.from({ length: steps - 3 }, () => s.runAsync({ x })))));
     const steady = liveGpuBuffers.size;
-    await Promise.allSettled([s.runAsync({ x: bad }), s.runAsync({ x }), s.runAsync({ x })]);
+    const settled = await Promise.allSettled([s.runAsync({ x: bad }), s.runAsync({ x }), s.runAsync({ x })]);
     const rolledBack = liveGpuBuffers.size;
+    const stepAfter = s.step;
     s.dispose();
-    return { before, warm, steady, rolledBack, disposed: liveGpuBuffers.size };
+    const disposed = liveGpuBuffers.size;
+    const ownBuffers = own?.gpuBuffers();
+    const afterDispose = await s.runAsync({ x }).then(
+      () => 'ran',
+      (e: Error) => e.message,
+    );
+    await own?.dispose();
+    return { before, warm, steady, rolledBack, disposed, ownBuffers, losses, settled: settled.map(shown), stepAfter, afterDispose };
   },
-  async overlappedSteps() {
-    const params = { l1: nn.linear.init(seedFor(3, 'l1'), 4, 16), l2: nn.linear.init(seedFor(3, 'l2'), 16, 4) };
+  /**
+   * compileStep's overlapped steps on a WebGPU backend: four submitted at once, the third with a NaN in its batch.
+   * Returns what each call settled to, whether the parameters, optimizer state and EMA afterwards are bit for bit
+   * those after two sequential steps, and the losses of a fifth step from there and of the sequential third.
+   */
+  async overlappedSteps(backend: StepBackend) {
     const x = initNormal([8, 4], 1, 9);
     const bad = { shape: x.shape, data: x.data.map((v, i) => (i === 0 ? NaN : v)) };
-    const make = () =>
-      compileStep(
-        ({ params: p, x: xs }) => {
-          const q = p as unknown as ParamTensors<typeof params>;
-          return mse(nn.linear.apply(q.l2, op.tanh(nn.linear.apply(q.l1, xs))), xs);
-        },
-        { params, optimizer: adam({ lr: 0.01 }), data: { x: [8, 4] }, backend: 'gpujs-webgpu' },
-      );
     const flat = (p: Params) => flattenParams(p).flatMap(([, v]) => Array.from(v.data));
-    const ref = make();
+    const same = (a: number[], b: number[]) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+    const ref = mlpStep(backend);
     const sequential = [await ref.runAsync({ x }), await ref.runAsync({ x })];
-    const refParams = flat((await ref.readAsync()).params);
+    const refState = await ref.readAsync();
     sequential.push(await ref.runAsync({ x }));
     ref.dispose();
-    const s = make();
+    const s = mlpStep(backend);
     const settled = await Promise.allSettled([s.runAsync({ x }), s.runAsync({ x }), s.runAsync({ x: bad }), s.runAsync({ x })]);
-    const after = flat((await s.readAsync()).params);
+    const after = await s.readAsync();
     const stepAfter = s.step;
     const next = await s.runAsync({ x });
     s.dispose();
     return {
       sequential,
-      settled: settled.map((r) => (r.status === 'fulfilled' ? r.value : `${(r.reason as Error).name}: ${(r.reason as Error).message}`)),
-      sameParams: after.length === refParams.length && after.every((v, i) => Object.is(v, refParams[i])),
+      settled: settled.map(shown),
+      sameParams: same(flat(after.params), flat(refState.params)),
+      sameState: same(flat(after.state), flat(refState.state)),
+      sameEma: same(flat(after.ema), flat(refState.ema)),
       stepAfter,
       next,
     };
