@@ -252,9 +252,13 @@ program
   });
 
 program.exitOverride();
-// the webgpu backend's device is asked for asynchronously, once, before a command that names it resolves backends
+// the webgpu backend's device is asked for asynchronously, once, before a command that names it resolves backends;
+// the commands that train ask for it under auto too: on a hardware adapter auto times the step there against wasm
+// (train/compileStepAuto.ts), a software adapter is never taken
+const TRAINS = new Set(['train', 'finetune', 'experiment']);
 program.hook('preAction', async (_, action) => {
-  if ((action.opts() as { backend?: string }).backend === 'webgpu') await prepareWebGPU();
+  const backend = (action.opts() as { backend?: string }).backend;
+  if (backend === 'webgpu' || ((backend ?? 'auto') === 'auto' && TRAINS.has(action.name()))) await prepareWebGPU();
 });
 try {
   await program.parseAsync(process.argv);

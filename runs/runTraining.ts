@@ -133,6 +133,7 @@ export const trainingJson = (r: TrainResult, command: string) => ({
   interrupted: r.interrupted,
   seconds: r.seconds,
   backend: r.backend,
+  backendReason: r.backendReason,
   meanLossLast50: mean(r.losses.slice(-50)),
   objective: r.setup.config.objective.kind,
   dataset: r.setup.config.data.name,
@@ -197,6 +198,10 @@ const trainIn = async (
       resume: opts.resume,
       from: opts.from,
       stopper,
+      // auto's choice and why (on a GPU machine: the timings of webgpu and wasm), before the progress bar starts
+      onBackend: (reason) => {
+        if (!opts.quiet) process.stderr.write(`backend: ${reason}\n`);
+      },
       onStep: ({ step, loss, total, startStep }) => {
         if (opts.quiet) return;
         bar ??= progressBar(opts.label ?? config.objective.kind, total, startStep, { loss: '-' });

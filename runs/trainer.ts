@@ -4,7 +4,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as t from 'io-ts';
-import { NonFiniteLossError, compileStep } from '../train/compileStep.ts';
+import { NonFiniteLossError } from '../train/compileStep.ts';
+import { compileStepAuto } from '../train/compileStepAuto.ts';
+import type { ChoiceCache } from '../train/autoChoice.ts';
+import { fileChoiceCache } from './autoBackendCache.ts';
 import { adam } from '../dsl/optim.ts';
 import { flattenParams, type Params } from '../dsl/params.ts';
 import {
@@ -182,6 +185,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** stage 2: the stage-1 checkpoint whose weights start the run and make the frozen copy */
   from?: string;
+  /** told which backend runs the step and why (auto's timed choice: train/compileStepAuto.ts), once it is compiled */
+  onBackend?: (reason: string) => void;
   /** called after every completed step */
   onStep?: (info: { step: number; loss: number; total: number; startStep: number }) => void;
   /** set .stop to end the run after the step in flight (Ctrl-C); the checkpoint is saved at that step */
@@ -196,6 +201,8 @@ export interface TrainResult {
   losses: number[];
   seconds: number;
   backend: string;
+  /** why that backend: requested, or auto's choice (on a hardware WebGPU adapter, by timing the step against wasm) */
+  backendReason: string;
   interrupted: boolean;
   checkpoint: string;
 }
@@ -275,7 +282,7 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   if (conditional) data.c = [B];
   let step;
   try {
-    step = compileStep(({ params, step: k, x0, c: cls, ema }) => objective({ params, x0, c: cls, step: k, ema }), {
+    step = await compileStepAuto(({ params, step: k, x0, c: cls, ema }) => objective({ params, x0, c: cls, step: k, ema }), {
       params: start.params,
       optimizer: adam({ lr: c.train.lr, weightDecay: c.train.weightDecay }),
       data,
@@ -284,6 +291,7 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       emaDecay: c.train.emaDecay,
       emaInLoss: c.objective.kind === 'sp' && c.objective.perceptual === 'ema',
       initialState: { state: start.state, ema: start.ema },
+      auto: { cache: autoCache(), log: o.onBackend },
     });
   } catch (e) {
     // the estimate is a lower bound: a plan just over the wasm limit is refused here, by its exact size
@@ -343,7 +351,11 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   if (done > start.step || !fs.existsSync(o.checkpoint)) await save();
   if (keep(done) && done > start.step) fs.copyFileSync(o.checkpoint, kept(done));
   const seconds = (performance.now() - t0) / 1000;
-  const backend = step.executable.backend;
+  const { backend, backendReason } = step.executable;
   step.dispose(); // an experiment trains several models in one process: free this one's kernels and buffers
-  return { setup, step: done, startStep: start.step, losses, seconds, backend, interrupted, checkpoint: o.checkpoint };
+  return { setup, step: done, startStep: start.step, losses, seconds, backend, backendReason, interrupted, checkpoint: o.checkpoint };
 };
+
+let cache: ChoiceCache | undefined;
+/** auto's timed choices, kept in the user's cache folder (runs/autoBackendCache.ts) across runs and commands */
+const autoCache = (): ChoiceCache => (cache ??= fileChoiceCache());

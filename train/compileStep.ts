@@ -1,6 +1,7 @@
 // compileStep: one compiled plan for forward + backward + optimizer update. Parameters and optimizer state stay
 // on the device between steps (the plan's outputs become the next step's inputs); only the loss is read back.
 import { valueAndGrad, gradName } from '../transforms/grad.ts';
+import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { fmt, size } from '../core/shape.ts';
 import type { Optimizer } from '../dsl/optim.ts';
@@ -100,7 +101,20 @@ const RESERVED = ['params', 'state', 'ema', 'step'];
 export const compileStep = <const D extends Record<string, Shape>, P extends Params = Params>(
   loss: (args: StepArgs<D, P>) => Tensor,
   options: StepOptions<D, P>,
-): TrainStep<P> => {
+): TrainStep<P> => stepOnGraph(traceStep(loss, options), options);
+
+/** A training step traced but not compiled: its graph and the state it starts from (compileStepAuto keys on the graph). */
+export interface TracedStep {
+  readonly graph: Graph;
+  readonly state0: Params;
+  readonly ema0?: Params;
+}
+
+/** compileStep's first half: checks the options and traces loss, gradient, optimizer update and EMA into one graph. */
+export const traceStep = <const D extends Record<string, Shape>, P extends Params = Params>(
+  loss: (args: StepArgs<D, P>) => Tensor,
+  options: StepOptions<D, P>,
+): TracedStep => {
   const { params, optimizer, data } = options;
   for (const k of Object.keys(data))
     if (RESERVED.includes(k)) throw new Error(`compileStep: data input '${k}' clashes with a reserved name (${RESERVED.join(', ')})`);
@@ -134,6 +148,16 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
     },
     { params: pSpec, state: paramSpec(state0) as Spec, ...(ema0 ? { ema: pSpec } : {}), step: [], ...data } as Record<string, Spec>,
   );
+  return { graph: stepGraph, state0, ema0 };
+};
+
+/** compileStep's second half: compiles a traced step (for `options.backend`) and keeps its state on the device. */
+export const stepOnGraph = <const D extends Record<string, Shape>, P extends Params = Params>(
+  traced: TracedStep,
+  options: StepOptions<D, P>,
+): TrainStep<P> => {
+  const { graph: stepGraph, state0, ema0 } = traced;
+  const { params, data } = options;
   // every output but the loss is the next step's input of the same name: on the wasm backend it never leaves the
   // plan's memory (feedback), on GL it stays in its texture
   const stateNames = stepGraph.outputs.map((o) => o.name).filter((n) => n !== 'loss');
@@ -287,7 +311,7 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
     return loss;
   };
 
-  return {
+  const self: TrainStep<P> = {
     executable,
     get step() {
       return step;
@@ -324,4 +348,40 @@ export const compileStep = <const D extends Record<string, Shape>, P extends Par
       executable.dispose();
     },
   };
+
+  // timing before the first step (compileStepAuto): the state after the timed runs is not kept, since the first real
+  // run writes the initial state again (`resident` still holds it): wasm adopts nothing without adoptFeedback, and
+  // webgpu's timed runs adopt on the GPU only what that first run overwrites
+  timers.set(self as TrainStep, async (batch, runs) => {
+    if (!(gated || executable.adoptFeedback) || step !== (options.startStep ?? 1) || resident.size === 0)
+      throw new Error('timeSteps: only a wasm or webgpu step that has not run yet can be timed');
+    const once = async (given: Readonly<Record<string, NDArray | ArrayLike<number>>>): Promise<number> => {
+      if (gated) return executable.runGated!(given, 'loss');
+      const out = executable.runDevice(given);
+      return executable.read(out.loss, [])[0];
+    };
+    await once(inputsFor(batch)); // a warm-up that also writes the state into the plan
+    // later runs send only the batch and the counter, as a real step does after its first
+    const later = { ...batch, step: Float32Array.of(step) };
+    const t0 = performance.now();
+    // webgpu's runs overlap as trainWhile's do: each submitted before the loss of the one before it is read
+    if (gated) await Promise.all(Array.from({ length: runs }, () => once(later)));
+    else for (let i = 0; i < runs; i++) await once(later);
+    const ms = (performance.now() - t0) / runs;
+    executable.resetGate?.();
+    return ms;
+  });
+  return self;
+};
+
+const timers = new WeakMap<TrainStep, (batch: Readonly<Record<string, NDArray | ArrayLike<number>>>, runs: number) => Promise<number>>();
+
+/**
+ * Milliseconds per step of a compiled step that has not run yet, over `runs` steps on `batch` after one warm-up; the
+ * step's state and counter are as before (its first run starts from its initial state). wasm and webgpu only.
+ */
+export const timeSteps = (s: TrainStep, batch: Readonly<Record<string, NDArray | ArrayLike<number>>>, runs = 3): Promise<number> => {
+  const t = timers.get(s);
+  if (!t) throw new Error('timeSteps: not a step compiled by compileStep');
+  return t(batch, runs);
 };

@@ -12,7 +12,8 @@ import {
   type BackendRequest,
 } from '../compiler/index.ts';
 import { BackendError } from '../compiler/index.ts';
-import { compileStep, type TrainStep } from '../train/compileStep.ts';
+import { compileStep, type StepArgs, type TrainStep } from '../train/compileStep.ts';
+import { compileStepAuto, type AutoOptions } from '../train/compileStepAuto.ts';
 import { decodeCheckpoint, encodeCheckpoint, SignatureMismatchError } from '../storage/checkpoint.ts';
 import { adam } from '../dsl/optim.ts';
 import { flattenParams, mapParams, type Params } from '../dsl/params.ts';
@@ -58,9 +59,10 @@ export interface BackendChoice {
 }
 
 /**
- * 'auto' (the default): WebGPU on a hardware adapter, else WebGL2 on a hardware GPU, else the wasm backend (a
- * software implementation such as SwiftShader is slower than WebAssembly SIMD), with the reason. A named backend if
- * this browser has it, else auto's choice, saying why. The page awaits prepareWebGPU() before it asks.
+ * 'auto' (the default) before the step is compiled: WebGL2 on a hardware GPU, else the wasm backend (a software
+ * implementation such as SwiftShader is slower than WebAssembly SIMD), with the reason; on a hardware WebGPU adapter
+ * the first step's compile times webgpu against wasm and the session takes the faster (Session.ensureTrainer). A named
+ * backend if this browser has it, else auto's choice, saying why. The page awaits prepareWebGPU() before it asks.
  */
 export const chooseBackend = (requested: BackendRequest): BackendChoice => {
   if (requested === 'auto') {
@@ -199,13 +201,23 @@ export class Session {
   private state?: Params;
   private ema!: Params;
   private trainer?: TrainStep;
+  /** bumped whenever the plans are dropped: a timed compile that finishes after it is stale */
+  private plansEpoch = 0;
   /** the trainer's step counter when syncAsync last read its weights back (webgpu) */
   private syncedStep = -1;
   private samplers = new Map<string, Sampler>();
   /** set when a backend failed at run time and the session moved to another one */
   runtimeFallback?: string;
 
-  constructor(run: PageRun, backend: BackendRequest) {
+  /**
+   * `auto` (optional) injects compileStepAuto's adapter facts, timer or cache (tests: a software adapter treated as
+   * hardware); by default the page's adapter, real timings and a cache for the page's life.
+   */
+  constructor(
+    run: PageRun,
+    backend: BackendRequest,
+    private readonly auto: Pick<AutoOptions, 'adapter' | 'time' | 'cache'> = {},
+  ) {
     this.run = run;
     this.backend = chooseBackend(backend);
     this.rebuild(run);
@@ -279,6 +291,7 @@ export class Session {
       this.trainer?.dispose();
     } catch {}
     this.trainer = undefined;
+    this.plansEpoch++;
     if (!samplers) return;
     for (const s of this.samplers.values()) {
       try {
@@ -343,19 +356,48 @@ export class Session {
     return this.objective === 'sp' ? this.run.train.lr * SP_LR_FACTOR : this.run.train.lr;
   }
 
-  private compileTrainer(): TrainStep {
+  /** The training step of the current model and objective, and compileStep's options but the backend. */
+  private stepDefinition() {
     const B = this.run.train.batchSize;
     const objective = this.objectiveFn();
     const data = this.numClasses === undefined ? { x0: [B, 2] } : { x0: [B, 2], c: [B] };
-    return compileStep(({ params, step, x0, c }) => objective({ params, x0, c, step }), {
-      params: this.params,
-      optimizer: adam({ lr: this.lr, weightDecay: this.run.train.weightDecay }),
-      data: data as Record<string, number[]>,
-      backend: this.backend.name,
-      emaDecay: this.run.train.emaDecay,
-      startStep: this.step + 1,
-      initialState: { state: this.state, ema: this.ema },
-    });
+    return {
+      loss: ({ params, step, x0, c }: StepArgs<Record<string, number[]>>) => objective({ params, x0, c, step }),
+      options: {
+        params: this.params,
+        optimizer: adam({ lr: this.lr, weightDecay: this.run.train.weightDecay }),
+        data: data as Record<string, number[]>,
+        emaDecay: this.run.train.emaDecay,
+        startStep: this.step + 1,
+        initialState: { state: this.state, ema: this.ema },
+      },
+    };
+  }
+
+  private compileTrainer(): TrainStep {
+    const { loss, options } = this.stepDefinition();
+    return compileStep(loss, { ...options, backend: this.backend.name });
+  }
+
+  /**
+   * The trainer, compiled if there is none. Under 'auto' the step is compiled by compileStepAuto: on a hardware WebGPU
+   * adapter it is timed on webgpu and on wasm and the faster kept (the choice cached for the page's life), and the
+   * session's backend becomes that choice, with its reason; on a software adapter auto's untimed choice stands.
+   */
+  private async ensureTrainer(): Promise<TrainStep> {
+    if (this.trainer) return this.trainer;
+    if (this.backend.requested !== 'auto' || this.runtimeFallback) return (this.trainer = this.compileTrainer());
+    const epoch = this.plansEpoch;
+    const { loss, options } = this.stepDefinition();
+    const trainer = await compileStepAuto(loss, { ...options, backend: 'auto', auto: { ...this.auto, batch: this.batch(this.step + 1) } });
+    if (epoch !== this.plansEpoch || this.trainer) {
+      // the model, objective or backend changed while it was timed: compile for what is there now
+      trainer.dispose();
+      return this.ensureTrainer();
+    }
+    // samplers compiled before it keep their backend; later ones take this one
+    this.backend = { requested: 'auto', name: trainer.executable.backend, reason: trainer.executable.backendReason };
+    return (this.trainer = trainer);
   }
 
   /** The batch of a step, drawn by the CLI's own batch source: fresh points keyed by (seed, step), class = mixture mode. */
@@ -381,12 +423,10 @@ export class Session {
 
   /** One step, awaiting the loss (mapAsync on webgpu, so the page stays responsive while the GPU works). */
   async trainStepAsync(): Promise<number> {
-    if (!this.trainer) this.trainer = this.compileTrainer();
+    const trainer = await this.ensureTrainer();
     let loss: number;
     try {
-      loss = isAsyncBackend(this.backend.name)
-        ? await this.trainer.runAsync(this.batch(this.step + 1))
-        : this.trainer.run(this.batch(this.step + 1));
+      loss = isAsyncBackend(this.backend.name) ? await trainer.runAsync(this.batch(this.step + 1)) : trainer.run(this.batch(this.step + 1));
     } catch (e) {
       // keep the steps already taken, if the failed backend can still be read
       if (e instanceof BackendError) await this.syncAsync().catch(() => {});
@@ -401,6 +441,7 @@ export class Session {
    * the readback (compileStep's overlapped runAsync; a non-finite loss still keeps the update from being applied).
    */
   async trainWhile(more: () => boolean): Promise<number> {
+    await this.ensureTrainer();
     if (!isAsyncBackend(this.backend.name)) {
       let n = 0;
       do {
@@ -409,8 +450,7 @@ export class Session {
       } while (more());
       return n;
     }
-    this.trainer ??= this.compileTrainer();
-    const trainer = this.trainer;
+    const trainer = await this.ensureTrainer();
     let next = this.step + 1;
     let inflight = trainer.runAsync(this.batch(next++));
     let n = 0;

@@ -78,8 +78,8 @@ export interface ResolvedBackend {
 }
 
 /**
- * The backend a request names, with the reason: `auto` picks WebGPU or GL on a hardware GPU, else `wasm`; a named backend
- * that is unknown or unavailable here throws, naming what is available.
+ * The backend a request names, with the reason: `auto` picks GL on a hardware GPU, else `wasm` (webgpu only by timing a
+ * step: compileStepAuto); a named backend that is unknown or unavailable here throws, naming what is available.
  */
 export const resolveBackend = (req: BackendRequest = 'auto'): ResolvedBackend => {
   const available = availableBackends();
@@ -154,19 +154,22 @@ export const glDriverOfProcess = (fs: FsLike | undefined, maps?: string): string
 export const isSoftwareRenderer = (renderer: string): boolean => /llvmpipe|softpipe|swiftshader|software|swrast/i.test(renderer);
 
 /**
- * `auto`: WebGPU on a hardware adapter, else a GL backend on a hardware GPU (WebGL2 in a browser, headless-gl in
- * Node), else the wasm backend, else
- * whatever gpu.js path is available. The reason says what was found.
+ * `auto` without timing: a GL backend on a hardware GPU (WebGL2 in a browser, headless-gl in Node), else the wasm
+ * backend, else whatever gpu.js path is available. The compiler's WGSL (webgpu) on a hardware adapter is taken only
+ * where a timed step beats wasm (compileStepAuto, train/autoChoice.ts); a software adapter never. The reason says
+ * what was found.
  */
 const chooseAuto = (available: readonly BackendName[]): ResolvedBackend => {
   const notes: string[] = [];
   const gpu = gpuContext();
-  if (available.includes('webgpu') && gpu && !gpu.software) return { name: 'webgpu', reason: `auto: webgpu (GPU: ${gpu.description})` };
+  const hardwareWgsl = available.includes('webgpu') && gpu && !gpu.software;
+  if (hardwareWgsl) notes.push(`webgpu's adapter is ${gpu.description}, taken only where a timed step beats wasm (compileStepAuto)`);
   const adapter = webgpuAdapter();
-  if (available.includes('gpujs-webgpu') && adapter && !adapter.software)
+  // gpu.js's WebGPU path stands in only where the compiler's own WGSL cannot run
+  if (!hardwareWgsl && available.includes('gpujs-webgpu') && adapter && !adapter.software)
     return { name: 'gpujs-webgpu', reason: `auto: webgpu (GPU: ${adapter.description})` };
-  if (gpu) notes.push(`webgpu's adapter is ${gpu.description}, a CPU implementation`);
-  else if (adapter) notes.push(`webgpu's adapter is ${adapter.description}, a CPU implementation`);
+  if (gpu?.software) notes.push(`webgpu's adapter is ${gpu.description}, a CPU implementation`);
+  else if (!gpu && adapter) notes.push(`webgpu's adapter is ${adapter.description}, a CPU implementation`);
   for (const gl of ['webgl2', 'headlessgl'] as const) {
     if (!available.includes(gl)) continue;
     const renderer = glRenderer(gl);
