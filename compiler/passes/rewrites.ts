@@ -16,6 +16,8 @@ export interface RewriteArgs<P extends OpName> {
   emit(n: Node, inputs: number[]): number;
   /** the splat v in n's shape: a scalar constant, broadcast (which codegen inlines as a literal) */
   splatBroadcast(n: Node, v: number): number;
+  /** how many live nodes and outputs of the old graph read node `id` (an id of the old graph, as in n.inputs) */
+  uses(id: number): number;
 }
 
 export interface Rewrite {
@@ -71,5 +73,24 @@ export const rewrites: readonly Rewrite[] = [
     const [pt, pb, pl, pr] = n.attrs.padding;
     const padding = [pt + x.attrs.lo[2], pb + x.attrs.hi[2], pl + x.attrs.lo[3], pr + x.attrs.hi[3]] as const;
     return emit({ ...n, attrs: { stride: n.attrs.stride, padding } }, [x.inputs[0], ins[1]]);
+  }),
+  // an input gradient is the full convolution of the padded cotangent, cropped by the forward padding (vjpRules.ts):
+  // computing only the rows and columns kept saves (H + 2p)^2 / H^2 of its work, 2.25x on a 4x4 image
+  rule('a spatial slice of a conv2d used nowhere else is a conv2d with less padding', ['slice'], ({ n, ins, node, emit, uses }) => {
+    const conv = node(ins[0]);
+    if (conv.op !== 'conv2d' || uses(n.inputs[0]) !== 1 || n.attrs.step.some((s) => s !== 1)) return undefined;
+    if ([0, 1].some((d) => n.attrs.start[d] !== 0 || n.attrs.stop[d] !== conv.shape[d])) return undefined;
+    const [x, w] = conv.inputs.map((id) => node(id).shape);
+    const padding: number[] = [];
+    for (const d of [0, 1]) {
+      const [start, stop, stride, before] = [n.attrs.start[2 + d], n.attrs.stop[2 + d], conv.attrs.stride[d], conv.attrs.padding[2 * d]];
+      const lo = before - start * stride;
+      // the last kept output's window ends at (stop - 1) * stride + kernel in the new padded input
+      const hi = (stop - start - 1) * stride + w[2 + d] - x[2 + d] - lo;
+      if (lo < 0 || hi < 0) return undefined; // the kept outputs skip input rows: not a padding
+      padding.push(lo, hi);
+    }
+    const [pt, pb, pl, pr] = padding;
+    return emit({ ...conv, shape: n.shape, attrs: { stride: conv.attrs.stride, padding: [pt, pb, pl, pr] } }, [...conv.inputs]);
   }),
 ];

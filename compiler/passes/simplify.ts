@@ -31,6 +31,10 @@ export const simplify = (graph: Graph): Graph => {
     graph,
     graph.outputs.map((o) => o.id),
   );
+  const readers = new Map<number, number>();
+  for (const n of graph.nodes) if (live.has(n.id)) for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  for (const o of graph.outputs) readers.set(o.id, (readers.get(o.id) ?? 0) + 1);
+  const uses = (id: number) => readers.get(id) ?? 0;
   const b = new GraphBuilder();
   const map = new Map<number, number>(); // old id -> new id
   const seen = new Map<string, number>();
@@ -55,7 +59,7 @@ export const simplify = (graph: Graph): Graph => {
   return b.build(graph.outputs.map((o) => ({ name: o.name, id: map.get(o.id)! })));
 
   function rewrite(n: Node, ins: number[]): number | undefined {
-    const args: RewriteArgs<OpName> = { n, ins, node, emit, splatBroadcast };
+    const args: RewriteArgs<OpName> = { n, ins, node, emit, splatBroadcast, uses };
     for (const r of rulesFor.get(n.op) ?? []) {
       const id = r.apply(args);
       if (id !== undefined) return id;
