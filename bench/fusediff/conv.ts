@@ -12,6 +12,7 @@ export class FusediffConv implements ConvPeer {
   private exe?: Executable;
   private x?: Float32Array;
   private w?: Float32Array;
+  private y?: Float32Array;
 
   constructor(
     private readonly requested: BackendName,
@@ -31,11 +32,15 @@ export class FusediffConv implements ConvPeer {
     );
     this.backend = this.exe.backend;
     ({ x: this.x, w: this.w } = convInputs(c));
+    this.y = new Float32Array(c.batch * c.outChannels * c.size * c.size); // 'same' padding at stride 1
   }
 
+  /**
+   * The output goes into one array of ours, as a caller running the same conv again and again would (runDevice's
+   * `into`): on wasm that saves a fresh copy of the 512 KB output per run; elsewhere the copy is the read back.
+   */
   async run(): Promise<void> {
-    const out = (await this.exe!.runDeviceAsync({ x: this.x!, w: this.w! })).out;
-    this.exe!.read(out, []); // synchronise (GL backends queue work until read); wasm returns a copy already
+    await this.exe!.runDeviceAsync({ x: this.x!, w: this.w! }, { into: { out: this.y! } });
   }
 
   async dispose(): Promise<void> {
