@@ -40,7 +40,7 @@ export class FusediffMlp implements PeerSystem {
   }
 
   async evalLoss(eps: Float32Array, t: Int32Array): Promise<number> {
-    const params = this.train!.params();
+    const { params } = await this.train!.readAsync(); // async: webgpu reads back only so
     this.evalExe ??= compile(
       trace(({ params: p, x0, eps: e, t: tt }) => lossOf(p as ParamTensors<Params>, x0, e, tt), {
         params: paramSpec(params),
@@ -50,7 +50,7 @@ export class FusediffMlp implements PeerSystem {
       }),
       { backend: this.train!.executable.backend, fusion: this.fusion },
     );
-    return this.evalExe.run({ ...bindInputs({ params }), x0: this.x0, eps, t: Float32Array.from(t) }).out.data[0];
+    return (await this.evalExe.runAsync({ ...bindInputs({ params }), x0: this.x0, eps, t: Float32Array.from(t) })).out.data[0];
   }
 
   /** frees the training step and the loss plan: their memory and, on wasm, their worker threads (Web Workers in a page) */

@@ -5,16 +5,21 @@
 // hardwareConcurrency Web Workers. The systems are the bench's own classes (bench/fusediff/, bench/peers/), so the
 // workloads are the same code as in Node. Every Worker the page starts is counted (the constructor is wrapped), so
 // each row says how many were live while it ran and how many were left after its dispose.
+// The WebGPU systems (navigator.gpu: SwiftShader's Vulkan here) run the reference MLP step: fusediff's own WGSL
+// (`webgpu`), gpu.js's WebGPU path (`gpujs-webgpu`, which cannot run in Node: bench/webgpu.ts), TF.js's webgpu backend and
+// jax-js's webgpu device, so that the pair the issue compares (our WGSL against gpu.js's) is measured in one run.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
-import { backendFor, shutdownBackends } from '../../compiler/index.ts';
+import { backendFor, prepareWebGPU, shutdownBackends } from '../../compiler/index.ts';
 import { timeRuns } from '../../train/inspectStep.ts';
-import { BATCH, CONV, convFlops, matmulFlops } from '../../workloads/reference.ts';
+import { BATCH, CONV, convFlops, eightGaussians, initParams, matmulFlops, probeNoise, referenceLoss } from '../../workloads/reference.ts';
 import { FusediffConv } from '../fusediff/conv.ts';
 import { FusediffMatmul } from '../fusediff/matmul.ts';
 import { FusediffMlp } from '../fusediff/mlpDenoiser.ts';
 import { jaxjsConv, jaxjsMatmul, jaxjsMlp } from '../peers/jaxjs.ts';
 import { tfjsConv, tfjsMatmul, tfjsMlp } from '../peers/tfjs.ts';
+import { tfjsWebgpuMlp } from '../peers/tfjsWebgpu.ts';
+import { WEBGPU_SYSTEMS, type SystemId } from './systems.ts';
 
 /** Web Workers started in this page and not terminated (the page's own Worker, wrapped before anything starts one). */
 const liveWorkers = new Set<object>();
@@ -55,8 +60,7 @@ const tfjsEveryCore = async (setup: () => Promise<void>): Promise<void> => {
   }
 };
 
-export const SYSTEMS = ['fusediff', 'tfjs', 'jaxjs'] as const;
-export type SystemId = (typeof SYSTEMS)[number];
+export { SYSTEMS, WEBGPU_SYSTEMS, type SystemId } from './systems.ts';
 /** The workloads of bench/run.ts: the reference MLP step, square matmuls (MATMUL_SIZES), the forward conv (CONV). */
 export const WORKLOADS = ['mlp', 'matmul-256', 'matmul-512', 'matmul-1024', 'conv', 'conv-eager'] as const;
 export type WorkloadId = (typeof WORKLOADS)[number];
@@ -92,6 +96,8 @@ export interface PageRow {
   runs: number;
   /** the MLP step's loss after the timed runs (a sanity value) */
   loss?: number;
+  /** the MLP step's probe loss at the initial parameters against the float64 reference, checked before timing */
+  probeRelErr?: number;
   /** Web Workers live in the page after the timed runs, before dispose() */
   workersWhileRunning: number;
   /** Web Workers live after the row's dispose() */
@@ -104,14 +110,42 @@ interface Runner {
   setup(): Promise<void>;
   run(): Promise<void>;
   loss?(): Promise<number>;
+  /** the MLP step's loss on the probe batch at its current parameters (checked before timing, as bench/peers/check.ts) */
+  evalLoss?(eps: Float32Array, t: Int32Array): Promise<number>;
 }
+
+/** The MLP rows' check: the probe loss at the initial parameters within this of the float64 reference (check.ts's). */
+const PROBE_REL_TOL = 1e-4;
+const probe = probeNoise();
+let reference: number | undefined;
 
 const threadWords = (n: number) => `${n} thread${n === 1 ? '' : 's'}`;
 
+/** A WebGPU system's MLP step: fusediff on its WGSL or on gpu.js's WebGPU path, TF.js webgpu, jax-js webgpu. */
+const webgpuMlp = (system: SystemId) =>
+  system === 'fusediff-webgpu'
+    ? new FusediffMlp('webgpu')
+    : system === 'gpujs-webgpu'
+      ? new FusediffMlp('gpujs-webgpu')
+      : system === 'tfjs-webgpu'
+        ? tfjsWebgpuMlp()
+        : jaxjsMlp('webgpu');
+
 const runnerFor = (system: SystemId, workload: WorkloadId): { runner: Runner; unit: PageRow['unit']; flops: number } => {
+  if (WEBGPU_SYSTEMS.includes(system)) {
+    if (workload !== 'mlp') throw new Error(`bench page: ${system} runs the mlp workload only`);
+    const s = webgpuMlp(system);
+    const setup = async () => {
+      if (!(await prepareWebGPU())) throw new Error('bench page: no WebGPU adapter in this page (navigator.gpu found none)');
+      await s.setup();
+    };
+    const runner = { peer: s, setup, run: () => s.step(), loss: () => s.loss(), evalLoss: s.evalLoss.bind(s) };
+    return { runner, unit: 'samples/s', flops: 0 };
+  }
   if (workload === 'mlp') {
     const s = system === 'fusediff' ? new FusediffMlp('wasm') : system === 'tfjs' ? tfjsMlp('wasm') : jaxjsMlp('wasm');
-    return { runner: { peer: s, setup: () => s.setup(), run: () => s.step(), loss: () => s.loss() }, unit: 'samples/s', flops: 0 };
+    const runner = { peer: s, setup: () => s.setup(), run: () => s.step(), loss: () => s.loss(), evalLoss: s.evalLoss.bind(s) };
+    return { runner, unit: 'samples/s', flops: 0 };
   }
   if (workload.startsWith('matmul-')) {
     const n = Number(workload.slice('matmul-'.length));
@@ -136,6 +170,11 @@ const fusediffBackend = (): string => {
 
 const api = {
   cores,
+  /** the page's WebGPU adapter as the compiler describes it, or why there is none */
+  async webgpuAdapter(): Promise<string> {
+    const a = await prepareWebGPU();
+    return a ? `${a.description}${a.software ? ' (a CPU implementation)' : ''}` : 'none: navigator.gpu found no adapter';
+  },
   crossOriginIsolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true,
   userAgent: navigator.userAgent,
   /** Web Workers live now, and started since the page loaded */
@@ -144,6 +183,17 @@ const api = {
   async measure(system: SystemId, workload: WorkloadId, timing: Timing): Promise<PageRow> {
     const { runner, unit, flops } = runnerFor(system, workload);
     await (system === 'tfjs' ? tfjsEveryCore(() => runner.setup()) : runner.setup());
+    let probeRelErr: number | undefined;
+    if (runner.evalLoss) {
+      // a system that computes another function reports no speed: the run records it as failed
+      reference ??= referenceLoss(initParams(), eightGaussians(), probe.eps, probe.t);
+      const got = await runner.evalLoss(probe.eps, probe.t);
+      probeRelErr = Math.abs(got - reference) / reference;
+      if (!(probeRelErr < PROBE_REL_TOL)) {
+        await runner.peer.dispose();
+        throw new Error(`wrong results: probe loss ${got} against float64 ${reference} (rel err ${probeRelErr.toExponential(1)})`);
+      }
+    }
     await new Promise((r) => setTimeout(r, timing.settle)); // a page's workers start only once its script yields
     const stats = await timeRuns(() => runner.run(), {
       time: timing.time,
@@ -157,9 +207,11 @@ const api = {
     const backend =
       system === 'fusediff'
         ? fusediffBackend()
-        : system === 'tfjs' && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))
-          ? `${runner.peer.backend}, threaded-SIMD binary`
-          : runner.peer.backend;
+        : system === 'gpujs-webgpu'
+          ? "gpujs-webgpu (gpu.js's WebGPU path)"
+          : system === 'tfjs' && (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'))
+            ? `${runner.peer.backend}, threaded-SIMD binary`
+            : runner.peer.backend;
     await runner.peer.dispose();
     return {
       system: runner.peer.system,
@@ -176,6 +228,7 @@ const api = {
       rmePercent: stats.rmePercent,
       runs: stats.runs,
       ...(loss !== undefined ? { loss } : {}),
+      ...(probeRelErr !== undefined ? { probeRelErr } : {}),
       workersWhileRunning,
       workersAfterDispose: liveWorkers.size,
     };

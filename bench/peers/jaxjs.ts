@@ -250,6 +250,14 @@ class JaxMatmul implements MatmulPeer {
     c.dispose();
   }
 
+  async readback(): Promise<{ a: Float32Array; b: Float32Array; c: Float32Array }> {
+    const { a, b, mm } = this;
+    if (!a || !b || !mm) throw new Error('jax-js: call setup(n) before readback()');
+    // data() consumes the array it reads: the operands are read through new references
+    const [av, bv, cv] = await Promise.all([a.ref.data(), b.ref.data(), mm(a.ref, b.ref).data()]);
+    return { a: Float32Array.from(av), b: Float32Array.from(bv), c: Float32Array.from(cv) };
+  }
+
   async dispose(): Promise<void> {
     this.a?.dispose();
     this.b?.dispose();
@@ -266,15 +274,19 @@ class JaxConv implements ConvPeer {
   private w?: Arr;
   private conv?: (x: Arr, w: Arr) => Arr;
   private jitted?: Jax.OwnedFunction<(x: Arr, w: Arr) => Arr>;
-  constructor(private readonly mode: 'jit' | 'eager') {
-    this.backend = `wasm${mode === 'jit' ? ' + jit' : ', eager'}`;
+  constructor(
+    private readonly mode: 'jit' | 'eager',
+    private readonly device: JaxDevice = 'wasm',
+  ) {
+    this.backend = `${device}${mode === 'jit' ? ' + jit' : ', eager'}`;
   }
 
   async setup(c: ConvWorkload = CONV): Promise<void> {
     await this.dispose();
-    const jax = (this.jax = await loadJax());
+    const jax = (this.jax = await loadJax(this.device));
+    jax.defaultDevice(this.device);
     this.system = `jax-js ${await readJaxVersion()}`;
-    this.backend = `wasm${this.mode === 'jit' ? ' + jit' : ', eager'} (${threadsNote()})`;
+    this.backend = `${this.device}${this.mode === 'jit' ? ' + jit' : ', eager'}${this.device === 'wasm' ? ` (${threadsNote()})` : ''}`;
     const np = jax.numpy;
     const { x, w } = convInputs(c);
     // lax.conv's layouts are fusediff's: lhs NCHW [N, C, H, W], rhs OIHW [O, C, KH, KW]
@@ -305,5 +317,5 @@ class JaxConv implements ConvPeer {
 export const jaxjsMlp = (device: JaxDevice = 'wasm'): PeerSystem => new JaxMlp(device);
 /** An n x n x n f32 matmul on jax-js `wasm` (or `webgpu`) under jit. */
 export const jaxjsMatmul = (device: JaxDevice = 'wasm'): MatmulPeer => new JaxMatmul(device);
-/** One forward lax.conv (NCHW / OIHW, 'SAME') on jax-js `wasm`, under jit or eager. */
-export const jaxjsConv = (mode: 'jit' | 'eager' = 'jit'): ConvPeer => new JaxConv(mode);
+/** One forward lax.conv (NCHW / OIHW, 'SAME') on jax-js `wasm` (or `webgpu`), under jit or eager. */
+export const jaxjsConv = (mode: 'jit' | 'eager' = 'jit', device: JaxDevice = 'wasm'): ConvPeer => new JaxConv(mode, device);

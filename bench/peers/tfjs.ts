@@ -1,5 +1,6 @@
-// TensorFlow.js peers: the reference MLP step and a square matmul on the `cpu` and `wasm` backends.
-// Both backends live in one tfjs-core engine, which has ONE active backend at a time: every entry point below
+// TensorFlow.js peers: the reference MLP step, a square matmul and the forward conv on the `cpu` and `wasm` backends
+// (and on `webgpu` through tfjsWebgpu.ts, which hands these classes its own TfjsDriver).
+// Every backend lives in one tfjs-core engine, which has ONE active backend at a time: every entry point below
 // first makes its own backend active (tensors created on one backend and used on another are silently copied).
 // In Node the wasm backend is single-threaded: tfjs-backend-wasm 4.x answers WASM_HAS_MULTITHREAD_SUPPORT with
 // false whenever IS_NODE (tfjs issue #3830), so it loads tfjs-backend-wasm-simd.wasm, never the threaded binary.
@@ -39,8 +40,8 @@ const setLocalWasmPaths = (): void => {
   wasmPathsSet = true;
 };
 
-/** Make `name` the active tfjs backend (cheap when it already is). */
-export const useTfjsBackend = async (name: TfjsBackend): Promise<void> => {
+/** Make `name` the active tfjs backend (cheap when it already is); a name other than cpu and wasm must be registered. */
+export const useTfjsBackend = async (name: string): Promise<void> => {
   // engine().backendName, not getBackend(): getBackend() would first initialise the highest-priority backend
   if (tf.engine().backendName === name) return;
   if (name === 'wasm') setLocalWasmPaths();
@@ -55,6 +56,31 @@ const describeBackend = async (name: TfjsBackend): Promise<string> => {
   const threads = tfwasm.getThreadsCount();
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
 };
+
+/**
+ * One tfjs backend as the peer classes use it: the wasm and cpu drivers are below, webgpu's in tfjsWebgpu.ts (in Node it
+ * must set navigator.gpu before the backend's package is imported, which is when that package registers the backend).
+ */
+export interface TfjsDriver {
+  /** tfjs's name of the backend */
+  readonly name: string;
+  /** make it the active backend (initialising it on first use) */
+  use(): Promise<void>;
+  /** what actually ran, in words (called after use()) */
+  describe(): Promise<string>;
+  /**
+   * Resolves when `t` has been computed. cpu and wasm compute inside the op, so a read-back proves it; a GPU backend
+   * may wait for its queue instead, as jax-js's blockUntilReady and fusediff's resident matmul do.
+   */
+  settle(t: tf.Tensor): Promise<void>;
+}
+
+const cpuOrWasm = (name: TfjsBackend): TfjsDriver => ({
+  name,
+  use: () => useTfjsBackend(name),
+  describe: () => describeBackend(name),
+  settle: async (t) => void (await t.data()),
+});
 
 interface TfLayer {
   w: tf.Variable<tf.Rank.R2>;
@@ -75,7 +101,7 @@ const lossOf = (layers: TfLayer[], x0: tf.Tensor2D, freqs: tf.Tensor2D, eps: tf.
   return tf.mean(tf.squaredDifference(h, eps));
 };
 
-class TfjsMlp implements PeerSystem {
+export class TfjsMlp implements PeerSystem {
   readonly system = `TensorFlow.js ${TFJS_VERSION}`;
   backend: string;
   readonly noise =
@@ -88,15 +114,15 @@ class TfjsMlp implements PeerSystem {
   private last = NaN;
   private steps = 0;
   constructor(
-    private readonly name: TfjsBackend,
+    private readonly driver: TfjsDriver,
     private readonly seed = 1234,
   ) {
-    this.backend = name;
+    this.backend = driver.name;
   }
 
   async setup(): Promise<void> {
-    await useTfjsBackend(this.name);
-    this.backend = await describeBackend(this.name);
+    await this.driver.use();
+    this.backend = await this.driver.describe();
     // inside tidy: tf.variable shares the initial tensor's data, and tidy frees that tensor (not the variable)
     this.layers = tf.tidy(() =>
       initParams().map((p) => ({
@@ -110,7 +136,7 @@ class TfjsMlp implements PeerSystem {
   }
 
   async step(): Promise<void> {
-    await useTfjsBackend(this.name);
+    await this.driver.use();
     const { x0, freqs, opt } = this.ready();
     const s = this.seed + this.steps++;
     const vars = this.layers.flatMap((l) => [l.w, l.b]);
@@ -133,7 +159,7 @@ class TfjsMlp implements PeerSystem {
   }
 
   async evalLoss(eps: Float32Array, t: Int32Array): Promise<number> {
-    await useTfjsBackend(this.name);
+    await this.driver.use();
     const { x0, freqs } = this.ready();
     const l = tf.tidy(() =>
       lossOf(this.layers, x0, freqs, tf.tensor2d(eps, [BATCH, POINT_DIM]), tf.tensor2d(Float32Array.from(t), [BATCH, 1])),
@@ -152,34 +178,43 @@ class TfjsMlp implements PeerSystem {
   }
 
   private ready(): { x0: tf.Tensor2D; freqs: tf.Tensor2D; opt: tf.AdamOptimizer } {
-    if (!this.x0 || !this.freqs || !this.opt) throw new Error(`TensorFlow.js ${this.name}: call setup() before step()`);
+    if (!this.x0 || !this.freqs || !this.opt) throw new Error(`TensorFlow.js ${this.driver.name}: call setup() before step()`);
     return { x0: this.x0, freqs: this.freqs, opt: this.opt };
   }
 }
 
-class TfjsMatmul implements MatmulPeer {
+export class TfjsMatmul implements MatmulPeer {
   readonly system = `TensorFlow.js ${TFJS_VERSION}`;
   backend: string;
   private a?: tf.Tensor2D;
   private b?: tf.Tensor2D;
-  constructor(private readonly name: TfjsBackend) {
-    this.backend = name;
+  constructor(private readonly driver: TfjsDriver) {
+    this.backend = driver.name;
   }
 
   async setup(n: number): Promise<void> {
-    await useTfjsBackend(this.name);
-    this.backend = await describeBackend(this.name);
+    await this.driver.use();
+    this.backend = await this.driver.describe();
     await this.dispose();
     this.a = tf.randomUniform([n, n], -1, 1, 'float32', 1) as tf.Tensor2D;
     this.b = tf.randomUniform([n, n], -1, 1, 'float32', 2) as tf.Tensor2D;
   }
 
   async run(): Promise<void> {
-    await useTfjsBackend(this.name);
-    if (!this.a || !this.b) throw new Error(`TensorFlow.js ${this.name}: call setup(n) before run()`);
+    await this.driver.use();
+    if (!this.a || !this.b) throw new Error(`TensorFlow.js ${this.driver.name}: call setup(n) before run()`);
     const c = tf.matMul(this.a, this.b);
-    await c.data(); // cpu and wasm compute synchronously in matMul; data() is the read-back that proves it
+    await this.driver.settle(c);
     c.dispose();
+  }
+
+  async readback(): Promise<{ a: Float32Array; b: Float32Array; c: Float32Array }> {
+    await this.driver.use();
+    if (!this.a || !this.b) throw new Error(`TensorFlow.js ${this.driver.name}: call setup(n) before readback()`);
+    const c = tf.matMul(this.a, this.b);
+    const [a, b, cv] = await Promise.all([this.a.data<'float32'>(), this.b.data<'float32'>(), c.data<'float32'>()]);
+    c.dispose();
+    return { a, b, c: cv };
   }
 
   async dispose(): Promise<void> {
@@ -188,18 +223,18 @@ class TfjsMatmul implements MatmulPeer {
   }
 }
 
-class TfjsConv implements ConvPeer {
+export class TfjsConv implements ConvPeer {
   readonly system = `TensorFlow.js ${TFJS_VERSION}`;
   backend: string;
   private x?: tf.Tensor4D;
   private w?: tf.Tensor4D;
-  constructor(private readonly name: TfjsBackend) {
-    this.backend = name;
+  constructor(private readonly driver: TfjsDriver) {
+    this.backend = driver.name;
   }
 
   async setup(conv: ConvWorkload = CONV): Promise<void> {
-    await useTfjsBackend(this.name);
-    this.backend = await describeBackend(this.name);
+    await this.driver.use();
+    this.backend = await this.driver.describe();
     await this.dispose();
     // tf.conv2d's layouts: input NHWC [N, H, W, C] and filter [KH, KW, C, O] (fusediff and jax-js: NCHW and OIHW).
     // The same values are read in the other layout: the FLOPs are the same, and timing is what this row measures.
@@ -209,8 +244,8 @@ class TfjsConv implements ConvPeer {
   }
 
   async run(): Promise<void> {
-    await useTfjsBackend(this.name);
-    if (!this.x || !this.w) throw new Error(`TensorFlow.js ${this.name}: call setup() before run()`);
+    await this.driver.use();
+    if (!this.x || !this.w) throw new Error(`TensorFlow.js ${this.driver.name}: call setup() before run()`);
     const y = tf.conv2d(this.x, this.w, 1, 'same');
     await y.data(); // read back, as fusediff's and jax-js's rows do
     y.dispose();
@@ -223,10 +258,10 @@ class TfjsConv implements ConvPeer {
 }
 
 /** The reference MLP denoiser step on TensorFlow.js `cpu` or `wasm` (tf.train.adam via optimizer.minimize). */
-export const tfjsMlp = (backend: TfjsBackend): PeerSystem => new TfjsMlp(backend);
+export const tfjsMlp = (backend: TfjsBackend): PeerSystem => new TfjsMlp(cpuOrWasm(backend));
 /** An n x n x n f32 tf.matMul on TensorFlow.js `cpu` or `wasm`. */
-export const tfjsMatmul = (backend: TfjsBackend): MatmulPeer => new TfjsMatmul(backend);
+export const tfjsMatmul = (backend: TfjsBackend): MatmulPeer => new TfjsMatmul(cpuOrWasm(backend));
 /** One forward tf.conv2d (NHWC, 'same') on TensorFlow.js `cpu` or `wasm`. */
-export const tfjsConv = (backend: TfjsBackend): ConvPeer => new TfjsConv(backend);
+export const tfjsConv = (backend: TfjsBackend): ConvPeer => new TfjsConv(cpuOrWasm(backend));
 /** Live tensors in the tfjs engine (for soak checks: must stay flat across steps). */
 export const tfjsNumTensors = (): number => tf.engine().state.numTensors;

@@ -33,6 +33,8 @@ export interface MatmulPeer {
   setup(n: number): Promise<void>;
   /** one n x n x n f32 matmul; resolves when the product is computed (awaited on the backend) */
   run(): Promise<void>;
+  /** the operands and one product read back to the host, for checkMatmul (bench/peers/matmulCheck.ts) before timing */
+  readback?(): Promise<{ a: Float32Array; b: Float32Array; c: Float32Array }>;
   dispose(): Promise<void>;
 }
 
