@@ -130,7 +130,9 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
     const alongReduction = lanesOnReductionTiling(ir, loads, reduction.vars, vecAxis);
     if (alongReduction) return alongReduction;
   }
-  const vectors = reduction && ir.shape[vecAxis] % 8 === 0 ? 2 : 1;
+  // without a reduction, four vectors per step where they divide the axis: an elementwise kernel's math (a sigmoid's
+  // exp and division) then runs as independent chains the core overlaps; a reduction's tile keeps at most two
+  const vectors = reduction ? (ir.shape[vecAxis] % 8 === 0 ? 2 : 1) : ([4, 2].find((v) => ir.shape[vecAxis] % (4 * v) === 0) ?? 1);
   if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
   const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && ir.shape[a] % 2 === 0);
   if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
@@ -142,8 +144,9 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
 
 /**
  * Lanes along the innermost reduction variable r, when the output axis chosen (vecAxis; -1: none) would gather inside
- * the reduction and every load that moves with r is contiguous along it or lane-uniform, and r's extent is a multiple
- * of 4 and at least 16. Rows: an even output axis, for independent accumulators and shared loads.
+ * the reduction or is ragged with at least a quarter of its lanes idle (a 3x3 weight gradient's kernel width), every
+ * load that moves with r is contiguous along it or lane-uniform, and r's extent is a multiple of 4 and at least 16.
+ * Rows: an even output axis, for independent accumulators and shared loads.
  */
 const lanesOnReductionTiling = (
   ir: KernelIR,
@@ -157,7 +160,8 @@ const lanesOnReductionTiling = (
   if (extent % 4 !== 0 || extent < 16) return undefined;
   const inBody = stepLoadsOf(loads, reductionVars);
   if (!inBody.every((x) => !ixDependsOn(x, r) || coefficientOf(x, r) === 1 || laneUniform(x, r))) return undefined;
-  if (vecAxis >= 0) {
+  const idle = vecAxis >= 0 ? 1 - ir.shape[vecAxis] / (4 * Math.ceil(ir.shape[vecAxis] / 4)) : 0;
+  if (vecAxis >= 0 && idle < 0.25) {
     const v = ir.outVars[vecAxis];
     if (!inBody.some((x) => ixDependsOn(x, v) && coefficientOf(x, v) !== 1)) return undefined;
   }

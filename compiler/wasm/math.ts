@@ -110,7 +110,8 @@ export const sigmoid = (L: Lanes, x: number): number => {
   // e = exp(-|x|) never overflows: 1 / (1 + e) for x >= 0, e / (1 + e) below (as the interpreter computes it)
   const e = exp(L, L.neg(L.abs(x)));
   const d = L.add(e, { c: 1 });
-  return L.select(L.compare('ge', x, { c: 0 }), L.div({ c: 1 }, d), L.div(e, d));
+  // one division, of the numerator chosen first: the same correctly rounded quotient in every lane
+  return L.div(L.select(L.compare('ge', x, { c: 0 }), { c: 1 }, e), d);
 };
 
 /**
