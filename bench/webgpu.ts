@@ -22,14 +22,27 @@ import { BATCH, CONV, convFlops, eightGaussians, initParams, matmulFlops, probeN
 import { FusediffConv } from './fusediff/conv.ts';
 import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
 import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
-import { jaxjsConv, jaxjsMatmul, jaxjsMlp } from './peers/jaxjs.ts';
 import { checkMatmul } from './peers/matmulCheck.ts';
-import { tfjsWebgpuConv, tfjsWebgpuMatmul, tfjsWebgpuMlp } from './peers/tfjsWebgpu.ts';
 import type { ConvPeer, MatmulPeer, PeerSystem } from './peers/types.ts';
 
 const quick = process.argv.includes('--quick');
 const gpuSized = process.argv.includes('--gpu');
 const skipPeers = process.argv.includes('--no-peers');
+// the peers (jax-js, TF.js) are development dependencies: loaded only when asked for, so `--no-peers` runs without them
+// (an installed package's `fusediff bench --no-peers` runs this file from dist/ with no TF.js there)
+const loadPeers = async () => {
+  try {
+    const [jax, tfjs] = await Promise.all([import('./peers/jaxjs.ts'), import('./peers/tfjsWebgpu.ts')]);
+    return { ...jax, ...tfjs };
+  } catch (e) {
+    console.error(
+      `the peers (TF.js, jax-js) could not be loaded: ${(e as Error).message}\n` +
+        'They are development dependencies of fusediff: run from a checkout after npm ci, install them, or pass --no-peers.',
+    );
+    process.exit(1);
+  }
+};
+const peers = skipPeers ? undefined : await loadPeers();
 const timing = quick ? { time: 300, iterations: 2, warmups: 1 } : { time: 2000, iterations: 5, warmups: 3 };
 /** A row whose second run takes longer than this is timed over that run and one more (on SwiftShader: minutes otherwise). */
 const SLOW_MS = 1000;
@@ -95,7 +108,7 @@ const stepRows: StepRow[] = [];
 const stepSystems: PeerSystem[] = [
   new FusediffMlp('webgpu'),
   new FusediffMlp('wasm'),
-  ...(skipPeers ? [] : [jaxjsMlp('webgpu'), tfjsWebgpuMlp()]),
+  ...(peers ? [peers.jaxjsMlp('webgpu'), peers.tfjsWebgpuMlp()] : []),
 ];
 for (const sys of stepSystems) {
   try {
@@ -161,7 +174,7 @@ class ResidentMatmul implements MatmulPeer {
 const sizes = gpuSized ? [256, 512, 1024, 2048, 4096] : quick ? [256] : [256, 512, 1024];
 const matmul: { system: string; backend: string; n: number; gflops: number; runs: number; worstRelErr: number }[] = [];
 for (const n of sizes)
-  for (const m of [new ResidentMatmul('webgpu'), ...(skipPeers ? [] : [jaxjsMatmul('webgpu'), tfjsWebgpuMatmul()])]) {
+  for (const m of [new ResidentMatmul('webgpu'), ...(peers ? [peers.jaxjsMatmul('webgpu'), peers.tfjsWebgpuMatmul()] : [])]) {
     try {
       let worstRelErr = NaN;
       const { ms, runs } = await timeRow(
@@ -192,7 +205,7 @@ for (const n of sizes)
 const conv: { system: string; backend: string; gflops: number; ms: number; runs: number }[] = [];
 const convSystems: ConvPeer[] = [
   new FusediffConv('webgpu'),
-  ...(skipPeers ? [] : [jaxjsConv('jit', 'webgpu'), jaxjsConv('eager', 'webgpu'), tfjsWebgpuConv()]),
+  ...(peers ? [peers.jaxjsConv('jit', 'webgpu'), peers.jaxjsConv('eager', 'webgpu'), peers.tfjsWebgpuConv()] : []),
 ];
 for (const c of convSystems) {
   try {
