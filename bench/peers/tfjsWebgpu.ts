@@ -49,7 +49,8 @@ export const tfjsWebgpuDriver: TfjsDriver = {
     await register();
     await useTfjsBackend('webgpu');
   },
-  describe: async () => `webgpu (${adapterWords()}${isNode() && dawnForTfjs ? ', Dawn in Node' : ''})`,
+  // in Node, navigator.gpu is always the webgpu package's (ours, or jax-js's when it ran first: jaxjs.ts sets it too)
+  describe: async () => `webgpu (${adapterWords()}${isNode() ? ', Dawn in Node' : ''})`,
   // the product stays on the device, as jax-js's and fusediff's do: submit what the backend batched, wait for the queue
   settle: async () => {
     const b = backend();
