@@ -3,7 +3,8 @@
 // node, one output element per thread. Rules (each op's class and cost: fusionClass.ts):
 //  - graph inputs, non-splat constants and graph outputs have buffers; splat constants become literals;
 //  - reductions, matmul and conv2d ("cores", each a loop) have buffers, except a core whose only use is an
-//    elementwise chain over the same elements: it is computed in the kernel of that chain (the epilogue);
+//    elementwise chain over the same elements: it is computed in the kernel of that chain (the epilogue); with
+//    plainContractionEpilogues (wasm), not a matmul or conv2d whose epilogue computes an exp, log, sigmoid, ...;
 //  - a kernel holds at most one core, so an expensive producer is never recomputed inside a loop;
 //  - matmul/conv2d operands are buffers or pure views of buffers: inlining arithmetic into their loops would
 //    repeat it for every output column;
@@ -63,13 +64,33 @@ export interface FuseOptions {
    * the output's included); a kernel reading more gets some of its inlined nodes computed in kernels of their own
    */
   readonly maxReads?: number;
+  /**
+   * a matmul or conv2d keeps its buffer when the kernel that would take it as its epilogue computes a transcendental
+   * (wasm: an exp after a conv's loop nest cost about 2.5x what it costs in a kernel of its own)
+   */
+  readonly plainContractionEpilogues?: boolean;
 }
 
 const movesLastAxis = (n: Node): boolean => n.op === 'permute' && n.attrs.perm[n.attrs.perm.length - 1] !== n.attrs.perm.length - 1;
 
+const TRANSCENDENTAL = new Set(['exp', 'log', 'sigmoid', 'tanh', 'sin', 'cos', 'pow']);
+
 export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOptions = {}): FusedProgram => {
   const nodes = graph.nodes;
   const users = usersOf(graph);
+  /** whether the kernel of root would compute a transcendental (root and its inlined inputs, up to buffers) */
+  const hasTranscendental = (root: number): boolean => {
+    const stack = [root];
+    const seen = new Set<number>();
+    while (stack.length) {
+      const x = stack.pop()!;
+      if (seen.has(x)) continue;
+      seen.add(x);
+      if (TRANSCENDENTAL.has(nodes[x].op)) return true;
+      for (const i of nodes[x].inputs) if (!M.has(i)) stack.push(i);
+    }
+    return false;
+  };
   const outputs = new Set(graph.outputs.map((o) => o.id));
   const M = new Set<number>();
   const live = new Set<number>();
@@ -127,8 +148,9 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
         }
       }
       if (!ok || roots.size !== 1) continue;
-      M.delete(c.id);
       const [root] = roots;
+      if (options.plainContractionEpilogues && isContraction(c.op) && hasTranscendental(root)) continue;
+      M.delete(c.id);
       if (isCore(nodes[root]) || coresOf(root).length > 1) M.add(c.id);
     }
     // cap kernel sizes

@@ -1,0 +1,59 @@
+// fuse's plainContractionEpilogues (compiler/passes/fuse.ts), which compile sets for the wasm backend: a conv2d or
+// matmul read only by an elementwise chain is that chain's epilogue, except where the chain computes a
+// transcendental (an exp, a sigmoid, ...), whose math ran at about 40% of its speed after the contraction's loop nest;
+// there the contraction keeps its buffer. Without the option (GL, webgpu) the epilogue is fused as before. On wasm the
+// two kernels give the interpreter's values (the sigmoid within wasm's 4 ulp).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { evaluate } from '../core/interpret.ts';
+import type { NDArray } from '../core/ndarray.ts';
+import { size } from '../core/shape.ts';
+import { compile, createBackend } from '../compiler/index.ts';
+import { fuse } from '../compiler/passes/fuse.ts';
+import { simplify } from '../compiler/passes/simplify.ts';
+import * as op from '../dsl/ops.ts';
+import { trace } from '../dsl/trace.ts';
+
+const spec = { x: [2, 4, 8, 8], w: [8, 4, 3, 3], h: [2, 8, 8, 8] } as const;
+const silu = trace(({ x, w, h }) => op.mul(op.conv2d(x, w, { padding: 1 }), op.sigmoid(h)), spec);
+const affine = trace(({ x, w, h }) => op.add(op.mul(op.conv2d(x, w, { padding: 1 }), h), h), spec);
+const matmulExp = trace(({ a, b }) => op.exp(op.matmul(a, b)), { a: [8, 12], b: [12, 16] });
+
+const convKernels = (g: typeof silu, plain: boolean) =>
+  fuse(simplify(g), 'fused', { plainContractionEpilogues: plain }).kernels.map((k) => k.fused.length);
+const ownsConv = (g: typeof silu, plain: boolean) => {
+  const p = fuse(simplify(g), 'fused', { plainContractionEpilogues: plain });
+  return p.kernels.some((k) => p.graph.nodes[k.root].op === 'conv2d' || p.graph.nodes[k.root].op === 'matmul');
+};
+
+test('a contraction whose epilogue computes a transcendental keeps its buffer with the option, and only then', () => {
+  assert.equal(ownsConv(silu, true), true, `kernels: ${convKernels(silu, true)}`);
+  assert.equal(ownsConv(silu, false), false, `kernels: ${convKernels(silu, false)}`);
+  assert.equal(ownsConv(matmulExp, true), true);
+  assert.equal(ownsConv(matmulExp, false), false);
+  // an epilogue of plain arithmetic is fused either way
+  assert.equal(ownsConv(affine, true), false);
+  assert.equal(ownsConv(affine, false), false);
+});
+
+const quarters = (shape: readonly number[], salt: number): NDArray => ({
+  shape,
+  data: Float64Array.from({ length: size(shape) }, (_, i) => ((Math.imul(i + 7919 * salt, 0x9e3779b1) >>> 0) % 9) / 4 - 1),
+});
+
+test('wasm: the conv with a sigmoid epilogue runs as two kernels, with the values of the interpreter', () => {
+  const exe = compile(silu, { backend: createBackend('wasm', { threads: 1 }) });
+  try {
+    assert.ok(
+      exe.kernels.some((k) => k.name.endsWith('_conv2d')),
+      exe.kernels.map((k) => k.name).join(', '),
+    );
+    const args = { x: quarters(spec.x, 1), w: quarters(spec.w, 2), h: quarters(spec.h, 3) };
+    const want = evaluate(silu, args).out.data;
+    const got = exe.run(args).out.data;
+    const bad = want.findIndex((v, i) => !(Math.abs(got[i] - v) <= 1e-6 * (1 + Math.abs(v))));
+    assert.equal(bad, -1, `out[${bad}]: ${got[bad]} against ${want[bad]}`);
+  } finally {
+    exe.dispose();
+  }
+});
