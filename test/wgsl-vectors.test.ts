@@ -4,7 +4,8 @@
 // values are multiples of 1/4, so every product is a multiple of 1/16 and every sum here is exact in float32. The
 // cases are the ones vec4 gets wrong first: a node whose size is not a multiple of 4 (its last vector is partial), a
 // broadcast scalar, a transposed operand (its loads are not aligned: that buffer stays f32 in the same kernel), a row
-// block of 8, offsets that are not multiples of 4 (a slice), and a reduction unrolled by 4 whose loads share a vector.
+// block of 8, offsets that are not multiples of 4 (a slice), a reduction unrolled by 4 whose loads share a vector, and a
+// conv whose block rows are its output channels and whose taps are written out without a loop.
 // SwiftShader in CI, as test/webgpu.test.ts; a missing adapter fails under CI=true.
 import assert from 'node:assert/strict';
 import { after, test, type TestContext } from 'node:test';
@@ -55,6 +56,14 @@ const cases: Case[] = [
     out: op.add(x, op.sum(v)),
   })),
   make('a slice at column 1 (unaligned offsets)', { x: [8, 13] }, ({ x }) => ({ out: op.mul(op.slice(x, [null, [1, 13]]), 2) })),
+  make(
+    'conv2d 2 x 8 x 6 x 8, 3 x 3, padding 1 (rows along the output channels, taps without a loop)',
+    {
+      x: [2, 8, 6, 8],
+      w: [8, 8, 3, 3],
+    },
+    ({ x, w }) => ({ out: op.conv2d(x, w, { padding: 1 }) }),
+  ),
   make('two outputs of one block (a multi-output kernel)', { a: [32, 16], b: [16, 16] }, ({ a, b }) => {
     const y = op.matmul(a, b);
     return { y, z: op.mul(y, 3) };
@@ -89,18 +98,26 @@ test('webgpu vec4: every case equals the interpreter exactly, with vectors on an
   }
 });
 
-test('webgpu vec4: a matmul binds its operands and output as vec4, and not when vectors are off', { skip: skip() }, async () => {
-  const c = cases[0];
-  const vs = variants();
-  try {
-    const [on, off] = vs.map((v) => compile(c.graph, { backend: v.backend }));
-    const source = (e: typeof on) => e.kernels.map((k) => k.source.source).join('\n');
-    assert.equal((source(on).match(/array<vec4<f32>>/g) ?? []).length, 3, source(on));
-    assert.match(source(on), /four contiguous columns as a vec4/);
-    assert.doesNotMatch(source(off), /vec4/);
-    on.dispose();
-    off.dispose();
-  } finally {
-    for (const v of vs) await v.backend.dispose();
-  }
-});
+test(
+  'webgpu vec4: a matmul binds its operands and output as vec4, not when vectors are off; a conv blocks channels',
+  { skip: skip() },
+  async () => {
+    const c = cases[0];
+    const vs = variants();
+    try {
+      const [on, off] = vs.map((v) => compile(c.graph, { backend: v.backend }));
+      const source = (e: typeof on) => e.kernels.map((k) => k.source.source).join('\n');
+      assert.equal((source(on).match(/array<vec4<f32>>/g) ?? []).length, 3, source(on));
+      assert.match(source(on), /four contiguous columns as a vec4/);
+      assert.doesNotMatch(source(off), /vec4/);
+      on.dispose();
+      off.dispose();
+      // a conv's block rows are its output channels (they share the image, as the columns share the weights)
+      const conv = compile(cases.find((x) => x.name.startsWith('conv2d'))!.graph, { backend: vs[0].backend });
+      assert.match(source(conv), /k\d+_conv2d: \d+ x 4 outputs per invocation: loads shared along rows \(axis 1\) and columns/);
+      conv.dispose();
+    } finally {
+      for (const v of vs) await v.backend.dispose();
+    }
+  },
+);

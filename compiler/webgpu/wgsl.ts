@@ -223,12 +223,13 @@ export const printWgsl = (
   block: readonly [number, number] = [1, 1],
   tree = false,
   vectors = false,
+  rowAxis = ir.shape.length - 2,
 ): WgslKernel => {
   // a buffer is bound as vec4 only when every load of it is four-aligned: print, and print again without the buffers
   // that had a load that was not (at most once per buffer)
   const scalar = new Set<number>();
   for (;;) {
-    const { kernel, unaligned } = printOnce(ir, outputs, block, tree, vectors, scalar);
+    const { kernel, unaligned } = printOnce(ir, outputs, block, tree, vectors, scalar, rowAxis);
     if (unaligned.size === 0) return kernel;
     for (const b of unaligned) scalar.add(b);
   }
@@ -248,6 +249,7 @@ const printOnce = (
   tree: boolean,
   vectorsWanted: boolean,
   scalar: ReadonlySet<number>,
+  rowAxis: number,
 ): { kernel: WgslKernel; unaligned: Set<number> } => {
   const vectors = vectorsWanted && !tree;
   const size = ir.shape.reduce((a, b) => a * b, 1);
@@ -469,23 +471,30 @@ const printOnce = (
         for (const s of byLevel[l]) value(s);
       });
     atLevel(0);
-    // the innermost loop is unrolled by 4 where its extent allows (as jax-js does): the terms are still added in
-    // order, so the sums are the same bits as without unrolling
+    // the innermost loop is unrolled by 4 where its extent allows (as jax-js does), and a loop of at most 4 steps (a
+    // conv's taps) is written out with no loop at all (on SwiftShader each iteration costs lane-mask work): the terms
+    // are still added in order, so the sums are the same bits as without unrolling
     const innermost = vars.length ? ir.vars.get(vars[vars.length - 1])!.extent : 1;
-    const unroll = innermost >= 8 && innermost % 4 === 0 ? 4 : 1;
+    const whole = innermost <= 4;
+    const unroll = whole ? innermost : innermost >= 8 && innermost % 4 === 0 ? 4 : 1;
     let innerLoop = '';
+    let loops = 0;
     vars.forEach((v, i) => {
-      const loop = e.fresh('r');
       const last = i === vars.length - 1;
+      if (last && whole) return;
+      const loop = e.fresh('r');
       e.open(`for (var ${loop} : i32 = 0; ${loop} < ${ir.vars.get(v)!.extent}; ${loop} += ${last ? unroll : 1})`);
+      loops++;
       bindVar(v, loop);
       if (last) innerLoop = loop;
       else atLevel(i + 1);
     });
     const innerVar = vars[vars.length - 1];
     for (let u = 0; u < unroll; u++) {
-      // the copies stand at offsets 0..3 from the loop variable, a multiple of 4: their loads may share a vec4
-      if (unroll > 1)
+      // the copies stand at offsets 0..3 from the loop variable (or from 0), a multiple of 4: their loads may share
+      // a vec4
+      if (whole) bindVar(innerVar, intLit(u), { base: '0', offset: u, quarter: '0' });
+      else if (unroll > 1)
         bindVar(innerVar, u === 0 ? innerLoop : e.let(`${innerLoop} + ${u}`), {
           base: innerLoop,
           offset: u,
@@ -499,7 +508,7 @@ const printOnce = (
         else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
       });
     }
-    vars.forEach(() => e.close());
+    for (let l = 0; l < loops; l++) e.close();
     for (const v of vars) varName.delete(v);
     key = scalarKeys(ixKey, condKey);
     return accs;
@@ -537,7 +546,8 @@ const printOnce = (
   // the block of this invocation, then its coordinates (outermost first), as i32
   const [br, bc] = block;
   const n = ir.shape.length;
-  const blocked = ir.shape.map((d, i) => (i === n - 1 ? d / bc : i === n - 2 ? d / br : d));
+  if (br > 1 && (rowAxis < 0 || rowAxis >= n - 1)) throw new Error(`wgsl: block rows along axis ${rowAxis} of ${n}`);
+  const blocked = ir.shape.map((d, i) => (i === n - 1 ? d / bc : i === rowAxis ? d / br : d));
   if (tree) {
     // the workgroup's output element: uniform across it, so its early return keeps the barriers in uniform control flow
     e.line(`let t : i32 = i32(wid.x + wid.y * ${groups[0]}u);`);
@@ -561,7 +571,7 @@ const printOnce = (
     rest = e.let(`${rest} - ${q} * ${stride}`);
   });
   // element (r, c) of the block: the last two coordinates scaled by the block and offset
-  const rowVar = n >= 2 ? ir.outVars[n - 2] : undefined;
+  const rowVar = n >= 2 && rowAxis >= 0 ? ir.outVars[rowAxis] : undefined;
   const colVar = n >= 1 ? ir.outVars[n - 1] : undefined;
   ir.outVars.forEach((v, d) => {
     if (v !== rowVar && v !== colVar) bindVar(v, coord[d]);
@@ -569,10 +579,10 @@ const printOnce = (
   // element (r, c) stands at offset r (c) from the block's first row (column): its lane, for vec4 loads
   const quarterOf = (q: string, b: number) => (b % 4 === 0 ? (b === 4 ? q : e.let(`${q} * ${b / 4}`)) : undefined);
   const rowBase =
-    rowVar === undefined || br === 1 ? undefined : { base: e.let(`${coord[n - 2]} * ${br}`), quarter: quarterOf(coord[n - 2], br) };
+    rowVar === undefined || br === 1 ? undefined : { base: e.let(`${coord[rowAxis]} * ${br}`), quarter: quarterOf(coord[rowAxis], br) };
   const rowLanes: (Lane | undefined)[] = Array.from({ length: br }, (_, r) => rowBase && { ...rowBase, offset: r });
   const rowNames = Array.from({ length: br }, (_, r) =>
-    rowVar === undefined ? '0' : br === 1 ? coord[n - 2] : r === 0 ? rowLanes[r]!.base : e.let(`${rowLanes[r]!.base} + ${r}`),
+    rowVar === undefined ? '0' : br === 1 ? coord[rowAxis] : r === 0 ? rowLanes[r]!.base : e.let(`${rowLanes[r]!.base} + ${r}`),
   );
   // a block's columns are contiguous where vectors are on and the block is a multiple of 4 wide (one vec4 per four
   // columns: neighbouring invocations read neighbouring 16-byte vectors); otherwise strided by the columns / bc
