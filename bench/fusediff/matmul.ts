@@ -11,6 +11,7 @@ export class FusediffMatmul implements MatmulPeer {
   private exe?: Executable;
   private a?: Float32Array;
   private b?: Float32Array;
+  private out?: Float32Array;
 
   constructor(
     private readonly requested: BackendName,
@@ -27,11 +28,16 @@ export class FusediffMatmul implements MatmulPeer {
     );
     this.a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     this.b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+    this.out = new Float32Array(n * n);
   }
 
+  /**
+   * The product goes into one array of ours, as a caller repeating the matmul would (runDevice's `into`, as the conv
+   * row): on wasm that saves a fresh copy of the output per run; elsewhere the copy is the read back, which also
+   * synchronises (GL backends queue work until read).
+   */
   async run(): Promise<void> {
-    const out = (await this.exe!.runDeviceAsync({ a: this.a!, b: this.b! })).out; // webasm: worker threads
-    this.exe!.read(out, []); // synchronise (GL backends queue work until read)
+    await this.exe!.runDeviceAsync({ a: this.a!, b: this.b! }, { into: { out: this.out! } }); // webasm: worker threads
   }
 
   /** frees the plan: its module, its memory and, on wasm, its worker threads (Web Workers in a page) */
