@@ -1,6 +1,6 @@
 // Device buffers outside any backend object: telling a texture from a typed array, and freeing one.
 import type { Texture } from 'gpu.js';
-import type { DeviceBuffer } from './backends/backend.ts';
+import type { DeviceBuffer } from './backend.ts';
 
 export const isTexture = (v: unknown): v is Texture =>
   typeof v === 'object' && v !== null && typeof (v as Texture).toArray === 'function' && !(v instanceof Float32Array);

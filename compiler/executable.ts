@@ -18,7 +18,7 @@ import { compileOnWebGPU } from './webgpu/plan.ts';
 import { chooseBlock } from './webgpu/tune.ts';
 import { printWgsl } from './webgpu/wgsl.ts';
 import type { Executable } from './plan.ts';
-import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backends/backend.ts';
+import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backend.ts';
 import { isGL, isResident, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
 import { backendFor } from './backends/registry.ts';
 import { isDeleted, isTexture, release } from './buffers.ts';

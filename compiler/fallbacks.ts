@@ -1,7 +1,7 @@
 // gpu.js moves a kernel it cannot build for its backend onto its own CPU path and only logs a warning, so a plan
 // meant for the GPU would run, slowly, on the CPU without a word. This asks each kernel after its calls and
 // reports the ones that moved (in the plan's backendReason), or refuses them (onFallback: 'error').
-import type { BackendKernel } from './backends/backend.ts';
+import type { BackendKernel } from './backend.ts';
 import type { BackendName } from './backends/names.ts';
 import { BackendError } from './errors.ts';
 import type { CompiledKernel } from './kernel.ts';

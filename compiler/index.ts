@@ -22,7 +22,7 @@ export {
 export type { Availability, BackendName, BackendRequest, ResolvedBackend } from './backends/names.ts';
 export { prepareWebGPU, webgpuAdapter } from './backends/webgpuAdapter.ts';
 export type { WebGPUAdapter } from './backends/webgpuAdapter.ts';
-export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backends/backend.ts';
+export type { Backend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
 export { GpuJsBackend } from './backends/gpujs.ts';
 export { WasmBackend } from './backends/wasm.ts';
 export { MAX_PLAN_BYTES, WasmPlanError } from './wasm/plan.ts';

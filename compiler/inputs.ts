@@ -3,7 +3,7 @@
 import type { Node } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { fmt, sameShape, size, type Shape } from '../core/shape.ts';
-import type { DeviceBuffer } from './backends/backend.ts';
+import type { DeviceBuffer } from './backend.ts';
 
 export type GivenInputs = Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>;
 

@@ -1,7 +1,7 @@
 // A run's `into` option (RunDeviceOptions): the caller's own arrays that receive some outputs, checked before the
 // plan runs, so a wrong array costs no run and leaves no state half-written.
 import { fmt, size, type Shape } from '../core/shape.ts';
-import type { DeviceBuffer } from './backends/backend.ts';
+import type { DeviceBuffer } from './backend.ts';
 
 export type Into = Readonly<Record<string, Float32Array>>;
 

@@ -2,7 +2,7 @@
 // buffers back, inspect its kernels and memory, and free it.
 import type { NDArray } from '../core/ndarray.ts';
 import type { Shape } from '../core/shape.ts';
-import type { Backend, DeviceBuffer } from './backends/backend.ts';
+import type { Backend, DeviceBuffer } from './backend.ts';
 import type { BackendName } from './backends/names.ts';
 import type { KernelFallback } from './fallbacks.ts';
 import type { CompiledKernel } from './kernel.ts';

@@ -5,7 +5,7 @@
 import { GPU, type IKernelRunShortcut, type Texture } from 'gpu.js';
 import { rngEntryPoint, rngFunctionSources } from '../../core/rng.ts';
 import { wgslNanStandIn, type KernelSource } from '../codegen/gpujs.ts';
-import type { KernelBackend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from './backend.ts';
+import type { KernelBackend, BackendCounters, BackendKernel, DeviceBuffer, KernelInfo, KernelOptions, KernelOutput } from '../backend.ts';
 import { countTextures, type TextureCount } from './glTextures.ts';
 import { isGL, isResident, probeBackend, type Availability, type BackendName } from './names.ts';
 import { useNanTest } from './webgpuKernel.ts';

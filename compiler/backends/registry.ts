@@ -1,6 +1,6 @@
 // The shared backends: one Backend object per name for plans compiled without one of their own. Explicit and
 // disposable: backendFor creates on first use, shutdownBackends disposes them all (a later backendFor starts afresh).
-import type { Backend } from './backend.ts';
+import type { Backend } from '../backend.ts';
 import { GpuJsBackend } from './gpujs.ts';
 import { WasmBackend } from './wasm.ts';
 import { WgslBackend } from '../webgpu/backend.ts';

@@ -4,7 +4,7 @@ import type { KernelIR } from '../kernel/ir.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import { buildWasmPlan, type WasmPlan, type WasmPlanOptions } from '../wasm/plan.ts';
 import { threadsSupported } from '../wasm/threads.ts';
-import type { BackendCounters, DeviceBuffer, KernelInfo, PlanBackend } from './backend.ts';
+import type { BackendCounters, DeviceBuffer, KernelInfo, PlanBackend } from '../backend.ts';
 
 /** The cores of this machine (Node) or the browser's hardwareConcurrency; 1 where threads cannot run. */
 export const defaultThreads = (): number => {

@@ -6,7 +6,7 @@
 // places, so state never leaves the module between steps.
 import type { NDArray } from '../../core/ndarray.ts';
 import { sameShape, size, type Shape } from '../../core/shape.ts';
-import type { DeviceBuffer, PlanBackend } from '../backends/backend.ts';
+import type { DeviceBuffer, PlanBackend } from '../backend.ts';
 import { BackendError, NonFiniteError } from '../errors.ts';
 import type { Executable } from '../plan.ts';
 import type { CompiledKernel } from '../kernel.ts';

@@ -1,7 +1,7 @@
 // The WGSL backend as a Backend object: it owns the GPU objects its plans use (pipelines cached by WGSL text, the
 // plans' arenas, a pool of mapped buffers for readback), counts them, and destroys them all on dispose(). Buffers it
 // hands to the rest of the project are host Float32Arrays: a plan copies them in and out.
-import type { BackendCounters, DeviceBuffer, KernelInfo, WgslPlanBackend } from '../backends/backend.ts';
+import type { BackendCounters, DeviceBuffer, KernelInfo, WgslPlanBackend } from '../backend.ts';
 import { USAGE, gpuContext, type GpuContext } from './gpu.ts';
 import type { Tuning } from './tune.ts';
 

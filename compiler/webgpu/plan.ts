@@ -11,7 +11,7 @@
 // waiting for any loss inside a step; resetGate() lets later runs adopt again.
 import type { NDArray } from '../../core/ndarray.ts';
 import { fmt, sameShape, size, type Shape } from '../../core/shape.ts';
-import type { DeviceBuffer, WgslPlanBackend } from '../backends/backend.ts';
+import type { DeviceBuffer, WgslPlanBackend } from '../backend.ts';
 import { BackendError, NonFiniteError } from '../errors.ts';
 import type { CompiledKernel } from '../kernel.ts';
 import { planMemory } from '../memoryPlan.ts';

@@ -1,13 +1,13 @@
 // What a backend is to the compiler: an object that compiles kernels, moves buffers to and from the device, counts
 // what it holds, and frees all of it on dispose(). Plans (Executables) borrow its kernels and give them back.
 import type { Texture } from 'gpu.js';
-import type { KernelSource } from '../codegen/gpujs.ts';
-import type { BackendName } from './names.ts';
-import type { FusedProgram } from '../passes/fuse.ts';
-import type { KernelIR } from '../kernel/ir.ts';
-import type { WasmPlan } from '../wasm/plan.ts';
-import type { GpuContext } from '../webgpu/gpu.ts';
-import type { Tuning } from '../webgpu/tune.ts';
+import type { KernelSource } from './codegen/gpujs.ts';
+import type { BackendName } from './backends/names.ts';
+import type { FusedProgram } from './passes/fuse.ts';
+import type { KernelIR } from './kernel/ir.ts';
+import type { WasmPlan } from './wasm/plan.ts';
+import type { GpuContext } from './webgpu/gpu.ts';
+import type { Tuning } from './webgpu/tune.ts';
 
 /** A device buffer: a typed array (cpu, webasm) or a texture (GL backends; on webgpu gpu.js's storage-buffer handle). */
 export type DeviceBuffer = Float32Array | Texture;
@@ -96,10 +96,10 @@ export interface PlanBackend extends BackendBase {
   releasePlan(plan: WasmPlan): void;
 }
 
-/** The compiler's own WGSL backend (../webgpu/): compile() prints and runs its plans itself; the backend owns the GPU objects. */
+/** The compiler's own WGSL backend (./webgpu/): compile() prints and runs its plans itself; the backend owns the GPU objects. */
 export interface WgslPlanBackend extends BackendBase {
   readonly kind: 'wgsl';
-  /** overrides of the tuner's thresholds (../webgpu/tune.ts; tests force every path on small shapes) */
+  /** overrides of the tuner's thresholds (./webgpu/tune.ts; tests force every path on small shapes) */
   readonly tuning?: Tuning | undefined;
   /** the device and its limits (throws once disposed) */
   context(): GpuContext;
