@@ -135,26 +135,26 @@ export const chooseByTiming = async <T>(
       return { plan: c.compile('wasm'), backend: 'wasm', reason: failedReason(adapter, e) };
     }
   }
-  let gpu: T | undefined;
-  let gpuMs: number;
-  try {
-    gpu = c.compile('webgpu');
-    gpuMs = await c.time('webgpu', gpu);
-  } catch (e) {
-    if (gpu !== undefined) c.dispose(gpu);
-    return { plan: c.compile('wasm'), backend: 'wasm', reason: failedReason(adapter, e) };
-  }
-  let cpu: T | undefined;
-  let cpuMs: number;
-  try {
-    cpu = c.compile('wasm');
-    cpuMs = await c.time('wasm', cpu);
-  } catch (e) {
+  /** a candidate compiled and timed, or why it failed (a failed candidate is disposed here) */
+  const attempt = async (backend: TimedBackend): Promise<{ plan: T; ms: number } | { error: unknown }> => {
+    let plan: T | undefined;
+    try {
+      plan = c.compile(backend);
+      return { plan, ms: await c.time(backend, plan) };
+    } catch (error) {
+      if (plan !== undefined) c.dispose(plan);
+      return { error };
+    }
+  };
+  const gpuRun = await attempt('webgpu');
+  if ('error' in gpuRun) return { plan: c.compile('wasm'), backend: 'wasm', reason: failedReason(adapter, gpuRun.error) };
+  const cpuRun = await attempt('wasm');
+  if ('error' in cpuRun) {
     // e.g. a plan over wasm's 2 GiB: the GPU takes it (not cached: the reason is not a timing)
-    if (cpu !== undefined) c.dispose(cpu);
-    const why = (e as Error).message.split('\n')[0];
-    return { plan: gpu, backend: 'webgpu', reason: `auto: webgpu (${adapter.description}; wasm failed: ${why})` };
+    const why = (cpuRun.error as Error).message.split('\n')[0];
+    return { plan: gpuRun.plan, backend: 'webgpu', reason: `auto: webgpu (${adapter.description}; wasm failed: ${why})` };
   }
+  const [gpu, gpuMs, cpu, cpuMs] = [gpuRun.plan, gpuRun.ms, cpuRun.plan, cpuRun.ms];
   const choice: TimedChoice = {
     backend: gpuMs < cpuMs ? 'webgpu' : 'wasm',
     msPerStep: { webgpu: gpuMs, wasm: cpuMs },
