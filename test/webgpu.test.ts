@@ -351,3 +351,22 @@ test(
     }
   },
 );
+
+test('webgpu: acquiring the device in Node prints no XDG_RUNTIME_DIR error and leaves the variable as it was', () => {
+  // Mesa's Vulkan drivers print that error twice while Dawn probes adapters on a headless machine (the CLI's stderr
+  // under auto); gpu.ts points the variable at the temp folder for the probe only
+  const gpuModule = fileURLToPath(new URL('../compiler/webgpu/gpu.ts', import.meta.url));
+  const script =
+    `import { acquireGpu, releaseGpu } from ${JSON.stringify(gpuModule)};` +
+    'const ctx = await acquireGpu();' +
+    'console.log(JSON.stringify({ adapter: !!ctx, xdg: process.env.XDG_RUNTIME_DIR ?? null }));' +
+    'releaseGpu();';
+  const env = { ...process.env };
+  delete env.XDG_RUNTIME_DIR;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /XDG_RUNTIME_DIR/);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { adapter: boolean; xdg: string | null };
+  assert.equal(out.xdg, null, 'the variable is unset again after the probe');
+  if (process.env.CI === 'true') assert.ok(out.adapter, 'CI has an adapter (SwiftShader)');
+});

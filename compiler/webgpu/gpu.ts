@@ -61,6 +61,22 @@ const findGpu = async (): Promise<{ gpu: GPU; source: string } | string> => {
   }
 };
 
+/**
+ * Mesa's Vulkan drivers print `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice while Dawn
+ * probes the adapters of a headless machine (the CLI's stderr showed it under `auto`); for the probe only, the
+ * variable points at the temp folder where it is unset, and is unset again after.
+ */
+const quietProbe = async <T>(probe: () => Promise<T>): Promise<T> => {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  if (!isNode() || !env || env.XDG_RUNTIME_DIR !== undefined) return probe();
+  env.XDG_RUNTIME_DIR = env.TMPDIR ?? '/tmp';
+  try {
+    return await probe();
+  } finally {
+    delete env.XDG_RUNTIME_DIR;
+  }
+};
+
 /** Asks for an adapter and a device once (later calls share the answer); undefined where there is none. */
 export const acquireGpu = (): Promise<GpuContext | undefined> =>
   (asking ??= (async () => {
@@ -70,7 +86,7 @@ export const acquireGpu = (): Promise<GpuContext | undefined> =>
       return undefined;
     }
     try {
-      const adapter = await found.gpu.requestAdapter({ powerPreference: 'high-performance' });
+      const adapter = await quietProbe(() => found.gpu.requestAdapter({ powerPreference: 'high-performance' }));
       if (!adapter) {
         state = { kind: 'none', reason: `requestAdapter() found no adapter through ${found.source} (no Vulkan, Metal or D3D12 driver?)` };
         return undefined;
