@@ -4,7 +4,7 @@
 //  - graph inputs, non-splat constants and graph outputs have buffers; splat constants become literals;
 //  - reductions, matmul and conv2d ("cores", each a loop) have buffers, except a core whose only use is an
 //    elementwise chain over the same elements: it is computed in the kernel of that chain (the epilogue); with
-//    plainContractionEpilogues (wasm), not a matmul or conv2d whose epilogue computes an exp, log, sigmoid, ...;
+//    plainConvEpilogues (wasm), not a conv2d whose epilogue computes an exp, log, sigmoid, ...;
 //  - a kernel holds at most one core, so an expensive producer is never recomputed inside a loop;
 //  - matmul/conv2d operands are buffers or pure views of buffers: inlining arithmetic into their loops would
 //    repeat it for every output column;
@@ -65,10 +65,11 @@ export interface FuseOptions {
    */
   readonly maxReads?: number;
   /**
-   * a matmul or conv2d keeps its buffer when the kernel that would take it as its epilogue computes a transcendental
-   * (wasm: an exp after a conv's loop nest cost about 2.5x what it costs in a kernel of its own)
+   * a conv2d keeps its buffer when the kernel that would take it as its epilogue computes a transcendental (wasm: an
+   * exp after a conv's loop nest cost about 2.5x what it costs in a kernel of its own); a matmul keeps its epilogue
+   * (the MLP's SiLU: its own buffer cost memory the estimates do not count, and no speed was shown)
    */
-  readonly plainContractionEpilogues?: boolean;
+  readonly plainConvEpilogues?: boolean;
 }
 
 const movesLastAxis = (n: Node): boolean => n.op === 'permute' && n.attrs.perm[n.attrs.perm.length - 1] !== n.attrs.perm.length - 1;
@@ -149,7 +150,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
       }
       if (!ok || roots.size !== 1) continue;
       const [root] = roots;
-      if (options.plainContractionEpilogues && isContraction(c.op) && hasTranscendental(root)) continue;
+      if (options.plainConvEpilogues && c.op === 'conv2d' && hasTranscendental(root)) continue;
       M.delete(c.id);
       if (isCore(nodes[root]) || coresOf(root).length > 1) M.add(c.id);
     }
