@@ -149,7 +149,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
       return { ...k, code: `// ${named[i].name}: ${reason} (compiler/webgpu/tune.ts)\n${k.code}` };
     });
     const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));
-    return withInto(compileOnWebGPU(device, reason, program, kernels, shaders, options), options.feedback);
+    return compileOnWebGPU(device, reason, program, kernels, shaders, options);
   }
   const kernels: CompiledKernel[] = named.map((k, i) => {
     const extent = indexExtent(irs[i]);
@@ -166,27 +166,6 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     return { ...k, source: printGpuJs(irs[i], { gl, float64: backend === 'cpu', lanes, wgsl: backend === 'gpujs-webgpu' }) };
   });
   return compileOnKernelBackend(device, reason, program, kernels, options);
-};
-
-/**
- * The webgpu plan reads every returned output back into a Float32Array of its own; `into` copies those into the
- * caller's arrays here (its runs take no options).
- */
-const withInto = (exe: Executable, feedback: CompileOptions['feedback']): Executable => {
-  const g = exe.program.graph;
-  const kept = new Set(Object.keys(feedback ?? {}));
-  const shapes = new Map(g.outputs.filter((o) => !kept.has(o.name)).map((o) => [o.name, g.nodes[o.id].shape]));
-  const { runDevice, runDeviceAsync } = exe;
-  const host = (_: string, b: DeviceBuffer) => b as Float32Array;
-  exe.runDevice = (given, o) => {
-    checkInto(o?.into, shapes, kept);
-    return deliverInto(runDevice(given), o?.into, host);
-  };
-  exe.runDeviceAsync = async (given, o) => {
-    checkInto(o?.into, shapes, kept);
-    return deliverInto(await runDeviceAsync(given), o?.into, host);
-  };
-  return exe;
 };
 
 const compileOnKernelBackend = (

@@ -16,6 +16,7 @@ import { BackendError, NonFiniteError } from '../errors.ts';
 import type { CompiledKernel } from '../kernel.ts';
 import { planMemory } from '../memoryPlan.ts';
 import { hostInput } from '../inputs.ts';
+import { checkInto, deliverInto } from '../into.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import type { Executable } from '../plan.ts';
 import { MAP_READ, USAGE, type GpuContext } from './gpu.ts';
@@ -309,6 +310,7 @@ export const compileOnWebGPU = (
   };
 
   const returned = g.outputs.filter((o) => !fedBack.has(o.name));
+  const returnedShapes = new Map(returned.map((o) => [o.name, g.nodes[o.id].shape]));
   const runOnce = async (given: Given, reads: readonly number[]): Promise<Map<number, Float32Array>> => {
     live('run');
     bind(given);
@@ -339,12 +341,15 @@ export const compileOnWebGPU = (
     runDevice: sync('runDevice'),
     run: sync('run'),
     read: sync('read'),
-    runDeviceAsync: async (given) => {
+    runDeviceAsync: async (given, runOptions) => {
+      // `into`: checked before the run; the read-back values are copied into the caller's arrays
+      checkInto(runOptions?.into, returnedShapes, fedBack);
       const values = await runOnce(
         given,
         returned.map((o) => o.id),
       );
-      return Object.fromEntries(returned.map((o) => [o.name, values.get(o.id)!]));
+      const out = Object.fromEntries(returned.map((o) => [o.name, values.get(o.id)!]));
+      return deliverInto(out, runOptions?.into, (_, buffer) => buffer as Float32Array);
     },
     runAsync: async (given, only) => {
       const wanted = returned.filter((o) => !only || only.includes(o.name)).map((o) => o.id);

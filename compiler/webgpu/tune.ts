@@ -84,12 +84,7 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
   };
   let guarded = false;
   walk(red.body, (s) => void (s.k === 'guard' && !s.conds.every(holds) && (guarded = true)));
-  const most = guarded ? 4 : br * bc;
-  while (br * bc > most) {
-    if (br >= bc) br /= 2;
-    else bc /= 2;
-  }
-  while (br * bc > 1 && size / (br * bc) < atLeast) {
+  while ((guarded && br * bc > 4) || (br * bc > 1 && size / (br * bc) < atLeast)) {
     if (br >= bc) br /= 2;
     else bc /= 2;
   }
