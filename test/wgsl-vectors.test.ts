@@ -46,7 +46,16 @@ const make = <const Sp extends Record<string, readonly number[]>>(
 };
 
 const cases: Case[] = [
-  make('matmul 64 x 48 x 32 (8 x 4 blocks, k unrolled by 4)', { a: [64, 48], b: [48, 32] }, ({ a, b }) => ({ out: op.matmul(a, b) })),
+  make('matmul 64 x 48 x 32 (16 x 8 blocks, two vec4 columns, k unrolled by 4)', { a: [64, 48], b: [48, 32] }, ({ a, b }) => ({
+    out: op.matmul(a, b),
+  })),
+  make(
+    'matmul 24 x 16 x 12 (8 x 4 blocks: the rows are no multiple of 16, the columns of 8)',
+    { a: [24, 16], b: [16, 12] },
+    ({ a, b }) => ({
+      out: op.matmul(a, b),
+    }),
+  ),
   make('matmul 12 x 10 x 8 (k not a multiple of 4)', { a: [12, 10], b: [10, 8] }, ({ a, b }) => ({ out: op.matmul(a, b) })),
   make('matmul with a transposed operand', { a: [16, 24], b: [20, 24] }, ({ a, b }) => ({ out: op.matmul(a, op.transpose(b)) })),
   make('bias and a broadcast scalar, 7 x 12 elementwise', { x: [7, 12], bias: [12], s: [] }, ({ x, bias, s }) => ({
@@ -108,13 +117,13 @@ test(
       const [on, off] = vs.map((v) => compile(c.graph, { backend: v.backend }));
       const source = (e: typeof on) => e.kernels.map((k) => k.source.source).join('\n');
       assert.equal((source(on).match(/array<vec4<f32>>/g) ?? []).length, 3, source(on));
-      assert.match(source(on), /four contiguous columns as a vec4/);
+      assert.match(source(on), /16 x 8 outputs per invocation: .*four contiguous columns as a vec4/);
       assert.doesNotMatch(source(off), /vec4/);
       on.dispose();
       off.dispose();
       // a conv's block rows are its output channels (they share the image, as the columns share the weights)
       const conv = compile(cases.find((x) => x.name.startsWith('conv2d'))!.graph, { backend: vs[0].backend });
-      assert.match(source(conv), /k\d+_conv2d: \d+ x 4 outputs per invocation: loads shared along rows \(axis 1\) and columns/);
+      assert.match(source(conv), /k\d+_conv2d: \d+ x \d+ outputs per invocation: loads shared along rows \(axis 1\) and columns/);
       conv.dispose();
     } finally {
       for (const v of vs) await v.backend.dispose();

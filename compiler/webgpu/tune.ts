@@ -70,11 +70,12 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
   const complement = (axis: number) => sharedAlong(axis).filter((l) => !byColumns.has(l)).length;
   let rowAxis = n - 2;
   for (let a = n - 3; a >= 0; a--) if (ir.shape[a] % 2 === 0 && complement(a) > complement(rowAxis)) rowAxis = a;
-  // on SwiftShader, 8 rows of vec4 columns ran 1.2-1.4x the CPU time efficiency of 4 (a 512 matmul, measured in
-  // process CPU time): each loaded vector serves more products; on a GPU, 4 x 4 as the peers do (registers)
-  const rowSizes = software && vectors ? [8, 4, 2] : [4, 2];
-  let br = n >= 2 ? fit(ir.shape[rowAxis], shares(rowAxis), rowSizes) : 1;
-  let bc = fit(ir.shape[n - 1], shares(n - 1), [4, 2]);
+  // on SwiftShader each loaded vector should serve as many products as it can: per GFLOP of process CPU time, a 512
+  // matmul ran 0.8 at 8 x 4, 1.15 at 8 x 8, 1.4-1.5 at 16 x 8 and 1.4 at 16 x 16 (a lane's registers are memory
+  // there); on a GPU, 4 x 4 as the peers do (registers)
+  const wide = software && vectors;
+  let br = n >= 2 ? fit(ir.shape[rowAxis], shares(rowAxis), wide ? [16, 8, 4, 2] : [4, 2]) : 1;
+  let bc = fit(ir.shape[n - 1], shares(n - 1), wide ? [8, 4, 2] : [4, 2]);
   // a guarded body (a padded conv2d) in a block of 16 made SwiftShader's shader compiler run for minutes (measured:
   // 2 x 2 compiled in 46 ms, 4 x 4 did not finish in 60 s), so guarded kernels keep at most 4 outputs
   // (a guard whose conditions hold for every index, as the printer finds from their ranges, is no guard)
