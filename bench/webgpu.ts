@@ -14,7 +14,7 @@
 // against our WGSL in the page (bench/page/run.ts, the webgpu rows).
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { compile, gpuContext, prepareWebGPU, shutdownBackends, type BackendName, type Executable } from '../compiler/index.ts';
+import { compile, gpuContext, prepareWebGPU, shutdownBackends, WgslBackend, type BackendName, type Executable } from '../compiler/index.ts';
 import * as op from '../dsl/ops.ts';
 import { trace } from '../dsl/trace.ts';
 import { timeRuns } from '../train/inspectStep.ts';
@@ -146,14 +146,23 @@ for (const sys of stepSystems) {
 /** fusediff's matmul with both operands resident (fed back to themselves), as jax-js's arrays stay on the device. */
 class ResidentMatmul implements MatmulPeer {
   readonly system = 'fusediff';
-  constructor(readonly backend: BackendName) {}
+  readonly backend: string;
+  /** `tiles`: the WGSL backend with workgroup tiles forced on or off (the tuner's choice is the plain 'webgpu' row) */
+  constructor(
+    private readonly on: BackendName,
+    private readonly tiles?: boolean,
+  ) {
+    this.backend = tiles === undefined ? on : `${on} (workgroup tiles forced ${tiles ? 'on' : 'off'})`;
+  }
   private exe?: Executable;
+  private device?: WgslBackend;
   private a = new Float32Array(0);
   private b = new Float32Array(0);
   async setup(n: number): Promise<void> {
+    if (this.tiles !== undefined) this.device = new WgslBackend(gpuContext(), { tiles: this.tiles });
     this.exe = compile(
       trace(({ a, b }) => ({ out: op.matmul(a, b), a, b }), { a: [n, n], b: [n, n] }),
-      { backend: this.backend, feedback: { a: 'a', b: 'b' } },
+      { backend: this.device ?? this.on, feedback: { a: 'a', b: 'b' } },
     );
     this.a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
     this.b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
@@ -169,12 +178,23 @@ class ResidentMatmul implements MatmulPeer {
   }
   async dispose(): Promise<void> {
     this.exe?.dispose();
+    await this.device?.dispose();
   }
 }
+/** On a GPU machine, the matmul also with the tuner's other choice of workgroup tiles (compiler/webgpu/tiles.ts). */
+const tileVariant = (): ResidentMatmul[] => {
+  if (!gpuSized) return [];
+  const tiles = ctx.software; // the tuner's default is tiles on a GPU, none on a software adapter: the other one
+  return [new ResidentMatmul('webgpu', tiles)];
+};
 const sizes = gpuSized ? [256, 512, 1024, 2048, 4096] : quick ? [256] : [256, 512, 1024];
 const matmul: { system: string; backend: string; n: number; gflops: number; runs: number; worstRelErr: number }[] = [];
 for (const n of sizes)
-  for (const m of [new ResidentMatmul('webgpu'), ...(peers ? [peers.jaxjsMatmul('webgpu'), peers.tfjsWebgpuMatmul()] : [])]) {
+  for (const m of [
+    new ResidentMatmul('webgpu'),
+    ...tileVariant(),
+    ...(peers ? [peers.jaxjsMatmul('webgpu'), peers.tfjsWebgpuMatmul()] : []),
+  ]) {
     try {
       let worstRelErr = NaN;
       const { ms, runs } = await timeRow(

@@ -144,8 +144,8 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   if (device.kind === 'wgsl') {
     const software = device.context().software;
     const shaders = irs.map((ir, i) => {
-      const { block, rowAxis, tree, vectors, reason } = chooseBlock(ir, software, device.tuning);
-      const k = printWgsl(ir, [named[i].root, ...named[i].extraOutputs], block, tree, vectors, rowAxis);
+      const { block, rowAxis, tree, vectors, reason, tiles } = chooseBlock(ir, software, device.tuning);
+      const k = printWgsl(ir, [named[i].root, ...named[i].extraOutputs], block, tree, vectors, rowAxis, tiles);
       return { ...k, code: `// ${named[i].name}: ${reason} (compiler/webgpu/tune.ts)\n${k.code}` };
     });
     const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));

@@ -6,6 +6,7 @@
 // kernel computes four contiguous outputs per invocation.
 import { ixDependsOn, range } from '../kernel/indexExpr.ts';
 import { reductionOf, walk, type Cond, type KernelIR } from '../kernel/ir.ts';
+import { GRID, planTiles, type TilePlan } from './tiles.ts';
 
 /** What a caller may override (tests force every path on small shapes). */
 export interface Tuning {
@@ -17,6 +18,14 @@ export interface Tuning {
   readonly treeMinLength?: number;
   /** four-aligned loads and stores as vec4, block columns contiguous (default true; false: every access scalar) */
   readonly vectors?: boolean;
+  /** workgroup-memory tiles where a kernel qualifies (tiles.ts; default: on a GPU, not on a software adapter) */
+  readonly tiles?: boolean;
+  /** split every reduction into this many parts where a reduction variable allows (splitK.ts; default: chosen) */
+  readonly splitK?: number;
+  /** a reduction at least this long may be split (default: 2048 on a GPU, never on a software adapter) */
+  readonly splitMinLength?: number;
+  /** ... where the kernel would have fewer invocations than this (default 8192) */
+  readonly splitInvocations?: number;
 }
 
 export interface BlockChoice {
@@ -25,6 +34,8 @@ export interface BlockChoice {
   readonly tree: boolean;
   /** the output axis of the block's rows (the columns are the last axis); the last but one unless said otherwise */
   readonly rowAxis?: number;
+  /** the workgroup's blocks read the terms it staged in workgroup memory (tiles.ts) */
+  readonly tiles?: TilePlan;
   /** loads and stores of four aligned floats as one vec4 (wgsl.ts decides per buffer which are aligned) */
   readonly vectors: boolean;
   /** why, in words (shown in the kernel's source and by inspect) */
@@ -73,7 +84,9 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
   // on SwiftShader each loaded vector should serve as many products as it can: per GFLOP of process CPU time, a 512
   // matmul ran 0.8 at 8 x 4, 1.15 at 8 x 8, 1.4-1.5 at 16 x 8 and 1.4 at 16 x 16 (a lane's registers are memory
   // there); on a GPU, 4 x 4 as the peers do (registers)
-  const wide = software && vectors;
+  // (tiles are a GPU's shape: where they are asked for, the blocks are too)
+  const tilesWanted = tuning.tiles ?? !software;
+  const wide = software && vectors && !tilesWanted;
   let br = n >= 2 ? fit(ir.shape[rowAxis], shares(rowAxis), wide ? [16, 8, 4, 2] : [4, 2]) : 1;
   let bc = fit(ir.shape[n - 1], shares(n - 1), wide ? [8, 4, 2] : [4, 2]);
   // a guarded body (a padded conv2d) in a block of 16 made SwiftShader's shader compiler run for minutes (measured:
@@ -95,6 +108,29 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
       ? 'one output per invocation (no load shared along the output axes, or too few outputs)'
       : `${br} x ${bc} outputs per invocation: loads shared along ` +
         [br > 1 ? rows : '', bc > 1 ? 'columns' : ''].filter(Boolean).join(' and ');
+  // workgroup-memory tiles, as TF.js's matmul on a GPU. On SwiftShader they ran at half the speed of register blocks
+  // (a raw 512 matmul, 32 x 32 tiles): its workgroups are not parallel hardware and the barriers are real work; on a
+  // GPU they are unmeasured here (no GPU was lent), so bench:gpu times the matmul with and without them
+  // (the block halves, the larger side first, until the workgroup's tile divides the output)
+  let noTiles = '';
+  for (let [r, c] = [br, bc]; tilesWanted && r * c >= 1; [r, c] = r >= c ? [r / 2, c] : [r, c / 2]) {
+    const plan = planTiles(ir, [r, c], rowAxis);
+    if (typeof plan === 'string') {
+      noTiles ||= `; no workgroup tiles: ${plan}`;
+      continue;
+    }
+    const rows = r > 1 || c > 1 ? `${r} x ${c} outputs per invocation` : 'one output per invocation';
+    return {
+      block: [r, c],
+      rowAxis,
+      tree: false,
+      vectors: false,
+      tiles: plan,
+      reason:
+        `${rows}, ${GRID * r} x ${GRID * c} per workgroup through workgroup memory ` +
+        `(${plan.rowTerms.length + plan.colTerms.length} terms staged per step of ${plan.step})`,
+    };
+  }
   const vec4 = vectors && bc % 4 === 0 ? ', four contiguous columns as a vec4' : '';
-  return { block: [br, bc], rowAxis: br > 1 ? rowAxis : n - 2, tree: false, vectors, reason: reason + vec4 };
+  return { block: [br, bc], rowAxis: br > 1 ? rowAxis : n - 2, tree: false, vectors, reason: reason + vec4 + noTiles };
 };

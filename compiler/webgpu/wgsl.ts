@@ -14,6 +14,7 @@ import { randomBase } from '../../core/rng.ts';
 import { Emitter } from '../codegen/emitter.ts';
 import { scalarKeys } from '../kernel/keys.ts';
 import { COS_POLY, hornerText, PIO2, REMAINDER_CLAMP, SIN_POLY, TWO_OVER_PI } from '../kernel/sincos.ts';
+import { GRID, type TilePlan } from './tiles.ts';
 
 /** Invocations per workgroup (one output element each). */
 export const WORKGROUP = 64;
@@ -34,6 +35,8 @@ export interface WgslKernel {
   readonly block: readonly [number, number];
   /** a workgroup per output, its reduction shared and added in a tree */
   readonly tree: boolean;
+  /** workgroup-memory tiles (tiles.ts): the workgroup's blocks read the terms it staged together */
+  readonly tiles: boolean;
   /** graph nodes bound as array<vec4<f32>> (read and written four aligned floats at a time) */
   readonly vec4: readonly number[];
 }
@@ -224,12 +227,13 @@ export const printWgsl = (
   tree = false,
   vectors = false,
   rowAxis = ir.shape.length - 2,
+  tiles?: TilePlan,
 ): WgslKernel => {
   // a buffer is bound as vec4 only when every load of it is four-aligned: print, and print again without the buffers
   // that had a load that was not (at most once per buffer)
   const scalar = new Set<number>();
   for (;;) {
-    const { kernel, unaligned } = printOnce(ir, outputs, block, tree, vectors, scalar, rowAxis);
+    const { kernel, unaligned } = printOnce(ir, outputs, block, tree, vectors, scalar, rowAxis, tiles);
     if (unaligned.size === 0) return kernel;
     for (const b of unaligned) scalar.add(b);
   }
@@ -250,12 +254,17 @@ const printOnce = (
   vectorsWanted: boolean,
   scalar: ReadonlySet<number>,
   rowAxis: number,
+  tiles: TilePlan | undefined,
 ): { kernel: WgslKernel; unaligned: Set<number> } => {
-  const vectors = vectorsWanted && !tree;
+  // tiled kernels read and write scalars: their global loads are the staging's, one element per invocation
+  const vectors = vectorsWanted && !tree && !tiles;
   const size = ir.shape.reduce((a, b) => a * b, 1);
   if (tree && (block[0] !== 1 || block[1] !== 1)) throw new Error('wgsl: a tree reduction computes one output per workgroup');
   if (tree && !reductionOf(ir)) throw new Error('wgsl: a tree needs a reduction');
+  if (tree && tiles) throw new Error('wgsl: a kernel is a tree or tiled, not both');
   const invocations = tree ? size * WORKGROUP : size / (block[0] * block[1]);
+  /** workgroups of a tiled kernel: each computes GRID x GRID blocks */
+  const tileGroups = invocations / WORKGROUP;
   const groups = dispatchOf(invocations);
   const e = new Emitter('let');
   const reads: number[] = [];
@@ -543,12 +552,102 @@ const printOnce = (
   };
   const reduce = (r: Extract<Scalar, { k: 'reduce' }>): string => (tree ? reduceTree(r) : reduceBlock([r], [() => {}])[0]);
 
+  /** i32 names of the reduction's variables at flattened term `q` (outermost first, as the loop nest runs). */
+  const bindFlat = (vars: readonly number[], q: string) => {
+    const extents = vars.map((v) => ir.vars.get(v)!.extent);
+    let stride = extents.reduce((a, b) => a * b, 1);
+    vars.forEach((v, i) => {
+      stride /= extents[i];
+      const div = stride === 1 ? q : `(${q} / ${stride})`;
+      bindVar(v, e.let(i === 0 ? div : `${div} % ${extents[i]}`));
+    });
+  };
+  const unbind = (vars: readonly (number | undefined)[]) => {
+    for (const v of vars) if (v !== undefined) varName.delete(v);
+    key = scalarKeys(ixKey, condKey);
+  };
+  /** the workgroup memory of staged term i of a side, and the tile's extent along that side */
+  const tileArrays: string[] = [];
+  /**
+   * The block's reductions through workgroup memory (tiles.ts): per step of the flattened reduction, the workgroup
+   * computes every staged term for all its rows and all its columns (each invocation a share, neighbouring invocations
+   * neighbouring terms), waits at a barrier, and each element of each block adds its terms read from there in order.
+   */
+  const reduceTiles = (
+    plan: TilePlan,
+    rs: readonly Extract<Scalar, { k: 'reduce' }>[],
+    elements: readonly (() => void)[],
+    at: readonly [number, number][],
+    rowStart: string,
+    colStart: string,
+    rowLocal: readonly string[],
+    colLocal: readonly string[],
+  ): string[] => {
+    const { op: kind, vars } = rs[0];
+    const accs = rs.map(() => e.fresh('acc'));
+    for (const acc of accs) e.line(`var ${acc} : f32 = ${kind === 'sum' ? '0.0' : '(-fd_inf)'};`);
+    const [br, bc] = block;
+    const width = { row: GRID * br, col: GRID * bc };
+    const names = {
+      row: plan.rowTerms.map((_, i) => `fd_tr${i}`),
+      col: plan.colTerms.map((_, i) => `fd_tc${i}`),
+    };
+    for (const side of ['row', 'col'] as const)
+      for (const name of names[side]) tileArrays.push(`var<workgroup> ${name} : array<f32, ${width[side] * plan.step}>;`);
+    const q0 = e.fresh('q');
+    e.open(`for (var ${q0} : i32 = 0; ${q0} < ${plan.length}; ${q0} += ${plan.step})`);
+    for (const side of ['row', 'col'] as const) {
+      const terms = side === 'row' ? plan.rowTerms : plan.colTerms;
+      const outVar = side === 'row' ? rowVar! : colVar!;
+      const m = e.fresh('m');
+      e.open(`for (var ${m} : i32 = 0; ${m} < ${(width[side] * plan.step) / WORKGROUP}; ${m}++)`);
+      const entry = e.let(`i32(lid) + ${m} * ${WORKGROUP}`);
+      // rows: entry = local row * step + term (consecutive invocations, consecutive terms of one row); columns:
+      // entry = term * width + local column (consecutive columns)
+      const [local, term] =
+        side === 'row'
+          ? [e.let(`${entry} / ${plan.step}`), e.let(`${entry} % ${plan.step}`)]
+          : [e.let(`${entry} % ${width.col}`), e.let(`${entry} / ${width.col}`)];
+      bindVar(outVar, e.let(`${side === 'row' ? rowStart : colStart} + ${local}`));
+      bindFlat(vars, e.let(`${q0} + ${term}`));
+      terms.forEach((t, i) => e.line(`${names[side][i]}[${entry}] = ${value(t)};`));
+      e.close();
+      unbind([outVar, ...vars]);
+    }
+    e.line('workgroupBarrier();');
+    const qq = e.fresh('q');
+    e.open(`for (var ${qq} : i32 = 0; ${qq} < ${plan.step}; ${qq}++)`);
+    rs.forEach((r, j) => {
+      elements[j]();
+      const [row, col] = at[j];
+      // the staged terms stand for themselves at this element: value(body) finds them by key
+      plan.rowTerms.forEach((t, i) => e.memo(key(t), () => `${names.row[i]}[${rowLocal[row]} * ${plan.step} + ${qq}]`));
+      plan.colTerms.forEach((t, i) => e.memo(key(t), () => `${names.col[i]}[${qq} * ${width.col} + ${colLocal[col]}]`));
+      const v = value(r.body);
+      const acc = accs[j];
+      if (kind === 'sum') e.line(`${acc} = ${acc} + ${v};`);
+      else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
+    });
+    e.close();
+    // the next step overwrites the tiles only once every invocation has read them
+    e.line('workgroupBarrier();');
+    e.close();
+    key = scalarKeys(ixKey, condKey);
+    return accs;
+  };
+
   // the block of this invocation, then its coordinates (outermost first), as i32
   const [br, bc] = block;
   const n = ir.shape.length;
   if (br > 1 && (rowAxis < 0 || rowAxis >= n - 1)) throw new Error(`wgsl: block rows along axis ${rowAxis} of ${n}`);
-  const blocked = ir.shape.map((d, i) => (i === n - 1 ? d / bc : i === rowAxis ? d / br : d));
-  if (tree) {
+  // a tiled kernel's workgroup covers GRID blocks along its rows and GRID along its columns
+  const span = tiles ? GRID : 1;
+  const blocked = ir.shape.map((d, i) => (i === n - 1 ? d / (bc * span) : i === rowAxis ? d / (br * span) : d));
+  if (tiles) {
+    // the workgroup's tile: uniform across it, so its early return keeps the barriers in uniform control flow
+    e.line(`let t : i32 = i32(wid.x + wid.y * ${groups[0]}u);`);
+    e.line(`if (t >= ${tileGroups}) { return; }`);
+  } else if (tree) {
     // the workgroup's output element: uniform across it, so its early return keeps the barriers in uniform control flow
     e.line(`let t : i32 = i32(wid.x + wid.y * ${groups[0]}u);`);
     e.line(`if (t >= ${size}) { return; }`);
@@ -559,7 +658,7 @@ const printOnce = (
   e.line('fd_nan = bitcast<f32>(0x7fc00000u | (gid.z & 1u));');
   e.line('fd_inf = bitcast<f32>(0x7f800000u | (gid.z & 1u));');
   e.line('fd_negzero = bitcast<f32>(0x80000000u | (gid.z & 1u));');
-  let stride = tree ? size : invocations;
+  let stride = tree ? size : tiles ? tileGroups : invocations;
   let rest = 't';
   const coord: string[] = [];
   ir.outVars.forEach((_, d) => {
@@ -581,28 +680,40 @@ const printOnce = (
   const rowBase =
     rowVar === undefined || br === 1 ? undefined : { base: e.let(`${coord[rowAxis]} * ${br}`), quarter: quarterOf(coord[rowAxis], br) };
   const rowLanes: (Lane | undefined)[] = Array.from({ length: br }, (_, r) => rowBase && { ...rowBase, offset: r });
-  const rowNames = Array.from({ length: br }, (_, r) =>
-    rowVar === undefined ? '0' : br === 1 ? coord[rowAxis] : r === 0 ? rowLanes[r]!.base : e.let(`${rowLanes[r]!.base} + ${r}`),
-  );
+  // in a tile, invocation (ti, tj) of the workgroup's grid computes rows ti, ti + GRID, ... of the tile and columns
+  // tj, tj + GRID, ...: neighbouring invocations read neighbouring staged terms and store neighbouring outputs
+  const tile = tiles && {
+    rowStart: e.let(`${coord[rowAxis]} * ${GRID * br}`),
+    colStart: e.let(`${coord[n - 1]} * ${GRID * bc}`),
+    rowLocal: Array.from({ length: br }, (_, r) => e.let(r === 0 ? `i32(lid) / ${GRID}` : `i32(lid) / ${GRID} + ${r * GRID}`)),
+    colLocal: Array.from({ length: bc }, (_, c) => e.let(c === 0 ? `i32(lid) % ${GRID}` : `i32(lid) % ${GRID} + ${c * GRID}`)),
+  };
+  const rowNames = tile
+    ? tile.rowLocal.map((l) => e.let(`${tile.rowStart} + ${l}`))
+    : Array.from({ length: br }, (_, r) =>
+        rowVar === undefined ? '0' : br === 1 ? coord[rowAxis] : r === 0 ? rowLanes[r]!.base : e.let(`${rowLanes[r]!.base} + ${r}`),
+      );
   // a block's columns are contiguous where vectors are on and the block is a multiple of 4 wide (one vec4 per four
   // columns: neighbouring invocations read neighbouring 16-byte vectors); otherwise strided by the columns / bc
   // blocks, so neighbouring invocations read neighbouring addresses rather than addresses bc apart
   const contiguous = vectors && bc % 4 === 0 && colVar !== undefined;
   const colBase = contiguous ? { base: e.let(`${coord[n - 1]} * ${bc}`), quarter: quarterOf(coord[n - 1], bc) } : undefined;
   const colLanes: (Lane | undefined)[] = Array.from({ length: bc }, (_, c) => colBase && { ...colBase, offset: c });
-  const colNames = Array.from({ length: bc }, (_, c) =>
-    colVar === undefined
-      ? '0'
-      : bc === 1
-        ? coord[n - 1]
-        : contiguous
-          ? c === 0
-            ? colLanes[c]!.base
-            : e.let(`${colLanes[c]!.base} + ${c}`)
-          : c === 0
+  const colNames = tile
+    ? tile.colLocal.map((l) => e.let(`${tile.colStart} + ${l}`))
+    : Array.from({ length: bc }, (_, c) =>
+        colVar === undefined
+          ? '0'
+          : bc === 1
             ? coord[n - 1]
-            : e.let(`${coord[n - 1]} + ${(c * ir.shape[n - 1]) / bc}`),
-  );
+            : contiguous
+              ? c === 0
+                ? colLanes[c]!.base
+                : e.let(`${colLanes[c]!.base} + ${c}`)
+              : c === 0
+                ? coord[n - 1]
+                : e.let(`${coord[n - 1]} + ${(c * ir.shape[n - 1]) / bc}`),
+      );
   const elementList: [number, number][] = [];
   for (let r = 0; r < br; r++) for (let c = 0; c < bc; c++) elementList.push([r, c]);
   const enter =
@@ -616,12 +727,23 @@ const printOnce = (
   // the block's reductions share one loop nest; their accumulators stand for them in the epilogues
   const red = reductionOf(ir);
   const accs =
-    red && elements.length > 1
-      ? reduceBlock(
+    red && tile
+      ? reduceTiles(
+          tiles!,
           elements.map(() => red),
           elements,
+          elementList,
+          tile.rowStart,
+          tile.colStart,
+          tile.rowLocal,
+          tile.colLocal,
         )
-      : [];
+      : red && elements.length > 1
+        ? reduceBlock(
+            elements.map(() => red),
+            elements,
+          )
+        : [];
   const stores: string[] = [];
   // contiguous columns are stored four at a time: element (r, c0..c0+3) is one vec4 of each output
   const vec4Stores = contiguous && !tree;
@@ -648,7 +770,7 @@ const printOnce = (
     }
     // the flat output element of (r, c) in the row-major output
     const flat =
-      elements.length === 1 && br === 1 && bc === 1 && n > 0
+      elements.length === 1 && br === 1 && bc === 1 && n > 0 && !tiles
         ? null
         : e.let(
             ir.outVars
@@ -676,6 +798,7 @@ const printOnce = (
     ...writeDecls,
     HELPERS,
     ...(tree ? [`var<workgroup> fd_partial : array<f32, ${WORKGROUP}>;`] : []),
+    ...tileArrays,
     `@compute @workgroup_size(${WORKGROUP})`,
     'fn main(@builtin(global_invocation_id) gid : vec3<u32>, @builtin(workgroup_id) wid : vec3<u32>, ' +
       '@builtin(local_invocation_index) lid : u32) {',
@@ -683,5 +806,5 @@ const printOnce = (
     '}',
   ].join('\n');
   const vec4 = [...reads.filter((id) => vec4Reads.has(id)), ...(vec4Stores ? outputs : [])];
-  return { kernel: { code, reads, writes: outputs, size, groups, block, tree, vec4 }, unaligned };
+  return { kernel: { code, reads, writes: outputs, size, groups, block, tree, tiles: !!tiles, vec4 }, unaligned };
 };
