@@ -42,6 +42,9 @@ export interface BlockChoice {
   readonly reason: string;
 }
 
+/** The next smaller block side: half, or 1 from an odd side (a column block of 3 covers a conv's 3 taps). */
+const smaller = (b: number): number => (b % 2 === 0 ? b / 2 : 1);
+
 /** Invocations a kernel keeps at least, where blocking would leave fewer: a GPU needs thousands in flight. */
 const minInvocations = (software: boolean): number => (software ? 256 : 4096);
 
@@ -99,8 +102,8 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
   let guarded = false;
   walk(red.body, (s) => void (s.k === 'guard' && !s.conds.every(holds) && (guarded = true)));
   while ((guarded && br * bc > 4) || (br * bc > 1 && size / (br * bc) < atLeast)) {
-    if (br >= bc) br /= 2;
-    else bc /= 2;
+    if (br >= bc) br = smaller(br);
+    else bc = smaller(bc);
   }
   const rows = rowAxis === n - 2 ? 'rows' : `rows (axis ${rowAxis})`;
   const reason =
@@ -108,15 +111,16 @@ export const chooseBlock = (ir: KernelIR, software: boolean, tuning: Tuning = {}
       ? 'one output per invocation (no load shared along the output axes, or too few outputs)'
       : `${br} x ${bc} outputs per invocation: loads shared along ` +
         [br > 1 ? rows : '', bc > 1 ? 'columns' : ''].filter(Boolean).join(' and ');
-  // workgroup-memory tiles, as TF.js's matmul on a GPU. On SwiftShader they ran at half the speed of register blocks
-  // (a raw 512 matmul, 32 x 32 tiles): its workgroups are not parallel hardware and the barriers are real work; on a
-  // GPU they are unmeasured here (no GPU was lent), so bench:gpu times the matmul with and without them
+  // workgroup-memory tiles, as TF.js's matmul on a GPU. On SwiftShader a 512 matmul ran 0.46 GFLOP per CPU-second
+  // tiled against 0.70 in plain 4 x 4 blocks (its workgroups are not parallel hardware and the barriers are real
+  // work); on a GPU they are unmeasured here (no GPU was lent), so bench:gpu times the matmul with and without them
   // (the block halves, the larger side first, until the workgroup's tile divides the output)
   let noTiles = '';
-  for (let [r, c] = [br, bc]; tilesWanted && r * c >= 1; [r, c] = r >= c ? [r / 2, c] : [r, c / 2]) {
+  for (let [r, c] = [br, bc]; tilesWanted; [r, c] = r >= c ? [smaller(r), c] : [r, smaller(c)]) {
     const plan = planTiles(ir, [r, c], rowAxis);
     if (typeof plan === 'string') {
       noTiles ||= `; no workgroup tiles: ${plan}`;
+      if (r * c === 1) break;
       continue;
     }
     const rows = r > 1 || c > 1 ? `${r} x ${c} outputs per invocation` : 'one output per invocation';
