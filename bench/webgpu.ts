@@ -23,6 +23,7 @@ import { FusediffConv } from './fusediff/conv.ts';
 import { FusediffMlp } from './fusediff/mlpDenoiser.ts';
 import { spCostCases, spCostSteps } from './fusediff/spCost.ts';
 import { checkMatmul } from './peers/matmulCheck.ts';
+import { probeVerdict } from './peers/probe.ts';
 import type { ConvPeer, MatmulPeer, PeerSystem } from './peers/types.ts';
 
 const quick = process.argv.includes('--quick');
@@ -100,8 +101,6 @@ interface StepRow {
   /** the probe batch's loss at the initial parameters against the float64 reference, and after the timed steps */
   check: { probeLoss: number; reference: number; relErr: number; probeLossAfter: number };
 }
-/** As bench/peers/check.ts: the same function (the initial probe loss within 1e-4 of float64) and it trains. */
-const PROBE_REL_TOL = 1e-4;
 const probe = probeNoise();
 const reference = referenceLoss(initParams(), eightGaussians(), probe.eps, probe.t);
 const stepRows: StepRow[] = [];
@@ -121,14 +120,11 @@ for (const sys of stepSystems) {
         probeLoss = await sys.evalLoss(probe.eps, probe.t);
       },
     );
-    const relErr = Math.abs(probeLoss - reference) / reference;
     const probeLossAfter = await sys.evalLoss(probe.eps, probe.t);
     const loss = await sys.loss();
-    if (!(relErr < PROBE_REL_TOL) || !(probeLossAfter < probeLoss) || !Number.isFinite(loss))
-      throw new Error(
-        `wrong results: probe loss ${probeLoss} against float64 ${reference.toFixed(6)} (rel err ${relErr.toExponential(1)}), ` +
-          `${probeLossAfter} after training, last loss ${loss}`,
-      );
+    // the same function as float64 and it trains (bench/peers/probe.ts)
+    const { ok, relErr, reason } = probeVerdict({ before: probeLoss, reference, after: probeLossAfter, losses: [loss] });
+    if (!ok) throw new Error(`wrong results: ${reason}`);
     const row = { system: sys.system, backend: sys.backend, samplesPerSec: (1000 / ms) * BATCH, msPerStep: ms, runs };
     stepRows.push({ ...row, check: { probeLoss, reference, relErr, probeLossAfter } });
     console.log(

@@ -19,6 +19,7 @@ import { FusediffMlp } from '../fusediff/mlpDenoiser.ts';
 import { jaxjsConv, jaxjsMatmul, jaxjsMlp } from '../peers/jaxjs.ts';
 import { tfjsConv, tfjsMatmul, tfjsMlp } from '../peers/tfjs.ts';
 import { tfjsWebgpuMlp } from '../peers/tfjsWebgpu.ts';
+import { probeVerdict } from '../peers/probe.ts';
 import { WEBGPU_SYSTEMS, type SystemId } from './systems.ts';
 
 /** Web Workers started in this page and not terminated (the page's own Worker, wrapped before anything starts one). */
@@ -114,8 +115,6 @@ interface Runner {
   evalLoss?(eps: Float32Array, t: Int32Array): Promise<number>;
 }
 
-/** The MLP rows' check: the probe loss at the initial parameters within this of the float64 reference (check.ts's). */
-const PROBE_REL_TOL = 1e-4;
 const probe = probeNoise();
 let reference: number | undefined;
 
@@ -188,10 +187,11 @@ const api = {
       // a system that computes another function reports no speed: the run records it as failed
       reference ??= referenceLoss(initParams(), eightGaussians(), probe.eps, probe.t);
       const got = await runner.evalLoss(probe.eps, probe.t);
-      probeRelErr = Math.abs(got - reference) / reference;
-      if (!(probeRelErr < PROBE_REL_TOL)) {
+      const verdict = probeVerdict({ before: got, reference });
+      probeRelErr = verdict.relErr;
+      if (!verdict.ok) {
         await runner.peer.dispose();
-        throw new Error(`wrong results: probe loss ${got} against float64 ${reference} (rel err ${probeRelErr.toExponential(1)})`);
+        throw new Error(`wrong results: ${verdict.reason}`);
       }
     }
     await new Promise((r) => setTimeout(r, timing.settle)); // a page's workers start only once its script yields

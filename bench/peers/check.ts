@@ -4,6 +4,7 @@
 // then matmul GFLOP/s at each workload size. Exits 1 when a peer disagrees with the reference or fails to train.
 import os from 'node:os';
 import { PEER_IDS, type PeerId, matmulPeer, mlpPeer } from './index.ts';
+import { probeVerdict } from './probe.ts';
 import { BATCH, MATMUL_SIZES, eightGaussians, initParams, matmulFlops, probeNoise, referenceLoss } from '../../workloads/reference.ts';
 
 const arg = (name: string): string | undefined => {
@@ -39,7 +40,6 @@ for (const id of ids) {
   const t0 = performance.now();
   await peer.setup();
   const before = await peer.evalLoss(probe.eps, probe.t);
-  const relErr = Math.abs(before - ref) / ref;
   for (let i = 0; i < warmup; i++) await peer.step();
   const setupMs = performance.now() - t0;
   const times: number[] = [],
@@ -54,7 +54,7 @@ for (const id of ids) {
   const total = times.reduce((a, b) => a + b, 0) / 1000;
   const sps = (BATCH * steps) / total;
   rows.push({ id, system: peer.system, backend: peer.backend, samplesPerSec: sps });
-  const ok = relErr < 1e-4 && after < before && losses.every(Number.isFinite);
+  const { ok, relErr } = probeVerdict({ before, reference: ref, after, losses });
   failed ||= !ok;
   console.log(`${peer.system} / ${peer.backend} [${id}]`);
   console.log(`  noise: ${peer.noise}`);
