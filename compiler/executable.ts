@@ -15,8 +15,7 @@ import { lowerKernel } from './kernel/lower.ts';
 import { printKernelIR } from './kernel/print.ts';
 import { compileOnPlanBackend } from './wasm/executable.ts';
 import { compileOnWebGPU } from './webgpu/plan.ts';
-import { chooseBlock } from './webgpu/tune.ts';
-import { printWgsl } from './webgpu/wgsl.ts';
+import { wgslKernel } from './webgpu/shaders.ts';
 import type { Executable } from './plan.ts';
 import type { Backend, BackendKernel, DeviceBuffer, KernelBackend, KernelOptions, KernelOutput } from './backend.ts';
 import { isGL, isResident, resolveBackend, type BackendName, type BackendRequest } from './backends/names.ts';
@@ -143,11 +142,16 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
   }
   if (device.kind === 'wgsl') {
     const software = device.context().software;
-    const shaders = irs.map((ir, i) => {
-      const { block, rowAxis, tree, vectors, reason, tiles } = chooseBlock(ir, software, device.tuning);
-      const k = printWgsl(ir, [named[i].root, ...named[i].extraOutputs], block, tree, vectors, rowAxis, tiles);
-      return { ...k, code: `// ${named[i].name}: ${reason} (compiler/webgpu/tune.ts)\n${k.code}` };
-    });
+    // a split kernel's scratch buffer takes an id past the graph's nodes, one per kernel
+    const maxBindings = device.context().maxStorageBuffers;
+    const shaders = irs.map((ir, i) =>
+      wgslKernel(ir, named[i].name, [named[i].root, ...named[i].extraOutputs], {
+        software,
+        tuning: device.tuning,
+        scratchId: g.nodes.length + i,
+        maxBindings,
+      }),
+    );
     const kernels = named.map((k, i) => ({ ...k, source: { source: shaders[i].code, args: shaders[i].reads, subKernels: [] } }));
     return compileOnWebGPU(device, reason, program, kernels, shaders, options);
   }

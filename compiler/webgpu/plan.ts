@@ -20,7 +20,8 @@ import { checkInto, deliverInto } from '../into.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import type { Executable } from '../plan.ts';
 import { MAP_READ, USAGE, type GpuContext } from './gpu.ts';
-import { dispatchOf, WORKGROUP, type WgslKernel } from './wgsl.ts';
+import type { WgslKernelPlan } from './shaders.ts';
+import { dispatchOf, WORKGROUP } from './wgsl.ts';
 
 type Given = Readonly<Record<string, DeviceBuffer | NDArray | ArrayLike<number>>>;
 
@@ -77,7 +78,7 @@ export const compileOnWebGPU = (
   reason: string,
   program: FusedProgram,
   kernels: readonly CompiledKernel[],
-  shaders: readonly WgslKernel[],
+  shaders: readonly WgslKernelPlan[],
   options: WgslPlanOptions,
 ): Executable => {
   const ctx: GpuContext = backend.context();
@@ -105,7 +106,10 @@ export const compileOnWebGPU = (
   // ranges are 16-byte multiples: a kernel may read any node as vec4 (wgsl.ts), and the array length of its binding is
   // then its size / 16, which must cover the node's last, partial vector
   const align = Math.max(16, ctx.offsetAlignment);
-  const bytesOf = (id: number) => Math.max(16, Math.ceil(size(g.nodes[id].shape) / 4) * 16);
+  // a split kernel's scratch (splitK.ts) has an id past the graph's nodes and a range like theirs
+  const scratch = new Map(shaders.flatMap((s) => (s.scratch ? [[s.scratch.id, s.scratch.size] as const] : [])));
+  const floatsOf = (id: number) => scratch.get(id) ?? size(g.nodes[id].shape);
+  const bytesOf = (id: number) => Math.max(16, Math.ceil(floatsOf(id) / 4) * 16);
   const padded = (id: number) => Math.ceil(bytesOf(id) / align) * align;
   const offsets = new Map<number, number>();
   let end = 0;
@@ -127,6 +131,7 @@ export const compileOnWebGPU = (
   for (const p of regionPairs) place(p.from);
   for (const n of g.nodes) if (program.materialized.has(n.id) || n.op === 'input') place(n.id);
   for (const o of g.outputs) place(o.id);
+  for (const id of scratch.keys()) place(id);
   const arenaBytes = Math.max(align, end);
   const limitError = (what: string) =>
     new WebGPUPlanError(
@@ -135,12 +140,10 @@ export const compileOnWebGPU = (
     );
   if (arenaBytes > ctx.maxBufferBytes)
     throw limitError(`its buffers take ${arenaBytes} bytes, more than the adapter's maxBufferSize of ${ctx.maxBufferBytes}`);
+  const what = (id: number) => (scratch.has(id) ? `the split-K scratch ${id}` : `node ${id} (${g.nodes[id].op} ${fmt(g.nodes[id].shape)})`);
   for (const id of offsets.keys())
     if (padded(id) > ctx.maxBindingBytes)
-      throw limitError(
-        `node ${id} (${g.nodes[id].op} ${fmt(g.nodes[id].shape)}) takes ${bytesOf(id)} bytes, ` +
-          `more than one binding may span (${ctx.maxBindingBytes})`,
-      );
+      throw limitError(`${what(id)} takes ${bytesOf(id)} bytes, more than one binding may span (${ctx.maxBindingBytes})`);
   if (stateBytes > ctx.maxBindingBytes) throw limitError(`its state takes ${stateBytes} bytes, more than one binding may span`);
 
   backend.addPlan(kernels.length);
@@ -149,26 +152,28 @@ export const compileOnWebGPU = (
   for (const n of g.nodes)
     if (n.op === 'constant' && offsets.has(n.id)) device.queue.writeBuffer(arena, offsets.get(n.id)!, Float32Array.from(n.attrs.value));
 
-  // ---- pipelines and bind groups, once
-  const dispatches: Dispatch[] = shaders.map((s, i) => {
-    const bindings = s.reads.length + s.writes.length;
-    if (bindings > ctx.maxStorageBuffers)
-      throw new BackendError(
-        kernels[i],
-        'webgpu',
-        new Error(`it binds ${bindings} storage buffers; ${ctx.description} allows ${ctx.maxStorageBuffers}`),
-      );
-    try {
-      const pipeline = backend.pipeline(s.code);
-      const bindGroup = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [...s.reads, ...s.writes].map((id, binding) => ({ binding, resource: range(id) })),
-      });
-      return { pipeline, bindGroup, groups: s.groups };
-    } catch (e) {
-      throw new BackendError(kernels[i], 'webgpu', e);
-    }
-  });
+  // ---- pipelines and bind groups, once: a dispatch per shader, two for a split kernel (partial, then combine)
+  const dispatches: Dispatch[][] = shaders.map((plan, i) =>
+    plan.shaders.map((s) => {
+      const bindings = s.reads.length + s.writes.length;
+      if (bindings > ctx.maxStorageBuffers)
+        throw new BackendError(
+          kernels[i],
+          'webgpu',
+          new Error(`it binds ${bindings} storage buffers; ${ctx.description} allows ${ctx.maxStorageBuffers}`),
+        );
+      try {
+        const pipeline = backend.pipeline(s.code);
+        const bindGroup = device.createBindGroup({
+          layout: pipeline.getBindGroupLayout(0),
+          entries: [...s.reads, ...s.writes].map((id, binding) => ({ binding, resource: range(id) })),
+        });
+        return { pipeline, bindGroup, groups: s.groups };
+      } catch (e) {
+        throw new BackendError(kernels[i], 'webgpu', e);
+      }
+    }),
+  );
   let flag: GPUBuffer | undefined;
   const adopt: Dispatch[] = [];
   if (stateBytes > 0) {
@@ -268,7 +273,7 @@ export const compileOnWebGPU = (
   const submit = (reads: readonly number[]): Reads => {
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    encodeKernels(pass, [...dispatches, ...adopt]);
+    encodeKernels(pass, [...dispatches.flat(), ...adopt]);
     pass.end();
     encodeLooseCopies(encoder);
     const r = encodeReads(encoder, reads);
@@ -289,7 +294,7 @@ export const compileOnWebGPU = (
       const start = performance.now();
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass();
-      encodeKernels(pass, [dispatches[i]]);
+      encodeKernels(pass, dispatches[i]);
       pass.end();
       device.queue.submit([encoder.finish()]);
       await device.queue.onSubmittedWorkDone();
