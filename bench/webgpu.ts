@@ -6,7 +6,7 @@
 //   1. the reference MLP step (workloads/reference.ts): samples/s;
 //   2. square f32 matmul GFLOP/s (operands and product resident on the device for every system);
 //   3. the forward conv (workloads/reference.ts CONV, read back): GFLOP/s;
-//   4. the UNet MSE step at batch 16 (ms per step): webgpu and wasm (no peer has the model).
+//   4. the UNet MSE and self-perceptual (SP) steps at batch 16 (ms per step): webgpu and wasm (no peer has the model).
 // A system's rows are kept only when its results are right: each MLP step system's loss on the probe batch against the
 // float64 reference (and falling after the timed steps), each matmul's sampled entries against float64 products.
 // Not measured here, and said so in the output: gpu.js's WebGPU path (gpujs-webgpu) in Node, because gpu.js pins the
@@ -87,7 +87,7 @@ console.log(`CPU: ${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} cores
 const notMeasured = [
   "gpu.js's WebGPU path (gpujs-webgpu) in Node: gpu.js pins webgpu 0.2.9, whose binary needs GLIBCXX_3.4.32 " +
     "(Debian 12: 3.4.30); npm run bench:page measures it against fusediff's WGSL in the page, in one run (page.json, webgpu rows)",
-  'the UNet MSE step on jax-js and TF.js: no peer has the model (fusediff webgpu and wasm only)',
+  'the UNet MSE and SP steps on jax-js and TF.js: no peer has the model (fusediff webgpu and wasm only)',
   'the conv rows are timed with their read-back and not checked against a reference (the MLP step and matmul rows are)',
 ];
 
@@ -243,22 +243,32 @@ for (const c of convSystems) {
   await c.dispose();
 }
 
-// ---- 4. the UNet MSE step -------------------------------------------------------------------------------------
-const unet: { backend: string; batch: number; msPerStep: number; runs: number; kernels: number }[] = [];
+// ---- 4. the UNet MSE and self-perceptual steps ------------------------------------------------------------------
+const unet: { backend: string; objective: 'mse' | 'sp'; batch: number; msPerStep: number; runs: number; kernels: number }[] = [];
 const unetCase = spCostCases.find((c) => c.name === 'Unet')!;
 for (const backend of ['webgpu', 'wasm'] as const) {
-  const { mse, batch } = spCostSteps(unetCase, backend, {}, 'mse');
-  const { ms, runs } = await timeRow(
-    `unet mse ${backend}`,
-    async () => void (await mse.runAsync(batch)),
-    async () => {},
-  );
-  unet.push({ backend, batch: unetCase.batch, msPerStep: ms, runs, kernels: mse.executable.kernels.length });
-  console.log(
-    `UNet MSE step (batch ${unetCase.batch})  ${backend.padEnd(8)} ${ms.toFixed(1).padStart(8)} ms  ` +
-      `(${mse.executable.kernels.length} kernels, ${runs} runs)`,
-  );
-  mse.dispose();
+  const steps = spCostSteps(unetCase, backend);
+  for (const objective of ['mse', 'sp'] as const) {
+    const step = steps[objective];
+    try {
+      const { ms, runs } = await timeRow(
+        `unet ${objective} ${backend}`,
+        async () => void (await step.runAsync(steps.batch)),
+        async () => {},
+      );
+      const kernels = step.executable.kernels.length;
+      unet.push({ backend, objective, batch: unetCase.batch, msPerStep: ms, runs, kernels });
+      console.log(
+        `UNet ${objective.toUpperCase().padEnd(3)} step (batch ${unetCase.batch})  ${backend.padEnd(8)} ${ms.toFixed(1).padStart(8)} ms  ` +
+          `(${kernels} kernels, ${runs} runs)`,
+      );
+    } catch (e) {
+      failed.push({ workload: `UNet ${objective} step`, system: 'fusediff', backend, reason: firstLine(e) });
+      console.log(`UNet ${objective} step ${backend}: failed: ${firstLine(e)}`);
+    }
+  }
+  steps.mse.dispose();
+  steps.sp.dispose();
 }
 
 // ---- ratios ---------------------------------------------------------------------------------------------------
@@ -280,6 +290,12 @@ const convOver = (peer: string) => {
   const best = Math.max(0, ...conv.filter((r) => r.system.startsWith(peer)).map((r) => r.gflops));
   return ourConv && best > 0 ? ourConv.gflops / best : undefined;
 };
+const unetMs = (backend: string, objective: string) => unet.find((r) => r.backend === backend && r.objective === objective)?.msPerStep;
+/** wasm's ms over webgpu's for one objective (higher: the WGSL step faster) */
+const unetOver = (objective: string) => {
+  const [gpu, cpu] = [unetMs('webgpu', objective), unetMs('wasm', objective)];
+  return gpu && cpu ? cpu / gpu : undefined;
+};
 const ratios = {
   referenceStepOverJaxjsWebgpu: stepOver('jax-js', 'webgpu'),
   referenceStepOverTfjsWebgpu: stepOver('TensorFlow.js', 'webgpu'),
@@ -288,7 +304,10 @@ const ratios = {
   matmulOverTfjsWebgpu: matmulOver('TensorFlow.js'),
   convOverJaxjsWebgpu: convOver('jax-js'),
   convOverTfjsWebgpu: convOver('TensorFlow.js'),
-  unetWebgpuOverWasm: unet.length === 2 ? unet[1].msPerStep / unet[0].msPerStep : undefined,
+  unetWebgpuOverWasm: unetOver('mse'),
+  unetSpWebgpuOverWasm: unetOver('sp'),
+  /** the SP step's cost over the MSE step's on the WGSL backend (the paper's extra forward pass of the frozen copy) */
+  unetSpOverMseWebgpu: unetMs('webgpu', 'sp') && unetMs('webgpu', 'mse') ? unetMs('webgpu', 'sp')! / unetMs('webgpu', 'mse')! : undefined,
 };
 console.log(`\nratios (higher: fusediff's WGSL faster): ${JSON.stringify(ratios)}`);
 for (const n of notMeasured) console.log(`not measured: ${n}`);
