@@ -209,25 +209,33 @@ test('splitK transform: refuses part counts that do not divide, and a scratch id
   assert.throws(() => splitReduction(ir, 2, ir.reads[0]), /scratch id/);
 });
 
-test('chooseSplit: off on a software adapter by default, on for a GPU where few outputs have a long reduction', () => {
+test('chooseSplit: few outputs with a long reduction are split, many outputs or a short reduction are not', () => {
   const bias = reductionKernel(trace(({ dy }) => op.sum(dy, [0]), { dy: [8192, 16] })).ir;
   const wide = reductionKernel(trace(({ a, b }) => op.matmul(a, b), { a: [512, 64], b: [64, 512] })).ir;
-  const short = reductionKernel(trace(({ dy }) => op.sum(dy, [0]), { dy: [512, 16] })).ir;
+  const short = reductionKernel(trace(({ dy }) => op.sum(dy, [0]), { dy: [1024, 16] })).ir;
+  // 16 outputs: on software, as many parts as reach 2048 invocations, each at least 256 terms long (32); a GPU takes a
+  // workgroup tree per output (64 invocations each), and as many parts as reach 8192 invocations (8)
   const soft = chooseSplit(bias, true);
-  assert.equal(soft.parts, 1);
-  assert.match(soft.reason, /off on a software adapter/);
+  assert.match(soft.reason, /^split-K: 32 parts of 256 terms, as 16 outputs would take only 16 invocations/);
   const gpu = chooseSplit(bias, false);
-  assert.ok(gpu.parts >= 2 && 8192 / gpu.parts >= 256 && 8192 % gpu.parts === 0, `${gpu.parts} parts: ${gpu.reason}`);
-  assert.match(gpu.reason, /split-K: \d+ parts of \d+ terms/);
-  assert.equal(chooseSplit(wide, false).parts, 1, 'a matmul with many outputs fills the GPU unsplit');
-  assert.equal(chooseSplit(short, false).parts, 1, 'a reduction of 512 terms is not split');
-  assert.equal(chooseSplit(bias, true, { splitMinLength: 1 }).parts > 1, true, 'a software adapter splits when asked');
+  assert.match(gpu.reason, /^split-K: 8 parts of 1024 terms, as 16 outputs would take only 1024 invocations/);
+  for (const software of [true, false]) {
+    assert.equal(chooseSplit(wide, software).parts, 1, 'a matmul with many outputs and 64 terms is not split');
+    assert.match(chooseSplit(short, software).reason, /a reduction of 1024 terms, fewer than 2048/);
+  }
+  // 64 x 64 outputs: on software 4 x 4 blocks are 256 invocations, so 8 parts reach 2048; a GPU's workgroup trees
+  // (64 invocations per output) already fill it
+  const wgrad = reductionKernel(trace(({ x, dy }) => op.matmul(op.transpose(x), dy), { x: [4096, 64], dy: [4096, 64] })).ir;
+  assert.equal(chooseSplit(wgrad, true).parts, 8, chooseSplit(wgrad, true).reason);
+  assert.match(chooseSplit(wgrad, false).reason, /262144 invocations unsplit, at least 8192/);
+  assert.equal(chooseSplit(wgrad, true, { splitInvocations: 256 }).parts, 1);
+  assert.equal(chooseSplit(short, true, { splitMinLength: 1 }).parts, 4, 'parts of at least 256 terms');
   const forced = chooseSplit(short, true, { splitK: 5 });
-  assert.equal(forced.parts, 4, 'forced: the largest divisor of 512 up to 5');
-  assert.match(forced.reason, /split-K forced: 4 parts of 128 terms/);
+  assert.equal(forced.parts, 4, 'forced: the largest divisor of 1024 up to 5');
+  assert.match(forced.reason, /split-K forced: 4 parts of 256 terms/);
   const odd = reductionKernel(trace(({ a }) => op.sum(a, [0]), { a: [7, 3] })).ir;
   assert.equal(chooseSplit(odd, true, { splitK: 3 }).parts, 1, 'no divisor of 7 up to 3');
-  assert.equal(chooseSplit(reductionKernel(trace(({ a }) => op.sum(a, [0]), { a: [7, 3] })).ir, true, { splitK: 8 }).parts, 7);
+  assert.equal(chooseSplit(odd, true, { splitK: 8 }).parts, 7);
 });
 
 // ---- on the GPU (SwiftShader in CI) ------------------------------------------------------------------------------------
@@ -373,3 +381,13 @@ test(
     );
   },
 );
+
+test('webgpu split-K: the default tuning splits a weight gradient over a batch of 2048 on SwiftShader', { skip: skip() }, async (t) => {
+  const graph = trace(({ x, dy }) => op.matmul(op.transpose(x), dy), { x: [2048, 16], dy: [2048, 16] });
+  const r = await runSplit(graph, { x: waves([2048, 16], 13), dy: waves([2048, 16], 14) }, {});
+  assert.equal(r.bad, undefined);
+  if (gpuContext()?.software) {
+    assert.equal(r.split.length, 1);
+    assert.match(r.split[0].source.source, /split-K: 8 parts of 256 terms, as 256 outputs would take only 256 invocations/);
+  } else t.diagnostic(`a hardware adapter: ${r.split.length} kernels split`);
+});

@@ -22,9 +22,9 @@ export interface Tuning {
   readonly tiles?: boolean;
   /** split every reduction into this many parts where a reduction variable allows (splitK.ts; default: chosen) */
   readonly splitK?: number;
-  /** a reduction at least this long may be split (default: 2048 on a GPU, never on a software adapter) */
+  /** a reduction at least this long may be split (default 2048) */
   readonly splitMinLength?: number;
-  /** ... where the kernel would have fewer invocations than this (default 8192) */
+  /** ... where the kernel would have fewer invocations than this (default: 2048 on a software adapter, 8192) */
   readonly splitInvocations?: number;
 }
 
