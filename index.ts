@@ -16,6 +16,7 @@ export type {
 } from './compiler/index.ts';
 export { compileStep, NonFiniteLossError, type StepArgs, type StepOptions, type TrainStep } from './train/compileStep.ts';
 export { compileStepAuto, type AutoOptions } from './train/compileStepAuto.ts';
+export { compilePlanAuto, timePlan, type PlanAutoOptions } from './train/compilePlanAuto.ts';
 export { memoryChoiceCache, type AdapterFacts, type ChoiceCache, type TimedChoice } from './train/autoChoice.ts';
 export { adam, sgd, type Optimizer } from './dsl/optim.ts';
 export { emaDecayAt, emaUpdate } from './train/ema.ts';

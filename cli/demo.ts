@@ -129,7 +129,8 @@ export const demo = ({ steps, backend = 'auto' }: { steps: number; backend?: Bac
       `loss ${first.toFixed(4)} -> ${last.toFixed(4)} (mean of the last 20 steps)`,
   );
 
-  // 5. the same step compiled into fused kernels for the backend asked for, state on the device
+  // 5. the same step compiled into fused kernels for the backend asked for, state on the device; under auto the
+  // untimed choice (a demo of a few hundred small steps would spend longer timing two candidates than it saves)
   const compiled = compileStep(
     ({ params: p, step: s, x0 }) => loss(p as unknown as fd.ParamTensors<Denoiser>, x0, s as fd.Tensor<readonly []>, batch),
     { params, optimizer: adam({ lr }), data: { x0: [batch, 2] }, backend },

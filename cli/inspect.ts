@@ -29,6 +29,8 @@ import * as op from '../dsl/ops.ts';
 import type { Params, ParamTensors } from '../dsl/params.ts';
 import { trace } from '../dsl/trace.ts';
 
+// inspect shows and profiles one plan on the backend asked for: under auto that is the untimed choice (no timing:
+// the profile is the measurement, and --backend webgpu inspects the WGSL plan on any adapter)
 /** A built-in example: a step factory, as a user's module exports one. */
 type Example = { describe: string; build: StepFactory };
 

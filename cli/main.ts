@@ -253,12 +253,13 @@ program
 
 program.exitOverride();
 // the webgpu backend's device is asked for asynchronously, once, before a command that names it resolves backends;
-// the commands that train ask for it under auto too: on a hardware adapter auto times the step there against wasm
-// (train/compileStepAuto.ts), a software adapter is never taken
-const TRAINS = new Set(['train', 'finetune', 'experiment']);
+// the commands that train, sample or evaluate ask for it under auto too: on a hardware adapter auto times their step,
+// sampler step and classifier there against wasm (train/compileStepAuto.ts, train/compilePlanAuto.ts), a software
+// adapter is never taken. The others (demo, inspect, bench) compile with auto's untimed choice.
+const TIMES_AUTO = new Set(['train', 'finetune', 'experiment', 'sample', 'eval']);
 program.hook('preAction', async (_, action) => {
   const backend = (action.opts() as { backend?: string }).backend;
-  if (backend === 'webgpu' || ((backend ?? 'auto') === 'auto' && TRAINS.has(action.name()))) await prepareWebGPU();
+  if (backend === 'webgpu' || ((backend ?? 'auto') === 'auto' && TIMES_AUTO.has(action.name()))) await prepareWebGPU();
 });
 try {
   await program.parseAsync(process.argv);

@@ -6,6 +6,7 @@ import { encodeSafetensors } from '../storage/safetensors.ts';
 import { resolveBackend, type BackendRequest } from '../compiler/index.ts';
 import { loadModel, sampleRow, type ExperimentReport, type RowReport } from '../experiments/run.ts';
 import { printComparison, writeReport } from '../experiments/report.ts';
+import { backendSummary, phasesOf } from '../experiments/backendLine.ts';
 import { lossPicture, rowsCfgPicture } from '../experiments/pictures.ts';
 import { resolveCheckpointRef } from '../storage/packageFiles.ts';
 import { readLosses } from '../runs/runTraining.ts';
@@ -83,6 +84,7 @@ export const sampleCommand = async (f: SampleFlags): Promise<number> => {
       count: r.samples!.shape[0],
       seconds: r.sampleSeconds,
       backend: r.backend,
+      backendReason: r.backendReason ?? null,
       picture: path.join(dir, r.picture),
       samples: file,
     });
@@ -130,12 +132,12 @@ export const evalCommand = async (f: SampleFlags): Promise<number> => {
   // read before sampling: a malformed loss log must not cost the sampling
   const losses = readLosses(path.dirname(f.checkpoint));
   const { rows, run } = await rowsOf(f, dir);
-  // as sampleRow: the backend the checkpoint recorded is not inherited
-  const resolved = resolveBackend((f.backend ?? 'auto') as BackendRequest);
+  // the backends the rows' sampler and classifier ran on (as sampleRow: the one the checkpoint recorded is not inherited)
+  const phases = phasesOf([{ models: [], rows }]);
   const report: ExperimentReport = {
     name: `eval ${f.checkpoint}`,
-    backend: resolved.name,
-    backendReason: resolved.reason,
+    ...backendSummary(phases, resolveBackend((f.backend ?? 'auto') as BackendRequest)),
+    phases,
     startedAt: new Date().toISOString(),
     seconds: (performance.now() - t0) / 1000,
     command: `fusediff ${process.argv.slice(2).join(' ')}`,

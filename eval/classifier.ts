@@ -6,6 +6,7 @@
 //     -> flatten [N, c2*4*4] -> linear(hidden) -> relu  ('features')  -> linear(10)  ('logits')
 import { argmaxRows } from './metrics.ts';
 import { compileStep } from '../train/compileStep.ts';
+import { compilePlanAuto, type PlanAutoOptions } from '../train/compilePlanAuto.ts';
 import { compile, type Executable } from '../compiler/index.ts';
 import type { BackendRequest } from '../compiler/index.ts';
 import type { NDArray } from '../core/ndarray.ts';
@@ -159,26 +160,50 @@ export const trainClassifier = async (opts: TrainClassifierOptions, model: Class
 
 // ---- inference ------------------------------------------------------------------------------------------------
 
+/** The forward pass of a batch: params.*, x [batch,1,16,16] -> { features, logits }. */
+const inferenceGraph = (params: Params, batch: number, model: Classifier) =>
+  trace(
+    (a) => {
+      const p = a.params as unknown as ParamTensors<ClassifierParams>;
+      const x = a.x as Tensor;
+      return { features: model.apply(p, x, { until: 'features' }), logits: model.apply(p, x) };
+    },
+    { params: paramSpec(params) as Spec, x: [batch, 1, 16, 16] } as Record<string, Spec>,
+  );
+
 /** Compiled inference, batched: one plan of batch size `batch`, the tail padded with zeros and cut off. */
 export class ClassifierRunner {
   readonly exe: Executable;
   private readonly bound: Record<string, NDArray>;
+  /** `backend`: a backend to compile for (auto's untimed choice for 'auto'), or a plan of inferenceGraph already compiled */
   constructor(
     params: Params,
     readonly batch = 250,
-    backend: BackendRequest = 'webasm',
+    backend: BackendRequest | Executable = 'webasm',
     readonly model: Classifier = classifier,
   ) {
-    const spec = { params: paramSpec(params) as Spec, x: [batch, 1, 16, 16] } as Record<string, Spec>;
-    this.exe = compile(
-      trace((a) => {
-        const p = a.params as unknown as ParamTensors<ClassifierParams>;
-        const x = a.x as Tensor;
-        return { features: model.apply(p, x, { until: 'features' }), logits: model.apply(p, x) };
-      }, spec),
-      { backend },
-    );
+    this.exe = typeof backend === 'object' ? backend : compile(inferenceGraph(params, batch, model), { backend });
     this.bound = bindInputs({ params });
+  }
+
+  /**
+   * A runner whose `auto` is chosen by timing the forward pass (it runs once per `batch` images, over every sample and
+   * reference digit) on a hardware WebGPU adapter against wasm (compilePlanAuto); a named backend compiles as `new`.
+   */
+  static async create(
+    params: Params,
+    batch = 250,
+    backend: BackendRequest = 'auto',
+    auto: Omit<PlanAutoOptions, 'inputs'> = {},
+    model: Classifier = classifier,
+  ): Promise<ClassifierRunner> {
+    const inputs = Object.fromEntries(flattenParams(params).map(([p, v]) => [`params.${p}`, Float32Array.from(v.data)]));
+    return new ClassifierRunner(
+      params,
+      batch,
+      await compilePlanAuto(inferenceGraph(params, batch, model), backend, { ...auto, inputs }),
+      model,
+    );
   }
 
   /** images [N,1,16,16] -> { logits [N,10], features [N,hidden] } */
@@ -194,8 +219,9 @@ export class ClassifierRunner {
       const x = new Float32Array(B * per);
       for (let i = 0; i < m * per; i++) x[i] = images.data[s * per + i];
       const out = await this.exe.runDeviceAsync({ ...this.bound, x });
-      logits.set(this.exe.read(out.logits, [B, classes]).subarray(0, m * classes), s * classes);
-      features.set(this.exe.read(out.features, [B, hidden]).subarray(0, m * hidden), s * hidden);
+      // read without blocking: webgpu has no synchronous read (a timed auto may have chosen it)
+      logits.set((await this.exe.readAsync(out.logits, [B, classes])).subarray(0, m * classes), s * classes);
+      features.set((await this.exe.readAsync(out.features, [B, hidden])).subarray(0, m * hidden), s * hidden);
     }
     return { logits: { shape: [N, classes], data: logits }, features: { shape: [N, hidden], data: features } };
   }
@@ -203,7 +229,17 @@ export class ClassifierRunner {
 
 /** Predicted classes of images [N,1,16,16]. */
 export const classifierPredict = async (params: Params, images: NDArray, backend: BackendRequest = 'webasm'): Promise<Int32Array> =>
-  argmaxRows((await new ClassifierRunner(params, 250, backend).run(images)).logits);
+  argmaxRows((await runOnce(params, images, backend)).logits);
+
+/** One pass over `images` with a runner made for it (under auto, timed: it runs once per 250 images), freed after. */
+const runOnce = async (params: Params, images: NDArray, backend: BackendRequest): Promise<{ logits: NDArray; features: NDArray }> => {
+  const runner = await ClassifierRunner.create(params, 250, backend);
+  try {
+    return await runner.run(images);
+  } finally {
+    runner.exe.dispose();
+  }
+};
 
 /** Accuracy on the first `limit` images (default all) of an MNIST-16 split. */
 export const evaluateClassifier = async (
@@ -223,11 +259,11 @@ export const evaluateClassifier = async (
 
 /** Penultimate-layer features [N,hidden] of images [N,1,16,16], for the Frechet distance. */
 export const classifierFeatures = async (params: Params, images: NDArray, backend: BackendRequest = 'webasm'): Promise<NDArray> =>
-  (await new ClassifierRunner(params, 250, backend).run(images)).features;
+  (await runOnce(params, images, backend)).features;
 
 /** Class probabilities [N,10] (softmax of the logits, on the host), for the inception score and coverage. */
 export const classifierProbs = async (params: Params, images: NDArray, backend: BackendRequest = 'webasm'): Promise<NDArray> =>
-  softmaxRows((await new ClassifierRunner(params, 250, backend).run(images)).logits);
+  softmaxRows((await runOnce(params, images, backend)).logits);
 
 /** Row-wise softmax of logits [N, K] on the host, in float64. */
 export const softmaxRows = (logits: NDArray): NDArray => {

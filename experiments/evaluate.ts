@@ -10,6 +10,9 @@ import { areaResample } from '../data/mnist.ts';
 import { classifier, ClassifierRunner, softmaxRows } from '../eval/classifier.ts';
 import { argmaxRows, classCoverage, frechetFromStats, gaussianStats, inceptionScore, type GaussianStats } from '../eval/metrics.ts';
 import { mnistSplit, type RunSetup } from '../runs/setup.ts';
+import { cliChoiceCache } from '../runs/autoBackendCache.ts';
+import type { PlanAutoOptions } from '../train/compilePlanAuto.ts';
+import type { Mixture2D } from '../data/mixtures.ts';
 
 export const CLASSIFIER_CHECKPOINT = 'pretrained:classifier-mnist16';
 
@@ -45,14 +48,32 @@ export interface PointMetrics {
 export type Metrics = ImageMetrics | PointMetrics;
 
 let classifierParams: Params | undefined;
-const runners = new Map<string, ClassifierRunner>();
+const runners = new Map<string, Promise<ClassifierRunner>>();
 
-const runnerFor = (backend: BackendRequest): ClassifierRunner => {
+/**
+ * The classifier's forward pass for `backend`, compiled once per process: under auto timed on a hardware WebGPU
+ * adapter against wasm (it runs once per 250 images, over every sample and every reference digit). `auto.log` hears
+ * the reason when it is compiled.
+ */
+const runnerFor = (backend: BackendRequest, auto: EvalAutoOptions): Promise<ClassifierRunner> => {
   classifierParams ??= loadCheckpoint(CLASSIFIER_CHECKPOINT, { expectSignature: classifier.signature }).params;
   let r = runners.get(backend);
-  if (!r) runners.set(backend, (r = new ClassifierRunner(classifierParams, 250, backend)));
+  if (!r) {
+    runners.set(backend, (r = ClassifierRunner.create(classifierParams, 250, backend, { cache: cliChoiceCache(), ...auto })));
+    r.catch(() => runners.delete(backend)); // a failed compile is tried again next time, not remembered
+  }
   return r;
 };
+
+/** How evaluation times `auto` (compilePlanAuto's options; tests inject an adapter, a timer and a cache). */
+export type EvalAutoOptions = Omit<PlanAutoOptions, 'inputs'>;
+
+/** Metrics with the backend that ran the classifier and why (none for 2-D mixtures: those are computed on the host). */
+export interface Evaluation {
+  metrics: Metrics;
+  backend?: string;
+  backendReason?: string;
+}
 
 /** The classifier reads 16x16 digits: 28x28 samples are area-averaged down first, as the data set does. */
 const as16 = (images: NDArray): NDArray => (images.shape[2] === 16 ? images : areaResample(images, 16, 16));
@@ -90,26 +111,24 @@ export const evaluateSamples = async (
   samples: NDArray,
   classes: ArrayLike<number> | undefined,
   backend: BackendRequest,
-): Promise<Metrics> => {
+): Promise<Metrics> => (await evaluate(s, samples, classes, backend)).metrics;
+
+/** evaluateSamples, saying which backend ran the classifier and why. */
+export const evaluate = async (
+  s: RunSetup,
+  samples: NDArray,
+  classes: ArrayLike<number> | undefined,
+  backend: BackendRequest,
+  auto: EvalAutoOptions = {},
+): Promise<Evaluation> => {
   const N = samples.shape[0];
-  if (s.dataset.kind === 'points') {
-    const m = s.dataset.mixture;
-    const real = m.sample(N, 987_654);
-    return {
-      kind: 'points',
-      logLikelihood: m.meanLogLikelihood(samples),
-      logLikelihoodReal: m.meanLogLikelihood(real),
-      offData: m.offDataShare(samples),
-      offDataReal: m.offDataShare(real),
-      modeCoverage: m.modeCoverage(samples),
-    };
-  }
-  const runner = runnerFor(backend);
+  if (s.dataset.kind === 'points') return { metrics: pointMetrics(s.dataset.mixture, samples) };
+  const runner = await runnerFor(backend, auto);
   const ref = await reference(s, runner, `${s.dataset.name}/${s.config.data.testFraction}/${s.config.data.splitSeed}/${backend}`, N);
   const out = await runner.run(as16(samples));
   const predicted = argmaxRows(out.logits);
   const cov = classes ? classCoverage(predicted, 10, { intended: classes }) : classCoverage(predicted, 10);
-  return {
+  const metrics: ImageMetrics = {
     kind: 'image',
     fd: frechetFromStats(gaussianStats(out.features), ref.test),
     fdReal: ref.floor,
@@ -117,5 +136,18 @@ export const evaluateSamples = async (
     coverage: cov.coverage,
     classShares: cov.shares,
     accuracy: cov.accuracy,
+  };
+  return { metrics, backend: runner.exe.backend, backendReason: runner.exe.backendReason };
+};
+
+const pointMetrics = (m: Mixture2D, samples: NDArray): PointMetrics => {
+  const real = m.sample(samples.shape[0], 987_654);
+  return {
+    kind: 'points',
+    logLikelihood: m.meanLogLikelihood(samples),
+    logLikelihoodReal: m.meanLogLikelihood(real),
+    offData: m.offDataShare(samples),
+    offDataReal: m.offDataShare(real),
+    modeCoverage: m.modeCoverage(samples),
   };
 };

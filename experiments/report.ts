@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import type { ExperimentReport, RowReport } from './run.ts';
+import { backendLine } from './backendLine.ts';
 import type { MetricName } from './seeds.ts';
 
 const f = (x: number | undefined, d = 3) => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
@@ -120,7 +121,7 @@ export const reportMarkdown = (r: ExperimentReport): string => {
   const parts = [
     `# fusediff experiment: ${r.name}`,
     '',
-    `Backend: **${r.backend}** (${r.backendReason}). Total ${r.seconds.toFixed(0)} s, started ${r.startedAt}.`,
+    `${backendLine(r)} Total ${r.seconds.toFixed(0)} s, started ${r.startedAt}.`,
     r.command ? `\nCommand: \`${r.command}\`` : '',
     r.complete
       ? ''

@@ -12,7 +12,10 @@ import { loadRunCheckpoint, type StoredConfig, type TrainResult } from '../runs/
 import { readLosses, RunFolderError, runTraining, trainingSummary } from '../runs/runTraining.ts';
 import { progressBar } from '../runs/progress.ts';
 import { drawSamples } from './sample.ts';
-import { evaluateSamples, type Metrics } from './evaluate.ts';
+import { evaluate, type EvalAutoOptions, type Metrics } from './evaluate.ts';
+import { backendSummary, phasesOf, type PhaseBackend } from './backendLine.ts';
+import type { SamplerAutoOptions } from '../models/samplerAuto.ts';
+import type { AutoInjection } from '../train/autoChoice.ts';
 import { lossPicture, rowsCfgPicture, samplePicture } from './pictures.ts';
 import { checkSpec, fileSafe, type ExperimentSpec } from './spec.ts';
 import { overSeeds, type SeedSummary } from './seeds.ts';
@@ -43,6 +46,9 @@ export interface ModelReport {
   /** the loss of every step trained here (not written to report.json; each run folder has losses.json) */
   losses?: number[];
   config: RunConfig;
+  /** trained here: the backend the step ran on and why (the training log's 'backend:' line) */
+  backend?: string;
+  backendReason?: string;
 }
 
 export interface RowReport {
@@ -60,7 +66,12 @@ export interface RowReport {
   /** sampled with class labels (false: an unconditional model, or a row of the null class) */
   conditional: boolean;
   sampleSeconds: number;
+  /** the backend the sampler's step ran on, and why (auto: timed on a hardware WebGPU adapter) */
   backend: string;
+  backendReason?: string;
+  /** the backend the classifier ran on (image rows), and why */
+  evalBackend?: string;
+  evalBackendReason?: string;
   /** the samples themselves (not written to report.json) */
   samples?: NDArray;
   classes?: Int32Array;
@@ -76,8 +87,12 @@ export interface DatasetReport {
 
 export interface ExperimentReport {
   name: string;
+  /** the backends that ran (e.g. 'wasm', or 'webgpu, wasm'); auto's untimed choice only where nothing ran */
   backend: string;
+  /** each phase on its backend and why, from the plans that ran (experiments/backendLine.ts) */
   backendReason: string;
+  /** the distinct backends of each phase, with their plans' reasons */
+  phases?: PhaseBackend[];
   startedAt: string;
   seconds: number;
   command: string;
@@ -116,6 +131,8 @@ export interface ExperimentOptions {
   stopper?: Stopper;
   /** called after each job this call ran */
   onJob?: (id: string) => void;
+  /** fixes auto's adapter, cache or timer for every plan it times (tests) */
+  auto?: AutoInjection;
 }
 
 export interface ExperimentOutcome {
@@ -142,6 +159,9 @@ const trainedModel = async (job: TrainJob, dir: string, r: TrainResult | undefin
     lossLast: mean(losses.slice(-window)),
     losses,
     config: job.config,
+    // a job finished by an earlier call (r undefined) has no reason to give: the report leaves it out
+    backend: r?.backend,
+    backendReason: r?.backendReason,
   };
 };
 
@@ -168,6 +188,7 @@ const runTrainJob = async (job: TrainJob, plan: DatasetPlan, dir: string, o: Exp
     quiet: o.quiet,
     label: job.model === 'stage1' ? 'stage 1 (mse)' : `fine-tune ${job.model}`,
     stopper: o.stopper,
+    auto: o.auto,
   });
   log(trainingSummary(r));
   return r.interrupted ? undefined : trainedModel(job, dir, r);
@@ -195,7 +216,8 @@ const runRowJob = async (
   const file = job.modelFolder === undefined ? stage1File(plan, dir) : path.join(dir, job.modelFolder, 'checkpoint.safetensors');
   if (!loaded.has(file)) loaded.set(file, loadModel(file));
   checkInside(dir, path.join(dir, `${job.dataset}-${fileSafe(job.row.name)}.png`));
-  const r = await sampleRow(loaded.get(file)!, job.row, job.overrides, dir, o.quiet, name, job.picture, o.stopper);
+  const auto = { sampling: o.auto, evaluation: o.auto };
+  const r = await sampleRow(loaded.get(file)!, job.row, job.overrides, dir, o.quiet, name, job.picture, o.stopper, auto);
   const { samples: _s, classes: _c, ...result } = r;
   return result;
 };
@@ -204,7 +226,7 @@ const runRowJob = async (
 const assemble = async (
   plan: ExperimentPlan,
   dir: string,
-  meta: { startedAt: string; seconds: number; command: string; backend: string; backendReason: string },
+  meta: { startedAt: string; seconds: number; command: string; untimed: { name: string; reason: string } },
 ): Promise<ExperimentReport> => {
   const missing: string[] = [];
   const datasets: DatasetReport[] = [];
@@ -233,7 +255,9 @@ const assemble = async (
       pictures: await datasetPictures(d.spec.dataset, plan.spec, models, rows, dir),
     });
   }
-  return { name: plan.spec.name, ...meta, complete: missing.length === 0, missing, datasets };
+  const { untimed, ...rest } = meta;
+  const phases = phasesOf(datasets);
+  return { name: plan.spec.name, ...rest, ...backendSummary(phases, untimed), phases, complete: missing.length === 0, missing, datasets };
 };
 
 /** `<dataset>-loss.png` (models trained here) and `<dataset>-cfg.png` (when the rows have more than one CFG scale). */
@@ -333,6 +357,8 @@ export const sampleRow = async (
   picture = true,
   /** set .stop to end sampling after the batch in flight (throws ExperimentInterrupted) */
   stopper?: Stopper,
+  /** how `auto` is timed for the sampler and the classifier (tests inject an adapter and a timer) */
+  auto?: { sampling?: SamplerAutoOptions; evaluation?: EvalAutoOptions },
 ): Promise<RowReport> => {
   const run = ck.config.run;
   // the backend the run trained on is not inherited (the committed models record webasm): auto unless given
@@ -341,6 +367,8 @@ export const sampleRow = async (
   const ema = config.sample.weights === 'ema' && Object.keys(ck.ema).length > 0;
   const weights = ema ? ck.ema : ck.params;
   const bar = quiet ? undefined : progressBar(`sample ${row.name}`.slice(0, 14), config.sample.count);
+  // the reasons go to stderr before the bar starts, as the training log's 'backend:' line does
+  const say = (phase: string) => (quiet ? undefined : (reason: string) => process.stderr.write(`backend (${phase}): ${reason}\n`));
   const s = await drawSamples(
     setup,
     {
@@ -350,6 +378,7 @@ export const sampleRow = async (
       guidanceRescale: row.rescale,
       backend: config.backend,
       unconditional: row.unconditional,
+      auto: { ...auto?.sampling, log: say(`sampling ${row.name}`) },
     },
     (done) => {
       bar?.update(done);
@@ -360,7 +389,7 @@ export const sampleRow = async (
     },
   );
   bar?.stop();
-  const metrics = await evaluateSamples(setup, s.samples, s.classes, config.backend);
+  const evaluation = await evaluate(setup, s.samples, s.classes, config.backend, { ...auto?.evaluation, log: say('evaluation') });
   const file = `${config.data.name}-${fileSafe(row.name)}.png`;
   const o = run.objective;
   const heading = {
@@ -379,12 +408,15 @@ export const sampleRow = async (
     name: row.name,
     model: row.model,
     cfgScale: row.cfg,
-    metrics,
+    metrics: evaluation.metrics,
     picture: file,
     count: config.sample.count,
     conditional: s.classes !== undefined,
     sampleSeconds: s.seconds,
     backend: s.backend,
+    backendReason: s.backendReason,
+    evalBackend: evaluation.backend,
+    evalBackendReason: evaluation.backendReason,
     samples: s.samples,
     classes: s.classes,
   };
@@ -400,6 +432,7 @@ export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: Exp
   const t0 = performance.now();
   const trainStage1 = opts.trainStage1 ?? false;
   const plan = planExperiment(checkSpec(e, `experiment '${e.name}'`), { trainStage1 });
+  // the report names what ran; this untimed choice only where nothing did (and checks the name before any job runs)
   const resolved = resolveBackend(e.backend as never);
   const continuing = opts.resume || opts.shard !== undefined || opts.stage1Only || opts.merge !== undefined;
   openExperimentFolder(outDir, e, { trainStage1, resume: continuing && !opts.force, force: opts.force });
@@ -427,8 +460,7 @@ export const runExperiment = async (e: ExperimentSpec, outDir: string, opts: Exp
     startedAt,
     seconds: (performance.now() - t0) / 1000,
     command: opts.command ?? '',
-    backend: resolved.name,
-    backendReason: resolved.reason,
+    untimed: resolved,
   });
   return { report, ran, missing, interrupted };
 };

@@ -2,7 +2,9 @@
 // conditional model and classifier-free guidance at any scale.
 import type { NDArray } from '../core/ndarray.ts';
 import type { Params } from '../dsl/params.ts';
-import { createSampler, denoiserPredict } from '../models/samplers.ts';
+import { denoiserPredict } from '../models/samplers.ts';
+import { createSamplerAuto, type SamplerAutoOptions } from '../models/samplerAuto.ts';
+import { cliChoiceCache } from '../runs/autoBackendCache.ts';
 import type { RunConfig } from '../runs/config.ts';
 import { checkMemory, estimateSampleMemory, planLimitError, toData, type RunSetup } from '../runs/setup.ts';
 
@@ -20,6 +22,8 @@ export interface SampleOptions {
   backend: RunConfig['backend'];
   /** a conditional model sampled with the null class only: the unconditional model CFG training also learns */
   unconditional?: boolean;
+  /** how `auto` is timed (default: the CLI's file cache; tests inject an adapter and a timer); `log` hears the reason */
+  auto?: SamplerAutoOptions;
 }
 
 export interface Samples {
@@ -29,6 +33,8 @@ export interface Samples {
   classes?: Int32Array;
   seconds: number;
   backend: string;
+  /** why that backend: requested, or auto's choice (timed on a hardware WebGPU adapter) */
+  backendReason: string;
 }
 
 /**
@@ -62,28 +68,35 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
   const task = { task: `sampler${o.cfgScale !== 1 ? ' with guidance' : ''}`, batchField: 'sample.batchSize', batch: B };
   const estimate = estimateSampleMemory(s, { count: o.count, batchSize: o.batchSize, guided: o.cfgScale !== 1 });
   checkMemory(s, estimate, { ...task, countField: ['sample.count', o.count], backend: o.backend });
-  const sampler = createSampler({
-    predict: denoiserPredict(s.model),
-    shape: [B, ...s.model.dataShape],
-    schedule: s.schedule,
-    prediction: s.config.prediction,
-    sampler: o.sampler,
-    steps: o.steps,
-    eta: o.eta,
-    cfgScale: o.cfgScale,
-    guidanceRescale: o.guidanceRescale,
-    clipX0: s.dataset.kind === 'image' ? 1 : undefined,
-    seed: o.seed,
-    backend: o.backend,
-    params: o.weights,
-    nullClass: s.numClasses,
-    hasNullClass: conditional,
+  // under auto the step compiles here (timed on a hardware WebGPU adapter), else at the first batch: either may hit a plan limit
+  const sampler = await createSamplerAuto(
+    {
+      predict: denoiserPredict(s.model),
+      shape: [B, ...s.model.dataShape],
+      schedule: s.schedule,
+      prediction: s.config.prediction,
+      sampler: o.sampler,
+      steps: o.steps,
+      eta: o.eta,
+      cfgScale: o.cfgScale,
+      guidanceRescale: o.guidanceRescale,
+      clipX0: s.dataset.kind === 'image' ? 1 : undefined,
+      seed: o.seed,
+      backend: o.backend,
+      params: o.weights,
+      nullClass: s.numClasses,
+      hasNullClass: conditional,
+    },
+    { cache: cliChoiceCache(), ...o.auto },
+  ).catch((e: unknown) => {
+    throw planLimitError(e, s, task) ?? e;
   });
   const per = s.model.dataShape.reduce((a, b) => a * b, 1);
   const data = new Float64Array(o.count * per);
   const classes = !conditional ? undefined : o.unconditional ? new Int32Array(o.count).fill(s.numClasses!) : balancedClasses(s, o.count);
   const t0 = performance.now();
-  let backend = '';
+  let backend = '',
+    backendReason = '';
   for (let start = 0, draw = 0; start < o.count; start += B, draw++) {
     const n = Math.min(B, o.count - start);
     const cls = classes && Array.from({ length: B }, (_, i) => classes[start + Math.min(i, n - 1)]);
@@ -94,7 +107,7 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
       sampler.dispose();
       throw planLimitError(e, s, task) ?? e;
     }
-    backend = r.backend;
+    ({ backend, backendReason } = r);
     data.set(r.data.subarray(0, n * per), start * per);
     onBatch?.(start + n, o.count);
   }
@@ -104,5 +117,6 @@ export const drawSamples = async (s: RunSetup, o: SampleOptions, onBatch?: (done
     classes: o.unconditional ? undefined : classes,
     seconds: (performance.now() - t0) / 1000,
     backend,
+    backendReason,
   };
 };

@@ -34,6 +34,7 @@ export {
   type SamplerOptions,
   type StepCoefficients,
 } from './samplers.ts';
+export { createSamplerAuto, type SamplerAutoOptions } from './samplerAuto.ts';
 
 /** A denoiser of the given kind with defaults for every size not given; typed by kind when the kind is literal. */
 export function createDenoiser(options: MlpOptions): Denoiser<MlpParams>;

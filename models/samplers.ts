@@ -56,6 +56,8 @@ export interface SamplerOptions {
 export interface SampleResult extends NDArray {
   /** which backend ran the steps */
   readonly backend: string;
+  /** why that backend: requested, or auto's choice (createSamplerAuto: timed on a hardware WebGPU adapter) */
+  readonly backendReason: string;
   /** the timesteps visited, in order */
   readonly timesteps: readonly number[];
 }
@@ -168,7 +170,8 @@ const validate = (o: SamplerOptions, plan: StepCoefficients[]): void => {
     );
 };
 
-const stepGraph = (o: SamplerOptions, conditional: boolean): Graph => {
+/** The graph of one denoising step (x, t, the step's scalars, c when conditional, params.*) -> { x, x0 }. */
+export const samplerStepGraph = (o: SamplerOptions, conditional: boolean): Graph => {
   const [B] = o.shape;
   const w = o.cfgScale ?? 1; // > 1 implies conditional (checked by sample)
   const spec: Record<string, Spec> = { x: [...o.shape], t: [B], ...Object.fromEntries(SCALARS.map((k) => [k, []])) };
@@ -204,6 +207,7 @@ const stepGraph = (o: SamplerOptions, conditional: boolean): Graph => {
 /** Runs a graph on the interpreter or a compiled plan with one interface (device buffers stay on the device). */
 interface Runner {
   readonly backend: string;
+  readonly backendReason: string;
   readonly executable?: Executable;
   run(inputs: Record<string, NDArray | DeviceBuffer>): DeviceBuffer | NDArray;
   runAsync(inputs: Record<string, NDArray | DeviceBuffer>): Promise<DeviceBuffer | NDArray>;
@@ -220,20 +224,24 @@ const keepX = (out: Record<string, DeviceBuffer>): DeviceBuffer => {
   return out.x;
 };
 
-const runnerFor = (graph: Graph, backend: SamplerOptions['backend'], shape: readonly number[]): Runner => {
+const runnerFor = (graph: () => Graph, backend: SamplerOptions['backend'], shape: readonly number[], compiled?: Executable): Runner => {
   if (backend === 'interpret')
     return {
       backend,
-      run: (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x,
-      runAsync: async (i) => evaluate(graph, i as Record<string, NDArray>, ['x']).x,
+      backendReason: 'requested',
+      run: (i) => evaluate(graph(), i as Record<string, NDArray>, ['x']).x,
+      runAsync: async (i) => evaluate(graph(), i as Record<string, NDArray>, ['x']).x,
       read: (v) => v as NDArray,
       readAsync: async (v) => v as NDArray,
       free: () => {},
       dispose: () => {},
     };
-  const exe = compile(graph, { backend });
+  const exe = compiled ?? compile(graph(), { backend });
   return {
     backend: exe.backend,
+    get backendReason() {
+      return exe.backendReason;
+    },
     executable: exe,
     run: (i) => keepX(exe.runDevice(i as never)),
     runAsync: async (i) => keepX(await exe.runDeviceAsync(i as never)),
@@ -286,11 +294,26 @@ export interface SampleCallOptions {
   syncEachStep?: boolean;
 }
 
-/** Compiles the step once per (unconditional | conditional) use; the seed is a random-primitive attribute, so a new seed is a new plan. */
-export const createSampler = (o: SamplerOptions): Sampler => {
+/** The coefficients of every step the options ask for, once the options are checked (throws on what cannot sample). */
+export const checkedPlan = (o: SamplerOptions): StepCoefficients[] => {
   const steps = o.steps ?? (o.sampler === 'ddpm' ? o.schedule.T : Math.min(50, o.schedule.T));
   const plan = samplingPlan(o.schedule, o.sampler, steps, o.eta ?? 0);
   validate(o, plan);
+  return plan;
+};
+
+/** Compiles the step once per (unconditional | conditional) use; the seed is a random-primitive attribute, so a new seed is a new plan. */
+export const createSampler = (o: SamplerOptions): Sampler => buildSampler(o);
+
+/** A step already compiled for one use (createSamplerAuto's timed choice); the other use and the noise follow its backend. */
+export interface CompiledSamplerStep {
+  readonly conditional: boolean;
+  readonly executable: Executable;
+}
+
+/** createSampler, taking `compiled` for its step where given (the sampler owns it then: dispose() frees it). */
+export const buildSampler = (o: SamplerOptions, compiled?: CompiledSamplerStep): Sampler => {
+  const plan = checkedPlan(o);
   const guided = (o.cfgScale ?? 1) !== 1;
   const [B] = o.shape;
   const vec = (v: ArrayLike<number>): NDArray => ({ shape: [v.length], data: Float64Array.from(v) });
@@ -315,18 +338,22 @@ export const createSampler = (o: SamplerOptions): Sampler => {
     o.backend === 'interpret' ? inputs : Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, Float32Array.from(v.data)]));
   const deviceParams = forRunner(paramInputs);
   const runners = new Map<boolean, Runner>();
+  // the noise and a step of the other use run where the compiled step does: device buffers pass between them
+  const backend = compiled ? compiled.executable.backend : o.backend;
   const stepRunner = (conditional: boolean) => {
     let r = runners.get(conditional);
-    if (!r) runners.set(conditional, (r = runnerFor(stepGraph(o, conditional), o.backend, o.shape)));
+    const given = compiled?.conditional === conditional ? compiled.executable : undefined;
+    if (!r) runners.set(conditional, (r = runnerFor(() => samplerStepGraph(o, conditional), backend, o.shape, given)));
     return r;
   };
   let noise: Runner | undefined;
   const noiseRunner = () =>
     (noise ??= runnerFor(
-      trace((a) => ({ x: op.normal([...o.shape], { seed: o.seed, stream: STREAM_INIT, counter: a.counter as Tensor<[]> }) }), {
-        counter: [],
-      }),
-      o.backend,
+      () =>
+        trace((a) => ({ x: op.normal([...o.shape], { seed: o.seed, stream: STREAM_INIT, counter: a.counter as Tensor<[]> }) }), {
+          counter: [],
+        }),
+      backend,
       o.shape,
     ));
 
@@ -344,7 +371,7 @@ export const createSampler = (o: SamplerOptions): Sampler => {
       while (!r.done) r = loop.next(r.value.runner.run(r.value.inputs) as DeviceBuffer);
       const { x, runner } = r.value;
       try {
-        return { ...runner.read(x), backend: runner.backend, timesteps: plan.map((k) => k.t) };
+        return { ...runner.read(x), backend: runner.backend, backendReason: runner.backendReason, timesteps: plan.map((k) => k.t) };
       } finally {
         runner.free(x);
       }
@@ -367,7 +394,12 @@ export const createSampler = (o: SamplerOptions): Sampler => {
       }
       const { x, runner } = r.value;
       try {
-        return { ...(await runner.readAsync(x)), backend: runner.backend, timesteps: plan.map((k) => k.t) };
+        return {
+          ...(await runner.readAsync(x)),
+          backend: runner.backend,
+          backendReason: runner.backendReason,
+          timesteps: plan.map((k) => k.t),
+        };
       } finally {
         runner.free(x);
       }

@@ -68,3 +68,7 @@ export const fileChoiceCache = (
     },
   };
 };
+
+let shared: ChoiceCache | undefined;
+/** The CLI's cache for this process: fileChoiceCache() made once, so every plan of a command reads and adds to one file. */
+export const cliChoiceCache = (): ChoiceCache => (shared ??= fileChoiceCache());

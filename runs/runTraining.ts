@@ -7,6 +7,7 @@ import { writeFileAtomic } from '../storage/atomicWrite.ts';
 import type { RunConfig } from './config.ts';
 import { train, type TrainResult } from './trainer.ts';
 import { progressBar } from './progress.ts';
+import type { AutoInjection } from '../train/autoChoice.ts';
 
 export const runDir = (out: string | undefined, fallback: string): string => path.resolve(out ?? path.join('out', fallback));
 
@@ -153,6 +154,8 @@ export const runTraining = async (
     from?: string;
     quiet?: boolean;
     label?: string;
+    /** fixes auto's adapter, cache or timer (tests) */
+    auto?: AutoInjection;
     replace?: boolean;
     /** the caller's stop flag: then the caller handles Ctrl-C (an experiment stops its other jobs too) */
     stopper?: { stop: boolean };
@@ -178,7 +181,7 @@ export const runTraining = async (
 const trainIn = async (
   config: RunConfig,
   dir: string,
-  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string; stopper?: { stop: boolean } },
+  opts: { resume?: boolean; from?: string; quiet?: boolean; label?: string; stopper?: { stop: boolean }; auto?: AutoInjection },
 ): Promise<TrainResult> => {
   const checkpoint = path.join(dir, 'checkpoint.safetensors');
   const stopper = opts.stopper ?? { stop: false };
@@ -198,6 +201,7 @@ const trainIn = async (
       resume: opts.resume,
       from: opts.from,
       stopper,
+      auto: opts.auto,
       // auto's choice and why (on a GPU machine: the timings of webgpu and wasm), before the progress bar starts
       onBackend: (reason) => {
         if (!opts.quiet) process.stderr.write(`backend: ${reason}\n`);

@@ -297,6 +297,8 @@ export const checkMemory = (
 ): void => {
   let backend: BackendName | undefined;
   try {
+    // under auto the untimed choice: a plan over wasm's limit is refused here even where a hardware adapter might
+    // have taken it by timing (an estimate runs before anything compiles, so there is no timing to go by)
     backend = resolveBackend(what.backend).name;
   } catch {
     return; // an unavailable backend: compiling says so, with the reason

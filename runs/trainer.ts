@@ -6,8 +6,8 @@ import path from 'node:path';
 import * as t from 'io-ts';
 import { NonFiniteLossError } from '../train/compileStep.ts';
 import { compileStepAuto } from '../train/compileStepAuto.ts';
-import type { ChoiceCache } from '../train/autoChoice.ts';
-import { fileChoiceCache } from './autoBackendCache.ts';
+import { cliChoiceCache } from './autoBackendCache.ts';
+import type { AutoInjection } from '../train/autoChoice.ts';
 import { adam } from '../dsl/optim.ts';
 import { flattenParams, type Params } from '../dsl/params.ts';
 import {
@@ -187,6 +187,8 @@ export interface TrainOptions {
   from?: string;
   /** told which backend runs the step and why (auto's timed choice: train/compileStepAuto.ts), once it is compiled */
   onBackend?: (reason: string) => void;
+  /** fixes auto's adapter, cache or timer (tests); default: the device's adapter, the CLI's file cache, timed steps */
+  auto?: AutoInjection;
   /** called after every completed step */
   onStep?: (info: { step: number; loss: number; total: number; startStep: number }) => void;
   /** set .stop to end the run after the step in flight (Ctrl-C); the checkpoint is saved at that step */
@@ -291,7 +293,7 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       emaDecay: c.train.emaDecay,
       emaInLoss: c.objective.kind === 'sp' && c.objective.perceptual === 'ema',
       initialState: { state: start.state, ema: start.ema },
-      auto: { cache: autoCache(), log: o.onBackend },
+      auto: { cache: cliChoiceCache(), ...o.auto, log: o.onBackend },
     });
   } catch (e) {
     // the estimate is a lower bound: a plan just over the wasm limit is refused here, by its exact size
@@ -355,7 +357,3 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   step.dispose(); // an experiment trains several models in one process: free this one's kernels and buffers
   return { setup, step: done, startStep: start.step, losses, seconds, backend, backendReason, interrupted, checkpoint: o.checkpoint };
 };
-
-let cache: ChoiceCache | undefined;
-/** auto's timed choices, kept in the user's cache folder (runs/autoBackendCache.ts) across runs and commands */
-const autoCache = (): ChoiceCache => (cache ??= fileChoiceCache());

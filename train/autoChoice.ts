@@ -2,7 +2,7 @@
 // exists, a plan is compiled on both, one step of it timed on each, the faster kept; the choice is cached per plan
 // (a hash of its graph) and adapter. A software adapter (SwiftShader, llvmpipe, WARP) is never timed nor chosen.
 import type { Graph } from '../core/ir.ts';
-import { gpuContext, isAvailable } from '../compiler/index.ts';
+import { gpuContext, isAvailable, resolveBackend, type BackendName, type Executable } from '../compiler/index.ts';
 
 /** What `auto` needs to know of the WebGPU adapter: its name, and whether it is a CPU implementation. */
 export interface AdapterFacts {
@@ -25,6 +25,13 @@ export interface TimedChoice {
 export interface ChoiceCache {
   get(planKey: string, adapter: string): TimedChoice | undefined;
   set(planKey: string, choice: TimedChoice): void;
+}
+
+/** What a caller (a test) may fix for every timed choice of a command: the adapter, the cache, the ms per run. */
+export interface AutoInjection {
+  readonly adapter?: AdapterFacts | null;
+  readonly cache?: ChoiceCache;
+  readonly time?: (backend: TimedBackend) => Promise<number>;
 }
 
 /** A cache in memory, for the life of the process or page (the CLI adds a file behind it: runs/autoBackendCache.ts). */
@@ -100,6 +107,23 @@ export const timedReason = (c: TimedChoice, cached: boolean): string => {
   const when = cached ? `; timed ${c.at}, cached` : '';
   return `auto: ${c.backend} (${where}${ms(c.msPerStep[c.backend])} ms/step against ${other} ${ms(c.msPerStep[other])} ms${loser}${when})`;
 };
+
+/** The adapter `auto` weighs: the one given (null: none), else the device prepareWebGPU() acquired. */
+export const autoAdapter = (given?: AdapterFacts | null): AdapterFacts | undefined =>
+  given === undefined ? currentAdapter() : (given ?? undefined);
+
+/** auto's untimed choice (resolveBackend), with the software reason where the adapter is a CPU implementation. */
+export const untimedChoice = (adapter: AdapterFacts | undefined): { name: BackendName; reason: string } => {
+  const u = resolveBackend('auto');
+  return { name: u.name, reason: adapter ? softwareReason(u.name, adapter, u.reason) : u.reason };
+};
+
+/**
+ * The plan with `reason` in place of its compile's own 'requested' (what the compile found later, such as gpu.js's
+ * CPU fallbacks, still follows it); everything else is the plan's.
+ */
+export const withBackendReason = (exe: Executable, reason: string): Executable =>
+  Object.create(exe, { backendReason: { get: () => `${reason}${exe.backendReason.replace(/^requested/, '')}` } }) as Executable;
 
 /** The reason where the adapter is a CPU implementation: auto takes the untimed choice and says why. */
 export const softwareReason = (name: string, adapter: AdapterFacts, untimed: string): string =>

@@ -2,16 +2,16 @@
 // against wasm (train/autoChoice.ts), the choice cached per step graph and adapter; elsewhere it is compileStep.
 import type { NDArray } from '../core/ndarray.ts';
 import { size } from '../core/shape.ts';
-import { resolveBackend } from '../compiler/index.ts';
 import type { Params } from '../dsl/params.ts';
 import type { Shape } from '../dsl/shapeTypes.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import {
+  autoAdapter,
   chooseByTiming,
-  currentAdapter,
   planKey,
   sharedChoiceCache,
-  softwareReason,
+  untimedChoice,
+  withBackendReason,
   type AdapterFacts,
   type ChoiceCache,
 } from './autoChoice.ts';
@@ -34,11 +34,8 @@ export interface AutoOptions {
 }
 
 /** The step with `reason` in place of the compile's own (its backend's details kept after it). */
-const withReason = <P extends Params>(step: TrainStep<P>, reason: string): TrainStep<P> => {
-  const exe = step.executable;
-  const details = exe.backendReason.replace(/^requested/, '');
-  return Object.create(step, { executable: { value: Object.create(exe, { backendReason: { value: `${reason}${details}` } }) } });
-};
+const withReason = <P extends Params>(step: TrainStep<P>, reason: string): TrainStep<P> =>
+  Object.create(step, { executable: { value: withBackendReason(step.executable, reason) } }) as TrainStep<P>;
 
 /**
  * compileStep, where `backend` 'auto' (the default) on a hardware WebGPU adapter compiles the step on webgpu and on
@@ -64,11 +61,10 @@ const chooseStep = async <const D extends Record<string, Shape>, P extends Param
   auto: AutoOptions,
 ): Promise<TrainStep<P>> => {
   if ((options.backend ?? 'auto') !== 'auto') return stepOnGraph(traced, options);
-  const adapter = auto.adapter === undefined ? currentAdapter() : (auto.adapter ?? undefined);
+  const adapter = autoAdapter(auto.adapter);
   if (!adapter || adapter.software) {
-    const untimed = resolveBackend('auto');
-    const step = stepOnGraph<D, P>(traced, { ...options, backend: untimed.name });
-    return withReason(step, adapter ? softwareReason(untimed.name, adapter, untimed.reason) : untimed.reason);
+    const untimed = untimedChoice(adapter);
+    return withReason(stepOnGraph<D, P>(traced, { ...options, backend: untimed.name }), untimed.reason);
   }
   const batch = auto.batch ?? Object.fromEntries(Object.entries(options.data).map(([k, s]) => [k, new Float32Array(size(s))]));
   const runs = auto.runs ?? 3;

@@ -526,6 +526,8 @@ export class Session {
     const weights = which === 'ema' ? this.ema : this.params;
     const K = this.numClasses;
     const guided = K !== undefined && cfgScale !== 1;
+    // the sampler runs where the training step does: under auto that is the step's timed choice once it is compiled
+    // (the same model on the same adapter), so the sampler is not timed again; before the first step, the untimed one
     const key = `${count}|${steps}|${guided ? cfgScale : 1}|${this.backend.name}`;
     let sampler = this.samplers.get(key);
     if (!sampler) {
