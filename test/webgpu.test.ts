@@ -12,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { after, test, type TestContext } from 'node:test';
 import { compile, isAvailable, prepareWebGPU, probeBackend, shutdownBackends, WgslBackend } from '../compiler/index.ts';
 import { gpuContext } from '../compiler/webgpu/gpu.ts';
+import { chooseBlock } from '../compiler/webgpu/tune.ts';
+import { printWgsl } from '../compiler/webgpu/wgsl.ts';
+import { fuse } from '../compiler/passes/fuse.ts';
+import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
@@ -20,7 +24,7 @@ import { adam } from '../dsl/optim.ts';
 import { flattenParams, initNormal, seedFor, type Params, type ParamTensors } from '../dsl/params.ts';
 import * as nn from '../dsl/nn.ts';
 import { trace } from '../dsl/trace.ts';
-import { mse } from '../dsl/composites.ts';
+import { avgPool2d, mse } from '../dsl/composites.ts';
 import { compileStep } from '../train/compileStep.ts';
 import { f32, mismatches } from './support/trustExamples.ts';
 import {
@@ -348,6 +352,43 @@ test(
       assert.ok(Math.abs(a - b) <= 1e-4 * (1 + Math.abs(b)), `mean loss: webgpu ${a}, wasm ${b}`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'webgpu: an average pool of relu in blocks of 4 x 4 compiles and is exact (conditions are not branches)',
+  { skip: skip(), timeout: 120_000 },
+  async () => {
+    // the evaluation classifier's pooling kernel: 16 outputs per invocation, 32 relus in one loop. With the relu's
+    // NaN test joined by a short-circuit || (a branch each), SwiftShader's compiler grew past 17 GB and never returned
+    const graph = trace(({ x, bias }) => ({ out: avgPool2d(op.relu(op.add(x, op.reshape(bias, [8, 1, 1]))), 2) }), {
+      x: [2, 8, 8, 8],
+      bias: [8],
+    });
+    const quarters = (n: number, k: number) => Float64Array.from({ length: n }, (_, i) => (((i * k) % 9) - 4) / 4);
+    const args = { x: { shape: [2, 8, 8, 8], data: quarters(1024, 7) }, bias: { shape: [8], data: quarters(8, 5) } };
+    // the shaders' text is checked before any is compiled: compiling the bad one would hang the process
+    const fused = fuse(graph);
+    for (const k of fused.kernels) {
+      const ir = lowerKernel(fused, k);
+      const c = chooseBlock(ir, true, { minInvocations: 1 });
+      const { code } = printWgsl(ir, [k.root], c.block, c.tree, c.vectors, c.rowAxis, c.tiles);
+      assert.ok(!/\|\||&&/.test(code.slice(code.indexOf('@compute'))), 'no short-circuit condition in the shader');
+    }
+    const backend = new WgslBackend(gpuContext(), { minInvocations: 1 });
+    try {
+      const exe = compile(graph, { backend });
+      assert.ok(
+        exe.kernels.some((k) => /4 x 4 outputs per invocation/.test(k.source.source)),
+        'the pool took a block of 16',
+      );
+      const got = await exe.runAsync(args);
+      // sums of four quarters, then / 4: exact in f32
+      assert.deepEqual([...got.out.data], [...Float32Array.from(evaluate(graph, args).out.data)]);
+      exe.dispose();
+    } finally {
+      await backend.dispose();
     }
   },
 );

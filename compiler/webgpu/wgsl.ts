@@ -134,10 +134,10 @@ fn fd_floor(x : f32) -> f32 {
   if (fd_isnan(x) || fd_isinf(x)) { return x; }
   return floor(x);
 }
-fn fd_max(a : f32, b : f32) -> f32 { return select(b, a, a > b || fd_isnan(a) || (a == b && !fd_isnan(b))); }
-fn fd_min(a : f32, b : f32) -> f32 { return select(b, a, a < b || fd_isnan(a) || (a == b && !fd_isnan(b))); }
-fn fd_ord(a : f32, b : f32) -> bool { return !fd_isnan(a) && !fd_isnan(b); }
-fn fd_odd(y : f32) -> bool { return abs(y) < 16777216.0 && (y - 2.0 * floor(y * 0.5)) == 1.0; }
+fn fd_max(a : f32, b : f32) -> f32 { return select(b, a, (a > b) | fd_isnan(a) | ((a == b) & !fd_isnan(b))); }
+fn fd_min(a : f32, b : f32) -> f32 { return select(b, a, (a < b) | fd_isnan(a) | ((a == b) & !fd_isnan(b))); }
+fn fd_ord(a : f32, b : f32) -> bool { return !fd_isnan(a) & !fd_isnan(b); }
+fn fd_odd(y : f32) -> bool { return (abs(y) < 16777216.0) & ((y - 2.0 * floor(y * 0.5)) == 1.0); }
 fn fd_pow(x : f32, y : f32) -> f32 {
   if (y == 0.0) { return 1.0; }
   if (fd_isnan(x) || fd_isnan(y)) { return fd_nan; }
@@ -152,10 +152,10 @@ fn fd_pow(x : f32, y : f32) -> f32 {
   if (ax == 0.0) { r = select(fd_inf, 0.0, y > 0.0); }
   else if (fd_isinf(ax)) { r = select(0.0, fd_inf, y > 0.0); }
   else { r = exp2(y * log2(ax)); }
-  let negative = (bitcast<u32>(x) & 0x80000000u) != 0u && fd_odd(y);
+  let negative = ((bitcast<u32>(x) & 0x80000000u) != 0u) & fd_odd(y);
   return select(r, -r, negative);
 }
-fn fd_fdiv(x : i32, d : i32) -> i32 { let q = x / d; return select(q, q - 1, (x % d) != 0 && x < 0); }
+fn fd_fdiv(x : i32, d : i32) -> i32 { let q = x / d; return select(q, q - 1, ((x % d) != 0) & (x < 0)); }
 fn rng_mul24(x : u32, c1 : u32, c0 : u32) -> u32 {
   let xh = x >> 12u; let xl = x & 4095u;
   let lo = xl * c0; let loh = lo >> 12u;
@@ -200,12 +200,17 @@ const unaryCall: Record<Extract<Scalar, { k: 'un' }>['op'], (x: string) => strin
   cos: (x) => `fd_cos(${x})`,
   tanh: (x) => `fd_tanh(${x})`,
   sigmoid: (x) => `fd_sigmoid(${x})`,
-  relu: (x) => `select(0.0, ${x}, ${x} > 0.0 || fd_isnan(${x}))`,
+  relu: (x) => `select(0.0, ${x}, (${x} > 0.0) | fd_isnan(${x}))`,
   abs: (x) => `abs(${x})`,
   floor: (x) => `fd_floor(${x})`,
 };
 
 const compare: Record<string, string> = { lt: '<', le: '<=', gt: '>', ge: '>=', eq: '==' };
+
+// Conditions are joined with WGSL's non-short-circuit & and | (each operand parenthesised, as WGSL's grammar asks):
+// && and || are branches, and SwiftShader's compiler grew without bound on a block of 16 outputs with 32 of them in
+// one loop (an avgpool of relu: > 17 GB and no pipeline; with & and |, 56 ms). The operands have no side effects.
+const both = (conds: readonly string[]): string => conds.map((c) => `(${c})`).join(' & ');
 
 /** The rows of a 2-D dispatch: WebGPU caps each dimension at 65,535 workgroups. */
 export const dispatchOf = (size: number): [number, number] => {
@@ -422,27 +427,27 @@ const printOnce = (
           case 'min':
             return `fd_min(${a}, ${b})`;
           case 'ne':
-            return `select(0.0, 1.0, !(${a} == ${b}) || !fd_ord(${a}, ${b}))`;
+            return `select(0.0, 1.0, !(${a} == ${b}) | !fd_ord(${a}, ${b}))`;
           default:
-            return `select(0.0, 1.0, ${a} ${compare[s.op]} ${b} && fd_ord(${a}, ${b}))`;
+            return `select(0.0, 1.0, (${a} ${compare[s.op]} ${b}) & fd_ord(${a}, ${b}))`;
         }
       }
       case 'where': {
         const c = e.let(value(s.c));
         const a = value(s.a);
         const b = value(s.b);
-        return `select(${b}, ${a}, ${c} != 0.0 || fd_isnan(${c}))`;
+        return `select(${b}, ${a}, (${c} != 0.0) | fd_isnan(${c}))`;
       }
       case 'guard': {
         const conds = s.conds.flatMap(cond);
         const x = value(s.x);
-        return conds.length ? `select(0.0, ${x}, ${conds.join(' && ')})` : x;
+        return conds.length ? `select(0.0, ${x}, ${both(conds)})` : x;
       }
       case 'pick': {
         const a = value(s.a);
         const b = value(s.b);
         const c = cond(s.cond);
-        return c.length ? `select(${b}, ${a}, ${c.join(' && ')})` : a;
+        return c.length ? `select(${b}, ${a}, ${both(c)})` : a;
       }
       case 'random':
         return `rng_draw(${randomBase(s.seed, s.stream)}u, ${value(s.counter)}, u32(${ix(s.at)}), ${s.dist === 'normal'})`;
@@ -514,7 +519,7 @@ const printOnce = (
         const v = value(r.body);
         const acc = accs[j];
         if (kind === 'sum') e.line(`${acc} = ${acc} + ${v};`);
-        else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
+        else e.line(`${acc} = select(${acc}, ${v}, (${v} > ${acc}) | fd_isnan(${v}));`);
       });
     }
     for (let l = 0; l < loops; l++) e.close();
@@ -537,7 +542,7 @@ const printOnce = (
       bindVar(v, e.let(i === 0 ? div : `${div} % ${extents[i]}`));
     });
     const v = value(r.body);
-    const combine = (a: string, b: string) => (r.op === 'sum' ? `${a} + ${b}` : `select(${a}, ${b}, ${b} > ${a} || fd_isnan(${b}))`);
+    const combine = (a: string, b: string) => (r.op === 'sum' ? `${a} + ${b}` : `select(${a}, ${b}, (${b} > ${a}) | fd_isnan(${b}))`);
     e.line(`${acc} = ${combine(acc, v)};`);
     e.close();
     for (const v of r.vars) varName.delete(v);
@@ -626,7 +631,7 @@ const printOnce = (
       const v = value(r.body);
       const acc = accs[j];
       if (kind === 'sum') e.line(`${acc} = ${acc} + ${v};`);
-      else e.line(`${acc} = select(${acc}, ${v}, ${v} > ${acc} || fd_isnan(${v}));`);
+      else e.line(`${acc} = select(${acc}, ${v}, (${v} > ${acc}) | fd_isnan(${v}));`);
     });
     e.close();
     // the next step overwrites the tiles only once every invocation has read them
