@@ -10,8 +10,9 @@
 import assert from 'node:assert/strict';
 import { after, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
-import { compile, isAvailable, prepareWebGPU, probeBackend, shutdownBackends, WgslBackend } from '../compiler/index.ts';
+import { compile, prepareWebGPU, probeBackend, shutdownBackends, WgslBackend } from '../compiler/index.ts';
 import { gpuContext } from '../compiler/webgpu/gpu.ts';
+import { exactCase, skipWithoutWebGPU, type ExactCase } from './support/exactCases.ts';
 import { planTiles } from '../compiler/webgpu/tiles.ts';
 import { lowerKernel } from '../compiler/kernel/lower.ts';
 import { evaluate } from '../core/interpret.ts';
@@ -19,37 +20,15 @@ import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import * as op from '../dsl/ops.ts';
 import { trace } from '../dsl/trace.ts';
-import type { Tensor } from '../dsl/tensor.ts';
 import { fuse } from '../compiler/passes/fuse.ts';
 
 await prepareWebGPU();
 after(shutdownBackends);
 
-const skip = () =>
-  isAvailable('webgpu') || process.env.CI === 'true' ? false : `no WebGPU adapter here: ${probeBackend('webgpu').reason}`;
+const skip = skipWithoutWebGPU;
+const make = exactCase;
 
-const quarters = (shape: readonly number[], seed: number): NDArray => ({
-  shape,
-  data: Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => (((i * 7 + seed * 13) % 9) - 4) / 4),
-});
-
-interface Case {
-  readonly name: string;
-  readonly graph: Graph;
-  readonly args: Record<string, NDArray>;
-}
-
-const make = <const Sp extends Record<string, readonly number[]>>(
-  name: string,
-  spec: Sp,
-  f: (args: { [K in keyof Sp]: Tensor }) => Record<string, Tensor>,
-): Case => {
-  const graph = trace((args) => f(args as { [K in keyof Sp]: Tensor }), spec);
-  const args = Object.fromEntries(Object.entries(spec).map(([k, s], i) => [k, quarters(s, i + 1)]));
-  return { name, graph, args };
-};
-
-const cases: Case[] = [
+const cases: ExactCase[] = [
   make('matmul 64 x 48 x 32 (32 x 32 tiles, steps of 16)', { a: [64, 48], b: [48, 32] }, ({ a, b }) => ({ out: op.matmul(a, b) })),
   make('matmul with a transposed operand (a weight gradient)', { a: [40, 32], b: [40, 64] }, ({ a, b }) => ({
     out: op.matmul(op.transpose(a), b),

@@ -8,7 +8,7 @@
 // the results differ from the unsplit kernel's in the last bits of f32, as any change of summation order does. A max
 // is the same value.
 import { addIx, constIx, flattenIx, scaleIx, substituteIx, varIx, type Ix, type VarInfo } from '../kernel/indexExpr.ts';
-import { reductionOf, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { mapChildren, reductionOf, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { chooseBlock, type Tuning } from './tune.ts';
 import { WORKGROUP } from './wgsl.ts';
 
@@ -74,33 +74,7 @@ const replaceNode = (s: Scalar, from: Scalar, to: Scalar, memo = new Map<Scalar,
   if (s === from) return to;
   const hit = memo.get(s);
   if (hit) return hit;
-  const go = (t: Scalar) => replaceNode(t, from, to, memo);
-  let out: Scalar;
-  switch (s.k) {
-    case 'lit':
-    case 'load':
-      out = s;
-      break;
-    case 'un':
-      out = { ...s, x: go(s.x) };
-      break;
-    case 'bin':
-      out = { ...s, a: go(s.a), b: go(s.b) };
-      break;
-    case 'where':
-      out = { ...s, c: go(s.c), a: go(s.a), b: go(s.b) };
-      break;
-    case 'guard':
-    case 'reduce':
-      out = s.k === 'guard' ? { ...s, x: go(s.x) } : { ...s, body: go(s.body) };
-      break;
-    case 'pick':
-      out = { ...s, a: go(s.a), b: go(s.b) };
-      break;
-    case 'random':
-      out = { ...s, counter: go(s.counter) };
-      break;
-  }
+  const out = mapChildren(s, (t) => replaceNode(t, from, to, memo));
   memo.set(s, out);
   return out;
 };
