@@ -3,17 +3,11 @@
 import type { KernelIR } from '../kernel/ir.ts';
 import type { FusedProgram } from '../passes/fuse.ts';
 import { buildWasmPlan, type WasmPlan, type WasmPlanOptions } from '../wasm/plan.ts';
-import { threadsSupported } from '../wasm/threads.ts';
+import { machineCores, threadsSupported } from '../wasm/threads.ts';
 import type { BackendCounters, DeviceBuffer, KernelInfo, PlanBackend } from '../backend.ts';
 
 /** The cores of this machine (Node) or the browser's hardwareConcurrency; 1 where threads cannot run. */
-export const defaultThreads = (): number => {
-  if (!threadsSupported()) return 1;
-  const os = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process?.getBuiltinModule?.('node:os') as
-    { availableParallelism?: () => number; cpus(): unknown[] } | undefined;
-  const browser = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
-  return Math.max(1, os?.availableParallelism?.() ?? os?.cpus().length ?? browser ?? 1);
-};
+export const defaultThreads = (): number => (threadsSupported() ? machineCores() : 1);
 
 export class WasmBackend implements PlanBackend {
   readonly kind = 'plans';
