@@ -10,7 +10,7 @@
 // jax-js's webgpu device, so that the pair the issue compares (our WGSL against gpu.js's) is measured in one run.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
-import { backendFor, prepareWebGPU, shutdownBackends } from '../../compiler/index.ts';
+import { backendFor, prepareWebGPU, shutdownBackends, wasmFeatures } from '../../compiler/index.ts';
 import { timeRuns } from '../../train/inspectStep.ts';
 import { BATCH, CONV, convFlops, eightGaussians, initParams, matmulFlops, probeNoise, referenceLoss } from '../../workloads/reference.ts';
 import { FusediffConv } from '../fusediff/conv.ts';
@@ -161,10 +161,14 @@ const runnerFor = (system: SystemId, workload: WorkloadId): { runner: Runner; un
   return { runner: { peer: c, setup: () => c.setup(CONV), run: () => c.run() }, unit: 'GFLOP/s', flops: convFlops(CONV) };
 };
 
-/** fusediff's row label: the wasm backend's thread count in this page (the shared backend the bench classes compile for) */
+/**
+ * fusediff's row label: the wasm backend's multiply-add (fused where this engine has relaxed SIMD, as the Node rows
+ * say) and its thread count in this page (the shared backend the bench classes compile for)
+ */
 const fusediffBackend = (): string => {
   const threads = (backendFor('wasm') as { threads?: number }).threads ?? 1;
-  return `wasm (SIMD, ${threadWords(threads)}: the page + ${threads - 1} Web Worker${threads === 2 ? '' : 's'})`;
+  const madd = wasmFeatures().fma ? 'fused multiply-add' : 'multiply then add';
+  return `wasm (SIMD, ${madd}, ${threadWords(threads)}: the page + ${threads - 1} Web Worker${threads === 2 ? '' : 's'})`;
 };
 
 const api = {
