@@ -1,11 +1,12 @@
 // The wasm plan's waves (compiler/wasm/schedule.ts) on random kernel graphs: a wave may hold only kernels that do not
 // read each other's outputs, every producer must run in an earlier wave than its readers, and every kernel's outermost
-// loop must be covered exactly once (whole, or split into ranges of whole steps over the threads). A schedule that
-// broke any of these would race or skip rows on two threads while one thread still passed.
+// loop must be covered exactly once (whole, or cut into chunks of whole steps that the threads take in turn), and the
+// tasks come largest first. A schedule that broke any of these would race or skip rows on two threads while one
+// thread still passed.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { scheduleWaves, type KernelTask } from '../compiler/wasm/schedule.ts';
+import { CHUNKS_PER_THREAD, MIN_CHUNK_WORK, scheduleWaves, type KernelTask } from '../compiler/wasm/schedule.ts';
 
 /** Kernel i writes buffer 1000 + i and reads inputs (buffers 0..9) and earlier kernels' outputs. */
 const tasksArb = fc
@@ -17,6 +18,7 @@ const tasksArb = fc
       extent: fc.integer({ min: 1, max: 40 }),
       step: fc.constantFrom(1, 2, 4, 8),
       split: fc.boolean(),
+      packs: fc.boolean(),
     }),
     { minLength: 1, maxLength: 40 },
   )
@@ -28,32 +30,40 @@ const tasksArb = fc
       extent: r.extent,
       step: r.step,
       split: r.split,
+      packs: r.packs,
     })),
   );
 
 test('waves: independent kernels only, producers in earlier waves, every row of every kernel exactly once', () => {
   fc.assert(
-    fc.property(tasksArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 6 }), (tasks, threads, maxKernels) => {
-      const waves = scheduleWaves(tasks, threads, maxKernels);
-      const waveOf = new Map<number, number>();
+    fc.property(tasksArb, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 12 }), (tasks, threads, maxTasks) => {
+      const waves = scheduleWaves(tasks, threads, maxTasks);
+      // a kernel's chunks may fall in several waves of its level where that level is cut at maxTasks
+      const first = new Map<number, number>();
+      const last = new Map<number, number>();
       const covered = tasks.map((t) => new Array<number>(t.extent).fill(0));
+      const chunks = tasks.map(() => 0);
       waves.forEach((wave, w) => {
-        assert.equal(wave.length, threads, 'one item list per thread');
-        const kernels = new Set(wave.flatMap((items) => items.map(([k]) => k)));
-        assert.ok(kernels.size <= maxKernels, `wave ${w} holds ${kernels.size} kernels`);
+        assert.ok(wave.length >= 1 && wave.length <= maxTasks, `wave ${w} holds ${wave.length} tasks`);
+        const kernels = new Set(wave.map(([k]) => k));
         const written = new Set([...kernels].flatMap((k) => tasks[k].writes));
         for (const k of kernels) {
-          assert.ok(!waveOf.has(k) || waveOf.get(k) === w, `kernel ${k} in two waves`);
-          waveOf.set(k, w);
+          if (!first.has(k)) first.set(k, w);
+          last.set(k, w);
           for (const b of tasks[k].reads)
             assert.ok(!written.has(b) || tasks[k].writes.includes(b), `kernel ${k} reads ${b} in its own wave`);
         }
-        for (const items of wave)
-          for (const [k, lo, hi] of items) {
-            assert.ok(lo < hi && lo >= 0 && hi <= tasks[k].extent, `range [${lo}, ${hi}) of kernel ${k}`);
-            assert.ok(lo % tasks[k].step === 0, `kernel ${k}'s range starts off a step`);
-            for (let r = lo; r < hi; r++) covered[k][r]++;
-          }
+        const work = wave.map(([k, lo, hi]) => (tasks[k].work * (hi - lo)) / tasks[k].extent);
+        assert.ok(
+          work.every((x, i) => i === 0 || x <= work[i - 1]),
+          `wave ${w}: tasks not largest first`,
+        );
+        for (const [k, lo, hi] of wave) {
+          assert.ok(lo < hi && lo >= 0 && hi <= tasks[k].extent, `range [${lo}, ${hi}) of kernel ${k}`);
+          assert.ok(lo % tasks[k].step === 0, `kernel ${k}'s range starts off a step`);
+          for (let r = lo; r < hi; r++) covered[k][r]++;
+          chunks[k]++;
+        }
       });
       tasks.forEach((t, k) => {
         assert.ok(
@@ -61,16 +71,16 @@ test('waves: independent kernels only, producers in earlier waves, every row of 
           `kernel ${k}: rows covered ${covered[k].join(',')}`,
         );
         for (const b of t.reads)
-          if (b >= 1000) assert.ok(waveOf.get(b - 1000)! < waveOf.get(k)!, `kernel ${k} runs before its producer ${b - 1000}`);
-        if (!t.split || threads === 1)
-          assert.equal(waves[waveOf.get(k)!].flat().filter(([j]) => j === k).length, 1, `kernel ${k} was split`);
+          if (b >= 1000) assert.ok(last.get(b - 1000)! < first.get(k)!, `kernel ${k} runs before its producer ${b - 1000}`);
+        if (!t.split || threads === 1) assert.equal(chunks[k], 1, `kernel ${k} was split`);
+        else assert.ok(chunks[k] <= (t.packs ? threads : threads * CHUNKS_PER_THREAD), `kernel ${k} in ${chunks[k]} chunks`);
       });
     }),
     { numRuns: 500 },
   );
 });
 
-test('waves: a chain is one kernel per wave; independent kernels share one wave, balanced over the threads', () => {
+test('waves: a chain is one kernel per wave; independent kernels share one wave; a large kernel is cut finer than the threads', () => {
   const chain = Array.from({ length: 5 }, (_, i): KernelTask => ({
     reads: i ? [1000 + i - 1] : [0],
     writes: [1000 + i],
@@ -90,8 +100,11 @@ test('waves: a chain is one kernel per wave; independent kernels share one wave,
   }));
   const [wave, ...rest] = scheduleWaves(fan, 3, 64);
   assert.equal(rest.length, 0);
-  assert.deepEqual(
-    wave.map((items) => items.length),
-    [2, 2, 2],
-  );
+  assert.equal(wave.length, 6);
+  // a thread held up by another process leaves chunks for the others: CHUNKS_PER_THREAD per thread where the work allows,
+  // one per thread for a kernel that packs an operand on every call
+  const big: KernelTask = { reads: [0], writes: [1000], work: 1 << 24, extent: 512, step: 4, split: true };
+  assert.equal(scheduleWaves([big], 2, 64)[0].length, 2 * CHUNKS_PER_THREAD);
+  assert.equal(scheduleWaves([{ ...big, packs: true }], 2, 64)[0].length, 2);
+  assert.equal(scheduleWaves([{ ...big, work: 3 * MIN_CHUNK_WORK }], 2, 64)[0].length, 3);
 });

@@ -9,8 +9,8 @@ import { unclampGuarded } from '../kernel/unclamp.ts';
 import { encodeModule, type ModuleFunction } from './encoder.ts';
 import { chooseTiling, emitKernel, outerStep, scratchBytesOf, type Tiling } from './emitKernel.ts';
 import { wasmFeatures } from './features.ts';
-import { scheduleWaves, splitRange, type KernelTask, type Wave } from './schedule.ts';
-import { createThreadPool, MAX_ITEMS, threadsSupported, type ThreadPool } from './threads.ts';
+import { chunksOf, scheduleWaves, splitRange, type KernelTask, type Wave } from './schedule.ts';
+import { createThreadPool, MAX_TASKS, threadsSupported, type ThreadPool } from './threads.ts';
 
 const PAGE = 65536;
 /** bytes kept free before the first and after the last buffer */
@@ -126,19 +126,21 @@ export const buildWasmPlan = (prog: FusedProgram, irs: readonly KernelIR[], opti
     extent: extents[i],
     step: steps[i],
     split: parallel[i],
+    packs: tilings[i].panel > 0,
   }));
   const threadCount = pool ? pool.workers + 1 : 1;
-  const waves = pool ? scheduleWaves(tasks, threadCount, MAX_ITEMS) : [];
+  const waves = pool ? scheduleWaves(tasks, threadCount, MAX_TASKS) : [];
   /** each split kernel as a wave of its own (runKernel: profiling, checkNaN), made once */
   const alone = parallel.map((split, i): Wave | undefined =>
-    split ? splitRange(extents[i], steps[i], threadCount).map(([lo, hi]) => (lo < hi ? [[i, lo, hi] as const] : [])) : undefined,
+    split
+      ? splitRange(extents[i], steps[i], chunksOf(tasks[i], threadCount))
+          .filter(([lo, hi]) => lo < hi)
+          .map(([lo, hi]) => [i, lo, hi] as const)
+      : undefined,
   );
   const runItem = (k: number, lo: number, hi: number) => kernels[k](lo, hi, 0);
-  /** a wave whose every item is the calling thread's runs without waking the workers */
-  const runWave = (wave: Wave) =>
-    wave.every((items, t) => t === 0 || items.length === 0)
-      ? wave[0].forEach(([k, lo, hi]) => runItem(k, lo, hi))
-      : pool!.runWave(wave, runItem);
+  /** a wave of one task runs on the calling thread without waking the workers */
+  const runWave = (wave: Wave) => (wave.length === 1 ? runItem(...wave[0]) : pool!.runWave(wave, runItem));
   for (const n of graph.nodes)
     if (n.op === 'constant' && offsets.has(n.id)) new Float32Array(memory.buffer, offsets.get(n.id)!, size(n.shape)).set(n.attrs.value);
   return {

@@ -1,28 +1,37 @@
 // Waves: how a plan's kernels meet the worker threads. Threads synchronise once per wave, not once per kernel: a wave
 // holds kernels that do not read each other's outputs (every buffer of a wasm plan has a place of its own, so
-// independent kernels can run at the same time and in any order), the large ones split by rows over every thread,
-// the small ones each given whole to the thread with the least work so far. A training step's backward pass and its
-// optimizer updates are mostly such kernels: a layer's weight and input gradients, every parameter's update.
+// independent kernels can run at the same time and in any order). A wave is a list of tasks, ranges of a kernel's
+// outermost loop: a large kernel cut into chunks of rows, a small one whole. The threads take tasks from the list in
+// turn (threads.ts), the largest first, so a thread that the machine slows down (another process on its core) leaves
+// its share to the others instead of holding every thread at the wave's end. A training step's backward pass and its
+// optimizer updates are mostly such independent kernels: a layer's weight and input gradients, every parameter's update.
 
 /** What scheduling needs to know of a kernel. */
 export interface KernelTask {
   /** buffers (graph nodes) it reads and writes */
   readonly reads: readonly number[];
   readonly writes: readonly number[];
-  /** multiply-adds, to balance the threads */
+  /** multiply-adds, to order the tasks and size the chunks */
   readonly work: number;
-  /** extent of its outermost loop, and the step a thread's share is a multiple of */
+  /** extent of its outermost loop, and the step a chunk is a multiple of */
   readonly extent: number;
   readonly step: number;
-  /** split by rows over the threads (else run whole by one thread) */
+  /** cut into chunks of rows (else run whole by one thread) */
   readonly split: boolean;
+  /** each call first packs an operand (a matmul's B panels): its chunks are one per thread, not finer */
+  readonly packs?: boolean;
 }
 
-/** One thread's part of a wave: [kernel, lo, hi] ranges of the outermost loop. */
-export type ThreadItems = readonly (readonly [number, number, number])[];
+/** One task: [kernel, lo, hi), a range of its outermost loop. */
+export type WaveTask = readonly [number, number, number];
 
-/** A wave: the items of each thread (thread 0 is the calling one); every thread has finished before the next wave. */
-export type Wave = readonly ThreadItems[];
+/** A wave: tasks in the order the threads take them; every thread has finished before the next wave. */
+export type Wave = readonly WaveTask[];
+
+/** Chunks per thread of a split kernel: enough for a thread to take over the share of one that was held up. */
+export const CHUNKS_PER_THREAD = 4;
+/** The least multiply-adds in a chunk (about 10 µs of work here): finer, taking a chunk costs more than it balances. */
+export const MIN_CHUNK_WORK = 1 << 17;
 
 /** Splits [0, extent) into `parts` ranges of whole steps, as even as possible (empty ranges allowed). */
 export const splitRange = (extent: number, step: number, parts: number): [number, number][] => {
@@ -38,12 +47,19 @@ export const splitRange = (extent: number, step: number, parts: number): [number
   return out;
 };
 
+/** A split kernel's chunks: one per thread when it packs, else up to CHUNKS_PER_THREAD per thread of MIN_CHUNK_WORK. */
+export const chunksOf = (t: KernelTask, threads: number): number => {
+  const units = Math.ceil(t.extent / t.step);
+  const wanted = t.packs ? threads : Math.max(threads, Math.min(threads * CHUNKS_PER_THREAD, Math.floor(t.work / MIN_CHUNK_WORK)));
+  return Math.max(1, Math.min(units, wanted));
+};
+
 /**
  * The waves of a plan: each kernel goes to the wave after the last one that writes what it reads (its level in the
- * dependency graph), waves of more than `maxKernels` kernels are cut into several, and within a wave the split kernels
- * are shared out by rows and the others whole, the largest first, to the least loaded thread.
+ * dependency graph); a split kernel becomes its chunks; tasks are ordered by work, the largest first (a greedy
+ * balance whatever thread takes them), and a wave of more than `maxTasks` tasks is cut into several.
  */
-export const scheduleWaves = (tasks: readonly KernelTask[], threads: number, maxKernels: number): Wave[] => {
+export const scheduleWaves = (tasks: readonly KernelTask[], threads: number, maxTasks: number): Wave[] => {
   const writer = new Map<number, number>();
   tasks.forEach((t, i) => t.writes.forEach((b) => writer.set(b, i)));
   const level: number[] = [];
@@ -54,28 +70,19 @@ export const scheduleWaves = (tasks: readonly KernelTask[], threads: number, max
     (levels[l] ??= []).push(i);
   });
   const waves: Wave[] = [];
-  for (const members of levels)
-    for (let from = 0; from < members.length; from += maxKernels) waves.push(share(tasks, members.slice(from, from + maxKernels), threads));
+  for (const members of levels) {
+    const wave: { task: WaveTask; work: number }[] = [];
+    for (const i of members) {
+      const t = tasks[i];
+      if (!t.split || threads === 1) {
+        wave.push({ task: [i, 0, t.extent], work: t.work });
+        continue;
+      }
+      for (const [lo, hi] of splitRange(t.extent, t.step, chunksOf(t, threads)))
+        if (lo < hi) wave.push({ task: [i, lo, hi], work: (t.work * (hi - lo)) / t.extent });
+    }
+    wave.sort((a, b) => b.work - a.work || a.task[0] - b.task[0] || a.task[1] - b.task[1]);
+    for (let from = 0; from < wave.length; from += maxTasks) waves.push(wave.slice(from, from + maxTasks).map((x) => x.task));
+  }
   return waves;
-};
-
-const share = (tasks: readonly KernelTask[], members: readonly number[], threads: number): Wave => {
-  const items: [number, number, number][][] = Array.from({ length: threads }, () => []);
-  const load = new Array<number>(threads).fill(0);
-  for (const i of members) {
-    const t = tasks[i];
-    if (!t.split || threads === 1) continue;
-    splitRange(t.extent, t.step, threads).forEach(([lo, hi], thread) => {
-      if (lo >= hi) return;
-      items[thread].push([i, lo, hi]);
-      load[thread] += (t.work * (hi - lo)) / t.extent;
-    });
-  }
-  const whole = members.filter((i) => !tasks[i].split || threads === 1).sort((a, b) => tasks[b].work - tasks[a].work || a - b);
-  for (const i of whole) {
-    const thread = load.indexOf(Math.min(...load));
-    items[thread].push([i, 0, tasks[i].extent]);
-    load[thread] += tasks[i].work;
-  }
-  return items;
 };

@@ -1,24 +1,31 @@
 // Worker threads for the wasm backend (Node's worker_threads, or Web Workers in a cross-origin isolated page): each
-// worker instantiates the plan's module over the same shared memory and runs the items of a wave (schedule.ts): whole
-// small kernels, and contiguous ranges of a large kernel's outermost output loop. Every output element is computed by
-// exactly one thread with the same code, so results are bit-identical for any thread count. Synchronisation is one
-// shared Int32Array: the main thread writes each worker's items, bumps a sequence number and notifies; workers run
-// them, count themselves done and notify back, once per wave. A page's main thread may not block (Atomics.wait throws
-// there), so in a browser it spins on the counter, and until every worker has started (they start only once the
-// page's script yields) it runs every item by itself.
+// worker instantiates the plan's module over the same shared memory and runs tasks of a wave (schedule.ts): whole
+// small kernels, and chunks of a large kernel's outermost output loop. Every output element is computed by exactly
+// one call with the same code, whichever thread makes it, so results are bit-identical for any thread count.
+// Synchronisation is one shared Int32Array: the main thread writes the wave's tasks, bumps a sequence number and
+// notifies; every thread, the main one too, then takes the next task with an atomic increment until none is left, and
+// the workers count themselves done and notify back, once per wave. A page's main thread may not block (Atomics.wait
+// throws there), so in a browser it spins on the counter, and until every worker has started (they start only once
+// the page's script yields) it runs every task by itself.
 import type { Wave } from './schedule.ts';
 
 /** control block layout (Int32 slots) */
 const SEQ = 0;
 const DONE = 1;
-const SLOTS = 2; // then per worker: a count (-1: stop) and up to MAX_ITEMS (kernel, lo, hi) items
-/** the most items one worker runs in one wave (scheduleWaves is given this many kernels at most per wave) */
-export const MAX_ITEMS = 64;
-const STRIDE = 1 + 3 * MAX_ITEMS;
+/** the next task to take, and the wave's task count (-1: stop) */
+const NEXT = 2;
+const COUNT = 3;
+const TASKS = 4; // then MAX_TASKS (kernel, lo, hi) tasks
+/** the most tasks in one wave (scheduleWaves cuts longer ones) */
+export const MAX_TASKS = 256;
 /**
  * Polls of the control block before a thread sleeps (about a quarter of a millisecond here): a step's waves follow each
  * other within microseconds, and a wake from Atomics.wait costs tens of them on a VM. Measured on the UNet step, 2
- * threads: about 30 ms per step sleeping at once, about 25 ms with the spin; on one thread it is 35 ms.
+ * threads: about 30 ms per step sleeping at once, about 21 ms with the spin; on one thread it is 35 ms. After a spin
+ * that ended without the event, a thread spins a 64th of that (a few µs) until one succeeds again: when another
+ * process holds a core, the other thread is often off its core, and a full spin then takes the core from our own
+ * working thread (the UNet step with a busy loop beside it: 75 ms spinning always, 38-50 ms never, 47 ms so; 36 ms
+ * on one thread).
  */
 const SPIN = 20000;
 
@@ -30,17 +37,19 @@ for (let k = 0; ; k++) { const f = instance.exports['k' + k]; if (!f) break; ker
 Atomics.add(ctl, ${DONE}, 1);
 Atomics.notify(ctl, ${DONE});
 let seen = 0;
+let budget = spin;
 for (;;) {
-  // spin a little before sleeping: the next wave of a step usually comes within microseconds, and waking from
-  // Atomics.wait costs tens of them on a VM
-  for (let i = 0; i < spin && Atomics.load(ctl, ${SEQ}) === seen; i++);
+  // spin before sleeping (see SPIN), a short while after a spin that did not see the next wave
+  let i = 0;
+  while (i < budget && Atomics.load(ctl, ${SEQ}) === seen) i++;
+  budget = i < budget ? spin : spin >> 6;
   Atomics.wait(ctl, ${SEQ}, seen);
   seen = Atomics.load(ctl, ${SEQ});
-  const base = ${SLOTS} + ${STRIDE} * index;
-  const count = ctl[base];
+  const count = Atomics.load(ctl, ${COUNT});
   if (count < 0) break;
   // index + 1: the thread, for its scratch (0 is the main thread)
-  for (let t = 0; t < count; t++) kernels[ctl[base + 1 + 3 * t]](ctl[base + 2 + 3 * t], ctl[base + 3 + 3 * t], index + 1);
+  for (let t = Atomics.add(ctl, ${NEXT}, 1); t < count; t = Atomics.add(ctl, ${NEXT}, 1))
+    kernels[ctl[${TASKS} + 3 * t]](ctl[${TASKS} + 1 + 3 * t], ctl[${TASKS} + 2 + 3 * t], index + 1);
   Atomics.add(ctl, ${DONE}, 1);
   Atomics.notify(ctl, ${DONE});
 }
@@ -73,10 +82,10 @@ export interface ThreadPool {
   /** worker threads (the main thread computes a share too) */
   readonly workers: number;
   /**
-   * Runs one wave (schedule.ts): thread t runs items[t] (thread 0 is the caller, through `main`); returns when every
-   * thread is done. Until a page's workers have started, the caller runs every item itself.
+   * Runs one wave (schedule.ts): every thread takes its tasks in turn (the caller's through `main`); returns when
+   * every thread is done. Until a page's workers have started, the caller runs every task itself.
    */
-  runWave(items: Wave, main: (kernel: number, lo: number, hi: number) => void): void;
+  runWave(tasks: Wave, main: (kernel: number, lo: number, hi: number) => void): void;
   /** waves shared with the workers so far (in a page, waves before the workers started ran on the caller alone) */
   readonly splitCalls: number;
   dispose(): void;
@@ -111,7 +120,7 @@ export const createThreadPool = (threads: number, module: WebAssembly.Module, me
   const n = threads - 1;
   // threads spin only while each has a core: with more threads than cores a spinning one takes a working one's time
   const spin = threads <= machineCores() ? SPIN : 0;
-  const control = new SharedArrayBuffer(4 * (SLOTS + STRIDE * n));
+  const control = new SharedArrayBuffer(4 * (TASKS + 3 * MAX_TASKS));
   const ctl = new Int32Array(control);
   let workers: { terminate(): unknown }[];
   let started = false;
@@ -135,9 +144,12 @@ export const createThreadPool = (threads: number, module: WebAssembly.Module, me
     URL.revokeObjectURL(url);
   }
   /** waits for the workers' count to reach n: blocking in Node, spinning where the thread may not block */
+  let budget = spin;
   const waitDone = NodeWorker
     ? () => {
-        for (let i = 0; i < spin && Atomics.load(ctl, DONE) < n; i++);
+        let i = 0;
+        while (i < budget && Atomics.load(ctl, DONE) < n) i++;
+        budget = i < budget ? spin : spin >> 6;
         for (let done = Atomics.load(ctl, DONE); done < n; done = Atomics.load(ctl, DONE)) Atomics.wait(ctl, DONE, done);
       }
     : () => {
@@ -150,30 +162,31 @@ export const createThreadPool = (threads: number, module: WebAssembly.Module, me
     get splitCalls() {
       return splitCalls;
     },
-    runWave(items, main) {
-      // a page's workers start once its script has yielded: until then the main thread runs every item itself
+    runWave(tasks, main) {
+      // a page's workers start once its script has yielded: until then the main thread runs every task itself
       if (!started && !(started = Atomics.load(ctl, DONE) >= n)) {
-        for (const thread of items) for (const [k, lo, hi] of thread) main(k, lo, hi);
+        for (const [k, lo, hi] of tasks) main(k, lo, hi);
         return;
       }
+      if (tasks.length > MAX_TASKS) throw new Error(`wasm threads: ${tasks.length} tasks in one wave, at most ${MAX_TASKS}`);
       splitCalls++;
       Atomics.store(ctl, DONE, 0);
-      for (let w = 0; w < n; w++) {
-        const mine = items[w + 1] ?? [];
-        if (mine.length > MAX_ITEMS) throw new Error(`wasm threads: ${mine.length} items for one worker, at most ${MAX_ITEMS}`);
-        const base = SLOTS + STRIDE * w;
-        ctl[base] = mine.length;
-        mine.forEach(([k, lo, hi], t) => ctl.set([k, lo, hi], base + 1 + 3 * t));
-      }
+      tasks.forEach(([k, lo, hi], t) => {
+        ctl[TASKS + 3 * t] = k;
+        ctl[TASKS + 3 * t + 1] = lo;
+        ctl[TASKS + 3 * t + 2] = hi;
+      });
+      Atomics.store(ctl, COUNT, tasks.length);
+      Atomics.store(ctl, NEXT, 0);
       Atomics.add(ctl, SEQ, 1);
       Atomics.notify(ctl, SEQ);
-      for (const [k, lo, hi] of items[0] ?? []) main(k, lo, hi);
+      for (let t = Atomics.add(ctl, NEXT, 1); t < tasks.length; t = Atomics.add(ctl, NEXT, 1)) main(...tasks[t]);
       waitDone();
     },
     dispose() {
       if (disposed) return;
       disposed = true;
-      for (let w = 0; w < n; w++) ctl[SLOTS + STRIDE * w] = -1;
+      Atomics.store(ctl, COUNT, -1);
       Atomics.add(ctl, SEQ, 1);
       Atomics.notify(ctl, SEQ);
       workers.forEach((w) => void w.terminate());
