@@ -134,7 +134,7 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   // exp and division) then runs as independent chains the core overlaps; a reduction's tile keeps at most two
   const vectors = reduction ? (ir.shape[vecAxis] % 8 === 0 ? 2 : 1) : ([4, 2].find((v) => ir.shape[vecAxis] % (4 * v) === 0) ?? 1);
   if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
-  const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && ir.shape[a] % 2 === 0);
+  const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && rowsOfAxis(ir, a) > 1);
   if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
   const rowAxis = bestRowAxis(ir, stepLoadsOf(loads, reduction.vars), others, ir.outVars[vecAxis], vectors);
   const rows = rowsOfAxis(ir, rowAxis);
@@ -165,7 +165,7 @@ const lanesOnReductionTiling = (
     const v = ir.outVars[vecAxis];
     if (!inBody.some((x) => ixDependsOn(x, v) && coefficientOf(x, v) !== 1)) return undefined;
   }
-  const others = ir.outVars.map((_, a) => a).filter((a) => ir.shape[a] % 2 === 0);
+  const others = ir.outVars.map((_, a) => a).filter((a) => rowsOfAxis(ir, a) > 1);
   if (!others.length) return { width: 4, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1, panel: 0, lanesOnReduction: true };
   const rowAxis = bestRowAxis(ir, inBody, others, r, 1);
   return { width: 4, rows: rowsOfAxis(ir, rowAxis), vectors: 1, vecAxis: -1, rowAxis, panel: 0, lanesOnReduction: true };
@@ -176,8 +176,12 @@ const stepLoadsOf = (loads: readonly Ix[], reductionVars: readonly number[]): Ix
   ...new Map(loads.filter((x) => reductionVars.some((v) => ixDependsOn(x, v))).map((x) => [ixKey(x), x])).values(),
 ];
 
-/** Rows of a tile along an even axis: 4 where they divide it, else 2. */
-const rowsOfAxis = (ir: KernelIR, a: number): number => (ir.shape[a] % 4 === 0 ? 4 : 2);
+/**
+ * Rows of a tile along an axis: 4 where they divide it, else 3, else 2 (1: no rows). Three rows of 8 columns keep 6
+ * accumulators where 2 would keep 4: the first layer's weight gradient of the reference MLP, 66 rows, went from 0.65
+ * to 0.44 ms on one thread.
+ */
+const rowsOfAxis = (ir: KernelIR, a: number): number => [4, 3, 2].find((r) => ir.shape[a] % r === 0) ?? 1;
 
 /**
  * The row axis that leaves the fewest loads per output vector of the tile: a load that does not move with the rows is
