@@ -140,6 +140,25 @@ export interface Candidates<T> {
 }
 
 /**
+ * `auto` for anything compiled per backend (a plan, a training step): where there is no adapter or a software one,
+ * auto's untimed choice; else chooseByTiming under `key` (a thunk: only a timed choice needs it). `relabel` puts the
+ * reason on what is returned.
+ */
+export const decideAuto = async <T>(
+  key: () => string,
+  given: { readonly adapter?: AdapterFacts | null; readonly cache?: ChoiceCache },
+  c: Omit<Candidates<T>, 'compile'> & { compile(backend: BackendName): T; relabel(plan: T, reason: string): T },
+): Promise<T> => {
+  const adapter = autoAdapter(given.adapter);
+  if (!adapter || adapter.software) {
+    const untimed = untimedChoice(adapter);
+    return c.relabel(c.compile(untimed.name), untimed.reason);
+  }
+  const { plan, reason } = await chooseByTiming(key(), adapter, given.cache ?? sharedChoiceCache, c);
+  return c.relabel(plan, reason);
+};
+
+/**
  * Chooses between webgpu and wasm on a hardware adapter: a cached choice compiles only its winner; otherwise both
  * are compiled and timed, the faster kept and the other disposed, and the choice cached. A candidate that fails to
  * compile or run loses (the reason says why). Returns the kept plan and the reason.

@@ -5,17 +5,7 @@ import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
 import { size } from '../core/shape.ts';
 import { compile, release, type BackendRequest, type Executable } from '../compiler/index.ts';
-import {
-  autoAdapter,
-  chooseByTiming,
-  planKey,
-  sharedChoiceCache,
-  untimedChoice,
-  withBackendReason,
-  type AdapterFacts,
-  type ChoiceCache,
-  type TimedBackend,
-} from './autoChoice.ts';
+import { decideAuto, planKey, withBackendReason, type AdapterFacts, type ChoiceCache, type TimedBackend } from './autoChoice.ts';
 
 type PlanInputs = Readonly<Record<string, NDArray | ArrayLike<number>>>;
 
@@ -70,17 +60,12 @@ export const compilePlanAuto = async (graph: Graph, request: BackendRequest = 'a
   return chosen;
 };
 
-const choosePlan = async (graph: Graph, request: BackendRequest, auto: PlanAutoOptions): Promise<Executable> => {
-  if (request !== 'auto') return compile(graph, { backend: request });
-  const adapter = autoAdapter(auto.adapter);
-  if (!adapter || adapter.software) {
-    const untimed = untimedChoice(adapter);
-    return withBackendReason(compile(graph, { backend: untimed.name }), untimed.reason);
-  }
-  const { plan, reason } = await chooseByTiming(planKey(graph), adapter, auto.cache ?? sharedChoiceCache, {
-    compile: (backend) => compile(graph, { backend }),
-    time: (backend, exe) => (auto.time ? auto.time(backend, exe) : timePlan(exe, auto.inputs, auto.runs ?? 3)),
-    dispose: (exe) => exe.dispose(),
-  });
-  return withBackendReason(plan, reason);
-};
+const choosePlan = async (graph: Graph, request: BackendRequest, auto: PlanAutoOptions): Promise<Executable> =>
+  request !== 'auto'
+    ? compile(graph, { backend: request })
+    : decideAuto(() => planKey(graph), auto, {
+        compile: (backend) => compile(graph, { backend }),
+        time: (backend, exe) => (auto.time ? auto.time(backend, exe) : timePlan(exe, auto.inputs, auto.runs ?? 3)),
+        dispose: (exe) => exe.dispose(),
+        relabel: withBackendReason,
+      });

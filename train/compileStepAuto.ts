@@ -5,16 +5,7 @@ import { size } from '../core/shape.ts';
 import type { Params } from '../dsl/params.ts';
 import type { Shape } from '../dsl/shapeTypes.ts';
 import type { Tensor } from '../dsl/tensor.ts';
-import {
-  autoAdapter,
-  chooseByTiming,
-  planKey,
-  sharedChoiceCache,
-  untimedChoice,
-  withBackendReason,
-  type AdapterFacts,
-  type ChoiceCache,
-} from './autoChoice.ts';
+import { decideAuto, planKey, withBackendReason, type AdapterFacts, type ChoiceCache } from './autoChoice.ts';
 import { stepOnGraph, timeSteps, traceStep, type StepArgs, type StepOptions, type TrainStep } from './compileStep.ts';
 
 /** How compileStepAuto decides `auto`; every field has a default (tests inject the adapter, the timer, the cache). */
@@ -61,17 +52,11 @@ const chooseStep = async <const D extends Record<string, Shape>, P extends Param
   auto: AutoOptions,
 ): Promise<TrainStep<P>> => {
   if ((options.backend ?? 'auto') !== 'auto') return stepOnGraph(traced, options);
-  const adapter = autoAdapter(auto.adapter);
-  if (!adapter || adapter.software) {
-    const untimed = untimedChoice(adapter);
-    return withReason(stepOnGraph<D, P>(traced, { ...options, backend: untimed.name }), untimed.reason);
-  }
-  const batch = auto.batch ?? Object.fromEntries(Object.entries(options.data).map(([k, s]) => [k, new Float32Array(size(s))]));
-  const runs = auto.runs ?? 3;
-  const { plan, reason } = await chooseByTiming(planKey(traced.graph), adapter, auto.cache ?? sharedChoiceCache, {
+  const batch = () => auto.batch ?? Object.fromEntries(Object.entries(options.data).map(([k, s]) => [k, new Float32Array(size(s))]));
+  return decideAuto(() => planKey(traced.graph), auto, {
     compile: (backend) => stepOnGraph<D, P>(traced, { ...options, backend }),
-    time: (backend, step) => (auto.time ? auto.time(backend, step as TrainStep) : timeSteps(step as TrainStep, batch, runs)),
+    time: (backend, step) => (auto.time ? auto.time(backend, step as TrainStep) : timeSteps(step as TrainStep, batch(), auto.runs ?? 3)),
     dispose: (step) => step.dispose(),
+    relabel: withReason,
   });
-  return withReason(plan, reason);
 };
