@@ -115,6 +115,7 @@ export const compile = (graph: Graph, options: CompileOptions = {}): Executable 
     // materialised once instead of recomputing its index in the inner loop of every output
     contiguousOperands: device.kind === 'plans' || device.kind === 'wgsl',
     plainConvEpilogues: device.kind === 'plans',
+    shareTranscendentals: device.kind === 'plans',
     // WebGPU's default limit: 8 storage buffers per shader stage, one of them the output (gpu.js asks for no more)
     // the WGSL backend binds every read and every output: as many storage buffers as the adapter allows
     maxReads: backend === 'gpujs-webgpu' ? 7 : device.kind === 'wgsl' ? device.context().maxStorageBuffers - 1 : undefined,

@@ -8,7 +8,8 @@
 //  - a kernel holds at most one core, so an expensive producer is never recomputed inside a loop;
 //  - matmul/conv2d operands are buffers or pure views of buffers: inlining arithmetic into their loops would
 //    repeat it for every output column;
-//  - an elementwise node read by several kernels is inlined into each while cheap, else materialised;
+//  - an elementwise node read by several kernels is inlined into each while cheap, else materialised; with
+//    shareTranscendentals (wasm), also when it computes a transcendental;
 //  - kernels are capped in size (deep backward chains would otherwise build huge shaders).
 import type { Graph, Node } from '../../core/ir.ts';
 import { isContraction } from '../../core/ir.ts';
@@ -66,10 +67,17 @@ export interface FuseOptions {
   readonly maxReads?: number;
   /**
    * a conv2d keeps its buffer when the kernel that would take it as its epilogue computes a transcendental (wasm: an
-   * exp after a conv's loop nest cost about 2.5x what it costs in a kernel of its own); a matmul keeps its epilogue
-   * (the MLP's SiLU: its own buffer cost memory the estimates do not count, and no speed was shown)
+   * exp after a conv's loop nest cost about 2.5x what it costs in a kernel of its own), or reads one that
+   * shareTranscendentals gave a buffer (the UNet's SiLU backward inside its conv's input gradient: 2.7 ms against
+   * 1.7 + 0.5 apart); a matmul keeps its epilogue
    */
   readonly plainConvEpilogues?: boolean;
+  /**
+   * a node computed inline and read by several kernels gets a buffer when it computes a transcendental, however cheap
+   * its rule's cost: on wasm a sigmoid is about 40 SIMD instructions a vector, a buffer's store and load two. The
+   * MLP's SiLU backward recomputed the forward's sigmoid (the reference step: 5% faster with it; the UNet's: even)
+   */
+  readonly shareTranscendentals?: boolean;
 }
 
 const movesLastAxis = (n: Node): boolean => n.op === 'permute' && n.attrs.perm[n.attrs.perm.length - 1] !== n.attrs.perm.length - 1;
@@ -79,8 +87,11 @@ const TRANSCENDENTAL = new Set(['exp', 'log', 'sigmoid', 'tanh', 'sin', 'cos', '
 export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOptions = {}): FusedProgram => {
   const nodes = graph.nodes;
   const users = usersOf(graph);
-  /** whether the kernel of root would compute a transcendental (root and its inlined inputs, up to buffers) */
-  const hasTranscendental = (root: number): boolean => {
+  /**
+   * whether the kernel of root would compute a transcendental (root and its inlined inputs, up to buffers); through:
+   * also one that it reads from a buffer made for it (shareTranscendentals), which the kernel used to compute
+   */
+  const hasTranscendental = (root: number, through = false): boolean => {
     const stack = [root];
     const seen = new Set<number>();
     while (stack.length) {
@@ -88,12 +99,14 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
       if (seen.has(x)) continue;
       seen.add(x);
       if (TRANSCENDENTAL.has(nodes[x].op)) return true;
-      for (const i of nodes[x].inputs) if (!M.has(i)) stack.push(i);
+      for (const i of nodes[x].inputs) if (!M.has(i) || (through && forTranscendental.has(i))) stack.push(i);
     }
     return false;
   };
   const outputs = new Set(graph.outputs.map((o) => o.id));
   const M = new Set<number>();
+  /** nodes given a buffer only because they compute a transcendental (shareTranscendentals) */
+  const forTranscendental = new Set<number>();
   const live = new Set<number>();
   for (let k = nodes.length - 1; k >= 0; k--) if (outputs.has(k) || users[k].some((u) => live.has(u))) live.add(k);
 
@@ -122,12 +135,19 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
         if (!isSplat(graph, x)) M.add(x);
       });
     }
-    // shared, costly elementwise nodes
+    // shared, costly elementwise nodes. A node given a buffer only for its transcendental still counts its cost in
+    // its readers', so that they keep the buffers they had (the UNet's SiLU output stays one, and its pad a copy)
     const cost = new Map<number, number>();
     for (const n of nodes) {
       if (!live.has(n.id)) continue;
-      cost.set(n.id, fusionRules[n.op].cost + n.inputs.reduce((a, i) => a + (M.has(i) ? 0 : (cost.get(i) ?? 0)), 0));
-      if (!M.has(n.id) && isInlined(n) && users[n.id].filter((u) => live.has(u)).length > 1 && cost.get(n.id)! > SHARE_COST) M.add(n.id);
+      const inlinedCost = (i: number) => (M.has(i) && !forTranscendental.has(i) ? 0 : (cost.get(i) ?? 0));
+      cost.set(n.id, fusionRules[n.op].cost + n.inputs.reduce((a, i) => a + inlinedCost(i), 0));
+      if (M.has(n.id) || !isInlined(n) || users[n.id].filter((u) => live.has(u)).length < 2) continue;
+      if (cost.get(n.id)! > SHARE_COST) M.add(n.id);
+      else if (options.shareTranscendentals && hasTranscendental(n.id)) {
+        M.add(n.id);
+        forTranscendental.add(n.id);
+      }
     }
     // epilogues: a core read only through same-element ops (elementwise, reshape) by a single kernel is
     // computed in that kernel's loop instead of getting a buffer
@@ -150,7 +170,7 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
       }
       if (!ok || roots.size !== 1) continue;
       const [root] = roots;
-      if (options.plainConvEpilogues && c.op === 'conv2d' && hasTranscendental(root)) continue;
+      if (options.plainConvEpilogues && c.op === 'conv2d' && hasTranscendental(root, true)) continue;
       M.delete(c.id);
       if (isCore(nodes[root]) || coresOf(root).length > 1) M.add(c.id);
     }
