@@ -57,6 +57,8 @@ export interface Tiling {
    * gradient's kernel columns), so that a load that does not move with it (the cotangent) serves them all.
    */
   readonly colAxis?: number;
+  /** A kernel without a reduction whose tile reads a gathered load as transposed 4 x 4 blocks (transposeAxisOf). */
+  readonly transposed?: boolean;
 }
 
 const scalarTiling: Tiling = { width: 1, rows: 1, vectors: 1, vecAxis: -1, rowAxis: -1, panel: 0 };
@@ -72,6 +74,7 @@ export const describeTiling = (t: Tiling, fma: boolean): string => {
       `4 lanes along the reduction${t.rows > 1 ? `, ${t.rows} rows of axis ${t.rowAxis}` : ''}` +
       `${t.colAxis !== undefined ? `, ${t.vectors} columns of axis ${t.colAxis}` : ''}${fma ? ', fused multiply-add' : ''}`
     );
+  if (t.transposed) return `4 x 4 tile (axes ${t.rowAxis}, ${t.vecAxis}), gathers read as 4 x 4 blocks transposed in registers`;
   const tile = `${t.rows} x ${4 * t.vectors} tile (${t.rows * t.vectors} f32x4 accumulators or values, axes ${t.rowAxis}, ${t.vecAxis})`;
   const panel = t.panel > 0 ? `, axis ${t.vecAxis} in packed panels of ${t.panel}` : '';
   const madd = t.rowAxis >= 0 && fma ? ', fused multiply-add' : '';
@@ -142,6 +145,10 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   // without a reduction, four vectors per step where they divide the axis: an elementwise kernel's math (a sigmoid's
   // exp and division) then runs as independent chains the core overlaps; a reduction's tile keeps at most two
   const vectors = reduction ? (ir.shape[vecAxis] % 8 === 0 ? 2 : 1) : ([4, 2].find((v) => ir.shape[vecAxis] % (4 * v) === 0) ?? 1);
+  if (!reduction) {
+    const rowAxis = transposeAxisOf(ir, loads, vecAxis);
+    if (rowAxis >= 0) return { width: 4, rows: 4, vectors: 1, vecAxis, rowAxis, panel: 0, transposed: true };
+  }
   if (!reduction || rank < 2) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
   const others = ir.outVars.map((_, a) => a).filter((a) => a !== vecAxis && rowsOfAxis(ir, a) > 1);
   if (!others.length) return { width: 4, rows: 1, vectors, vecAxis, rowAxis: -1, panel: 0 };
@@ -149,6 +156,18 @@ export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => 
   const rows = rowsOfAxis(ir, rowAxis);
   const panel = ir.shape[vecAxis] % 4 === 0 ? panelOf(ir, vecAxis, rowAxis, 4 * vectors, panelBytes) : 0;
   return { width: 4, rows, vectors, vecAxis, rowAxis, panel };
+};
+
+/**
+ * A kernel without a reduction that gathers along its vector axis a load that is contiguous along another output axis
+ * (a transpose: out[i, j] = w[j, i]) takes 4 rows of that axis: the tile's 4 x 4 block of the load is then 4
+ * contiguous vectors, transposed in registers (transposedLoad), instead of 16 single loads. The row axis, or -1.
+ */
+export const transposeAxisOf = (ir: KernelIR, loads: readonly Ix[], vecAxis: number): number => {
+  if (ir.shape[vecAxis] % 4 !== 0) return -1;
+  const v = ir.outVars[vecAxis];
+  const gathers = loads.filter((x) => ixDependsOn(x, v) && coefficientOf(x, v) !== 1 && coefficientOf(x, v) !== undefined);
+  return ir.outVars.findIndex((u, a) => a !== vecAxis && ir.shape[a] % 4 === 0 && gathers.some((x) => coefficientOf(x, u) === 1));
 };
 
 /**
@@ -563,6 +582,55 @@ export const emitKernel = (
     return mask;
   };
 
+  /** whether a gathered load can come from a transposed 4 x 4 block (see transposeAxisOf) */
+  const transposable = (x: Ix): boolean =>
+    tiling.transposed === true && coefficientOf(x, rowVar!) === 1 && coefficientOf(x, vecVar!) !== undefined;
+  /**
+   * The tile position's vector of a load that gathers along the lanes but is contiguous along the rows: the block's 4
+   * lanes (at row 0) are 4 vectors along the rows, and row r's vector is their lane r (four shuffles of pairs, then
+   * four of the results); the block is loaded once for the tile's 4 rows.
+   */
+  const transposedLoad = (buf: number, x: Ix): number => {
+    const row = position.row;
+    position = { ...position, row: 0 };
+    const key = `T${buf}[${resolvedKey(resolve(x))}]`;
+    const hit = lookup(`${key}#${row}`);
+    if (hit !== undefined) {
+      position = { ...position, row };
+      return hit;
+    }
+    const base = layout.offsetOf(buf);
+    const lanes = [0, 1, 2, 3].map((lane) => {
+      const t = L.tmp();
+      const off = address(base, x, lane);
+      f.load('v128', off, 2).set(t);
+      return t;
+    });
+    position = { ...position, row };
+    const bytes = (ls: number[]) => ls.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+    const shuffle = (a: number, b: number, ls: number[]) => {
+      const t = L.tmp();
+      f.get(a)
+        .get(b)
+        .simd(Simd.i8x16Shuffle, ...bytes(ls))
+        .set(t);
+      return t;
+    };
+    // pairs: (l0[0], l1[0], l0[1], l1[1]), (l0[2], l1[2], l0[3], l1[3]), the same of l2, l3; then row r's four lanes
+    const lo01 = shuffle(lanes[0], lanes[1], [0, 4, 1, 5]);
+    const hi01 = shuffle(lanes[0], lanes[1], [2, 6, 3, 7]);
+    const lo23 = shuffle(lanes[2], lanes[3], [0, 4, 1, 5]);
+    const hi23 = shuffle(lanes[2], lanes[3], [2, 6, 3, 7]);
+    const rows = [
+      shuffle(lo01, lo23, [0, 1, 4, 5]),
+      shuffle(lo01, lo23, [2, 3, 6, 7]),
+      shuffle(hi01, hi23, [0, 1, 4, 5]),
+      shuffle(hi01, hi23, [2, 3, 6, 7]),
+    ];
+    rows.forEach((t, r) => memo[level].set(`${key}#${r}`, t));
+    return rows[row];
+  };
+
   const compute = (s: Scalar): number => {
     switch (s.k) {
       case 'lit':
@@ -589,6 +657,8 @@ export const emitKernel = (
         } else if (coefficientOf(s.at, vecVar!) === 1) {
           const off = address(base, s.at);
           f.load('v128', off, 2).set(t);
+        } else if (transposable(s.at)) {
+          return transposedLoad(s.buf, s.at);
         } else {
           for (let lane = 0; lane < 4; lane++) {
             if (lane > 0) f.get(t);
