@@ -18,7 +18,6 @@ const tasksArb = fc
       extent: fc.integer({ min: 1, max: 40 }),
       step: fc.constantFrom(1, 2, 4, 8),
       split: fc.boolean(),
-      packs: fc.boolean(),
     }),
     { minLength: 1, maxLength: 40 },
   )
@@ -30,7 +29,6 @@ const tasksArb = fc
       extent: r.extent,
       step: r.step,
       split: r.split,
-      packs: r.packs,
     })),
   );
 
@@ -73,7 +71,7 @@ test('waves: independent kernels only, producers in earlier waves, every row of 
         for (const b of t.reads)
           if (b >= 1000) assert.ok(last.get(b - 1000)! < first.get(k)!, `kernel ${k} runs before its producer ${b - 1000}`);
         if (!t.split || threads === 1) assert.equal(chunks[k], 1, `kernel ${k} was split`);
-        else assert.ok(chunks[k] <= (t.packs ? threads : threads * CHUNKS_PER_THREAD), `kernel ${k} in ${chunks[k]} chunks`);
+        else assert.ok(chunks[k] <= threads * CHUNKS_PER_THREAD, `kernel ${k} in ${chunks[k]} chunks`);
       });
     }),
     { numRuns: 500 },
@@ -101,10 +99,10 @@ test('waves: a chain is one kernel per wave; independent kernels share one wave;
   const [wave, ...rest] = scheduleWaves(fan, 3, 64);
   assert.equal(rest.length, 0);
   assert.equal(wave.length, 6);
-  // a thread held up by another process leaves chunks for the others: CHUNKS_PER_THREAD per thread where the work allows,
-  // one per thread for a kernel that packs an operand on every call
+  // a thread held up by another process leaves chunks for the others: CHUNKS_PER_THREAD per thread where the work allows
+  // and the loop has that many steps (a kernel that packs is cut by panels: 4 panels, 4 chunks)
   const big: KernelTask = { reads: [0], writes: [1000], work: 1 << 24, extent: 512, step: 4, split: true };
   assert.equal(scheduleWaves([big], 2, 64)[0].length, 2 * CHUNKS_PER_THREAD);
-  assert.equal(scheduleWaves([{ ...big, packs: true }], 2, 64)[0].length, 2);
+  assert.equal(scheduleWaves([{ ...big, extent: 512, step: 128 }], 2, 64)[0].length, 4);
   assert.equal(scheduleWaves([{ ...big, work: 3 * MIN_CHUNK_WORK }], 2, 64)[0].length, 3);
 });

@@ -93,12 +93,16 @@ export const laneUniform = (x: Ix, v: number): boolean =>
     return a.x.terms.every(([t, c]) => (t.k === 'var' && t.v === v ? c === 1 : !dependsOn(t, v) && c % 4 === 0));
   });
 
-/** The step of the outermost output loop: a thread's share of a kernel is a multiple of it. */
-export const outerStep = (ir: KernelIR, t: Tiling): number => {
-  if (ir.shape.length === 0) return 1;
-  if (t.vecAxis === 0) return t.width * t.vectors;
-  if (t.colAxis === 0) return t.vectors;
-  return t.rowAxis === 0 ? t.rows : 1;
+/**
+ * The loop a call's range [lo, hi) bounds, so that threads can share a kernel: its extent, and the step a share is a
+ * multiple of. The outermost output axis; for a kernel that packs, its panels instead (the vector axis in steps of a
+ * panel), so that each call packs only the panels it computes and no panel is packed twice.
+ */
+export const callRange = (ir: KernelIR, t: Tiling): { extent: number; step: number } => {
+  if (ir.shape.length === 0) return { extent: 1, step: 1 };
+  if (t.panel > 0) return { extent: ir.shape[t.vecAxis], step: t.panel };
+  const step = t.vecAxis === 0 ? t.width * t.vectors : t.colAxis === 0 ? t.vectors : t.rowAxis === 0 ? t.rows : 1;
+  return { extent: ir.shape[0], step };
 };
 
 /** Every load (and index use) of a kernel, with the index it reads. */
@@ -334,8 +338,8 @@ export const emitKernel = (
   tiling = chooseTiling(ir),
   options: EmitOptions = {},
 ): FunctionBody => {
-  // (lo, hi): the range of the outermost output axis this call computes, so threads can split a kernel by rows;
-  // thread: which thread calls (0 the main one), for its scratch
+  // (lo, hi): the range of the outermost output axis this call computes (of the panels, for a kernel that packs: see
+  // callRange), so threads can split a kernel; thread: which thread calls (0 the main one), for its scratch
   const f = new FunctionBody(['i32', 'i32', 'i32']);
   const L = new Lanes(f, tiling.width);
   const rank = ir.shape.length;
@@ -985,13 +989,13 @@ export const emitKernel = (
           preEmit(byLevel[d + 1]);
           outLoops(d + 1);
         },
-        d === 0 ? { from: { local: 0 }, to: { local: 1 } } : v === vecVar ? panelBounds : undefined,
+        d === 0 && tiling.panel === 0 ? { from: { local: 0 }, to: { local: 1 } } : v === vecVar ? panelBounds : undefined,
       );
     if (!(tiling.panel > 0 && v === rowVar)) return loop();
-    // the panel loop, just outside the row loop: the vector loop inside walks [p, p + panel)
+    // the panel loop, just outside the row loop, over the call's range: the vector loop inside walks [p, p + panel)
     const p = f.local('i32');
     const pEnd = f.local('i32');
-    f.forRange(p, 0, ir.shape[tiling.vecAxis], tiling.panel, () => {
+    f.forRange(p, { local: 0 }, { local: 1 }, tiling.panel, () => {
       f.get(p).i32(tiling.panel).op(Op.i32Add).set(pEnd);
       panelStart = p;
       pack(p);

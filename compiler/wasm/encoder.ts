@@ -212,6 +212,10 @@ export class FunctionBody {
   f32(v: number): this {
     return this.op(Op.f32Const, ...f32Bytes(v));
   }
+  /** memory.copy (bulk memory) within memory 0: pops destination, source and length in bytes */
+  memoryCopy(): this {
+    return this.op(0xfc, ...u32(10), 0x00, 0x00);
+  }
   v128f32(lanes: readonly [number, number, number, number]): this {
     return this.simd(Simd.v128Const, ...lanes.flatMap(f32Bytes));
   }

@@ -157,7 +157,7 @@ export const compileOnPlanBackend = (
     runAsync: async (given, only) => hostRun(given, only),
     adoptFeedback: () => {
       live('adoptFeedback');
-      for (const { from, to } of feedback) compiled.view(to).set(compiled.view(from));
+      for (const { from, to } of feedback) compiled.copy(to, from);
     },
     readInput: (name) => {
       live('readInput');

@@ -1,10 +1,11 @@
 // Waves: how a plan's kernels meet the worker threads. Threads synchronise once per wave, not once per kernel: a wave
 // holds kernels that do not read each other's outputs (every buffer of a wasm plan has a place of its own, so
 // independent kernels can run at the same time and in any order). A wave is a list of tasks, ranges of a kernel's
-// outermost loop: a large kernel cut into chunks of rows, a small one whole. The threads take tasks from the list in
-// turn (threads.ts), the largest first, so a thread that the machine slows down (another process on its core) leaves
-// its share to the others instead of holding every thread at the wave's end. A training step's backward pass and its
-// optimizer updates are mostly such independent kernels: a layer's weight and input gradients, every parameter's update.
+// outer loop: a large kernel cut into chunks (of rows; of panels, for one that packs), a small one whole. The threads
+// take tasks from the list in turn (threads.ts), the largest first, so a thread that the machine slows down (another
+// process on its core) leaves its share to the others instead of holding every thread at the wave's end. A training
+// step's backward pass and its optimizer updates are mostly such independent kernels: a layer's weight and input
+// gradients, every parameter's update.
 
 /** What scheduling needs to know of a kernel. */
 export interface KernelTask {
@@ -16,10 +17,8 @@ export interface KernelTask {
   /** extent of its outermost loop, and the step a chunk is a multiple of */
   readonly extent: number;
   readonly step: number;
-  /** cut into chunks of rows (else run whole by one thread) */
+  /** cut into chunks of its outer loop (else run whole by one thread) */
   readonly split: boolean;
-  /** each call first packs an operand (a matmul's B panels): its chunks are one per thread, not finer */
-  readonly packs?: boolean;
 }
 
 /** One task: [kernel, lo, hi), a range of its outermost loop. */
@@ -47,10 +46,10 @@ export const splitRange = (extent: number, step: number, parts: number): [number
   return out;
 };
 
-/** A split kernel's chunks: one per thread when it packs, else up to CHUNKS_PER_THREAD per thread of MIN_CHUNK_WORK. */
+/** A split kernel's chunks: up to CHUNKS_PER_THREAD per thread, of at least MIN_CHUNK_WORK, at least one per thread. */
 export const chunksOf = (t: KernelTask, threads: number): number => {
   const units = Math.ceil(t.extent / t.step);
-  const wanted = t.packs ? threads : Math.max(threads, Math.min(threads * CHUNKS_PER_THREAD, Math.floor(t.work / MIN_CHUNK_WORK)));
+  const wanted = Math.max(threads, Math.min(threads * CHUNKS_PER_THREAD, Math.floor(t.work / MIN_CHUNK_WORK)));
   return Math.max(1, Math.min(units, wanted));
 };
 
