@@ -119,8 +119,12 @@ const loadsOf = (ir: KernelIR): Ix[] => {
  */
 export const chooseTiling = (ir: KernelIR, panelBytes = PANEL_BYTES): Tiling => {
   const rank = ir.shape.length;
-  if (rank === 0) return scalarTiling;
   const loads = loadsOf(ir);
+  if (rank === 0) {
+    // a full reduction to one value (a loss's mean): four lanes along its contiguous innermost variable
+    const r = reductionOf(ir);
+    return (r && lanesOnReductionTiling(ir, loads, r.vars, -1)) || scalarTiling;
+  }
   const costAlong = (axis: number): number => {
     const v = ir.outVars[axis];
     // gathers cost 4 loads each; the output store along a non-innermost axis is a 4-lane scatter
