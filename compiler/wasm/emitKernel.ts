@@ -5,11 +5,12 @@
 // with a reduction is register-tiled: R rows x 4*CV columns of the output are computed together, so one pass of
 // the reduction loop updates R*CV vector accumulators and every operand load is shared (memoised by its resolved
 // address) by the tile positions that read it: for a matmul, one splat of A per row and one vector of B per
-// column block. Values are computed at the outermost loop level whose variables they depend on.
+// column block. Values are computed at the outermost loop level whose variables they depend on; a concat whose
+// condition is the same on every lane computes only the part taken (branch).
 import { randomBase } from '../../core/rng.ts';
 import type { UnaryOp } from '../../core/ir.ts';
 import { coefficientOf, dependsOn, ixDependsOn, ixKey, range, substituteIx, type Atom, type Ix } from '../kernel/indexExpr.ts';
-import { reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
+import { mapChildren, reductionOf, scalarLevel, walk, type Cond, type KernelIR, type Scalar } from '../kernel/ir.ts';
 import { FunctionBody, Op, Simd } from './encoder.ts';
 import { Lanes } from './lanes.ts';
 import * as M from './math.ts';
@@ -373,6 +374,8 @@ export const emitKernel = (
   let level = 0;
   let position = { row: 0, vector: 0 };
   const accumulators = new Map<string, number>();
+  /** picks computed as an if / else (see branch) */
+  const branching = new Set<Scalar>();
 
   const lookup = (key: string): number | undefined => {
     for (let l = level; l >= 0; l--) {
@@ -541,20 +544,23 @@ export const emitKernel = (
   };
 
   /** A lane mask (all ones where the condition holds) for an index condition. */
+  /** pushes an i32 that is 1 where condition c holds at the resolved index r, else 0 */
+  const condCheck = (c: Cond, r: Resolved) => {
+    const [lo, hi] = range(c.ix, ir.vars);
+    const x = f.local('i32');
+    pushResolved(r);
+    f.set(x);
+    const tests: (() => void)[] = [];
+    if (lo < c.lo) tests.push(() => f.get(x).i32(c.lo).op(Op.i32GeS));
+    if (hi > c.hi) tests.push(() => f.get(x).i32(c.hi).op(Op.i32LeS));
+    if (c.step) tests.push(() => f.get(x).i32(c.step!).op(Op.i32RemS).op(Op.i32Eqz));
+    if (!tests.length) f.i32(1);
+    tests.forEach((t, i) => (t(), i > 0 && f.op(Op.i32And)));
+  };
+
   const condMask = (c: Cond): number => {
     const [lo, hi] = range(c.ix, ir.vars);
-    /** pushes an i32 that is 1 where the condition holds, else 0 */
-    const checks = (r: Resolved) => {
-      const x = f.local('i32');
-      pushResolved(r);
-      f.set(x);
-      const tests: (() => void)[] = [];
-      if (lo < c.lo) tests.push(() => f.get(x).i32(c.lo).op(Op.i32GeS));
-      if (hi > c.hi) tests.push(() => f.get(x).i32(c.hi).op(Op.i32LeS));
-      if (c.step) tests.push(() => f.get(x).i32(c.step!).op(Op.i32RemS).op(Op.i32Eqz));
-      if (!tests.length) f.i32(1);
-      tests.forEach((t, i) => (t(), i > 0 && f.op(Op.i32And)));
-    };
+    const checks = (r: Resolved) => condCheck(c, r);
     const mask = L.tmp();
     const step = vecVar !== undefined ? coefficientOf(c.ix, vecVar) : undefined;
     if (L.width === 4 && dependsOnVec(c.ix) && step !== undefined && !c.step) {
@@ -745,6 +751,7 @@ export const emitKernel = (
         return L.select(m, x, { c: 0 });
       }
       case 'pick': {
+        if (branching.has(s)) return branch(s);
         const a = value(s.a);
         const b = value(s.b);
         return L.select(condMask(s.cond), a, b);
@@ -756,6 +763,27 @@ export const emitKernel = (
       case 'reduce':
         throw new Error('unreachable');
     }
+  };
+
+  /**
+   * A pick whose condition is the same on every lane, as an if / else: only the branch taken is computed (a time
+   * embedding's sin or cos, not both). What a branch computes at this level stays inside it (its memo entries are
+   * dropped at the branch's end); what it reads from outer levels was computed there, before the loop.
+   */
+  const branch = (s: Extract<Scalar, { k: 'pick' }>): number => {
+    const out = L.tmp();
+    const arm = (x: Scalar) => {
+      const before = new Set(memo[level].keys());
+      f.get(value(x)).set(out);
+      for (const key of [...memo[level].keys()]) if (!before.has(key)) memo[level].delete(key);
+    };
+    condCheck(s.cond, resolve(s.cond.ix));
+    f.if();
+    arm(s.a);
+    f.op(Op.else);
+    arm(s.b);
+    f.end();
+    return out;
   };
 
   const maskAnd = (a: number, b: number): number => {
@@ -779,10 +807,34 @@ export const emitKernel = (
   // a reduction's value is available once every output loop is open and the reduction has run
   const computeLevel = (s: Scalar): number => scalarLevel(s, ixLevel, levelOf, rank);
   const roots = [ir.value, ...ir.extras.map((x) => x.value)];
+  // picks computed as an if / else (branch): outside a reduction's body, a condition that does not move with the
+  // lanes, and a transcendental in a branch (else a select of both is cheaper than a branch)
+  for (const root of roots)
+    walk(root, (s) => {
+      if (s.k !== 'pick' || inBody.has(s) || onReduction || (L.width === 4 && dependsOnVec(s.cond.ix))) return;
+      if (reduction && walkHas(s, reduction)) return;
+      const costly = (x: Scalar) => {
+        let found = false;
+        walk(x, (t) => (found ||= (t.k === 'un' && unaryRoutine[t.op] !== undefined) || (t.k === 'bin' && t.op === 'pow')));
+        return found;
+      };
+      if (costly(s.a) || costly(s.b)) branching.add(s);
+    });
+  // scalars precomputed at their level: every one outside the branches, and those inside at an outer level (hoisted)
+  const precomputed = new Set<Scalar>();
+  const outside = (s: Scalar) => {
+    if (precomputed.has(s)) return;
+    precomputed.add(s);
+    if (s.k === 'pick' && branching.has(s)) {
+      const own = computeLevel(s);
+      for (const arm of [s.a, s.b]) walk(arm, (t) => void (t.k !== 'lit' && computeLevel(t) < own && precomputed.add(t)));
+    } else if (s.k !== 'reduce') mapChildren(s, (c) => (outside(c), c));
+  };
+  roots.forEach(outside);
   const byLevel: Scalar[][] = loopVars.map(() => []).concat([[]]);
   for (const root of roots)
     walk(root, (s) => {
-      if (s.k === 'lit' || inBody.has(s)) return;
+      if (s.k === 'lit' || inBody.has(s) || !precomputed.has(s)) return;
       computeLevel(s);
       if (s.k === 'reduce' || (reduction && walkHas(s, reduction))) afterReduce.add(s);
       else byLevel[computeLevel(s)].push(s);
