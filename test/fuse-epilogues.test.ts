@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { evaluate } from '../core/interpret.ts';
-import type { NDArray } from '../core/ndarray.ts';
-import { size } from '../core/shape.ts';
 import { compile, createBackend } from '../compiler/index.ts';
 import { fuse } from '../compiler/passes/fuse.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
 import * as op from '../dsl/ops.ts';
 import { trace } from '../dsl/trace.ts';
+import { quarters } from './support/quarters.ts';
 
 const spec = { x: [2, 4, 8, 8], w: [8, 4, 3, 3], h: [2, 8, 8, 8] } as const;
 const silu = trace(({ x, w, h }) => op.mul(op.conv2d(x, w, { padding: 1 }), op.sigmoid(h)), spec);
@@ -35,11 +34,6 @@ test('a conv whose epilogue computes a transcendental keeps its buffer with the 
   // an epilogue of plain arithmetic is fused either way
   assert.equal(ownsConv(affine, true), false);
   assert.equal(ownsConv(affine, false), false);
-});
-
-const quarters = (shape: readonly number[], salt: number): NDArray => ({
-  shape,
-  data: Float64Array.from({ length: size(shape) }, (_, i) => ((Math.imul(i + 7919 * salt, 0x9e3779b1) >>> 0) % 9) / 4 - 1),
 });
 
 test('wasm: the conv with a sigmoid epilogue runs as two kernels, with the values of the interpreter', () => {

@@ -7,13 +7,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
-import type { NDArray } from '../core/ndarray.ts';
-import { size } from '../core/shape.ts';
 import { compile, createBackend } from '../compiler/index.ts';
 import { fuse, type FuseOptions } from '../compiler/passes/fuse.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
 import * as op from '../dsl/ops.ts';
 import { trace } from '../dsl/trace.ts';
+import { quarters } from './support/quarters.ts';
 
 // a = x g + c, s = sigmoid(a) (cost 6: inlined without the option), h = a s (cost 9: a buffer, read by two kernels)
 const spec = { x: [4, 8], g: [8], c: [8], y: [4, 8] } as const;
@@ -67,11 +66,6 @@ test('a conv whose epilogue reads a sigmoid given a buffer by the option keeps i
   assert.equal(ownsConv({ plainConvEpilogues: true, shareTranscendentals: true }), true);
   assert.equal(ownsConv({ plainConvEpilogues: true }), true);
   assert.equal(ownsConv({ shareTranscendentals: true }), false, 'without plainConvEpilogues the conv takes its epilogue');
-});
-
-const quarters = (shape: readonly number[], salt: number): NDArray => ({
-  shape,
-  data: Float64Array.from({ length: size(shape) }, (_, i) => ((Math.imul(i + 7919 * salt, 0x9e3779b1) >>> 0) % 9) / 4 - 1),
 });
 
 test('wasm: the shared sigmoid is computed once, with the values of the interpreter', () => {

@@ -36,6 +36,7 @@ import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
 import { valueAndGrad } from '../transforms/grad.ts';
 import { backendsUnderTest } from './support/backends.ts';
+import { quarters } from './support/quarters.ts';
 
 const backends = await backendsUnderTest('shape-sweep', ['wasm', 'webgpu']);
 after(shutdownBackends);
@@ -46,11 +47,6 @@ const K = 7; // the matmul's inner dimension: odd, so no reduction is a multiple
 const BATCH = 4;
 
 /** Multiples of 1/4 in [-1, 1] from a hash of the index: exact in f32, neighbours differ. */
-const quarters = (shape: readonly number[], salt: number): NDArray => ({
-  shape,
-  data: Float64Array.from({ length: size(shape) }, (_, i) => ((Math.imul(i + 7919 * salt, 0x9e3779b1) >>> 0) % 9) / 4 - 1),
-});
-
 interface Sweep {
   readonly label: string;
   readonly graph: Graph;

@@ -10,17 +10,12 @@ import { test } from 'node:test';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
-import { size } from '../core/shape.ts';
 import { compile, createBackend } from '../compiler/index.ts';
 import { simplify } from '../compiler/passes/simplify.ts';
 import * as op from '../dsl/ops.ts';
 import { trace } from '../dsl/trace.ts';
 import { grad } from '../transforms/grad.ts';
-
-const quarters = (shape: readonly number[], salt: number): NDArray => ({
-  shape,
-  data: Float64Array.from({ length: size(shape) }, (_, i) => ((Math.imul(i + 7919 * salt, 0x9e3779b1) >>> 0) % 9) / 4 - 1),
-});
+import { quarters } from './support/quarters.ts';
 
 /** evaluates g on the interpreter before and after simplify, and on wasm (1 and 2 threads): all equal, exactly */
 const sameEverywhere = (g: Graph, args: Record<string, NDArray>) => {

@@ -8,7 +8,6 @@ import { after, test } from 'node:test';
 import { evaluate } from '../core/interpret.ts';
 import type { Graph } from '../core/ir.ts';
 import type { NDArray } from '../core/ndarray.ts';
-import { size } from '../core/shape.ts';
 import { compile, WasmBackend } from '../compiler/index.ts';
 import type { KernelIR } from '../compiler/kernel/ir.ts';
 import type { FusedProgram } from '../compiler/passes/fuse.ts';
@@ -17,6 +16,7 @@ import type { WasmPlan } from '../compiler/wasm/plan.ts';
 import * as op from '../dsl/ops.ts';
 import type { Tensor } from '../dsl/tensor.ts';
 import { trace } from '../dsl/trace.ts';
+import { quarters } from './support/quarters.ts';
 
 /** a backend that keeps the tilings of the plans it compiles */
 class Capturing extends WasmBackend {
@@ -32,11 +32,6 @@ const three = new Capturing({ threads: 3 });
 after(async () => {
   await one.dispose();
   await three.dispose();
-});
-
-const quarters = (shape: readonly number[], salt: number): NDArray => ({
-  shape,
-  data: Float64Array.from({ length: size(shape) }, (_, i) => ((Math.imul(i + 7919 * salt, 0x9e3779b1) >>> 0) % 9) / 4 - 1),
 });
 
 const agree = (g: Graph, args: Record<string, NDArray>, tolerance: number) => {
