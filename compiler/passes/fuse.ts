@@ -138,9 +138,9 @@ export const fuse = (graph: Graph, mode: FusionMode = 'fused', options: FuseOpti
     // shared, costly elementwise nodes. A node given a buffer only for its transcendental still counts its cost in
     // its readers', so that they keep the buffers they had (the UNet's SiLU output stays one, and its pad a copy)
     const cost = new Map<number, number>();
+    const inlinedCost = (i: number) => (M.has(i) && !forTranscendental.has(i) ? 0 : (cost.get(i) ?? 0));
     for (const n of nodes) {
       if (!live.has(n.id)) continue;
-      const inlinedCost = (i: number) => (M.has(i) && !forTranscendental.has(i) ? 0 : (cost.get(i) ?? 0));
       cost.set(n.id, fusionRules[n.op].cost + n.inputs.reduce((a, i) => a + inlinedCost(i), 0));
       if (M.has(n.id) || !isInlined(n) || users[n.id].filter((u) => live.has(u)).length < 2) continue;
       if (cost.get(n.id)! > SHARE_COST) M.add(n.id);

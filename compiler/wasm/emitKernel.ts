@@ -543,7 +543,6 @@ export const emitKernel = (
     return t;
   };
 
-  /** A lane mask (all ones where the condition holds) for an index condition. */
   /** pushes an i32 that is 1 where condition c holds at the resolved index r, else 0 */
   const condCheck = (c: Cond, r: Resolved) => {
     const [lo, hi] = range(c.ix, ir.vars);
@@ -558,9 +557,9 @@ export const emitKernel = (
     tests.forEach((t, i) => (t(), i > 0 && f.op(Op.i32And)));
   };
 
+  /** A lane mask (all ones where the condition holds) for an index condition. */
   const condMask = (c: Cond): number => {
     const [lo, hi] = range(c.ix, ir.vars);
-    const checks = (r: Resolved) => condCheck(c, r);
     const mask = L.tmp();
     const step = vecVar !== undefined ? coefficientOf(c.ix, vecVar) : undefined;
     if (L.width === 4 && dependsOnVec(c.ix) && step !== undefined && !c.step) {
@@ -580,7 +579,7 @@ export const emitKernel = (
       return mask;
     }
     if (L.width === 1 || !dependsOnVec(c.ix)) {
-      checks(resolve(c.ix));
+      condCheck(c, resolve(c.ix));
       f.i32(-1).op(Op.i32Mul);
       if (L.width === 4) f.simd(Simd.i32x4Splat);
       else f.op(Op.f32ReinterpretI32);
@@ -589,7 +588,7 @@ export const emitKernel = (
     }
     for (let lane = 0; lane < 4; lane++) {
       if (lane === 0) f.i32(0).simd(Simd.i32x4Splat);
-      checks(resolve(c.ix, lane));
+      condCheck(c, resolve(c.ix, lane));
       f.i32(-1).op(Op.i32Mul).simd(Simd.i32x4ReplaceLane, lane);
     }
     f.set(mask);
@@ -809,15 +808,15 @@ export const emitKernel = (
   const roots = [ir.value, ...ir.extras.map((x) => x.value)];
   // picks computed as an if / else (branch): outside a reduction's body, a condition that does not move with the
   // lanes, and a transcendental in a branch (else a select of both is cheaper than a branch)
+  const costly = (x: Scalar) => {
+    let found = false;
+    walk(x, (t) => (found ||= (t.k === 'un' && unaryRoutine[t.op] !== undefined) || (t.k === 'bin' && t.op === 'pow')));
+    return found;
+  };
   for (const root of roots)
     walk(root, (s) => {
       if (s.k !== 'pick' || inBody.has(s) || onReduction || (L.width === 4 && dependsOnVec(s.cond.ix))) return;
       if (reduction && walkHas(s, reduction)) return;
-      const costly = (x: Scalar) => {
-        let found = false;
-        walk(x, (t) => (found ||= (t.k === 'un' && unaryRoutine[t.op] !== undefined) || (t.k === 'bin' && t.op === 'pow')));
-        return found;
-      };
       if (costly(s.a) || costly(s.b)) branching.add(s);
     });
   // scalars precomputed at their level: every one outside the branches, and those inside at an outer level (hoisted)
